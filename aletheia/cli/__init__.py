@@ -1,0 +1,39 @@
+"""The ``aletheia`` command line: a root Typer app with one sub-app per concern.
+
+Commands stay thin: parse, call the library, print. Library errors
+(:class:`~aletheia.errors.AletheiaError`) become one red line and their
+exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from aletheia.cli import config_cmd, local_cmd
+from aletheia.cli._common import console, err_console
+from aletheia.errors import AletheiaError
+
+app = typer.Typer(
+    name="aletheia",
+    help="Serverless experiment and data tracker on Google Cloud (Firestore + Cloud Storage).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(local_cmd.app, name="local")
+app.command("config")(config_cmd.show_config)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except AletheiaError as exc:
+        err_console.print(f"[bold red]error:[/] {exc.message}")
+        if exc.hint:
+            err_console.print(f"[yellow]hint:[/] {exc.hint}")
+        sys.exit(exc.exit_code)
+
+
+__all__ = ["app", "console", "main"]

