@@ -13,6 +13,7 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import requests
 from google.auth.credentials import AnonymousCredentials
@@ -100,7 +101,7 @@ def _require_emulator(host: str | None, part: str, settings: Settings) -> str:
     return host
 
 
-def _cloud_credentials(settings: Settings):  # type: ignore[no-untyped-def]
+def _cloud_credentials(settings: Settings) -> Any:
     """Service-account credentials from a file, or application-default ones."""
     import google.auth
     from google.auth.exceptions import DefaultCredentialsError

@@ -119,7 +119,9 @@ def load_config_file(path: Path) -> dict[str, Any]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}", "fix or remove it") from exc
+        raise ConfigError(
+            f"config file {path} is not valid TOML: {exc}", "fix or remove it"
+        ) from exc
     table = data.get("aletheia", data)
     if not isinstance(table, dict):
         raise ConfigError(f"[aletheia] in {path} must be a table", "see README 'Configuration'")
@@ -222,12 +224,16 @@ def read_stack_state(stack_dir: Path) -> dict[str, Any]:
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"local stack state {path} is unreadable: {exc}",
-                          "run `aletheia local down` then `aletheia local up`") from exc
+        raise ConfigError(
+            f"local stack state {path} is unreadable: {exc}",
+            "run `aletheia local down` then `aletheia local up`",
+        ) from exc
     return state if isinstance(state, dict) else {}
 
 
-def _fill_from_stack_state(values: dict[str, Any], sources: dict[str, str], stack_dir: Path) -> None:
+def _fill_from_stack_state(
+    values: dict[str, Any], sources: dict[str, str], stack_dir: Path
+) -> None:
     """Point at the running local stack unless emulator hosts were given explicitly."""
     state = read_stack_state(stack_dir)
     env = state.get("env", {})

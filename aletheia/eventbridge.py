@@ -113,7 +113,9 @@ class Bridge:
             return
         headers, body = event
         try:
-            resp = self.session.post(self.target, headers=headers, data=body, timeout=_POST_TIMEOUT_S)
+            resp = self.session.post(
+                self.target, headers=headers, data=body, timeout=_POST_TIMEOUT_S
+            )
             ok = 200 <= resp.status_code < 300
             detail = f"HTTP {resp.status_code}"
         except requests.RequestException as exc:
@@ -125,20 +127,21 @@ class Bridge:
         self.counters.bump("failed")
         attempt = int(item.get("deliveryAttempt") or 1)
         backoff = min(2**attempt, _MAX_BACKOFF_S)
-        log.warning("delivery of %s failed (%s); retry in %ss", headers["ce-subject"], detail, backoff)
+        subject = headers["ce-subject"]
+        log.warning("delivery of %s failed (%s); retry in %ss", subject, detail, backoff)
         self._retry_after(ack_id, backoff)
 
     def _ack(self, ack_id: str) -> None:
         self.session.post(f"{self.sub_url}:acknowledge", json={"ackIds": [ack_id]}, timeout=10)
 
     def _retry_after(self, ack_id: str, seconds: int) -> None:
-        body = {"ackIds": [ack_id], "ackDeadlineSeconds": seconds}
+        body: dict[str, Any] = {"ackIds": [ack_id], "ackDeadlineSeconds": seconds}
         self.session.post(f"{self.sub_url}:modifyAckDeadline", json=body, timeout=10)
 
 
 def _serve_health(bridge: Bridge, host: str, port: int) -> ThreadingHTTPServer:
     class Health(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        def do_GET(self) -> None:  # http.server calls it by this name
             body = json.dumps({"status": "ok", **bridge.counters.as_dict()}).encode()
             self.send_response(200)
             self.send_header("content-type", "application/json")

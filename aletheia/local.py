@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -46,7 +47,13 @@ SUBSCRIPTION = "aletheia-objects-function"
 #: Name of the CloudEvent function in functions/main.py.
 FUNCTION_TARGET = "on_object_finalized"
 
-DEFAULT_PORTS = {"firestore": 8681, "storage": 8682, "pubsub": 8683, "function": 8684, "bridge": 8685}
+DEFAULT_PORTS = {
+    "firestore": 8681,
+    "storage": 8682,
+    "pubsub": 8683,
+    "function": 8684,
+    "bridge": 8685,
+}
 PARTS = ("firestore", "pubsub", "storage", "function", "bridge")
 _HTTP_TIMEOUT_S = 2.0
 _STOP_GRACE_S = 10.0
@@ -94,7 +101,7 @@ class StackState:
         return json.dumps(asdict(self), indent=2)
 
     @classmethod
-    def from_dict(cls, data: dict) -> StackState:  # type: ignore[type-arg]
+    def from_dict(cls, data: dict[str, Any]) -> StackState:
         """Parse what :meth:`to_json` wrote."""
         parts = {k: PartState(**v) for k, v in data.get("parts", {}).items()}
         return cls(parts=parts, env=dict(data.get("env", {})), started_at=data.get("started_at", 0))
@@ -332,12 +339,16 @@ def _wait_healthy(config: StackConfig, part: PartState) -> None:
 def _create_topic_and_subscription(config: StackConfig) -> None:
     base = f"http://{config.address('pubsub')}/v1/projects/{config.cloud_project}"
     topic = f"projects/{config.cloud_project}/topics/{TOPIC}"
-    sub = {
+    sub: dict[str, Any] = {
         "topic": topic,
         "ackDeadlineSeconds": 60,
         "retryPolicy": {"minimumBackoff": "1s", "maximumBackoff": "60s"},
     }
-    for url, body in ((f"{base}/topics/{TOPIC}", {}), (f"{base}/subscriptions/{SUBSCRIPTION}", sub)):
+    requests_: list[tuple[str, dict[str, Any]]] = [
+        (f"{base}/topics/{TOPIC}", {}),
+        (f"{base}/subscriptions/{SUBSCRIPTION}", sub),
+    ]
+    for url, body in requests_:
         resp = requests.put(url, json=body, timeout=10)
         if resp.status_code not in (200, 409):
             raise LocalStackError("pubsub", f"PUT {url} -> {resp.status_code}: {resp.text}")

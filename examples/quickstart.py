@@ -17,8 +17,11 @@ def main() -> None:
     settings = config.resolve()
     db = clients.firestore_client(settings)
     db.document(layout.project(PROJECT)).set(
-        {"name": PROJECT, "description": "created by examples/quickstart.py",
-         "created_at": firestore.SERVER_TIMESTAMP},
+        {
+            "name": PROJECT,
+            "description": "created by examples/quickstart.py",
+            "created_at": firestore.SERVER_TIMESTAMP,
+        },
         merge=True,
     )
     db.document(layout.experiment(PROJECT, EXPERIMENT)).set(

@@ -20,6 +20,7 @@ import requests
 from google.cloud import firestore, storage
 
 from aletheia import clients, config, local
+
 from helpers import free_ports
 
 # Variables that would point tests at a user's real project or config.
@@ -78,9 +79,7 @@ def gcs(settings: config.Settings) -> storage.Client:
 
 
 @pytest.fixture()
-def stack(
-    settings: config.Settings, db: firestore.Client, gcs: storage.Client
-) -> config.Settings:
+def stack(settings: config.Settings, db: firestore.Client, gcs: storage.Client) -> config.Settings:
     """A wiped stack: no documents in Firestore, no objects in the bucket."""
     wipe_firestore(settings)
     for blob in gcs.bucket(settings.bucket).list_blobs():

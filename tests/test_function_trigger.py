@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 
 from google.cloud import firestore, storage
-from helpers import wait_for
 
 from aletheia import config, layout
 from aletheia.fileevents import handle_finalized
+
+from helpers import wait_for
 
 
 def _upload(gcs: storage.Client, settings: config.Settings, project: str, data: bytes) -> str:

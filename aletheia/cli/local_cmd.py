@@ -90,8 +90,6 @@ def _print_state(state: local.StackState) -> dict[str, str]:
             table.add_row(name, "-", "-", health[name], "-")
             continue
         colour = "green" if health[name] == "healthy" else "red"
-        table.add_row(
-            name, part.address, str(part.pid), f"[{colour}]{health[name]}[/]", part.log
-        )
+        table.add_row(name, part.address, str(part.pid), f"[{colour}]{health[name]}[/]", part.log)
     console.print(table)
     return health
