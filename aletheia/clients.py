@@ -17,7 +17,7 @@ from typing import Any
 
 import requests
 from google.auth.credentials import AnonymousCredentials
-from google.cloud import firestore, storage
+from google.cloud import firestore, storage  # type: ignore[attr-defined]
 
 from aletheia.config import Settings
 from aletheia.errors import BackendUnavailableError, CredentialsError
