@@ -30,12 +30,15 @@ GitPolicy = Literal["warn", "strict", "off"]
 
 #: Cloud project id the local emulators pretend to be.
 LOCAL_CLOUD_PROJECT = "aletheia-local"
+#: aletheia project (``Projects/{project}``) used when none is named.
+DEFAULT_PROJECT = "default"
 #: Bucket the local stack creates.
 LOCAL_BUCKET = "aletheia-local"
 
 # Environment variable for each setting. The standard Google emulator
 # variables are honoured as they are, so tools that already set them work.
 ENV_VARS: dict[str, tuple[str, ...]] = {
+    "project": ("ALETHEIA_PROJECT",),
     "mode": ("ALETHEIA_MODE",),
     "cloud_project": ("ALETHEIA_CLOUD_PROJECT", "GOOGLE_CLOUD_PROJECT"),
     "bucket": ("ALETHEIA_BUCKET",),
@@ -87,6 +90,7 @@ def adc_file() -> Path:
 class Settings:
     """Resolved settings. ``sources`` maps each field to where its value came from."""
 
+    project: str
     mode: Mode
     cloud_project: str
     bucket: str
@@ -201,6 +205,7 @@ def _complete(values: dict[str, Any], sources: dict[str, str], env: Mapping[str,
     )
     creds = values.get("credentials_file")
     return Settings(
+        project=values.get("project") or DEFAULT_PROJECT,
         mode=mode,
         cloud_project=cloud_project,
         bucket=bucket,
