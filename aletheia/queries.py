@@ -2,9 +2,115 @@
 
 Production Firestore refuses a query that needs a composite index it does
 not have; the emulator does not. Keeping every query here lets a test
-check each one against ``firestore.indexes.json``, so a missing index fails
-our tests rather than a user's run. Each function returns an unexecuted
-``Query``; callers stream it.
+(``tests/test_indexes.py``) check each one against ``firestore.indexes.json``,
+so a missing index fails our tests rather than a user's run. Each function
+returns an unexecuted ``Query``; callers stream it.
+
+Adding a query (the convention the index test relies on):
+
+* write a public function here whose first parameter is ``db``
+  (a ``firestore.Client``) and that returns the unexecuted ``Query``;
+  build paths with :mod:`aletheia.layout`, never by hand;
+* decorate it with ``@client_query(...)``, passing example values for its
+  other parameters (``@client_query(p="proj", e="exp", status="running")``);
+  parameters with defaults need none, and without the decorator the test
+  makes up values from the annotations (``str`` -> ``"example"``, ``int`` -> 1);
+* if the test says an index is missing, add the index it prints to
+  ``firestore.indexes.json`` (terraform deploys that file as it is).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
+from google.cloud.firestore_v1.field_path import FieldPath
+from google.cloud.firestore_v1.query import Query
+
+from aletheia import layout
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+#: ``{function name: example keyword arguments}`` of every decorated query.
+CLIENT_QUERIES: dict[str, Mapping[str, Any]] = {}
+
+
+def client_query(**example: Any) -> Callable[[_F], _F]:
+    """Register a query function, with example arguments for the index test."""
+
+    def register(func: _F) -> _F:
+        CLIENT_QUERIES[func.__name__] = dict(example)
+        return func
+
+    return register
+
+
+# --------------------------------------------------------------------------- runs
+
+
+@client_query(p="proj", e="exp", status="running")
+def runs_by_status(
+    db: firestore.Client, p: str, e: str, status: str, limit: int | None = None
+) -> Query:
+    """Runs of an experiment with one status, newest start first.
+
+    Needs the composite index ``Runs (status ASC, started_at DESC)``.
+    """
+    query = (
+        db.collection(layout.runs(p, e))
+        .where(filter=FieldFilter("status", "==", status))
+        .order_by("started_at", direction=Query.DESCENDING)
+    )
+    return query.limit(limit) if limit else query
+
+
+@client_query(p="proj", e="exp", metric="val/loss")
+def runs_by_metric(
+    db: firestore.Client,
+    p: str,
+    e: str,
+    metric: str,
+    *,
+    descending: bool = True,
+    limit: int | None = None,
+) -> Query:
+    """Runs of an experiment ordered by the last value of ``metric`` (a leaderboard).
+
+    Ordering on one field, even a map subfield like ``summary.<metric>.last``,
+    is served by Firestore's automatic single-field indexes, so this needs no
+    composite index for any metric. Combining it with an equality filter
+    (say ``status == finished``) would need one composite index *per metric
+    name*, which cannot be declared ahead of time: filter those client-side.
+    Runs without the metric are left out, as Firestore does for any ordering.
+    """
+    path = FieldPath("summary", metric, "last").to_api_repr()
+    direction = Query.DESCENDING if descending else Query.ASCENDING
+    query = db.collection(layout.runs(p, e)).order_by(path, direction=direction)
+    return query.limit(limit) if limit else query
+
+
+@client_query(p="proj", e="exp", dataset_ref="mnist@v3")
+def runs_using_dataset(db: firestore.Client, p: str, e: str, dataset_ref: str) -> Query:
+    """Runs of an experiment that used a dataset version (``name@version`` in
+    ``dataset_refs``), newest start first.
+
+    Needs the composite index ``Runs (dataset_refs CONTAINS, started_at DESC)``.
+    """
+    return (
+        db.collection(layout.runs(p, e))
+        .where(filter=FieldFilter("dataset_refs", "array_contains", dataset_ref))
+        .order_by("started_at", direction=Query.DESCENDING)
+    )
+
+
+# --------------------------------------------------------------------------- datasets
+
+
+@client_query(p="proj", name="mnist")
+def dataset_versions_newest_first(db: firestore.Client, p: str, name: str) -> Query:
+    """Versions of a dataset, newest first (single-field: no composite index)."""
+    return db.collection(layout.dataset_versions(p, name)).order_by(
+        "created_at", direction=Query.DESCENDING
+    )
