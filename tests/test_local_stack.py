@@ -1,0 +1,109 @@
+"""`aletheia local up | down | status` against real processes."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from aletheia import local
+from aletheia.cli import app, main
+from aletheia.errors import LocalStackError
+
+from helpers import free_ports
+
+runner = CliRunner()
+
+
+def _listening(ports: dict[str, int]) -> list[str]:
+    return [part for part, port in ports.items() if local._port_in_use("127.0.0.1", port)]
+
+
+def _group_alive(pgid: int) -> bool:
+    members = local._group_members(pgid) or []
+    return any(not local._is_zombie(pid) for pid in members)
+
+
+def test_up_twice_reuses_the_running_stack(stack_state: local.StackState) -> None:
+    stack_dir = os.environ["ALETHEIA_STACK_DIR"]
+    result = runner.invoke(app, ["local", "up", "--stack-dir", stack_dir])
+    assert result.exit_code == 0, result.output
+    assert "reusing the local stack" in result.output
+    assert local.load_state(Path(stack_dir)) == stack_state  # same pids, nothing restarted
+    assert "export FIRESTORE_EMULATOR_HOST=" in result.output
+
+
+def test_status_reports_every_part_healthy(stack_state: local.StackState) -> None:
+    result = runner.invoke(
+        app, ["local", "status", "--stack-dir", os.environ["ALETHEIA_STACK_DIR"]]
+    )
+    assert result.exit_code == 0, result.output
+    for part in local.PARTS:
+        assert part in result.output
+    assert result.output.count("healthy") == len(local.PARTS)
+
+
+@pytest.mark.slow
+def test_down_leaves_no_process_and_frees_every_port(tmp_path: Path) -> None:
+    ports = free_ports()
+    state = local.up(local.StackConfig(stack_dir=tmp_path, ports=ports), echo=lambda _m: None)
+    assert sorted(_listening(ports)) == sorted(local.PARTS)
+    pids = [part.pid for part in state.parts.values()]
+
+    result = runner.invoke(app, ["local", "down", "--stack-dir", str(tmp_path)])
+
+    assert result.exit_code == 0, result.output
+    assert [pid for pid in pids if _group_alive(pid)] == []
+    assert _listening(ports) == []
+    assert local.load_state(tmp_path) is None
+    status = runner.invoke(app, ["local", "status", "--stack-dir", str(tmp_path)])
+    assert status.exit_code == 1
+
+
+def test_port_in_use_names_the_part_and_starts_nothing(tmp_path: Path) -> None:
+    ports = free_ports()
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", ports["storage"]))
+        squatter.listen()
+        with pytest.raises(LocalStackError) as info:
+            local.up(local.StackConfig(stack_dir=tmp_path, ports=ports), echo=lambda _m: None)
+    assert info.value.part == "storage"
+    assert str(ports["storage"]) in str(info.value)
+    assert local.load_state(tmp_path) is None
+    assert _listening({k: v for k, v in ports.items() if k != "storage"}) == []
+
+
+def test_missing_gcloud_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # nothing on PATH
+    with pytest.raises(LocalStackError, match="gcloud") as info:
+        local.up(local.StackConfig(stack_dir=tmp_path, ports=free_ports()), echo=lambda _m: None)
+    assert "Google Cloud SDK" in (info.value.hint or "")
+
+
+def test_cli_reports_stack_errors_without_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr("sys.argv", ["aletheia", "local", "up", "--stack-dir", str(tmp_path)])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    assert exc.value.code == LocalStackError.exit_code
+
+
+@pytest.mark.slow
+def test_a_part_that_fails_to_start_is_named_and_nothing_is_left_running(tmp_path: Path) -> None:
+    broken = tmp_path / "broken_main.py"
+    broken.write_text("this is not python\n")
+    ports = free_ports()
+    cfg = local.StackConfig(stack_dir=tmp_path / "stack", ports=ports, function_source=broken)
+
+    with pytest.raises(LocalStackError) as info:
+        local.up(cfg, echo=lambda _m: None)
+
+    assert info.value.part == "function"
+    assert "function.log" in (info.value.hint or "")
+    assert _listening(ports) == []  # the emulators started before it were stopped
+    assert local.load_state(tmp_path / "stack") is None
