@@ -1,0 +1,115 @@
+"""``aletheia runs env RUN``: a run's requirements, or how this environment differs from it.
+
+Without ``--diff`` the run's installed packages are written as
+``name==version`` lines to ``--output`` (or stdout), ready for
+``pip install -r``. With ``--diff`` a table shows what is missing here,
+installed in another version, and whether python differs; the exit code is
+0 when the local environment matches the run (extra local packages do not
+count) and 1 when it does not, so scripts can gate on it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from aletheia import clients, envinfo, layout, reproduce
+from aletheia.blobstore import BlobStore
+from aletheia.cli._common import console, settings
+from aletheia.errors import NotFoundError
+
+
+def env(
+    run: Annotated[str, typer.Argument(help="Run id, e.g. 3.", show_default=False)],
+    experiment: Annotated[
+        str, typer.Option("--experiment", "-e", help="Experiment the run belongs to.")
+    ],
+    project: Annotated[
+        str | None,
+        typer.Option("--project", "-p", help="aletheia project (default: the 'project' setting)."),
+    ] = None,
+    diff: Annotated[
+        bool,
+        typer.Option("--diff", help="Show where this environment differs; exit 1 if it does."),
+    ] = False,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the requirements here instead of stdout."),
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="With --diff: print the differences as JSON.")
+    ] = False,
+    show_extra: Annotated[
+        bool, typer.Option("--extra", help="With --diff: also list packages only installed here.")
+    ] = False,
+) -> None:
+    """Write a run's requirements, or with --diff show how this environment differs."""
+    resolved = settings(project=project)
+    recorded_env = _run_env(resolved, experiment, run)
+    text = _requirements(resolved, recorded_env, experiment, run)
+    if output is not None:
+        output.write_text(text, encoding="utf-8")
+        if not diff:
+            console.print(f"wrote {len(text.splitlines())} requirements to {output}")
+    elif not diff:
+        typer.echo(text, nl=False)
+    if diff:
+        _show_diff(text, _python_of(recorded_env), json_output, show_extra)
+
+
+def _run_env(resolved: Any, experiment: str, run: str) -> dict[str, Any]:
+    """The ``env`` map of the run document, or a clear NotFoundError."""
+    path = layout.run(resolved.project, experiment, run)
+    snapshot = clients.firestore_client(resolved).document(path).get()
+    where = f"run {run!r} of experiment {experiment!r} in project {resolved.project!r}"
+    if not snapshot.exists:
+        raise NotFoundError(
+            f"there is no {where}",
+            f"check the ids with `aletheia runs list -e {experiment}` and the project with -p",
+        )
+    recorded = (snapshot.to_dict() or {}).get("env")
+    if not isinstance(recorded, dict) or not recorded.get("packages_ref"):
+        raise NotFoundError(
+            f"{where} has no recorded environment",
+            "it was started without environment capture; nothing to reproduce from",
+        )
+    return recorded
+
+
+def _requirements(resolved: Any, recorded: dict[str, Any], experiment: str, run: str) -> str:
+    ref = str(recorded["packages_ref"])
+    store = BlobStore(clients.storage_client(resolved), resolved.bucket, resolved.project)
+    try:
+        return store.get_bytes(layout.validate_sha256(ref)).decode("utf-8")
+    except NotFoundError as exc:
+        raise NotFoundError(
+            f"the package list of run {run!r} ({experiment}) is not in the bucket: {exc.message}",
+            "if the run was offline, upload its records with `aletheia sync`",
+        ) from exc
+
+
+def _python_of(recorded: dict[str, Any]) -> str:
+    """The recorded python version; tolerate a ``{version: …}`` map as well as a string."""
+    python = recorded.get("python")
+    if isinstance(python, dict):
+        python = python.get("version")
+    return str(python) if python else ""
+
+
+def _show_diff(text: str, recorded_python: str, json_output: bool, show_extra: bool) -> None:
+    result = reproduce.diff_env(
+        reproduce.parse_requirements(text), recorded_python, envinfo.capture()
+    )
+    if json_output:
+        typer.echo(json.dumps(result.to_dict(), indent=2, sort_keys=True))
+    elif result.matches and not (show_extra and result.extra):
+        console.print(
+            f"[green]this environment matches the run[/] ({len(result.extra)} extra package(s))"
+        )
+    else:
+        console.print(reproduce.render_table(result, show_extra=show_extra))
+    if not result.matches:
+        raise typer.Exit(1)
