@@ -5,19 +5,60 @@ A blob's object name is derived from the sha256 of its bytes
 project and an upload of bytes already there is skipped after one metadata
 request. Uploads use ``if_generation_match=0``: concurrent uploaders of the
 same bytes never clobber each other, the loser's 412 just means "already
-there".
+there". Large files go up resumably in chunks, and every upload is verified
+by the crc32c Cloud Storage computes on its side. Downloads are verified by
+sha256 as they stream (see :meth:`aletheia.cache.LocalCache.open_for_write`).
+
+:class:`TransferStats` counts requests and bytes, so tests and benchmarks can
+assert "the second add uploaded nothing" without timing anything.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, BinaryIO
 
-from google.api_core.exceptions import NotFound, PreconditionFailed
+import requests
+from google.api_core import exceptions as gexc
 from google.cloud import storage  # type: ignore[attr-defined]
+from tenacity import (
+    retry,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+    wait_random,
+)
 
 from aletheia import layout
-from aletheia.errors import IntegrityError, NotFoundError
+from aletheia.errors import BackendUnavailableError, IntegrityError, NotFoundError
+
+#: Files above this size are uploaded resumably, in chunks of RESUMABLE_CHUNK bytes.
+RESUMABLE_THRESHOLD = 8 << 20
+#: Must be a multiple of 256 KiB (a Cloud Storage rule).
+RESUMABLE_CHUNK = 16 << 20
+
+OnBytes = Callable[[int], None]
+
+# What a retry can fix; anything else (403, 404, 400) is permanent.
+_TRANSIENT = (
+    gexc.ServiceUnavailable,
+    gexc.InternalServerError,
+    gexc.TooManyRequests,
+    gexc.GatewayTimeout,
+    requests.ConnectionError,
+    requests.Timeout,
+    ConnectionError,
+)
+_retry = retry(
+    retry=retry_if_exception_type(_TRANSIENT),
+    stop=stop_after_attempt(4),
+    wait=wait_exponential(multiplier=0.2, max=5) + wait_random(0, 0.2),
+    reraise=True,
+)
 
 
 @dataclass(frozen=True)
@@ -30,6 +71,23 @@ class BlobInfo:
     uploaded: bool  # False when the bytes were already in the bucket
 
 
+@dataclass
+class TransferStats:
+    """Requests and bytes this store sent; increments are thread-safe."""
+
+    head_requests: int = 0
+    uploads: int = 0
+    bytes_uploaded: int = 0
+    uploads_skipped: int = 0
+    downloads: int = 0
+    bytes_downloaded: int = 0
+    deletes: int = 0
+
+    def snapshot(self) -> dict[str, int]:
+        """A copy of the counters, e.g. to diff before/after an operation."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
 class BlobStore:
     """Content-addressed access to one project's blobs in one bucket."""
 
@@ -37,35 +95,178 @@ class BlobStore:
         self.client = client
         self.bucket = client.bucket(bucket)
         self.project = layout.validate_id(project, "project name")
+        self.stats = TransferStats()
+        self._lock = threading.Lock()
+
+    def _count(self, **deltas: int) -> None:
+        with self._lock:
+            for name, delta in deltas.items():
+                setattr(self.stats, name, getattr(self.stats, name) + delta)
+
+    def _blob(self, sha256: str) -> Any:
+        return self.bucket.blob(layout.blob_name(self.project, sha256))
 
     def uri(self, sha256: str) -> str:
         """``gs://bucket/{project}/sha256/ab/cdef…``."""
         return f"gs://{self.bucket.name}/{layout.blob_name(self.project, sha256)}"
 
+    @_retry
     def exists(self, sha256: str) -> bool:
         """True if these bytes are already stored (one metadata request)."""
-        return self.bucket.blob(layout.blob_name(self.project, sha256)).exists()
+        self._count(head_requests=1)
+        return bool(self._blob(sha256).exists())
 
     def put_bytes(self, data: bytes, content_type: str = "application/octet-stream") -> BlobInfo:
-        """Store small in-memory bytes (diffs, package lists); skipped if present."""
+        """Store small in-memory bytes (diffs, package lists, manifests); skipped if present."""
         digest = hashlib.sha256(data).hexdigest()
-        blob = self.bucket.blob(layout.blob_name(self.project, digest))
         info = BlobInfo(digest, len(data), self.uri(digest), uploaded=False)
-        if blob.exists():
+        if self.exists(digest):
+            self._count(uploads_skipped=1)
             return info
+        blob = self._blob(digest)
         try:
-            blob.upload_from_string(data, content_type=content_type, if_generation_match=0)
-        except PreconditionFailed:
+            _call(blob.upload_from_string, data, content_type=content_type, if_generation_match=0)
+        except gexc.PreconditionFailed:
             return info  # a concurrent uploader stored the same bytes first
+        self._count(uploads=1, bytes_uploaded=len(data))
         return BlobInfo(digest, len(data), info.uri, uploaded=True)
 
     def get_bytes(self, sha256: str) -> bytes:
         """Fetch small bytes by digest, verifying them."""
-        blob = self.bucket.blob(layout.blob_name(self.project, sha256))
+        blob = self._blob(sha256)
         try:
-            data = blob.download_as_bytes()
-        except NotFound as exc:
+            data: bytes = _call(blob.download_as_bytes)
+        except gexc.NotFound as exc:
             raise NotFoundError(f"no blob {sha256} in {self.bucket.name}") from exc
+        self._count(downloads=1, bytes_downloaded=len(data))
         if hashlib.sha256(data).hexdigest() != sha256:
             raise IntegrityError(f"blob {sha256} does not match its hash", "re-upload it")
         return data
+
+    def upload_file(
+        self, path: Path, sha256: str, size: int, *, on_bytes: OnBytes | None = None
+    ) -> BlobInfo:
+        """Upload a file whose digest is known, unless the bucket already has it.
+
+        One HEAD decides; the upload itself is conditional (``if_generation_match=0``),
+        resumable above :data:`RESUMABLE_THRESHOLD`, and checked against the crc32c
+        the server computed.
+        """
+        info = BlobInfo(sha256, size, self.uri(sha256), uploaded=False)
+        if self.exists(sha256):
+            self._count(uploads_skipped=1)
+            if on_bytes is not None:
+                on_bytes(size)
+            return info
+        blob = self._blob(sha256)
+        if size > RESUMABLE_THRESHOLD:
+            blob.chunk_size = RESUMABLE_CHUNK
+        try:
+            self._upload(blob, path, size, on_bytes)
+        except gexc.PreconditionFailed:
+            self._count(uploads_skipped=1)
+            return info  # a concurrent uploader stored the same bytes first
+        self._count(uploads=1, bytes_uploaded=size)
+        return BlobInfo(sha256, size, info.uri, uploaded=True)
+
+    @_retry
+    def _upload(self, blob: Any, path: Path, size: int, on_bytes: OnBytes | None) -> None:
+        with open(path, "rb") as fh:  # noqa: PTH123
+            reader = _CountingReader(fh, on_bytes)
+            try:
+                blob.upload_from_file(
+                    reader,
+                    size=size,
+                    content_type="application/octet-stream",
+                    if_generation_match=0,
+                    checksum="crc32c",
+                )
+            except gexc.PreconditionFailed:
+                raise
+            except Exception as exc:  # resumable-media reports checksum mismatches itself
+                if type(exc).__name__ == "DataCorruption":
+                    raise IntegrityError(
+                        f"upload of {path} was corrupted in transit (crc32c mismatch)",
+                        "retry the add",
+                    ) from exc
+                raise
+        if blob.size is not None and int(blob.size) != size:
+            raise IntegrityError(
+                f"bucket reports {blob.size} bytes for {path}, expected {size}", "retry the add"
+            )
+
+    def download_to(self, sha256: str, fh: BinaryIO, *, on_bytes: OnBytes | None = None) -> int:
+        """Stream blob ``sha256`` into ``fh`` (the caller verifies the digest); returns bytes."""
+        blob = self._blob(sha256)
+        writer = _CountingWriter(fh, on_bytes)
+        try:
+            _call(blob.download_to_file, writer, checksum=None)
+        except gexc.NotFound as exc:
+            raise NotFoundError(
+                f"blob {sha256[:12]}… is missing from gs://{self.bucket.name}",
+                "the data was deleted from the bucket; re-add it from a copy",
+            ) from exc
+        self._count(downloads=1, bytes_downloaded=writer.count)
+        return writer.count
+
+    def delete(self, sha256: str) -> bool:
+        """Delete a blob; False if it was already gone."""
+        try:
+            _call(self._blob(sha256).delete)
+        except gexc.NotFound:
+            return False
+        self._count(deletes=1)
+        return True
+
+
+def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call a storage method with retries, turning unreachable backends into our error."""
+    try:
+        return _retry(fn)(*args, **kwargs)
+    except (requests.ConnectionError, ConnectionError) as exc:
+        raise BackendUnavailableError(
+            f"Cloud Storage is unreachable: {exc}",
+            "check the network, or start the local stack with `aletheia local up`",
+        ) from exc
+
+
+class _CountingReader:
+    """A readable file wrapper that reports bytes read (upload progress)."""
+
+    def __init__(self, fh: BinaryIO, on_bytes: OnBytes | None) -> None:
+        self._fh = fh
+        self._on_bytes = on_bytes
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._fh.read(size)
+        if self._on_bytes is not None and data:
+            self._on_bytes(len(data))
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._fh.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._fh.tell()
+
+
+class _CountingWriter:
+    """A writable file wrapper that counts bytes written (download progress)."""
+
+    def __init__(self, fh: BinaryIO, on_bytes: OnBytes | None) -> None:
+        self._fh = fh
+        self._on_bytes = on_bytes
+        self.count = 0
+
+    def write(self, data: bytes) -> int:
+        written = self._fh.write(data)
+        self.count += len(data)
+        if self._on_bytes is not None:
+            self._on_bytes(len(data))
+        return written
+
+    def tell(self) -> int:
+        return self.count
+
+    def flush(self) -> None:
+        self._fh.flush()

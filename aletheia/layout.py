@@ -276,6 +276,11 @@ def metadata_doc(p: str, name: str) -> str:
     return _join(metadata(p), validate_id(name, "metadata name"))
 
 
+def dataset_ref(name: str, version: str) -> str:
+    """``name@version``: how a run records (and queries find) one dataset version."""
+    return f"{validate_id(name, 'dataset name')}@{validate_id(version, 'dataset version')}"
+
+
 def file_doc_id(relpath: str) -> str:
     """Document id for a file inside a dataset or artifact.
 
@@ -313,6 +318,12 @@ def sample_blob_name(p: str, sha256: str) -> str:
     """Object name of the row sample the function derives from a data file."""
     digest = validate_sha256(sha256)
     return _join(validate_id(p, "project name"), SAMPLE_PREFIX, f"{digest}.jsonl")
+
+
+def profile_blob_name(p: str, sha256: str) -> str:
+    """Object name of a data file's full profile (every column), next to its sample."""
+    digest = validate_sha256(sha256)
+    return _join(validate_id(p, "project name"), SAMPLE_PREFIX, f"{digest}.profile.json")
 
 
 @dataclass(frozen=True)

@@ -114,3 +114,48 @@ def dataset_versions_newest_first(db: firestore.Client, p: str, name: str) -> Qu
     return db.collection(layout.dataset_versions(p, name)).order_by(
         "created_at", direction=Query.DESCENDING
     )
+
+
+@client_query(p="proj", name="mnist", version="v3")
+def project_runs_using_dataset(db: firestore.Client, p: str, name: str, version: str) -> Query:
+    """Runs of every experiment of project ``p`` that used ``name@version``.
+
+    A collection-group query over ``Runs``, kept inside the project by the
+    ``project`` field run documents carry. Needs the collection-group index
+    ``Runs (project ASC, dataset_refs CONTAINS)``.
+    """
+    ref = layout.dataset_ref(name, version)
+    return (
+        db.collection_group(layout.RUNS)
+        .where(filter=FieldFilter("project", "==", layout.validate_id(p, "project name")))
+        .where(filter=FieldFilter("dataset_refs", "array_contains", ref))
+    )
+
+
+@client_query(p="proj", sha256="0" * 64)
+def dataset_versions_with_file(db: firestore.Client, p: str, sha256: str) -> Query:
+    """Entries of datasets' latest manifests (``Datasets/*/files``) holding these bytes.
+
+    Each entry has ``dataset``, ``path`` and ``version`` (the version that
+    introduced this content at this path). Needs the collection-group index
+    ``files (project ASC, kind ASC, sha256 ASC)``.
+    """
+    return (
+        db.collection_group(layout.DATASET_FILES)
+        .where(filter=FieldFilter("project", "==", layout.validate_id(p, "project name")))
+        .where(filter=FieldFilter("kind", "==", "dataset"))
+        .where(filter=FieldFilter("sha256", "==", layout.validate_sha256(sha256)))
+    )
+
+
+@client_query(p="proj", sha256="0" * 64)
+def project_files_with_sha256(db: firestore.Client, p: str, sha256: str) -> Query:
+    """Every dataset or artifact file entry of project ``p`` holding these bytes.
+
+    Needs the collection-group index ``files (project ASC, sha256 ASC)``.
+    """
+    return (
+        db.collection_group(layout.DATASET_FILES)
+        .where(filter=FieldFilter("project", "==", layout.validate_id(p, "project name")))
+        .where(filter=FieldFilter("sha256", "==", layout.validate_sha256(sha256)))
+    )

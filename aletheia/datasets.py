@@ -1,0 +1,839 @@
+"""Versioned datasets: named manifests of content-addressed files.
+
+Layout (see :mod:`aletheia.layout`)::
+
+    Projects/{p}/Datasets/{name}            desc, location, source, partitions,
+                                            latest_version, version_count, created_at
+      Versions/{v}                          seq, parent, manifest_sha256, file_count,
+                                            total_bytes, changes, created_by_run, created_at
+      files/{path}                          the latest manifest: path, sha256, size, blob,
+                                            version, project, dataset, kind="dataset"
+
+Decisions (docs/datasets.md has the long form):
+
+* Version ids are ``v1``, ``v2``, … in commit order; ``parent`` is the version
+  the new one was diffed against. Re-adding data identical to the latest
+  version creates nothing.
+* The full manifest (sorted ``[path, sha256, size]`` rows, canonical JSON) is
+  itself a content-addressed blob; the version document keeps its digest and
+  a summary, so it stays a few hundred bytes whatever the file count.
+* The version document is the commit point: it is written, together with the
+  dataset document, in one batch after every blob and the manifest are in the
+  bucket. A failed add leaves blobs (harmless, content-addressed) but no
+  version and no dataset document.
+* Only files new to the parent version are uploaded (one HEAD each first).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import stat
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from google.api_core import exceptions as gexc
+from google.cloud import firestore
+
+from aletheia import layout, queries
+from aletheia.blobstore import BlobStore
+from aletheia.cache import LinkMode, LocalCache, Verify, safe_join
+from aletheia.errors import ConflictError, NotFoundError, ValidationError
+from aletheia.hashing import StatKey, default_workers
+from aletheia.lockfile import LockFile, find_repo_root
+from aletheia.transfer import NullReporter, Reporter, run_parallel
+
+MANIFEST_FORMAT = 1
+#: Files written per Firestore batch (the API allows 500 writes).
+BATCH_SIZE = 400
+#: Directories never taken into a dataset.
+SKIP_DIRS = frozenset({".git", ".aletheia"})
+#: Written into a ``--to`` directory to know which files a previous pull placed there.
+PULL_STATE = ".aletheia-pull.json"
+#: Attempts at committing a version when concurrent adders race for the same id.
+MAX_COMMIT_ATTEMPTS = 20
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One file of a manifest."""
+
+    path: str
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class DatasetHandle:
+    """A resolved dataset version, optionally with its files on local disk."""
+
+    name: str
+    version: str
+    local_path: Path | None
+    files: list[FileEntry] = field(default_factory=list)
+    manifest_sha256: str = ""
+
+
+@dataclass(frozen=True)
+class AddResult:
+    """What ``add`` did."""
+
+    name: str
+    version: str
+    created: bool
+    parent: str | None
+    file_count: int
+    total_bytes: int
+    files_uploaded: int
+    bytes_uploaded: int
+    bytes_hashed: int
+    changes: dict[str, int]
+    lock_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class Diff:
+    """Files added, removed and changed between two manifests."""
+
+    added: list[FileEntry]
+    removed: list[FileEntry]
+    changed: list[tuple[FileEntry, FileEntry]]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """``{"added": n, "removed": n, "changed": n}``."""
+        return {
+            "added": len(self.added),
+            "removed": len(self.removed),
+            "changed": len(self.changed),
+        }
+
+
+@dataclass(frozen=True)
+class RemoveResult:
+    """What removing a version did."""
+
+    name: str
+    version: str
+    blobs_deleted: int
+    blobs_kept: int
+    dataset_deleted: bool
+    latest_version: str | None
+
+
+# --------------------------------------------------------------------------- manifests
+
+
+def encode_manifest(entries: Iterable[FileEntry]) -> bytes:
+    """Canonical bytes of a manifest: same files → same bytes → same digest."""
+    rows = sorted([e.path, e.sha256, e.size] for e in entries)
+    return json.dumps(
+        {"format": MANIFEST_FORMAT, "files": rows}, separators=(",", ":"), ensure_ascii=False
+    ).encode()
+
+
+def decode_manifest(data: bytes) -> dict[str, FileEntry]:
+    """Inverse of :func:`encode_manifest`."""
+    body = json.loads(data)
+    if body.get("format") != MANIFEST_FORMAT:
+        raise ValidationError(f"unknown manifest format {body.get('format')!r}", "upgrade aletheia")
+    return {p: FileEntry(p, s, int(n)) for p, s, n in body["files"]}
+
+
+def diff_manifests(old: dict[str, FileEntry], new: dict[str, FileEntry]) -> Diff:
+    """Files added, removed and changed (by content) from ``old`` to ``new``."""
+    added = [new[p] for p in sorted(new.keys() - old.keys())]
+    removed = [old[p] for p in sorted(old.keys() - new.keys())]
+    changed = [
+        (old[p], new[p]) for p in sorted(old.keys() & new.keys()) if old[p].sha256 != new[p].sha256
+    ]
+    return Diff(added, removed, changed)
+
+
+def load_manifest(
+    db: firestore.Client,
+    blobstore: BlobStore,
+    project: str,
+    name: str,
+    version: str,
+    cache: LocalCache | None = None,
+) -> dict[str, FileEntry]:
+    """``{relpath: FileEntry}`` of one dataset version."""
+    doc = _version_doc(db, project, name, version)
+    return _read_manifest(blobstore, doc["manifest_sha256"], cache)
+
+
+def _read_manifest(
+    blobstore: BlobStore, digest: str, cache: LocalCache | None
+) -> dict[str, FileEntry]:
+    if cache is not None and cache.has(digest):
+        return decode_manifest(cache.path(digest).read_bytes())
+    data = blobstore.get_bytes(digest)  # verified against its digest
+    if cache is not None:
+        with cache.open_for_write(digest) as fh:
+            fh.write(data)
+    return decode_manifest(data)
+
+
+def _version_doc(db: firestore.Client, project: str, name: str, version: str) -> dict[str, Any]:
+    snap = db.document(layout.dataset_version(project, name, version)).get()
+    if not snap.exists:
+        raise NotFoundError(
+            f"dataset {name!r} has no version {version!r} in project {project!r}",
+            f"list them with `aletheia datasets versions {name}`",
+        )
+    return snap.to_dict() or {}
+
+
+# --------------------------------------------------------------------------- scanning
+
+
+def scan_tree(path: Path) -> list[tuple[str, Path]]:
+    """``(relpath, absolute path)`` of every file under ``path`` (or ``path`` itself).
+
+    Symlinks are followed (their targets' bytes are the data); a symlink loop,
+    a dangling link, an unreadable directory, a special file or an empty tree
+    is a :class:`ValidationError` raised before anything is uploaded.
+    """
+    root = Path(path).expanduser()
+    if not root.exists():
+        if root.is_symlink():
+            raise ValidationError(f"{root} is a dangling symlink", "point it at real data")
+        raise ValidationError(f"{root} does not exist", "check the path you passed")
+    if root.is_file():
+        return [(layout.validate_relpath(root.name), root.resolve())]
+    found: list[tuple[str, Path]] = []
+    _walk(root.resolve(), "", {_dir_key(root)}, found)
+    if not found:
+        raise ValidationError(f"{root} contains no files", "a dataset needs at least one file")
+    found.sort()
+    return found
+
+
+def _dir_key(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return (st.st_dev, st.st_ino)
+
+
+def _walk(directory: Path, prefix: str, ancestors: set[tuple[int, int]], out: list) -> None:
+    try:
+        entries = sorted(os.scandir(directory), key=lambda e: e.name)
+    except PermissionError as exc:
+        raise ValidationError(
+            f"cannot list {directory}: permission denied", "fix its permissions or leave it out"
+        ) from exc
+    for entry in entries:
+        rel = f"{prefix}{entry.name}"
+        full = Path(entry.path)
+        try:
+            st = full.stat()  # follows symlinks
+        except FileNotFoundError as exc:
+            raise ValidationError(f"{full} is a dangling symlink", "fix or remove it") from exc
+        except OSError as exc:  # ELOOP: a link pointing at itself
+            raise ValidationError(
+                f"cannot follow {full}: {exc.strerror}", "fix or remove it"
+            ) from exc
+        if stat.S_ISDIR(st.st_mode):
+            if entry.name in SKIP_DIRS:
+                continue
+            key = (st.st_dev, st.st_ino)
+            if key in ancestors:
+                raise ValidationError(
+                    f"symlink loop: {full} leads back to one of its parent directories",
+                    "remove the link or add a directory below it",
+                )
+            _walk(full, f"{rel}/", ancestors | {key}, out)
+        elif stat.S_ISREG(st.st_mode):
+            out.append((layout.validate_relpath(rel), full))
+        else:
+            raise ValidationError(f"{full} is not a regular file", "leave sockets/devices out")
+
+
+# --------------------------------------------------------------------------- the store
+
+
+class DatasetStore:
+    """Add, resolve, pull, diff and remove dataset versions of one project."""
+
+    def __init__(
+        self,
+        db: firestore.Client,
+        blobstore: BlobStore,
+        cache: LocalCache,
+        project: str,
+        *,
+        workdir: Path | None = None,
+        reporter: Reporter | None = None,
+    ) -> None:
+        self.db = db
+        self.blobs = blobstore
+        self.cache = cache
+        self.project = layout.validate_id(project, "project name")
+        self.workdir = workdir
+        self.reporter: Reporter = reporter or NullReporter()
+
+    # ------------------------------------------------------------------ add
+
+    def add(
+        self,
+        name: str,
+        path: Path,
+        *,
+        desc: str | None = None,
+        source: str | None = None,
+        created_by_run: str | None = None,
+        lock: bool | None = None,
+    ) -> AddResult:
+        """Register the files under ``path`` as the next version of ``name``.
+
+        Unchanged data (same manifest as the latest version) makes no new
+        version. ``lock``: pin the result in the git repo's lock file (``None``:
+        when inside a git repo).
+        """
+        layout.dataset(self.project, name)  # validates the name before any I/O
+        files = scan_tree(path)
+        entries, hashed = self._hash_into_cache(files)
+        manifest = {e.path: e for e in entries}
+        body = encode_manifest(entries)
+        digest = _sha256_bytes(body)
+        latest = self.latest_version(name)
+        if latest is not None and latest["manifest_sha256"] == digest:
+            result = self._unchanged(name, latest, manifest, hashed)
+        else:
+            result = self._add_version(
+                name, manifest, body, digest, latest, hashed, path, desc, source, created_by_run
+            )
+        lock_file = self._maybe_pin(name, result.version, digest, lock)
+        return AddResult(**{**asdict(result), "lock_file": lock_file})
+
+    def _unchanged(
+        self, name: str, latest: dict[str, Any], manifest: dict[str, FileEntry], hashed: int
+    ) -> AddResult:
+        return AddResult(
+            name,
+            latest["version"],
+            False,
+            latest.get("parent"),
+            len(manifest),
+            sum(e.size for e in manifest.values()),
+            0,
+            0,
+            hashed,
+            {"added": 0, "removed": 0, "changed": 0},
+        )
+
+    def _hash_into_cache(self, files: list[tuple[str, Path]]) -> tuple[list[FileEntry], int]:
+        """Digest every file, copying new content into the cache in the same read.
+
+        Files whose (size, mtime, inode) match the memo and whose object is
+        cached cost one ``stat``; returns the entries and the bytes read.
+        """
+        stats = {p: StatKey.of(p.stat()) for _, p in files}
+        memo = self.cache.index.lookup_many(stats.items())
+        todo = [(rel, p) for rel, p in files if not (p in memo and self.cache.has(memo[p]))]
+        total = sum(stats[p].size for _, p in todo)
+        hashed: dict[Path, tuple[str, int]] = {}
+        with self.reporter.phase("hashing", total) as advance:
+
+            def one(item: tuple[str, Path]) -> tuple[Path, str, int]:
+                sha, size = self.cache.insert_file(item[1], on_bytes=advance)
+                return item[1], sha, size
+
+            for p, sha, size in run_parallel(one, todo, workers=default_workers()):
+                hashed[p] = (sha, size)
+        # Memoise only files that did not change while they were read.
+        stable = [
+            (p, stats[p], sha) for p, (sha, _) in hashed.items() if StatKey.of(p.stat()) == stats[p]
+        ]
+        self.cache.index.record_many(stable)
+        entries = [
+            FileEntry(rel, *hashed[p]) if p in hashed else FileEntry(rel, memo[p], stats[p].size)
+            for rel, p in files
+        ]
+        return entries, total
+
+    def _add_version(
+        self,
+        name: str,
+        manifest: dict[str, FileEntry],
+        body: bytes,
+        digest: str,
+        latest: dict[str, Any] | None,
+        hashed: int,
+        path: Path,
+        desc: str | None,
+        source: str | None,
+        created_by_run: str | None,
+    ) -> AddResult:
+        parent_manifest = self._manifest_of(latest) if latest is not None else {}
+        before = self.blobs.stats.snapshot()
+        uploaded = self._upload_new(manifest, parent_manifest)
+        self.blobs.put_bytes(body, content_type="application/json")
+        after = self.blobs.stats.snapshot()
+        version, parent, parent_manifest = self._commit(
+            name, manifest, digest, latest, parent_manifest, path, desc, source, created_by_run
+        )
+        change = diff_manifests(parent_manifest, manifest)
+        if parent is None or version != parent:
+            self._sync_files(name, version, parent_manifest, manifest)
+        return AddResult(
+            name,
+            version,
+            version != parent,
+            parent,
+            len(manifest),
+            sum(e.size for e in manifest.values()),
+            uploaded,
+            after["bytes_uploaded"] - before["bytes_uploaded"],
+            hashed,
+            change.counts,
+        )
+
+    def _upload_new(self, manifest: dict[str, FileEntry], parent: dict[str, FileEntry]) -> int:
+        """Upload (after one HEAD each) the contents the parent version does not have."""
+        known = {e.sha256 for e in parent.values()}
+        todo: dict[str, FileEntry] = {}
+        for e in manifest.values():
+            if e.sha256 not in known:
+                todo.setdefault(e.sha256, e)
+        total = sum(e.size for e in todo.values())
+        with self.reporter.phase("uploading", total) as advance:
+            infos = run_parallel(
+                lambda e: self.blobs.upload_file(
+                    self.cache.path(e.sha256), e.sha256, e.size, on_bytes=advance
+                ),
+                list(todo.values()),
+            )
+        return sum(1 for info in infos if info.uploaded)
+
+    def _commit(
+        self,
+        name: str,
+        manifest: dict[str, FileEntry],
+        digest: str,
+        latest: dict[str, Any] | None,
+        parent_manifest: dict[str, FileEntry],
+        path: Path,
+        desc: str | None,
+        source: str | None,
+        created_by_run: str | None,
+    ) -> tuple[str, str | None, dict[str, FileEntry]]:
+        """Write the version and dataset documents in one batch (the commit point).
+
+        Concurrent adders race for ``v{n}`` with ``create``; the loser re-reads
+        the latest version: identical data means its work is already committed,
+        otherwise it diffs against the winner and tries ``v{n+1}``. Returns
+        ``(version, parent, parent manifest)``.
+        """
+        for _ in range(MAX_COMMIT_ATTEMPTS):
+            seq = self._next_seq(name, latest)
+            version = f"v{seq}"
+            parent = latest["version"] if latest else None
+            change = diff_manifests(parent_manifest, manifest)
+            batch = self.db.batch()
+            batch.create(
+                self.db.document(layout.dataset_version(self.project, name, version)),
+                {
+                    "version": version,
+                    "seq": seq,
+                    "parent": parent,
+                    "manifest_sha256": digest,
+                    "manifest_blob": self.blobs.uri(digest),
+                    "file_count": len(manifest),
+                    "total_bytes": sum(e.size for e in manifest.values()),
+                    "changes": change.counts,
+                    "created_by_run": created_by_run,
+                    "created_at": firestore.SERVER_TIMESTAMP,
+                    "source_path": f"{socket.gethostname()}:{Path(path).resolve()}",
+                },
+            )
+            batch.set(
+                self.db.document(layout.dataset(self.project, name)),
+                self._dataset_fields(name, manifest, version, seq, path, desc, source, latest),
+                merge=True,
+            )
+            try:
+                batch.commit()
+                return version, parent, parent_manifest
+            except (gexc.AlreadyExists, gexc.Conflict):
+                latest = self.latest_version(name)
+                if latest is not None and latest["manifest_sha256"] == digest:
+                    return latest["version"], latest["version"], manifest
+                parent_manifest = self._manifest_of(latest) if latest else {}
+                self._upload_new(manifest, parent_manifest)
+        raise ConflictError(
+            f"could not commit a version of {name!r}: too many concurrent adds", "retry the add"
+        )
+
+    def _next_seq(self, name: str, latest: dict[str, Any] | None) -> int:
+        """One past every version number ever used, removed ones included.
+
+        A removed ``v3`` is never reused: a lock file pinning it must not
+        silently get different data.
+        """
+        snap = self.db.document(layout.dataset(self.project, name)).get()
+        used = int((snap.to_dict() or {}).get("version_count", 0)) if snap.exists else 0
+        return max(used, int(latest["seq"]) if latest else 0) + 1
+
+    def _dataset_fields(
+        self,
+        name: str,
+        manifest: dict[str, FileEntry],
+        version: str,
+        seq: int,
+        path: Path,
+        desc: str | None,
+        source: str | None,
+        latest: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        fields: dict[str, Any] = {
+            "name": name,
+            "latest_version": version,
+            "version_count": seq,
+            "location": f"gs://{self.blobs.bucket.name}/{self.project}/{layout.BLOB_PREFIX}",
+            "partitions": sorted({p.split("/", 1)[0] for p in manifest if "/" in p}),
+            "updated_at": firestore.SERVER_TIMESTAMP,
+        }
+        if latest is None:
+            fields["created_at"] = firestore.SERVER_TIMESTAMP
+        if desc is not None:
+            fields["desc"] = desc
+        if source is not None:
+            fields["source"] = source
+        elif latest is None:
+            fields["source"] = f"{socket.gethostname()}:{Path(path).resolve()}"
+        return fields
+
+    def _sync_files(
+        self, name: str, version: str, old: dict[str, FileEntry], new: dict[str, FileEntry]
+    ) -> None:
+        """Bring ``files/`` (the latest manifest, queryable by sha256) up to date: diffs only."""
+        change = diff_manifests(old, new)
+        writes: list[tuple[str, dict[str, Any] | None]] = [
+            (e.path, self._file_fields(name, version, e))
+            for e in [*change.added, *(n for _, n in change.changed)]
+        ]
+        writes += [(e.path, None) for e in change.removed]
+        for start in range(0, len(writes), BATCH_SIZE):
+            batch = self.db.batch()
+            for relpath, data in writes[start : start + BATCH_SIZE]:
+                ref = self.db.document(layout.dataset_file(self.project, name, relpath))
+                if data is None:
+                    batch.delete(ref)
+                else:
+                    batch.set(ref, data)
+            batch.commit()
+
+    def _file_fields(self, name: str, version: str, e: FileEntry) -> dict[str, Any]:
+        return {
+            "path": e.path,
+            "sha256": e.sha256,
+            "size": e.size,
+            "blob": self.blobs.uri(e.sha256),
+            "version": version,
+            "project": self.project,
+            "dataset": name,
+            "kind": "dataset",
+        }
+
+    def _maybe_pin(self, name: str, version: str, digest: str, lock: bool | None) -> Path | None:
+        if lock is False:
+            return None
+        root = find_repo_root(self.workdir)
+        if root is None:
+            if lock:
+                raise ValidationError(
+                    f"--lock needs a git repository; {self.workdir or Path.cwd()} is not in one",
+                    "run it inside your repo, or pass --no-lock",
+                )
+            return None
+        lock_file = LockFile.load(root)
+        lock_file.pin(self.project, name, version, digest)
+        lock_file.save()
+        return lock_file.path
+
+    # ------------------------------------------------------------------ read
+
+    def latest_version(self, name: str) -> dict[str, Any] | None:
+        """The newest version document of ``name``, or ``None``."""
+        query = queries.dataset_versions_newest_first(self.db, self.project, name).limit(1)
+        for snap in query.stream():
+            return snap.to_dict()
+        return None
+
+    def versions(self, name: str) -> list[dict[str, Any]]:
+        """Every version document of ``name``, oldest first."""
+        docs = [
+            s.to_dict() or {}
+            for s in queries.dataset_versions_newest_first(self.db, self.project, name).stream()
+        ]
+        return sorted(docs, key=lambda d: int(d.get("seq", 0)))
+
+    def info(self, name: str) -> dict[str, Any]:
+        """The dataset document."""
+        snap = self.db.document(layout.dataset(self.project, name)).get()
+        if not snap.exists:
+            raise NotFoundError(
+                f"no dataset {name!r} in project {self.project!r}",
+                "see `aletheia datasets list`, or add it with `aletheia datasets add`",
+            )
+        return snap.to_dict() or {}
+
+    def list_datasets(self) -> list[dict[str, Any]]:
+        """Every dataset document of the project, by name."""
+        docs = self.db.collection(layout.datasets(self.project)).stream()
+        return sorted((s.to_dict() or {} for s in docs), key=lambda d: str(d.get("name", "")))
+
+    def _manifest_of(self, version_doc: dict[str, Any]) -> dict[str, FileEntry]:
+        return _read_manifest(self.blobs, version_doc["manifest_sha256"], self.cache)
+
+    def manifest(self, name: str, version: str) -> dict[str, FileEntry]:
+        """``{relpath: FileEntry}`` of a version."""
+        return self._manifest_of(_version_doc(self.db, self.project, name, version))
+
+    def file_records(self, entries: Iterable[FileEntry]) -> dict[str, dict[str, Any]]:
+        """``Files/{sha256}`` documents (status, schema, stats) of these entries, if present."""
+        refs = [
+            self.db.document(layout.file(self.project, s))
+            for s in sorted({e.sha256 for e in entries})
+        ]
+        out: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(refs), BATCH_SIZE):
+            for snap in self.db.get_all(refs[start : start + BATCH_SIZE]):
+                if snap.exists:
+                    out[snap.id] = snap.to_dict() or {}
+        return out
+
+    def resolve_version(self, name: str, version: str | None = None) -> str:
+        """``version``, else the git repo's pin, else the latest version."""
+        return self._resolve(name, version)[0]
+
+    def _resolve(self, name: str, version: str | None) -> tuple[str, str | None]:
+        """``(version, manifest digest the lock file expects or None)``."""
+        if version is not None:
+            return layout.validate_id(version, "dataset version"), None
+        root = find_repo_root(self.workdir)
+        if root is not None:
+            pin = LockFile.load(root).get(self.project, name)
+            if pin is not None:
+                return pin.version, pin.manifest_sha256
+        latest = self.latest_version(name)
+        if latest is None:
+            layout.dataset(self.project, name)
+            raise NotFoundError(
+                f"no dataset {name!r} in project {self.project!r}",
+                "see `aletheia datasets list`, or add it with `aletheia datasets add`",
+            )
+        return str(latest["version"]), None
+
+    def diff(self, name: str, v1: str, v2: str) -> Diff:
+        """Files added, removed and changed from version ``v1`` to ``v2``."""
+        return diff_manifests(self.manifest(name, v1), self.manifest(name, v2))
+
+    # ------------------------------------------------------------------ get / pull
+
+    def get(
+        self,
+        name: str,
+        version: str | None = None,
+        download: bool = True,
+        *,
+        to: Path | None = None,
+        link: LinkMode | None = None,
+        verify: Verify = "stat",
+        lock: bool = False,
+    ) -> DatasetHandle:
+        """Resolve a version and (with ``download``) put its files on local disk.
+
+        Without ``to`` the files are hard-linked (read-only) into a checkout
+        directory inside the cache; with ``to`` they are copied there (``link``
+        overrides) and files an earlier pull placed there but this version
+        lacks are removed. Cached objects are verified (``verify``) and
+        re-downloaded when missing or corrupt.
+        """
+        resolved, expected = self._resolve(name, version)
+        doc = _version_doc(self.db, self.project, name, resolved)
+        if expected is not None and doc["manifest_sha256"] != expected:
+            raise ConflictError(
+                f"{name} {resolved} in the bucket is not the data the lock file pinned",
+                "the version was removed and re-created; pin a version again with `pull --lock`",
+            )
+        manifest = self._manifest_of(doc)
+        files = sorted(manifest.values(), key=lambda e: e.path)
+        local_path: Path | None = None
+        if download:
+            self._fetch_missing(files, verify)
+            if to is None:
+                local_path = self.cache.root / "checkouts" / self.project / name / resolved
+                self._checkout(files, local_path, link or "hardlink")
+            else:
+                local_path = Path(to).expanduser().resolve()
+                self._checkout(files, local_path, link or "copy")
+        if lock:
+            self._maybe_pin(name, resolved, doc["manifest_sha256"], True)
+        return DatasetHandle(name, resolved, local_path, files, doc["manifest_sha256"])
+
+    def _fetch_missing(self, files: list[FileEntry], verify: Verify) -> None:
+        unique = {e.sha256: e for e in files}
+        missing = [e for e in unique.values() if not self.cache.has(e.sha256, verify=verify)]
+        total = sum(e.size for e in missing)
+        with self.reporter.phase("downloading", total) as advance:
+
+            def one(e: FileEntry) -> None:
+                with self.cache.open_for_write(e.sha256) as fh:
+                    self.blobs.download_to(e.sha256, fh, on_bytes=advance)
+
+            run_parallel(one, missing)
+
+    def _checkout(self, files: list[FileEntry], root: Path, mode: LinkMode) -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        state_file = root / PULL_STATE
+        previous = _read_pull_state(state_file)
+        wanted = {e.path for e in files}
+        for e in files:
+            dest = safe_join(root, e.path)
+            if self._already_placed(dest, e, mode):
+                continue
+            self.cache.materialize(e.sha256, dest, mode)
+        for stale in sorted(previous - wanted):
+            target = safe_join(root, stale)
+            if target.is_file() or target.is_symlink():
+                target.unlink()
+        state_file.write_text(json.dumps(sorted(wanted)) + "\n", encoding="utf-8")
+
+    def _already_placed(self, dest: Path, e: FileEntry, mode: LinkMode) -> bool:
+        try:
+            st = dest.stat()
+        except FileNotFoundError:
+            return False
+        src = self.cache.path(e.sha256)
+        if mode == "hardlink" or mode == "symlink":
+            return dest.resolve() == src or st.st_ino == src.stat().st_ino
+        return self.cache.index.lookup(dest.resolve(), StatKey.of(st)) == e.sha256
+
+    # ------------------------------------------------------------------ remove
+
+    def remove_version(self, name: str, version: str) -> RemoveResult:
+        """Delete one version; blobs no other version or artifact references go too."""
+        doc = _version_doc(self.db, self.project, name, version)
+        manifest = self._manifest_of(doc)
+        others = [v for v in self.versions(name) if v["version"] != version]
+        referenced: set[str] = set()
+        for other in others:
+            referenced.add(other["manifest_sha256"])
+            referenced.update(e.sha256 for e in self._manifest_of(other).values())
+        candidates = {e.sha256 for e in manifest.values()} | {doc["manifest_sha256"]}
+        candidates -= referenced
+        deletable = [s for s in sorted(candidates) if not self._referenced_elsewhere(s, name)]
+        self.db.document(layout.dataset_version(self.project, name, version)).delete()
+        new_latest = max(others, key=lambda d: int(d["seq"])) if others else None
+        self._after_remove(name, version, manifest, new_latest)
+        deleted = sum(run_parallel(self.blobs.delete, deletable))
+        return RemoveResult(
+            name,
+            version,
+            deleted,
+            len(manifest) - deleted,
+            new_latest is None,
+            new_latest["version"] if new_latest else None,
+        )
+
+    def _referenced_elsewhere(self, sha256: str, name: str) -> bool:
+        """True if another dataset's versions or any artifact holds these bytes."""
+        for snap in queries.project_files_with_sha256(self.db, self.project, sha256).stream():
+            data = snap.to_dict() or {}
+            if data.get("kind") != "dataset" or data.get("dataset") != name:
+                return True
+        for other in self.list_datasets():
+            other_name = str(other.get("name", ""))
+            if other_name == name or not other_name:
+                continue
+            for v in self.versions(other_name):
+                if sha256 == v["manifest_sha256"] or any(
+                    e.sha256 == sha256 for e in self._manifest_of(v).values()
+                ):
+                    return True
+        return False
+
+    def _after_remove(
+        self,
+        name: str,
+        version: str,
+        removed: dict[str, FileEntry],
+        new_latest: dict[str, Any] | None,
+    ) -> None:
+        """Repoint the dataset (and its ``files/``) when the latest version was removed."""
+        if self.info(name).get("latest_version") != version:
+            return  # files/ shows a version that still exists
+        dataset_ref = self.db.document(layout.dataset(self.project, name))
+        if new_latest is None:
+            self._sync_files(name, version, removed, {})
+            dataset_ref.delete()
+            return
+        self._sync_files(name, new_latest["version"], removed, self._manifest_of(new_latest))
+        dataset_ref.update(
+            {"latest_version": new_latest["version"], "updated_at": firestore.SERVER_TIMESTAMP}
+        )
+
+
+def _read_pull_state(path: Path) -> set[str]:
+    try:
+        return set(json.loads(path.read_text(encoding="utf-8")))
+    except (FileNotFoundError, ValueError):
+        return set()
+
+
+def _sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# --------------------------------------------------------------------------- lineage
+
+
+def record_dataset_use(
+    db: firestore.Client, project: str, experiment: str, run_id: str, handle: DatasetHandle
+) -> None:
+    """Record on a run document that it used ``handle`` (idempotent).
+
+    Sets ``datasets`` (list of ``{name, version}``), ``dataset_refs``
+    (``name@version``, what :func:`queries.project_runs_using_dataset` matches)
+    and ``project`` (so a collection-group query stays inside one project).
+    """
+    db.document(layout.run(project, experiment, run_id)).update(
+        {
+            "project": project,
+            "datasets": firestore.ArrayUnion([{"name": handle.name, "version": handle.version}]),
+            "dataset_refs": firestore.ArrayUnion([layout.dataset_ref(handle.name, handle.version)]),
+        }
+    )
+
+
+def datasets_used_by_run(
+    db: firestore.Client, project: str, experiment: str, run_id: str
+) -> list[dict[str, str]]:
+    """ "Which data did this run use": the ``{name, version}`` list on the run document."""
+    snap = db.document(layout.run(project, experiment, run_id)).get()
+    if not snap.exists:
+        raise NotFoundError(f"no run {run_id!r} in experiment {experiment!r}")
+    return list((snap.to_dict() or {}).get("datasets", []))
+
+
+def runs_using_dataset(db: firestore.Client, project: str, name: str, version: str) -> list[str]:
+    """ "Which runs used this data": document paths of runs (any experiment) that used it."""
+    query = queries.project_runs_using_dataset(db, project, name, version)
+    return [snap.reference.path for snap in query.stream()]
+
+
+def dataset_versions_with_file(
+    db: firestore.Client, project: str, sha256: str
+) -> list[dict[str, Any]]:
+    """Latest-manifest entries of datasets holding these bytes: ``{dataset, path, version}``."""
+    query = queries.dataset_versions_with_file(db, project, sha256)
+    return [
+        {k: d.get(k) for k in ("dataset", "path", "version", "size")}
+        for d in (s.to_dict() or {} for s in query.stream())
+    ]
