@@ -366,3 +366,51 @@ def test_credentials_are_stripped_from_the_recorded_remote(repo: Path) -> None:
 )
 def test_redact_url(url: str, expected: str) -> None:
     assert gitinfo.redact_url(url) == expected
+
+
+# --------------------------------------------------------------------------- cost
+
+
+def git_commands(trace: Path) -> list[str]:
+    """The git commands a capture ran, from git's own trace (GIT_TRACE)."""
+    lines = trace.read_text().splitlines() if trace.exists() else []
+    found = [
+        line.split("trace: built-in: git ", 1)[1] for line in lines if "built-in: git " in line
+    ]
+    return [cmd.split()[0] for cmd in found if cmd != "version"]
+
+
+@pytest.mark.parametrize(
+    ("policy", "edit", "expected"),
+    [
+        ("strict", False, ["status"]),  # clean, with upstream: one git process
+        ("warn", True, ["status", "diff"]),
+        ("off", True, ["status"]),  # notebooks: only the cheap part
+    ],
+)
+def test_git_processes_per_capture(
+    repo: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    policy: str,
+    edit: bool,
+    expected: list[str],
+) -> None:
+    if edit:
+        (repo / "train.py").write_text("print('edited')\n")
+    trace = tmp_path / "trace.txt"
+    monkeypatch.setenv("GIT_TRACE", str(trace))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GitPolicyWarning)
+        gitinfo.capture(repo, policy=policy)
+    assert git_commands(trace) == expected
+
+
+def test_branch_without_upstream_costs_two_ref_scans(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    git(repo, "checkout", "-q", "-b", "topic")
+    trace = tmp_path / "trace.txt"
+    monkeypatch.setenv("GIT_TRACE", str(trace))
+    assert gitinfo.capture(repo, policy="strict").pushed is True
+    assert git_commands(trace) == ["status", "for-each-ref", "for-each-ref"]
