@@ -1,15 +1,24 @@
-"""An upload to the bucket reaches the real function through the real event path."""
+"""An upload to the bucket reaches the real function through the real event path.
+
+Delivery is at least once, so these tests pin down idempotency: duplicate
+events, two workers and a crashed worker all leave one result.
+"""
 
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime, timedelta, timezone
 
+import pytest
 from google.cloud import firestore, storage
+from test_function_profiling import PROJECT, upload, wait_terminal
 
 from aletheia import config, layout
-from aletheia.fileevents import handle_finalized
+from aletheia.fileevents import LeaseBusyError, handle_finalized
 
 from helpers import wait_for
+
+CSV = b"a,b\n1,x\n2,y\n3,z\n"
 
 
 def _upload(gcs: storage.Client, settings: config.Settings, project: str, data: bytes) -> str:
@@ -18,19 +27,17 @@ def _upload(gcs: storage.Client, settings: config.Settings, project: str, data: 
     return digest
 
 
-def test_upload_triggers_function_and_file_document_appears(
+def test_upload_without_a_format_hint_is_recorded_unsupported(
     stack: config.Settings, gcs: storage.Client, db: firestore.Client
 ) -> None:
     data = b"a,b\n1,2\n"
-    digest = _upload(gcs, stack, "vision", data)
+    digest = _upload(gcs, stack, PROJECT, data)
 
-    doc = wait_for(
-        lambda: db.document(layout.file("vision", digest)).get()._data or None,
-        what="Files document written by the function",
-    )
-    assert doc["status"] == "seen"
+    doc = wait_terminal(db, digest)
+    assert doc["status"] == "unsupported"
+    assert "aletheia-path" in doc["reason"]
     assert doc["size"] == len(data)
-    assert doc["blob"] == f"gs://{stack.bucket}/{layout.blob_name('vision', digest)}"
+    assert doc["blob"] == f"gs://{stack.bucket}/{layout.blob_name(PROJECT, digest)}"
 
 
 def test_objects_outside_the_blob_layout_are_ignored(
@@ -42,15 +49,66 @@ def test_objects_outside_the_blob_layout_are_ignored(
     assert [d.id for d in db.collection(layout.files("vision")).stream()] == [digest]
 
 
-def test_same_event_twice_leaves_one_document_and_keeps_status(
-    stack: config.Settings, db: firestore.Client
+def test_duplicate_event_leaves_one_result(
+    stack: config.Settings, gcs: storage.Client, db: firestore.Client
 ) -> None:
-    digest = hashlib.sha256(b"x").hexdigest()
-    obj = {"bucket": stack.bucket, "name": layout.blob_name("p1", digest), "size": "1"}
-    path = handle_finalized(obj, db)
-    assert path is not None
-    db.document(path).update({"status": "done"})  # as a later analysis would
-    handle_finalized(obj, db)
-    docs = list(db.collection(layout.files("p1")).stream())
-    assert [d.id for d in docs] == [digest]
-    assert docs[0].to_dict()["status"] == "done"
+    digest = upload(gcs, stack, CSV, "a.csv")
+    first = wait_terminal(db, digest)
+    assert first["status"] == "done" and first["attempts"] == 1
+    obj = {
+        "bucket": stack.bucket,
+        "name": layout.blob_name(PROJECT, digest),
+        "size": str(len(CSV)),
+        "metadata": {"aletheia-path": "a.csv"},
+    }
+
+    assert handle_finalized(obj, db) == layout.file(PROJECT, digest)
+
+    again = db.document(layout.file(PROJECT, digest)).get().to_dict()
+    assert again["attempts"] == 1
+    assert again["finished_at"] == first["finished_at"]
+    assert [d.id for d in db.collection(layout.files(PROJECT)).stream()] == [digest]
+
+
+def test_same_bytes_under_another_name_are_not_analysed_again(
+    stack: config.Settings, gcs: storage.Client, db: firestore.Client
+) -> None:
+    digest = upload(gcs, stack, CSV, "a.csv")
+    first = wait_terminal(db, digest)
+    upload(gcs, stack, CSV, "copy/b.csv")  # a second finalize event for the same bytes
+    marker = upload(gcs, stack, b"x\n1\n", "marker.csv")  # delivered after it
+    wait_terminal(db, marker)
+    doc = db.document(layout.file(PROJECT, digest)).get().to_dict()
+    assert doc["attempts"] == 1
+    assert doc["finished_at"] == first["finished_at"]
+
+
+def test_crashed_worker_is_taken_over_and_a_live_one_is_not(
+    stack: config.Settings, gcs: storage.Client, db: firestore.Client
+) -> None:
+    digest = hashlib.sha256(CSV).hexdigest()
+    doc = db.document(layout.file(PROJECT, digest))
+    now = datetime.now(timezone.utc)
+    # A live worker holds the lease: the event is refused (non-2xx) and redelivered.
+    doc.set(
+        {
+            "status": "processing",
+            "worker": "w1",
+            "attempts": 1,
+            "lease_until": now + timedelta(minutes=5),
+        }
+    )
+    upload(gcs, stack, CSV, "a.csv")
+    obj = {"bucket": stack.bucket, "name": layout.blob_name(PROJECT, digest), "size": "1"}
+    with pytest.raises(LeaseBusyError):
+        handle_finalized(obj, db)
+    assert doc.get().to_dict()["status"] == "processing"
+
+    # That worker crashes: its lease expires and the next delivery takes over.
+    doc.update({"lease_until": now - timedelta(seconds=1)})
+
+    final = wait_terminal(db, digest)
+    assert final["status"] == "done"
+    assert final["attempts"] == 2
+    assert final["rows"] == 3
+    assert final["worker"] != "w1"

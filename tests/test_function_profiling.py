@@ -1,0 +1,147 @@
+"""Data files uploaded to the bucket get schema, statistics and a sample from the real function.
+
+Each file goes through the whole event path (fake-gcs-server → Pub/Sub →
+bridge → functions-framework); the numbers are checked against DuckDB
+computing the same statistics over the same bytes.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from google.cloud import firestore, storage
+
+from aletheia import config, layout
+from aletheia.fileevents import PATH_METADATA
+
+from helpers import wait_for
+
+PROJECT = "vision"
+
+
+def _table(n: int = 500) -> pa.Table:
+    return pa.table(
+        {
+            "id": list(range(n)),
+            "score": [((i * 37) % 101) / 7.0 if i % 10 else None for i in range(n)],
+            "label": [("cat", "dog", "bird")[i % 3] for i in range(n)],
+        }
+    )
+
+
+def _csv(table: pa.Table) -> bytes:
+    import pyarrow.csv as pa_csv
+
+    sink = io.BytesIO()
+    pa_csv.write_csv(table, sink)
+    return sink.getvalue()
+
+
+def _parquet(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    return sink.getvalue()
+
+
+def _jsonl(table: pa.Table) -> bytes:
+    return b"".join(json.dumps(row).encode() + b"\n" for row in table.to_pylist())
+
+
+def upload(gcs: storage.Client, settings: config.Settings, data: bytes, relpath: str) -> str:
+    """Upload bytes content-addressed, with their original path as metadata."""
+    digest = hashlib.sha256(data).hexdigest()
+    blob = gcs.bucket(settings.bucket).blob(layout.blob_name(PROJECT, digest))
+    blob.metadata = {PATH_METADATA: relpath}
+    blob.upload_from_string(data)
+    return digest
+
+
+def wait_terminal(db: firestore.Client, digest: str, timeout: float = 60) -> dict[str, Any]:
+    """The Files document once its status is terminal."""
+
+    def probe() -> dict[str, Any] | None:
+        data = db.document(layout.file(PROJECT, digest)).get().to_dict()
+        return data if data and data.get("status") in ("done", "failed", "unsupported") else None
+
+    return wait_for(probe, timeout=timeout, what=f"terminal status of {digest[:8]}")
+
+
+def _expected(path: Path) -> dict[str, Any]:
+    con = duckdb.connect()
+    row = con.execute(
+        f"select count(*), count(score), avg(score), stddev_samp(score), min(score), "
+        f"max(score), quantile_cont(score, 0.5), quantile_cont(score, 0.25), "
+        f"count(distinct id), count(distinct label) from '{path}'"
+    ).fetchone()
+    assert row is not None
+    keys = ("rows", "score_count", "mean", "std", "min", "max", "p50", "p25", "ids", "labels")
+    return dict(zip(keys, row, strict=True))
+
+
+@pytest.mark.parametrize(
+    ("relpath", "encode"),
+    [
+        ("train/part-0.csv", _csv),
+        ("train/part-0.parquet", _parquet),
+        ("train/part-0.jsonl", _jsonl),
+        ("train/part-0.csv.gz", lambda t: gzip.compress(_csv(t))),
+    ],
+)
+def test_uploaded_data_file_gets_schema_stats_and_sample(
+    stack: config.Settings,
+    gcs: storage.Client,
+    db: firestore.Client,
+    tmp_path: Path,
+    relpath: str,
+    encode: Any,
+) -> None:
+    table = _table()
+    data = encode(table)
+    local = tmp_path / relpath.replace("/", "_")
+    local.write_bytes(data)
+    expected = _expected(local)
+
+    doc = wait_terminal(db, upload(gcs, stack, data, relpath))
+
+    assert doc["status"] == "done", doc.get("reason")
+    assert doc["rows"] == expected["rows"] == 500
+    assert doc["path"] == relpath
+    names = [c["name"] for c in doc["schema"]["columns"]]
+    assert names == ["id", "score", "label"]
+    schema = {c["name"]: c for c in doc["schema"]["columns"]}
+    assert schema["score"]["nullable"] is True and schema["id"]["nullable"] is False
+    assert schema["label"]["domain"] == ["bird", "cat", "dog"]
+    stats = {c["name"]: c for c in doc["stats"]["columns"]}
+    score = stats["score"]
+    assert score["count"] - score["missing"] == expected["score_count"]
+    assert score["mean"] == pytest.approx(expected["mean"])
+    assert score["std"] == pytest.approx(expected["std"])
+    assert (score["min"], score["max"]) == pytest.approx((expected["min"], expected["max"]))
+    assert score["quantiles"]["p50"] == pytest.approx(expected["p50"])
+    assert score["quantiles"]["p25"] == pytest.approx(expected["p25"])
+    assert sum(score["histogram"]["counts"]) == expected["score_count"]
+    assert stats["id"]["distinct"] == expected["ids"]
+    assert stats["label"]["distinct"] == expected["labels"]
+    assert {t["value"]: t["count"] for t in stats["label"]["top"]} == {
+        "cat": 167,
+        "dog": 167,
+        "bird": 166,
+    }
+
+    sample_name = doc["sample"]["blob"].split("/", 3)[3]
+    assert sample_name == layout.sample_blob_name(PROJECT, hashlib.sha256(data).hexdigest())
+    lines = gcs.bucket(stack.bucket).blob(sample_name).download_as_bytes().splitlines()
+    rows = [json.loads(line) for line in lines]
+    assert len(rows) == doc["sample"]["rows"] == 100
+    originals = {r["id"]: r for r in table.to_pylist()}
+    assert all(originals[r["id"]]["label"] == r["label"] for r in rows)
+    assert doc["timings"]["bytes_read"] >= len(data)
