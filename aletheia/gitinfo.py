@@ -176,9 +176,19 @@ def _apply_policy(info: GitInfo, policy: Policy) -> None:
         return
     if policy == "strict":
         raise GitPolicyError("git policy 'strict': " + "; ".join(found), _STRICT_HINT)
+    level = _user_stacklevel()
     for problem in found:
-        # stacklevel 3 points at the caller of capture(), i.e. user or Metastore code.
-        warnings.warn(f"aletheia git check: {problem}", GitPolicyWarning, stacklevel=3)
+        warnings.warn(f"aletheia git check: {problem}", GitPolicyWarning, stacklevel=level)
+
+
+def _user_stacklevel() -> int:
+    """Stack level of the first frame outside aletheia, so a warning points at user code."""
+    frame = sys._getframe(1)  # _apply_policy
+    level = 1
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith("aletheia"):
+        frame = frame.f_back
+        level += 1
+    return level
 
 
 def _default_path() -> Path:

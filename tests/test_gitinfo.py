@@ -335,6 +335,13 @@ def test_to_doc_has_no_diff_text(repo: Path) -> None:
     assert all(isinstance(v, (str, bool, int, list, type(None))) for v in doc.values())
 
 
+def test_warning_points_at_the_calling_code(repo: Path) -> None:
+    (repo / "train.py").write_text("edited\n")
+    with pytest.warns(GitPolicyWarning, match="dirty") as caught:
+        gitinfo.capture(repo, policy="warn")
+    assert caught[0].filename == __file__
+
+
 def test_unknown_policy_is_refused(repo: Path) -> None:
     with pytest.raises(ValidationError, match="unknown git policy"):
         gitinfo.capture(repo, policy="lenient")

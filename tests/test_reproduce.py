@@ -148,12 +148,15 @@ def record_run(
     python: str | dict[str, str],
     *,
     upload: bool = True,
+    as_map: bool = True,
 ) -> str:
     """Write a run document with an ``env`` map and its package-list blob, as a run records them."""
     store = BlobStore(gcs, settings.bucket, PROJECT)
     data = requirements.encode()
     ref = store.put_bytes(data, "text/plain").sha256 if upload else hashlib.sha256(data).hexdigest()
-    env_doc = {**envinfo.capture().to_doc(), "python": python, "packages_ref": ref}
+    # a run records the reference as {sha256, uri, size}; a bare digest is read as well
+    packages_ref = {"sha256": ref, "uri": store.uri(ref), "size": len(data)} if as_map else ref
+    env_doc = {**envinfo.capture().to_doc(), "python": python, "packages_ref": packages_ref}
     db.document(layout.run(PROJECT, EXPER, run)).set({"status": "finished", "env": env_doc})
     return ref
 
@@ -176,7 +179,7 @@ def test_requirements_go_to_a_file(
     stack: Settings, db: firestore.Client, gcs: storage.Client, tmp_path: Path
 ) -> None:
     text = "numpy==1.26.4\n"
-    record_run(db, gcs, stack, "2", text, "3.11.7")
+    record_run(db, gcs, stack, "2", text, "3.11.7", as_map=False)
     out = tmp_path / "requirements.txt"
     result = invoke("2", "--experiment", EXPER, "--project", PROJECT, "--output", str(out))
     assert result.exit_code == 0, result.output

@@ -80,15 +80,21 @@ def _run_env(resolved: Any, experiment: str, run: str) -> dict[str, Any]:
 
 
 def _requirements(resolved: Any, recorded: dict[str, Any], experiment: str, run: str) -> str:
-    ref = str(recorded["packages_ref"])
+    ref = _sha256_of(recorded["packages_ref"])
     store = BlobStore(clients.storage_client(resolved), resolved.bucket, resolved.project)
     try:
-        return store.get_bytes(layout.validate_sha256(ref)).decode("utf-8")
+        return store.get_bytes(ref).decode("utf-8")
     except NotFoundError as exc:
         raise NotFoundError(
             f"the package list of run {run!r} ({experiment}) is not in the bucket: {exc.message}",
             "if the run was offline, upload its records with `aletheia sync`",
         ) from exc
+
+
+def _sha256_of(ref: Any) -> str:
+    """A blob reference is a digest, or a ``{sha256, uri, size}`` map as runs record it."""
+    digest = ref.get("sha256") if isinstance(ref, dict) else ref
+    return layout.validate_sha256(str(digest))
 
 
 def _python_of(recorded: dict[str, Any]) -> str:
