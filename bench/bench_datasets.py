@@ -1,0 +1,240 @@
+"""Benchmark 3: registering ~1 GB as a dataset, cold and then unchanged.
+
+Two shapes of the same gigabyte: 10 x 100 MB and 10,000 x 100 KB. Each tool
+reads exactly the same files, the page cache dropped before every cold step:
+
+* ``sha256sum`` over every file (coreutils; no SHA CPU instructions here),
+* Python ``hashlib.sha256`` streaming 1 MiB chunks, one thread (the floor:
+  nothing that hashes every byte in Python can beat it),
+* ``aletheia datasets add`` (cold CLI process: hash, upload to the local
+  bucket, write the manifest), then the same command on unchanged files,
+* ``dvc add`` (+ ``dvc push`` to a local remote), then ``dvc add`` again.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from bench.common import (
+    PEER_MISSING,
+    Context,
+    Measured,
+    Section,
+    Table,
+    check,
+    drop_page_cache,
+    fmt_bytes,
+    fmt_s,
+    ratio,
+    run_measured,
+)
+
+#: ``timed(tool, step, cmd, cwd=None, cold=True)``: run a step, record and return its time.
+Timed = Callable[..., Measured]
+
+HASHLIB_SCRIPT = """
+import hashlib, os, sys
+for root, _, names in os.walk(sys.argv[1]):
+    for name in names:
+        h = hashlib.sha256()
+        with open(os.path.join(root, name), "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                h.update(chunk)
+"""
+
+
+def make_files(root: Path, count: int, size: int) -> int:
+    """Write ``count`` files of ``size`` random bytes; returns the total bytes."""
+    root.mkdir(parents=True, exist_ok=True)
+    width = len(str(count))
+    for i in range(count):
+        (root / f"part-{i:0{width}d}.bin").write_bytes(os.urandom(size))
+    return count * size
+
+
+def aletheia_cli() -> list[str]:
+    """The ``aletheia`` console script of this interpreter's environment."""
+    return [str(Path(sys.executable).parent / "aletheia")]
+
+
+def aletheia_available() -> str | None:
+    """None when ``aletheia datasets add`` exists, else why not."""
+    probe = subprocess.run(
+        [*aletheia_cli(), "datasets", "add", "--help"], capture_output=True, text=True, check=False
+    )
+    return (
+        None if probe.returncode == 0 else "the `aletheia datasets add` command does not exist yet"
+    )
+
+
+def dvc_cmd() -> list[str] | None:
+    """The ``dvc`` executable next to this interpreter, or None (peer not installed)."""
+    found = Path(sys.executable).parent / "dvc"
+    return [str(found)] if found.exists() else None
+
+
+def run(ctx: Context) -> Section:
+    """Both shapes, every tool."""
+    section = Section("datasets", "3. Dataset add (~1 GB: 10 big files, 10,000 small files)")
+    shapes = {
+        "big": (ctx.sized(10, 4), ctx.sized(100 << 20, 256 << 10)),
+        "small": (ctx.sized(10_000, 100), ctx.sized(100 << 10, 4 << 10)),
+    }
+    cold = drop_page_cache()
+    if not cold:
+        section.note("page cache could not be dropped: every 'cold' figure is warm cache")
+    missing = aletheia_available()
+    if missing:
+        section.note(f"aletheia side not available: {missing}")
+    dvc = dvc_cmd()
+    if dvc is None:
+        section.note(f"dvc: {PEER_MISSING}")
+    for shape, (count, size) in shapes.items():
+        section.tables.append(_shape(ctx, section, shape, count, size, missing, dvc))
+    return section
+
+
+def _shape(
+    ctx: Context,
+    section: Section,
+    shape: str,
+    count: int,
+    size: int,
+    aletheia_missing: str | None,
+    dvc: list[str] | None,
+) -> Table:
+    repo = ctx.work / f"datasets-{shape}"
+    data = repo / "data"
+    total = make_files(data, count, size)
+    title = f"{shape}: {count:,} files x {fmt_bytes(size)} = {fmt_bytes(total)}"
+    table = Table(title, ["tool", "step", "time", "MB/s", "vs sha256sum", "vs hashlib"])
+    times: dict[str, float] = {}
+
+    def timed(
+        tool: str, step: str, cmd: list[str], cwd: Path | None = None, cold: bool = True
+    ) -> Measured:
+        if cold:
+            drop_page_cache()
+        m = check(run_measured(cmd, env=ctx.subprocess_env(), cwd=cwd), f"{tool} {step}")
+        times[f"{tool} {step}"] = m.seconds
+        return m
+
+    sha = "find data -type f -print0 | xargs -0 sha256sum > /dev/null"
+    rows: list[tuple[str, str, Measured]] = [
+        ("sha256sum", "cold", timed("sha256sum", "cold", ["bash", "-c", sha], cwd=repo)),
+        (
+            "hashlib",
+            "cold",
+            timed("hashlib", "cold", [sys.executable, "-c", HASHLIB_SCRIPT, "data"], cwd=repo),
+        ),
+    ]
+    if aletheia_missing is None:
+        add = [*aletheia_cli(), "datasets", "add", f"bench-{shape}", str(data)]
+        before = _bucket_usage(ctx)
+        rows.append(("aletheia datasets add", "cold", timed("aletheia", "add", add)))
+        after_add = _bucket_usage(ctx)
+        rows.append(
+            (
+                "aletheia datasets add",
+                "unchanged",
+                timed("aletheia", "re-add", add, None, cold=False),
+            )
+        )
+        after_readd = _bucket_usage(ctx)
+        section.counts[shape] = {
+            "files": count,
+            "bytes": total,
+            "uploaded_objects": after_add[0] - before[0],
+            "uploaded_bytes": after_add[1] - before[1],
+            "readd_objects": after_readd[0] - after_add[0],
+            "readd_bytes": after_readd[1] - after_add[1],
+            "file_documents": _file_docs(ctx, f"bench-{shape}"),
+        }
+    if dvc is not None:
+        rows += _dvc(repo, dvc, timed)
+    base_sha, base_hl = times["sha256sum cold"], times["hashlib cold"]
+    for tool, step, m in rows:
+        table.add(
+            tool,
+            step,
+            fmt_s(m.seconds),
+            f"{total / m.seconds / 1e6:,.0f}",
+            ratio(m.seconds, base_sha),
+            ratio(m.seconds, base_hl),
+        )
+    if aletheia_missing is not None:
+        table.add("aletheia datasets add", "-", "not available", "-", "-", "-")
+    if dvc is None:
+        table.add("dvc add + push", "-", PEER_MISSING, "-", "-", "-")
+    if not ctx.quick:
+        _verdict(section, shape, times)
+    shutil.rmtree(repo, ignore_errors=True)
+    return table
+
+
+def _dvc(repo: Path, dvc: list[str], timed: Timed) -> list[tuple[str, str, Measured]]:
+    remote = repo.parent / f"{repo.name}-remote"
+    for args in (
+        ["init", "--no-scm", "-q"],
+        ["config", "core.analytics", "false"],
+        ["remote", "add", "-d", "local", str(remote)],
+    ):
+        subprocess.run([*dvc, *args], cwd=repo, check=True, capture_output=True)
+    return [
+        ("dvc add", "cold", timed("dvc", "add", [*dvc, "add", "-q", "data"], cwd=repo)),
+        (
+            "dvc push",
+            "local remote",
+            timed("dvc", "push", [*dvc, "push", "-q"], cwd=repo, cold=False),
+        ),
+        (
+            "dvc add",
+            "unchanged",
+            timed("dvc", "re-add", [*dvc, "add", "-q", "data"], cwd=repo, cold=False),
+        ),
+    ]
+
+
+def _bucket_usage(ctx: Context) -> tuple[int, int]:
+    """Objects and bytes under this project's blobs in the bucket."""
+    from aletheia import clients, config, layout
+
+    settings = config.resolve()
+    objects = size = 0
+    for blob in clients.storage_client(settings).bucket(settings.bucket).list_blobs():
+        ref = layout.parse_blob_name(blob.name)
+        if ref is not None and getattr(ref, "project", ctx.project) == ctx.project:
+            objects += 1
+            size += blob.size or 0
+    return objects, size
+
+
+def _file_docs(ctx: Context, name: str) -> int:
+    from aletheia import clients, config, layout
+
+    db = clients.firestore_client(config.resolve())
+    return sum(1 for _ in db.collection(layout.dataset_files(ctx.project, name)).stream())
+
+
+def _verdict(section: Section, shape: str, times: dict[str, float]) -> None:
+    add, readd = times.get("aletheia add"), times.get("aletheia re-add")
+    if add is None or readd is None:
+        return
+    vs_sha = add / times["sha256sum cold"]
+    vs_hl = add / times["hashlib cold"]
+    section.note(
+        f"{shape}: aletheia add = {vs_sha:.2f}x sha256sum (target ≤1.3x: "
+        f"{'met' if vs_sha <= 1.3 else 'NOT met'}), {vs_hl:.2f}x hashlib; "
+        f"re-add = {readd / add:.2f}x first add (target ≤0.1x: "
+        f"{'met' if readd / add <= 0.1 else 'NOT met'})"
+    )
+    if "dvc add" in times:
+        section.note(
+            f"{shape}: aletheia add vs dvc add + push: "
+            f"{add / (times['dvc add'] + times['dvc push']):.2f}x"
+        )

@@ -1,0 +1,110 @@
+"""Benchmark 1: the cost of one metric call inside a training loop.
+
+aletheia's ``run.add_metric`` (buffer + journal, a background writer to
+Firestore) against MLflow's ``log_metric`` to a local file store and to a
+local SQLite store. MLflow writes synchronously (~1-10 ms per call), so it
+logs fewer calls than aletheia; the per-call figures compare, and the table
+says how many calls each side made.
+"""
+
+from __future__ import annotations
+
+from bench import tracking
+from bench.common import (
+    Context,
+    Section,
+    Table,
+    fmt_s,
+    fmt_us,
+    median,
+    percentile,
+    ratio,
+)
+
+TARGET = 100.0  # aletheia at least this many times cheaper per call than MLflow's file store
+
+
+def run(ctx: Context) -> Section:
+    """Measure every side and build the table."""
+    section = Section("logging", "1. Logging overhead (per metric call, training-like loop)")
+    table = Table(
+        "per-call cost of one metric call",
+        [
+            "tracker",
+            "calls",
+            "p50",
+            "p99",
+            "max",
+            "mean",
+            "loop",
+            "until durable",
+            "p50 vs aletheia",
+        ],
+    )
+    section.tables.append(table)
+    sides: dict[str, tracking.LoopResult] = {}
+
+    missing = tracking.aletheia_available()
+    if missing:
+        table.add("aletheia add_metric", "-", "not available", "-", "-", "-", "-", "-", "-")
+        section.note(f"aletheia side not available: {missing}")
+    else:
+        n = ctx.sized(100_000, 2_000)
+        sides["aletheia"] = tracking.aletheia_loop(ctx.project, "bench-logging", ["loss"], n)
+        section.counts["aletheia_calls"] = n
+        section.counts["aletheia_writer"] = tracking.writer_stats(sides["aletheia"].extra["run"])
+
+    peer_missing = tracking.mlflow_available()
+    peers = {
+        "mlflow file store": (tracking.mlflow_file_uri, ctx.sized(5_000, 100)),
+        "mlflow sqlite": (tracking.mlflow_sqlite_uri, ctx.sized(2_000, 50)),
+    }
+    for label, (make_uri, n) in peers.items():
+        if peer_missing:
+            table.add(label, "-", peer_missing, "-", "-", "-", "-", "-", "-")
+            section.note(f"{label}: {peer_missing}")
+            continue
+        uri = make_uri(ctx.work / label.replace(" ", "-"))
+        sides[label] = tracking.mlflow_loop(uri, ["loss"], n)
+        section.counts[f"{label}_calls"] = n
+
+    base = median(sides["aletheia"].per_call_s) if "aletheia" in sides else float("nan")
+    for label, res in sides.items():
+        p50 = median(res.per_call_s)
+        table.add(
+            label,
+            f"{res.calls:,}",
+            fmt_us(p50),
+            fmt_us(percentile(res.per_call_s, 0.99)),
+            fmt_us(max(res.per_call_s)),
+            fmt_us(res.loop_s / res.calls),
+            fmt_s(res.loop_s),
+            fmt_s(res.durable_s),
+            ratio(p50, base),
+        )
+    if ctx.quick:
+        section.note("quick sizes: the figures check that the benchmark runs, not the targets")
+    else:
+        _verdict(section, sides)
+    return section
+
+
+def _verdict(section: Section, sides: dict[str, tracking.LoopResult]) -> None:
+    if "aletheia" not in sides:
+        return
+    ours = median(sides["aletheia"].per_call_s)
+    section.counts["aletheia_p50_s"] = ours
+    if "mlflow file store" not in sides:
+        section.note("no MLflow figures: the target (≥100x cheaper than its file store) unchecked")
+        return
+    times = median(sides["mlflow file store"].per_call_s) / ours
+    verdict = "met" if times >= TARGET else "NOT met"
+    section.note(
+        f"target ≥{TARGET:.0f}x cheaper per call than MLflow's file store: {verdict} "
+        f"({times:,.0f}x at p50)"
+    )
+    aletheia = sides["aletheia"]
+    section.note(
+        "until durable includes the final flush to Firestore at the run's end; "
+        f"aletheia's flush took {fmt_s(aletheia.durable_s - aletheia.loop_s)} after the loop"
+    )

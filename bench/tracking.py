@@ -1,0 +1,133 @@
+"""The tracking sides of the logging and ingest benchmarks: aletheia and MLflow.
+
+Both sides run the same training-like loop: a little arithmetic per step,
+then one metric call per key, timed call by call with ``perf_counter_ns``.
+"Durable" means the run's end returned (aletheia flushes its buffer and
+writes the journal's tail; MLflow's calls are synchronous).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.common import module_available
+from bench.fsize import document_size
+
+
+@dataclass
+class LoopResult:
+    """Per-call times of one loop and what it took until the data was durable."""
+
+    calls: int
+    per_call_s: list[float]
+    loop_s: float
+    durable_s: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def train_step(step: int) -> float:
+    """A stand-in for a training step: a value that moves like a loss."""
+    return 1.0 / math.sqrt(step + 1) + 0.01 * math.sin(step)
+
+
+def aletheia_available() -> str | None:
+    """None when the tracking API exists, else why not."""
+    if not module_available("aletheia.metastore"):
+        return "aletheia.metastore is not in this checkout yet"
+    return None
+
+
+def aletheia_loop(project: str, exper_name: str, keys: list[str], steps: int) -> LoopResult:
+    """Log ``steps`` values for each key through ``run.add_metric``."""
+    from aletheia.metastore import Metastore
+
+    ms = Metastore(project)
+    exper = ms.exper(exper_name)
+    per_call: list[float] = []
+    clock = time.perf_counter_ns
+    t0 = time.perf_counter()
+    with exper.start_run() as run:
+        for step in range(steps):
+            value = train_step(step)
+            for key in keys:
+                c0 = clock()
+                run.add_metric(key, value, step)
+                per_call.append((clock() - c0) / 1e9)
+        loop_s = time.perf_counter() - t0
+    durable_s = time.perf_counter() - t0
+    extra = {"run_id": str(getattr(run, "id", getattr(run, "run_id", ""))), "run": run}
+    return LoopResult(len(per_call), per_call, loop_s, durable_s, extra)
+
+
+def writer_stats(run: Any) -> dict[str, Any]:
+    """The counters of the run's Firestore store (commit RPCs, writes) and its writer.
+
+    Each benchmark loop uses a fresh ``Metastore``, so the store's counts are
+    that run's alone (its creation, metric chunks, summary and result).
+    """
+    out: dict[str, Any] = {}
+    stats = getattr(getattr(getattr(run, "ms", None), "store", None), "stats", None)
+    if stats is not None and hasattr(stats, "__dataclass_fields__"):
+        out.update({k: getattr(stats, k) for k in stats.__dataclass_fields__})
+    writer = getattr(run, "writer", None)
+    if writer is not None and hasattr(writer, "points_logged"):
+        out["points_logged"] = writer.points_logged
+    return out
+
+
+def read_back(db: Any, metrics_path: str) -> dict[str, int]:
+    """Documents, points and storage bytes of a run's metric chunks, as stored."""
+    docs = points = size = 0
+    for snap in db.collection(metrics_path).stream():
+        data = snap.to_dict() or {}
+        docs += 1
+        points += len(data.get("steps", []))
+        size += document_size(snap.reference.path, data)
+    return {"documents": docs, "points": points, "bytes": size}
+
+
+def mlflow_available() -> str | None:
+    """None when MLflow imports, else the peer-missing reason."""
+    return None if module_available("mlflow") else "peer not installed (mlflow)"
+
+
+def mlflow_loop(uri: str, keys: list[str], steps: int) -> LoopResult:
+    """Log ``steps`` values for each key through ``mlflow.log_metric`` to ``uri``."""
+    os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"  # MLflow >= 3 refuses file stores without it
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    # Creating the store (SQLite runs its migrations) is set-up, not per-call cost.
+    mlflow.set_experiment(f"bench-{uuid.uuid4().hex[:8]}")
+    per_call: list[float] = []
+    clock = time.perf_counter_ns
+    run = mlflow.start_run()
+    t0 = time.perf_counter()
+    for step in range(steps):
+        value = train_step(step)
+        for key in keys:
+            c0 = clock()
+            mlflow.log_metric(key, value, step=step)
+            per_call.append((clock() - c0) / 1e9)
+    loop_s = time.perf_counter() - t0
+    mlflow.end_run()
+    durable_s = time.perf_counter() - t0
+    return LoopResult(len(per_call), per_call, loop_s, durable_s, {"run_id": run.info.run_id})
+
+
+def mlflow_file_uri(root: Path) -> str:
+    """A file-store tracking URI under ``root``."""
+    root.mkdir(parents=True, exist_ok=True)
+    return (root / "mlruns").resolve().as_uri()
+
+
+def mlflow_sqlite_uri(root: Path) -> str:
+    """A SQLite tracking URI under ``root``."""
+    root.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{(root / 'mlflow.db').resolve()}"
