@@ -37,7 +37,7 @@ from aletheia.sketches import FrequentValues, HyperLogLog, Moments, Reservoir
 FORMATS = ("csv", "tsv", "jsonl", "parquet")
 #: Quantiles reported for numeric columns (every 5 %).
 QUANTILES = tuple(i / 20 for i in range(21))
-_MAX_BLOCK = 64 << 20
+_MAX_BLOCK = 16 << 20  # longest row accepted; rows beyond are reported, not read
 _MAX_RESTARTS = 24
 _TEXT_CUT = 64  # characters of a value kept in reports (top values, min/max, domains)
 _COUNTER_CUT = 256  # characters of a string value used as a frequency key
@@ -228,13 +228,16 @@ _CONVERSION = re.compile(r"In CSV column #(\d+): CSV conversion error to (\w+)")
 
 def _replan(plan: _Plan, detected: Detected, message: str) -> _Plan:
     """The next plan after a reader error, or :class:`ProfileError` if none helps."""
-    if "straddl" in message or "block size" in message:
+    # A header longer than a block reads as an "empty block": retry with bigger blocks too.
+    header_too_long = "Empty CSV file or block" in message
+    if "straddl" in message or "block size" in message or header_too_long:
         if plan.block_size >= _MAX_BLOCK:
+            what = "the file is empty or its first line" if header_too_long else "a row"
             raise ProfileError(
-                f"a row is longer than {_MAX_BLOCK >> 20} MiB",
+                f"{what} is longer than {_MAX_BLOCK >> 20} MiB",
                 "split very long records or store them as files",
             )
-        return replace(plan, block_size=plan.block_size * 4)
+        return replace(plan, block_size=min(plan.block_size * 4, _MAX_BLOCK))
     if "unexpected field" in message and not plan.ignore_new_fields:
         note = "fields that first appear after the first block are not profiled"
         return replace(plan, ignore_new_fields=True, notes=(*plan.notes, note))
