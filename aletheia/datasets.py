@@ -430,7 +430,17 @@ class DatasetStore:
         ``(version, parent, parent manifest)``.
         """
         for _ in range(MAX_COMMIT_ATTEMPTS):
-            seq = self._next_seq(name, latest)
+            # Counter first, then the latest version: both come from one atomic
+            # commit, so seeing a concurrent commit's counter implies seeing its version.
+            used = self._used_seq(name)
+            fresh = self.latest_version(name)
+            if (fresh or {}).get("version") != (latest or {}).get("version"):
+                if fresh is not None and fresh["manifest_sha256"] == digest:
+                    return fresh["version"], fresh["version"], manifest
+                latest = fresh
+                parent_manifest = self._manifest_of(latest) if latest else {}
+                self._upload_new(manifest, parent_manifest)
+            seq = max(used, int(latest["seq"]) if latest else 0) + 1
             version = f"v{seq}"
             parent = latest["version"] if latest else None
             change = diff_manifests(parent_manifest, manifest)
@@ -460,24 +470,19 @@ class DatasetStore:
                 batch.commit()
                 return version, parent, parent_manifest
             except (gexc.AlreadyExists, gexc.Conflict):
-                latest = self.latest_version(name)
-                if latest is not None and latest["manifest_sha256"] == digest:
-                    return latest["version"], latest["version"], manifest
-                parent_manifest = self._manifest_of(latest) if latest else {}
-                self._upload_new(manifest, parent_manifest)
+                continue  # another adder took this id: look again
         raise ConflictError(
             f"could not commit a version of {name!r}: too many concurrent adds", "retry the add"
         )
 
-    def _next_seq(self, name: str, latest: dict[str, Any] | None) -> int:
-        """One past every version number ever used, removed ones included.
+    def _used_seq(self, name: str) -> int:
+        """The highest version number ever used, removed ones included.
 
         A removed ``v3`` is never reused: a lock file pinning it must not
         silently get different data.
         """
         snap = self.db.document(layout.dataset(self.project, name)).get()
-        used = int((snap.to_dict() or {}).get("version_count", 0)) if snap.exists else 0
-        return max(used, int(latest["seq"]) if latest else 0) + 1
+        return int((snap.to_dict() or {}).get("version_count", 0)) if snap.exists else 0
 
     def _dataset_fields(
         self,

@@ -1,0 +1,304 @@
+"""``aletheia datasets``: add, list, show, versions, pull, diff and rm dataset versions."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from aletheia import clients
+from aletheia.blobstore import BlobStore
+from aletheia.cache import LocalCache
+from aletheia.cli._common import console, err_console, settings
+from aletheia.datasets import DatasetStore, FileEntry
+from aletheia.errors import AletheiaError
+from aletheia.hashing import OnBytes
+
+app = typer.Typer(help="Versioned datasets: content-addressed files in Cloud Storage.")
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+ProjectOption = Annotated[
+    str | None,
+    typer.Option("--project", "-p", help="aletheia project (default: setting `project`)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+VersionOption = Annotated[
+    str | None, typer.Option("--version", "-v", help="Version id (default: lock pin, else latest).")
+]
+
+
+class RichReporter:
+    """Progress bars with bytes, bytes/s and ETA, on stderr (stdout stays for --json)."""
+
+    @contextmanager
+    def phase(self, description: str, total: int) -> Iterator[OnBytes]:
+        """One bar per phase; nothing is drawn for an empty phase."""
+        if total <= 0:
+            yield lambda _n: None
+            return
+        with Progress(
+            TextColumn("{task.description:<12}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=err_console,
+            transient=False,
+        ) as progress:
+            task = progress.add_task(description, total=total)
+            yield lambda n: progress.advance(task, n)
+
+
+def _errors(func: _F) -> _F:
+    """Turn library errors into a red line, a hint and their exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except AletheiaError as exc:
+            err_console.print(f"[bold red]error:[/] {exc.message}")
+            if exc.hint:
+                err_console.print(f"[yellow]hint:[/] {exc.hint}")
+            raise typer.Exit(exc.exit_code) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _store(project: str | None, *, quiet: bool = False) -> DatasetStore:
+    resolved = settings(project=project)
+    blobs = BlobStore(clients.storage_client(resolved), resolved.bucket, resolved.project)
+    return DatasetStore(
+        clients.firestore_client(resolved),
+        blobs,
+        LocalCache(resolved.cache_dir),
+        resolved.project,
+        reporter=None if quiet else RichReporter(),
+    )
+
+
+def _emit_json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+def _entry(e: FileEntry) -> dict[str, Any]:
+    return {"path": e.path, "sha256": e.sha256, "size": e.size}
+
+
+@app.command("add")
+@_errors
+def add(
+    name: Annotated[str, typer.Argument(help="Dataset name.")],
+    path: Annotated[Path, typer.Argument(help="A file or a directory of files.")],
+    desc: Annotated[str | None, typer.Option("--desc", help="Description.")] = None,
+    source: Annotated[
+        str | None, typer.Option("--source", help="Where the data came from.")
+    ] = None,
+    lock: Annotated[
+        bool | None,
+        typer.Option(
+            "--lock/--no-lock",
+            help="Pin the version in the git repo's lock file (default: when inside a git repo).",
+        ),
+    ] = None,
+    project: ProjectOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Add the files under PATH as the next version of NAME (nothing new if unchanged)."""
+    result = _store(project, quiet=as_json).add(name, path, desc=desc, source=source, lock=lock)
+    if as_json:
+        _emit_json(result.__dict__)
+        return
+    verb = "created" if result.created else "unchanged, still"
+    console.print(
+        f"{result.name} {verb} [bold]{result.version}[/] "
+        f"({result.file_count} files, {_size(result.total_bytes)}; "
+        f"uploaded {result.files_uploaded} files, {_size(result.bytes_uploaded)})"
+    )
+    if result.lock_file:
+        console.print(f"pinned in {result.lock_file}")
+
+
+@app.command("list")
+@_errors
+def list_(project: ProjectOption = None, as_json: JsonOption = False) -> None:
+    """List the datasets of the project."""
+    rows = _store(project, quiet=True).list_datasets()
+    if as_json:
+        _emit_json(rows)
+        return
+    table = Table("name", "latest", "versions", "desc", "source")
+    for d in rows:
+        table.add_row(
+            str(d.get("name")),
+            str(d.get("latest_version")),
+            str(d.get("version_count", "")),
+            str(d.get("desc") or ""),
+            str(d.get("source") or ""),
+        )
+    console.print(table)
+
+
+@app.command("versions")
+@_errors
+def versions(
+    name: Annotated[str, typer.Argument(help="Dataset name.")],
+    project: ProjectOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List the versions of NAME, oldest first."""
+    rows = _store(project, quiet=True).versions(name)
+    if as_json:
+        _emit_json(rows)
+        return
+    table = Table("version", "parent", "files", "size", "changes", "created")
+    for v in rows:
+        ch = v.get("changes") or {}
+        table.add_row(
+            v["version"],
+            str(v.get("parent") or "-"),
+            str(v.get("file_count")),
+            _size(int(v.get("total_bytes", 0))),
+            f"+{ch.get('added', 0)} -{ch.get('removed', 0)} ~{ch.get('changed', 0)}",
+            str(v.get("created_at", "")),
+        )
+    console.print(table)
+
+
+@app.command("show")
+@_errors
+def show(
+    name: Annotated[str, typer.Argument(help="Dataset name.")],
+    version: VersionOption = None,
+    project: ProjectOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show a version: its files, sizes, and schema/stats where the function wrote them."""
+    store = _store(project, quiet=True)
+    info = store.info(name)
+    handle = store.get(name, version, download=False)
+    records = store.file_records(handle.files)
+    if as_json:
+        files = [{**_entry(e), **_analysis(records.get(e.sha256, {}))} for e in handle.files]
+        _emit_json({**info, "version": handle.version, "files": files})
+        return
+    console.print(f"[bold]{name}[/] {handle.version}  {info.get('desc') or ''}")
+    table = Table("path", "size", "sha256", "status", "schema")
+    for e in handle.files:
+        rec = _analysis(records.get(e.sha256, {}))
+        table.add_row(e.path, _size(e.size), e.sha256[:12], rec["status"] or "", rec["schema"])
+    console.print(table)
+
+
+def _analysis(record: dict[str, Any]) -> dict[str, Any]:
+    schema = record.get("schema")
+    if isinstance(schema, dict | list):
+        cols = schema.get("columns", schema) if isinstance(schema, dict) else schema
+        summary = f"{len(cols)} columns"
+    else:
+        summary = ""
+    return {"status": record.get("status"), "schema": summary, "stats": record.get("stats")}
+
+
+@app.command("pull")
+@_errors
+def pull(
+    name: Annotated[str, typer.Argument(help="Dataset name.")],
+    version: VersionOption = None,
+    to: Annotated[
+        Path | None, typer.Option("--to", help="Copy the files here (default: a cache checkout).")
+    ] = None,
+    lock: Annotated[
+        bool, typer.Option("--lock/--no-lock", help="Pin the pulled version in the lock file.")
+    ] = False,
+    project: ProjectOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Download a version (the lock file's pin unless --version), verifying every file."""
+    handle = _store(project, quiet=as_json).get(name, version, to=to, verify="full", lock=lock)
+    if as_json:
+        _emit_json(
+            {
+                "name": handle.name,
+                "version": handle.version,
+                "local_path": handle.local_path,
+                "files": [_entry(e) for e in handle.files],
+            }
+        )
+        return
+    console.print(f"{name} {handle.version}: {len(handle.files)} files in {handle.local_path}")
+
+
+@app.command("diff")
+@_errors
+def diff(
+    name: Annotated[str, typer.Argument(help="Dataset name.")],
+    v1: Annotated[str, typer.Argument(help="Older version.")],
+    v2: Annotated[str, typer.Argument(help="Newer version.")],
+    project: ProjectOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Files added, removed and changed from V1 to V2."""
+    d = _store(project, quiet=True).diff(name, v1, v2)
+    if as_json:
+        _emit_json(
+            {
+                "added": [_entry(e) for e in d.added],
+                "removed": [_entry(e) for e in d.removed],
+                "changed": [
+                    {"path": n.path, "old": _entry(o), "new": _entry(n)} for o, n in d.changed
+                ],
+            }
+        )
+        return
+    for e in d.added:
+        console.print(f"[green]+ {e.path}[/]  {_size(e.size)}")
+    for e in d.removed:
+        console.print(f"[red]- {e.path}[/]  {_size(e.size)}")
+    for o, n in d.changed:
+        console.print(f"[yellow]~ {n.path}[/]  {_size(o.size)} -> {_size(n.size)}")
+    c = d.counts
+    console.print(f"{c['added']} added, {c['removed']} removed, {c['changed']} changed")
+
+
+@app.command("rm")
+@_errors
+def rm(
+    name: Annotated[str, typer.Argument(help="Dataset name.")],
+    version: Annotated[str, typer.Option("--version", "-v", help="The version to remove.")],
+    project: ProjectOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Remove one version; blobs other versions, datasets or artifacts use are kept."""
+    result = _store(project, quiet=True).remove_version(name, version)
+    if as_json:
+        _emit_json(result.__dict__)
+        return
+    console.print(
+        f"removed {name} {version}: {result.blobs_deleted} blobs deleted, "
+        f"{result.blobs_kept} kept; latest is now {result.latest_version or '(none)'}"
+    )
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{n} B"  # pragma: no cover

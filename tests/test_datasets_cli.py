@@ -1,0 +1,152 @@
+"""The ``aletheia datasets`` commands, a git branch workflow and concurrent adders."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_datasets import make_tree, sha
+from typer.testing import CliRunner
+
+from aletheia import layout
+from aletheia.cli import app
+
+runner = CliRunner()
+P = "cli"
+
+
+def cli(*args: str) -> dict | list:
+    result = runner.invoke(app, ["datasets", *args, "-p", P, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
+
+
+def test_add_list_versions_show_diff_pull_rm(stack, db, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # not a git repo: nothing is pinned
+    data = make_tree(tmp_path / "d", {"a.csv": b"x,y\n1,2\n", "b.csv": b"x,y\n3,4\n"})
+    added = cli("add", "iris", str(data), "--desc", "flowers", "--source", "uci")
+    assert added["version"] == "v1" and added["created"] and added["lock_file"] is None
+    assert cli("add", "iris", str(data))["created"] is False
+
+    make_tree(data, {"b.csv": b"x,y\n3,5\n", "c.csv": b"x,y\n"})
+    assert cli("add", "iris", str(data))["version"] == "v2"
+
+    (listed,) = cli("list")
+    assert (listed["name"], listed["latest_version"], listed["desc"]) == ("iris", "v2", "flowers")
+    assert [v["version"] for v in cli("versions", "iris")] == ["v1", "v2"]
+
+    # schema/stats written by the storage function show up
+    digest = sha(b"x,y\n1,2\n")
+    db.document(layout.file(P, digest)).set(
+        {"status": "analysed", "schema": {"columns": [{"name": "x"}, {"name": "y"}]}}, merge=True
+    )
+    shown = cli("show", "iris", "--version", "v1")
+    by_path = {f["path"]: f for f in shown["files"]}
+    assert by_path["a.csv"]["status"] == "analysed" and by_path["a.csv"]["schema"] == "2 columns"
+    assert shown["version"] == "v1" and shown["source"] == "uci"
+
+    d = cli("diff", "iris", "v1", "v2")
+    assert [e["path"] for e in d["added"]] == ["c.csv"]
+    assert [c["path"] for c in d["changed"]] == ["b.csv"] and d["removed"] == []
+    text = runner.invoke(app, ["datasets", "diff", "iris", "v1", "v2", "-p", P])
+    assert "+ c.csv" in text.stdout and "~ b.csv" in text.stdout
+
+    pulled = cli("pull", "iris", "--version", "v1", "--to", str(tmp_path / "out"))
+    assert (tmp_path / "out" / "b.csv").read_bytes() == b"x,y\n3,4\n"
+    assert pulled["version"] == "v1"
+
+    removed = cli("rm", "iris", "--version", "v2")
+    assert removed["latest_version"] == "v1" and removed["blobs_deleted"] >= 2
+    assert [v["version"] for v in cli("versions", "iris")] == ["v1"]
+
+
+def test_errors_exit_with_code_and_hint(stack, tmp_path):
+    bad = runner.invoke(app, ["datasets", "add", "a/b", str(tmp_path), "-p", P])
+    assert bad.exit_code == 2 and "invalid dataset name" in bad.output
+    missing = runner.invoke(app, ["datasets", "add", "ok", str(tmp_path / "nope"), "-p", P])
+    assert missing.exit_code == 2 and "does not exist" in missing.output
+    unknown = runner.invoke(app, ["datasets", "pull", "ghost", "-p", P])
+    assert unknown.exit_code == 5 and "hint" in unknown.output
+
+
+def test_branches_pin_their_own_versions(stack, tmp_path, monkeypatch):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "config", "user.email", "t@example.com")
+    git(repo, "config", "user.name", "t")
+    monkeypatch.chdir(repo)
+    data = make_tree(tmp_path / "data", {"labels.csv": b"main labels\n"})
+
+    assert cli("add", "labels", str(data))["version"] == "v1"
+    lock = repo / ".aletheia" / "datasets.lock"
+    assert json.loads(lock.read_text())["projects"][P]["labels"]["version"] == "v1"
+    git(repo, "add", ".aletheia/datasets.lock")
+    git(repo, "commit", "-q", "-m", "pin labels v1")
+
+    git(repo, "checkout", "-q", "-b", "relabel")
+    make_tree(data, {"labels.csv": b"relabelled\n"})
+    assert cli("add", "labels", str(data))["version"] == "v2"
+    git(repo, "commit", "-q", "-am", "pin labels v2")
+
+    out = tmp_path / "work"
+    git(repo, "checkout", "-q", "main")
+    assert cli("pull", "labels", "--to", str(out))["version"] == "v1"
+    assert (out / "labels.csv").read_bytes() == b"main labels\n"
+    git(repo, "checkout", "-q", "relabel")
+    assert cli("pull", "labels", "--to", str(out))["version"] == "v2"
+    assert (out / "labels.csv").read_bytes() == b"relabelled\n"
+    # outside any pin the latest version wins
+    with_no_lock = cli("add", "labels", str(data), "--no-lock")
+    assert with_no_lock["lock_file"] is None
+
+
+def test_two_processes_adding_the_same_data_make_one_version(stack, gcs, tmp_path):
+    files = {f"f{i}.bin": os.urandom(50_000) for i in range(40)}
+    data = make_tree(tmp_path / "data", files)
+    procs = []
+    for k in range(2):
+        env = {**os.environ, "ALETHEIA_CACHE_DIR": str(tmp_path / f"cache{k}")}
+        procs.append(
+            subprocess.Popen(
+                [
+                    str(Path(sys.executable).parent / "aletheia"),
+                    "datasets",
+                    "add",
+                    "same",
+                    str(data),
+                    "-p",
+                    P,
+                    "--json",
+                    "--no-lock",
+                ],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                cwd=tmp_path,
+            )
+        )
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()
+        results.append(json.loads(out))
+    assert {r["version"] for r in results} == {"v1"}
+    assert sorted(r["created"] for r in results) == [False, True]
+    names = [b.name for b in gcs.bucket(stack.bucket).list_blobs(prefix=f"{P}/")]
+    assert len(names) == len(set(names)) == 41  # 40 files + 1 manifest
+    assert sum(r["files_uploaded"] for r in results) >= 40
+
+
+@pytest.fixture(autouse=True)
+def _no_colour(monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "200")
