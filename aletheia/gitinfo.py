@@ -207,14 +207,16 @@ def _read(path: Path, *, cheap: bool, max_diff_bytes: int) -> GitInfo:
         return GitInfo(in_repo=False, error=f"git is not available: {exc}")
     try:
         repo = git.Repo(path, search_parent_directories=True)
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+    except git.NoSuchPathError:
+        return GitInfo(in_repo=False, error=f"{path} does not exist")
+    except git.InvalidGitRepositoryError:
         return GitInfo(in_repo=False)
     with repo:
         if repo.bare or repo.working_tree_dir is None:
             return GitInfo(in_repo=False, error="a bare repository has no working tree")
         try:
             return _read_repo(repo, cheap=cheap, max_diff_bytes=max_diff_bytes)
-        except git.GitCommandError as exc:
+        except git.CommandError as exc:
             log.debug("git failed in %s", repo.working_tree_dir, exc_info=True)
             message = (exc.stderr or str(exc)).strip().splitlines()
             return GitInfo(

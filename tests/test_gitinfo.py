@@ -309,6 +309,12 @@ def test_not_in_a_repo_is_recorded_as_such(tmp_path: Path) -> None:
     assert info.to_doc()["in_repo"] is False
 
 
+def test_missing_path_says_so(tmp_path: Path) -> None:
+    with pytest.warns(GitPolicyWarning, match="gone.py does not exist"):
+        info = gitinfo.capture(tmp_path / "gone.py", policy="warn")
+    assert not info.in_repo
+
+
 def test_repo_without_commits(repo: Path, tmp_path: Path) -> None:
     path = _no_commit(repo, tmp_path)
     (path / "a.py").write_text("")
@@ -340,6 +346,16 @@ def test_warning_points_at_the_calling_code(repo: Path) -> None:
     with pytest.warns(GitPolicyWarning, match="dirty") as caught:
         gitinfo.capture(repo, policy="warn")
     assert caught[0].filename == __file__
+
+
+def test_unreadable_repository_is_reported_not_raised(repo: Path) -> None:
+    (repo / ".git" / "index").write_bytes(b"not an index")
+    info = gitinfo.capture(repo, policy="off")
+    assert info.in_repo and info.error is not None and "index" in info.error
+    with pytest.warns(GitPolicyWarning, match="git could not be read"):
+        gitinfo.capture(repo, policy="warn")
+    with pytest.raises(GitPolicyError, match="git could not be read"):
+        gitinfo.capture(repo, policy="strict")
 
 
 def test_unknown_policy_is_refused(repo: Path) -> None:
