@@ -1,0 +1,703 @@
+"""The tracking API: ``Metastore`` -> ``Experiment`` -> ``Run``.
+
+As in the original aletheia README::
+
+    ms = Metastore("my-project")
+    ms.set_downloader(local_cache_dir)
+    exper = ms.exper("exper name", debug=False, auto_inc_ids=True)
+    exper.desc = "Description / notes etc"
+    with exper.start_run(fold=1) as run:
+        ds = run.get_dataset("ds_name", download=True)
+        run.set_model("resnet18")
+        run.set_hyper_params({"lr": 0.1})
+        exper.add_artifact("weights", "out/", is_local=True, is_dir=True, upload_file=True)
+        exper.add_metric("loss", 0.3)
+
+Starting a run captures git and environment state (under the git policy),
+then creates ``Runs/{id}``; from then on everything the run logs goes through
+its :class:`~aletheia.metrics.MetricWriter` (memory + journal, flushed in the
+background), so Firestore being slow or gone never stops training. Leaving
+the ``with`` block (or interpreter exit) flushes; an exception marks the run
+``failed`` with its traceback.
+"""
+
+from __future__ import annotations
+
+import atexit
+import datetime as dt
+import logging
+import os
+import secrets
+import socket
+import threading
+import traceback
+import weakref
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from google.api_core import exceptions as gexc
+from google.cloud import firestore
+
+from aletheia import clients, config, journal, layout, validation
+from aletheia.errors import AletheiaError, ValidationError
+from aletheia.metrics import FLUSH_INTERVAL_S, HEARTBEAT_S, STALE_HEARTBEATS, MetricWriter, RunRef
+from aletheia.store import TRANSIENT, FirestoreStore, Write, is_transient
+
+log = logging.getLogger(__name__)
+
+RUNNING, FINISHED, FAILED, CRASHED, INTERRUPTED = (
+    "running",
+    "finished",
+    "failed",
+    "crashed",
+    "interrupted",
+)
+STATUSES = (RUNNING, FINISHED, FAILED, CRASHED, INTERRUPTED)
+#: Longest traceback kept in a failed run's ``error`` field (its tail).
+MAX_ERROR_CHARS = 32 * 1024
+_CREATE_TIMEOUT_S = 10.0
+
+
+def now() -> dt.datetime:
+    """Timezone-aware UTC now."""
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def time_run_id() -> str:
+    """A sortable unique run id: ``20261123T101500-ab12cd`` (UTC start, random tail)."""
+    return f"{now():%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
+
+
+def effective_status(doc: Mapping[str, Any], at: dt.datetime | None = None) -> str:
+    """The status a reader should show: a ``running`` run with a stale heartbeat is crashed."""
+    status = str(doc.get("status", RUNNING))
+    if status != RUNNING:
+        return status
+    beat = doc.get("heartbeat_at") or doc.get("started_at")
+    interval = float(doc.get("heartbeat_interval_s") or HEARTBEAT_S)
+    if isinstance(beat, dt.datetime):
+        age = ((at or now()) - beat).total_seconds()
+        if age > STALE_HEARTBEATS * interval:
+            return CRASHED
+    return status
+
+
+class Metastore:
+    """Entry point: one aletheia project (``Projects/{project}``) on the configured target.
+
+    ``settings`` (or keyword ``overrides`` of any :mod:`aletheia.config`
+    setting) choose the cloud project or local stack. ``flush_interval_s``
+    and ``heartbeat_s`` tune the background writer of every run.
+    """
+
+    def __init__(
+        self,
+        project: str,
+        *,
+        settings: config.Settings | None = None,
+        flush_interval_s: float = FLUSH_INTERVAL_S,
+        heartbeat_s: float = HEARTBEAT_S,
+        **overrides: Any,
+    ) -> None:
+        self.project = layout.validate_id(project, "project name")
+        self.settings = settings or config.resolve(overrides)
+        self.flush_interval_s = flush_interval_s
+        self.heartbeat_s = heartbeat_s
+        self._db: firestore.Client | None = None
+        self._blobstore: Any = None
+        self._cache_dir = self.settings.cache_dir / "files"
+        self.store = FirestoreStore(lambda: clients.firestore_client(self.settings, probe=False))
+        self._project_ensured = False
+
+    # ----------------------------------------------------------- plumbing
+
+    @property
+    def db(self) -> firestore.Client:
+        """The Firestore client (the emulator is probed on first use)."""
+        if self._db is None:
+            self._db = clients.firestore_client(self.settings)
+        return self._db
+
+    @property
+    def blobstore(self) -> Any:
+        """The project's content-addressed :class:`~aletheia.blobstore.BlobStore`."""
+        if self._blobstore is None:
+            from aletheia.blobstore import BlobStore
+
+            gcs = clients.storage_client(self.settings)
+            self._blobstore = BlobStore(gcs, self.settings.bucket, self.project)
+        return self._blobstore
+
+    @property
+    def journal_root(self) -> Path:
+        """Where this target's run journals live."""
+        return journal.journal_root(self.settings.cache_dir, self.settings.cloud_project)
+
+    def set_downloader(self, cache_dir: str | os.PathLike[str]) -> None:
+        """Use ``cache_dir`` as the local content-addressed cache for datasets and artifacts."""
+        self._cache_dir = Path(cache_dir).expanduser()
+
+    @property
+    def cache(self) -> Any:
+        """The :class:`~aletheia.cache.LocalCache` set by :meth:`set_downloader`."""
+        from aletheia.cache import LocalCache
+
+        return LocalCache(self._cache_dir)
+
+    def _ensure_project(self) -> None:
+        if self._project_ensured:
+            return
+        _create_if_missing(
+            self.db, layout.project(self.project), {"name": self.project, "created_at": now()}
+        )
+        self._project_ensured = True
+
+    # ----------------------------------------------------------- API
+
+    def exper(
+        self,
+        name: str,
+        debug: bool = False,
+        auto_inc_ids: bool = True,
+        *,
+        git_policy: str | None = None,
+    ) -> Experiment:
+        """The experiment ``name`` (created on first use).
+
+        ``auto_inc_ids`` numbers runs 1, 2, 3 ...; otherwise run ids are
+        sortable ``20261123T101500-ab12cd``. ``debug`` runs are tagged
+        ``debug: true`` and hidden by ``aletheia runs list`` unless asked for.
+        """
+        return Experiment(self, name, debug=debug, auto_inc_ids=auto_inc_ids, git_policy=git_policy)
+
+    def sync(self) -> Any:
+        """Replay every unfinished journal of this target (see :mod:`aletheia.sync`)."""
+        from aletheia import sync
+
+        return sync.sync_all(self.settings, store=self.store)
+
+
+def _create_if_missing(db: firestore.Client, path: str, data: dict[str, Any]) -> bool:
+    """``create`` a document; False if it already existed."""
+    try:
+        db.document(path).create(data, timeout=_CREATE_TIMEOUT_S)
+    except gexc.AlreadyExists:
+        return False
+    return True
+
+
+class Experiment:
+    """``Projects/{p}/Experiments/{name}``: a family of runs."""
+
+    def __init__(
+        self,
+        ms: Metastore,
+        name: str,
+        *,
+        debug: bool = False,
+        auto_inc_ids: bool = True,
+        git_policy: str | None = None,
+    ) -> None:
+        self.ms = ms
+        self.name = layout.validate_id(name, "experiment name")
+        self.debug = bool(debug)
+        self.auto_inc_ids = bool(auto_inc_ids)
+        self.git_policy = git_policy or ms.settings.git_policy
+        self.path = layout.experiment(ms.project, self.name)
+        self._desc = ""
+        self.active_run: Run | None = None
+        self.online = self._ensure()
+
+    def _ensure(self) -> bool:
+        try:
+            self.ms._ensure_project()
+            doc = {"name": self.name, "desc": "", "next_run_id": 1, "created_at": now()}
+            if not _create_if_missing(self.ms.db, self.path, doc):
+                snap = self.ms.db.document(self.path).get(timeout=_CREATE_TIMEOUT_S)
+                self._desc = str((snap.to_dict() or {}).get("desc", ""))
+        except TRANSIENT as exc:
+            log.warning("aletheia: Firestore unreachable (%s); experiment works offline", exc)
+            return False
+        return True
+
+    @property
+    def desc(self) -> str:
+        """Free-text description; assigning it saves it."""
+        return self._desc
+
+    @desc.setter
+    def desc(self, value: str) -> None:
+        self._desc = validation.validate_text(value, "experiment description")
+        self.ms.store.commit([Write(self.path, {"desc": self._desc}, merge=True)])
+
+    def start_run(
+        self,
+        fold: int | None = None,
+        *,
+        run_id: str | None = None,
+        model: Any = None,
+        params: Mapping[str, Any] | None = None,
+        hyper_params: Mapping[str, Any] | None = None,
+        log_dir: str | os.PathLike[str] | None = None,
+        git_policy: str | None = None,
+        repo_path: str | os.PathLike[str] | None = None,
+    ) -> Run:
+        """Start a run (use it as a context manager).
+
+        Git is checked under ``git_policy`` (default: the experiment's, then
+        the ``git_policy`` setting) *before* anything is written, so a strict
+        refusal leaves no trace.
+        """
+        fields = {
+            "fold": _fold(fold),
+            "model": _model_doc(model),
+            "params": validation.validate_params(params or {}, "params"),
+            "hyper_params": validation.validate_params(hyper_params or {}, "hyper_params"),
+            "log_dir": validation.validate_text(log_dir, "log_dir") if log_dir else None,
+        }
+        fields.update(_capture_code_and_env(self.ms, git_policy or self.git_policy, repo_path))
+        if run_id is not None:
+            layout.validate_id(run_id, "run id")
+        run = Run._start(self, fields, run_id)
+        self.active_run = run
+        return run
+
+    def add_metric(self, name: str, value: Any, step: int | None = None) -> None:
+        """Log a metric to the experiment's active run."""
+        self._run_for("add_metric").add_metric(name, value, step)
+
+    def log_metrics(self, values: Mapping[str, Any], step: int | None = None) -> None:
+        """Log several metrics to the active run."""
+        self._run_for("log_metrics").log_metrics(values, step)
+
+    def add_artifact(
+        self,
+        name: str,
+        path: str | os.PathLike[str],
+        is_local: bool = True,
+        is_dir: bool = False,
+        upload_file: bool = True,
+    ) -> dict[str, Any]:
+        """Record (and upload) an artifact of the experiment, linked to the active run if any."""
+        from aletheia import artifacts
+
+        run_id = self.active_run.id if self.active_run and self.active_run.is_active else None
+        return dict(
+            artifacts.add_artifact(  # type: ignore[attr-defined]
+                self.ms.db,
+                self.ms.blobstore,
+                self.ms.project,
+                self.name,
+                name,
+                path,
+                run_id=run_id,
+                is_local=is_local,
+                is_dir=is_dir,
+                upload_file=upload_file,
+            )
+        )
+
+    def _run_for(self, what: str) -> Run:
+        run = self.active_run
+        if run is None or not run.is_active:
+            raise ValidationError(
+                f"{what} on experiment {self.name!r} needs an active run",
+                "call it inside `with exper.start_run(...) as run:`",
+            )
+        return run
+
+
+def _fold(fold: Any) -> int | None:
+    if fold is None:
+        return None
+    if isinstance(fold, bool) or not isinstance(fold, int):
+        raise ValidationError(f"fold must be an int, got {fold!r}", "pass e.g. fold=1")
+    return fold
+
+
+def _model_doc(model: Any) -> dict[str, Any] | None:
+    """``{name, class, ...}`` for a model given as a name, a dict or an object."""
+    if model is None:
+        return None
+    if isinstance(model, str):
+        return {"name": validation.validate_text(model, "model name")}
+    if isinstance(model, Mapping):
+        return validation.validate_params(model, "model")
+    cls = type(model)
+    name = getattr(model, "name", None)
+    return {
+        "name": str(name) if isinstance(name, str) else cls.__name__,
+        "class": f"{cls.__module__}.{cls.__qualname__}",
+    }
+
+
+def _capture_code_and_env(
+    ms: Metastore, policy: str, repo_path: str | os.PathLike[str] | None
+) -> dict[str, Any]:
+    """git and env maps; the diff and the package list become blobs."""
+    from aletheia import envinfo, gitinfo
+
+    git = gitinfo.capture(Path(repo_path) if repo_path else None, policy=policy)
+    env = envinfo.capture()
+    git_doc = git.to_doc()
+    env_doc = env.to_doc()
+    git_doc["diff_ref"] = _blob_ref(ms, git.diff.encode() if git.diff else None, "text/x-diff")
+    env_doc["packages_ref"] = _blob_ref(ms, env.requirements_text().encode(), "text/plain")
+    return {"git": git_doc, "env": env_doc}
+
+
+def _blob_ref(ms: Metastore, data: bytes | None, content_type: str) -> dict[str, Any] | None:
+    if not data:
+        return None
+    try:
+        info = ms.blobstore.put_bytes(data, content_type=content_type)
+    except Exception as exc:  # the run goes on without the blob
+        log.warning("aletheia: could not store a blob (%s); recorded without it", exc)
+        return None
+    return {"sha256": info.sha256, "uri": info.uri, "size": info.size}
+
+
+class Run:
+    """One run of an experiment: ``.../Runs/{id}``."""
+
+    def __init__(self, exper: Experiment, run_id: str, fields: dict[str, Any]) -> None:
+        self.exper = exper
+        self.ms = exper.ms
+        self.id = run_id
+        self.fields = fields
+        self.status = RUNNING
+        self.ref = RunRef(self.ms.project, exper.name, run_id)
+        self._datasets: list[dict[str, Any]] = []
+        self._ended = threading.Event()
+        self.journal = journal.JournalWriter(
+            journal.journal_path(self.ms.journal_root, self.ms.project, exper.name, run_id)
+        )
+        self.writer = MetricWriter(
+            self.ref,
+            self.ms.store,
+            self.journal,
+            flush_interval_s=self.ms.flush_interval_s,
+            heartbeat_s=self.ms.heartbeat_s,
+        )
+
+    # ----------------------------------------------------------- lifecycle
+
+    @classmethod
+    def _start(cls, exper: Experiment, fields: dict[str, Any], run_id: str | None) -> Run:
+        ms = exper.ms
+        started = now()
+        fields.update(
+            status=RUNNING,
+            started_at=started,
+            heartbeat_at=started,
+            heartbeat_interval_s=ms.heartbeat_s,
+            ended_at=None,
+            saved_model=None,
+            error=None,
+            datasets=[],
+            dataset_refs=[],
+            summary={},
+            debug=exper.debug,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+        )
+        validation.validate_params(fields, "run fields")
+        created = False
+        try:
+            if exper.online:
+                run_id, fields = _create_run(ms, exper, fields, run_id)
+                created = True
+        except TRANSIENT as exc:
+            log.warning("aletheia: Firestore unreachable (%s); the run starts offline", exc)
+        if run_id is None:
+            run_id = time_run_id()
+        fields["run"] = run_id
+        run = cls(exper, run_id, fields)
+        run.journal.header(
+            project=ms.project,
+            experiment=exper.name,
+            run=run_id,
+            cloud_project=ms.settings.cloud_project,
+            created=created,
+            fields=fields,
+            heartbeat_s=ms.heartbeat_s,
+        )
+        if not created:
+            run.writer.set_fields(fields)  # the first flush creates the document
+        run.writer.start()
+        _ACTIVE.add(run)
+        return run
+
+    @property
+    def is_active(self) -> bool:
+        """True until the run has ended."""
+        return not self._ended.is_set()
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None or (isinstance(exc, SystemExit) and not exc.code):
+            self.finish(FINISHED)
+        elif isinstance(exc, Exception):
+            text = "".join(traceback.format_exception(exc_type, exc, tb))
+            self.finish(FAILED, error=text[-MAX_ERROR_CHARS:])
+        else:
+            self.finish(INTERRUPTED, error=repr(exc))
+
+    def finish(self, status: str = FINISHED, *, error: str | None = None) -> bool:
+        """End the run with ``status``; flush everything. True if Firestore has it all."""
+        if status not in STATUSES or status == RUNNING:
+            raise ValidationError(f"cannot end a run as {status!r}", f"use one of {STATUSES[1:]}")
+        if self._ended.is_set():
+            return True
+        self._ended.set()
+        self.status = status
+        end = {"status": status, "ended_at": now(), "error": error}
+        self.fields.update(end)
+        self.writer.set_fields(end)
+        complete = self.writer.close()
+        if complete:
+            complete = self._write_result()
+        self.journal.end(status)
+        if complete:
+            self.journal.synced()
+        else:
+            log.warning(
+                "aletheia: run %s ended offline; its journal %s holds everything: "
+                "run `aletheia sync` when Firestore is reachable",
+                self.id,
+                self.journal.path,
+            )
+        self.journal.close()
+        _ACTIVE.discard(self)
+        if self.exper.active_run is self:
+            self.exper.active_run = None
+        return complete
+
+    def _write_result(self) -> bool:
+        summaries = {k: s.to_doc() for k, s in self.writer.summaries().items()}
+        doc = result_doc(self.ref, {**self.fields, "status": self.status}, summaries)
+        path = layout.result(self.ms.project, self.exper.name, self.id)
+        try:
+            self.ms.store.commit([Write(path, doc)], retry_for_s=10.0)
+        except Exception as exc:
+            log.warning("aletheia: could not write Results/%s (%s)", self.id, exc)
+            return False
+        return True
+
+    def flush(self) -> bool:
+        """Send everything logged so far now; True if Firestore acknowledged it."""
+        return self.writer.flush()
+
+    # ----------------------------------------------------------- metrics
+
+    def add_metric(self, name: str, value: Any, step: int | None = None) -> None:
+        """Log one value of metric ``name`` (never blocks on the network)."""
+        key = validation.validate_metric_key(name)
+        number = validation.validate_metric_value(value, key)
+        self._require_active()
+        self.writer.add(key, number, validation.validate_step(step))
+
+    def log_metrics(self, values: Mapping[str, Any], step: int | None = None) -> None:
+        """Log several metrics at one step; all are validated before any is logged."""
+        checked = {
+            validation.validate_metric_key(k): validation.validate_metric_value(v, str(k))
+            for k, v in values.items()
+        }
+        s = validation.validate_step(step)
+        self._require_active()
+        for key, number in checked.items():
+            self.writer.add(key, number, s)
+
+    # ----------------------------------------------------------- fields
+
+    def set_fold(self, fold: int | None = None) -> None:
+        """Record the fold (default: the one given to ``start_run``)."""
+        value = _fold(fold) if fold is not None else self.fields.get("fold")
+        self._set({"fold": value})
+
+    def set_model(self, model: Any = None, **info: Any) -> None:
+        """Record the model: a name, a dict, or the model object (its class is kept).
+
+        Extra keyword ``info`` (``version=...``) is merged into the map.
+        """
+        doc = _model_doc(model) or {}
+        doc.update(validation.validate_params(info, "model info"))
+        self._set({"model": doc or None})
+
+    def set_params(self, params: Mapping[str, Any]) -> None:
+        """Merge ``params`` into the run's params (validated before any write)."""
+        clean = validation.validate_params(params, "params")
+        merged = {**(self.fields.get("params") or {}), **clean}
+        validation.validate_params(merged, "params")
+        self._set({"params": merged})
+
+    def set_hyper_params(self, hyper_params: Mapping[str, Any]) -> None:
+        """Merge ``hyper_params`` into the run's hyper-parameters."""
+        clean = validation.validate_params(hyper_params, "hyper_params")
+        merged = {**(self.fields.get("hyper_params") or {}), **clean}
+        validation.validate_params(merged, "hyper_params")
+        self._set({"hyper_params": merged})
+
+    def set_log_dir(self, log_dir: str | os.PathLike[str]) -> None:
+        """Where the run's logs (e.g. TensorBoard) are."""
+        self._set({"log_dir": validation.validate_text(log_dir, "log_dir")})
+
+    def set_saved_model(self, location: str | os.PathLike[str]) -> None:
+        """Where the trained model was saved."""
+        self._set({"saved_model": validation.validate_text(location, "saved_model")})
+
+    def _set(self, fields: dict[str, Any]) -> None:
+        self._require_active()
+        self.fields.update(fields)
+        self.writer.set_fields(fields)
+
+    def _require_active(self) -> None:
+        if self._ended.is_set():
+            raise ValidationError(
+                f"run {self.id} has ended ({self.status})", "start a new run to log more"
+            )
+
+    # ----------------------------------------------------------- data and artifacts
+
+    def get_dataset(self, name: str, download: bool = True, version: str | None = None) -> Any:
+        """Fetch a dataset (version) and record that this run used it."""
+        from aletheia import datasets
+
+        layout.validate_id(name, "dataset name")
+        store = datasets.DatasetStore(self.ms.db, self.ms.blobstore, self.ms.cache, self.ms.project)
+        handle = store.get(name, version=version, download=download)
+        self.record_dataset(handle.name, handle.version)
+        return handle
+
+    def record_dataset(self, name: str, version: str) -> None:
+        """Record the use of dataset ``name@version`` (``datasets`` and ``dataset_refs``)."""
+        entry = {"name": name, "version": version}
+        if entry not in self._datasets:
+            self._datasets.append(entry)
+        refs = [layout.dataset_ref(d["name"], d["version"]) for d in self._datasets]
+        self._set({"datasets": list(self._datasets), "dataset_refs": refs})
+
+    def add_artifact(
+        self,
+        name: str,
+        path: str | os.PathLike[str],
+        is_local: bool = True,
+        is_dir: bool = False,
+        upload_file: bool = True,
+    ) -> dict[str, Any]:
+        """Record (and upload) an artifact produced by this run."""
+        from aletheia import artifacts
+
+        return dict(
+            artifacts.add_artifact(  # type: ignore[attr-defined]
+                self.ms.db,
+                self.ms.blobstore,
+                self.ms.project,
+                self.exper.name,
+                name,
+                path,
+                run_id=self.id,
+                is_local=is_local,
+                is_dir=is_dir,
+                upload_file=upload_file,
+            )
+        )
+
+
+def _create_run(
+    ms: Metastore, exper: Experiment, fields: dict[str, Any], run_id: str | None
+) -> tuple[str, dict[str, Any]]:
+    """Create the run document; the document itself is the lock on its id."""
+    db = ms.db
+    if run_id is not None:
+        try:
+            db.document(layout.run(ms.project, exper.name, run_id)).create(
+                {**fields, "run": run_id}, timeout=_CREATE_TIMEOUT_S
+            )
+        except gexc.AlreadyExists as exc:
+            raise AletheiaError(
+                f"run {run_id!r} already exists in {exper.name!r}", "choose another run_id"
+            ) from exc
+        return run_id, fields
+    if not exper.auto_inc_ids:
+        while True:
+            candidate = time_run_id()
+            try:
+                db.document(layout.run(ms.project, exper.name, candidate)).create(
+                    {**fields, "run": candidate}, timeout=_CREATE_TIMEOUT_S
+                )
+                return candidate, fields
+            except gexc.AlreadyExists:
+                continue
+    return _create_numbered(db, ms.project, exper.name, fields)
+
+
+def _create_numbered(
+    db: firestore.Client, p: str, e: str, fields: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """Ids 1, 2, 3 ...: optimistic ``create`` of ``Runs/{n}``, n+1 on AlreadyExists.
+
+    ``next_run_id`` on the experiment is only a hint where to start; it never
+    decides an id, so concurrent starters cannot get the same one and no
+    transaction waits on a hot counter document.
+    """
+    snap = db.document(layout.experiment(p, e)).get(timeout=_CREATE_TIMEOUT_S)
+    n = max(1, int((snap.to_dict() or {}).get("next_run_id", 1)))
+    while True:
+        doc = {**fields, "run": str(n), "number": n}
+        try:
+            db.document(layout.run(p, e, str(n))).create(doc, timeout=_CREATE_TIMEOUT_S)
+            break
+        except gexc.AlreadyExists:
+            n += 1
+    try:
+        db.document(layout.experiment(p, e)).update(
+            {"next_run_id": n + 1}, timeout=_CREATE_TIMEOUT_S
+        )
+    except Exception as exc:  # only a hint
+        if not is_transient(exc):
+            raise
+    return str(n), doc
+
+
+def result_doc(
+    ref: RunRef, fields: Mapping[str, Any], summaries: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Any]:
+    """The flat ``Results/{run}`` document for leaderboards."""
+    model = fields.get("model") or {}
+    return {
+        "run": ref.run,
+        "experiment": ref.experiment,
+        "number": fields.get("number"),
+        "status": fields.get("status"),
+        "fold": fields.get("fold"),
+        "model": model.get("name") if isinstance(model, Mapping) else None,
+        "started_at": fields.get("started_at"),
+        "ended_at": fields.get("ended_at"),
+        "hyper_params": dict(fields.get("hyper_params") or {}),
+        "params": dict(fields.get("params") or {}),
+        "metrics": {k: s.get("last") for k, s in summaries.items()},
+        "dataset_refs": list(fields.get("dataset_refs") or []),
+    }
+
+
+# Runs still open at interpreter exit are flushed and ended.
+_ACTIVE: weakref.WeakSet[Run] = weakref.WeakSet()
+
+
+@atexit.register
+def _finish_open_runs() -> None:
+    for run in list(_ACTIVE):
+        try:
+            run.finish(FINISHED)
+        except Exception as exc:  # never turn a clean exit into a crash
+            log.warning("aletheia: could not end run %s at exit: %s", run.id, exc)

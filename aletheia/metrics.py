@@ -1,0 +1,325 @@
+"""The buffered, chunked, background writer of a run's metrics and fields.
+
+``add`` (the training thread) stamps a point with its per-key index, appends
+it to an in-memory buffer and one line to the journal, and returns. A writer
+thread wakes every ``flush_interval_s`` and sends what accumulated:
+
+* point ``i`` of key ``k`` belongs to chunk ``i // CHUNK_POINTS``, stored at
+  ``Metrics/{k}~{chunk}`` with the chunk's *whole* content (``set``, not an
+  append), so sending a chunk again writes the same document: replaying the
+  journal is exactly-once by construction;
+* the run document gets the metric summaries and any fields set since the
+  last flush, in the same commits (at most 500 writes each);
+* once Firestore acknowledges, an ``ack`` record goes to the journal.
+
+When Firestore cannot be reached the run goes on: points stay in memory and
+in the journal, a warning is logged once, and each later flush tries again
+(``aletheia sync`` sends whatever a dead process could not).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aletheia import layout
+from aletheia.journal import JournalWriter, Point
+from aletheia.store import FirestoreStore, Write
+
+log = logging.getLogger(__name__)
+
+#: Points per chunk document: ~30 KB per chunk, far below Firestore's 1 MiB.
+CHUNK_POINTS = 1000
+#: Default seconds between flushes (Firestore sustains ~1 write/s per document).
+FLUSH_INTERVAL_S = 1.0
+#: Default seconds between heartbeats.
+HEARTBEAT_S = 30.0
+#: A running run whose heartbeat is older than this many intervals is crashed.
+STALE_HEARTBEATS = 3
+
+
+def utc(ts: float) -> dt.datetime:
+    """A timezone-aware UTC datetime from epoch seconds."""
+    return dt.datetime.fromtimestamp(ts, tz=dt.timezone.utc)
+
+
+def chunk_of(index: int) -> int:
+    """The chunk number holding per-key index ``index``."""
+    return index // CHUNK_POINTS
+
+
+def chunk_doc(key: str, chunk: int, points: Iterable[Point]) -> dict[str, Any]:
+    """The document of one chunk: parallel arrays of steps, values and times."""
+    pts = list(points)
+    return {
+        "key": key,
+        "chunk": chunk,
+        "first_index": chunk * CHUNK_POINTS,
+        "count": len(pts),
+        "steps": [p.step for p in pts],
+        "values": [p.value for p in pts],
+        "times": [utc(p.ts) for p in pts],
+    }
+
+
+@dataclass
+class Summary:
+    """Running summary of one metric: what the run document shows."""
+
+    count: int = 0
+    last: float | None = None
+    last_step: int | None = None
+    min: float | None = None
+    max: float | None = None
+    nonfinite: int = 0
+
+    def add(self, step: int, value: float) -> None:
+        """Fold one point in (non-finite values are counted, not min/max'd)."""
+        self.count += 1
+        self.last, self.last_step = value, step
+        if not math.isfinite(value):
+            self.nonfinite += 1
+            return
+        self.min = value if self.min is None else min(self.min, value)
+        self.max = value if self.max is None else max(self.max, value)
+
+    def to_doc(self) -> dict[str, Any]:
+        """The ``summary.{key}`` map."""
+        return {
+            "count": self.count,
+            "last": self.last,
+            "last_step": self.last_step,
+            "min": self.min,
+            "max": self.max,
+            "nonfinite": self.nonfinite,
+        }
+
+
+def summarize(points: Iterable[Point]) -> Summary:
+    """Summary of a series, in index order."""
+    summary = Summary()
+    for p in sorted(points, key=lambda p: p.index):
+        summary.add(p.step, p.value)
+    return summary
+
+
+@dataclass
+class _Series:
+    """Writer-side state of one metric: unsent chunks and its summary."""
+
+    key: str
+    summary: Summary = field(default_factory=Summary)
+    chunks: dict[int, list[Point]] = field(default_factory=dict)
+    dirty: set[int] = field(default_factory=set)
+    received: int = 0  # points drained from the buffer
+
+    def add(self, point: Point) -> None:
+        n = chunk_of(point.index)
+        self.chunks.setdefault(n, []).append(point)
+        self.dirty.add(n)
+        self.summary.add(point.step, point.value)
+        self.received += 1
+
+    def acknowledged(self, sent: set[int]) -> None:
+        """Forget sent chunks that are full; keep the tail (it will grow)."""
+        self.dirty -= sent
+        for n in sent:
+            if len(self.chunks.get(n, ())) >= CHUNK_POINTS:
+                del self.chunks[n]
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """Where a run lives."""
+
+    project: str
+    experiment: str
+    run: str
+
+    @property
+    def path(self) -> str:
+        """The run document."""
+        return layout.run(self.project, self.experiment, self.run)
+
+    def chunk_path(self, key: str, chunk: int) -> str:
+        """A metric chunk document."""
+        return layout.metric_chunk(self.project, self.experiment, self.run, key, chunk)
+
+
+class MetricWriter:
+    """Buffers a run's points and field updates; a thread flushes them in batches."""
+
+    def __init__(
+        self,
+        ref: RunRef,
+        store: FirestoreStore,
+        journal: JournalWriter,
+        *,
+        flush_interval_s: float = FLUSH_INTERVAL_S,
+        heartbeat_s: float = HEARTBEAT_S,
+        retry_for_s: float = 5.0,
+    ) -> None:
+        self.ref = ref
+        self.store = store
+        self.journal = journal
+        self.flush_interval_s = flush_interval_s
+        self.heartbeat_s = heartbeat_s
+        self.retry_for_s = retry_for_s
+        self.points_logged = 0
+        self.offline = False
+        self._lock = threading.Lock()  # guards the buffer and indexes (training side)
+        self._flush_lock = threading.Lock()  # one flush at a time
+        self._next_index: dict[str, int] = {}
+        self._buffer: list[Point | tuple[str, Point]] = []
+        self._pending_fields: list[dict[str, Any]] = []
+        self._series: dict[str, _Series] = {}
+        self._dirty_summaries: set[str] = set()
+        self._unsent_fields: list[dict[str, Any]] = []
+        self._sets_acked = 0
+        self._last_heartbeat = time.monotonic()
+        self._warned = False
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # ----------------------------------------------------------- training thread
+
+    def add(self, key: str, value: float, step: int | None, ts: float | None = None) -> int:
+        """Record one point; returns its per-key index. No network I/O."""
+        ts = time.time() if ts is None else ts
+        with self._lock:
+            index = self._next_index.get(key, 0)
+            self._next_index[key] = index + 1
+            point = Point(index, index if step is None else step, value, ts)
+            self._buffer.append((key, point))
+            self.points_logged += 1
+            self._journal_safely(self.journal.metric, key, index, point.step, value, ts)
+        return index
+
+    def set_fields(self, fields: Mapping[str, Any]) -> None:
+        """Queue a merge of run-document fields (journaled at once)."""
+        with self._lock:
+            self._pending_fields.append(dict(fields))
+            self._journal_safely(self.journal.set_fields, fields)
+
+    def start(self) -> None:
+        """Start the background thread."""
+        self._thread = threading.Thread(
+            target=self._loop, name=f"aletheia-writer-{self.ref.run}", daemon=True
+        )
+        self._thread.start()
+
+    def close(self, *, retry_for_s: float = 30.0) -> bool:
+        """Stop the thread and flush everything, retrying harder; True if all was sent."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+        return self.flush(retry_for_s=retry_for_s)
+
+    # ----------------------------------------------------------- writer thread
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.flush_interval_s)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                self.flush()
+            except Exception as exc:  # a failing tracker never kills training
+                self._warn(f"metric writer error: {exc!r}")
+
+    def flush(self, *, retry_for_s: float | None = None) -> bool:
+        """Send everything buffered now; True when Firestore acknowledged all of it."""
+        with self._flush_lock:
+            self._drain()
+            writes = self._writes()
+            if not writes:
+                return True
+            sent = {key: set(s.dirty) for key, s in self._series.items() if s.dirty}
+            n_fields = len(self._unsent_fields)
+            try:
+                self.store.commit(writes, retry_for_s=retry_for_s or self.retry_for_s)
+            except Exception as exc:
+                self.offline = True
+                self._warn(
+                    f"Firestore unreachable ({type(exc).__name__}); run {self.ref.run} "
+                    "keeps logging to its journal and will catch up"
+                )
+                return False
+            self._acknowledged(sent, n_fields)
+            return True
+
+    def _drain(self) -> None:
+        with self._lock:
+            buffer, self._buffer = self._buffer, []
+            fields, self._pending_fields = self._pending_fields, []
+        for key, point in buffer:  # type: ignore[misc]
+            series = self._series.get(key)
+            if series is None:
+                series = self._series[key] = _Series(key)
+            series.add(point)
+            self._dirty_summaries.add(key)
+        self._unsent_fields.extend(fields)
+
+    def _writes(self) -> list[Write]:
+        writes = [
+            Write(self.ref.chunk_path(s.key, n), chunk_doc(s.key, n, s.chunks[n]))
+            for s in self._series.values()
+            for n in sorted(s.dirty)
+        ]
+        run_fields = self._run_fields()
+        if run_fields:
+            writes.append(Write(self.ref.path, run_fields, merge=True))
+        return writes
+
+    def _run_fields(self) -> dict[str, Any]:
+        merged: dict[str, Any] = {}
+        for update in self._unsent_fields:
+            merged.update(update)
+        if self._dirty_summaries:
+            merged["summary"] = {
+                key: self._series[key].summary.to_doc() for key in self._dirty_summaries
+            }
+        if merged or time.monotonic() - self._last_heartbeat >= self.heartbeat_s:
+            merged["heartbeat_at"] = dt.datetime.now(dt.timezone.utc)
+        return merged
+
+    def _acknowledged(self, sent: dict[str, set[int]], n_fields: int) -> None:
+        for key, chunks in sent.items():
+            self._series[key].acknowledged(chunks)
+        self._dirty_summaries.clear()
+        del self._unsent_fields[:n_fields]
+        self._sets_acked += n_fields
+        self._last_heartbeat = time.monotonic()
+        acked = {key: s.received for key, s in self._series.items() if key in sent}
+        if acked or n_fields:
+            self._journal_safely(self.journal.ack, acked, self._sets_acked)
+        if self.offline:
+            log.warning("Firestore reachable again: run %s caught up", self.ref.run)
+            self.offline = False
+            self._warned = False
+
+    # ----------------------------------------------------------- helpers
+
+    def summaries(self) -> dict[str, Summary]:
+        """Summaries of every metric drained so far (call after :meth:`flush`)."""
+        return {key: s.summary for key, s in self._series.items()}
+
+    def _journal_safely(self, fn: Callable[..., None], *args: Any) -> None:
+        try:
+            fn(*args)
+        except (OSError, ValueError) as exc:  # disk full, closed file
+            self._warn(f"cannot write the journal {self.journal.path}: {exc}")
+
+    def _warn(self, message: str) -> None:
+        if not self._warned:
+            self._warned = True
+            log.warning("aletheia: %s", message)

@@ -1,0 +1,128 @@
+"""Batched, retried Firestore writes for the tracking client.
+
+Every write the tracker makes after a run has started goes through
+:meth:`FirestoreStore.commit`: a list of whole-document ``set`` operations,
+sent in ``WriteBatch`` commits of at most 500 writes (Firestore's limit),
+each retried with exponential backoff and jitter on transient errors. The
+store counts its commit RPCs and writes, so tests (and ``bench/``) can
+assert how many round trips logging costs.
+
+After a failed commit the client is rebuilt on the next one: a gRPC channel
+that saw its server vanish can sit in reconnect back-off for a long time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from google.api_core import exceptions as gexc
+from google.cloud import firestore
+from tenacity import (
+    Retrying,
+    retry_if_exception,
+    stop_after_delay,
+    wait_exponential,
+    wait_random,
+)
+
+from aletheia.errors import BackendUnavailableError
+
+log = logging.getLogger(__name__)
+
+#: Firestore's limit of writes in one commit.
+MAX_BATCH_WRITES = 500
+#: Deadline of one commit RPC.
+COMMIT_TIMEOUT_S = 10.0
+
+#: Errors worth retrying: the service or the network, not the request.
+TRANSIENT = (
+    gexc.ServiceUnavailable,
+    gexc.DeadlineExceeded,
+    gexc.InternalServerError,
+    gexc.TooManyRequests,
+    gexc.ResourceExhausted,
+    gexc.Aborted,
+    gexc.GatewayTimeout,
+    gexc.Unknown,
+    gexc.RetryError,
+    BackendUnavailableError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for errors a retry may cure."""
+    return isinstance(exc, TRANSIENT)
+
+
+@dataclass(frozen=True)
+class Write:
+    """One document write: the whole document, or a merge of its given fields."""
+
+    path: str
+    data: dict[str, Any]
+    merge: bool = False
+
+
+@dataclass
+class StoreStats:
+    """What the store sent: commit RPCs (attempts included), writes acknowledged."""
+
+    commits: int = 0
+    failed_commits: int = 0
+    writes: int = 0
+
+
+class FirestoreStore:
+    """Sends batches of writes to Firestore, retrying transient failures."""
+
+    def __init__(self, client_factory: Callable[[], firestore.Client]) -> None:
+        self._factory = client_factory
+        self._client: firestore.Client | None = None
+        self._lock = threading.Lock()
+        self.stats = StoreStats()
+
+    @property
+    def client(self) -> firestore.Client:
+        """The current client (built on first use and after a failure)."""
+        with self._lock:
+            if self._client is None:
+                self._client = self._factory()
+            return self._client
+
+    def commit(self, writes: Sequence[Write], *, retry_for_s: float = 5.0) -> None:
+        """Commit ``writes`` in batches of at most 500; raise the last error if one fails.
+
+        Every write is a full ``set`` (or a merge of explicit fields), so a
+        batch may be sent again after an ambiguous failure without harm.
+        """
+        for start in range(0, len(writes), MAX_BATCH_WRITES):
+            chunk = writes[start : start + MAX_BATCH_WRITES]
+            for attempt in Retrying(
+                stop=stop_after_delay(retry_for_s),
+                wait=wait_exponential(multiplier=0.2, max=2.0) + wait_random(0, 0.2),
+                retry=retry_if_exception(is_transient),
+                reraise=True,
+            ):
+                with attempt:
+                    self._commit_once(chunk)
+
+    def _commit_once(self, writes: Sequence[Write]) -> None:
+        client = self.client
+        batch = client.batch()
+        for w in writes:
+            batch.set(client.document(w.path), w.data, merge=w.merge)
+        self.stats.commits += 1
+        try:
+            batch.commit(retry=None, timeout=COMMIT_TIMEOUT_S)
+        except Exception:
+            self.stats.failed_commits += 1
+            with self._lock:
+                self._client = None  # a fresh channel reconnects at once
+            raise
+        self.stats.writes += len(writes)
