@@ -691,3 +691,26 @@ def _sample_value(value: Any) -> Any:
 def open_bytes(data: bytes) -> Opener:
     """An opener over in-memory bytes (for small files and tests)."""
     return lambda: io.BytesIO(data)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m aletheia.profiling FILE [--name N]``: print a local file's profile as JSON."""
+    import argparse
+    import sys
+    from pathlib import Path
+
+    parser = argparse.ArgumentParser(description="Profile a local data file in bounded memory.")
+    parser.add_argument("file", type=Path)
+    parser.add_argument("--name", help="original name, when the file's own lacks the extension")
+    parser.add_argument("--block-size", type=int, default=ProfileOptions.block_size)
+    args = parser.parse_args(argv)
+    with args.file.open("rb") as fh:
+        head = fh.read(8)
+    detected = detect_format(args.name or args.file.name, None, head)
+    opts = ProfileOptions(block_size=args.block_size)
+    result = profile(lambda: args.file.open("rb"), detected, opts)
+    json.dump(result.to_dict(), sys.stdout, default=str)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""The profiler streams: a file much bigger than its working set is read in bounded memory."""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+
+ROWS = 3_300_000  # ~110 MB of CSV
+LIMIT_MIB = 512
+
+
+def _generate(path: Path) -> None:
+    rng = np.random.default_rng(7)
+    schema = pa.schema([("id", pa.int64()), ("x", pa.float64()), ("cat", pa.string())])
+    cats = np.array(["alpha", "beta", "gamma", "delta"])
+    with pa_csv.CSVWriter(str(path), schema) as writer:
+        for start in range(0, ROWS, 250_000):
+            n = min(250_000, ROWS - start)
+            writer.write_batch(
+                pa.record_batch(
+                    {
+                        "id": np.arange(start, start + n),
+                        "x": rng.normal(50.0, 10.0, n) * 1e6,  # long decimal text per value
+                        "cat": cats[rng.integers(0, 4, n)],
+                    },
+                    schema=schema,
+                )
+            )
+
+
+def test_big_csv_is_profiled_in_bounded_memory(tmp_path: Path) -> None:
+    path = tmp_path / "big.csv"
+    _generate(path)
+    size = path.stat().st_size
+    assert size > 100 << 20
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    out = subprocess.run(
+        [sys.executable, "-m", "aletheia.profiling", str(path)],
+        check=True,
+        capture_output=True,
+    ).stdout
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+
+    profile = json.loads(out)
+    assert peak_kib >= before  # the child's peak is the one we read
+    assert peak_kib < LIMIT_MIB * 1024, f"peak RSS {peak_kib / 1024:.0f} MiB for {size >> 20} MiB"
+    stats = {c["name"]: c for c in profile["stats"]}
+    con = duckdb.connect()
+    row = con.execute(f"select count(*), avg(x), count(distinct id) from '{path}'").fetchone()
+    assert row is not None
+    assert profile["rows"] == row[0] == ROWS
+    assert abs(stats["x"]["mean"] - row[1]) < 1e-6 * abs(row[1])
+    # Approximate distinct (HyperLogLog) within a few standard errors of the truth.
+    assert stats["id"]["distinct_exact"] is False
+    assert abs(stats["id"]["distinct"] - row[2]) < 0.06 * row[2]
+    assert stats["cat"]["domain"] == ["alpha", "beta", "delta", "gamma"]
