@@ -286,13 +286,13 @@ class DatasetStore:
         desc: str | None = None,
         source: str | None = None,
         created_by_run: str | None = None,
-        lock: bool | None = None,
+        lock: bool | None = False,
     ) -> AddResult:
         """Register the files under ``path`` as the next version of ``name``.
 
         Unchanged data (same manifest as the latest version) makes no new
         version. ``lock``: pin the result in the git repo's lock file (``None``:
-        when inside a git repo).
+        only when ``workdir``/cwd is inside a git repo; the CLI's default).
         """
         layout.dataset(self.project, name)  # validates the name before any I/O
         files = scan_tree(path)
@@ -797,24 +797,6 @@ def _sha256_bytes(data: bytes) -> str:
 
 
 # --------------------------------------------------------------------------- lineage
-
-
-def record_dataset_use(
-    db: firestore.Client, project: str, experiment: str, run_id: str, handle: DatasetHandle
-) -> None:
-    """Record on a run document that it used ``handle`` (idempotent).
-
-    Sets ``datasets`` (list of ``{name, version}``), ``dataset_refs``
-    (``name@version``, what :func:`queries.project_runs_using_dataset` matches)
-    and ``project`` (so a collection-group query stays inside one project).
-    """
-    db.document(layout.run(project, experiment, run_id)).update(
-        {
-            "project": project,
-            "datasets": firestore.ArrayUnion([{"name": handle.name, "version": handle.version}]),
-            "dataset_refs": firestore.ArrayUnion([layout.dataset_ref(handle.name, handle.version)]),
-        }
-    )
 
 
 def datasets_used_by_run(

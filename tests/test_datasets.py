@@ -34,6 +34,7 @@ def store_for(
     db: firestore.Client, gcs: storage.Client, settings: config.Settings, cache: Path, **kw
 ) -> DatasetStore:
     blobs = BlobStore(gcs, settings.bucket, PROJECT)
+    kw.setdefault("workdir", cache)  # never the repository the tests run from
     return DatasetStore(db, blobs, LocalCache(cache), PROJECT, **kw)
 
 

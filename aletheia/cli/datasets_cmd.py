@@ -86,7 +86,7 @@ def _store(project: str | None, *, quiet: bool = False) -> DatasetStore:
     return DatasetStore(
         clients.firestore_client(resolved),
         blobs,
-        LocalCache(resolved.cache_dir),
+        LocalCache(resolved.cache_dir / "files"),  # shared with Metastore
         resolved.project,
         reporter=None if quiet else RichReporter(),
     )
