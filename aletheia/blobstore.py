@@ -61,6 +61,10 @@ _retry = retry(
 )
 
 
+#: Custom object metadata naming a file's original relative path (read by the storage function).
+PATH_METADATA = "aletheia-path"
+
+
 @dataclass(frozen=True)
 class BlobInfo:
     """Where some bytes live and what they are."""
@@ -144,9 +148,19 @@ class BlobStore:
         return data
 
     def upload_file(
-        self, path: Path, sha256: str, size: int, *, on_bytes: OnBytes | None = None
+        self,
+        path: Path,
+        sha256: str,
+        size: int,
+        *,
+        on_bytes: OnBytes | None = None,
+        relpath: str | None = None,
     ) -> BlobInfo:
         """Upload a file whose digest is known, unless the bucket already has it.
+
+        ``relpath`` (the file's path inside its dataset) is stored as custom
+        metadata ``aletheia-path``: the storage function needs the original
+        name to know the data format of a content-addressed object.
 
         One HEAD decides; the upload itself is conditional (``if_generation_match=0``),
         resumable above :data:`RESUMABLE_THRESHOLD`, and checked against the crc32c
@@ -161,6 +175,8 @@ class BlobStore:
         blob = self._blob(sha256)
         if size > RESUMABLE_THRESHOLD:
             blob.chunk_size = RESUMABLE_CHUNK
+        if relpath is not None:
+            blob.metadata = {PATH_METADATA: relpath}
         try:
             self._upload(blob, path, size, on_bytes)
         except gexc.PreconditionFailed:

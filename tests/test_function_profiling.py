@@ -21,6 +21,7 @@ import pytest
 from google.cloud import firestore, storage
 
 from aletheia import config, layout
+from aletheia.blobstore import BlobStore
 from aletheia.fileevents import PATH_METADATA
 
 from helpers import wait_for
@@ -145,3 +146,19 @@ def test_uploaded_data_file_gets_schema_stats_and_sample(
     originals = {r["id"]: r for r in table.to_pylist()}
     assert all(originals[r["id"]]["label"] == r["label"] for r in rows)
     assert doc["timings"]["bytes_read"] >= len(data)
+
+
+def test_blobstore_upload_names_the_file_for_the_function(
+    stack: config.Settings, gcs: storage.Client, db: firestore.Client, tmp_path: Path
+) -> None:
+    path = tmp_path / "blob"
+    path.write_bytes(_csv(_table(10)))
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+
+    BlobStore(gcs, stack.bucket, PROJECT).upload_file(
+        path, digest, path.stat().st_size, relpath="eval/part-1.csv"
+    )
+
+    doc = wait_terminal(db, digest)
+    assert doc["status"] == "done" and doc["path"] == "eval/part-1.csv"
+    assert doc["rows"] == 10
