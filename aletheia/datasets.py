@@ -43,7 +43,7 @@ from aletheia import layout, queries
 from aletheia.blobstore import BlobStore
 from aletheia.cache import LinkMode, LocalCache, Verify, safe_join
 from aletheia.errors import ConflictError, NotFoundError, ValidationError
-from aletheia.hashing import StatKey, default_workers
+from aletheia.hashing import StatKey, default_workers, sha256_files
 from aletheia.lockfile import LockFile, find_repo_root
 from aletheia.transfer import NullReporter, Reporter, run_parallel
 
@@ -275,6 +275,7 @@ class DatasetStore:
         self.project = layout.validate_id(project, "project name")
         self.workdir = workdir
         self.reporter: Reporter = reporter or NullReporter()
+        self._sources: dict[str, Path] = {}  # sha256 -> a local file with those bytes
 
     # ------------------------------------------------------------------ add
 
@@ -296,7 +297,7 @@ class DatasetStore:
         """
         layout.dataset(self.project, name)  # validates the name before any I/O
         files = scan_tree(path)
-        entries, hashed = self._hash_into_cache(files)
+        entries, hashed = self._hash(files)
         manifest = {e.path: e for e in entries}
         body = encode_manifest(entries)
         digest = _sha256_bytes(body)
@@ -326,30 +327,29 @@ class DatasetStore:
             {"added": 0, "removed": 0, "changed": 0},
         )
 
-    def _hash_into_cache(self, files: list[tuple[str, Path]]) -> tuple[list[FileEntry], int]:
-        """Digest every file, copying new content into the cache in the same read.
+    def _hash(self, files: list[tuple[str, Path]]) -> tuple[list[FileEntry], int]:
+        """Digest every file in parallel; unchanged files (stat memo) cost one ``stat``.
 
-        Files whose (size, mtime, inode) match the memo and whose object is
-        cached cost one ``stat``; returns the entries and the bytes read.
+        The bytes are not copied into the cache on add: writing a second copy
+        costs several times the hashing itself (see docs/datasets.md). They
+        are uploaded from where they are, re-hashed as they stream, so a file
+        changed after hashing is caught. Returns the entries and bytes read.
         """
         stats = {p: StatKey.of(p.stat()) for _, p in files}
         memo = self.cache.index.lookup_many(stats.items())
-        todo = [(rel, p) for rel, p in files if not (p in memo and self.cache.has(memo[p]))]
-        total = sum(stats[p].size for _, p in todo)
-        hashed: dict[Path, tuple[str, int]] = {}
+        todo = [p for _, p in files if p not in memo]
+        total = sum(stats[p].size for p in todo)
         with self.reporter.phase("hashing", total) as advance:
-
-            def one(item: tuple[str, Path]) -> tuple[Path, str, int]:
-                sha, size = self.cache.insert_file(item[1], on_bytes=advance)
-                return item[1], sha, size
-
-            for p, sha, size in run_parallel(one, todo, workers=default_workers()):
-                hashed[p] = (sha, size)
+            digests = sha256_files(todo, workers=default_workers(), on_bytes=advance)
+        hashed = dict(zip(todo, digests, strict=True))
         # Memoise only files that did not change while they were read.
         stable = [
             (p, stats[p], sha) for p, (sha, _) in hashed.items() if StatKey.of(p.stat()) == stats[p]
         ]
         self.cache.index.record_many(stable)
+        self._sources = {e[0]: p for p, e in hashed.items()} | {
+            memo[p]: p for _, p in files if p in memo
+        }
         entries = [
             FileEntry(rel, *hashed[p]) if p in hashed else FileEntry(rel, memo[p], stats[p].size)
             for rel, p in files
@@ -404,7 +404,7 @@ class DatasetStore:
         with self.reporter.phase("uploading", total) as advance:
             infos = run_parallel(
                 lambda e: self.blobs.upload_file(
-                    self.cache.path(e.sha256), e.sha256, e.size, on_bytes=advance
+                    self._sources[e.sha256], e.sha256, e.size, on_bytes=advance, relpath=e.path
                 ),
                 list(todo.values()),
             )

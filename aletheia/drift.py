@@ -194,3 +194,33 @@ def validate_version(
 def _file_docs(db: firestore.Client, project: str, digests: list[str]) -> dict[str, dict]:
     refs = [db.document(layout.file(project, s)) for s in digests]
     return {snap.id: snap.to_dict() or {} for snap in db.get_all(refs) if snap.exists}
+
+
+def validate_dataset(
+    db: firestore.Client,
+    blobstore: Any,
+    project: str,
+    name: str,
+    version: str | None = None,
+    thresholds: Thresholds | None = None,
+) -> dict[str, Any] | None:
+    """Validate ``version`` (default: the latest) of dataset ``name`` against its parent.
+
+    Returns the validation written on the version document, or ``None`` if
+    the version has no parent or some of its files are not profiled yet.
+    """
+    from aletheia import datasets, queries  # datasets sits above this module
+
+    if version is None:
+        newest = queries.dataset_versions_newest_first(db, project, name).limit(1).stream()
+        doc = next((s.to_dict() or {} for s in newest), None)
+    else:
+        snap = db.document(layout.dataset_version(project, name, version)).get()
+        doc = snap.to_dict() if snap.exists else None
+    if not doc or not doc.get("parent"):
+        return None
+    manifests = tuple(
+        {p: e.sha256 for p, e in datasets.load_manifest(db, blobstore, project, name, v).items()}
+        for v in (str(doc["parent"]), str(doc["version"]))
+    )
+    return validate_version(db, project, name, doc, manifests, thresholds)  # type: ignore[arg-type]

@@ -133,7 +133,28 @@ def handle_finalized(
         log.exception("profiling %s failed", name)
         result = {"status": STATUS_FAILED, "reason": f"internal error: {_short(exc)}"}
     _finish(db.transaction(), doc, worker, result)
+    if result.get("status") == STATUS_DONE:
+        _validate_datasets(db, gcs or _gcs(), str(obj.get("bucket")), ref)
     return doc.path
+
+
+def _validate_datasets(db: firestore.Client, gcs: Any, bucket: str, ref: layout.BlobRef) -> None:
+    """Validate the latest version of each dataset holding these bytes, once all are profiled.
+
+    Best effort: a validation problem is logged, never turned into a redelivery.
+    """
+    from aletheia import datasets, drift
+    from aletheia.blobstore import BlobStore
+
+    try:
+        names = {
+            e["dataset"] for e in datasets.dataset_versions_with_file(db, ref.project, ref.sha256)
+        }
+        store = BlobStore(gcs, bucket, ref.project)
+        for name in sorted(n for n in names if n):
+            drift.validate_dataset(db, store, ref.project, name)
+    except Exception:
+        log.exception("validation of datasets holding %s failed", ref.sha256)
 
 
 def _short(exc: BaseException) -> str:
