@@ -151,6 +151,40 @@ def down(stack_dir: Path, *, echo: Callable[[str], None] = print) -> list[str]:
     return stopped
 
 
+def start_part(config: StackConfig, name: str) -> PartState:
+    """Start one part alone and wait until it answers (e.g. a private Firestore emulator).
+
+    The caller owns it: stop it with :func:`stop_part`.
+    """
+    (config.stack_dir / "logs").mkdir(parents=True, exist_ok=True)
+    part = _spawn(config, name)
+    try:
+        _wait_healthy(config, part)
+    except BaseException:
+        _stop_group(part.pid)
+        raise
+    return part
+
+
+def stop_part(part: PartState) -> bool:
+    """Stop one started part (its whole process group)."""
+    return _stop_group(part.pid)
+
+
+def suspend_part(part: PartState) -> None:
+    """Freeze a part (SIGSTOP): it keeps its port and data but answers nothing.
+
+    To a client this is a server that has gone away mid-conversation, the
+    fault a dropped network or a hung backend produces.
+    """
+    os.killpg(part.pid, signal.SIGSTOP)
+
+
+def resume_part(part: PartState) -> None:
+    """Let a suspended part run again (SIGCONT)."""
+    os.killpg(part.pid, signal.SIGCONT)
+
+
 def load_state(stack_dir: Path) -> StackState | None:
     """The recorded state of the stack in ``stack_dir``, or ``None``."""
     data = read_stack_state(stack_dir)

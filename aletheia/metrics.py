@@ -173,10 +173,13 @@ class MetricWriter:
         self.retry_for_s = retry_for_s
         self.points_logged = 0
         self.offline = False
+        #: Successful flushes still to rewrite everything in memory after an outage: a
+        #: commit that timed out may still be applied late and must not have the last word.
+        self.recovering = 0
         self._lock = threading.Lock()  # guards the buffer and indexes (training side)
         self._flush_lock = threading.Lock()  # one flush at a time
         self._next_index: dict[str, int] = {}
-        self._buffer: list[Point | tuple[str, Point]] = []
+        self._buffer: list[tuple[str, Point]] = []
         self._pending_fields: list[dict[str, Any]] = []
         self._series: dict[str, _Series] = {}
         self._dirty_summaries: set[str] = set()
@@ -221,7 +224,10 @@ class MetricWriter:
         self._wake.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
-        return self.flush(retry_for_s=retry_for_s)
+        complete = self.flush(retry_for_s=retry_for_s)
+        while complete and self.recovering:
+            complete = self.flush(retry_for_s=retry_for_s)
+        return complete
 
     # ----------------------------------------------------------- writer thread
 
@@ -249,6 +255,7 @@ class MetricWriter:
                 self.store.commit(writes, retry_for_s=retry_for_s or self.retry_for_s)
             except Exception as exc:
                 self.offline = True
+                self.recovering = 2
                 self._warn(
                     f"Firestore unreachable ({type(exc).__name__}); run {self.ref.run} "
                     "keeps logging to its journal and will catch up"
@@ -257,11 +264,16 @@ class MetricWriter:
             self._acknowledged(sent, n_fields)
             return True
 
+    @property
+    def caught_up(self) -> bool:
+        """True when Firestore is reachable and no outage needs a confirming rewrite."""
+        return not self.offline and not self.recovering
+
     def _drain(self) -> None:
         with self._lock:
             buffer, self._buffer = self._buffer, []
             fields, self._pending_fields = self._pending_fields, []
-        for key, point in buffer:  # type: ignore[misc]
+        for key, point in buffer:
             series = self._series.get(key)
             if series is None:
                 series = self._series[key] = _Series(key)
@@ -293,8 +305,14 @@ class MetricWriter:
         return merged
 
     def _acknowledged(self, sent: dict[str, set[int]], n_fields: int) -> None:
+        if self.recovering:
+            self.recovering -= 1
         for key, chunks in sent.items():
-            self._series[key].acknowledged(chunks)
+            series = self._series[key]
+            if self.recovering:
+                series.dirty = set(series.chunks)  # rewrite once more, keep in memory
+            else:
+                series.acknowledged(chunks)
         self._dirty_summaries.clear()
         del self._unsent_fields[:n_fields]
         self._sets_acked += n_fields

@@ -81,8 +81,14 @@ class StoreStats:
 class FirestoreStore:
     """Sends batches of writes to Firestore, retrying transient failures."""
 
-    def __init__(self, client_factory: Callable[[], firestore.Client]) -> None:
+    def __init__(
+        self,
+        client_factory: Callable[[], firestore.Client],
+        *,
+        commit_timeout_s: float = COMMIT_TIMEOUT_S,
+    ) -> None:
         self._factory = client_factory
+        self.commit_timeout_s = commit_timeout_s
         self._client: firestore.Client | None = None
         self._lock = threading.Lock()
         self.stats = StoreStats()
@@ -119,7 +125,7 @@ class FirestoreStore:
             batch.set(client.document(w.path), w.data, merge=w.merge)
         self.stats.commits += 1
         try:
-            batch.commit(retry=None, timeout=COMMIT_TIMEOUT_S)
+            batch.commit(retry=None, timeout=self.commit_timeout_s)
         except Exception:
             self.stats.failed_commits += 1
             with self._lock:

@@ -1,0 +1,154 @@
+"""Replaying run journals into Firestore, and settling runs whose process died.
+
+For each journal of the configured target that is not yet settled:
+
+* chunks holding any point Firestore never acknowledged are rewritten with
+  their *whole* content from the journal (same ids, same documents: running
+  sync twice, or after a flush that did land, changes nothing);
+* the run document gets every field the run set, and the summary of every
+  metric recomputed from the journal;
+* a run that never ended and whose process is gone (same host, pid dead)
+  is marked ``crashed``, ended at its last logged point; a run whose process
+  still lives is left alone;
+* ``Results/{run}`` is (re)written, and the journal gets a ``synced`` record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aletheia import clients, config, journal, layout
+from aletheia.metastore import CRASHED, now, result_doc
+from aletheia.metrics import RunRef, chunk_doc, chunk_of, summarize, utc
+from aletheia.store import FirestoreStore, Write
+
+#: What a settled crashed run says in its ``error`` field.
+CRASH_NOTE = "the process stopped without ending the run; settled by `aletheia sync`"
+
+
+@dataclass
+class SyncResult:
+    """What sync did with one journal."""
+
+    project: str
+    experiment: str
+    run: str
+    action: str  # "synced", "crashed", "skipped: ..."
+    points: int = 0
+    points_sent: int = 0
+    chunks_written: int = 0
+    path: Path | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form for ``--json``."""
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
+
+
+def sync_all(
+    settings: config.Settings,
+    *,
+    project: str | None = None,
+    force: bool = False,
+    store: FirestoreStore | None = None,
+) -> list[SyncResult]:
+    """Sync every journal of this target (optionally one project's); ``force`` resends all."""
+    if project is not None:
+        layout.validate_id(project, "project name")
+    store = store or FirestoreStore(lambda: clients.firestore_client(settings))
+    root = journal.journal_root(settings.cache_dir, settings.cloud_project)
+    results = []
+    for path in journal.list_journals(root):
+        names = journal.parse_journal_name(path)
+        if names is None or (project is not None and names[0] != project):
+            continue
+        results.append(sync_journal(path, store, force=force))
+    return results
+
+
+def sync_journal(path: Path, store: FirestoreStore, *, force: bool = False) -> SyncResult:
+    """Replay one journal (see the module docstring)."""
+    state = journal.read(path)
+    result = SyncResult(state.project, state.experiment, state.run, "synced", path=path)
+    result.points = state.point_count
+    if not state.project:
+        result.action = "skipped: no header (empty journal)"
+        return result
+    if state.synced and not force:
+        result.action = "skipped: already synced"
+        return result
+    crashed = state.ended is None
+    if crashed and _process_alive(state):
+        result.action = "skipped: still running"
+        return result
+    crash: dict[str, Any] = {}
+    if crashed:
+        ended = utc(state.last_ts) if state.last_ts else now()
+        crash = {"status": CRASHED, "ended_at": ended, "error": CRASH_NOTE}
+        state.sets.append(crash)
+    writes, result.points_sent, result.chunks_written = _writes(state, force)
+    store.commit(writes, retry_for_s=30.0)
+    _settle(path, state, crash)
+    result.action = CRASHED if crashed else "synced"
+    return result
+
+
+def _writes(state: journal.JournalState, force: bool) -> tuple[list[Write], int, int]:
+    ref = RunRef(state.project, state.experiment, state.run)
+    writes: list[Write] = []
+    sent = 0
+    for key, points in state.points.items():
+        acked = 0 if force else state.acked_metrics.get(key, 0)
+        stale = {chunk_of(p.index) for p in points if p.index >= acked}
+        sent += sum(1 for p in points if p.index >= acked)
+        by_chunk: dict[int, list[journal.Point]] = {}
+        for p in points:
+            if chunk_of(p.index) in stale:
+                by_chunk.setdefault(chunk_of(p.index), []).append(p)
+        for n in sorted(stale):
+            writes.append(Write(ref.chunk_path(key, n), chunk_doc(key, n, by_chunk[n])))
+    chunks = len(writes)
+    fields = state.merged_fields()
+    summaries = {key: summarize(points).to_doc() for key, points in state.points.items()}
+    fields["summary"] = summaries
+    writes.append(Write(ref.path, fields, merge=True))
+    result_path = layout.result(state.project, state.experiment, state.run)
+    writes.append(Write(result_path, result_doc(ref, fields, summaries)))
+    return writes, sent, chunks
+
+
+def _settle(path: Path, state: journal.JournalState, crash: dict[str, Any]) -> None:
+    """Record in the journal what Firestore now holds (the crash fields too)."""
+    writer = journal.JournalWriter(path)
+    try:
+        if crash:
+            writer.set_fields(crash)
+        acked = {key: len(points) for key, points in state.points.items()}
+        writer.ack(acked, len(state.sets))
+        if crash:
+            writer.end(CRASHED)
+        writer.synced()
+    finally:
+        writer.close()
+
+
+def _process_alive(state: journal.JournalState) -> bool:
+    """True if the run's process still runs on this host (another host: assume dead)."""
+    if state.host != socket.gethostname() or not state.pid:
+        return False
+    if state.pid == os.getpid():
+        return True
+    try:
+        os.kill(state.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    with contextlib.suppress(OSError):
+        stat = Path(f"/proc/{state.pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    return True
