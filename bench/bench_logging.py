@@ -46,7 +46,7 @@ def run(ctx: Context) -> Section:
 
     missing = tracking.aletheia_available()
     if missing:
-        table.add("aletheia add_metric", "-", "not available", "-", "-", "-", "-", "-", "-")
+        table.add("aletheia add_metric", "-", "not available", "-", "-", "-", "-", "-", "-", "-")
         section.note(f"aletheia side not available: {missing}")
     else:
         n = ctx.sized(100_000, 2_000)
@@ -61,7 +61,7 @@ def run(ctx: Context) -> Section:
     }
     for label, (make_uri, n) in peers.items():
         if peer_missing:
-            table.add(label, "-", peer_missing, "-", "-", "-", "-", "-", "-")
+            table.add(label, "-", peer_missing, "-", "-", "-", "-", "-", "-", "-")
             section.note(f"{label}: {peer_missing}")
             continue
         uri = make_uri(ctx.work / label.replace(" ", "-"))
@@ -77,9 +77,10 @@ def run(ctx: Context) -> Section:
             fmt_us(p50),
             fmt_us(percentile(res.per_call_s, 0.99)),
             fmt_us(max(res.per_call_s)),
-            fmt_us(res.loop_s / res.calls),
+            fmt_us(sum(res.per_call_s) / res.calls),
             fmt_s(res.loop_s),
             fmt_s(res.durable_s),
+            fmt_s(res.extra["start_s"]),
             ratio(p50, base),
         )
     if ctx.quick:

@@ -207,10 +207,9 @@ def stopwatch() -> Iterator[dict[str, float]]:
 
 @dataclass
 class Measured:
-    """A child process's wall time, peak resident memory and output."""
+    """A child process's wall time and output."""
 
     seconds: float
-    max_rss_bytes: int
     returncode: int
     stdout: str
     stderr: str
@@ -219,7 +218,13 @@ class Measured:
 def run_measured(
     cmd: Sequence[str], *, env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> Measured:
-    """Run ``cmd`` to completion; wall time and peak RSS from ``wait4`` (no sampling)."""
+    """Run ``cmd`` to completion and time it.
+
+    Peak memory is not taken from ``wait4``: Linux carries the parent's
+    high-water mark into a forked child's ``ru_maxrss``, so a child would
+    report at least this (large) process's RSS. Children that need a peak
+    report their own ``VmHWM`` (see :data:`PEAK_RSS_FOOTER`).
+    """
     out_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-{os.getpid()}-{time.time_ns()}"
     with (
         out_path.with_suffix(".out").open("w+") as out,
@@ -227,15 +232,31 @@ def run_measured(
     ):
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=cwd)
-        _, status, usage = os.wait4(proc.pid, 0)
+        _, status = os.waitpid(proc.pid, 0)
         seconds = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        result = Measured(seconds, usage.ru_maxrss * 1024, proc.returncode, out.read(), err.read())
+        result = Measured(seconds, proc.returncode, out.read(), err.read())
     for suffix in (".out", ".err"):
         out_path.with_suffix(suffix).unlink(missing_ok=True)
     return result
+
+
+#: Appended to a Python child's script: prints its peak RSS (bytes) as the last line.
+PEAK_RSS_FOOTER = """
+import re as _re
+_hwm = _re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read())
+print("PEAK_RSS", int(_hwm.group(1)) * 1024)
+"""
+
+
+def peak_rss(measured: Measured) -> int:
+    """The peak RSS a child printed with :data:`PEAK_RSS_FOOTER`."""
+    for line in reversed(measured.stdout.splitlines()):
+        if line.startswith("PEAK_RSS "):
+            return int(line.split()[1])
+    raise RuntimeError("the child did not report its peak RSS")
 
 
 def check(measured: Measured, what: str) -> Measured:

@@ -17,6 +17,7 @@ import shlex
 import shutil
 import sys
 import tempfile
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -79,6 +80,7 @@ def warm_up() -> None:
 def run_one(name: str, ctx: Context) -> Section:
     """Run one benchmark; a crash becomes a section that says so (the others still run)."""
     console.rule(f"[bold]{name}")
+    t0 = time.perf_counter()
     try:
         section = BENCHMARKS[name](ctx)
     except Exception as exc:
@@ -88,6 +90,8 @@ def run_one(name: str, ctx: Context) -> Section:
         traceback.print_exc()
     for table in section.tables:
         table.show()
+    section.counts["elapsed_s"] = round(time.perf_counter() - t0, 1)
+    console.print(f"[dim]{name} took {section.counts['elapsed_s']} s (data generation included)[/]")
     return section
 
 

@@ -82,14 +82,20 @@ def test_stats_profiles_every_row_like_duckdb(quick: tuple[dict[str, Any], str, 
 
 def test_query_lists_every_seeded_run(quick: tuple[dict[str, Any], str, str]) -> None:
     counts = quick[0]["query"]["counts"]
-    assert counts["query_runs"] == 200
+    assert counts["query_runs"] == counts["cli_json_runs"] == 200
+    assert counts["cli_top_rows"] == 20
 
 
-def test_datasets_hash_baselines_ran(quick: tuple[dict[str, Any], str, str]) -> None:
-    section = quick[0]["datasets"]
-    assert "failed" not in section["counts"]
-    text = quick[1]
-    assert "sha256sum" in text and "hashlib" in text
+def test_datasets_upload_each_file_once_and_nothing_again(
+    quick: tuple[dict[str, Any], str, str],
+) -> None:
+    counts = quick[0]["datasets"]["counts"]["small"]
+    assert counts["file_documents"] == counts["files"] == 100
+    # Every file's bytes once, plus at most the version's manifest.
+    assert counts["files"] <= counts["uploaded_objects"] <= counts["files"] + 1
+    assert counts["bytes"] <= counts["uploaded_bytes"] <= counts["bytes"] + 300 * counts["files"]
+    assert counts["readd_objects"] == counts["readd_bytes"] == 0
+    assert "sha256sum" in quick[1] and "hashlib" in quick[1]
 
 
 def test_missing_peers_are_named_not_skipped(quick: tuple[dict[str, Any], str, str]) -> None:
