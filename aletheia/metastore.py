@@ -89,7 +89,9 @@ class Metastore:
 
     ``settings`` (or keyword ``overrides`` of any :mod:`aletheia.config`
     setting) choose the cloud project or local stack. ``flush_interval_s``
-    and ``heartbeat_s`` tune the background writer of every run.
+    and ``heartbeat_s`` tune the background writer of every run;
+    ``final_retry_s`` is how long a run's end keeps retrying an unreachable
+    Firestore before leaving the rest to ``aletheia sync``.
     """
 
     def __init__(
@@ -99,12 +101,14 @@ class Metastore:
         settings: config.Settings | None = None,
         flush_interval_s: float = FLUSH_INTERVAL_S,
         heartbeat_s: float = HEARTBEAT_S,
+        final_retry_s: float = 30.0,
         **overrides: Any,
     ) -> None:
         self.project = layout.validate_id(project, "project name")
         self.settings = settings or config.resolve(overrides)
         self.flush_interval_s = flush_interval_s
         self.heartbeat_s = heartbeat_s
+        self.final_retry_s = final_retry_s
         self._db: firestore.Client | None = None
         self._blobstore: Any = None
         self._cache_dir = self.settings.cache_dir / "files"
@@ -463,7 +467,7 @@ class Run:
         end = {"status": status, "ended_at": now(), "error": error}
         self.fields.update(end)
         self.writer.set_fields(end)
-        complete = self.writer.close()
+        complete = self.writer.close(retry_for_s=self.ms.final_retry_s)
         if complete:
             complete = self._write_result()
         self.journal.end(status)
@@ -487,7 +491,7 @@ class Run:
         doc = result_doc(self.ref, {**self.fields, "status": self.status}, summaries)
         path = layout.result(self.ms.project, self.exper.name, self.id)
         try:
-            self.ms.store.commit([Write(path, doc)], retry_for_s=10.0)
+            self.ms.store.commit([Write(path, doc)], retry_for_s=self.ms.final_retry_s)
         except Exception as exc:
             log.warning("aletheia: could not write Results/%s (%s)", self.id, exc)
             return False

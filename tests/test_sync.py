@@ -1,0 +1,71 @@
+"""``aletheia sync``: a run that never reached Firestore arrives later, exactly once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from google.cloud import firestore
+from typer.testing import CliRunner
+
+from aletheia import config, journal, layout, local
+from aletheia.cli import app
+from aletheia.metastore import Metastore
+from aletheia.sync import sync_all
+
+PROJECT = "offline"
+
+
+def test_run_started_offline_is_synced_later(
+    stack: config.Settings, db: firestore.Client, tmp_path: Path
+) -> None:
+    dead = f"127.0.0.1:{local.free_port()}"  # nothing listens here
+    offline = config.resolve({"firestore_emulator_host": dead})
+    assert offline.cache_dir == stack.cache_dir  # same machine, same journals
+    ms = Metastore(PROJECT, settings=offline, flush_interval_s=0.2, final_retry_s=0.5)
+    ms.store.commit_timeout_s = 0.5
+    exper = ms.exper("train", git_policy="off")
+    assert not exper.online
+    with exper.start_run(fold=2, hyper_params={"lr": 0.1}) as run:
+        run.set_model("mlp")
+        for i in range(2500):
+            run.add_metric("loss", 1.0 / (i + 1))
+        run.add_metric("acc", 0.5)
+    assert run.id[8] == "T"  # no counter without Firestore: a sortable unique id
+    assert not journal.read(run.journal.path).complete
+    assert not db.document(layout.run(PROJECT, "train", run.id)).get().exists
+
+    first = sync_all(stack, project=PROJECT)
+    assert [(r.run, r.action, r.points_sent) for r in first] == [(run.id, "synced", 2501)]
+    doc = db.document(layout.run(PROJECT, "train", run.id)).get().to_dict()
+    assert doc["status"] == "finished" and doc["fold"] == 2
+    assert doc["hyper_params"] == {"lr": 0.1} and doc["model"] == {"name": "mlp"}
+    assert doc["summary"]["loss"]["count"] == 2500
+    assert doc["summary"]["acc"] == {
+        "count": 1, "last": 0.5, "last_step": 0, "min": 0.5, "max": 0.5, "nonfinite": 0
+    }  # fmt: skip
+    chunks = list(db.collection(layout.metrics(PROJECT, "train", run.id)).stream())
+    assert sorted(c.id for c in chunks) == [
+        "acc~000000",
+        "loss~000000",
+        "loss~000001",
+        "loss~000002",
+    ]
+    assert sum(c.get("count") for c in chunks) == 2501
+    assert db.document(layout.result(PROJECT, "train", run.id)).get().get("metrics")["acc"] == 0.5
+
+    # Twice: nothing to send. The CLI says so too.
+    assert [r.action for r in sync_all(stack, project=PROJECT)] == ["skipped: already synced"]
+    out = CliRunner().invoke(app, ["sync", "-p", PROJECT, "--json"])
+    assert out.exit_code == 0 and "already synced" in out.output
+    assert len(list(db.collection(layout.metrics(PROJECT, "train", run.id)).stream())) == 4
+
+
+def test_sync_leaves_live_runs_alone(stack: config.Settings, db: firestore.Client) -> None:
+    ms = Metastore(PROJECT, flush_interval_s=60)
+    run = ms.exper("live", git_policy="off").start_run()
+    run.add_metric("loss", 1.0)
+    results = [r for r in sync_all(stack, project=PROJECT) if r.run == run.id]
+    assert [r.action for r in results] == ["skipped: still running"]
+    assert db.document(layout.run(PROJECT, "live", run.id)).get().get("status") == "running"
+    assert run.finish()
+    assert db.document(layout.run(PROJECT, "live", run.id)).get().get("status") == "finished"
