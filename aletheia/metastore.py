@@ -289,7 +289,7 @@ class Experiment:
 
         run_id = self.active_run.id if self.active_run and self.active_run.is_active else None
         return dict(
-            artifacts.add_artifact(  # type: ignore[attr-defined]
+            artifacts.add_artifact(
                 self.ms.db,
                 self.ms.blobstore,
                 self.ms.project,
@@ -602,7 +602,7 @@ class Run:
         from aletheia import artifacts
 
         return dict(
-            artifacts.add_artifact(  # type: ignore[attr-defined]
+            artifacts.add_artifact(
                 self.ms.db,
                 self.ms.blobstore,
                 self.ms.project,

@@ -62,6 +62,10 @@ def test_readme_example_records_every_field(
         run.set_model("mlp")
         run.set_hyper_params({"lr": 0.1, "layers": [64, 32], "opt": {"name": "sgd"}})
         run.set_params({"seed": 7})
+        weights = tmp_path / "weights"
+        weights.mkdir()
+        (weights / "w.bin").write_bytes(b"\x00" * 100)
+        exper.add_artifact("model", weights, is_local=True, is_dir=True, upload_file=True)
         for step in range(5):
             exper.add_metric("train/loss", 1.0 / (step + 1))
         run.log_metrics({"val.acc": 0.5, "val/loss": 0.7}, step=4)
@@ -98,6 +102,10 @@ def test_readme_example_records_every_field(
     assert chunk.get("steps") == [0, 1, 2, 3, 4]
     assert chunk.get("values") == [1.0, 0.5, 1 / 3, 0.25, 0.2]
     assert all(isinstance(t, dt.datetime) for t in chunk.get("times"))
+    artifact = db.document(layout.artifact(PROJECT, "exper Name", "model")).get()
+    assert artifact.exists
+    files = list(db.collection(layout.artifact_files(PROJECT, "exper Name", "model")).stream())
+    assert [f.get("path") for f in files] == ["w.bin"] and files[0].get("run") == "1"
     result = db.document(layout.result(PROJECT, "exper Name", "1")).get().to_dict()
     assert result["metrics"] == {"train/loss": 0.2, "val.acc": 0.5, "val/loss": 0.7}
     assert result["status"] == "finished" and result["fold"] == 1 and result["model"] == "mlp"
