@@ -13,6 +13,7 @@ from aletheia.errors import (
     NotFoundError,
     ValidationError,
 )
+from aletheia.metastore import Experiment, Metastore, Run
 
 __version__ = "0.1.0"
 
@@ -22,10 +23,13 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "CredentialsError",
+    "Experiment",
     "GitPolicyError",
     "IntegrityError",
     "LocalStackError",
+    "Metastore",
     "NotFoundError",
+    "Run",
     "Settings",
     "ValidationError",
     "__version__",

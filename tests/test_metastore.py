@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -197,3 +198,16 @@ def test_stale_heartbeat_reads_as_crashed() -> None:
     assert effective_status(doc, t0 + dt.timedelta(seconds=29)) == "running"
     assert effective_status(doc, t0 + dt.timedelta(seconds=31)) == "crashed"
     assert effective_status({**doc, "status": "finished"}, t0 + dt.timedelta(days=1)) == "finished"
+
+
+def test_quickstart_trains_over_folds_and_prints_a_runs_table(
+    stack: config.Settings, db: firestore.Client
+) -> None:
+    script = Path(__file__).resolve().parents[1] / "examples" / "quickstart.py"
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "fold 5: run 5" in out.stdout and "5 run(s)" in out.stdout
+    runs = list(db.collection(layout.runs("quickstart", "logreg-cv")).stream())
+    assert sorted(r.get("fold") for r in runs) == [1, 2, 3, 4, 5]
+    assert all(r.get("summary")["val/acc"]["count"] == 40 for r in runs)
+    assert all(r.get("summary")["val/acc"]["last"] > 0.7 for r in runs)  # it learns
