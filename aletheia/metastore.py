@@ -279,7 +279,7 @@ class Experiment:
     def add_artifact(
         self,
         name: str,
-        path: str | os.PathLike[str],
+        path: str | Path,
         is_local: bool = True,
         is_dir: bool = False,
         upload_file: bool = True,
@@ -593,7 +593,7 @@ class Run:
     def add_artifact(
         self,
         name: str,
-        path: str | os.PathLike[str],
+        path: str | Path,
         is_local: bool = True,
         is_dir: bool = False,
         upload_file: bool = True,
