@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from aletheia.cli import config_cmd, datasets_cmd, local_cmd, runs_cmd, sync_cmd
+from aletheia.cli import config_cmd, datasets_cmd, local_cmd, project_cmd, runs_cmd, sync_cmd
 from aletheia.cli._common import console, err_console
 from aletheia.errors import AletheiaError
 
@@ -22,6 +22,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(local_cmd.app, name="local")
+app.add_typer(project_cmd.app, name="project")
 app.add_typer(datasets_cmd.app, name="datasets")
 app.command("config")(config_cmd.show_config)
 app.add_typer(runs_cmd.app, name="runs")

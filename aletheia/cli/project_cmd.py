@@ -1,0 +1,103 @@
+"""``aletheia project create | show`` and ``aletheia project members add | rm | list``."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from google.cloud import firestore
+from rich.table import Table
+
+from aletheia import clients, members
+from aletheia.cli._common import console, settings
+
+app = typer.Typer(help="aletheia projects and their members (viewer < writer < owner).")
+members_app = typer.Typer(
+    help="Who may read (viewer), write (writer) or administer (owner) a project.",
+    no_args_is_help=True,
+)
+app.add_typer(members_app, name="members")
+
+ProjectOption = Annotated[
+    str | None,
+    typer.Option(
+        "--project",
+        "-p",
+        help="aletheia project (default: the `project` setting).",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def _db_and_project(project: str | None) -> tuple[firestore.Client, str]:
+    resolved = settings(project=project)
+    return clients.firestore_client(resolved), resolved.project
+
+
+@app.command()
+def create(
+    owner: Annotated[str, typer.Option(help="Firebase user id of the first owner.")],
+    project: ProjectOption = None,
+    description: Annotated[str, typer.Option(help="What the project is about.")] = "",
+) -> None:
+    """Create the project with OWNER as its only member."""
+    db, name = _db_and_project(project)
+    members.create_project(db, name, owner, description=description)
+    console.print(f"created project [bold]{name}[/] (owner: {owner})")
+
+
+@app.command()
+def show(project: ProjectOption = None, as_json: JsonOption = False) -> None:
+    """Show the project document: name, description, creation time, members."""
+    db, name = _db_and_project(project)
+    doc = members.get_project(db, name)
+    if as_json:
+        console.print_json(json.dumps(doc, default=str))
+        return
+    console.print(f"[bold]{name}[/]  {doc.get('description') or ''}")
+    console.print(f"created {doc.get('created_at', '-')}")
+    _print_members(members.list_members(db, name))
+
+
+@members_app.command("list")
+def list_(project: ProjectOption = None, as_json: JsonOption = False) -> None:
+    """List members and their roles, owners first."""
+    db, name = _db_and_project(project)
+    found = members.list_members(db, name)
+    if as_json:
+        console.print_json(json.dumps(found))
+        return
+    _print_members(found)
+
+
+@members_app.command()
+def add(
+    uid: Annotated[str, typer.Argument(help="Firebase user id (what request.auth.uid holds).")],
+    role: Annotated[str, typer.Argument(help="viewer, writer or owner.")] = "writer",
+    project: ProjectOption = None,
+) -> None:
+    """Give UID ROLE in the project (changes the role of an existing member)."""
+    db, name = _db_and_project(project)
+    previous = members.add_member(db, name, uid, role)
+    change = f"{previous} -> {role}" if previous else role
+    console.print(f"{uid}: {change} in {name}")
+
+
+@members_app.command("rm")
+def remove(
+    uid: Annotated[str, typer.Argument(help="Firebase user id to remove.")],
+    project: ProjectOption = None,
+) -> None:
+    """Remove UID from the project (the last owner cannot be removed)."""
+    db, name = _db_and_project(project)
+    previous = members.remove_member(db, name, uid)
+    console.print(f"removed {uid} ({previous}) from {name}")
+
+
+def _print_members(found: dict[str, str]) -> None:
+    table = Table("uid", "role")
+    for uid, role in found.items():
+        table.add_row(uid, role)
+    console.print(table)
