@@ -16,6 +16,7 @@ assert "the second add uploaded nothing" without timing anything.
 from __future__ import annotations
 
 import hashlib
+import mimetypes
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -42,6 +43,7 @@ RESUMABLE_THRESHOLD = 8 << 20
 RESUMABLE_CHUNK = 16 << 20
 
 OnBytes = Callable[[int], None]
+_OCTETS = "application/octet-stream"
 
 # What a retry can fix; anything else (403, 404, 400) is permanent.
 _TRANSIENT = (
@@ -158,13 +160,13 @@ class BlobStore:
     ) -> BlobInfo:
         """Upload a file whose digest is known, unless the bucket already has it.
 
-        ``relpath`` (the file's path inside its dataset) is stored as custom
-        metadata ``aletheia-path``: the storage function needs the original
-        name to know the data format of a content-addressed object.
-
         One HEAD decides; the upload itself is conditional (``if_generation_match=0``),
-        resumable above :data:`RESUMABLE_THRESHOLD`, and checked against the crc32c
-        the server computed.
+        resumable above :data:`RESUMABLE_THRESHOLD`, checked against the crc32c
+        the server computed, and re-hashed as it streams: if the file changed
+        since it was hashed, the object is deleted again and
+        :class:`IntegrityError` raised. ``relpath`` (the file's name in its
+        dataset) is stored as object metadata and sets the content type, so
+        the storage function knows how to read the bytes.
         """
         info = BlobInfo(sha256, size, self.uri(sha256), uploaded=False)
         if self.exists(sha256):
@@ -175,10 +177,11 @@ class BlobStore:
         blob = self._blob(sha256)
         if size > RESUMABLE_THRESHOLD:
             blob.chunk_size = RESUMABLE_CHUNK
-        if relpath is not None:
-            blob.metadata = {PATH_METADATA: relpath}
+        if relpath:
+            blob.metadata = {"relpath": relpath}
+        content_type = (mimetypes.guess_type(relpath)[0] if relpath else None) or _OCTETS
         try:
-            self._upload(blob, path, size, on_bytes)
+            self._upload(blob, path, size, sha256, content_type, on_bytes)
         except gexc.PreconditionFailed:
             self._count(uploads_skipped=1)
             return info  # a concurrent uploader stored the same bytes first
@@ -186,14 +189,22 @@ class BlobStore:
         return BlobInfo(sha256, size, info.uri, uploaded=True)
 
     @_retry
-    def _upload(self, blob: Any, path: Path, size: int, on_bytes: OnBytes | None) -> None:
+    def _upload(
+        self,
+        blob: Any,
+        path: Path,
+        size: int,
+        sha256: str,
+        content_type: str,
+        on_bytes: OnBytes | None,
+    ) -> None:
         with open(path, "rb") as fh:  # noqa: PTH123
             reader = _CountingReader(fh, on_bytes)
             try:
                 blob.upload_from_file(
                     reader,
                     size=size,
-                    content_type="application/octet-stream",
+                    content_type=content_type,
                     if_generation_match=0,
                     checksum="crc32c",
                 )
@@ -206,9 +217,13 @@ class BlobStore:
                         "retry the add",
                     ) from exc
                 raise
-        if blob.size is not None and int(blob.size) != size:
+        if (blob.size is not None and int(blob.size) != size) or reader.digest() not in (
+            None,
+            sha256,
+        ):
+            blob.delete()  # ours (the conditional create succeeded): never keep wrong bytes
             raise IntegrityError(
-                f"bucket reports {blob.size} bytes for {path}, expected {size}", "retry the add"
+                f"{path} changed while it was being added", "add it again once it is stable"
             )
 
     def download_to(self, sha256: str, fh: BinaryIO, *, on_bytes: OnBytes | None = None) -> int:
@@ -247,23 +262,41 @@ def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
 
 class _CountingReader:
-    """A readable file wrapper that reports bytes read (upload progress)."""
+    """A readable file wrapper that reports bytes read and hashes them.
+
+    The digest is only meaningful for one sequential pass; a seek elsewhere
+    (a resumed chunk) makes :meth:`digest` return ``None`` (unknown).
+    """
 
     def __init__(self, fh: BinaryIO, on_bytes: OnBytes | None) -> None:
         self._fh = fh
         self._on_bytes = on_bytes
+        self._hash: Any = hashlib.sha256()
+        self._pos = 0
 
     def read(self, size: int = -1) -> bytes:
         data = self._fh.read(size)
-        if self._on_bytes is not None and data:
-            self._on_bytes(len(data))
+        if data:
+            if self._hash is not None:
+                self._hash.update(data)
+            self._pos += len(data)
+            if self._on_bytes is not None:
+                self._on_bytes(len(data))
         return data
 
     def seek(self, offset: int, whence: int = 0) -> int:
-        return self._fh.seek(offset, whence)
+        pos = self._fh.seek(offset, whence)
+        if pos != self._pos:
+            self._hash = hashlib.sha256() if pos == 0 else None
+            self._pos = pos
+        return pos
 
     def tell(self) -> int:
         return self._fh.tell()
+
+    def digest(self) -> str | None:
+        """sha256 of everything read, if it was read once from start to end."""
+        return self._hash.hexdigest() if self._hash is not None else None
 
 
 class _CountingWriter:

@@ -40,9 +40,9 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from aletheia import layout, queries
-from aletheia.blobstore import BlobStore
+from aletheia.blobstore import BlobInfo, BlobStore
 from aletheia.cache import LinkMode, LocalCache, Verify, safe_join
-from aletheia.errors import ConflictError, NotFoundError, ValidationError
+from aletheia.errors import ConflictError, IntegrityError, NotFoundError, ValidationError
 from aletheia.hashing import StatKey, default_workers, sha256_files
 from aletheia.lockfile import LockFile, find_repo_root
 from aletheia.transfer import NullReporter, Reporter, run_parallel
@@ -275,7 +275,6 @@ class DatasetStore:
         self.project = layout.validate_id(project, "project name")
         self.workdir = workdir
         self.reporter: Reporter = reporter or NullReporter()
-        self._sources: dict[str, Path] = {}  # sha256 -> a local file with those bytes
 
     # ------------------------------------------------------------------ add
 
@@ -297,7 +296,7 @@ class DatasetStore:
         """
         layout.dataset(self.project, name)  # validates the name before any I/O
         files = scan_tree(path)
-        entries, hashed = self._hash(files)
+        entries, hashed, sources = self._hash(files)
         manifest = {e.path: e for e in entries}
         body = encode_manifest(entries)
         digest = _sha256_bytes(body)
@@ -306,7 +305,17 @@ class DatasetStore:
             result = self._unchanged(name, latest, manifest, hashed)
         else:
             result = self._add_version(
-                name, manifest, body, digest, latest, hashed, path, desc, source, created_by_run
+                name,
+                manifest,
+                sources,
+                body,
+                digest,
+                latest,
+                hashed,
+                path,
+                desc,
+                source,
+                created_by_run,
             )
         lock_file = self._maybe_pin(name, result.version, digest, lock)
         return AddResult(**{**asdict(result), "lock_file": lock_file})
@@ -327,13 +336,14 @@ class DatasetStore:
             {"added": 0, "removed": 0, "changed": 0},
         )
 
-    def _hash(self, files: list[tuple[str, Path]]) -> tuple[list[FileEntry], int]:
+    def _hash(self, files: list[tuple[str, Path]]) -> tuple[list[FileEntry], int, dict[str, Path]]:
         """Digest every file in parallel; unchanged files (stat memo) cost one ``stat``.
 
         The bytes are not copied into the cache on add: writing a second copy
         costs several times the hashing itself (see docs/datasets.md). They
         are uploaded from where they are, re-hashed as they stream, so a file
-        changed after hashing is caught. Returns the entries and bytes read.
+        changed after hashing is caught. Returns the entries, the bytes read and
+        ``{sha256: a local file with those bytes}``.
         """
         stats = {p: StatKey.of(p.stat()) for _, p in files}
         memo = self.cache.index.lookup_many(stats.items())
@@ -347,19 +357,19 @@ class DatasetStore:
             (p, stats[p], sha) for p, (sha, _) in hashed.items() if StatKey.of(p.stat()) == stats[p]
         ]
         self.cache.index.record_many(stable)
-        self._sources = {e[0]: p for p, e in hashed.items()} | {
-            memo[p]: p for _, p in files if p in memo
-        }
+        sources = {sha: p for p, (sha, _) in hashed.items()}
+        sources.update({memo[p]: p for _, p in files if p in memo})
         entries = [
             FileEntry(rel, *hashed[p]) if p in hashed else FileEntry(rel, memo[p], stats[p].size)
             for rel, p in files
         ]
-        return entries, total
+        return entries, total, sources
 
     def _add_version(
         self,
         name: str,
         manifest: dict[str, FileEntry],
+        sources: dict[str, Path],
         body: bytes,
         digest: str,
         latest: dict[str, Any] | None,
@@ -371,11 +381,20 @@ class DatasetStore:
     ) -> AddResult:
         parent_manifest = self._manifest_of(latest) if latest is not None else {}
         before = self.blobs.stats.snapshot()
-        uploaded = self._upload_new(manifest, parent_manifest)
+        uploaded = self._upload_new(manifest, parent_manifest, sources)
         self.blobs.put_bytes(body, content_type="application/json")
         after = self.blobs.stats.snapshot()
         version, parent, parent_manifest = self._commit(
-            name, manifest, digest, latest, parent_manifest, path, desc, source, created_by_run
+            name,
+            manifest,
+            sources,
+            digest,
+            latest,
+            parent_manifest,
+            path,
+            desc,
+            source,
+            created_by_run,
         )
         change = diff_manifests(parent_manifest, manifest)
         if parent is None or version != parent:
@@ -393,7 +412,12 @@ class DatasetStore:
             change.counts,
         )
 
-    def _upload_new(self, manifest: dict[str, FileEntry], parent: dict[str, FileEntry]) -> int:
+    def _upload_new(
+        self,
+        manifest: dict[str, FileEntry],
+        parent: dict[str, FileEntry],
+        sources: dict[str, Path],
+    ) -> int:
         """Upload (after one HEAD each) the contents the parent version does not have."""
         known = {e.sha256 for e in parent.values()}
         todo: dict[str, FileEntry] = {}
@@ -402,18 +426,24 @@ class DatasetStore:
                 todo.setdefault(e.sha256, e)
         total = sum(e.size for e in todo.values())
         with self.reporter.phase("uploading", total) as advance:
-            infos = run_parallel(
-                lambda e: self.blobs.upload_file(
-                    self._sources[e.sha256], e.sha256, e.size, on_bytes=advance, relpath=e.path
-                ),
-                list(todo.values()),
-            )
+
+            def one(e: FileEntry) -> BlobInfo:
+                try:
+                    return self.blobs.upload_file(
+                        sources[e.sha256], e.sha256, e.size, on_bytes=advance, relpath=e.path
+                    )
+                except IntegrityError:
+                    self.cache.index.forget(sources[e.sha256])  # re-hash it next time
+                    raise
+
+            infos = run_parallel(one, list(todo.values()))
         return sum(1 for info in infos if info.uploaded)
 
     def _commit(
         self,
         name: str,
         manifest: dict[str, FileEntry],
+        sources: dict[str, Path],
         digest: str,
         latest: dict[str, Any] | None,
         parent_manifest: dict[str, FileEntry],
@@ -439,7 +469,7 @@ class DatasetStore:
                     return fresh["version"], fresh["version"], manifest
                 latest = fresh
                 parent_manifest = self._manifest_of(latest) if latest else {}
-                self._upload_new(manifest, parent_manifest)
+                self._upload_new(manifest, parent_manifest, sources)
             seq = max(used, int(latest["seq"]) if latest else 0) + 1
             version = f"v{seq}"
             parent = latest["version"] if latest else None

@@ -14,7 +14,7 @@ from aletheia import config, layout
 from aletheia.blobstore import BlobStore
 from aletheia.cache import LocalCache
 from aletheia.datasets import DatasetStore, load_manifest
-from aletheia.errors import NotFoundError, ValidationError
+from aletheia.errors import IntegrityError, NotFoundError, ValidationError
 
 PROJECT = "p1"
 
@@ -247,3 +247,25 @@ def test_checkout_refuses_to_write_through_a_symlink(store, tmp_path):
     with pytest.raises(ValidationError, match="outside"):
         store.get("ds", to=out)
     assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+def test_file_changed_behind_the_stat_memo_is_caught_at_upload(store, tmp_path, db):
+    data = make_tree(tmp_path / "d", {"a.bin": b"original"})
+    store.add("first", data)  # memoises a.bin's digest
+    store.remove_version("first", "v1")  # and its blob is gone again
+    path = data / "a.bin"
+    st = path.stat()
+    path.write_bytes(b"tampered")  # same size, mtime put back: the memo cannot tell
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    with pytest.raises(IntegrityError, match="changed while it was being added"):
+        store.add("second", data)
+    assert not db.document(layout.dataset("p1", "second")).get().exists
+    assert not store.blobs.exists(sha(b"original"))  # wrong bytes never stay under a name
+    assert not store.blobs.exists(sha(b"tampered"))
+
+
+def test_upload_records_relpath_and_content_type(store, tmp_path, gcs, stack):
+    data = make_tree(tmp_path / "d", {"t/x.csv": b"a,b\n"})
+    store.add("typed", data)
+    blob = gcs.bucket(stack.bucket).get_blob(layout.blob_name("p1", sha(b"a,b\n")))
+    assert blob.metadata == {"relpath": "t/x.csv"} and blob.content_type == "text/csv"
