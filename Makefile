@@ -5,8 +5,14 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+# checkov (the terraform scan in tests/test_terraform.py) pins old packaging
+# versions that break pytest, so it lives in a venv of its own.
+CHECKOV_VENV  ?= .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-stamp
+# What terraform/ zips as the function: functions/ plus the aletheia wheel.
+BUNDLE_DIR ?= build/function
 
-.PHONY: demo test lint format stack-up stack-down clean
+.PHONY: demo test lint format stack-up stack-down clean checkov function-bundle
 
 $(STAMP): pyproject.toml functions/requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "aletheia needs Python >= 3.10")'
@@ -21,7 +27,7 @@ demo: $(STAMP)
 	@echo
 	@echo "The local stack keeps running. Stop it with: $(BIN)/aletheia local down"
 
-test: $(STAMP)
+test: $(STAMP) $(CHECKOV_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -59,3 +65,20 @@ bench: $(BENCH_STAMP)
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m bench.run --quick $(BENCH_ARGS)
+
+$(CHECKOV_STAMP):
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet 'checkov>=3.2,<4'
+	@touch $(CHECKOV_STAMP)
+
+checkov: $(CHECKOV_STAMP)
+	$(CHECKOV_VENV)/bin/checkov -d terraform --framework terraform --quiet --skip-download --compact
+
+# Run before `terraform apply`: the function's archive is $(BUNDLE_DIR).
+function-bundle: | $(STAMP)
+	rm -rf $(BUNDLE_DIR)
+	mkdir -p $(BUNDLE_DIR)/wheels
+	cp functions/*.py $(BUNDLE_DIR)/
+	$(BIN)/python -m pip wheel --quiet --no-deps -w $(BUNDLE_DIR)/wheels .
+	cp functions/requirements.txt $(BUNDLE_DIR)/requirements.txt
+	cd $(BUNDLE_DIR) && ls wheels/aletheia-*.whl | sed 's|^|./|' >> requirements.txt

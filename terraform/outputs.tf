@@ -1,0 +1,29 @@
+output "cloud_project" {
+  description = "ALETHEIA_CLOUD_PROJECT for clients."
+  value       = var.project_id
+}
+
+output "bucket" {
+  description = "ALETHEIA_BUCKET for clients."
+  value       = google_storage_bucket.data.name
+}
+
+output "function" {
+  description = "The storage function."
+  value       = google_cloudfunctions2_function.on_object_finalized.name
+}
+
+output "trainer_service_account" {
+  description = "Service account for training jobs (attach it to VMs / jobs, or impersonate it)."
+  value       = google_service_account.trainer.email
+}
+
+output "config_toml" {
+  description = "Paste into ~/.config/aletheia/config.toml."
+  value       = <<-EOT
+    [aletheia]
+    mode = "cloud"
+    cloud_project = "${var.project_id}"
+    bucket = "${google_storage_bucket.data.name}"
+  EOT
+}

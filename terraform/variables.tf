@@ -1,0 +1,76 @@
+variable "project_id" {
+  description = "Google Cloud project to deploy aletheia into."
+  type        = string
+}
+
+variable "region" {
+  description = "Region of the bucket, the function and its trigger."
+  type        = string
+  default     = "europe-west1"
+}
+
+variable "firestore_location" {
+  description = "Firestore location (a region, or a multi-region such as eur3 or nam5)."
+  type        = string
+  default     = "eur3"
+}
+
+variable "bucket_name" {
+  description = "Bucket for content-addressed blobs; empty means \"<project_id>-aletheia\" (the client's default)."
+  type        = string
+  default     = ""
+}
+
+variable "function_name" {
+  description = "Name of the storage function (schema and statistics of uploaded data)."
+  type        = string
+  default     = "aletheia-on-object-finalized"
+}
+
+variable "aletheia_projects" {
+  description = "aletheia projects (Projects/{p}) whose samples/ and tmp/ prefixes get lifecycle rules."
+  type        = list(string)
+  default     = ["default"]
+}
+
+variable "sample_retention_days" {
+  description = "Days before row samples written by the function are deleted (they are re-derivable)."
+  type        = number
+  default     = 30
+}
+
+variable "tmp_retention_days" {
+  description = "Days before leftovers of interrupted uploads under tmp/ are deleted."
+  type        = number
+  default     = 2
+}
+
+variable "noncurrent_retention_days" {
+  description = "Days a replaced or deleted object version is kept (undo window)."
+  type        = number
+  default     = 30
+}
+
+variable "team_members" {
+  description = "Principals (user:a@b.c, group:team@b.c) allowed to run training with their own credentials."
+  type        = list(string)
+  default     = []
+}
+
+variable "function_max_instances" {
+  description = "Upper bound on concurrent function instances (caps cost under a burst of uploads)."
+  type        = number
+  default     = 10
+}
+
+variable "function_memory" {
+  description = "Memory of one function instance; statistics stream in bounded memory."
+  type        = string
+  default     = "1Gi"
+}
+
+variable "function_bundle_dir" {
+  description = "Directory built by `make function-bundle`: functions/ plus the aletheia wheel."
+  type        = string
+  default     = ""
+}
