@@ -59,6 +59,8 @@ TERMINAL = frozenset({STATUS_DONE, STATUS_FAILED, STATUS_UNSUPPORTED})
 
 #: Custom object metadata holding the file's original relative path (``train/part-0.csv.gz``).
 PATH_METADATA = "aletheia-path"
+#: Other metadata keys accepted for the same purpose (``BlobStore.upload_file`` writes ``relpath``).
+PATH_METADATA_ALIASES = ("relpath", "filename")
 #: A worker's claim lasts this long; a longer-running (crashed) claim is taken over.
 #: Above the function's 540 s timeout so a live worker is never overtaken.
 LEASE_SECONDS = int(os.environ.get("ALETHEIA_LEASE_SECONDS", "600"))
@@ -161,16 +163,24 @@ def _short(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:500]
 
 
+def original_path(obj: dict[str, Any]) -> str | None:
+    """The file's original relative path, from the object's custom metadata."""
+    meta = obj.get("metadata") or {}
+    for key in (PATH_METADATA, *PATH_METADATA_ALIASES):
+        if meta.get(key):
+            return str(meta[key])
+    return None
+
+
 def _blob_fields(obj: dict[str, Any]) -> dict[str, Any]:
     """The object's metadata as typed fields the console shows readably."""
-    meta = obj.get("metadata") or {}
     return {
         "blob": f"gs://{obj.get('bucket')}/{obj.get('name')}",
         "size": int(obj.get("size") or 0),
         "crc32c": obj.get("crc32c"),
         "md5": obj.get("md5Hash"),
         "content_type": obj.get("contentType"),
-        "path": meta.get(PATH_METADATA),
+        "path": original_path(obj),
         "generation": str(obj.get("generation", "")),
         "seen_at": firestore.SERVER_TIMESTAMP,
     }
@@ -227,10 +237,9 @@ def _analyse(obj: dict[str, Any], ref: layout.BlobRef, gcs: Any, opts: ProfileOp
     """Profile the object; a dict of fields for the document (terminal status included)."""
     started = time.monotonic()
     source = _Source(gcs.bucket(obj["bucket"]).blob(obj["name"]), ref.sha256)
-    meta = obj.get("metadata") or {}
     head = source.head()
     try:
-        detected = detect_format(meta.get(PATH_METADATA), obj.get("contentType"), head)
+        detected = detect_format(original_path(obj), obj.get("contentType"), head)
         _check_text(source, detected)
         result = profile(source.open, detected, opts)
         source.verify()

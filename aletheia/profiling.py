@@ -525,6 +525,8 @@ class _Column:
             self.maximum = hi
 
     def _add_counts(self, valid: pa.Array) -> None:
+        if self.kind == "numeric" and not self.freq.exact:
+            return  # numbers report no top values; past the counters, HLL counts distinct
         counted = pc.value_counts(valid)
         values, counts = counted.field("values"), counted.field("counts").to_numpy()
         cap = self.freq.capacity
