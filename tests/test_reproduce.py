@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -266,3 +268,38 @@ def test_package_list_missing_from_the_bucket(
 def test_bad_run_id_is_refused(stack: Settings) -> None:
     result = invoke("../1", "-e", EXPER, "-p", PROJECT)
     assert isinstance(result.exception, ValidationError)
+
+
+# --------------------------------------------------------------------------- with real runs
+
+
+def test_a_tracked_run_can_be_reproduced(stack: Settings, tmp_path: Path) -> None:
+    """A run started by the Metastore → `aletheia runs env` gives its packages and no diff."""
+    from aletheia.cli import app
+    from aletheia.metastore import Metastore
+
+    exper = Metastore(PROJECT, flush_interval_s=0.2).exper("repro", git_policy="off")
+    with exper.start_run(fold=1, repo_path=tmp_path) as run:
+        run.add_metric("loss", 0.5)
+    here = envinfo.capture()
+
+    result = runner.invoke(app, ["runs", "env", run.id, "-e", "repro", "-p", PROJECT])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == here.requirements_text()
+
+    result = runner.invoke(app, ["runs", "env", run.id, "-e", "repro", "-p", PROJECT, "--diff"])
+    assert result.exit_code == 0, result.output
+    assert "this environment matches the run" in result.stdout
+
+
+def test_the_console_script_prints_a_clear_error(stack: Settings) -> None:
+    aletheia = Path(sys.executable).with_name("aletheia")
+    done = subprocess.run(
+        [str(aletheia), "runs", "env", "42", "-e", EXPER, "-p", PROJECT],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == NotFoundError.exit_code
+    assert "there is no run '42' of experiment 'resnet'" in done.stderr
+    assert "hint:" in done.stderr and "Traceback" not in done.stderr
