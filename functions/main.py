@@ -17,5 +17,10 @@ from aletheia.fileevents import handle_finalized
 
 @functions_framework.cloud_event
 def on_object_finalized(event: CloudEvent) -> None:
-    """Record the finalized object in ``Projects/{p}/Files/{sha256}``."""
+    """Profile the finalized data file into ``Projects/{p}/Files/{sha256}``.
+
+    Returns normally for every outcome recorded on the document (done,
+    failed, unsupported, ignored); an exception (a live lease held by another
+    worker, a transient backend error) makes the platform deliver again.
+    """
     handle_finalized(dict(event.data or {}))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable
@@ -9,9 +10,9 @@ from typing import Any
 
 import pytest
 from google.cloud import firestore, storage
-from test_function_profiling import upload, wait_terminal
+from test_function_profiling import PROJECT, upload, wait_terminal
 
-from aletheia import config
+from aletheia import config, layout
 
 WIDE = 10_000
 
@@ -98,3 +99,18 @@ def test_bad_input_gets_a_terminal_status_and_a_bounded_document(
     check(doc)
     assert doc["attempts"] == 1  # answered 2xx the first time: no redelivery loop
     assert len(json.dumps(doc, default=str)) < 300_000
+
+
+def test_bytes_that_do_not_match_their_name_fail(
+    stack: config.Settings, gcs: storage.Client, db: firestore.Client
+) -> None:
+    data = b"a,b\n1,2\n"
+    wrong = hashlib.sha256(b"something else").hexdigest()
+    blob = gcs.bucket(stack.bucket).blob(layout.blob_name(PROJECT, wrong))
+    blob.metadata = {"aletheia-path": "a.csv"}
+    blob.upload_from_string(data)
+
+    doc = wait_terminal(db, wrong)
+
+    assert doc["status"] == "failed"
+    assert "does not match its name" in doc["reason"]
