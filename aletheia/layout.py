@@ -43,6 +43,8 @@ DATASET_FILES = "files"
 VERSIONS = "Versions"
 FILES = "Files"
 METADATA = "Metadata"
+RUN_ARTIFACT_FILES = "ArtifactFiles"
+MLFLOW_RUNS = "MlflowRuns"
 
 #: Longest id a user may choose. Firestore allows 1,500 bytes; ids also name
 #: cache directories and console breadcrumbs, where shorter is kinder.
@@ -224,6 +226,26 @@ def results(p: str, e: str) -> str:
 def result(p: str, e: str, r: str) -> str:
     """``.../Experiments/{e}/Results/{r}``."""
     return _join(results(p, e), validate_id(r, "run id"))
+
+
+def run_artifact_files(p: str, e: str, r: str) -> str:
+    """``.../Runs/{r}/ArtifactFiles``: files logged to one run by path (MLflow artifacts)."""
+    return _join(run(p, e, r), RUN_ARTIFACT_FILES)
+
+
+def run_artifact_file(p: str, e: str, r: str, relpath: str) -> str:
+    """``.../Runs/{r}/ArtifactFiles/{file}``: one file (path, sha256, size, blob)."""
+    return _join(run_artifact_files(p, e, r), file_doc_id(relpath))
+
+
+def mlflow_runs(p: str) -> str:
+    """``Projects/{p}/MlflowRuns``: MLflow run id -> the experiment holding the run."""
+    return _join(project(p), MLFLOW_RUNS)
+
+
+def mlflow_run(p: str, run_id: str) -> str:
+    """``Projects/{p}/MlflowRuns/{run_id}``."""
+    return _join(mlflow_runs(p), validate_id(run_id, "run id"))
 
 
 def datasets(p: str) -> str:

@@ -432,6 +432,7 @@ class Run:
             run.writer.set_fields(fields)  # the first flush creates the document
         run.writer.start()
         _ACTIVE.add(run)
+        _OPEN_ORDER.append(weakref.ref(run))
         return run
 
     @property
@@ -696,6 +697,19 @@ def result_doc(
 
 # Runs still open at interpreter exit are flushed and ended.
 _ACTIVE: weakref.WeakSet[Run] = weakref.WeakSet()
+# Start order of runs in this process, for ``active_runs`` (dead and ended ones are skipped).
+_OPEN_ORDER: list[weakref.ref[Run]] = []
+
+
+def active_runs() -> list[Run]:
+    """Runs of this process that have not ended, most recently started first.
+
+    Integrations (the MLflow plugin) use it to nest their runs under the
+    aletheia run the user code is inside.
+    """
+    alive = [r for r in (ref() for ref in _OPEN_ORDER) if r is not None and r.is_active]
+    _OPEN_ORDER[:] = [weakref.ref(r) for r in alive]
+    return alive[::-1]
 
 
 @atexit.register

@@ -1,0 +1,600 @@
+"""MLflow tracking-store plugin: ``mlflow.set_tracking_uri("aletheia://PROJECT")``.
+
+MLflow code logs into aletheia's own documents, unchanged. The mapping
+(see docs/MLFLOW.md):
+
+* experiment id = the aletheia experiment's name (its document id); MLflow's
+  default experiment ``"0"`` is the aletheia experiment ``Default``;
+* run id = a 32-hex uuid that *is* the aletheia run id (``Runs/{uuid}``);
+  ``Projects/{p}/MlflowRuns/{uuid}`` records which experiment holds it, since
+  MLflow looks runs up by id alone;
+* params -> the run's ``params``; tags -> ``mlflow_tags``; metrics go through
+  the run's :class:`~aletheia.metrics.MetricWriter` (memory + journal, flushed
+  in the background), so ``log_metric`` never waits on Firestore;
+* a run MLflow starts while an aletheia run of this process is open is
+  nested under it (``parent`` field and tag ``mlflow.parentRunId``).
+
+Runs are open in the process that created them: metrics and params can be
+logged to those. Reads (``get_run``, ``search_runs``) work on every run,
+including runs aletheia itself created.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import urlparse
+
+from google.cloud import firestore
+from google.cloud.firestore_v1.field_path import FieldPath
+from mlflow.entities import (
+    Experiment,
+    ExperimentTag,
+    LifecycleStage,
+    Metric,
+    Param,
+    Run,
+    RunData,
+    RunInfo,
+    RunStatus,
+    RunTag,
+    ViewType,
+)
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import (
+    FEATURE_DISABLED,
+    INVALID_PARAMETER_VALUE,
+    INVALID_STATE,
+    RESOURCE_ALREADY_EXISTS,
+    RESOURCE_DOES_NOT_EXIST,
+)
+from mlflow.store.entities.paged_list import PagedList
+from mlflow.store.tracking.abstract_store import AbstractStore
+from mlflow.utils.search_utils import SearchExperimentsUtils, SearchUtils
+
+from aletheia import layout, metastore
+from aletheia.errors import AletheiaError
+from aletheia.metrics import CHUNK_POINTS
+
+#: MLflow's default experiment id and the aletheia experiment it maps to.
+DEFAULT_EXPERIMENT_ID = "0"
+DEFAULT_EXPERIMENT_NAME = "Default"
+ARTIFACT_SCHEME = "aletheia-art"
+PARENT_TAG = "mlflow.parentRunId"
+RUN_NAME_TAG = "mlflow.runName"
+
+_TO_MLFLOW_STATUS = {
+    metastore.RUNNING: "RUNNING",
+    metastore.FINISHED: "FINISHED",
+    metastore.FAILED: "FAILED",
+    metastore.CRASHED: "FAILED",
+    metastore.INTERRUPTED: "KILLED",
+}
+_FROM_MLFLOW_STATUS = {"FINISHED": metastore.FINISHED, "FAILED": metastore.FAILED}
+_FROM_MLFLOW_STATUS["KILLED"] = metastore.INTERRUPTED
+#: Filter entity types evaluated faithfully over aletheia's runs.
+_SUPPORTED_FILTER_TYPES = {"metric", "parameter", "tag", "attribute"}
+_SUPPORTED_ATTRIBUTES = {"status", "run_name", "start_time", "end_time", "run_id"}
+
+
+def unsupported(what: str, hint: str = "") -> MlflowException:
+    """MLflow's own error for an MLflow feature aletheia does not provide."""
+    message = f"aletheia's MLflow store does not support {what}"
+    return MlflowException(f"{message}. {hint}".strip(), error_code=FEATURE_DISABLED)
+
+
+def _invalid(message: str) -> MlflowException:
+    return MlflowException(message, error_code=INVALID_PARAMETER_VALUE)
+
+
+def _ms(value: Any) -> int | None:
+    return int(value.timestamp() * 1000) if isinstance(value, dt.datetime) else None
+
+
+def experiment_id_of(name: str) -> str:
+    """The MLflow experiment id of aletheia experiment ``name``."""
+    return DEFAULT_EXPERIMENT_ID if name == DEFAULT_EXPERIMENT_NAME else name
+
+
+def experiment_name_of(experiment_id: str) -> str:
+    """The aletheia experiment behind MLflow experiment id ``experiment_id``."""
+    return DEFAULT_EXPERIMENT_NAME if str(experiment_id) == DEFAULT_EXPERIMENT_ID else experiment_id
+
+
+def artifact_uri(project: str, experiment: str, run: str) -> str:
+    """``aletheia-art://PROJECT/EXPERIMENT/RUN``: where MLflow sends a run's artifacts."""
+    return f"{ARTIFACT_SCHEME}://{project}/{experiment}/{run}"
+
+
+def run_params(doc: Mapping[str, Any]) -> dict[str, str]:
+    """A run's params as MLflow sees them: params and hyper-params, as text."""
+    merged = {**(doc.get("hyper_params") or {}), **(doc.get("params") or {})}
+    return {k: v if isinstance(v, str) else str(v) for k, v in merged.items()}
+
+
+def run_tags(doc: Mapping[str, Any]) -> dict[str, str]:
+    """A run's MLflow tags, with run name and parent filled in from aletheia's fields."""
+    tags = {k: str(v) for k, v in (doc.get("mlflow_tags") or {}).items()}
+    parent = doc.get("parent") or {}
+    if parent.get("run") and PARENT_TAG not in tags:
+        tags[PARENT_TAG] = str(parent["run"])
+    tags.setdefault(RUN_NAME_TAG, str(doc.get("run_name") or doc.get("run")))
+    return tags
+
+
+def to_mlflow_run(project: str, experiment: str, doc: Mapping[str, Any]) -> Run:
+    """An aletheia run document as an MLflow :class:`~mlflow.entities.Run`."""
+    run_id = str(doc["run"])
+    status = _TO_MLFLOW_STATUS.get(metastore.effective_status(doc), "RUNNING")
+    end = _ms(doc.get("ended_at"))
+    tags = run_tags(doc)
+    info = RunInfo(
+        run_id=run_id,
+        experiment_id=experiment_id_of(experiment),
+        user_id=str(doc.get("user_id") or ""),
+        status=status,
+        start_time=_ms(doc.get("started_at")) or 0,
+        end_time=end,
+        lifecycle_stage=str(doc.get("lifecycle_stage") or LifecycleStage.ACTIVE),
+        artifact_uri=artifact_uri(project, experiment, run_id),
+        run_name=tags[RUN_NAME_TAG],
+    )
+    stamp = end or _ms(doc.get("heartbeat_at")) or info.start_time
+    metrics = [
+        Metric(k, float(s["last"]), stamp, int(s.get("last_step") or 0))
+        for k, s in (doc.get("summary") or {}).items()
+        if s.get("last") is not None
+    ]
+    params = [Param(k, v) for k, v in run_params(doc).items()]
+    data = RunData(metrics=metrics, params=params, tags=[RunTag(k, v) for k, v in tags.items()])
+    return Run(info, data)
+
+
+def metric_history(
+    db: firestore.Client, project: str, exper: str, doc: Mapping[str, Any], key: str
+) -> list[Metric]:
+    """Every point of metric ``key`` of a run, in logging order, as MLflow metrics.
+
+    Chunk documents are read by id (the summary's count says how many), so no
+    query is needed.
+    """
+    count = int(((doc.get("summary") or {}).get(key) or {}).get("count") or 0)
+    run = str(doc["run"])
+    paths = [
+        layout.metric_chunk(project, exper, run, key, n)
+        for n in range((count + CHUNK_POINTS - 1) // CHUNK_POINTS)
+    ]
+    out: list[tuple[int, Metric]] = []
+    for snap in db.get_all([db.document(p) for p in paths]):
+        if not snap.exists:
+            continue
+        chunk = snap.to_dict() or {}
+        for step, value, ts in zip(chunk["steps"], chunk["values"], chunk["times"], strict=False):
+            out.append((chunk["first_index"], Metric(key, value, _ms(ts) or 0, int(step))))
+    return _ordered(out)
+
+
+def _ordered(points: list[tuple[int, Metric]]) -> list[Metric]:
+    # Chunks may come back in any order; within a chunk points are already in order.
+    return [m for _, m in sorted(points, key=lambda t: t[0])]
+
+
+def check_filter(filter_string: str | None) -> None:
+    """Refuse a search filter aletheia cannot evaluate faithfully (MLflow's own error)."""
+    if not filter_string:
+        return
+    for clause in SearchUtils.parse_search_filter(filter_string):
+        kind, key = clause.get("type"), clause.get("key")
+        if kind not in _SUPPORTED_FILTER_TYPES or (
+            kind == "attribute" and key not in _SUPPORTED_ATTRIBUTES
+        ):
+            raise _invalid(
+                f"aletheia's MLflow store cannot evaluate the filter on {kind} {key!r} "
+                f"in {filter_string!r}: it supports metrics.*, params.*, tags.* and "
+                f"attributes.{{{', '.join(sorted(_SUPPORTED_ATTRIBUTES))}}} joined by AND"
+            )
+
+
+class AletheiaStore(AbstractStore):
+    """MLflow's ``AbstractStore`` over an aletheia project (``aletheia://PROJECT``)."""
+
+    def __init__(self, store_uri: str | None = None, artifact_uri: str | None = None) -> None:
+        super().__init__()
+        parsed = urlparse(store_uri or "")
+        project = parsed.netloc or parsed.path.strip("/")
+        if not project:
+            raise _invalid(f"tracking URI {store_uri!r} names no project: use aletheia://PROJECT")
+        try:
+            self.ms = metastore.Metastore(project)
+        except AletheiaError as exc:
+            raise _invalid(f"{exc.message} ({exc.hint})") from exc
+        self.project = self.ms.project
+        self._open: dict[str, metastore.Run] = {}
+
+    # ------------------------------------------------------------- plumbing
+
+    @property
+    def db(self) -> firestore.Client:
+        """The Firestore client."""
+        return self.ms.db
+
+    def _exper_name(self, experiment_id: Any) -> str:
+        name = experiment_name_of(str(experiment_id))
+        try:
+            return layout.validate_id(name, "experiment name")
+        except AletheiaError as exc:
+            raise _invalid(f"{exc.message}; {exc.hint}") from exc
+
+    def _exper_doc(self, name: str) -> dict[str, Any] | None:
+        snap = self.db.document(layout.experiment(self.project, name)).get()
+        return snap.to_dict() if snap.exists else None
+
+    def _locate(self, run_id: str) -> str:
+        """The experiment holding MLflow run ``run_id``."""
+        run = self._open.get(run_id)
+        if run is not None:
+            return run.exper.name
+        try:
+            snap = self.db.document(layout.mlflow_run(self.project, run_id)).get()
+        except AletheiaError as exc:
+            raise _invalid(f"{exc.message}; {exc.hint}") from exc
+        if not snap.exists:
+            raise MlflowException(
+                f"Run '{run_id}' not found in aletheia project {self.project!r}",
+                error_code=RESOURCE_DOES_NOT_EXIST,
+            )
+        return str((snap.to_dict() or {})["experiment"])
+
+    def _run_doc(self, run_id: str) -> tuple[str, dict[str, Any]]:
+        exper = self._locate(run_id)
+        run = self._open.get(run_id)
+        if run is not None:
+            run.flush()  # a read sees everything logged so far
+        snap = self.db.document(layout.run(self.project, exper, run_id)).get()
+        if not snap.exists:
+            raise MlflowException(f"Run '{run_id}' not found", error_code=RESOURCE_DOES_NOT_EXIST)
+        return exper, snap.to_dict() or {}
+
+    def _open_run(self, run_id: str) -> metastore.Run:
+        run = self._open.get(run_id)
+        if run is None or not run.is_active:
+            raise MlflowException(
+                f"Run '{run_id}' is not open in this process: aletheia logs to a run "
+                "only from the process that started it",
+                error_code=INVALID_STATE,
+            )
+        return run
+
+    # ------------------------------------------------------------- experiments
+
+    def _to_experiment(self, name: str, doc: Mapping[str, Any]) -> Experiment:
+        tags = [ExperimentTag(k, str(v)) for k, v in (doc.get("mlflow_tags") or {}).items()]
+        created = _ms(doc.get("created_at"))
+        return Experiment(
+            experiment_id=experiment_id_of(name),
+            name=name,
+            artifact_location=f"{ARTIFACT_SCHEME}://{self.project}/{name}",
+            lifecycle_stage=str(doc.get("lifecycle_stage") or LifecycleStage.ACTIVE),
+            tags=tags,
+            creation_time=created,
+            last_update_time=created,
+        )
+
+    def create_experiment(self, name, artifact_location=None, tags=None):
+        """Create aletheia experiment ``name``; its id is its name."""
+        exper_name = self._exper_name(experiment_id_of(name))
+        if self._exper_doc(exper_name) is not None:
+            raise MlflowException(
+                f"Experiment '{name}' already exists.", error_code=RESOURCE_ALREADY_EXISTS
+            )
+        self.ms.exper(exper_name)
+        if tags:
+            self._set_experiment_tags(exper_name, {t.key: t.value for t in tags})
+        return experiment_id_of(exper_name)
+
+    def get_experiment(self, experiment_id):
+        """The experiment (the default one is created on first use, as MLflow expects)."""
+        name = self._exper_name(experiment_id)
+        doc = self._exper_doc(name)
+        if doc is None and name == DEFAULT_EXPERIMENT_NAME:
+            self.ms.exper(name)
+            doc = self._exper_doc(name)
+        if doc is None:
+            raise MlflowException(
+                f"Could not find experiment with ID {experiment_id}",
+                error_code=RESOURCE_DOES_NOT_EXIST,
+            )
+        return self._to_experiment(name, doc)
+
+    def get_experiment_by_name(self, experiment_name):
+        """The experiment called ``experiment_name``, or None."""
+        try:
+            return self.get_experiment(experiment_id_of(experiment_name))
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return None
+            raise
+
+    def search_experiments(
+        self,
+        view_type=ViewType.ACTIVE_ONLY,
+        max_results=1000,
+        filter_string=None,
+        order_by=None,
+        page_token=None,
+    ):
+        """Every experiment of the project, filtered and sorted by MLflow's own rules."""
+        col = self.db.collection(layout.experiments(self.project))
+        exps = [self._to_experiment(s.id, s.to_dict() or {}) for s in col.stream()]
+        exps = [e for e in exps if LifecycleStage.matches_view_type(view_type, e.lifecycle_stage)]
+        if filter_string:
+            exps = SearchExperimentsUtils.filter(exps, filter_string)
+        exps = SearchExperimentsUtils.sort(exps, order_by or ["creation_time DESC"])
+        start = SearchUtils.parse_start_offset_from_page_token(page_token)
+        end = start + max_results
+        token = SearchUtils.create_page_token(end) if end < len(exps) else None
+        return PagedList(exps[start:end], token)
+
+    def _set_lifecycle(self, path: str, stage: str) -> None:
+        self.db.document(path).set({"lifecycle_stage": stage}, merge=True)
+
+    def delete_experiment(self, experiment_id):
+        """Mark the experiment deleted (its runs stay; MLflow's soft delete)."""
+        self.get_experiment(experiment_id)
+        path = layout.experiment(self.project, self._exper_name(experiment_id))
+        self._set_lifecycle(path, LifecycleStage.DELETED)
+
+    def restore_experiment(self, experiment_id):
+        """Undo :meth:`delete_experiment`."""
+        self.get_experiment(experiment_id)
+        path = layout.experiment(self.project, self._exper_name(experiment_id))
+        self._set_lifecycle(path, LifecycleStage.ACTIVE)
+
+    def rename_experiment(self, experiment_id, new_name):
+        """Not supported: an aletheia experiment's name is its document id."""
+        raise unsupported("renaming experiments", "an experiment's name is its id in aletheia")
+
+    def _set_experiment_tags(self, name: str, tags: Mapping[str, str]) -> None:
+        path = layout.experiment(self.project, name)
+        self.db.document(path).set({"mlflow_tags": dict(tags)}, merge=True)
+
+    def set_experiment_tag(self, experiment_id, tag):
+        """Set one tag of an experiment."""
+        self.get_experiment(experiment_id)
+        self._set_experiment_tags(self._exper_name(experiment_id), {tag.key: tag.value})
+
+    # ------------------------------------------------------------- runs
+
+    def create_run(self, experiment_id, user_id, start_time, tags, run_name):
+        """Start an aletheia run whose id is a fresh uuid; nested under an open aletheia run."""
+        exper = self._exper_name(experiment_id)
+        experiment = self.get_experiment(experiment_id)
+        if experiment.lifecycle_stage != LifecycleStage.ACTIVE:
+            raise MlflowException(
+                f"Experiment {experiment_id} is deleted", error_code=INVALID_STATE
+            )
+        tag_map = {t.key: t.value for t in tags or []}
+        run_name = run_name or tag_map.get(RUN_NAME_TAG) or f"run-{uuid.uuid4().hex[:8]}"
+        tag_map[RUN_NAME_TAG] = run_name
+        parent = self._parent(tag_map)
+        if parent is not None:
+            tag_map.setdefault(PARENT_TAG, parent["run"])
+        run_id = uuid.uuid4().hex
+        try:
+            run = self.ms.exper(exper).start_run(run_id=run_id)
+        except AletheiaError as exc:
+            raise _invalid(f"{exc.message}; {exc.hint}") from exc
+        self._open[run_id] = run
+        self.db.document(layout.mlflow_run(self.project, run_id)).set(
+            {"experiment": exper, "run": run_id}
+        )
+        run._set(
+            {
+                "run_name": run_name,
+                "user_id": user_id or getpass.getuser(),
+                "lifecycle_stage": LifecycleStage.ACTIVE,
+                "mlflow_tags": tag_map,
+                "parent": parent,
+                "source": "mlflow",
+            }
+        )
+        return self.get_run(run_id)
+
+    def _parent(self, tags: Mapping[str, str]) -> dict[str, str] | None:
+        """The parent from MLflow's tag, else the innermost open aletheia run of the process."""
+        pid = tags.get(PARENT_TAG)
+        if pid:
+            try:
+                return {"experiment": self._locate(pid), "run": pid}
+            except MlflowException:
+                return {"experiment": None, "run": pid}  # type: ignore[dict-item]
+        for run in metastore.active_runs():
+            if run.id not in self._open:
+                return {"experiment": run.exper.name, "run": run.id}
+        return None
+
+    def get_run(self, run_id):
+        """The run, read from Firestore (after flushing what this process logged to it)."""
+        exper, doc = self._run_doc(run_id)
+        return to_mlflow_run(self.project, exper, doc)
+
+    def update_run_info(self, run_id, run_status, end_time, run_name):
+        """End the run (status, end time) and/or rename it."""
+        status = RunStatus.to_string(run_status) if isinstance(run_status, int) else run_status
+        run = self._open.get(run_id)
+        if run_name:
+            self._set_fields(
+                run_id, {"run_name": run_name, "mlflow_tags": {RUN_NAME_TAG: run_name}}
+            )
+        if status in _FROM_MLFLOW_STATUS:
+            if run is not None and run.is_active:
+                run.finish(_FROM_MLFLOW_STATUS[status])
+            else:
+                exper = self._locate(run_id)
+                end = dt.datetime.fromtimestamp((end_time or 0) / 1000, tz=dt.timezone.utc)
+                fields = {"status": _FROM_MLFLOW_STATUS[status], "ended_at": end}
+                self.db.document(layout.run(self.project, exper, run_id)).set(fields, merge=True)
+        return self.get_run(run_id).info
+
+    def _set_fields(self, run_id: str, fields: dict[str, Any]) -> None:
+        run = self._open.get(run_id)
+        if run is not None and run.is_active:
+            run._set(fields)
+        else:
+            exper = self._locate(run_id)
+            self.db.document(layout.run(self.project, exper, run_id)).set(fields, merge=True)
+
+    def delete_run(self, run_id):
+        """Mark the run deleted (MLflow's soft delete)."""
+        self._set_fields(run_id, {"lifecycle_stage": LifecycleStage.DELETED})
+
+    def restore_run(self, run_id):
+        """Undo :meth:`delete_run`."""
+        self._set_fields(run_id, {"lifecycle_stage": LifecycleStage.ACTIVE})
+
+    # ------------------------------------------------------------- logging
+
+    def log_batch(self, run_id, metrics, params, tags):
+        """Metrics through the run's background writer; params and tags as field merges."""
+        run = self._open_run(run_id)
+        try:
+            self._log_params(run, params)
+            for m in metrics:
+                run.writer.add(
+                    _metric_key(m.key),
+                    _metric_value(m.value, m.key),
+                    int(m.step or 0),
+                    ts=(m.timestamp or 0) / 1000 or None,
+                )
+        except AletheiaError as exc:
+            raise _invalid(f"{exc.message}; {exc.hint}") from exc
+        if tags:
+            tag_map = {t.key: str(t.value) for t in tags}
+            fields: dict[str, Any] = {"mlflow_tags": tag_map}
+            if RUN_NAME_TAG in tag_map:
+                fields["run_name"] = tag_map[RUN_NAME_TAG]
+            run._set(fields)
+
+    def _log_params(self, run: metastore.Run, params: Iterable[Param]) -> None:
+        new = {p.key: str(p.value) for p in params}
+        if not new:
+            return
+        old = run.fields.get("params") or {}
+        for key, value in new.items():
+            if key in old and str(old[key]) != value:
+                raise _invalid(
+                    f"Changing param values is not allowed. Param with key='{key}' was already"
+                    f" logged with value='{old[key]}' for run ID='{run.id}'. Attempted logging"
+                    f" new value '{value}'."
+                )
+        run.set_params(new)
+
+    def log_metric(self, run_id, metric):
+        """One metric point (through :meth:`log_batch`)."""
+        self.log_batch(run_id, [metric], [], [])
+
+    def log_param(self, run_id, param):
+        """One param (through :meth:`log_batch`)."""
+        self.log_batch(run_id, [], [param], [])
+
+    def set_tag(self, run_id, tag):
+        """One tag; works on any run (a field merge)."""
+        if run_id in self._open and self._open[run_id].is_active:
+            self.log_batch(run_id, [], [], [tag])
+        else:
+            self._set_fields(run_id, {"mlflow_tags": {tag.key: str(tag.value)}})
+
+    def delete_tag(self, run_id, key):
+        """Remove one tag."""
+        exper, doc = self._run_doc(run_id)
+        if key not in (doc.get("mlflow_tags") or {}):
+            raise MlflowException(
+                f"No tag with name: {key} in run with id {run_id}",
+                error_code=RESOURCE_DOES_NOT_EXIST,
+            )
+        path = FieldPath("mlflow_tags", key).to_api_repr()
+        self.db.document(layout.run(self.project, exper, run_id)).update(
+            {path: firestore.DELETE_FIELD}
+        )
+        run = self._open.get(run_id)
+        if run is not None:
+            (run.fields.get("mlflow_tags") or {}).pop(key, None)
+
+    def get_metric_history(self, run_id, metric_key, max_results=None, page_token=None):
+        """Every point of a metric, read from its chunk documents."""
+        exper, doc = self._run_doc(run_id)
+        history = metric_history(self.db, self.project, exper, doc, metric_key)
+        start = SearchUtils.parse_start_offset_from_page_token(page_token) if page_token else 0
+        end = len(history) if max_results is None else start + max_results
+        token = SearchUtils.create_page_token(end) if end < len(history) else None
+        return PagedList(history[start:end], token)
+
+    def log_inputs(self, run_id, datasets=None, models=None):
+        """Dataset and model inputs are aletheia's own (``run.get_dataset``)."""
+        if datasets or models:
+            raise unsupported(
+                "mlflow.log_input", "record datasets with aletheia's run.get_dataset(...)"
+            )
+
+    def log_outputs(self, run_id, models):
+        """Not supported (logged models)."""
+        raise unsupported("logged model outputs")
+
+    def record_logged_model(self, run_id, mlflow_model):
+        """Not supported (MLflow models)."""
+        raise unsupported("mlflow.<flavor>.log_model", "log the model files with log_artifacts")
+
+    def link_traces_to_run(self, trace_ids, run_id):
+        """Not supported (tracing)."""
+        raise unsupported("traces")
+
+    # ------------------------------------------------------------- search
+
+    def _search_runs(
+        self, experiment_ids, filter_string, run_view_type, max_results, order_by, page_token
+    ):
+        """Runs of the experiments, filtered and sorted in Python by MLflow's own rules."""
+        check_filter(filter_string)
+        for run in self._open.values():
+            if run.is_active:
+                run.flush()
+        runs: list[Run] = []
+        for experiment_id in experiment_ids:
+            exper = self._exper_name(experiment_id)
+            col = self.db.collection(layout.runs(self.project, exper))
+            runs += [to_mlflow_run(self.project, exper, s.to_dict() or {}) for s in col.stream()]
+        runs = [
+            r
+            for r in runs
+            if LifecycleStage.matches_view_type(run_view_type, r.info.lifecycle_stage)
+        ]
+        runs = SearchUtils.filter(runs, filter_string)
+        runs = SearchUtils.sort(runs, order_by)
+        return SearchUtils.paginate(runs, page_token, max_results)
+
+
+def _metric_key(key: str) -> str:
+    from aletheia import validation
+
+    return validation.validate_metric_key(key)
+
+
+def _metric_value(value: Any, key: str) -> float:
+    from aletheia import validation
+
+    return validation.validate_metric_value(value, key)
+
+
+__all__ = [
+    "ARTIFACT_SCHEME",
+    "AletheiaStore",
+    "artifact_uri",
+    "experiment_id_of",
+    "experiment_name_of",
+    "metric_history",
+    "to_mlflow_run",
+    "unsupported",
+]
