@@ -206,12 +206,14 @@ def show(
 
 
 def _analysis(record: dict[str, Any]) -> dict[str, Any]:
+    """Status, a one-line schema summary and the stats the storage function wrote."""
     schema = record.get("schema")
-    if isinstance(schema, dict | list):
-        cols = schema.get("columns", schema) if isinstance(schema, dict) else schema
-        summary = f"{len(cols)} columns"
-    else:
-        summary = ""
+    summary = ""
+    if isinstance(schema, dict):
+        count = schema.get("columns_total", len(schema.get("columns") or []))
+        summary = f"{count} columns"
+        if record.get("rows") is not None:
+            summary += f", {record['rows']} rows"
     return {"status": record.get("status"), "schema": summary, "stats": record.get("stats")}
 
 
