@@ -4,16 +4,22 @@
 tracking client writes with server credentials, which bypass the rules, so a
 drift between the two would only show when a Firebase user (a web client, a
 teammate in the console) writes the same shape. Here a real tracked run is
-written with ``Metastore``; a writer then re-creates each document it produced
+written with ``Metastore`` and a dataset with ``DatasetStore``; a writer then
+re-creates each document they produced
 over REST, field for field, and the rules must allow every one.
 """
 
 from __future__ import annotations
 
-from google.cloud import firestore
-from test_rules import RULES_FILE, Rest, load_rules
+from pathlib import Path
+
+from google.cloud import firestore, storage
+from test_rules import RULES_FILE, T0, Rest, load_rules
 
 from aletheia import Metastore, config, layout, members
+from aletheia.blobstore import BlobStore
+from aletheia.cache import LocalCache
+from aletheia.datasets import DatasetStore
 
 WRITER = "u-writer"
 
@@ -51,3 +57,35 @@ def test_documents_written_by_metastore_pass_the_rules(
     finished = db.document(run_path).get().to_dict()
     assert finished["status"] == "finished"
     assert rest.call(WRITER, "update", run_path, finished).status_code == 200
+
+
+def test_documents_written_by_datasets_pass_the_rules(
+    stack: config.Settings, db: firestore.Client, gcs: storage.Client, tmp_path: Path
+) -> None:
+    load_rules(stack, RULES_FILE.read_text(encoding="utf-8"))
+    data = tmp_path / "data"
+    (data / "train").mkdir(parents=True)
+    (data / "train" / "a.csv").write_text("x,y\n1,2\n", encoding="utf-8")
+    (data / "b.csv").write_text("x,y\n3,4\n", encoding="utf-8")
+    store = DatasetStore(
+        db,
+        BlobStore(gcs, stack.bucket, "shapes"),
+        LocalCache(tmp_path / "cache"),
+        "shapes",
+        workdir=tmp_path,
+    )
+    store.add("digits", data, desc="toy")
+    db.document(layout.project("shapes")).set({"created_at": T0, "members": {}}, merge=True)
+    members.add_member(db, "shapes", WRITER, "writer")
+
+    dataset = db.document(layout.dataset("shapes", "digits"))
+    docs = [dataset, *dataset.collection(layout.VERSIONS).list_documents()]
+    docs += list(dataset.collection(layout.DATASET_FILES).list_documents())
+    assert len(docs) >= 4, "a dataset, a version and two file entries"
+    rest = Rest(stack)
+    refused = []
+    for ref in docs:
+        response = rest.call(WRITER, "create", f"{ref.path}-copy", ref.get().to_dict())
+        if response.status_code != 200:
+            refused.append(f"{ref.path}: {response.status_code} {response.text[:300]}")
+    assert not refused, "\n".join(refused)
