@@ -5,8 +5,8 @@ tracking client writes with server credentials, which bypass the rules, so a
 drift between the two would only show when a Firebase user (a web client, a
 teammate in the console) writes the same shape. Here a real tracked run is
 written with ``Metastore`` and a dataset with ``DatasetStore``; a writer then
-re-creates each document they produced
-over REST, field for field, and the rules must allow every one.
+re-creates each document they produced over REST, field for field, and the
+rules must allow every one.
 """
 
 from __future__ import annotations
