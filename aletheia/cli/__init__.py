@@ -11,7 +11,15 @@ import sys
 
 import typer
 
-from aletheia.cli import config_cmd, datasets_cmd, local_cmd, project_cmd, runs_cmd, sync_cmd
+from aletheia.cli import (
+    config_cmd,
+    datasets_cmd,
+    export_cmd,
+    local_cmd,
+    project_cmd,
+    runs_cmd,
+    sync_cmd,
+)
 from aletheia.cli._common import console, err_console
 from aletheia.errors import AletheiaError
 
@@ -27,6 +35,7 @@ app.add_typer(datasets_cmd.app, name="datasets")
 app.command("config")(config_cmd.show_config)
 app.add_typer(runs_cmd.app, name="runs")
 app.command("sync")(sync_cmd.sync)
+app.add_typer(export_cmd.app, name="export")
 
 
 def main() -> None:

@@ -1,0 +1,45 @@
+"""``aletheia export mlflow DIR``: runs as an MLflow file store (``mlflow ui`` reads it)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from aletheia import clients, layout
+from aletheia.blobstore import BlobStore
+from aletheia.cli._common import console, settings
+from aletheia.export_mlflow import export_mlflow
+
+app = typer.Typer(help="Export runs to other tools' formats.", no_args_is_help=True)
+
+
+@app.command("mlflow")
+def mlflow_export(
+    dest: Annotated[Path, typer.Argument(help="Directory of the MLflow file store to write.")],
+    experiment: Annotated[
+        list[str] | None,
+        typer.Option("--experiment", "-e", help="Experiment to export (repeatable; default all)."),
+    ] = None,
+    project: Annotated[
+        str | None,
+        typer.Option("--project", "-p", help="aletheia project (default: the 'project' setting)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Write runs (params, metrics, tags, artifacts) in MLflow's file-store layout."""
+    resolved = settings(project=project)
+    p = layout.validate_id(resolved.project, "project name")
+    db = clients.firestore_client(resolved)
+    blobs = BlobStore(clients.storage_client(resolved), resolved.bucket, p)
+    summary = export_mlflow(db, blobs, p, dest, experiment or None)
+    if as_json:
+        console.print_json(json.dumps({"dest": str(dest), **vars(summary)}))
+        return
+    console.print(
+        f"exported {summary.runs} runs of {summary.experiments} experiments "
+        f"({summary.metric_points:,} metric points, {summary.artifact_files} artifact files) "
+        f"to {dest}\nview them: MLFLOW_ALLOW_FILE_STORE=true mlflow ui --backend-store-uri {dest}"
+    )

@@ -1,0 +1,243 @@
+"""Export runs to MLflow's file-store layout, readable by ``mlflow ui`` and ``MlflowClient``.
+
+``DIR/<exp_id>/meta.yaml`` and, per run,
+``DIR/<exp_id>/<run_id>/{meta.yaml, params/, metrics/, tags/, artifacts/}``:
+
+* experiment ids: ``0`` for ``Default``; otherwise the experiment's name when
+  it is a valid MLflow id (letters, digits, ``_``, ``-``), else ``x`` + a
+  hash of the name;
+* run ids: MLflow-created runs keep their 32-hex id; other aletheia runs get a
+  deterministic uuid5 of ``project/experiment/run`` (MLflow looks runs up by
+  id alone, and aletheia's ``1, 2, 3`` repeat across experiments); the
+  original id is kept in tag ``aletheia.run``;
+* params (params and hyper-params) and tags as one file per key, metrics as
+  ``timestamp value step`` lines from the full chunked series;
+* artifacts: the files logged through MLflow, and the files of aletheia
+  artifacts this run produced (under ``artifacts/<artifact name>/``),
+  downloaded from the blob store.
+
+Reads are whole-collection streams and document gets: no queries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from google.cloud import firestore
+
+from aletheia import layout
+from aletheia.errors import AletheiaError, NotFoundError
+
+_MLFLOW_ID = re.compile(r"^[a-zA-Z0-9][\w\-]{0,63}$")
+_UUID_HEX = re.compile(r"^[0-9a-f]{32}$")
+# MLflow's RunStatus enum values as stored in a file store's meta.yaml.
+_STATUS = {"running": 1, "finished": 3, "failed": 4, "crashed": 4, "interrupted": 5}
+_SOURCE_LOCAL = 4
+_PARENT_TAG = "mlflow.parentRunId"
+
+
+@dataclass
+class ExportSummary:
+    """What an export wrote."""
+
+    experiments: int = 0
+    runs: int = 0
+    metric_points: int = 0
+    artifact_files: int = 0
+
+
+def export_experiment_id(name: str) -> str:
+    """The MLflow experiment id an aletheia experiment gets in the export."""
+    if name == "Default":
+        return "0"
+    if _MLFLOW_ID.match(name):
+        return name
+    return "x" + hashlib.sha256(name.encode()).hexdigest()[:16]
+
+
+def export_run_id(project: str, experiment: str, run: str) -> str:
+    """The MLflow run id an aletheia run gets in the export (stable across exports)."""
+    if _UUID_HEX.match(run):
+        return run
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"aletheia://{project}/{experiment}/{run}").hex
+
+
+def _ms(value: Any) -> int | None:
+    return int(value.timestamp() * 1000) if hasattr(value, "timestamp") else None
+
+
+def _yaml(path: Path, data: Mapping[str, Any]) -> None:
+    try:
+        import yaml
+    except ImportError as exc:  # PyYAML comes with the mlflow extra
+        raise AletheiaError(
+            "exporting to MLflow needs PyYAML", "pip install 'aletheia[mlflow]'"
+        ) from exc
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(dict(data), default_flow_style=False))
+
+
+def _safe_key_path(root: Path, key: str) -> Path:
+    """``root/key`` (MLflow keys may hold ``/``: sub-directories), refusing escapes."""
+    return root / layout.validate_relpath(key)
+
+
+class MlflowExporter:
+    """Writes one project's experiments into an MLflow file store at ``dest``."""
+
+    def __init__(self, db: firestore.Client, blobstore: Any, project: str, dest: Path) -> None:
+        self.db = db
+        self.blobs = blobstore
+        self.project = layout.validate_id(project, "project name")
+        self.dest = Path(dest)
+        self.summary = ExportSummary()
+
+    def run(self, experiments: Iterable[str] | None = None) -> ExportSummary:
+        """Export ``experiments`` (default: every experiment of the project)."""
+        col = self.db.collection(layout.experiments(self.project))
+        docs = {s.id: s.to_dict() or {} for s in col.stream()}
+        names = list(experiments) if experiments is not None else sorted(docs)
+        for name in names:
+            if name not in docs:
+                raise NotFoundError(
+                    f"no experiment {name!r} in project {self.project!r}",
+                    "list them with `aletheia runs list`",
+                )
+            self._experiment(name, docs[name])
+        return self.summary
+
+    def _experiment(self, name: str, doc: Mapping[str, Any]) -> None:
+        exp_id = export_experiment_id(name)
+        exp_dir = self.dest / exp_id
+        created = _ms(doc.get("created_at"))
+        _yaml(
+            exp_dir / "meta.yaml",
+            {
+                "artifact_location": (exp_dir.resolve()).as_uri(),
+                "creation_time": created,
+                "experiment_id": exp_id,
+                "last_update_time": created,
+                "lifecycle_stage": str(doc.get("lifecycle_stage") or "active"),
+                "name": name,
+            },
+        )
+        for key, value in (doc.get("mlflow_tags") or {}).items():
+            _write(_safe_key_path(exp_dir / "tags", key), str(value))
+        self.summary.experiments += 1
+        runs = self.db.collection(layout.runs(self.project, name)).stream()
+        artifacts = self._aletheia_artifacts(name)
+        for snap in runs:
+            self._run(name, exp_id, snap.to_dict() or {}, artifacts.get(snap.id, []))
+
+    def _run(
+        self, exper: str, exp_id: str, doc: Mapping[str, Any], files: list[tuple[str, str]]
+    ) -> None:
+        run = str(doc["run"])
+        run_id = export_run_id(self.project, exper, run)
+        run_dir = self.dest / exp_id / run_id
+        art_dir = run_dir / "artifacts"
+        tags = {k: str(v) for k, v in (doc.get("mlflow_tags") or {}).items()}
+        parent = doc.get("parent") or {}
+        if parent.get("run"):
+            tags[_PARENT_TAG] = export_run_id(
+                self.project, str(parent.get("experiment") or exper), str(parent["run"])
+            )
+        run_name = str(doc.get("run_name") or run)
+        tags.setdefault("mlflow.runName", run_name)
+        tags["aletheia.run"] = f"{exper}/{run}"
+        _yaml(
+            run_dir / "meta.yaml",
+            {
+                "artifact_uri": art_dir.resolve().as_uri(),
+                "end_time": _ms(doc.get("ended_at")),
+                "entry_point_name": "",
+                "experiment_id": exp_id,
+                "lifecycle_stage": str(doc.get("lifecycle_stage") or "active"),
+                "run_id": run_id,
+                "run_name": run_name,
+                "run_uuid": run_id,
+                "source_name": "",
+                "source_type": _SOURCE_LOCAL,
+                "source_version": str((doc.get("git") or {}).get("commit") or ""),
+                "start_time": _ms(doc.get("started_at")),
+                "status": _STATUS.get(str(doc.get("status")), 1),
+                "tags": [],
+                "user_id": str(doc.get("user_id") or ""),
+            },
+        )
+        params = {**(doc.get("hyper_params") or {}), **(doc.get("params") or {})}
+        for key, value in params.items():
+            _write(_safe_key_path(run_dir / "params", key), str(value))
+        for key, value in tags.items():
+            _write(_safe_key_path(run_dir / "tags", key), value)
+        self._metrics(exper, run, run_dir / "metrics")
+        art_dir.mkdir(parents=True, exist_ok=True)
+        self._mlflow_artifacts(exper, run, art_dir)
+        for relpath, sha256 in files:
+            self._download(sha256, _safe_key_path(art_dir, relpath))
+        self.summary.runs += 1
+
+    def _metrics(self, exper: str, run: str, metrics_dir: Path) -> None:
+        """Every chunk of every series, in order, as MLflow metric files."""
+        series: dict[str, list[tuple[int, str]]] = {}
+        for snap in self.db.collection(layout.metrics(self.project, exper, run)).stream():
+            chunk = snap.to_dict() or {}
+            key = str(chunk.get("key") or layout.parse_metric_chunk_id(snap.id)[0])
+            first = int(chunk.get("first_index", 0))
+            rows = zip(chunk["steps"], chunk["values"], chunk["times"], strict=False)
+            for i, (step, value, ts) in enumerate(rows):
+                series.setdefault(key, []).append((first + i, f"{_ms(ts)} {value} {step}"))
+        metrics_dir.mkdir(parents=True, exist_ok=True)
+        for key, points in series.items():
+            lines = [line for _, line in sorted(points)]
+            _write(_safe_key_path(metrics_dir, key), "\n".join(lines) + "\n")
+            self.summary.metric_points += len(lines)
+
+    def _mlflow_artifacts(self, exper: str, run: str, art_dir: Path) -> None:
+        col = self.db.collection(layout.run_artifact_files(self.project, exper, run))
+        for snap in col.stream():
+            entry = snap.to_dict() or {}
+            self._download(str(entry["sha256"]), _safe_key_path(art_dir, str(entry["path"])))
+
+    def _aletheia_artifacts(self, exper: str) -> dict[str, list[tuple[str, str]]]:
+        """run id -> [(artifact name/path, sha256)] of the experiment's uploaded artifacts."""
+        by_run: dict[str, list[tuple[str, str]]] = {}
+        for art in self.db.collection(layout.artifacts(self.project, exper)).stream():
+            files = self.db.collection(layout.artifact_files(self.project, exper, art.id))
+            for snap in files.stream():
+                f = snap.to_dict() or {}
+                if f.get("run") and f.get("sha256") and f.get("blob"):
+                    item = (f"{art.id}/{f['path']}", str(f["sha256"]))
+                    by_run.setdefault(str(f["run"]), []).append(item)
+        return by_run
+
+    def _download(self, sha256: str, target: Path) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("wb") as fh:
+            self.blobs.download_to(sha256, fh)
+        self.summary.artifact_files += 1
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def export_mlflow(
+    db: firestore.Client,
+    blobstore: Any,
+    project: str,
+    dest: Path,
+    experiments: Iterable[str] | None = None,
+) -> ExportSummary:
+    """Write ``experiments`` of ``project`` (default all) as an MLflow file store at ``dest``."""
+    return MlflowExporter(db, blobstore, project, dest).run(experiments)
+
+
+__all__ = ["ExportSummary", "MlflowExporter", "export_experiment_id", "export_mlflow"]
