@@ -374,6 +374,7 @@ class Run:
         self.status = RUNNING
         self.ref = RunRef(self.ms.project, exper.name, run_id)
         self._datasets: list[dict[str, Any]] = []
+        self._keys: set[str] = set()  # metric names already validated
         self._ended = threading.Event()
         self.journal = journal.JournalWriter(
             journal.journal_path(self.ms.journal_root, self.ms.project, exper.name, run_id)
@@ -506,10 +507,16 @@ class Run:
 
     def add_metric(self, name: str, value: Any, step: int | None = None) -> None:
         """Log one value of metric ``name`` (never blocks on the network)."""
-        key = validation.validate_metric_key(name)
+        key = name if name in self._keys else self._new_key(name)
         number = validation.validate_metric_value(value, key)
-        self._require_active()
-        self.writer.add(key, number, validation.validate_step(step))
+        if self._ended.is_set():
+            self._require_active()
+        self.writer.add(key, number, None if step is None else validation.validate_step(step))
+
+    def _new_key(self, name: str) -> str:
+        key = validation.validate_metric_key(name)
+        self._keys.add(key)
+        return key
 
     def log_metrics(self, values: Mapping[str, Any], step: int | None = None) -> None:
         """Log several metrics at one step; all are validated before any is logged."""

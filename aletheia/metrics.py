@@ -246,6 +246,7 @@ class MetricWriter:
         """Send everything buffered now; True when Firestore acknowledged all of it."""
         with self._flush_lock:
             self._drain()
+            self._journal_safely(self.journal.flush)  # durable before Firestore is asked
             writes = self._writes()
             if not writes:
                 return True

@@ -104,13 +104,14 @@ def test_sigkill_then_sync_loses_nothing_and_marks_crashed(
         [sys.executable, "-c", TRAINING], stdout=subprocess.PIPE, text=True, env=os.environ.copy()
     )
     assert proc.stdout is not None
-    while int(proc.stdout.readline() or 0) < 5000:  # killed mid-loop, mid-flush cycle
+    while int(proc.stdout.readline() or 0) < 5000:
         assert proc.poll() is None
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-
     root = journal.journal_root(stack.cache_dir, stack.cloud_project)
     path = next(p for p in journal.list_journals(root) if "killed" in p.name)
+    # Killed mid-loop, once the journal holds 5,000 points (it gets them every flush).
+    wait_for(lambda: journal.read(path).point_count >= 5000, what="5,000 journaled points")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
     state = journal.read(path)
     logged = state.point_count
     assert logged >= 5000 and state.ended is None
