@@ -234,7 +234,10 @@ class Experiment:
     @desc.setter
     def desc(self, value: str) -> None:
         self._desc = validation.validate_text(value, "experiment description")
-        self.ms.store.commit([Write(self.path, {"desc": self._desc}, merge=True)])
+        try:
+            self.ms.store.commit([Write(self.path, {"desc": self._desc}, merge=True)])
+        except TRANSIENT as exc:  # a description is not worth stopping training for
+            log.warning("aletheia: could not save the description of %s (%s)", self.name, exc)
 
     def start_run(
         self,

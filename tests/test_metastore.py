@@ -15,6 +15,8 @@ from aletheia import config, layout
 from aletheia.errors import ValidationError
 from aletheia.metastore import Metastore, effective_status
 
+from helpers import wait_for
+
 PROJECT = "alethea-fcf82"
 
 
@@ -211,3 +213,15 @@ def test_quickstart_trains_over_folds_and_prints_a_runs_table(
     assert sorted(r.get("fold") for r in runs) == [1, 2, 3, 4, 5]
     assert all(r.get("summary")["val/acc"]["count"] == 40 for r in runs)
     assert all(r.get("summary")["val/acc"]["last"] > 0.7 for r in runs)  # it learns
+
+
+def test_idle_run_keeps_its_heartbeat_fresh(stack: config.Settings, db: firestore.Client) -> None:
+    ms = Metastore(PROJECT, flush_interval_s=0.1, heartbeat_s=0.3)
+    run = ms.exper("heartbeat", git_policy="off").start_run()
+    ref = db.document(layout.run(PROJECT, "heartbeat", run.id))
+    first = ref.get().get("heartbeat_at")
+    wait_for(lambda: ref.get().get("heartbeat_at") > first, timeout=30, what="a heartbeat")
+    doc = ref.get().to_dict()
+    assert doc["heartbeat_interval_s"] == 0.3
+    assert effective_status(doc, doc["heartbeat_at"]) == "running"
+    assert run.finish()
