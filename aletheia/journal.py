@@ -24,6 +24,7 @@ nothing.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import math
 import os
@@ -39,6 +40,8 @@ JOURNAL_DIR = "journal"
 #: User-space buffer for metric lines (handed to the OS at every flush).
 BUFFER_BYTES = 256 * 1024
 SUFFIX = ".jsonl"
+#: Longest journal file name before it is hashed (file systems allow 255 bytes).
+MAX_NAME_BYTES = 200
 
 
 def journal_root(cache_dir: Path, cloud_project: str) -> Path:
@@ -47,8 +50,14 @@ def journal_root(cache_dir: Path, cloud_project: str) -> Path:
 
 
 def journal_path(root: Path, project: str, experiment: str, run: str) -> Path:
-    """The journal file of one run (names percent-encoded: reversible and path-safe)."""
+    """The journal file of one run (names percent-encoded: reversible and path-safe).
+
+    Names too long for a file name (255 bytes) are hashed; the header record
+    always says whose journal it is.
+    """
     name = quote(f"{project}/{experiment}/{run}", safe=" ")
+    if len(name.encode()) > MAX_NAME_BYTES:
+        name = "h-" + hashlib.sha256(name.encode()).hexdigest()
     return root / f"{name}{SUFFIX}"
 
 
@@ -64,9 +73,7 @@ def list_journals(root: Path) -> list[Path]:
     """Every journal file under ``root``, oldest first."""
     if not root.is_dir():
         return []
-    return sorted(
-        (p for p in root.iterdir() if parse_journal_name(p)), key=lambda p: p.stat().st_mtime
-    )
+    return sorted(root.glob(f"*{SUFFIX}"), key=lambda p: p.stat().st_mtime)
 
 
 # --------------------------------------------------------------------------- encoding

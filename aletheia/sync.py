@@ -63,20 +63,22 @@ def sync_all(
     root = journal.journal_root(settings.cache_dir, settings.cloud_project)
     results = []
     for path in journal.list_journals(root):
-        names = journal.parse_journal_name(path)
-        if names is None or (project is not None and names[0] != project):
-            continue
-        results.append(sync_journal(path, store, force=force))
-    return results
+        results.append(sync_journal(path, store, force=force, project=project))
+    return [r for r in results if project is None or r.project == project]
 
 
-def sync_journal(path: Path, store: FirestoreStore, *, force: bool = False) -> SyncResult:
-    """Replay one journal (see the module docstring)."""
+def sync_journal(
+    path: Path, store: FirestoreStore, *, force: bool = False, project: str | None = None
+) -> SyncResult:
+    """Replay one journal (see the module docstring); only if it is ``project``'s, if given."""
     state = journal.read(path)
     result = SyncResult(state.project, state.experiment, state.run, "synced", path=path)
     result.points = state.point_count
     if not state.project:
         result.action = "skipped: no header (empty journal)"
+        return result
+    if project is not None and state.project != project:
+        result.action = "skipped: another project"
         return result
     if state.synced and not force:
         result.action = "skipped: already synced"

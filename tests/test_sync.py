@@ -69,3 +69,24 @@ def test_sync_leaves_live_runs_alone(stack: config.Settings, db: firestore.Clien
     assert db.document(layout.run(PROJECT, "live", run.id)).get().get("status") == "running"
     assert run.finish()
     assert db.document(layout.run(PROJECT, "live", run.id)).get().get("status") == "finished"
+
+
+def test_journal_survives_a_torn_line_and_long_names(tmp_path: Path) -> None:
+    long_exper = "é" * 128  # percent-encoded far beyond a file name's 255 bytes
+    path = journal.journal_path(tmp_path, "p", long_exper, "1")
+    assert len(path.name.encode()) <= 255
+    assert path != journal.journal_path(tmp_path, "p", long_exper, "2")
+    writer = journal.JournalWriter(path)
+    writer.header(
+        project="p", experiment=long_exper, run="1", cloud_project="c",
+        created=True, fields={"fold": 1}, heartbeat_s=30.0,
+    )  # fmt: skip
+    for i in range(3):
+        writer.metric("loss", i, i, float("nan") if i == 1 else i / 2, 1.5 + i)
+    writer.close()
+    with path.open("a") as f:
+        f.write('{"t":"m","k":"loss","i":3,')  # a write cut short by SIGKILL
+    state = journal.read(path)
+    assert state.experiment == long_exper and state.initial == {"fold": 1}
+    assert state.point_count == 3 and state.torn_lines == 1
+    assert journal.list_journals(tmp_path) == [path]
