@@ -57,7 +57,9 @@ RUNNING, FINISHED, FAILED, CRASHED, INTERRUPTED = (
 STATUSES = (RUNNING, FINISHED, FAILED, CRASHED, INTERRUPTED)
 #: Longest traceback kept in a failed run's ``error`` field (its tail).
 MAX_ERROR_CHARS = 32 * 1024
-_CREATE_TIMEOUT_S = 10.0
+#: Deadline of the few synchronous calls (experiment and run creation); generous because
+#: a fresh emulator takes seconds for its first write.
+_CREATE_TIMEOUT_S = 30.0
 
 
 def now() -> dt.datetime:
