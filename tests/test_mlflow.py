@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -158,3 +161,31 @@ def test_param_change_and_logging_to_unknown_run_fail_like_mlflow(tracking: str)
     with pytest.raises(MlflowException) as err:
         MlflowClient().get_run("0" * 32)
     assert err.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+
+
+SCRIPT = """
+import mlflow, sys
+mlflow.set_tracking_uri("aletheia://{project}")
+mlflow.set_experiment("script")
+with mlflow.start_run(run_name="from-a-script") as run:
+    mlflow.log_param("lr", 0.1)
+    for step in range(1000):
+        mlflow.log_metric("loss", 1.0 / (step + 1), step=step)
+    print(run.info.run_id)
+"""
+
+
+def test_script_in_its_own_interpreter(tracking: str, tmp_path: Path) -> None:
+    """A fresh Python finds the plugin by entry point; everything is flushed at the end."""
+    script = tmp_path / "train.py"
+    script.write_text(SCRIPT.format(project=PROJECT))
+    env = {**os.environ, "ALETHEIA_GIT_POLICY": "off"}
+    done = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    run_id = done.stdout.strip().splitlines()[-1]
+    got = MlflowClient().get_run(run_id)
+    assert got.info.status == "FINISHED"
+    assert got.data.params == {"lr": "0.1"}
+    assert len(MlflowClient().get_metric_history(run_id, "loss")) == 1000
