@@ -93,7 +93,9 @@ class Metastore:
     setting) choose the cloud project or local stack. ``flush_interval_s``
     and ``heartbeat_s`` tune the background writer of every run;
     ``final_retry_s`` is how long a run's end keeps retrying an unreachable
-    Firestore before leaving the rest to ``aletheia sync``.
+    Firestore before leaving the rest to ``aletheia sync``. With
+    ``sync_on_start`` each new run replays, in the background, the journals
+    of earlier runs of its experiment that never fully reached Firestore.
     """
 
     def __init__(
@@ -104,6 +106,7 @@ class Metastore:
         flush_interval_s: float = FLUSH_INTERVAL_S,
         heartbeat_s: float = HEARTBEAT_S,
         final_retry_s: float = 30.0,
+        sync_on_start: bool = True,
         **overrides: Any,
     ) -> None:
         self.project = layout.validate_id(project, "project name")
@@ -111,6 +114,7 @@ class Metastore:
         self.flush_interval_s = flush_interval_s
         self.heartbeat_s = heartbeat_s
         self.final_retry_s = final_retry_s
+        self.sync_on_start = sync_on_start
         self._db: firestore.Client | None = None
         self._blobstore: Any = None
         self._cache_dir = self.settings.cache_dir / "files"
@@ -271,7 +275,23 @@ class Experiment:
             layout.validate_id(run_id, "run id")
         run = Run._start(self, fields, run_id)
         self.active_run = run
+        if self.ms.sync_on_start and self.online:
+            threading.Thread(
+                target=self._settle_leftovers, name="aletheia-sync", daemon=True
+            ).start()
         return run
+
+    def _settle_leftovers(self) -> None:
+        """Replay journals of earlier runs of this experiment that never reached Firestore."""
+        from aletheia import sync
+
+        try:
+            done = sync.sync_experiment(self.ms.settings, self.ms.project, self.name, self.ms.store)
+        except Exception as exc:  # best effort: `aletheia sync` remains
+            log.warning("aletheia: could not replay earlier journals (%s)", exc)
+            return
+        for result in done:
+            log.info("aletheia: replayed run %s of %s: %s", result.run, self.name, result.action)
 
     def add_metric(self, name: str, value: Any, step: int | None = None) -> None:
         """Log a metric to the experiment's active run."""

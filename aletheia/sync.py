@@ -7,9 +7,10 @@ For each journal of the configured target that is not yet settled:
   sync twice, or after a flush that did land, changes nothing);
 * the run document gets every field the run set, and the summary of every
   metric recomputed from the journal;
-* a run that never ended and whose process is gone (same host, pid dead)
-  is marked ``crashed``, ended at its last logged point; a run whose process
-  still lives is left alone;
+* a run that never ended and whose process is gone (same host: pid dead;
+  another host sharing this directory: no journal change and no heartbeat
+  for three heartbeat intervals) is marked ``crashed``, ended at its last
+  logged point; a run whose process still lives is left alone;
 * ``Results/{run}`` is (re)written, and the journal gets a ``synced`` record.
 """
 
@@ -18,13 +19,14 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from aletheia import clients, config, journal, layout
-from aletheia.metastore import CRASHED, now, result_doc
-from aletheia.metrics import RunRef, chunk_doc, chunk_of, summarize, utc
+from aletheia.metastore import CRASHED, RUNNING, effective_status, now, result_doc
+from aletheia.metrics import STALE_HEARTBEATS, RunRef, chunk_doc, chunk_of, summarize, utc
 from aletheia.store import FirestoreStore, Write
 
 #: What a settled crashed run says in its ``error`` field.
@@ -67,6 +69,31 @@ def sync_all(
     return [r for r in results if project is None or r.project == project]
 
 
+def sync_experiment(
+    settings: config.Settings, project: str, experiment: str, store: FirestoreStore
+) -> list[SyncResult]:
+    """Sync the unsettled journals of one experiment (what a new run does at start).
+
+    Settled journals are recognised from their last line, so a start reads
+    only the journals that need work.
+    """
+    root = journal.journal_root(settings.cache_dir, settings.cloud_project)
+    prefix = journal.journal_path(root, project, experiment, "x").name[: -len("x.jsonl")]
+    results = []
+    for path in journal.list_journals(root):
+        if path.name.startswith(prefix) and not _ends_synced(path):
+            result = sync_journal(path, store, project=project)
+            if not result.action.startswith("skipped"):
+                results.append(result)
+    return results
+
+
+def _ends_synced(path: Path) -> bool:
+    with path.open("rb") as f:
+        f.seek(max(0, path.stat().st_size - 64))
+        return f.read().rstrip().endswith(b'{"t":"synced"}')
+
+
 def sync_journal(
     path: Path, store: FirestoreStore, *, force: bool = False, project: str | None = None
 ) -> SyncResult:
@@ -84,7 +111,7 @@ def sync_journal(
         result.action = "skipped: already synced"
         return result
     crashed = state.ended is None
-    if crashed and _process_alive(state):
+    if crashed and (_process_alive(state) or _beating_elsewhere(state, store)):
         result.action = "skipped: still running"
         return result
     crash: dict[str, Any] = {}
@@ -138,8 +165,23 @@ def _settle(path: Path, state: journal.JournalState, crash: dict[str, Any]) -> N
         writer.close()
 
 
+def _beating_elsewhere(state: journal.JournalState, store: FirestoreStore) -> bool:
+    """For a run of another host (a shared home directory): is it still alive?
+
+    Alive if its journal changed, or Firestore saw its heartbeat, within the
+    staleness window that readers use to call a run crashed.
+    """
+    if state.host == socket.gethostname():
+        return False
+    window = STALE_HEARTBEATS * state.heartbeat_s
+    if time.time() - state.path.stat().st_mtime < window:
+        return True
+    doc = store.client.document(layout.run(state.project, state.experiment, state.run)).get()
+    return doc.exists and effective_status(doc.to_dict() or {}) == RUNNING
+
+
 def _process_alive(state: journal.JournalState) -> bool:
-    """True if the run's process still runs on this host (another host: assume dead)."""
+    """True if the run's process still runs on this host."""
     if state.host != socket.gethostname() or not state.pid:
         return False
     if state.pid == os.getpid():

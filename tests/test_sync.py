@@ -12,6 +12,8 @@ from aletheia.cli import app
 from aletheia.metastore import Metastore
 from aletheia.sync import sync_all
 
+from helpers import wait_for
+
 PROJECT = "offline"
 
 
@@ -90,3 +92,26 @@ def test_journal_survives_a_torn_line_and_long_names(tmp_path: Path) -> None:
     assert state.experiment == long_exper and state.initial == {"fold": 1}
     assert state.point_count == 3 and state.torn_lines == 1
     assert journal.list_journals(tmp_path) == [path]
+
+
+def test_next_start_replays_earlier_offline_runs(
+    stack: config.Settings, db: firestore.Client
+) -> None:
+    dead = config.resolve({"firestore_emulator_host": f"127.0.0.1:{local.free_port()}"})
+    ms = Metastore(PROJECT, settings=dead, flush_interval_s=0.2, final_retry_s=0.5)
+    ms.store.commit_timeout_s = 0.5
+    with ms.exper("resume", git_policy="off").start_run() as offline_run:
+        for i in range(1500):
+            offline_run.add_metric("loss", float(i))
+    old = db.document(layout.run(PROJECT, "resume", offline_run.id))
+    assert not old.get().exists
+
+    online = Metastore(PROJECT, flush_interval_s=0.2)
+    with online.exper("resume", git_policy="off").start_run() as run:
+        run.add_metric("loss", 0.0)
+        wait_for(lambda: old.get().exists, what="the earlier run to be replayed")
+    wait_for(lambda: journal.read(offline_run.journal.path).synced, what="its journal settled")
+    doc = old.get().to_dict()
+    assert doc["status"] == "finished" and doc["summary"]["loss"]["count"] == 1500
+    chunks = db.collection(layout.metrics(PROJECT, "resume", offline_run.id)).stream()
+    assert sum(c.get("count") for c in chunks) == 1500
