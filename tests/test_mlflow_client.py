@@ -69,7 +69,8 @@ def test_client_run_lifecycle_and_ordering(client: MlflowClient, db: firestore.C
 
 
 def test_default_experiment_and_unsupported_calls(client: MlflowClient) -> None:
-    with mlflow.start_run() as run:  # no experiment set: MLflow's default "0"
+    mlflow.set_experiment(experiment_id="0")  # MLflow's default experiment
+    with mlflow.start_run() as run:
         mlflow.log_metric("m", 1.0)
     assert run.info.experiment_id == "0"
     assert client.get_experiment("0").name == "Default"
