@@ -38,6 +38,7 @@ def run(ctx: Context) -> Section:
             "mean",
             "loop",
             "until durable",
+            "run start",
             "p50 vs aletheia",
         ],
     )
@@ -57,7 +58,7 @@ def run(ctx: Context) -> Section:
     peer_missing = tracking.mlflow_available()
     peers = {
         "mlflow file store": (tracking.mlflow_file_uri, ctx.sized(5_000, 100)),
-        "mlflow sqlite": (tracking.mlflow_sqlite_uri, ctx.sized(2_000, 50)),
+        "mlflow sqlite": (tracking.mlflow_sqlite_uri, ctx.sized(500, 50)),
     }
     for label, (make_uri, n) in peers.items():
         if peer_missing:

@@ -101,7 +101,7 @@ def make_files(root: Path, rows: int) -> tuple[Path, Path]:
 def run(ctx: Context) -> Section:
     """Every tool on both files."""
     section = Section("stats", "4. Statistics of a ~1 GB CSV and its Parquet copy")
-    rows = ctx.sized(11_000_000, 20_000)
+    rows = ctx.sized(13_000_000, 20_000)  # ~1 GB of CSV
     csv_path, parquet_path = make_files(ctx.work / "stats", rows)
     tools = {
         "aletheia profiler": PROFILE_SCRIPT if module_available("aletheia.profiling") else None,

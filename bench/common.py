@@ -59,6 +59,8 @@ class Table:
 
     def add(self, *cells: object) -> None:
         """Append a row; every cell is shown with ``str``."""
+        if len(cells) != len(self.columns):
+            raise ValueError(f"{self.title}: {len(cells)} cells for {len(self.columns)} columns")
         self.rows.append([str(c) for c in cells])
 
     def markdown(self) -> str:
