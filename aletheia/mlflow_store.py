@@ -432,6 +432,7 @@ class AletheiaStore(AbstractStore):
         if status in _FROM_MLFLOW_STATUS:
             if run is not None and run.is_active:
                 run.finish(_FROM_MLFLOW_STATUS[status])
+                self._open.pop(run_id, None)  # ended: later calls go through Firestore
             else:
                 exper = self._locate(run_id)
                 end = dt.datetime.fromtimestamp((end_time or 0) / 1000, tz=dt.timezone.utc)
