@@ -73,7 +73,9 @@ def test_identical_content_is_stored_once(store, tmp_path, gcs, stack):
     data = make_tree(tmp_path / "d", {"a.bin": b"same", "b/c.bin": b"same", "d.bin": b"other"})
     result = store.add("dups", data)
     assert result.files_uploaded == 2
-    names = sorted(b.name for b in gcs.bucket(stack.bucket).list_blobs(prefix=f"{PROJECT}/"))
+    # Only content-addressed objects: the storage function adds samples elsewhere.
+    prefix = f"{PROJECT}/sha256/"
+    names = sorted(b.name for b in gcs.bucket(stack.bucket).list_blobs(prefix=prefix))
     assert len(names) == 3  # two contents + the manifest
 
 
