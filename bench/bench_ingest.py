@@ -48,10 +48,13 @@ def run(ctx: Context) -> Section:
     table.add("points logged", f"{total:,} ({len(keys)} keys x {steps:,} steps)")
     table.add("points stored", f"{stored['points']:,}")
     table.add("metric documents", f"{stored['documents']:,}")
-    table.add("points per document", f"{total / max(1, stored['documents']):,.0f}")
-    table.add("write RPCs (writer's count)", f"{rpcs:,}" if rpcs is not None else "not exposed")
+    table.add("points per document", f"{stored['points'] / max(1, stored['documents']):,.0f}")
+    table.add(
+        "commit RPCs (store's count, failed included)",
+        f"{rpcs:,}" if rpcs is not None else "not exposed",
+    )
     table.add("Firestore storage bytes", fmt_bytes(stored["bytes"]))
-    table.add("bytes per point", f"{stored['bytes'] / max(1, total):.1f}")
+    table.add("bytes per stored point", f"{stored['bytes'] / max(1, stored['points']):.1f}")
     table.add("logging loop", fmt_s(res.loop_s))
     table.add("until durable (run ended)", fmt_s(res.durable_s))
     table.add(
