@@ -15,6 +15,8 @@ from typer.testing import CliRunner
 from aletheia import layout
 from aletheia.cli import app
 
+from helpers import wait_for
+
 runner = CliRunner()
 P = "cli"
 
@@ -43,14 +45,16 @@ def test_add_list_versions_show_diff_pull_rm(stack, db, tmp_path, monkeypatch):
     assert (listed["name"], listed["latest_version"], listed["desc"]) == ("iris", "v2", "flowers")
     assert [v["version"] for v in cli("versions", "iris")] == ["v1", "v2"]
 
-    # schema/stats written by the storage function show up
+    # schema/stats written by the real storage function show up
     digest = sha(b"x,y\n1,2\n")
-    db.document(layout.file(P, digest)).set(
-        {"status": "analysed", "schema": {"columns": [{"name": "x"}, {"name": "y"}]}}, merge=True
+    wait_for(
+        lambda: (db.document(layout.file(P, digest)).get().to_dict() or {}).get("status") == "done",
+        what="the storage function's analysis of a.csv",
     )
     shown = cli("show", "iris", "--version", "v1")
     by_path = {f["path"]: f for f in shown["files"]}
-    assert by_path["a.csv"]["status"] == "analysed" and by_path["a.csv"]["schema"] == "2 columns"
+    assert by_path["a.csv"]["status"] == "done"
+    assert by_path["a.csv"]["schema"] == "2 columns, 1 rows"
     assert shown["version"] == "v1" and shown["source"] == "uci"
 
     d = cli("diff", "iris", "v1", "v2")

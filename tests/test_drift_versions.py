@@ -9,10 +9,12 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 from google.cloud import firestore, storage
 from test_function_profiling import PROJECT, wait_terminal
+from typer.testing import CliRunner
 
 from aletheia import config, drift, layout
 from aletheia.blobstore import BlobStore
 from aletheia.cache import LocalCache
+from aletheia.cli import app
 from aletheia.datasets import DatasetStore
 
 
@@ -59,3 +61,10 @@ def test_version_validation_flags_drift_and_new_column_but_not_an_unchanged_vers
     assert {(a["kind"], a["column"]) for a in found} == {("new_column", "score"), ("drift", "age")}
     stored = db.document(layout.dataset_version(PROJECT, "clicks", v3)).get().to_dict()
     assert stored["validation"]["ok"] is False and stored["validation"]["anomalies"] == 2
+
+    shown = CliRunner().invoke(app, ["datasets", "show", "clicks", "-v", v3, "-p", PROJECT])
+    assert shown.exit_code == 0, shown.output
+    assert "2 anomalies" in shown.stdout
+    assert "new_column score" in shown.stdout and "drift age" in shown.stdout
+    calm = CliRunner().invoke(app, ["datasets", "show", "clicks", "-v", v2, "-p", PROJECT])
+    assert "no anomalies" in calm.stdout

@@ -18,9 +18,10 @@ from aletheia.cli import (
     local_cmd,
     project_cmd,
     runs_cmd,
+    stats_cmd,
     sync_cmd,
 )
-from aletheia.cli._common import console, err_console
+from aletheia.cli._common import console, print_error
 from aletheia.errors import AletheiaError
 
 app = typer.Typer(
@@ -31,6 +32,8 @@ app = typer.Typer(
 )
 app.add_typer(local_cmd.app, name="local")
 app.add_typer(project_cmd.app, name="project")
+datasets_cmd.app.command("stats")(stats_cmd.stats)
+datasets_cmd.app.command("split")(stats_cmd.split)
 app.add_typer(datasets_cmd.app, name="datasets")
 app.command("config")(config_cmd.show_config)
 app.add_typer(runs_cmd.app, name="runs")
@@ -43,9 +46,7 @@ def main() -> None:
     try:
         app()
     except AletheiaError as exc:
-        err_console.print(f"[bold red]error:[/] {exc.message}")
-        if exc.hint:
-            err_console.print(f"[yellow]hint:[/] {exc.hint}")
+        print_error(exc)
         sys.exit(exc.exit_code)
 
 

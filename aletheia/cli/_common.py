@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 
 from aletheia import config
+from aletheia.errors import AletheiaError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -22,6 +25,34 @@ StackDirOption = Annotated[
         show_default=False,
     ),
 ]
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def print_error(exc: AletheiaError) -> None:
+    """One red line with what went wrong, one yellow line with what to do."""
+    err_console.print(f"[bold red]error:[/] {exc.message}")
+    if exc.hint:
+        err_console.print(f"[yellow]hint:[/] {exc.hint}")
+
+
+def exit_on_error(func: _F) -> _F:
+    """Library errors become :func:`print_error` and their exit code, never a traceback.
+
+    Applied to commands so the behaviour holds when the app is invoked directly
+    (tests, embedding), not only through :func:`aletheia.cli.main`.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except AletheiaError as exc:
+            print_error(exc)
+            raise typer.Exit(exc.exit_code) from exc
+
+    return wrapper  # type: ignore[return-value]
 
 
 def settings(**overrides: object) -> config.Settings:

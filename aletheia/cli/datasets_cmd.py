@@ -1,95 +1,26 @@
-"""``aletheia datasets``: add, list, show, versions, pull, diff and rm dataset versions."""
+"""``aletheia datasets``: add, list, show, versions, pull, diff and rm (stats/split: stats_cmd)."""
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 from rich.table import Table
 
-from aletheia import clients
-from aletheia.blobstore import BlobStore
-from aletheia.cache import LocalCache
-from aletheia.cli._common import console, err_console, settings
-from aletheia.datasets import DatasetStore, FileEntry
-from aletheia.errors import AletheiaError
-from aletheia.hashing import OnBytes
+from aletheia.cli._common import console, exit_on_error
+from aletheia.cli._datasets_common import (
+    JsonOption,
+    ProjectOption,
+    VersionOption,
+    dataset_store,
+    print_validation,
+    version_validation,
+)
+from aletheia.datasets import FileEntry
 
 app = typer.Typer(help="Versioned datasets: content-addressed files in Cloud Storage.")
-
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-ProjectOption = Annotated[
-    str | None,
-    typer.Option("--project", "-p", help="aletheia project (default: setting `project`)."),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-VersionOption = Annotated[
-    str | None, typer.Option("--version", "-v", help="Version id (default: lock pin, else latest).")
-]
-
-
-class RichReporter:
-    """Progress bars with bytes, bytes/s and ETA, on stderr (stdout stays for --json)."""
-
-    @contextmanager
-    def phase(self, description: str, total: int) -> Iterator[OnBytes]:
-        """One bar per phase; nothing is drawn for an empty phase."""
-        if total <= 0:
-            yield lambda _n: None
-            return
-        with Progress(
-            TextColumn("{task.description:<12}"),
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
-            console=err_console,
-            transient=False,
-        ) as progress:
-            task = progress.add_task(description, total=total)
-            yield lambda n: progress.advance(task, n)
-
-
-def _errors(func: _F) -> _F:
-    """Turn library errors into a red line, a hint and their exit code."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except AletheiaError as exc:
-            err_console.print(f"[bold red]error:[/] {exc.message}")
-            if exc.hint:
-                err_console.print(f"[yellow]hint:[/] {exc.hint}")
-            raise typer.Exit(exc.exit_code) from exc
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _store(project: str | None, *, quiet: bool = False) -> DatasetStore:
-    resolved = settings(project=project)
-    blobs = BlobStore(clients.storage_client(resolved), resolved.bucket, resolved.project)
-    return DatasetStore(
-        clients.firestore_client(resolved),
-        blobs,
-        LocalCache(resolved.cache_dir / "files"),  # shared with Metastore
-        resolved.project,
-        reporter=None if quiet else RichReporter(),
-    )
 
 
 def _emit_json(value: Any) -> None:
@@ -101,7 +32,7 @@ def _entry(e: FileEntry) -> dict[str, Any]:
 
 
 @app.command("add")
-@_errors
+@exit_on_error
 def add(
     name: Annotated[str, typer.Argument(help="Dataset name.")],
     path: Annotated[Path, typer.Argument(help="A file or a directory of files.")],
@@ -120,7 +51,9 @@ def add(
     as_json: JsonOption = False,
 ) -> None:
     """Add the files under PATH as the next version of NAME (nothing new if unchanged)."""
-    result = _store(project, quiet=as_json).add(name, path, desc=desc, source=source, lock=lock)
+    result = dataset_store(project, quiet=as_json).add(
+        name, path, desc=desc, source=source, lock=lock
+    )
     if as_json:
         _emit_json(result.__dict__)
         return
@@ -135,10 +68,10 @@ def add(
 
 
 @app.command("list")
-@_errors
+@exit_on_error
 def list_(project: ProjectOption = None, as_json: JsonOption = False) -> None:
     """List the datasets of the project."""
-    rows = _store(project, quiet=True).list_datasets()
+    rows = dataset_store(project, quiet=True).list_datasets()
     if as_json:
         _emit_json(rows)
         return
@@ -155,14 +88,14 @@ def list_(project: ProjectOption = None, as_json: JsonOption = False) -> None:
 
 
 @app.command("versions")
-@_errors
+@exit_on_error
 def versions(
     name: Annotated[str, typer.Argument(help="Dataset name.")],
     project: ProjectOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """List the versions of NAME, oldest first."""
-    rows = _store(project, quiet=True).versions(name)
+    rows = dataset_store(project, quiet=True).versions(name)
     if as_json:
         _emit_json(rows)
         return
@@ -181,21 +114,22 @@ def versions(
 
 
 @app.command("show")
-@_errors
+@exit_on_error
 def show(
     name: Annotated[str, typer.Argument(help="Dataset name.")],
     version: VersionOption = None,
     project: ProjectOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Show a version: its files, sizes, and schema/stats where the function wrote them."""
-    store = _store(project, quiet=True)
+    """Show a version: its files, sizes, schema/stats and validation against its parent."""
+    store = dataset_store(project, quiet=True)
     info = store.info(name)
     handle = store.get(name, version, download=False)
     records = store.file_records(handle.files)
+    validation = version_validation(store, name, handle.version)
     if as_json:
         files = [{**_entry(e), **_analysis(records.get(e.sha256, {}))} for e in handle.files]
-        _emit_json({**info, "version": handle.version, "files": files})
+        _emit_json({**info, "version": handle.version, "files": files, "validation": validation})
         return
     console.print(f"[bold]{name}[/] {handle.version}  {info.get('desc') or ''}")
     table = Table("path", "size", "sha256", "status", "schema")
@@ -203,6 +137,7 @@ def show(
         rec = _analysis(records.get(e.sha256, {}))
         table.add_row(e.path, _size(e.size), e.sha256[:12], rec["status"] or "", rec["schema"])
     console.print(table)
+    print_validation(validation)
 
 
 def _analysis(record: dict[str, Any]) -> dict[str, Any]:
@@ -218,7 +153,7 @@ def _analysis(record: dict[str, Any]) -> dict[str, Any]:
 
 
 @app.command("pull")
-@_errors
+@exit_on_error
 def pull(
     name: Annotated[str, typer.Argument(help="Dataset name.")],
     version: VersionOption = None,
@@ -232,7 +167,9 @@ def pull(
     as_json: JsonOption = False,
 ) -> None:
     """Download a version (the lock file's pin unless --version), verifying every file."""
-    handle = _store(project, quiet=as_json).get(name, version, to=to, verify="full", lock=lock)
+    handle = dataset_store(project, quiet=as_json).get(
+        name, version, to=to, verify="full", lock=lock
+    )
     if as_json:
         _emit_json(
             {
@@ -247,7 +184,7 @@ def pull(
 
 
 @app.command("diff")
-@_errors
+@exit_on_error
 def diff(
     name: Annotated[str, typer.Argument(help="Dataset name.")],
     v1: Annotated[str, typer.Argument(help="Older version.")],
@@ -256,7 +193,7 @@ def diff(
     as_json: JsonOption = False,
 ) -> None:
     """Files added, removed and changed from V1 to V2."""
-    d = _store(project, quiet=True).diff(name, v1, v2)
+    d = dataset_store(project, quiet=True).diff(name, v1, v2)
     if as_json:
         _emit_json(
             {
@@ -279,7 +216,7 @@ def diff(
 
 
 @app.command("rm")
-@_errors
+@exit_on_error
 def rm(
     name: Annotated[str, typer.Argument(help="Dataset name.")],
     version: Annotated[str, typer.Option("--version", "-v", help="The version to remove.")],
@@ -287,7 +224,7 @@ def rm(
     as_json: JsonOption = False,
 ) -> None:
     """Remove one version; blobs other versions, datasets or artifacts use are kept."""
-    result = _store(project, quiet=True).remove_version(name, version)
+    result = dataset_store(project, quiet=True).remove_version(name, version)
     if as_json:
         _emit_json(result.__dict__)
         return

@@ -8,67 +8,28 @@ row split into new datasets whose ``source`` records where they came from.
 
 from __future__ import annotations
 
-import functools
 import json
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
 
-from aletheia import clients, drift, layout, splits, stats_report
-from aletheia.blobstore import BlobStore
-from aletheia.cache import LocalCache
-from aletheia.cli._common import console, err_console, settings
-from aletheia.datasets import DatasetStore
-from aletheia.errors import AletheiaError
-
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-ProjectOption = Annotated[
-    str | None,
-    typer.Option("--project", "-p", help="aletheia project (default: setting `project`)."),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-VersionOption = Annotated[
-    str | None, typer.Option("--version", "-v", help="Version id (default: lock pin, else latest).")
-]
-NameArgument = Annotated[str, typer.Argument(help="Dataset name.")]
+from aletheia import layout, splits, stats_report
+from aletheia.cli._common import console, exit_on_error
+from aletheia.cli._datasets_common import (
+    JsonOption,
+    NameArgument,
+    ProjectOption,
+    VersionOption,
+    dataset_store,
+    jsonable,
+    print_validation,
+    version_validation,
+)
 
 
-def _errors(func: _F) -> _F:
-    """Library errors become a red line, a hint and their exit code."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except AletheiaError as exc:
-            err_console.print(f"[bold red]error:[/] {exc.message}")
-            if exc.hint:
-                err_console.print(f"[yellow]hint:[/] {exc.hint}")
-            raise typer.Exit(exc.exit_code) from exc
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _store(project: str | None) -> DatasetStore:
-    resolved = settings(project=project)
-    blobs = BlobStore(clients.storage_client(resolved), resolved.bucket, resolved.project)
-    return DatasetStore(
-        clients.firestore_client(resolved),
-        blobs,
-        LocalCache(resolved.cache_dir / "files"),
-        resolved.project,
-    )
-
-
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
-
-
-@_errors
+@exit_on_error
 def stats(
     name: NameArgument,
     version: VersionOption = None,
@@ -79,13 +40,13 @@ def stats(
     as_json: JsonOption = False,
 ) -> None:
     """Schema and statistics of each file of a dataset version, and its validation."""
-    store = _store(project)
+    store = dataset_store(project, quiet=True)
     resolved = store.resolve_version(name, version)
     manifest = store.manifest(name, resolved)
     records = store.file_records(manifest.values())
     pending = {"status": "pending", "reason": "not analysed yet"}
     files = [(path, records.get(e.sha256, pending)) for path, e in sorted(manifest.items())]
-    validation = _validation(store, name, resolved)
+    validation = version_validation(store, name, resolved)
     if html is not None:
         title = f"{name} {resolved} ({store.project})"
         html.write_text(stats_report.html_report(title, files, validation), encoding="utf-8")
@@ -97,44 +58,18 @@ def stats(
             "files": {p: {k: d.get(k) for k in keep if k in d} for p, d in files},
             "validation": validation,
         }
-        console.print_json(json.dumps(_jsonable(body)))
+        console.print_json(json.dumps(jsonable(body)))
         return
     for path, doc in files:
         console.print(stats_report.file_table(path, doc))
         for line in stats_report.notes(doc):
             console.print(f"  [yellow]{line}[/]")
-    _print_validation(validation)
+    print_validation(validation)
     if html is not None:
         console.print(f"wrote {html}")
 
 
-def _validation(store: DatasetStore, name: str, version: str) -> dict[str, Any] | None:
-    """The version's validation, computed now if the function has not yet."""
-    ref = store.db.document(layout.dataset_version(store.project, name, version))
-    doc = ref.get().to_dict() or {}
-    if doc.get("validation") is None and doc.get("parent"):
-        drift.validate_dataset(store.db, store.blobs, store.project, name, version)
-        doc = ref.get().to_dict() or {}
-    found = doc.get("validation")
-    return _jsonable(found) if found is not None else None
-
-
-def _print_validation(validation: dict[str, Any] | None) -> None:
-    if validation is None:
-        return
-    if validation.get("ok"):
-        console.print(f"[green]validation against {validation.get('parent')}: no anomalies[/]")
-        return
-    console.print(
-        f"[red]validation against {validation.get('parent')}: "
-        f"{validation.get('anomalies')} anomalies[/]"
-    )
-    for entry in (validation.get("files") or {}).values():
-        for a in entry.get("anomalies", []):
-            console.print(f"  {entry['path']}: {a['kind']} [bold]{a['column']}[/] ({a['detail']})")
-
-
-@_errors
+@exit_on_error
 def split(
     name: NameArgument,
     ratios: Annotated[str, typer.Option("--ratios", help="Part sizes, e.g. 0.7,0.3.")] = "0.7,0.3",
@@ -150,7 +85,7 @@ def split(
     """Split every table of a dataset version into new datasets, row by row, deterministically."""
     parts = splits.parse_ratios(ratios)
     targets = _part_names(name, names, len(parts))
-    store = _store(project)
+    store = dataset_store(project, quiet=True)
     resolved = store.resolve_version(name, version)
     with tempfile.TemporaryDirectory(prefix="aletheia-split-") as tmp:
         root = Path(tmp)

@@ -1,0 +1,103 @@
+"""What the ``datasets`` commands share: options, the store, progress, validation output."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from aletheia import clients, drift, layout
+from aletheia.blobstore import BlobStore
+from aletheia.cache import LocalCache
+from aletheia.cli._common import console, err_console, settings
+from aletheia.datasets import DatasetStore
+from aletheia.hashing import OnBytes
+
+ProjectOption = Annotated[
+    str | None,
+    typer.Option("--project", "-p", help="aletheia project (default: setting `project`)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+VersionOption = Annotated[
+    str | None, typer.Option("--version", "-v", help="Version id (default: lock pin, else latest).")
+]
+
+
+NameArgument = Annotated[str, typer.Argument(help="Dataset name.")]
+
+
+class RichReporter:
+    """Progress bars with bytes, bytes/s and ETA, on stderr (stdout stays for --json)."""
+
+    @contextmanager
+    def phase(self, description: str, total: int) -> Iterator[OnBytes]:
+        """One bar per phase; nothing is drawn for an empty phase."""
+        if total <= 0:
+            yield lambda _n: None
+            return
+        with Progress(
+            TextColumn("{task.description:<12}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=err_console,
+            transient=False,
+        ) as progress:
+            task = progress.add_task(description, total=total)
+            yield lambda n: progress.advance(task, n)
+
+
+def dataset_store(project: str | None, *, quiet: bool = False) -> DatasetStore:
+    """The project's DatasetStore, with progress bars unless ``quiet``."""
+    resolved = settings(project=project)
+    blobs = BlobStore(clients.storage_client(resolved), resolved.bucket, resolved.project)
+    return DatasetStore(
+        clients.firestore_client(resolved),
+        blobs,
+        LocalCache(resolved.cache_dir / "files"),  # shared with Metastore
+        resolved.project,
+        reporter=None if quiet else RichReporter(),
+    )
+
+
+def jsonable(value: Any) -> Any:
+    """Timestamps and other Firestore values as JSON-friendly text."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def version_validation(store: DatasetStore, name: str, version: str) -> dict[str, Any] | None:
+    """The version's validation, computed now if the function has not yet."""
+    ref = store.db.document(layout.dataset_version(store.project, name, version))
+    doc = ref.get().to_dict() or {}
+    if doc.get("validation") is None and doc.get("parent"):
+        drift.validate_dataset(store.db, store.blobs, store.project, name, version)
+        doc = ref.get().to_dict() or {}
+    found = doc.get("validation")
+    return jsonable(found) if found is not None else None
+
+
+def print_validation(validation: dict[str, Any] | None) -> None:
+    if validation is None:
+        return
+    if validation.get("ok"):
+        console.print(f"[green]validation against {validation.get('parent')}: no anomalies[/]")
+        return
+    console.print(
+        f"[red]validation against {validation.get('parent')}: "
+        f"{validation.get('anomalies')} anomalies[/]"
+    )
+    for entry in (validation.get("files") or {}).values():
+        for a in entry.get("anomalies", []):
+            console.print(f"  {entry['path']}: {a['kind']} [bold]{a['column']}[/] ({a['detail']})")
