@@ -61,9 +61,12 @@ def run(ctx: Context) -> Section:
         "mlflow sqlite": (tracking.mlflow_sqlite_uri, ctx.sized(500, 50)),
     }
     for label, (make_uri, n) in peers.items():
-        if peer_missing:
-            table.add(label, "-", peer_missing, "-", "-", "-", "-", "-", "-", "-")
-            section.note(f"{label}: {peer_missing}")
+        missing_here = peer_missing
+        if not missing_here and label == "mlflow sqlite":
+            missing_here = tracking.mlflow_sqlite_available()
+        if missing_here:
+            table.add(label, "-", missing_here, "-", "-", "-", "-", "-", "-", "-")
+            section.note(f"{label}: {missing_here}")
             continue
         uri = make_uri(ctx.work / label.replace(" ", "-"))
         sides[label] = tracking.mlflow_loop(uri, ["loss"], n)

@@ -100,6 +100,13 @@ def mlflow_available() -> str | None:
     return None if module_available("mlflow") else "peer not installed (mlflow)"
 
 
+def mlflow_sqlite_available() -> str | None:
+    """None when MLflow's SQLite store can run (it needs SQLAlchemy and Alembic)."""
+    if module_available("sqlalchemy") and module_available("alembic"):
+        return None
+    return "peer not installed (sqlalchemy, alembic for MLflow's SQLite store)"
+
+
 def mlflow_loop(uri: str, keys: list[str], steps: int) -> LoopResult:
     """Log ``steps`` values for each key through ``mlflow.log_metric`` to ``uri``."""
     os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"  # MLflow >= 3 refuses file stores without it
