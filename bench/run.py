@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 import traceback
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -115,7 +116,10 @@ def main(argv: list[str] | None = None) -> int:
             }
             os.environ.update(env)  # in-process clients resolve the same settings
             warm_up()
-            ctx = Context(quick=args.quick, work=work, env=env)
+            # A fresh aletheia project per run: a reused stack never holds its data already.
+            ctx = Context(
+                quick=args.quick, work=work, env=env, project=f"bench-{uuid.uuid4().hex[:8]}"
+            )
             sections = [run_one(name, ctx) for name in names]
     finally:
         if not args.work_dir:
