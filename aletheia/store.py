@@ -30,11 +30,16 @@ from tenacity import (
 )
 
 from aletheia.errors import BackendUnavailableError
+from aletheia.validation import encoded_size
 
 log = logging.getLogger(__name__)
 
 #: Firestore's limit of writes in one commit.
 MAX_BATCH_WRITES = 500
+#: Bytes (estimated) in one commit. Firestore takes 10 MiB per request, the
+#: emulator's gRPC server only 4 MiB; a full metric flush is far more than
+#: either, and a too-big request fails the same way on every retry.
+MAX_BATCH_BYTES = 2 * 1024 * 1024
 #: Deadline of one commit RPC.
 COMMIT_TIMEOUT_S = 10.0
 
@@ -78,6 +83,25 @@ class StoreStats:
     writes: int = 0
 
 
+def split_batches(
+    writes: Sequence[Write],
+    max_writes: int = MAX_BATCH_WRITES,
+    max_bytes: int = MAX_BATCH_BYTES,
+) -> list[Sequence[Write]]:
+    """Consecutive groups of ``writes`` within both limits (an oversized write goes alone)."""
+    batches: list[Sequence[Write]] = []
+    start, size = 0, 0
+    for i, write in enumerate(writes):
+        cost = len(write.path) + encoded_size(write.data)
+        if i > start and (i - start >= max_writes or size + cost > max_bytes):
+            batches.append(writes[start:i])
+            start, size = i, 0
+        size += cost
+    if start < len(writes):
+        batches.append(writes[start:])
+    return batches
+
+
 class FirestoreStore:
     """Sends batches of writes to Firestore, retrying transient failures."""
 
@@ -102,13 +126,14 @@ class FirestoreStore:
             return self._client
 
     def commit(self, writes: Sequence[Write], *, retry_for_s: float = 5.0) -> None:
-        """Commit ``writes`` in batches of at most 500; raise the last error if one fails.
+        """Commit ``writes`` in bounded batches; raise the last error if one fails.
 
-        Every write is a full ``set`` (or a merge of explicit fields), so a
-        batch may be sent again after an ambiguous failure without harm.
+        Batches hold at most :data:`MAX_BATCH_WRITES` writes and about
+        :data:`MAX_BATCH_BYTES`. Every write is a full ``set`` (or a merge of
+        explicit fields), so a batch may be sent again after an ambiguous
+        failure without harm.
         """
-        for start in range(0, len(writes), MAX_BATCH_WRITES):
-            chunk = writes[start : start + MAX_BATCH_WRITES]
+        for chunk in split_batches(writes):
             for attempt in Retrying(
                 stop=stop_after_delay(retry_for_s),
                 wait=wait_exponential(multiplier=0.2, max=2.0) + wait_random(0, 0.2),
