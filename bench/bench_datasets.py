@@ -133,7 +133,8 @@ def _shape(
         ),
     ]
     if aletheia_missing is None:
-        add = [*aletheia_cli(), "datasets", "add", f"bench-{shape}", str(data)]
+        # --no-lock: the benchmark must not pin versions in whatever repo it runs from.
+        add = [*aletheia_cli(), "datasets", "add", f"bench-{shape}", str(data), "--no-lock"]
         before = _bucket_usage(ctx)
         rows.append(("aletheia datasets add", "cold", timed("aletheia", "add", add)))
         after_add = _bucket_usage(ctx)
