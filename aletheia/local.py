@@ -144,7 +144,7 @@ def down(stack_dir: Path, *, echo: Callable[[str], None] = print) -> list[str]:
     stopped = []
     for name in reversed(PARTS):
         part = state.parts.get(name)
-        if part and _stop_group(part.pid):
+        if part and _stop_and_release(part):
             stopped.append(name)
     (stack_dir / STACK_STATE_FILE).unlink(missing_ok=True)
     echo(f"stopped: {', '.join(stopped) or 'nothing was running'}")
@@ -258,7 +258,7 @@ def _start(config: StackConfig, echo: Callable[[str], None]) -> StackState:
         _create_bucket(config)
     except BaseException:
         for part in started.values():
-            _stop_group(part.pid)
+            _stop_and_release(part)
         raise
     state = StackState(parts=started, env=env, started_at=time.time())
     (config.stack_dir / STACK_STATE_FILE).write_text(state.to_json(), encoding="utf-8")
@@ -458,6 +458,20 @@ def _stop_group(pgid: int) -> bool:
     return True
 
 
+def _stop_and_release(part: PartState) -> bool:
+    """Stop a part and wait (briefly) until the kernel has released its port.
+
+    The process can be gone a moment before its listening socket is, and a
+    caller that starts again at once must not find the port taken.
+    """
+    stopped = _stop_group(part.pid)
+    host, _, port = part.address.rpartition(":")
+    deadline = time.monotonic() + _STOP_GRACE_S
+    while _port_in_use(host, int(port)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return stopped
+
+
 def _reap(pid: int) -> None:
     """Collect our own exited child so it does not linger as a zombie."""
     with contextlib.suppress(ChildProcessError, OSError):
@@ -466,7 +480,9 @@ def _reap(pid: int) -> None:
 
 def _only_zombies(pgid: int) -> bool:
     members = _group_members(pgid)
-    return members is not None and all(_is_zombie(pid) for pid in members)
+    # An empty scan while killpg still finds the group is a process mid-exit:
+    # not done yet, so keep waiting rather than report the group stopped.
+    return bool(members) and all(_is_zombie(pid) for pid in members or ())
 
 
 def _group_members(pgid: int) -> list[int] | None:
