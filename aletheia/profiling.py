@@ -355,11 +355,13 @@ class _Run:
 
     def _parquet(self, stream: IO[bytes]) -> Iterator[pa.RecordBatch]:
         try:
-            parquet = pq.ParquetFile(stream)
+            # Unbuffered, single-threaded reads decode one column chunk at a time: a
+            # file with big row groups otherwise peaks past the function's 512 MiB.
+            parquet = pq.ParquetFile(stream, pre_buffer=False, buffer_size=1 << 20)
         except (pa.ArrowInvalid, OSError) as exc:
             raise ProfileError(f"not a readable Parquet file: {exc}") from exc
         self.schema = parquet.schema_arrow
-        yield from parquet.iter_batches(batch_size=self.opts.batch_rows)
+        yield from parquet.iter_batches(batch_size=self.opts.batch_rows, use_threads=False)
 
     # ----------------------------------------------------------------------- aggregating
 
