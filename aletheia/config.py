@@ -118,10 +118,15 @@ class Settings:
 
 def load_config_file(path: Path) -> dict[str, Any]:
     """Read the ``[aletheia]`` table (or the top level) of a TOML config file."""
-    if not path.is_file():
-        return {}
     try:
+        if not path.is_file():
+            return {}
         data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(
+            f"config file {path} cannot be read: {exc.strerror}",
+            f"fix its permissions, or point {CONFIG_FILE_ENV} elsewhere",
+        ) from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(
             f"config file {path} is not valid TOML: {exc}", "fix or remove it"

@@ -130,3 +130,13 @@ def test_unknown_argument_is_refused(tmp_path: Path) -> None:
 def test_invalid_env_value_names_its_source(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="ALETHEIA_GIT_POLICY"):
         _resolve({"ALETHEIA_GIT_POLICY": "sometimes"}, tmp_path / "none.toml")
+
+
+def test_unreadable_config_path_is_a_config_error(tmp_path: Path) -> None:
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()
+    # A path through a regular file: stat fails with ENOTDIR, for root as for anyone.
+    (blocked / "file").write_text("")
+    env = {"ALETHEIA_STACK_DIR": str(tmp_path / "no-stack")}
+    with pytest.raises(ConfigError, match="cannot be read"):
+        config.resolve({}, env=env, config_file=blocked / "file" / "config.toml")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from typer.testing import CliRunner
 
 from aletheia import layout
 from aletheia.cli import app
+from aletheia.errors import ValidationError
 
 from helpers import wait_for
 
@@ -154,3 +157,38 @@ def test_two_processes_adding_the_same_data_make_one_version(stack, gcs, tmp_pat
 def _no_colour(monkeypatch):
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("COLUMNS", "200")
+
+
+def test_unreadable_file_is_a_clear_error_and_registers_nothing(stack, db):
+    # Root reads everything, so the add runs as an unprivileged user (nobody).
+    base = Path(tempfile.mkdtemp(prefix="aletheia-unreadable-"))
+    try:
+        base.chmod(0o777)
+        data = make_tree(base / "d", {"a.csv": b"x\n1\n", "secret.csv": b"x\n2\n"})
+        for path in (base / "d", data / "a.csv"):
+            path.chmod(0o755)
+        (data / "secret.csv").chmod(0o000)
+        env = {
+            **os.environ,
+            "HOME": str(base),
+            "ALETHEIA_CACHE_DIR": str(base / "cache"),
+            "ALETHEIA_CONFIG": str(base / "config.toml"),
+            "ALETHEIA_STACK_DIR": str(base / "stack"),  # hosts come from the environment
+        }
+        aletheia = str(Path(sys.executable).parent / "aletheia")
+        nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        result = subprocess.run(
+            [*nobody, aletheia, "datasets", "add", "locked", str(data), "-p", P, "--no-lock"],
+            cwd=base,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == ValidationError.exit_code, result.stderr
+        assert "secret.csv: permission denied" in result.stderr
+        assert "hint:" in result.stderr
+        assert not db.document(layout.dataset(P, "locked")).get().exists
+        assert list(db.collection(layout.dataset_versions(P, "locked")).stream()) == []
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
