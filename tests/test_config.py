@@ -132,11 +132,8 @@ def test_invalid_env_value_names_its_source(tmp_path: Path) -> None:
         _resolve({"ALETHEIA_GIT_POLICY": "sometimes"}, tmp_path / "none.toml")
 
 
-def test_unreadable_config_path_is_a_config_error(tmp_path: Path) -> None:
-    blocked = tmp_path / "blocked"
-    blocked.mkdir()
-    # A path through a regular file: stat fails with ENOTDIR, for root as for anyone.
-    (blocked / "file").write_text("")
+def test_unreadable_config_file_is_a_config_error(tmp_path: Path) -> None:
+    # A regular file whose read fails even for root (EIO at offset 0).
     env = {"ALETHEIA_STACK_DIR": str(tmp_path / "no-stack")}
     with pytest.raises(ConfigError, match="cannot be read"):
-        config.resolve({}, env=env, config_file=blocked / "file" / "config.toml")
+        config.resolve({}, env=env, config_file=Path("/proc/self/mem"))
