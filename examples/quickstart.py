@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from typer.testing import CliRunner
 
-from aletheia import Metastore, Run
+from aletheia import Metastore, Run, layout
 from aletheia.cli import app
 
 PROJECT = "quickstart"
@@ -79,6 +79,8 @@ def main() -> None:
         terminal_width=120,
     )
     print(table.output)
+    where = ms.settings.firestore_emulator_host or f"cloud project {ms.settings.cloud_project}"
+    print(f"Runs are in Firestore ({where}) at {layout.runs(PROJECT, EXPERIMENT)}")
     print(f"Compare two folds: aletheia runs compare 1 2 -e {EXPERIMENT} -p {PROJECT}")
 
 

@@ -209,6 +209,7 @@ def test_quickstart_trains_over_folds_and_prints_a_runs_table(
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "fold 5: run 5" in out.stdout and "5 run(s)" in out.stdout
+    assert f"at {layout.runs('quickstart', 'logreg-cv')}" in out.stdout
     runs = list(db.collection(layout.runs("quickstart", "logreg-cv")).stream())
     assert sorted(r.get("fold") for r in runs) == [1, 2, 3, 4, 5]
     assert all(r.get("summary")["val/acc"]["count"] == 40 for r in runs)
