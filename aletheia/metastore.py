@@ -188,6 +188,34 @@ class Metastore:
 
         return sync.sync_all(self.settings, store=self.store)
 
+    def _add_artifact(
+        self,
+        exper: str,
+        run_id: str | None,
+        name: str,
+        path: str | Path,
+        *,
+        is_local: bool,
+        is_dir: bool,
+        upload_file: bool,
+    ) -> dict[str, Any]:
+        """Record (and upload) an artifact of ``exper``, produced by ``run_id`` if given."""
+        from aletheia import artifacts
+
+        record = artifacts.add_artifact(
+            self.db,
+            self.blobstore,
+            self.project,
+            exper,
+            name,
+            path,
+            run_id=run_id,
+            is_local=is_local,
+            is_dir=is_dir,
+            upload_file=upload_file,
+        )
+        return dict(record)
+
 
 def _create_if_missing(db: firestore.Client, path: str, data: dict[str, Any]) -> bool:
     """``create`` a document; False if it already existed."""
@@ -310,22 +338,9 @@ class Experiment:
         upload_file: bool = True,
     ) -> dict[str, Any]:
         """Record (and upload) an artifact of the experiment, linked to the active run if any."""
-        from aletheia import artifacts
-
         run_id = self.active_run.id if self.active_run and self.active_run.is_active else None
-        return dict(
-            artifacts.add_artifact(
-                self.ms.db,
-                self.ms.blobstore,
-                self.ms.project,
-                self.name,
-                name,
-                path,
-                run_id=run_id,
-                is_local=is_local,
-                is_dir=is_dir,
-                upload_file=upload_file,
-            )
+        return self.ms._add_artifact(
+            self.name, run_id, name, path, is_local=is_local, is_dir=is_dir, upload_file=upload_file
         )
 
     def _run_for(self, what: str) -> Run:
@@ -632,21 +647,14 @@ class Run:
         upload_file: bool = True,
     ) -> dict[str, Any]:
         """Record (and upload) an artifact produced by this run."""
-        from aletheia import artifacts
-
-        return dict(
-            artifacts.add_artifact(
-                self.ms.db,
-                self.ms.blobstore,
-                self.ms.project,
-                self.exper.name,
-                name,
-                path,
-                run_id=self.id,
-                is_local=is_local,
-                is_dir=is_dir,
-                upload_file=upload_file,
-            )
+        return self.ms._add_artifact(
+            self.exper.name,
+            self.id,
+            name,
+            path,
+            is_local=is_local,
+            is_dir=is_dir,
+            upload_file=upload_file,
         )
 
 
