@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import typer
 from google.cloud import firestore, storage
 from test_drift_versions import _write
 from test_function_profiling import PROJECT, wait_terminal
@@ -14,12 +13,9 @@ from typer.testing import CliRunner
 from aletheia import config, layout
 from aletheia.blobstore import BlobStore
 from aletheia.cache import LocalCache
-from aletheia.cli import stats_cmd
+from aletheia.cli import app
 from aletheia.datasets import DatasetStore
 
-app = typer.Typer()
-app.command("stats")(stats_cmd.stats)
-app.command("split")(stats_cmd.split)
 runner = CliRunner()
 
 
@@ -30,7 +26,7 @@ def _add(store: DatasetStore, db: firestore.Client, name: str, path: Path) -> No
 
 
 def _json(args: list[str]) -> dict:
-    result = runner.invoke(app, [*args, "-p", PROJECT, "--json"])
+    result = runner.invoke(app, ["datasets", *args, "-p", PROJECT, "--json"])
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
 
@@ -59,7 +55,7 @@ def test_stats_prints_schema_stats_validation_and_writes_html(
 
     page = tmp_path / "report.html"
     result = runner.invoke(
-        app, ["stats", "clicks", "-p", PROJECT, "--version", "v1", "--html", str(page)]
+        app, ["datasets", "stats", "clicks", "-p", PROJECT, "--version", "v1", "--html", str(page)]
     )
     assert result.exit_code == 0, result.output
     assert "2,000 rows" in result.stdout and "age" in result.stdout
@@ -68,7 +64,7 @@ def test_stats_prints_schema_stats_validation_and_writes_html(
     assert text.count("class='bars'") == 1
     assert "<script" not in text and "src=" not in text and "href=" not in text
 
-    missing = runner.invoke(app, ["stats", "nope", "-p", PROJECT])
+    missing = runner.invoke(app, ["datasets", "stats", "nope", "-p", PROJECT])
     assert missing.exit_code == 5 and "no dataset" in missing.output
 
 
