@@ -64,7 +64,7 @@ _retry = retry(
 
 
 #: Custom object metadata naming a file's original relative path (read by the storage function).
-PATH_METADATA = "aletheia-path"
+PATH_METADATA = "relpath"
 
 
 @dataclass(frozen=True)
@@ -178,7 +178,7 @@ class BlobStore:
         if size > RESUMABLE_THRESHOLD:
             blob.chunk_size = RESUMABLE_CHUNK
         if relpath:
-            blob.metadata = {"relpath": relpath}
+            blob.metadata = {PATH_METADATA: relpath}
         content_type = (mimetypes.guess_type(relpath)[0] if relpath else None) or _OCTETS
         try:
             self._upload(blob, path, size, sha256, content_type, on_bytes)

@@ -35,7 +35,7 @@ import requests
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from aletheia import clients, config, layout
+from aletheia import blobstore, clients, config, layout
 from aletheia.errors import AletheiaError
 from aletheia.profiling import (
     Detected,
@@ -59,8 +59,8 @@ TERMINAL = frozenset({STATUS_DONE, STATUS_FAILED, STATUS_UNSUPPORTED})
 
 #: Custom object metadata holding the file's original relative path (``train/part-0.csv.gz``).
 PATH_METADATA = "aletheia-path"
-#: Other metadata keys accepted for the same purpose (``BlobStore.upload_file`` writes ``relpath``).
-PATH_METADATA_ALIASES = ("relpath", "filename")
+#: Other metadata keys accepted for the same purpose (``BlobStore.upload_file`` writes its own).
+PATH_METADATA_ALIASES = (blobstore.PATH_METADATA, "filename")
 #: A worker's claim lasts this long; a longer-running (crashed) claim is taken over.
 #: Above the function's 540 s timeout so a live worker is never overtaken.
 LEASE_SECONDS = int(os.environ.get("ALETHEIA_LEASE_SECONDS", "600"))
@@ -146,13 +146,12 @@ def _validate_datasets(db: firestore.Client, gcs: Any, bucket: str, ref: layout.
     Best effort: a validation problem is logged, never turned into a redelivery.
     """
     from aletheia import datasets, drift
-    from aletheia.blobstore import BlobStore
 
     try:
         names = {
             e["dataset"] for e in datasets.dataset_versions_with_file(db, ref.project, ref.sha256)
         }
-        store = BlobStore(gcs, bucket, ref.project)
+        store = blobstore.BlobStore(gcs, bucket, ref.project)
         for name in sorted(n for n in names if n):
             drift.validate_dataset(db, store, ref.project, name)
     except Exception:
