@@ -11,8 +11,13 @@ CHECKOV_VENV  ?= .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-stamp
 # What terraform/ zips as the function: functions/ plus the aletheia wheel.
 BUNDLE_DIR ?= build/function
+# The Firebase Auth emulator (firebase-tools, from npm) for `aletheia local up --auth`
+# and the sign-in tests. Pinned: the emulator's REST surface is what the tests speak.
+FIREBASE_TOOLS   ?= firebase-tools@15.34.2
+FIREBASE_DIR     := .tools/firebase
+FIREBASE_STAMP   := $(FIREBASE_DIR)/.installed-stamp
 
-.PHONY: demo test lint format stack-up stack-down clean checkov function-bundle
+.PHONY: demo test test-deps lint format stack-up stack-down clean checkov function-bundle auth-emulator
 
 $(STAMP): pyproject.toml functions/requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "aletheia needs Python >= 3.10")'
@@ -27,8 +32,19 @@ demo: $(STAMP)
 	@echo
 	@echo "The local stack keeps running. Stop it with: $(BIN)/aletheia local down"
 
-test: $(STAMP) $(CHECKOV_STAMP)
+test: test-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Everything the tests need; independent, so `make -j3 test-deps` installs them side by side.
+test-deps: $(STAMP) $(CHECKOV_STAMP) $(FIREBASE_STAMP)
+
+$(FIREBASE_STAMP):
+	@command -v npm >/dev/null || { echo "npm (Node.js >= 20) is needed for the Firebase Auth emulator" >&2; exit 1; }
+	mkdir -p $(FIREBASE_DIR)
+	npm install --prefix $(FIREBASE_DIR) --no-audit --no-fund --loglevel=error $(FIREBASE_TOOLS)
+	@touch $(FIREBASE_STAMP)
+
+auth-emulator: $(FIREBASE_STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -46,7 +62,7 @@ stack-down: $(STAMP)
 	$(BIN)/aletheia local down
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache *.egg-info .tools
 
 # Benchmarks against the peers (bench/RESULTS.md). The peers (MLflow, DVC, pandas) live in
 # their own venv so they never enter the package's or the tests' environment.

@@ -19,6 +19,7 @@ import requests
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore, storage  # type: ignore[attr-defined]
 
+from aletheia import auth
 from aletheia.config import Settings
 from aletheia.errors import BackendUnavailableError, CredentialsError
 
@@ -51,16 +52,42 @@ def firestore_client(settings: Settings, *, probe: bool = True) -> firestore.Cli
 
     With ``probe`` the emulator is pinged first, so a stack that is not
     running fails in milliseconds with advice instead of hanging in retries.
+    When a Firebase user is signed in (see :mod:`aletheia.auth`), the client
+    acts as that user and the security rules apply.
     """
+    user = auth.user_credentials(settings)
     if settings.uses_emulators:
         host = _require_emulator(settings.firestore_emulator_host, "firestore", settings)
         if probe:
             probe_emulator(f"http://{host}/", "firestore")
         with _temporary_env(FIRESTORE_EMULATOR_HOST=host):
+            if user is not None:
+                return _EmulatorUserClient(project=settings.cloud_project, credentials=user)
             return firestore.Client(project=settings.cloud_project)
-    credentials = _cloud_credentials(settings)
+    credentials = user or _cloud_credentials(settings)
     with _temporary_env(FIRESTORE_EMULATOR_HOST=None):
         return firestore.Client(project=settings.cloud_project, credentials=credentials)
+
+
+def acting_uid(db: firestore.Client) -> str | None:
+    """The Firebase uid a client acts as, or ``None`` for server credentials."""
+    creds = getattr(db, "_credentials", None)
+    return creds.uid if isinstance(creds, auth.FirebaseUserCredentials) else None
+
+
+class _EmulatorUserClient(firestore.Client):  # type: ignore[misc]
+    """A Firestore client that talks to the emulator as a signed-in Firebase user.
+
+    In emulator mode the library sends ``Bearer owner`` on every call, which
+    bypasses the rules; this client sends the user's ID token instead, so
+    the emulator judges each call exactly as production would.
+    """
+
+    @property
+    def _rpc_metadata(self) -> list[tuple[str, str]]:
+        base = [(k, v) for k, v in super()._rpc_metadata if k != "authorization"]
+        token = self._credentials.fresh_token()
+        return [*base, ("authorization", f"Bearer {token}")]
 
 
 def storage_client(settings: Settings, *, probe: bool = True) -> storage.Client:

@@ -27,6 +27,10 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 Mode = Literal["local", "cloud"]
 GitPolicy = Literal["warn", "strict", "off"]
+#: Who the Firestore client is: a signed-in Firebase user (judged by
+#: firestore.rules), server credentials (bypass the rules), or the user when
+#: one is signed in for this cloud project and the server otherwise.
+Identity = Literal["auto", "user", "server"]
 
 #: Cloud project id the local emulators pretend to be.
 LOCAL_CLOUD_PROJECT = "aletheia-local"
@@ -48,6 +52,10 @@ ENV_VARS: dict[str, tuple[str, ...]] = {
     "cache_dir": ("ALETHEIA_CACHE_DIR",),
     "stack_dir": ("ALETHEIA_STACK_DIR",),
     "git_policy": ("ALETHEIA_GIT_POLICY",),
+    "identity": ("ALETHEIA_IDENTITY",),
+    "firebase_api_key": ("ALETHEIA_FIREBASE_API_KEY",),
+    "auth_emulator_host": ("ALETHEIA_AUTH_EMULATOR_HOST", "FIREBASE_AUTH_EMULATOR_HOST"),
+    "user_credentials": ("ALETHEIA_USER_CREDENTIALS",),
 }
 CONFIG_FILE_ENV = "ALETHEIA_CONFIG"
 #: File in the stack dir where ``aletheia local up`` records what runs where.
@@ -56,6 +64,7 @@ STACK_STATE_FILE = "state.json"
 _CHOICES: dict[str, tuple[str, ...]] = {
     "mode": ("local", "cloud"),
     "git_policy": ("warn", "strict", "off"),
+    "identity": ("auto", "user", "server"),
 }
 
 
@@ -81,6 +90,11 @@ def default_cache_dir() -> Path:
     return _xdg("XDG_CACHE_HOME", ".cache") / "aletheia"
 
 
+def default_user_credentials(cloud_project: str) -> Path:
+    """Where ``aletheia auth login`` keeps the signed-in user of a cloud project."""
+    return _xdg("XDG_CONFIG_HOME", ".config") / "aletheia" / "users" / f"{cloud_project}.json"
+
+
 def adc_file() -> Path:
     """gcloud's application-default credentials file (``gcloud auth application-default login``)."""
     return _xdg("CLOUDSDK_CONFIG", ".config/gcloud") / "application_default_credentials.json"
@@ -100,6 +114,10 @@ class Settings:
     cache_dir: Path
     stack_dir: Path
     git_policy: GitPolicy
+    identity: Identity = "auto"
+    firebase_api_key: str | None = None
+    auth_emulator_host: str | None = None
+    user_credentials: Path | None = None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -222,6 +240,12 @@ def _complete(values: dict[str, Any], sources: dict[str, str], env: Mapping[str,
         cache_dir=Path(values.get("cache_dir") or default_cache_dir()).expanduser(),
         stack_dir=stack_dir,
         git_policy=values.get("git_policy") or "warn",
+        identity=values.get("identity") or "auto",
+        firebase_api_key=values.get("firebase_api_key"),
+        auth_emulator_host=values.get("auth_emulator_host") if mode == "local" else None,
+        user_credentials=Path(values["user_credentials"]).expanduser()
+        if values.get("user_credentials")
+        else default_user_credentials(cloud_project),
         sources=sources,
     )
 
@@ -253,6 +277,7 @@ def _fill_from_stack_state(
         ("storage_emulator_host", "STORAGE_EMULATOR_HOST"),
         ("cloud_project", "GOOGLE_CLOUD_PROJECT"),
         ("bucket", "ALETHEIA_BUCKET"),
+        ("auth_emulator_host", "FIREBASE_AUTH_EMULATOR_HOST"),
     ):
         if not values.get(name) and env.get(var):
             values[name] = env[var]

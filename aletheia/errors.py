@@ -82,3 +82,9 @@ class IntegrityError(AletheiaError):
     """Bytes on disk or in the bucket do not match their recorded hash."""
 
     exit_code = 9
+
+
+class AccessDeniedError(AletheiaError):
+    """Firestore's rules refused the signed-in user (not a member, or the role is too low)."""
+
+    exit_code = 10

@@ -9,6 +9,11 @@ Five real processes stand in for Google Cloud on a laptop::
     bridge     aletheia.eventbridge: Pub/Sub -> CloudEvent -> function,
                acking on 2xx only (at-least-once, like Eventarc)
 
+and, with ``auth`` (``aletheia local up --auth``), a sixth::
+
+    auth       the Firebase Auth emulator (firebase-tools), for signing in
+               as a Firebase user whose requests the rules then judge
+
 Each runs in its own process group (gcloud starts java through a shell
 script, so killing one pid would leave java holding the port). What runs
 where is written to ``state.json`` in the stack dir; clients read it, so
@@ -53,8 +58,14 @@ DEFAULT_PORTS = {
     "pubsub": 8683,
     "function": 8684,
     "bridge": 8685,
+    "auth": 8686,
 }
 PARTS = ("firestore", "pubsub", "storage", "function", "bridge")
+#: Parts started only when asked for.
+OPTIONAL_PARTS = ("auth",)
+#: Where ``make auth-emulator`` installs firebase-tools in a source checkout.
+FIREBASE_CLI_IN_CHECKOUT = Path(".tools/firebase/node_modules/.bin/firebase")
+FIREBASE_CLI_ENV = "ALETHEIA_FIREBASE_CLI"
 _HTTP_TIMEOUT_S = 2.0
 _STOP_GRACE_S = 10.0
 
@@ -71,10 +82,16 @@ class StackConfig:
     rules_file: Path | None = None
     function_source: Path | None = None
     startup_timeout_s: float = 90.0
+    auth: bool = False
 
     def address(self, part: str) -> str:
         """``host:port`` of a part."""
         return f"{self.host}:{self.ports[part]}"
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        """The parts this configuration starts."""
+        return PARTS + (("auth",) if self.auth else ())
 
 
 @dataclass
@@ -106,6 +123,11 @@ class StackState:
         parts = {k: PartState(**v) for k, v in data.get("parts", {}).items()}
         return cls(parts=parts, env=dict(data.get("env", {})), started_at=data.get("started_at", 0))
 
+    @property
+    def part_names(self) -> tuple[str, ...]:
+        """The always-present parts, then the optional ones this stack runs."""
+        return PARTS + tuple(p for p in OPTIONAL_PARTS if p in self.parts)
+
 
 # --------------------------------------------------------------------------- public API
 
@@ -115,7 +137,7 @@ def status(stack_dir: Path) -> dict[str, str]:
     state = load_state(stack_dir)
     if state is None:
         return dict.fromkeys(PARTS, "stopped")
-    return {name: status_of(state.parts.get(name)) for name in PARTS}
+    return {name: status_of(state.parts.get(name)) for name in state.part_names}
 
 
 def up(config: StackConfig, *, echo: Callable[[str], None] = print) -> StackState:
@@ -126,7 +148,7 @@ def up(config: StackConfig, *, echo: Callable[[str], None] = print) -> StackStat
     """
     existing = load_state(config.stack_dir)
     if existing is not None:
-        if all(status_of(existing.parts.get(p)) == "healthy" for p in PARTS):
+        if all(status_of(existing.parts.get(p)) == "healthy" for p in config.parts):
             echo(f"reusing the local stack in {config.stack_dir}")
             return existing
         echo("the local stack is partly running: restarting it")
@@ -142,7 +164,7 @@ def down(stack_dir: Path, *, echo: Callable[[str], None] = print) -> list[str]:
         echo(f"no local stack recorded in {stack_dir}")
         return []
     stopped = []
-    for name in reversed(PARTS):
+    for name in reversed(state.part_names):
         part = state.parts.get(name)
         if part and _stop_and_release(part):
             stopped.append(name)
@@ -214,7 +236,10 @@ def _check_prerequisites(config: StackConfig) -> None:
         )
     if shutil.which("java") is None:
         raise LocalStackError("firestore", "java is not on PATH", "install a JRE (Java 11+)")
-    for part, port in config.ports.items():
+    if config.auth:
+        firebase_cli()
+    for part in config.parts:
+        port = config.ports[part]
         if _port_in_use(config.host, port):
             raise LocalStackError(
                 part,
@@ -245,10 +270,11 @@ def _start(config: StackConfig, echo: Callable[[str], None]) -> StackState:
     started: dict[str, PartState] = {}
     t0 = time.monotonic()
     try:
-        # The two JVMs are slow to boot, so they start together.
-        for name in ("firestore", "pubsub"):
+        # The two JVMs (and node, for auth) are slow to boot, so they start together.
+        slow = ("firestore", "pubsub", *(("auth",) if config.auth else ()))
+        for name in slow:
             started[name] = _spawn(config, name)
-        for name in ("firestore", "pubsub"):
+        for name in slow:
             _wait_healthy(config, started[name])
         _create_topic_and_subscription(config)
         for name in ("storage", "function", "bridge"):
@@ -268,7 +294,7 @@ def _start(config: StackConfig, echo: Callable[[str], None]) -> StackState:
 
 def _client_env(config: StackConfig) -> dict[str, str]:
     """The environment variables a client (or the function) needs to use this stack."""
-    return {
+    env = {
         "ALETHEIA_MODE": "local",
         "GOOGLE_CLOUD_PROJECT": config.cloud_project,
         "ALETHEIA_BUCKET": config.bucket,
@@ -276,6 +302,9 @@ def _client_env(config: StackConfig) -> dict[str, str]:
         "STORAGE_EMULATOR_HOST": f"http://{config.address('storage')}",
         "PUBSUB_EMULATOR_HOST": config.address("pubsub"),
     }
+    if config.auth:
+        env["FIREBASE_AUTH_EMULATOR_HOST"] = config.address("auth")
+    return env
 
 
 def _command(config: StackConfig, name: str) -> tuple[list[str], str]:
@@ -303,7 +332,41 @@ def _command(config: StackConfig, name: str) -> tuple[list[str], str]:
         cmd += ["--subscription", SUBSCRIPTION, "--target", f"http://{config.address('function')}/"]
         cmd += ["--health-port", str(config.ports[name]), "--host", config.host]
         return cmd, f"http://{addr}/healthz"
+    if name == "auth":
+        cmd = [firebase_cli(), "emulators:start", "--only", "auth"]
+        cmd += ["--project", config.cloud_project, "--config", str(_firebase_json(config))]
+        return cmd, f"http://{addr}/emulator/v1/projects/{config.cloud_project}/config"
     raise ValueError(name)
+
+
+def firebase_cli() -> str:
+    """The firebase CLI for the Auth emulator: $ALETHEIA_FIREBASE_CLI, the checkout's, PATH."""
+    explicit = os.environ.get(FIREBASE_CLI_ENV)
+    in_checkout = Path(__file__).resolve().parents[1] / FIREBASE_CLI_IN_CHECKOUT
+    for candidate in (explicit, str(in_checkout), shutil.which("firebase")):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    raise LocalStackError(
+        "auth",
+        "the firebase CLI (npm package firebase-tools) is not installed",
+        f"run `make auth-emulator` in the checkout, `npm install -g firebase-tools`, "
+        f"or set {FIREBASE_CLI_ENV}",
+    )
+
+
+def _firebase_json(config: StackConfig) -> Path:
+    """The emulator's firebase.json: our port, and free ports for its hub and log server."""
+    directory = config.stack_dir / "auth"
+    directory.mkdir(parents=True, exist_ok=True)
+    emulators = {
+        "auth": {"host": config.host, "port": config.ports["auth"]},
+        "hub": {"host": config.host, "port": free_port(config.host)},
+        "logging": {"host": config.host, "port": free_port(config.host)},
+        "ui": {"enabled": False},
+    }
+    path = directory / "firebase.json"
+    path.write_text(json.dumps({"emulators": emulators}, indent=2), encoding="utf-8")
+    return path
 
 
 def _storage_command(config: StackConfig) -> list[str]:
@@ -344,6 +407,7 @@ def _spawn(config: StackConfig, name: str) -> PartState:
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
             cmd,
+            cwd=config.stack_dir,  # the firebase CLI drops its debug log in the cwd
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -511,6 +575,15 @@ def _tail(path: str, lines: int = 15) -> str:
     except OSError:
         return "(no log)"
     return "\n".join(text[-lines:])
+
+
+def free_ports(host: str = "127.0.0.1") -> dict[str, int]:
+    """Distinct free ports for every part, optional ones included (``--ports auto``, tests)."""
+    names = PARTS + OPTIONAL_PARTS
+    ports: dict[str, int] = {}
+    while len(set(ports.values())) < len(names):
+        ports = {part: free_port(host) for part in names}
+    return ports
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -12,12 +12,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from google.api_core.exceptions import AlreadyExists
+from google.api_core.exceptions import AlreadyExists, PermissionDenied
 from google.cloud import firestore
 from google.cloud.firestore_v1.field_path import FieldPath
 
 from aletheia import layout
-from aletheia.errors import ConflictError, NotFoundError, ValidationError
+from aletheia.errors import AccessDeniedError, ConflictError, NotFoundError, ValidationError
 
 #: Roles, weakest first.
 ROLES = ("viewer", "writer", "owner")
@@ -64,6 +64,25 @@ def get_project(db: firestore.Client, project: str) -> dict[str, Any]:
             f"create it with `aletheia project create -p {project} --owner <uid>`",
         )
     return snapshot.to_dict() or {}
+
+
+def require_role(db: firestore.Client, project: str, uid: str, needed: str) -> str:
+    """The role of ``uid`` in ``project``; :class:`AccessDeniedError` unless it covers ``needed``.
+
+    Asked before a signed-in user starts writing, so a missing role is one
+    clear error up front rather than a refusal deep inside a training run.
+    """
+    hint = f"ask an owner to run `aletheia project members add {uid} {needed} -p {project}`"
+    try:
+        role = (get_project(db, project).get("members") or {}).get(uid)
+    except PermissionDenied as exc:  # the rules let only members read the project
+        raise AccessDeniedError(f"{uid!r} is not a member of project {project!r}", hint) from exc
+    if not role_at_least(role, needed):
+        raise AccessDeniedError(
+            f"{uid!r} is {role or 'not a member'} in project {project!r}; this needs {needed}",
+            hint,
+        )
+    return str(role)
 
 
 def list_members(db: firestore.Client, project: str) -> dict[str, str]:

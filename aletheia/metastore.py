@@ -40,7 +40,7 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from aletheia import clients, config, journal, layout, validation
+from aletheia import clients, config, journal, layout, members, validation
 from aletheia.errors import AletheiaError, ValidationError
 from aletheia.metrics import FLUSH_INTERVAL_S, HEARTBEAT_S, STALE_HEARTBEATS, MetricWriter, RunRef
 from aletheia.store import TRANSIENT, FirestoreStore, Write, is_transient
@@ -157,11 +157,22 @@ class Metastore:
         return LocalCache(self._cache_dir)
 
     def _ensure_project(self) -> None:
+        """Create the project on first use; a signed-in user must be (or become) a writer."""
         if self._project_ensured:
             return
-        _create_if_missing(
-            self.db, layout.project(self.project), {"name": self.project, "created_at": now()}
-        )
+        doc: dict[str, Any] = {"name": self.project, "created_at": now()}
+        uid = clients.acting_uid(self.db)
+        if uid is None:
+            _create_if_missing(self.db, layout.project(self.project), doc)
+        else:
+            # The rules let a user start a project only as its sole owner.
+            doc["members"] = {uid: "owner"}
+            try:
+                created = _create_if_missing(self.db, layout.project(self.project), doc)
+            except gexc.PermissionDenied:  # it exists, and this user does not own it
+                created = False
+            if not created:
+                members.require_role(self.db, self.project, uid, "writer")
         self._project_ensured = True
 
     # ----------------------------------------------------------- API
@@ -434,6 +445,9 @@ class Run:
         ms = exper.ms
         started = now()
         fields.update(
+            # Named in the document too, for collection-group queries across a project.
+            project=ms.project,
+            experiment=exper.name,
             status=RUNNING,
             started_at=started,
             heartbeat_at=started,

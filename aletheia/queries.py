@@ -120,18 +120,17 @@ def dataset_versions_newest_first(db: firestore.Client, p: str, name: str) -> Qu
 def project_runs_using_dataset(db: firestore.Client, p: str, name: str, version: str) -> Query:
     """Runs of every experiment of project ``p`` that used ``name@version``.
 
-    A collection-group query over ``Runs``, kept inside the project by a
-    document-path range (``Projects/p`` ≤ path < ``Projects/p\\0``), so run
-    documents need no extra field. Needs the collection-group index
-    ``Runs (dataset_refs CONTAINS, __name__ ASC)``.
+    A collection-group query over ``Runs``, kept inside the project by the
+    ``project`` field every run document carries (the rules check the
+    querying user's membership of that project). Needs the collection-group
+    index ``Runs (project ASC, dataset_refs CONTAINS)``.
     """
-    ref = layout.dataset_ref(name, version)
-    doc_id = FieldPath.document_id()
     return (
         db.collection_group(layout.RUNS)
-        .where(filter=FieldFilter("dataset_refs", "array_contains", ref))
-        .where(filter=FieldFilter(doc_id, ">=", db.document(layout.project(p))))
-        .where(filter=FieldFilter(doc_id, "<", db.document(layout.project(p) + "\0")))
+        .where(filter=FieldFilter("project", "==", layout.validate_id(p, "project name")))
+        .where(
+            filter=FieldFilter("dataset_refs", "array_contains", layout.dataset_ref(name, version))
+        )
     )
 
 

@@ -56,9 +56,7 @@ def local_stack(stack_dir: Path) -> Iterator[dict[str, str]]:
         return
     from aletheia import local
 
-    ports: dict[str, int] = {}
-    while len(set(ports.values())) < len(local.PARTS):
-        ports = {part: local.free_port() for part in local.PARTS}
+    ports = local.free_ports()
     local.down(stack_dir, echo=lambda _m: None)
     state = local.up(local.StackConfig(stack_dir=stack_dir, ports=ports), echo=console.print)
     try:

@@ -2,6 +2,7 @@
 # project may depend on them.
 locals {
   services = toset([
+    "apikeys.googleapis.com",
     "artifactregistry.googleapis.com",
     "cloudbuild.googleapis.com",
     "cloudfunctions.googleapis.com",
@@ -9,8 +10,10 @@ locals {
     "firebaserules.googleapis.com",
     "firestore.googleapis.com",
     "iam.googleapis.com",
+    "identitytoolkit.googleapis.com",
     "pubsub.googleapis.com",
     "run.googleapis.com",
+    "securetoken.googleapis.com",
     "storage.googleapis.com",
   ])
 }

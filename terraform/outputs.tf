@@ -18,6 +18,12 @@ output "trainer_service_account" {
   value       = google_service_account.trainer.email
 }
 
+output "firebase_api_key" {
+  description = "ALETHEIA_FIREBASE_API_KEY: lets `aletheia auth login` sign teammates in as Firebase users."
+  value       = google_apikeys_key.client.key_string
+  sensitive   = true
+}
+
 output "config_toml" {
   description = "Paste into ~/.config/aletheia/config.toml."
   value       = <<-EOT

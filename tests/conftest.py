@@ -1,8 +1,9 @@
 """Test fixtures: one real local stack per test session, wiped between tests.
 
 Nothing here mocks Firestore or Cloud Storage: the stack is the same one
-``aletheia local up`` starts (gcloud's Firestore and Pub/Sub emulators,
-fake-gcs-server, functions-framework and the event bridge), on free ports in
+``aletheia local up --auth`` starts (gcloud's Firestore and Pub/Sub
+emulators, fake-gcs-server, functions-framework, the event bridge and the
+Firebase Auth emulator), on free ports in
 a temporary directory so parallel sessions never collide. Set
 ``ALETHEIA_TEST_STACK_DIR`` to a running stack's dir to reuse it instead
 (faster edit-test loops); it is then left running.
@@ -20,8 +21,6 @@ import requests
 from google.cloud import firestore, storage
 
 from aletheia import clients, config, local
-
-from helpers import free_ports
 
 # Variables that would point tests at a user's real project or config.
 _ISOLATE = (
@@ -42,6 +41,8 @@ def stack_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local.Stac
         os.environ.pop(var, None)
     home = tmp_path_factory.mktemp("home")
     os.environ["ALETHEIA_CONFIG"] = str(home / "no-config.toml")
+    # Nobody is signed in unless a test signs in (into a file of its own).
+    os.environ["ALETHEIA_USER_CREDENTIALS"] = str(home / "nobody-signed-in.json")
     if reuse:
         state = local.load_state(Path(reuse))
         if state is None or any(v != "healthy" for v in local.status(Path(reuse)).values()):
@@ -49,7 +50,7 @@ def stack_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local.Stac
         stack_dir = Path(reuse)
     else:
         stack_dir = tmp_path_factory.mktemp("stack")
-        cfg = local.StackConfig(stack_dir=stack_dir, ports=free_ports())
+        cfg = local.StackConfig(stack_dir=stack_dir, ports=local.free_ports(), auth=True)
         state = local.up(cfg, echo=lambda _msg: None)
     os.environ["ALETHEIA_STACK_DIR"] = str(stack_dir)
     # Child processes (CLI runs, training scripts) see the same stack.

@@ -8,16 +8,6 @@ from typing import Any
 
 import pytest
 
-from aletheia import local
-
-
-def free_ports() -> dict[str, int]:
-    """Distinct free ports for every part of a stack."""
-    ports: dict[str, int] = {}
-    while len(set(ports.values())) < len(local.PARTS):
-        ports = {part: local.free_port() for part in local.PARTS}
-    return ports
-
 
 def wait_for(
     probe: Callable[[], Any], *, timeout: float = 30.0, interval: float = 0.1, what: str = ""

@@ -15,7 +15,7 @@ from aletheia import config, journal, layout, local
 from aletheia.cli import app
 from aletheia.metastore import Metastore
 
-from helpers import free_ports, wait_for
+from helpers import wait_for
 
 PROJECT = "faults"
 
@@ -31,7 +31,7 @@ def stored_points(db: firestore.Client, exper: str, run: str, key: str) -> list[
 
 
 def test_part_helpers_start_suspend_resume_stop(tmp_path: Path) -> None:
-    cfg = local.StackConfig(stack_dir=tmp_path, ports=free_ports())
+    cfg = local.StackConfig(stack_dir=tmp_path, ports=local.free_ports())
     part = local.start_part(cfg, "firestore")
     try:
         assert local.status_of(part) == "healthy"
@@ -48,7 +48,7 @@ def test_firestore_stops_mid_run_and_nothing_is_lost(
     settings: config.Settings, tmp_path: Path
 ) -> None:
     # A private Firestore emulator: the session stack is never touched.
-    cfg = local.StackConfig(stack_dir=tmp_path / "stack", ports=free_ports())
+    cfg = local.StackConfig(stack_dir=tmp_path / "stack", ports=local.free_ports())
     part = local.start_part(cfg, "firestore")
     try:
         private = config.resolve(

@@ -13,8 +13,6 @@ from aletheia import local
 from aletheia.cli import app, main
 from aletheia.errors import LocalStackError
 
-from helpers import free_ports
-
 runner = CliRunner()
 
 
@@ -41,14 +39,16 @@ def test_status_reports_every_part_healthy(stack_state: local.StackState) -> Non
         app, ["local", "status", "--stack-dir", os.environ["ALETHEIA_STACK_DIR"]]
     )
     assert result.exit_code == 0, result.output
-    for part in local.PARTS:
+    # The test session's stack runs the optional Auth emulator too.
+    assert stack_state.part_names == (*local.PARTS, "auth")
+    for part in stack_state.part_names:
         assert part in result.output
-    assert result.output.count("healthy") == len(local.PARTS)
+    assert result.output.count("healthy") == len(stack_state.part_names)
 
 
 @pytest.mark.slow
 def test_down_leaves_no_process_and_frees_every_port(tmp_path: Path) -> None:
-    ports = free_ports()
+    ports = local.free_ports()
     state = local.up(local.StackConfig(stack_dir=tmp_path, ports=ports), echo=lambda _m: None)
     assert sorted(_listening(ports)) == sorted(local.PARTS)
     pids = [part.pid for part in state.parts.values()]
@@ -64,7 +64,7 @@ def test_down_leaves_no_process_and_frees_every_port(tmp_path: Path) -> None:
 
 
 def test_port_in_use_names_the_part_and_starts_nothing(tmp_path: Path) -> None:
-    ports = free_ports()
+    ports = local.free_ports()
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", ports["storage"]))
         squatter.listen()
@@ -79,7 +79,9 @@ def test_port_in_use_names_the_part_and_starts_nothing(tmp_path: Path) -> None:
 def test_missing_gcloud_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))  # nothing on PATH
     with pytest.raises(LocalStackError, match="gcloud") as info:
-        local.up(local.StackConfig(stack_dir=tmp_path, ports=free_ports()), echo=lambda _m: None)
+        local.up(
+            local.StackConfig(stack_dir=tmp_path, ports=local.free_ports()), echo=lambda _m: None
+        )
     assert "Google Cloud SDK" in (info.value.hint or "")
 
 
@@ -97,7 +99,7 @@ def test_cli_reports_stack_errors_without_traceback(
 def test_a_part_that_fails_to_start_is_named_and_nothing_is_left_running(tmp_path: Path) -> None:
     broken = tmp_path / "broken_main.py"
     broken.write_text("this is not python\n")
-    ports = free_ports()
+    ports = local.free_ports()
     cfg = local.StackConfig(stack_dir=tmp_path / "stack", ports=ports, function_source=broken)
 
     with pytest.raises(LocalStackError) as info:

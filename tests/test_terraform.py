@@ -98,6 +98,9 @@ def test_required_apis(tf: dict[str, Any]) -> None:
         "pubsub",
         "firebaserules",
         "artifactregistry",
+        "identitytoolkit",
+        "securetoken",
+        "apikeys",
     ):
         assert f"{api}.googleapis.com" in services
     assert tf["resource"]["google_project_service.apis"]["for_each"] == "${local.services}"
@@ -229,6 +232,19 @@ def test_outputs_give_the_client_config(tf: dict[str, Any]) -> None:
     assert keys == ["mode", "cloud_project", "bucket"]
     assert set(keys) <= set(config.ENV_VARS)
     assert {"cloud_project", "bucket"} <= set(tf["output"])
+
+
+def test_users_can_sign_in_with_a_key_good_for_sign_in_only(tf: dict[str, Any]) -> None:
+    """`aletheia auth login` needs email/password sign-in and a web API key (README)."""
+    sign_in = tf["resource"]["google_identity_platform_config.auth"]["sign_in"][0]
+    assert sign_in["email"][0]["enabled"] is True
+    key = tf["resource"]["google_apikeys_key.client"]
+    targets = {t["service"] for t in key["restrictions"][0]["api_targets"]}
+    assert targets == {"identitytoolkit.googleapis.com", "securetoken.googleapis.com"}
+    output = tf["output"]["firebase_api_key"]
+    assert output["value"] == "${google_apikeys_key.client.key_string}"
+    assert output["sensitive"] is True
+    assert "firebase_api_key" in config.ENV_VARS
 
 
 def test_every_checkov_skip_is_justified() -> None:

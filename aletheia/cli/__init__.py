@@ -10,8 +10,10 @@ from __future__ import annotations
 import sys
 
 import typer
+from google.api_core import exceptions as gexc
 
 from aletheia.cli import (
+    auth_cmd,
     config_cmd,
     datasets_cmd,
     export_cmd,
@@ -21,7 +23,7 @@ from aletheia.cli import (
     stats_cmd,
     sync_cmd,
 )
-from aletheia.cli._common import console, print_error
+from aletheia.cli._common import access_denied, console, print_error
 from aletheia.errors import AletheiaError
 
 app = typer.Typer(
@@ -32,6 +34,7 @@ app = typer.Typer(
 )
 app.add_typer(local_cmd.app, name="local")
 app.add_typer(project_cmd.app, name="project")
+app.add_typer(auth_cmd.app, name="auth")
 datasets_cmd.app.command("stats")(stats_cmd.stats)
 datasets_cmd.app.command("split")(stats_cmd.split)
 app.add_typer(datasets_cmd.app, name="datasets")
@@ -48,6 +51,10 @@ def main() -> None:
     except AletheiaError as exc:
         print_error(exc)
         sys.exit(exc.exit_code)
+    except gexc.PermissionDenied as exc:
+        denied = access_denied(exc)
+        print_error(denied)
+        sys.exit(denied.exit_code)
 
 
 __all__ = ["app", "console", "main"]

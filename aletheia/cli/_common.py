@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from google.api_core import exceptions as gexc
 from rich.console import Console
 
 from aletheia import config
-from aletheia.errors import AletheiaError
+from aletheia.errors import AccessDeniedError, AletheiaError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -51,8 +52,22 @@ def exit_on_error(func: _F) -> _F:
         except AletheiaError as exc:
             print_error(exc)
             raise typer.Exit(exc.exit_code) from exc
+        except gexc.PermissionDenied as exc:
+            denied = access_denied(exc)
+            print_error(denied)
+            raise typer.Exit(denied.exit_code) from exc
 
     return wrapper  # type: ignore[return-value]
+
+
+def access_denied(exc: gexc.PermissionDenied) -> AccessDeniedError:
+    """What a refusal by Firestore's rules means for someone at the command line."""
+    return AccessDeniedError(
+        f"Firestore refused the request: {exc.message.strip().splitlines()[0] or 'denied'}",
+        "you act as the Firebase user of `aletheia auth whoami`; ask a project owner for "
+        "a role (`aletheia project members add`), or use server credentials "
+        "(ALETHEIA_IDENTITY=server)",
+    )
 
 
 def settings(**overrides: object) -> config.Settings:

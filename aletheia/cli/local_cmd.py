@@ -31,6 +31,15 @@ def up(
     pubsub_port: Annotated[int, _port("pubsub")] = local.DEFAULT_PORTS["pubsub"],
     function_port: Annotated[int, _port("function")] = local.DEFAULT_PORTS["function"],
     bridge_port: Annotated[int, _port("bridge")] = local.DEFAULT_PORTS["bridge"],
+    auth_port: Annotated[int, _port("auth")] = local.DEFAULT_PORTS["auth"],
+    auth: Annotated[
+        bool,
+        typer.Option(
+            "--auth",
+            help="Also run the Firebase Auth emulator (needs firebase-tools), "
+            "to sign in with `aletheia auth login` and have the rules judge you.",
+        ),
+    ] = False,
     timeout: Annotated[
         float, typer.Option(help="Seconds to wait for each part to become healthy.")
     ] = 90.0,
@@ -46,12 +55,14 @@ def up(
         "pubsub": pubsub_port,
         "function": function_port,
         "bridge": bridge_port,
+        "auth": auth_port,
     }
     cfg = local.StackConfig(
         stack_dir=resolved.stack_dir,
         ports=ports,
         startup_timeout_s=timeout,
         function_source=function_source,
+        auth=auth,
     )
     state = local.up(cfg, echo=console.print)
     _print_state(state)
@@ -83,7 +94,7 @@ def status(stack_dir: StackDirOption = None) -> None:
 def _print_state(state: local.StackState) -> dict[str, str]:
     table = Table("part", "address", "pid", "status", "log")
     health = {}
-    for name in local.PARTS:
+    for name in state.part_names:
         part = state.parts.get(name)
         health[name] = local.status_of(part)
         if part is None:

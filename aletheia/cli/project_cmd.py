@@ -10,7 +10,8 @@ from google.cloud import firestore
 from rich.table import Table
 
 from aletheia import clients, members
-from aletheia.cli._common import console, settings
+from aletheia.cli._common import console, exit_on_error, settings
+from aletheia.errors import ValidationError
 
 app = typer.Typer(help="aletheia projects and their members (viewer < writer < owner).")
 members_app = typer.Typer(
@@ -37,18 +38,28 @@ def _db_and_project(project: str | None) -> tuple[firestore.Client, str]:
 
 
 @app.command()
+@exit_on_error
 def create(
-    owner: Annotated[str, typer.Option(help="Firebase user id of the first owner.")],
+    owner: Annotated[
+        str | None,
+        typer.Option(help="Firebase user id of the first owner (default: the signed-in user)."),
+    ] = None,
     project: ProjectOption = None,
     description: Annotated[str, typer.Option(help="What the project is about.")] = "",
 ) -> None:
     """Create the project with OWNER as its only member."""
     db, name = _db_and_project(project)
+    owner = owner or clients.acting_uid(db)
+    if owner is None:
+        raise ValidationError(
+            "a project needs an owner", "pass --owner UID, or sign in with `aletheia auth login`"
+        )
     members.create_project(db, name, owner, description=description)
     console.print(f"created project [bold]{name}[/] (owner: {owner})")
 
 
 @app.command()
+@exit_on_error
 def show(project: ProjectOption = None, as_json: JsonOption = False) -> None:
     """Show the project document: name, description, creation time, members."""
     db, name = _db_and_project(project)
@@ -62,6 +73,7 @@ def show(project: ProjectOption = None, as_json: JsonOption = False) -> None:
 
 
 @members_app.command("list")
+@exit_on_error
 def list_(project: ProjectOption = None, as_json: JsonOption = False) -> None:
     """List members and their roles, owners first."""
     db, name = _db_and_project(project)
@@ -73,6 +85,7 @@ def list_(project: ProjectOption = None, as_json: JsonOption = False) -> None:
 
 
 @members_app.command()
+@exit_on_error
 def add(
     uid: Annotated[str, typer.Argument(help="Firebase user id (what request.auth.uid holds).")],
     role: Annotated[str, typer.Argument(help="viewer, writer or owner.")] = "writer",
@@ -86,6 +99,7 @@ def add(
 
 
 @members_app.command("rm")
+@exit_on_error
 def remove(
     uid: Annotated[str, typer.Argument(help="Firebase user id to remove.")],
     project: ProjectOption = None,
