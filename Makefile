@@ -16,6 +16,11 @@ BUNDLE_DIR ?= build/function
 FIREBASE_TOOLS   ?= firebase-tools@15.34.2
 FIREBASE_DIR     := .tools/firebase
 FIREBASE_STAMP   := $(FIREBASE_DIR)/.installed-stamp
+# The google provider's schema, as published in the generated cdktf bindings
+# (16.12.1 = provider 6.50.0): tests/test_terraform_schema.py checks terraform/ with it.
+PROVIDER_SCHEMA       ?= @cdktf/provider-google@16.12.1
+PROVIDER_SCHEMA_DIR   := .tools/provider-google
+PROVIDER_SCHEMA_STAMP := $(PROVIDER_SCHEMA_DIR)/.installed-stamp
 
 .PHONY: demo test test-deps lint format stack-up stack-down clean checkov function-bundle auth-emulator
 
@@ -36,7 +41,14 @@ test: test-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Everything the tests need; independent, so `make -j3 test-deps` installs them side by side.
-test-deps: $(STAMP) $(CHECKOV_STAMP) $(FIREBASE_STAMP)
+test-deps: $(STAMP) $(CHECKOV_STAMP) $(FIREBASE_STAMP) $(PROVIDER_SCHEMA_STAMP)
+
+$(PROVIDER_SCHEMA_STAMP):
+	rm -rf $(PROVIDER_SCHEMA_DIR) && mkdir -p $(PROVIDER_SCHEMA_DIR)
+	cd $(PROVIDER_SCHEMA_DIR) && npm pack --silent $(PROVIDER_SCHEMA) > tarball.txt \
+		&& tar xzf "$$(cat tarball.txt)" --wildcards 'package/lib/*/index.d.ts' \
+		&& rm -f "$$(cat tarball.txt)" tarball.txt
+	@touch $(PROVIDER_SCHEMA_STAMP)
 
 $(FIREBASE_STAMP):
 	@command -v npm >/dev/null || { echo "npm (Node.js >= 20) is needed for the Firebase Auth emulator" >&2; exit 1; }

@@ -1,7 +1,8 @@
 """terraform/ checked offline: structure (python-hcl2), formatting, and a checkov scan.
 
 The google provider cannot be downloaded here, so ``terraform validate`` and
-``plan`` are out of reach; these tests check that the deployment has every
+``plan`` are out of reach (tests/test_terraform_schema.py checks arguments
+against the provider's published schema instead); these tests check that the deployment has every
 part the README promises and that each part points at the repository's own
 files (rules, indexes, function source), then run ``terraform fmt -check``
 and checkov (from its own venv, ``make checkov`` builds it; ``make test``
