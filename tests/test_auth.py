@@ -9,6 +9,7 @@ import datetime as dt
 import json
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -148,16 +149,21 @@ def test_a_user_without_write_access_is_refused_before_the_run_starts(
     assert not db.document(layout.experiment("vision", "resnet")).get().exists
 
 
+def owner_client(settings: config.Settings, tmp_path: Path, db: firestore.Client) -> Any:
+    """A Firestore client signed in as the owner of project ``vision``."""
+    ana = as_user(settings, tmp_path, "ana@example.com")
+    members.create_project(db, "vision", uid_of(ana))
+    return clients.firestore_client(ana)
+
+
 def test_the_client_sends_the_users_token_not_the_emulator_owner_token(
     rules_stack: config.Settings, db: firestore.Client, tmp_path: Path
 ) -> None:
-    """A writer may not write file statistics (the function's job): the rules must say no."""
-    ana = as_user(rules_stack, tmp_path, "ana@example.com")
-    members.create_project(db, "vision", uid_of(ana))
-    user_db = clients.firestore_client(ana)
+    """Even an owner may not write file statistics (the function's job): the rules say no."""
+    user_db = owner_client(rules_stack, tmp_path, db)
     user_db.document(layout.experiment("vision", "e")).set({"created_at": dt.datetime.now()})
     with pytest.raises(gexc.PermissionDenied):
-        user_db.document(f"{layout.project('vision')}/Files/{'a' * 64}").set({"rows": 1})
+        user_db.document(layout.file("vision", "a" * 64)).set({"rows": 1})
     with pytest.raises(gexc.PermissionDenied):
         user_db.document(layout.experiment("other", "e")).get()
 
@@ -165,9 +171,7 @@ def test_the_client_sends_the_users_token_not_the_emulator_owner_token(
 def test_an_expired_id_token_is_renewed_from_the_refresh_token(
     rules_stack: config.Settings, db: firestore.Client, tmp_path: Path
 ) -> None:
-    ana = as_user(rules_stack, tmp_path, "ana@example.com")
-    members.create_project(db, "vision", uid_of(ana))
-    user_db = clients.firestore_client(ana)
+    user_db = owner_client(rules_stack, tmp_path, db)
     creds = user_db._credentials
     assert isinstance(creds, auth.FirebaseUserCredentials)
     assert user_db.document(layout.project("vision")).get().exists
