@@ -2,11 +2,13 @@
 
 A blob's object name is derived from the sha256 of its bytes
 (:func:`aletheia.layout.blob_name`), so the same bytes are stored once per
-project and an upload of bytes already there is skipped after one metadata
-request. Uploads use ``if_generation_match=0``: concurrent uploaders of the
-same bytes never clobber each other, the loser's 412 just means "already
-there". Large files go up resumably in chunks, and every upload is verified
-by the crc32c Cloud Storage computes on its side. Downloads are verified by
+project. Uploads use ``if_generation_match=0``: concurrent uploaders of the
+same bytes never clobber each other, and a 412 just means "already there".
+A large file is first checked with one metadata request, so bytes already
+stored are not sent again; a small one is sent at once, since re-sending it
+costs about what the extra round trip would. Large files go up resumably
+in chunks, and every upload is verified by the crc32c Cloud Storage
+computes on its side. Downloads are verified by
 sha256 as they stream (see :meth:`aletheia.cache.LocalCache.open_for_write`).
 
 :class:`TransferStats` counts requests and bytes, so tests and benchmarks can
@@ -37,6 +39,8 @@ from tenacity import (
 from aletheia import layout
 from aletheia.errors import BackendUnavailableError, IntegrityError, NotFoundError
 
+#: Files of at least this size get a metadata request (HEAD) before their upload.
+HEAD_THRESHOLD = 1 << 20
 #: Files above this size are uploaded resumably, in chunks of RESUMABLE_CHUNK bytes.
 RESUMABLE_THRESHOLD = 8 << 20
 #: Must be a multiple of 256 KiB (a Cloud Storage rule).
@@ -126,14 +130,15 @@ class BlobStore:
         """Store small in-memory bytes (diffs, package lists, manifests); skipped if present."""
         digest = hashlib.sha256(data).hexdigest()
         info = BlobInfo(digest, len(data), self.uri(digest), uploaded=False)
-        if self.exists(digest):
+        if len(data) >= HEAD_THRESHOLD and self.exists(digest):
             self._count(uploads_skipped=1)
             return info
         blob = self._blob(digest)
         try:
             _call(blob.upload_from_string, data, content_type=content_type, if_generation_match=0)
         except gexc.PreconditionFailed:
-            return info  # a concurrent uploader stored the same bytes first
+            self._count(uploads_skipped=1)
+            return info  # stored before, or by a concurrent uploader
         self._count(uploads=1, bytes_uploaded=len(data))
         return BlobInfo(digest, len(data), info.uri, uploaded=True)
 
@@ -160,7 +165,8 @@ class BlobStore:
     ) -> BlobInfo:
         """Upload a file whose digest is known, unless the bucket already has it.
 
-        One HEAD decides; the upload itself is conditional (``if_generation_match=0``),
+        From :data:`HEAD_THRESHOLD` up one HEAD decides; the upload itself is
+        conditional (``if_generation_match=0``: a 412 means the bytes are there),
         resumable above :data:`RESUMABLE_THRESHOLD`, checked against the crc32c
         the server computed, and re-hashed as it streams: if the file changed
         since it was hashed, the object is deleted again and
@@ -169,7 +175,7 @@ class BlobStore:
         the storage function knows how to read the bytes.
         """
         info = BlobInfo(sha256, size, self.uri(sha256), uploaded=False)
-        if self.exists(sha256):
+        if size >= HEAD_THRESHOLD and self.exists(sha256):
             self._count(uploads_skipped=1)
             if on_bytes is not None:
                 on_bytes(size)

@@ -122,9 +122,14 @@ def detect_format(name: str | None, content_type: str | None, head: bytes) -> De
     if ctype in _CONTENT_TYPES and _CONTENT_TYPES[ctype] != "parquet":
         return Detected(_CONTENT_TYPES[ctype], is_gzip)
     what = f"{name!r}" if name else "an object without a file name"
+    hint = (
+        "it is stored and versioned, but only tables get a schema and statistics"
+        if name
+        else "upload data files with their original name (metadata aletheia-path)"
+    )
     raise UnsupportedFormatError(
         f"{what} ({content_type or 'no content type'}) is not CSV/TSV, JSON Lines or Parquet",
-        "upload data files with their original name (metadata aletheia-path)",
+        hint,
     )
 
 

@@ -9,7 +9,8 @@ import threading
 
 import pytest
 
-from aletheia.blobstore import RESUMABLE_THRESHOLD, BlobStore
+from aletheia import layout
+from aletheia.blobstore import HEAD_THRESHOLD, RESUMABLE_THRESHOLD, BlobStore
 from aletheia.errors import NotFoundError
 
 
@@ -37,6 +38,22 @@ def test_upload_once_then_skip_after_one_head(blobs, tmp_path):
     out = io.BytesIO()
     assert blobs.download_to(sha(data), out) == len(data)
     assert out.getvalue() == data
+
+
+def test_small_file_goes_up_without_a_head_and_a_repeat_keeps_the_stored_object(
+    blobs, tmp_path, gcs, stack
+):
+    data = os.urandom(HEAD_THRESHOLD - 1)
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    assert blobs.upload_file(path, sha(data), len(data)).uploaded
+    name = layout.blob_name("bs", sha(data))
+    generation = gcs.bucket(stack.bucket).get_blob(name).generation
+    assert not blobs.upload_file(path, sha(data), len(data)).uploaded  # the 412 says "there"
+    stats = blobs.stats
+    assert (stats.uploads, stats.uploads_skipped, stats.head_requests) == (1, 1, 0)
+    assert stats.bytes_uploaded == len(data)
+    assert gcs.bucket(stack.bucket).get_blob(name).generation == generation
 
 
 def test_concurrent_uploaders_of_the_same_bytes_never_fail(blobs, tmp_path, gcs, stack):

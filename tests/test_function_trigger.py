@@ -99,7 +99,12 @@ def test_crashed_worker_is_taken_over_and_a_live_one_is_not(
         }
     )
     upload(gcs, stack, CSV, "a.csv")
-    obj = {"bucket": stack.bucket, "name": layout.blob_name(PROJECT, digest), "size": "1"}
+    obj = {
+        "bucket": stack.bucket,
+        "name": layout.blob_name(PROJECT, digest),
+        "size": "1",
+        "metadata": {"aletheia-path": "a.csv"},
+    }
     with pytest.raises(LeaseBusyError):
         handle_finalized(obj, db)
     assert doc.get().to_dict()["status"] == "processing"
