@@ -8,7 +8,11 @@ reads exactly the same files, the page cache dropped before every cold step:
   nothing that hashes every byte in Python can beat it),
 * ``aletheia datasets add`` (cold CLI process: hash, upload to the local
   bucket, write the manifest), then the same command on unchanged files,
-* ``dvc add`` (+ ``dvc push`` to a local remote), then ``dvc add`` again.
+* ``dvc add`` (+ ``dvc push`` to a local remote), then ``dvc add`` again,
+* the storage floor: the same files PUT to the local bucket by plain HTTP
+  on 8 threads, nothing hashed or recorded. No add that stores every byte
+  in that bucket can be faster, so "aletheia add / floor" is the overhead
+  aletheia itself adds on this stack.
 """
 
 from __future__ import annotations
@@ -45,6 +49,24 @@ for root, _, names in os.walk(sys.argv[1]):
         with open(os.path.join(root, name), "rb") as fh:
             while chunk := fh.read(1 << 20):
                 h.update(chunk)
+"""
+
+# Media uploads under floor/ (outside the blob layout: the function ignores them).
+FLOOR_SCRIPT = """
+import os, sys, requests
+from concurrent.futures import ThreadPoolExecutor
+url = os.environ["STORAGE_EMULATOR_HOST"].rstrip("/")
+bucket = os.environ["ALETHEIA_BUCKET"]
+session = requests.Session()
+session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=8))
+paths = [os.path.join(r, n) for r, _, names in os.walk(sys.argv[1]) for n in names]
+def put(path):
+    with open(path, "rb") as fh:
+        resp = session.post(f"{url}/upload/storage/v1/b/{bucket}/o",
+                            params={"uploadType": "media", "name": "floor/" + path}, data=fh)
+    resp.raise_for_status()
+with ThreadPoolExecutor(8) as pool:
+    list(pool.map(put, paths))
 """
 
 
@@ -155,6 +177,8 @@ def _shape(
             "readd_bytes": after_readd[1] - after_add[1],
             "file_documents": _file_docs(ctx, f"bench-{shape}"),
         }
+        floor = [sys.executable, "-c", FLOOR_SCRIPT, "data"]
+        rows.append(("storage floor", "PUT only", timed("floor", "put", floor, cwd=repo)))
     if dvc is not None:
         rows += _dvc(repo, dvc, timed)
     base_sha, base_hl = times["sha256sum cold"], times["hashlib cold"]
@@ -233,6 +257,11 @@ def _verdict(section: Section, shape: str, times: dict[str, float]) -> None:
         f"re-add = {readd / add:.2f}x first add (target ≤0.1x: "
         f"{'met' if readd / add <= 0.1 else 'NOT met'})"
     )
+    if "floor put" in times:
+        section.note(
+            f"{shape}: aletheia add = {add / times['floor put']:.2f}x the storage floor "
+            "(plain PUTs of the same bytes to the same local bucket)"
+        )
     if "dvc add" in times:
         section.note(
             f"{shape}: aletheia add vs dvc add + push: "

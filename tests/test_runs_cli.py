@@ -11,7 +11,7 @@ from google.cloud import firestore
 from typer.testing import CliRunner
 
 from aletheia import config, layout
-from aletheia.cli import app
+from aletheia.cli import app, runs_cmd
 from aletheia.errors import NotFoundError
 from aletheia.metastore import Metastore
 
@@ -59,6 +59,31 @@ def test_list_sorts_by_metric_and_filters(runs: Metastore) -> None:
     assert [r["run"] for r in by_param] == ["2"]
     table = invoke("list", "-e", "sweep", "--sort", "val/acc", "--param", "layers=2")
     assert "finished" in table and "val/acc" in table and "3 run(s)" in table
+
+
+def test_top_n_of_one_experiment_reads_in_the_servers_order_without_a_full_scan(
+    runs: Metastore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scanned = json.loads(invoke("list", "-e", "sweep", "--sort", "val/acc", "--json"))
+    calls: list[str | None] = []
+    real_load = runs_cmd.load_runs
+
+    def counting_load(db: firestore.Client, p: str, experiment: str | None) -> list:
+        calls.append(experiment)
+        return real_load(db, p, experiment)
+
+    monkeypatch.setattr(runs_cmd, "load_runs", counting_load)
+    top = json.loads(invoke("list", "-e", "sweep", "--sort", "val/acc", "-n", "2", "--json"))
+    assert [r["run"] for r in top] == [r["run"] for r in scanned[:2]] == ["2", "3"]
+    assert calls == []  # served by the ordered query alone
+    worst = json.loads(
+        invoke("list", "-e", "sweep", "--sort", "val/acc", "--asc", "-n", "1", "--json")
+    )
+    assert [r["run"] for r in worst] == ["1"] and calls == []
+    # More runs asked for than have the metric: the runs without it come from the full scan.
+    everything = json.loads(invoke("list", "-e", "sweep", "--sort", "val/acc", "-n", "5", "--json"))
+    assert [r["run"] for r in everything] == [r["run"] for r in scanned]
+    assert calls == ["sweep"]
 
 
 def test_show_and_compare(runs: Metastore) -> None:

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Annotated, Any
 
 import typer
 from google.cloud import firestore
 from rich.table import Table
 
-from aletheia import clients, layout
+from aletheia import clients, layout, queries
 from aletheia.cli import runs_env
 from aletheia.cli._common import console, settings
 from aletheia.errors import NotFoundError
@@ -44,14 +44,45 @@ def _experiments(db: firestore.Client, p: str, experiment: str | None) -> list[s
 
 def load_runs(db: firestore.Client, p: str, experiment: str | None) -> list[dict[str, Any]]:
     """Every run (of one experiment, or all), with ``experiment`` and effective ``status``."""
-    runs = []
-    for exp in _experiments(db, p, experiment):
-        for snap in db.collection(layout.runs(p, exp)).stream():
-            doc = snap.to_dict() or {}
-            doc.update(run=snap.id, experiment=exp, stored_status=doc.get("status"))
-            doc["status"] = effective_status(doc)
-            runs.append(doc)
-    return runs
+    return [
+        _run_doc(snap, exp)
+        for exp in _experiments(db, p, experiment)
+        for snap in db.collection(layout.runs(p, exp)).stream()
+    ]
+
+
+def _run_doc(snap: Any, experiment: str) -> dict[str, Any]:
+    doc = snap.to_dict() or {}
+    doc.update(run=snap.id, experiment=experiment, stored_status=doc.get("status"))
+    doc["status"] = effective_status(doc)
+    return doc
+
+
+def _leaderboard(
+    db: firestore.Client,
+    p: str,
+    experiment: str,
+    metric: str,
+    *,
+    descending: bool,
+    limit: int,
+    keep: Callable[[dict[str, Any]], bool],
+) -> list[dict[str, Any]] | None:
+    """The top ``limit`` runs by ``metric``, read in the server's order and no further.
+
+    ``None`` when fewer than ``limit`` runs have a number for the metric: the
+    rest of the list (runs without it) needs the full scan.
+    """
+    top: list[dict[str, Any]] = []
+    for snap in queries.runs_by_metric(db, p, experiment, metric, descending=descending).stream():
+        doc = _run_doc(snap, experiment)
+        value = _metric(doc, metric)
+        if value is None or math.isnan(value) or not keep(doc):
+            continue  # NaN sorts first in Firestore, last here; non-numbers count as missing
+        top.append(doc)
+        if len(top) == limit:
+            return top
+    return None
 
 
 def _param_filter(spec: str) -> tuple[str, str]:
@@ -126,18 +157,30 @@ def list_runs(
         )
     filters = [_param_filter(p) for p in param or []]
     db, p = _context(project)
-    runs = [
-        r
-        for r in load_runs(db, p, experiment)
-        if (debug or not r.get("debug"))
-        and (status is None or r["status"] == status)
-        and _matches(r, filters)
-    ]
-    if sort:
-        runs.sort(key=_sort_key(sort, descending=not ascending))
+
+    def keep(run: dict[str, Any]) -> bool:
+        return (
+            (debug or not run.get("debug"))
+            and (status is None or run["status"] == status)
+            and _matches(run, filters)
+        )
+
+    top = None
+    if sort and limit and experiment:
+        top = _leaderboard(
+            db, p, experiment, sort, descending=not ascending, limit=limit, keep=keep
+        )
+    if top is not None:
+        runs = top
     else:
-        runs.sort(key=lambda r: (r["experiment"], r.get("number") or 0, str(r.get("started_at"))))
-    runs = runs[:limit] if limit else runs
+        runs = [r for r in load_runs(db, p, experiment) if keep(r)]
+        if sort:
+            runs.sort(key=_sort_key(sort, descending=not ascending))
+        else:
+            runs.sort(
+                key=lambda r: (r["experiment"], r.get("number") or 0, str(r.get("started_at")))
+            )
+        runs = runs[:limit] if limit else runs
     if as_json:
         console.print_json(json.dumps([_row_json(r) for r in runs], default=str))
         return
