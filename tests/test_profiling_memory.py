@@ -1,16 +1,21 @@
-"""The profiler streams: a file much bigger than its working set is read in bounded memory."""
+"""The profiler streams: a file much bigger than its working set is read in bounded memory,
+one block read ahead on a thread of its own."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
+import pytest
+
+from aletheia import profiling
 
 ROWS = 3_300_000  # ~110 MB of CSV
 LIMIT_MIB = 512
@@ -71,3 +76,29 @@ def test_big_csv_is_profiled_in_bounded_memory(tmp_path: Path) -> None:
     assert stats["id"]["distinct_exact"] is False
     assert abs(stats["id"]["distinct"] - row[2]) < 0.06 * row[2]
     assert stats["cat"]["domain"] == ["alpha", "beta", "delta", "gamma"]
+
+
+def test_read_ahead_hands_over_items_then_the_readers_error_in_order() -> None:
+    def reader():
+        yield 1
+        yield 2
+        raise ValueError("bad block")
+
+    got = []
+    with pytest.raises(ValueError, match="bad block"):
+        for item in profiling._prefetched(reader()):
+            got.append(item)
+    assert got == [1, 2]
+
+
+def test_read_ahead_stops_its_thread_when_the_consumer_stops_early() -> None:
+    def endless():
+        n = 0
+        while True:
+            n += 1
+            yield n
+
+    batches = profiling._prefetched(endless(), depth=2)
+    assert next(batches) == 1
+    batches.close()
+    assert not [t for t in threading.enumerate() if t.name == "aletheia-profile-read"]
