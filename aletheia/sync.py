@@ -69,6 +69,31 @@ def sync_all(
     return [r for r in results if project is None or r.project == project]
 
 
+#: Settled journals older than this are deleted by ``aletheia sync`` (``--keep-days``).
+KEEP_SETTLED_DAYS = 30.0
+
+
+def prune_settled(
+    settings: config.Settings, *, keep_days: float = KEEP_SETTLED_DAYS
+) -> list[SyncResult]:
+    """Delete journals whose run is settled in Firestore and untouched for ``keep_days``.
+
+    A settled journal (its last record is ``synced``) holds nothing Firestore
+    lacks; it is kept a while only as a local copy. Unsettled journals are
+    never deleted, whatever their age: they hold data Firestore may not have.
+    """
+    root = journal.journal_root(settings.cache_dir, settings.cloud_project)
+    cutoff = time.time() - keep_days * 86_400
+    removed = []
+    for path in journal.list_journals(root):
+        with contextlib.suppress(FileNotFoundError):
+            if path.stat().st_mtime < cutoff and _ends_synced(path):
+                names = journal.parse_journal_name(path) or ("?", "?", path.stem)
+                path.unlink()
+                removed.append(SyncResult(*names, action="pruned", path=path))
+    return removed
+
+
 def sync_experiment(
     settings: config.Settings, project: str, experiment: str, store: FirestoreStore
 ) -> list[SyncResult]:

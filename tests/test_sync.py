@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from google.cloud import firestore
@@ -115,3 +120,42 @@ def test_next_start_replays_earlier_offline_runs(
     assert doc["status"] == "finished" and doc["summary"]["loss"]["count"] == 1500
     chunks = db.collection(layout.metrics(PROJECT, "resume", offline_run.id)).stream()
     assert sum(c.get("count") for c in chunks) == 1500
+
+
+def test_sync_prunes_old_settled_journals_and_never_unsettled_ones(
+    stack: config.Settings, db: firestore.Client, tmp_path: Path
+) -> None:
+    root = journal.journal_root(stack.cache_dir, stack.cloud_project)
+    for stale in journal.list_journals(root):  # other tests' journals
+        stale.unlink()
+    ms = Metastore("prune", flush_interval_s=60)
+    exper = ms.exper("e", git_policy="off")
+    with exper.start_run() as old_run:
+        old_run.add_metric("loss", 1.0)
+    with exper.start_run() as recent_run:
+        recent_run.add_metric("loss", 1.0)
+    # An old journal of a run that died before reaching Firestore: it holds the only copy.
+    unsettled = journal.journal_path(root, "prune", "e", "offline-run")
+    script = (
+        "import sys\nfrom aletheia import journal\n"
+        "w = journal.JournalWriter(journal.Path(sys.argv[1]))\n"
+        "w.header(project='prune', experiment='e', run='offline-run', cloud_project='x',"
+        " created=False, fields={'status': 'running'}, heartbeat_s=1.0)\n"
+        "w.metric('loss', 0, 0, 1.0, 0.0)\nw.close()\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(unsettled)], check=True)
+    month_ago = time.time() - 40 * 86_400
+    for path in (old_run.journal.path, unsettled):
+        os.utime(path, (month_ago, month_ago))
+
+    out = CliRunner().invoke(app, ["sync", "-p", "prune", "--json"])
+    assert out.exit_code == 0, out.output
+    actions = {r["run"]: r["action"] for r in json.loads(out.output)}
+    assert actions == {
+        old_run.id: "pruned",
+        recent_run.id: "skipped: already synced",
+        "offline-run": "crashed",
+    }
+    assert not old_run.journal.path.exists()
+    assert recent_run.journal.path.exists() and unsettled.exists()
+    assert db.document(layout.run("prune", "e", "offline-run")).get().get("status") == "crashed"

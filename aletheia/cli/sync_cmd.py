@@ -20,10 +20,21 @@ def sync(
     force: Annotated[
         bool, typer.Option("--force", help="Resend every journal, even settled ones.")
     ] = False,
+    keep_days: Annotated[
+        float,
+        typer.Option(
+            "--keep-days",
+            min=0,
+            help="Delete journals of runs settled in Firestore and untouched this long "
+            "(unsettled journals are always kept).",
+        ),
+    ] = sync_mod.KEEP_SETTLED_DAYS,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Replay local run journals into Firestore (exactly once; safe to run again)."""
-    results = sync_mod.sync_all(settings(), project=project, force=force)
+    resolved = settings()
+    results = sync_mod.sync_all(resolved, project=project, force=force)
+    results += sync_mod.prune_settled(resolved, keep_days=keep_days)
     if as_json:
         console.print_json(json.dumps([r.to_dict() for r in results]))
         return
@@ -32,7 +43,7 @@ def sync(
         return
     table = Table("project", "experiment", "run", "action", "points", "sent", "chunks")
     for r in results:
-        colour = "red" if r.action == "crashed" else "green" if r.action == "synced" else "dim"
+        colour = {"crashed": "red", "synced": "green", "pruned": "yellow"}.get(r.action, "dim")
         table.add_row(
             r.project,
             r.experiment,
