@@ -19,6 +19,10 @@ import numpy as np
 HLL_PRECISION = 12
 
 
+#: Leading zeros of a byte, plus one (9 for a zero byte: look further).
+_RANK_OF_TOP_BYTE = np.array([9] + [8 - int(b).bit_length() + 1 for b in range(1, 256)], np.uint8)
+
+
 class HyperLogLog:
     """Approximate distinct count from 64-bit hashes (Flajolet et al., with linear counting)."""
 
@@ -32,14 +36,22 @@ class HyperLogLog:
         if hashes.size == 0:
             return
         h = hashes.astype(np.uint64, copy=False)
-        index = (h >> np.uint64(64 - self.p)).astype(np.int64)
-        rest = (h << np.uint64(self.p)) & np.uint64(0xFFFFFFFFFFFFFFFF)
-        # rank = leading zeros of the remaining bits + 1; float log2 is exact enough here.
+        index = (h >> np.uint64(64 - self.p)).astype(np.intp)
+        rest = h << np.uint64(self.p)
+        # rank = leading zeros of the remaining bits + 1. The top byte decides for all but
+        # 1 in 256 hashes (a table lookup); only those go the slow way.
+        rank = _RANK_OF_TOP_BYTE[(rest >> np.uint64(56)).astype(np.intp)]
+        deep = np.flatnonzero(rank > 8)
+        if deep.size:
+            rank[deep] = self._deep_rank(rest[deep])
+        np.maximum.at(self.registers, index, rank)
+
+    def _deep_rank(self, rest: np.ndarray) -> np.ndarray:
+        """Rank of values whose top byte is zero (float log2 is exact enough here)."""
         bits = np.zeros(rest.shape, dtype=np.int64)
         nonzero = rest > 0
         bits[nonzero] = np.floor(np.log2(rest[nonzero].astype(np.float64))).astype(np.int64) + 1
-        rank = np.where(nonzero, 64 - bits + 1, 64 - self.p + 1).astype(np.uint8)
-        np.maximum.at(self.registers, index, rank)
+        return np.where(nonzero, 64 - bits + 1, 64 - self.p + 1).astype(np.uint8)
 
     def estimate(self) -> int:
         """The distinct-count estimate."""

@@ -1,0 +1,39 @@
+"""The profiler's sketches against exact answers computed the slow way."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from aletheia.sketches import HLL_PRECISION, HyperLogLog
+
+
+def reference_registers(hashes: list[int], p: int = HLL_PRECISION) -> np.ndarray:
+    """HyperLogLog registers by the definition, one hash at a time in plain Python."""
+    registers = np.zeros(1 << p, dtype=np.uint8)
+    for h in hashes:
+        index = h >> (64 - p)
+        rest = (h << p) & (2**64 - 1)
+        rank = 64 - rest.bit_length() + 1 if rest else 64 - p + 1
+        registers[index] = max(registers[index], rank)
+    return registers
+
+
+def test_registers_match_the_definition_including_long_runs_of_zeros() -> None:
+    rng = np.random.default_rng(3)
+    hashes = rng.integers(0, 2**64 - 1, 20_000, dtype=np.uint64)
+    # Remaining bits with a zero top byte (the table's fallback), all zero, or a single one.
+    edge = [0, 1, 2**51, 2**52, 2**52 - 1, 2**43, 2**63, 2**64 - 1, (5 << 52) | 7]
+    hashes = np.concatenate([hashes, np.array(edge, dtype=np.uint64)])
+    sketch = HyperLogLog()
+    for part in np.array_split(hashes, 7):
+        sketch.add_hashes(part)
+    assert (sketch.registers == reference_registers([int(h) for h in hashes])).all()
+
+
+def test_estimate_is_within_a_few_standard_errors() -> None:
+    rng = np.random.default_rng(11)
+    sketch = HyperLogLog()
+    distinct = rng.integers(0, 2**64 - 1, 500_000, dtype=np.uint64)
+    for _ in range(3):  # repeats do not count twice
+        sketch.add_hashes(distinct)
+    assert abs(sketch.estimate() - 500_000) < 3 * 0.0163 * 500_000
