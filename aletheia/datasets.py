@@ -50,6 +50,8 @@ from aletheia.transfer import NullReporter, Reporter, run_parallel
 MANIFEST_FORMAT = 1
 #: Files written per Firestore batch (the API allows 500 writes).
 BATCH_SIZE = 400
+#: Field of the dataset document naming the version ``files/`` shows.
+FILES_VERSION = "files_version"
 #: Directories never taken into a dataset.
 SKIP_DIRS = frozenset({".git", ".aletheia"})
 #: Written into a ``--to`` directory to know which files a previous pull placed there.
@@ -301,6 +303,8 @@ class DatasetStore:
         body = encode_manifest(entries)
         digest = _sha256_bytes(body)
         latest = self.latest_version(name)
+        if latest is not None:
+            self._repair_files_if_stale(name, latest)
         if latest is not None and latest["manifest_sha256"] == digest:
             result = self._unchanged(name, latest, manifest, hashed)
         else:
@@ -399,6 +403,7 @@ class DatasetStore:
         change = diff_manifests(parent_manifest, manifest)
         if parent is None or version != parent:
             self._sync_files(name, version, parent_manifest, manifest)
+            self._mark_files(name, version)
         return AddResult(
             name,
             version,
@@ -562,6 +567,30 @@ class DatasetStore:
                 else:
                     batch.set(ref, data)
             batch.commit()
+
+    def _mark_files(self, name: str, version: str) -> None:
+        """Record that ``files/`` now shows ``version`` (written last: a crash before leaves
+        the old mark, and the next add repairs ``files/``)."""
+        self.db.document(layout.dataset(self.project, name)).update({FILES_VERSION: version})
+
+    def _repair_files_if_stale(self, name: str, latest: dict[str, Any]) -> None:
+        """Bring ``files/`` to the latest version if an earlier add or rm stopped midway.
+
+        Also covers concurrent adds, whose ``files/`` updates can interleave:
+        whichever finished last set the mark, and any mismatch is fixed here.
+        """
+        if self.info(name).get(FILES_VERSION) == latest["version"]:
+            return
+        shown = {
+            str(d["path"]): FileEntry(str(d["path"]), str(d["sha256"]), int(d.get("size") or 0))
+            for d in (
+                snap.to_dict() or {}
+                for snap in self.db.collection(layout.dataset_files(self.project, name)).stream()
+            )
+            if d.get("path") and d.get("sha256")
+        }
+        self._sync_files(name, latest["version"], shown, self._manifest_of(latest))
+        self._mark_files(name, latest["version"])
 
     def _file_fields(self, name: str, version: str, e: FileEntry) -> dict[str, Any]:
         return {
@@ -811,7 +840,11 @@ class DatasetStore:
             return
         self._sync_files(name, new_latest["version"], removed, self._manifest_of(new_latest))
         dataset_ref.update(
-            {"latest_version": new_latest["version"], "updated_at": firestore.SERVER_TIMESTAMP}
+            {
+                "latest_version": new_latest["version"],
+                FILES_VERSION: new_latest["version"],
+                "updated_at": firestore.SERVER_TIMESTAMP,
+            }
         )
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from google.cloud import firestore, storage
 
-from aletheia import config, layout
+from aletheia import config, datasets, layout
 from aletheia.blobstore import BlobStore
 from aletheia.cache import LocalCache
 from aletheia.datasets import DatasetStore, load_manifest
@@ -272,3 +272,35 @@ def test_upload_records_relpath_and_content_type(store, tmp_path, gcs, stack):
     store.add("typed", data)
     blob = gcs.bucket(stack.bucket).get_blob(layout.blob_name("p1", sha(b"a,b\n")))
     assert blob.metadata == {"relpath": "t/x.csv"} and blob.content_type == "text/csv"
+
+
+def test_files_index_left_stale_by_a_crash_is_repaired_by_the_next_add(
+    store: DatasetStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = make_tree(tmp_path / "d", {"a.csv": b"1\n", "b.csv": b"2\n"})
+    store.add("crashy", data)
+    make_tree(data, {"b.csv": b"changed\n", "c.csv": b"3\n"})
+
+    def crash(*_args: object, **_kwargs: object) -> None:
+        raise KeyboardInterrupt  # the process dies right after the version commit
+
+    with monkeypatch.context() as patched:
+        patched.setattr(DatasetStore, "_sync_files", crash)
+        with pytest.raises(KeyboardInterrupt):
+            store.add("crashy", data)
+    assert store.latest_version("crashy")["version"] == "v2"
+    assert datasets.dataset_versions_with_file(store.db, PROJECT, sha(b"3\n")) == []  # stale
+
+    again = store.add("crashy", data)  # nothing new to add, but files/ gets repaired
+    assert (again.version, again.created) == ("v2", False)
+    shown = {
+        d["path"]: d["sha256"]
+        for d in (
+            s.to_dict()
+            for s in store.db.collection(layout.dataset_files(PROJECT, "crashy")).stream()
+        )
+    }
+    assert shown == {"a.csv": sha(b"1\n"), "b.csv": sha(b"changed\n"), "c.csv": sha(b"3\n")}
+    assert store.info("crashy")["files_version"] == "v2"
+    hits = datasets.dataset_versions_with_file(store.db, PROJECT, sha(b"3\n"))
+    assert [(h["dataset"], h["path"]) for h in hits] == [("crashy", "c.csv")]
