@@ -75,9 +75,10 @@ def whoami(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
         console.print_json(json.dumps(record))
         return
     if user is None:
+        governs = "the emulator's owner token" if resolved.uses_emulators else "IAM governs access"
         console.print(
             f"server credentials on {resolved.cloud_project} (the rules do not apply; "
-            "IAM governs access). Sign in with `aletheia auth login`."
+            f"{governs}). Sign in with `aletheia auth login`."
         )
         return
     console.print(f"{user.email} (uid {user.uid}) on {resolved.cloud_project}")
