@@ -12,6 +12,8 @@ from aletheia import config, journal, layout
 from aletheia.metastore import Metastore
 from aletheia.metrics import CHUNK_POINTS
 
+from helpers import wait_for
+
 PROJECT = "metrics"
 POINTS = 100_000
 
@@ -80,3 +82,22 @@ def test_flush_is_exactly_once_per_chunk(stack: config.Settings, db: firestore.C
     assert again == first
     assert [d["count"] for _, d in sorted(first.items())] == [CHUNK_POINTS, 10]
     run.finish()
+
+
+def test_points_reach_the_disk_without_waiting_for_a_firestore_flush(
+    stack: config.Settings,
+) -> None:
+    """What a SIGKILL would leave: the journal on disk, read by another file handle."""
+    ms = Metastore("durable", flush_interval_s=3600)  # no Firestore flush during the test
+    run = ms.exper("e", git_policy="off").start_run()
+    try:
+        for i in range(10):
+            run.add_metric("loss", float(i))
+        on_disk = wait_for(
+            lambda: journal.read(run.journal.path).point_count == 10 or None,
+            timeout=10,
+            what="10 points in the journal file",
+        )
+        assert on_disk
+    finally:
+        run.finish()
