@@ -17,7 +17,9 @@ and, with ``auth`` (``aletheia local up --auth``), a sixth::
 Each runs in its own process group (gcloud starts java through a shell
 script, so killing one pid would leave java holding the port). What runs
 where is written to ``state.json`` in the stack dir; clients read it, so
-after ``aletheia local up`` nothing needs exporting.
+after ``aletheia local up`` nothing needs exporting. The Firestore emulator
+keeps documents in memory only, so ``down`` exports them into the stack
+dir first and the next ``up`` imports them (``--discard`` drops them).
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ OPTIONAL_PARTS = ("auth",)
 #: Where ``make auth-emulator`` installs firebase-tools in a source checkout.
 FIREBASE_CLI_IN_CHECKOUT = Path(".tools/firebase/node_modules/.bin/firebase")
 FIREBASE_CLI_ENV = "ALETHEIA_FIREBASE_CLI"
+#: Where ``down`` saves the Firestore emulator's documents for the next ``up``.
+FIRESTORE_DATA_DIR = "firestore-data"
 _HTTP_TIMEOUT_S = 2.0
 _STOP_GRACE_S = 10.0
 
@@ -157,12 +161,22 @@ def up(config: StackConfig, *, echo: Callable[[str], None] = print) -> StackStat
     return _start(config, echo)
 
 
-def down(stack_dir: Path, *, echo: Callable[[str], None] = print) -> list[str]:
-    """Stop every part recorded in the stack dir; returns the parts stopped."""
+def down(
+    stack_dir: Path, *, keep_data: bool = True, echo: Callable[[str], None] = print
+) -> list[str]:
+    """Stop every part recorded in the stack dir; returns the parts stopped.
+
+    With ``keep_data`` the Firestore emulator's documents are exported first
+    and the next :func:`up` imports them; without, any saved data is dropped.
+    """
     state = load_state(stack_dir)
     if state is None:
         echo(f"no local stack recorded in {stack_dir}")
         return []
+    if keep_data:
+        _export_firestore(stack_dir, state, echo)
+    else:
+        shutil.rmtree(stack_dir / FIRESTORE_DATA_DIR, ignore_errors=True)
     stopped = []
     for name in reversed(state.part_names):
         part = state.parts.get(name)
@@ -171,6 +185,49 @@ def down(stack_dir: Path, *, echo: Callable[[str], None] = print) -> list[str]:
     (stack_dir / STACK_STATE_FILE).unlink(missing_ok=True)
     echo(f"stopped: {', '.join(stopped) or 'nothing was running'}")
     return stopped
+
+
+def saved_firestore_data(stack_dir: Path) -> Path | None:
+    """The newest complete Firestore export of this stack (its metadata file), if any."""
+    exports = sorted((stack_dir / FIRESTORE_DATA_DIR).glob("firestore_export_*"))
+    for export in reversed(exports):
+        metadata = next(export.glob("*.overall_export_metadata"), None)
+        if metadata is not None:
+            return metadata
+    return None
+
+
+def _export_firestore(stack_dir: Path, state: StackState, echo: Callable[[str], None]) -> None:
+    """Save the emulator's documents (it keeps them in memory only) for the next ``up``.
+
+    The export lands in ``incoming/`` and is moved into place only once the
+    emulator says it is complete, so an interrupted export never replaces a
+    good one.
+    """
+    part = state.parts.get("firestore")
+    if part is None or status_of(part) != "healthy":
+        return
+    project = state.env.get("GOOGLE_CLOUD_PROJECT", LOCAL_CLOUD_PROJECT)
+    data = stack_dir / FIRESTORE_DATA_DIR
+    incoming = data / "incoming"
+    shutil.rmtree(incoming, ignore_errors=True)
+    incoming.mkdir(parents=True)
+    body = {
+        "database": f"projects/{project}/databases/(default)",
+        "export_directory": str(incoming),
+    }
+    try:
+        url = f"http://{part.address}/emulator/v1/projects/{project}:export"
+        requests.post(url, json=body, timeout=300).raise_for_status()
+        (export,) = list(incoming.iterdir())
+    except (requests.RequestException, ValueError) as exc:
+        echo(f"warning: the Firestore data could not be saved ({exc}); it goes with the emulator")
+        return
+    export.rename(data / export.name)
+    for older in data.iterdir():
+        if older.name != export.name:
+            shutil.rmtree(older, ignore_errors=True)
+    echo(f"saved the Firestore data in {data / export.name}")
 
 
 def start_part(config: StackConfig, name: str) -> PartState:
@@ -313,6 +370,9 @@ def _command(config: StackConfig, name: str) -> tuple[list[str], str]:
     if name == "firestore":
         cmd = ["gcloud", "emulators", "firestore", "start", f"--host-port={addr}"]
         cmd.append(f"--rules={_rules(config)}")
+        saved = saved_firestore_data(config.stack_dir)
+        if saved is not None:
+            cmd.append(f"--import-data={saved}")
         return cmd, f"http://{addr}/"
     if name == "pubsub":
         cmd = ["gcloud", "beta", "emulators", "pubsub", "start", f"--host-port={addr}"]

@@ -57,12 +57,12 @@ def local_stack(stack_dir: Path) -> Iterator[dict[str, str]]:
     from aletheia import local
 
     ports = local.free_ports()
-    local.down(stack_dir, echo=lambda _m: None)
+    local.down(stack_dir, keep_data=False, echo=lambda _m: None)
     state = local.up(local.StackConfig(stack_dir=stack_dir, ports=ports), echo=console.print)
     try:
         yield {**state.env, "ALETHEIA_STACK_DIR": str(stack_dir)}
     finally:
-        local.down(stack_dir, echo=console.print)
+        local.down(stack_dir, keep_data=False, echo=console.print)
 
 
 def warm_up() -> None:

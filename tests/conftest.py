@@ -58,7 +58,7 @@ def stack_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local.Stac
     os.environ["ALETHEIA_CACHE_DIR"] = str(home / "cache")
     yield state
     if not reuse:
-        local.down(stack_dir, echo=lambda _msg: None)
+        local.down(stack_dir, keep_data=False, echo=lambda _msg: None)
 
 
 @pytest.fixture(scope="session")

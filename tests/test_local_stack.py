@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
-from aletheia import local
+from aletheia import clients, config, local
 from aletheia.cli import app, main
 from aletheia.errors import LocalStackError
 
@@ -109,3 +110,30 @@ def test_a_part_that_fails_to_start_is_named_and_nothing_is_left_running(tmp_pat
     assert "function.log" in (info.value.hint or "")
     assert _listening(ports) == []  # the emulators started before it were stopped
     assert local.load_state(tmp_path / "stack") is None
+
+
+def _db_of(state: local.StackState) -> Any:
+    """A client on this stack's emulator (never the session's, whatever the environment)."""
+    host = state.env["FIRESTORE_EMULATOR_HOST"]
+    settings = config.resolve({"firestore_emulator_host": host, "identity": "server"})
+    return clients.firestore_client(settings)
+
+
+@pytest.mark.slow
+def test_firestore_data_survives_down_and_up_unless_discarded(tmp_path: Path) -> None:
+    def up() -> local.StackState:
+        cfg = local.StackConfig(stack_dir=tmp_path, ports=local.free_ports())
+        return local.up(cfg, echo=lambda _m: None)
+
+    _db_of(up()).document("Projects/kept").set({"n": 1})
+    assert runner.invoke(app, ["local", "down", "--stack-dir", str(tmp_path)]).exit_code == 0
+    assert local.saved_firestore_data(tmp_path) is not None
+    assert _db_of(up()).document("Projects/kept").get().to_dict() == {"n": 1}
+
+    discard = ["local", "down", "--discard", "--stack-dir", str(tmp_path)]
+    assert runner.invoke(app, discard).exit_code == 0
+    assert local.saved_firestore_data(tmp_path) is None
+    try:
+        assert not _db_of(up()).document("Projects/kept").get().exists
+    finally:
+        local.down(tmp_path, keep_data=False, echo=lambda _m: None)

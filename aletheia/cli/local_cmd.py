@@ -73,9 +73,17 @@ def up(
 
 
 @app.command()
-def down(stack_dir: StackDirOption = None) -> None:
-    """Stop every part of the local stack."""
-    local.down(settings(stack_dir=stack_dir).stack_dir, echo=console.print)
+def down(
+    stack_dir: StackDirOption = None,
+    discard: Annotated[
+        bool,
+        typer.Option(
+            "--discard", help="Drop the Firestore data instead of saving it for the next `up`."
+        ),
+    ] = False,
+) -> None:
+    """Stop every part of the local stack (Firestore's documents are saved for the next `up`)."""
+    local.down(settings(stack_dir=stack_dir).stack_dir, keep_data=not discard, echo=console.print)
 
 
 @app.command()
