@@ -31,7 +31,9 @@ import json
 import os
 import socket
 import stat
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,6 +97,8 @@ class AddResult:
     bytes_hashed: int
     changes: dict[str, int]
     lock_file: Path | None = None
+    #: Wall time of each phase (hashing, uploading, committing, indexing), in seconds.
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -277,6 +281,7 @@ class DatasetStore:
         self.project = layout.validate_id(project, "project name")
         self.workdir = workdir
         self.reporter: Reporter = reporter or NullReporter()
+        self._seconds: dict[str, float] = {}  # phase times of the add in progress
 
     # ------------------------------------------------------------------ add
 
@@ -297,8 +302,10 @@ class DatasetStore:
         only when ``workdir``/cwd is inside a git repo; the CLI's default).
         """
         layout.dataset(self.project, name)  # validates the name before any I/O
-        files = scan_tree(path)
-        entries, hashed, sources = self._hash(files)
+        self._seconds = {}
+        with self._phase("hashing"):
+            files = scan_tree(path)
+            entries, hashed, sources = self._hash(files)
         manifest = {e.path: e for e in entries}
         body = encode_manifest(entries)
         digest = _sha256_bytes(body)
@@ -322,7 +329,17 @@ class DatasetStore:
                 created_by_run,
             )
         lock_file = self._maybe_pin(name, result.version, digest, lock)
-        return AddResult(**{**asdict(result), "lock_file": lock_file})
+        return AddResult(**{**asdict(result), "lock_file": lock_file, "seconds": self._seconds})
+
+    @contextmanager
+    def _phase(self, name: str) -> Iterator[None]:
+        """Time one phase of the current add (reported in ``AddResult.seconds``)."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            elapsed = time.perf_counter() - started
+            self._seconds[name] = round(self._seconds.get(name, 0.0) + elapsed, 3)
 
     def _unchanged(
         self, name: str, latest: dict[str, Any], manifest: dict[str, FileEntry], hashed: int
@@ -385,25 +402,28 @@ class DatasetStore:
     ) -> AddResult:
         parent_manifest = self._manifest_of(latest) if latest is not None else {}
         before = self.blobs.stats.snapshot()
-        uploaded = self._upload_new(manifest, parent_manifest, sources)
-        self.blobs.put_bytes(body, content_type="application/json")
+        with self._phase("uploading"):
+            uploaded = self._upload_new(manifest, parent_manifest, sources)
+            self.blobs.put_bytes(body, content_type="application/json")
         after = self.blobs.stats.snapshot()
-        version, parent, parent_manifest = self._commit(
-            name,
-            manifest,
-            sources,
-            digest,
-            latest,
-            parent_manifest,
-            path,
-            desc,
-            source,
-            created_by_run,
-        )
+        with self._phase("committing"):
+            version, parent, parent_manifest = self._commit(
+                name,
+                manifest,
+                sources,
+                digest,
+                latest,
+                parent_manifest,
+                path,
+                desc,
+                source,
+                created_by_run,
+            )
         change = diff_manifests(parent_manifest, manifest)
         if parent is None or version != parent:
-            self._sync_files(name, version, parent_manifest, manifest)
-            self._mark_files(name, version)
+            with self._phase("indexing"):
+                self._sync_files(name, version, parent_manifest, manifest)
+                self._mark_files(name, version)
         return AddResult(
             name,
             version,

@@ -63,6 +63,10 @@ def add(
         f"({result.file_count} files, {_size(result.total_bytes)}; "
         f"uploaded {result.files_uploaded} files, {_size(result.bytes_uploaded)})"
     )
+    console.print(
+        "  " + ", ".join(f"{phase} {secs:.2f} s" for phase, secs in result.seconds.items()),
+        style="dim",
+    )
     if result.lock_file:
         console.print(f"pinned in {result.lock_file}")
 
