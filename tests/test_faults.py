@@ -64,11 +64,11 @@ def test_firestore_stops_mid_run_and_nothing_is_lost(
             local.suspend_part(part)
             for i in range(2000, 5000):  # logging goes on while Firestore is gone
                 run.add_metric("loss", float(i))
-            wait_for(lambda: run.writer.offline, timeout=60, what="the writer to notice")
+            wait_for(lambda: run.writer.offline, what="the writer to notice")
             for i in range(5000, 6000):
                 run.add_metric("loss", float(i))
             local.resume_part(part)
-            wait_for(lambda: run.writer.caught_up, timeout=60, what="the writer to catch up")
+            wait_for(lambda: run.writer.caught_up, what="the writer to catch up")
             for i in range(6000, 7000):
                 run.add_metric("loss", float(i))
         assert ms.store.stats.failed_commits >= 1

@@ -94,7 +94,7 @@ def test_bad_input_gets_a_terminal_status_and_a_bounded_document(
 ) -> None:
     digest = upload(gcs, stack, make(), relpath)
 
-    doc = wait_terminal(db, digest, timeout=120)
+    doc = wait_terminal(db, digest)
 
     check(doc)
     assert doc["attempts"] == 1  # answered 2xx the first time: no redelivery loop

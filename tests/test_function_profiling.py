@@ -24,7 +24,7 @@ from aletheia import config, layout
 from aletheia.blobstore import BlobStore
 from aletheia.fileevents import PATH_METADATA
 
-from helpers import wait_for
+from helpers import GENEROUS_S, wait_for_document
 
 PROJECT = "vision"
 
@@ -66,14 +66,15 @@ def upload(gcs: storage.Client, settings: config.Settings, data: bytes, relpath:
     return digest
 
 
-def wait_terminal(db: firestore.Client, digest: str, timeout: float = 60) -> dict[str, Any]:
+def wait_terminal(db: firestore.Client, digest: str, timeout: float = GENEROUS_S) -> dict[str, Any]:
     """The Files document once its status is terminal."""
-
-    def probe() -> dict[str, Any] | None:
-        data = db.document(layout.file(PROJECT, digest)).get().to_dict()
-        return data if data and data.get("status") in ("done", "failed", "unsupported") else None
-
-    return wait_for(probe, timeout=timeout, what=f"terminal status of {digest[:8]}")
+    return wait_for_document(
+        db,
+        layout.file(PROJECT, digest),
+        lambda doc: doc.get("status") in ("done", "failed", "unsupported"),
+        timeout=timeout,
+        what=f"terminal status of {digest[:8]}",
+    )
 
 
 def _expected(path: Path) -> dict[str, Any]:

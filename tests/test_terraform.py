@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import re
+import shutil
 import subprocess
 import zipfile
 from pathlib import Path
@@ -265,6 +266,9 @@ def test_every_checkov_skip_is_justified() -> None:
 
 
 def test_terraform_fmt_is_clean() -> None:
+    assert shutil.which("terraform"), (
+        "the terraform CLI is missing: install terraform >= 1.5 (README 'Requirements')"
+    )
     result = subprocess.run(
         ["terraform", "fmt", "-check", "-recursive", "-diff", str(TF)],
         capture_output=True,
