@@ -12,8 +12,10 @@ Layout (see :mod:`aletheia.layout`)::
 Decisions (docs/datasets.md has the long form):
 
 * Version ids are ``v1``, ``v2``, … in commit order; ``parent`` is the version
-  the new one was diffed against. Re-adding data identical to the latest
-  version creates nothing.
+  the new one was diffed against: ``--parent``, else the version the
+  workspace was pulled from, else the lock file's pin, else the latest
+  (versions form a tree; the latest is the highest number). Re-adding data
+  identical to the parent or the latest version creates nothing.
 * The full manifest (sorted ``[path, sha256, size]`` rows, canonical JSON) is
   itself a content-addressed blob; the version document keeps its digest and
   a summary, so it stays a few hundred bytes whatever the file count.
@@ -34,19 +36,19 @@ import stat
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from aletheia import layout, queries
+from aletheia import gitignore, layout, queries, workspace
 from aletheia.blobstore import BlobInfo, BlobStore
 from aletheia.cache import LinkMode, LocalCache, Verify, safe_join
 from aletheia.errors import ConflictError, IntegrityError, NotFoundError, ValidationError
 from aletheia.hashing import StatKey, default_workers, sha256_files
-from aletheia.lockfile import LockFile, find_repo_root
+from aletheia.lockfile import LockFile, Pin, find_repo_root
 from aletheia.transfer import NullReporter, Reporter, run_parallel
 
 MANIFEST_FORMAT = 1
@@ -54,10 +56,10 @@ MANIFEST_FORMAT = 1
 BATCH_SIZE = 400
 #: Field of the dataset document naming the version ``files/`` shows.
 FILES_VERSION = "files_version"
-#: Directories never taken into a dataset.
-SKIP_DIRS = frozenset({".git", ".aletheia"})
-#: Written into a ``--to`` directory to know which files a previous pull placed there.
-PULL_STATE = ".aletheia-pull.json"
+#: Directories never taken into a dataset (aletheia's and git's own).
+SKIP_DIRS = workspace.OWN_DIRS
+#: Written into a ``--to`` directory: which version and files a previous pull placed there.
+PULL_STATE = workspace.PULL_STATE
 #: Attempts at committing a version when concurrent adders race for the same id.
 MAX_COMMIT_ATTEMPTS = 20
 
@@ -99,6 +101,12 @@ class AddResult:
     lock_file: Path | None = None
     #: Wall time of each phase (hashing, uploading, committing, indexing), in seconds.
     seconds: dict[str, float] = field(default_factory=dict)
+    #: Why ``parent`` is the parent: "explicit", "pull-state", "lock" or "latest".
+    parent_from: str | None = None
+    #: The data's path in the git repository recorded in the lock file (None: not recorded).
+    workspace_path: str | None = None
+    #: Lines this add appended to the repository's .gitignore.
+    gitignore_added: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -204,6 +212,8 @@ def scan_tree(path: Path) -> list[tuple[str, Path]]:
     Symlinks are followed (their targets' bytes are the data); a symlink loop,
     a dangling link, an unreadable directory, a special file or an empty tree
     is a :class:`ValidationError` raised before anything is uploaded.
+    Aletheia's own files (:mod:`aletheia.workspace`: the pull state, ``.aletheia/``,
+    partial downloads) and ``.git/`` are never data and are left out.
     """
     root = Path(path).expanduser()
     if not root.exists():
@@ -211,6 +221,8 @@ def scan_tree(path: Path) -> list[tuple[str, Path]]:
             raise ValidationError(f"{root} is a dangling symlink", "point it at real data")
         raise ValidationError(f"{root} does not exist", "check the path you passed")
     if root.is_file():
+        if workspace.is_own_file(root.name):
+            raise ValidationError(f"{root} is aletheia's own file, not data", "add your data")
         return [(layout.validate_relpath(root.name), root.resolve())]
     found: list[tuple[str, Path]] = []
     _walk(root.resolve(), "", {_dir_key(root)}, found)
@@ -233,6 +245,8 @@ def _walk(directory: Path, prefix: str, ancestors: set[tuple[int, int]], out: li
             f"cannot list {directory}: permission denied", "fix its permissions or leave it out"
         ) from exc
     for entry in entries:
+        if entry.name in SKIP_DIRS or workspace.is_own_file(entry.name):
+            continue  # by name, before following links: never data, whatever it points at
         rel = f"{prefix}{entry.name}"
         full = Path(entry.path)
         try:
@@ -244,8 +258,6 @@ def _walk(directory: Path, prefix: str, ancestors: set[tuple[int, int]], out: li
                 f"cannot follow {full}: {exc.strerror}", "fix or remove it"
             ) from exc
         if stat.S_ISDIR(st.st_mode):
-            if entry.name in SKIP_DIRS:
-                continue
             key = (st.st_dev, st.st_ino)
             if key in ancestors:
                 raise ValidationError(
@@ -260,6 +272,15 @@ def _walk(directory: Path, prefix: str, ancestors: set[tuple[int, int]], out: li
 
 
 # --------------------------------------------------------------------------- the store
+
+
+@dataclass(frozen=True)
+class _Place:
+    """A git repository and where in it a dataset's workspace is (``rel`` None: outside)."""
+
+    root: Path
+    rel: str | None
+    is_file: bool
 
 
 class DatasetStore:
@@ -294,15 +315,21 @@ class DatasetStore:
         source: str | None = None,
         created_by_run: str | None = None,
         lock: bool | None = False,
+        parent: str | None = None,
     ) -> AddResult:
         """Register the files under ``path`` as the next version of ``name``.
 
-        Unchanged data (same manifest as the latest version) makes no new
-        version. ``lock``: pin the result in the git repo's lock file (``None``:
-        only when ``workdir``/cwd is inside a git repo; the CLI's default).
+        The parent is ``parent`` if given, else the version the workspace was
+        pulled from (its pull state), else the lock file's pin, else the latest
+        version (:meth:`choose_parent`). Data identical to the parent or to the
+        latest version makes no new version. ``lock``: pin the result in the git
+        repo's lock file (``None``: only when ``workdir``/cwd is inside a git
+        repo; the CLI's default); a pinned ``path`` inside the repository is
+        also recorded there and kept out of git (:mod:`aletheia.gitignore`).
         """
         layout.dataset(self.project, name)  # validates the name before any I/O
         self._seconds = {}
+        place = self._workspace_in_repo(path, lock)  # refusals before any hashing or upload
         with self._phase("hashing"):
             files = scan_tree(path)
             entries, hashed, sources = self._hash(files)
@@ -312,8 +339,12 @@ class DatasetStore:
         latest = self.latest_version(name)
         if latest is not None:
             self._repair_files_if_stale(name, latest)
-        if latest is not None and latest["manifest_sha256"] == digest:
-            result = self._unchanged(name, latest, manifest, hashed)
+        base, parent_from = self.choose_parent(name, path, parent, latest)
+        same = next(
+            (d for d in (base, latest) if d is not None and d["manifest_sha256"] == digest), None
+        )
+        if same is not None:
+            result = self._unchanged(name, same, manifest, hashed)
         else:
             result = self._add_version(
                 name,
@@ -321,15 +352,101 @@ class DatasetStore:
                 sources,
                 body,
                 digest,
-                latest,
+                (base, latest, parent_from),
                 hashed,
                 path,
                 desc,
                 source,
                 created_by_run,
             )
-        lock_file = self._maybe_pin(name, result.version, digest, lock)
-        return AddResult(**{**asdict(result), "lock_file": lock_file, "seconds": self._seconds})
+        self._remember_in_workspace(name, path, result.version, digest, manifest)
+        lock_file, rel, added = self._maybe_pin(name, result.version, digest, lock, place)
+        return replace(
+            result,
+            lock_file=lock_file,
+            seconds=self._seconds,
+            parent_from=parent_from if result.created else None,
+            workspace_path=rel,
+            gitignore_added=added,
+        )
+
+    def choose_parent(
+        self,
+        name: str,
+        path: Path,
+        explicit: str | None = None,
+        latest: dict[str, Any] | None = None,
+    ) -> tuple[dict[str, Any] | None, str | None]:
+        """The version a new version of ``name`` from ``path`` descends from, and why.
+
+        In order: ``explicit`` (must exist); the version the workspace's pull
+        state says was placed there (the data was pulled from it, or added from
+        here as it); the git repository's pin of ``name``; the latest version.
+        A pull state or pin naming a removed version (or, for a pin, other data
+        than the lock file recorded) is passed over. Returns ``(version
+        document or None, "explicit" | "pull-state" | "lock" | "latest" | None)``.
+        """
+        if explicit is not None:
+            version = layout.validate_id(explicit, "dataset version")
+            return _version_doc(self.db, self.project, name, version), "explicit"
+        pulled = self._pulled_version(name, Path(path).expanduser())
+        if pulled is not None:
+            doc = self._version_or_none(name, pulled)
+            if doc is not None:
+                return doc, "pull-state"
+        root = find_repo_root(self.workdir)
+        pin = LockFile.load(root).get(self.project, name) if root is not None else None
+        if pin is not None:
+            doc = self._version_or_none(name, Pin(pin.version, pin.manifest_sha256))
+            if doc is not None:
+                return doc, "lock"
+        if latest is None:
+            latest = self.latest_version(name)
+        return latest, ("latest" if latest is not None else None)
+
+    def _pulled_version(self, name: str, path: Path) -> Pin | None:
+        """What the pull state of ``path``'s workspace says of ``name`` (a file: if it
+        was one of the files placed)."""
+        if not path.exists():
+            return None
+        entry = workspace.PullState.load(workspace.workspace_dir(path)).get(self.project, name)
+        if entry is None or entry.version is None:
+            return None
+        if not path.is_dir() and path.name not in entry.files:
+            return None
+        return Pin(entry.version, entry.manifest_sha256)
+
+    def _version_or_none(self, name: str, pin: Pin) -> dict[str, Any] | None:
+        """The version document ``pin`` names, if it exists and holds the data it recorded."""
+        try:
+            version = layout.validate_id(pin.version, "dataset version")
+        except ValidationError:
+            return None
+        snap = self.db.document(layout.dataset_version(self.project, name, version)).get()
+        doc = snap.to_dict() if snap.exists else None
+        if doc is None or (pin.manifest_sha256 and doc["manifest_sha256"] != pin.manifest_sha256):
+            return None
+        return doc
+
+    def _remember_in_workspace(
+        self, name: str, path: Path, version: str, digest: str, manifest: dict[str, FileEntry]
+    ) -> None:
+        """A pulled workspace now holds ``version``: its next edit descends from it.
+
+        Only a workspace that already has a pull state is updated (an add does
+        not start writing into directories aletheia never pulled into); a
+        read-only one is left as it is.
+        """
+        path = Path(path).expanduser()
+        directory = workspace.workspace_dir(path)
+        if not (directory / PULL_STATE).is_file():
+            return
+        state = workspace.PullState.load(directory)
+        try:
+            state.record(self.project, name, version, digest, sorted(manifest))
+            state.save()
+        except OSError:
+            pass  # the state only ever saves work; the lock pin still names the version
 
     @contextmanager
     def _phase(self, name: str) -> Iterator[None]:
@@ -342,13 +459,13 @@ class DatasetStore:
             self._seconds[name] = round(self._seconds.get(name, 0.0) + elapsed, 3)
 
     def _unchanged(
-        self, name: str, latest: dict[str, Any], manifest: dict[str, FileEntry], hashed: int
+        self, name: str, same: dict[str, Any], manifest: dict[str, FileEntry], hashed: int
     ) -> AddResult:
         return AddResult(
             name,
-            latest["version"],
+            same["version"],
             False,
-            latest.get("parent"),
+            same.get("parent"),
             len(manifest),
             sum(e.size for e in manifest.values()),
             0,
@@ -393,26 +510,27 @@ class DatasetStore:
         sources: dict[str, Path],
         body: bytes,
         digest: str,
-        latest: dict[str, Any] | None,
+        bases: tuple[dict[str, Any] | None, dict[str, Any] | None, str | None],
         hashed: int,
         path: Path,
         desc: str | None,
         source: str | None,
         created_by_run: str | None,
     ) -> AddResult:
-        parent_manifest = self._manifest_of(latest) if latest is not None else {}
+        base, latest, parent_from = bases
+        parent_manifest = self._manifest_of(base) if base is not None else {}
         before = self.blobs.stats.snapshot()
         with self._phase("uploading"):
             uploaded = self._upload_new(manifest, parent_manifest, sources)
             self.blobs.put_bytes(body, content_type="application/json")
         after = self.blobs.stats.snapshot()
         with self._phase("committing"):
-            version, parent, parent_manifest = self._commit(
+            version, parent, parent_manifest, previous = self._commit(
                 name,
                 manifest,
                 sources,
                 digest,
-                latest,
+                (base, latest, parent_from in (None, "latest")),
                 parent_manifest,
                 path,
                 desc,
@@ -422,7 +540,14 @@ class DatasetStore:
         change = diff_manifests(parent_manifest, manifest)
         if parent is None or version != parent:
             with self._phase("indexing"):
-                self._sync_files(name, version, parent_manifest, manifest)
+                # files/ shows the previous latest version, which need not be the parent.
+                if previous is None:
+                    shown: dict[str, FileEntry] = {}
+                elif base is not None and previous["version"] == base["version"]:
+                    shown = parent_manifest
+                else:
+                    shown = self._manifest_of(previous)
+                self._sync_files(name, version, shown, manifest)
                 self._mark_files(name, version)
         return AddResult(
             name,
@@ -470,20 +595,24 @@ class DatasetStore:
         manifest: dict[str, FileEntry],
         sources: dict[str, Path],
         digest: str,
-        latest: dict[str, Any] | None,
+        bases: tuple[dict[str, Any] | None, dict[str, Any] | None, bool],
         parent_manifest: dict[str, FileEntry],
         path: Path,
         desc: str | None,
         source: str | None,
         created_by_run: str | None,
-    ) -> tuple[str, str | None, dict[str, FileEntry]]:
+    ) -> tuple[str, str | None, dict[str, FileEntry], dict[str, Any] | None]:
         """Write the version and dataset documents in one batch (the commit point).
 
-        Concurrent adders race for ``v{n}`` with ``create``; the loser re-reads
-        the latest version: identical data means its work is already committed,
-        otherwise it diffs against the winner and tries ``v{n+1}``. Returns
-        ``(version, parent, parent manifest)``.
+        ``bases`` is ``(parent, latest seen, whether the parent follows the
+        latest)``. Concurrent adders race for ``v{n}`` with ``create``; the
+        loser re-reads the latest version: identical data means its work is
+        already committed; otherwise it tries ``v{n+1}``, and if its parent was
+        just "the latest" it diffs against the winner instead (a parent chosen
+        from the workspace or the lock file stays). Returns ``(version, parent,
+        parent manifest, the latest version before this one)``.
         """
+        base, latest, follow_latest = bases
         for _ in range(MAX_COMMIT_ATTEMPTS):
             # Counter first, then the latest version: both come from one atomic
             # commit, so seeing a concurrent commit's counter implies seeing its version.
@@ -491,13 +620,15 @@ class DatasetStore:
             fresh = self.latest_version(name)
             if (fresh or {}).get("version") != (latest or {}).get("version"):
                 if fresh is not None and fresh["manifest_sha256"] == digest:
-                    return fresh["version"], fresh["version"], manifest
+                    return fresh["version"], fresh["version"], manifest, fresh
                 latest = fresh
-                parent_manifest = self._manifest_of(latest) if latest else {}
-                self._upload_new(manifest, parent_manifest, sources)
+                if follow_latest:
+                    base = latest
+                    parent_manifest = self._manifest_of(base) if base else {}
+                    self._upload_new(manifest, parent_manifest, sources)
             seq = max(used, int(latest["seq"]) if latest else 0) + 1
             version = f"v{seq}"
-            parent = latest["version"] if latest else None
+            parent = base["version"] if base else None
             change = diff_manifests(parent_manifest, manifest)
             batch = self.db.batch()
             batch.create(
@@ -523,7 +654,7 @@ class DatasetStore:
             )
             try:
                 batch.commit()
-                return version, parent, parent_manifest
+                return version, parent, parent_manifest, latest
             except (gexc.AlreadyExists, gexc.Conflict):
                 continue  # another adder took this id: look again
         raise ConflictError(
@@ -624,7 +755,17 @@ class DatasetStore:
             "kind": "dataset",
         }
 
-    def _maybe_pin(self, name: str, version: str, digest: str, lock: bool | None) -> Path | None:
+    def _workspace_in_repo(
+        self, path: Path | None, lock: bool | None, *, is_dir: bool | None = None
+    ) -> _Place | None:
+        """Where pinning will record ``path``: checked before any hashing or upload.
+
+        ``None`` when nothing is pinned. Data outside the repository is pinned
+        without a path. Data inside must not be the repository itself (or git's
+        or aletheia's own files), and must not be tracked by git already: a
+        .gitignore cannot hide tracked files, so the user is told the
+        ``git rm --cached`` to run.
+        """
         if lock is False:
             return None
         root = find_repo_root(self.workdir)
@@ -635,10 +776,44 @@ class DatasetStore:
                     "run it inside your repo, or pass --no-lock",
                 )
             return None
-        lock_file = LockFile.load(root)
-        lock_file.pin(self.project, name, version, digest)
+        if path is None:
+            return _Place(root, None, False)
+        rel = gitignore.repo_relative(root, Path(path))
+        if rel is None:
+            return _Place(root, None, False)
+        gitignore.check_workspace_path(rel)
+        if is_dir is None:
+            is_dir = Path(path).expanduser().is_dir()
+        tracked = gitignore.tracked_files(root, rel)
+        if tracked:
+            command = gitignore.untrack_command(rel, is_dir)
+            raise ValidationError(
+                f"{rel} is tracked by git ({len(tracked)} file(s)); aletheia keeps data out of "
+                f"git, and a .gitignore cannot hide tracked files",
+                f"stop tracking it (the files stay on disk): `{command}`, commit, "
+                "then add again; or pass --no-lock to leave git alone",
+            )
+        return _Place(root, rel, not is_dir)
+
+    def _maybe_pin(
+        self, name: str, version: str, digest: str, lock: bool | None, place: _Place | None
+    ) -> tuple[Path | None, str | None, list[str]]:
+        """Pin ``version`` (and the workspace path, kept out of git) in the lock file.
+
+        Returns ``(lock file, recorded path, lines added to .gitignore)``.
+        """
+        if lock is False or place is None:
+            return None, None, []
+        added: list[str] = []
+        if place.rel is not None:
+            # A single file's directory also receives the pull state of later pulls.
+            parent = str(Path(place.rel).parent.as_posix())
+            also = (f"{parent}/{PULL_STATE}" if parent != "." else PULL_STATE,)
+            added = gitignore.ignore(place.root, place.rel, also=also if place.is_file else ())
+        lock_file = LockFile.load(place.root)
+        lock_file.pin(self.project, name, version, digest, path=place.rel)
         lock_file.save()
-        return lock_file.path
+        return lock_file.path, place.rel, added
 
     # ------------------------------------------------------------------ read
 
@@ -740,6 +915,7 @@ class DatasetStore:
         re-downloaded when missing or corrupt.
         """
         resolved, expected = self._resolve(name, version)
+        place = self._workspace_in_repo(to, True, is_dir=True) if lock else None
         doc = _version_doc(self.db, self.project, name, resolved)
         if expected is not None and doc["manifest_sha256"] != expected:
             raise ConflictError(
@@ -753,12 +929,13 @@ class DatasetStore:
             self._fetch_missing(files, verify)
             if to is None:
                 local_path = self.cache.root / "checkouts" / self.project / name / resolved
-                self._checkout(files, local_path, link or "hardlink")
+                mode: LinkMode = link or "hardlink"
             else:
                 local_path = Path(to).expanduser().resolve()
-                self._checkout(files, local_path, link or "copy")
+                mode = link or "copy"
+            self._checkout(files, local_path, mode, (name, resolved, doc["manifest_sha256"]))
         if lock:
-            self._maybe_pin(name, resolved, doc["manifest_sha256"], True)
+            self._maybe_pin(name, resolved, doc["manifest_sha256"], True, place)
         return DatasetHandle(name, resolved, local_path, files, doc["manifest_sha256"])
 
     def _fetch_missing(self, files: list[FileEntry], verify: Verify) -> None:
@@ -773,10 +950,15 @@ class DatasetStore:
 
             run_parallel(one, missing)
 
-    def _checkout(self, files: list[FileEntry], root: Path, mode: LinkMode) -> None:
+    def _checkout(
+        self, files: list[FileEntry], root: Path, mode: LinkMode, what: tuple[str, str, str]
+    ) -> None:
+        """Place ``files`` under ``root``; remove files this dataset's previous pull placed
+        there that this version lacks; record ``what`` (name, version, manifest digest)."""
+        name, version, digest = what
         root.mkdir(parents=True, exist_ok=True)
-        state_file = root / PULL_STATE
-        previous = _read_pull_state(state_file)
+        state = workspace.PullState.load(root)
+        previous = state.previous_files(self.project, name)
         wanted = {e.path for e in files}
         for e in files:
             dest = safe_join(root, e.path)
@@ -787,7 +969,8 @@ class DatasetStore:
             target = safe_join(root, stale)
             if target.is_file() or target.is_symlink():
                 target.unlink()
-        state_file.write_text(json.dumps(sorted(wanted)) + "\n", encoding="utf-8")
+        state.record(self.project, name, version, digest, sorted(wanted))
+        state.save()
 
     def _already_placed(self, dest: Path, e: FileEntry, mode: LinkMode) -> bool:
         try:
@@ -866,13 +1049,6 @@ class DatasetStore:
                 "updated_at": firestore.SERVER_TIMESTAMP,
             }
         )
-
-
-def _read_pull_state(path: Path) -> set[str]:
-    try:
-        return set(json.loads(path.read_text(encoding="utf-8")))
-    except (FileNotFoundError, ValueError):
-        return set()
 
 
 def _sha256_bytes(data: bytes) -> str:
