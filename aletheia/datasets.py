@@ -43,9 +43,9 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from aletheia import gitignore, layout, queries, workspace
+from aletheia import checkout, gitignore, layout, queries, workspace
 from aletheia.blobstore import BlobInfo, BlobStore
-from aletheia.cache import LinkMode, LocalCache, Verify, safe_join
+from aletheia.cache import LinkMode, LocalCache, Verify
 from aletheia.errors import ConflictError, IntegrityError, NotFoundError, ValidationError
 from aletheia.hashing import StatKey, default_workers, sha256_files
 from aletheia.lockfile import LockFile, Pin, find_repo_root
@@ -905,13 +905,16 @@ class DatasetStore:
         link: LinkMode | None = None,
         verify: Verify = "stat",
         lock: bool = False,
+        force: bool = False,
     ) -> DatasetHandle:
         """Resolve a version and (with ``download``) put its files on local disk.
 
         Without ``to`` the files are hard-linked (read-only) into a checkout
         directory inside the cache; with ``to`` they are copied there (``link``
         overrides) and files an earlier pull placed there but this version
-        lacks are removed. Cached objects are verified (``verify``) and
+        lacks are removed. A file there holding bytes no version placed (a local
+        edit) is never overwritten or removed unless ``force``
+        (:class:`ConflictError`). Cached objects are verified (``verify``) and
         re-downloaded when missing or corrupt.
         """
         resolved, expected = self._resolve(name, version)
@@ -933,7 +936,8 @@ class DatasetStore:
             else:
                 local_path = Path(to).expanduser().resolve()
                 mode = link or "copy"
-            self._checkout(files, local_path, mode, (name, resolved, doc["manifest_sha256"]))
+            what = (name, resolved, doc["manifest_sha256"])
+            self._checkout(files, local_path, mode, what, force)
         if lock:
             self._maybe_pin(name, resolved, doc["manifest_sha256"], True, place)
         return DatasetHandle(name, resolved, local_path, files, doc["manifest_sha256"])
@@ -951,36 +955,31 @@ class DatasetStore:
             run_parallel(one, missing)
 
     def _checkout(
-        self, files: list[FileEntry], root: Path, mode: LinkMode, what: tuple[str, str, str]
+        self,
+        files: list[FileEntry],
+        root: Path,
+        mode: LinkMode,
+        what: tuple[str, str, str],
+        force: bool = False,
     ) -> None:
-        """Place ``files`` under ``root``; remove files this dataset's previous pull placed
-        there that this version lacks; record ``what`` (name, version, manifest digest)."""
+        """Place ``files`` under ``root`` (:func:`aletheia.checkout.place`: local edits are
+        never overwritten unless ``force``); record ``what`` (name, version, digest)."""
         name, version, digest = what
-        root.mkdir(parents=True, exist_ok=True)
         state = workspace.PullState.load(root)
-        previous = state.previous_files(self.project, name)
-        wanted = {e.path for e in files}
-        for e in files:
-            dest = safe_join(root, e.path)
-            if self._already_placed(dest, e, mode):
-                continue
-            self.cache.materialize(e.sha256, dest, mode)
-        for stale in sorted(previous - wanted):
-            target = safe_join(root, stale)
-            if target.is_file() or target.is_symlink():
-                target.unlink()
-        state.record(self.project, name, version, digest, sorted(wanted))
+        entry = state.get(self.project, name)
+        previous: dict[str, str] = {}
+        if entry is not None and entry.version is not None:
+            doc = self._version_or_none(name, Pin(entry.version, entry.manifest_sha256))
+            if doc is not None:
+                previous = {p: e.sha256 for p, e in self._manifest_of(doc).items()}
+        plan = checkout.Placement(
+            {e.path: e.sha256 for e in files},
+            previous,
+            state.previous_files(self.project, name),
+        )
+        checkout.place(self.cache, root, plan, mode, stored=self.blobs.exists, force=force)
+        state.record(self.project, name, version, digest, sorted(plan.files))
         state.save()
-
-    def _already_placed(self, dest: Path, e: FileEntry, mode: LinkMode) -> bool:
-        try:
-            st = dest.stat()
-        except FileNotFoundError:
-            return False
-        src = self.cache.path(e.sha256)
-        if mode == "hardlink" or mode == "symlink":
-            return dest.resolve() == src or st.st_ino == src.stat().st_ino
-        return self.cache.index.lookup(dest.resolve(), StatKey.of(st)) == e.sha256
 
     # ------------------------------------------------------------------ remove
 

@@ -60,6 +60,7 @@ def pull(
     *,
     to: Path | None = None,
     lock: bool = False,
+    force: bool = False,
 ) -> tuple[DatasetHandle, str | None]:
     """Pull one dataset, verified; without ``to`` and ``version``, to its recorded workspace.
 
@@ -72,12 +73,17 @@ def pull(
             target = workspace_target(
                 root, pin.path, list(store.manifest(name, pin.version).values())
             )
-            return store.get(name, None, to=target, verify="full", lock=lock), pin.path
-    return store.get(name, version, to=to, verify="full", lock=lock), None
+            handle = store.get(name, None, to=target, verify="full", lock=lock, force=force)
+            return handle, pin.path
+    return store.get(name, version, to=to, verify="full", lock=lock, force=force), None
 
 
 def pull_pinned(
-    store_for: Callable[[str], DatasetStore], project: str | None, workdir: Path | None = None
+    store_for: Callable[[str], DatasetStore],
+    project: str | None,
+    workdir: Path | None = None,
+    *,
+    force: bool = False,
 ) -> list[PulledPin]:
     """Pull every dataset the repository's lock file pins (of ``project``, or of all).
 
@@ -100,7 +106,7 @@ def pull_pinned(
     for p in projects:
         store = store_for(p)
         for name in lock.pins_of(p):
-            handle, used = pull(store, name)
+            handle, used = pull(store, name, force=force)
             out.append(
                 PulledPin(p, name, handle.version, used, handle.local_path, len(handle.files))
             )

@@ -11,7 +11,7 @@ from test_datasets import make_tree, sha, store_for
 
 from aletheia import drift, layout
 from aletheia.datasets import PULL_STATE, DatasetStore
-from aletheia.errors import NotFoundError, ValidationError
+from aletheia.errors import ConflictError, NotFoundError, ValidationError
 from aletheia.lockfile import LockFile
 
 from helpers import wait_for
@@ -139,3 +139,39 @@ def test_unedited_pull_of_an_older_version_is_that_version(store, tmp_path):
     assert (same.version, same.created) == ("v2", False)
     assert [v["version"] for v in store.versions("tree")] == ["v1", "v2", "v3"]
     assert sha(b"k\n1\n") in {e.sha256 for e in store.manifest("tree", "v2").values()}
+
+
+def test_pull_never_overwrites_or_removes_local_edits_unless_forced(store, tmp_path):
+    data = make_tree(tmp_path / "d", {"a.csv": b"a1\n", "b.csv": b"b1\n"})
+    store.add("ds", data)
+    (data / "b.csv").unlink()
+    make_tree(data, {"a.csv": b"a2\n", "c.csv": b"c2\n"})
+    assert store.add("ds", data).version == "v2"
+
+    work = tmp_path / "work"
+    store.get("ds", "v1", to=work)
+    (work / "a.csv").write_bytes(b"my unsaved edit\n")  # v2 would overwrite it
+    (work / "b.csv").write_bytes(b"edited too\n")  # v2 lacks it: it would be removed
+    with pytest.raises(ConflictError, match=r"2 file\(s\).*a\.csv, b\.csv") as refused:
+        store.get("ds", "v2", to=work)
+    assert "--force" in str(refused.value)
+    assert (work / "a.csv").read_bytes() == b"my unsaved edit\n"
+    assert (work / "b.csv").read_bytes() == b"edited too\n"
+    assert not (work / "c.csv").exists()  # refused before anything changed
+
+    # Once saved as a version, the same pull goes ahead.
+    saved = store.add("ds", work)
+    assert (saved.version, saved.parent) == ("v3", "v1")
+    store.get("ds", "v2", to=work)
+    assert sorted(p.name for p in work.iterdir() if not p.name.startswith(".")) == [
+        "a.csv",
+        "c.csv",
+    ]
+
+    # A file of the user's in a fresh directory is not overwritten either,
+    # but bytes some version holds may be (they are in the bucket).
+    fresh = make_tree(tmp_path / "fresh", {"a.csv": b"mine\n", "b.csv": b"a2\n"})
+    with pytest.raises(ConflictError, match="a.csv"):
+        store.get("ds", "v1", to=fresh)
+    store.get("ds", "v1", to=fresh, force=True)
+    assert (fresh / "a.csv").read_bytes() == b"a1\n" and (fresh / "b.csv").read_bytes() == b"b1\n"

@@ -211,6 +211,12 @@ def pull(
     lock: Annotated[
         bool, typer.Option("--lock/--no-lock", help="Pin the pulled version in the lock file.")
     ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Overwrite or remove local edits no version holds (they are lost)."
+        ),
+    ] = False,
     project: ProjectOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -218,12 +224,13 @@ def pull(
 
     Without NAME, pull every dataset the repository's lock file pins (of
     --project, else of every project in it) to the path it records, like
-    `dvc pull` in a fresh clone.
+    `dvc pull` in a fresh clone. Local edits in the way (bytes no version
+    holds) stop the pull unless --force.
     """
     if name is None:
         if version is not None or to is not None or lock:
             raise typer.BadParameter("--version, --to and --lock need a dataset NAME")
-        done = pulling.pull_pinned(lambda p: dataset_store(p, quiet=as_json), project)
+        done = pulling.pull_pinned(lambda p: dataset_store(p, quiet=as_json), project, force=force)
         if as_json:
             _emit_json([d.__dict__ for d in done])
             return
@@ -232,7 +239,7 @@ def pull(
             console.print(f"{d.project}/{d.name} {d.version}: {d.file_count} files in {where}")
         return
     handle, used = pulling.pull(
-        dataset_store(project, quiet=as_json), name, version, to=to, lock=lock
+        dataset_store(project, quiet=as_json), name, version, to=to, lock=lock, force=force
     )
     if as_json:
         _emit_json(
