@@ -70,9 +70,21 @@ def pattern(rel: str) -> str:
 
 
 def tracked_files(repo_root: Path, rel: str) -> list[str]:
-    """Files under ``rel`` that git tracks (the index), which a .gitignore cannot hide."""
+    """Files under ``rel`` that git tracks (the index), which a .gitignore cannot hide.
+
+    Empty files are left out: placeholders such as ``data/raw/.gitkeep`` (the
+    cookiecutter-data-science layout) keep a directory in git, hold no data,
+    and stay tracked harmlessly once the directory is ignored.
+    """
     out = _git(repo_root, "ls-files", "-z", "--", f":(literal){rel}")
-    return [p for p in out.split("\0") if p]
+    return [p for p in out.split("\0") if p and _size(repo_root / p) != 0]
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None  # tracked but gone from disk: still tracked, so still reported
 
 
 def untrack_command(rel: str, is_dir: bool) -> str:

@@ -178,6 +178,14 @@ def test_data_already_tracked_by_git_is_refused_with_the_command_to_run(
     assert "?? data" not in git(repo, "status", "--porcelain", "--untracked-files=all")
     assert git(repo, "check-ignore", "data/more/x.csv").strip() == "data/more/x.csv"
 
+    # An empty placeholder that keeps a directory in git is no reason to refuse.
+    make_tree(repo / "raw", {".gitkeep": b""})
+    git(repo, "add", "raw/.gitkeep")
+    git(repo, "commit", "-q", "-m", "keep raw/")
+    make_tree(repo / "raw", {"big.bin": b"data" * 1000})
+    assert cli("add", "raw2", "raw")["version"] == "v1"
+    assert git(repo, "check-ignore", "raw/big.bin").strip() == "raw/big.bin"
+
     # The repository itself (it holds the lock file) is never ignored.
     whole = runner.invoke(app, ["datasets", "add", "everything", ".", "-p", P])
     assert whole.exit_code == ValidationError.exit_code and "lock file" in whole.output
