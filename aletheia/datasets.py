@@ -43,7 +43,7 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from aletheia import checkout, gitignore, layout, queries, workspace
+from aletheia import checkout, layout, parents, queries, repo_pin, workspace
 from aletheia.blobstore import BlobInfo, BlobStore
 from aletheia.cache import LinkMode, LocalCache, Verify
 from aletheia.errors import ConflictError, IntegrityError, NotFoundError, ValidationError
@@ -274,15 +274,6 @@ def _walk(directory: Path, prefix: str, ancestors: set[tuple[int, int]], out: li
 # --------------------------------------------------------------------------- the store
 
 
-@dataclass(frozen=True)
-class _Place:
-    """A git repository and where in it a dataset's workspace is (``rel`` None: outside)."""
-
-    root: Path
-    rel: str | None
-    is_file: bool
-
-
 class DatasetStore:
     """Add, resolve, pull, diff and remove dataset versions of one project."""
 
@@ -321,15 +312,15 @@ class DatasetStore:
 
         The parent is ``parent`` if given, else the version the workspace was
         pulled from (its pull state), else the lock file's pin, else the latest
-        version (:meth:`choose_parent`). Data identical to the parent or to the
+        version (:func:`aletheia.parents.choose_parent`). Data identical to the parent or to the
         latest version makes no new version. ``lock``: pin the result in the git
         repo's lock file (``None``: only when ``workdir``/cwd is inside a git
         repo; the CLI's default); a pinned ``path`` inside the repository is
-        also recorded there and kept out of git (:mod:`aletheia.gitignore`).
+        also recorded there and kept out of git (:mod:`aletheia.repo_pin`).
         """
         layout.dataset(self.project, name)  # validates the name before any I/O
         self._seconds = {}
-        place = self._workspace_in_repo(path, lock)  # refusals before any hashing or upload
+        place = repo_pin.plan(self.workdir, path, lock)  # refusals before any hashing or upload
         with self._phase("hashing"):
             files = scan_tree(path)
             entries, hashed, sources = self._hash(files)
@@ -339,7 +330,9 @@ class DatasetStore:
         latest = self.latest_version(name)
         if latest is not None:
             self._repair_files_if_stale(name, latest)
-        base, parent_from = self.choose_parent(name, path, parent, latest)
+        base, parent_from = parents.choose_parent(
+            self.db, self.project, name, path, explicit=parent, latest=latest, workdir=self.workdir
+        )
         same = next(
             (d for d in (base, latest) if d is not None and d["manifest_sha256"] == digest), None
         )
@@ -359,8 +352,8 @@ class DatasetStore:
                 source,
                 created_by_run,
             )
-        self._remember_in_workspace(name, path, result.version, digest, manifest)
-        lock_file, rel, added = self._maybe_pin(name, result.version, digest, lock, place)
+        workspace.remember(path, self.project, name, result.version, digest, sorted(manifest))
+        lock_file, rel, added = repo_pin.pin(place, self.project, name, result.version, digest)
         return replace(
             result,
             lock_file=lock_file,
@@ -369,84 +362,6 @@ class DatasetStore:
             workspace_path=rel,
             gitignore_added=added,
         )
-
-    def choose_parent(
-        self,
-        name: str,
-        path: Path,
-        explicit: str | None = None,
-        latest: dict[str, Any] | None = None,
-    ) -> tuple[dict[str, Any] | None, str | None]:
-        """The version a new version of ``name`` from ``path`` descends from, and why.
-
-        In order: ``explicit`` (must exist); the version the workspace's pull
-        state says was placed there (the data was pulled from it, or added from
-        here as it); the git repository's pin of ``name``; the latest version.
-        A pull state or pin naming a removed version (or, for a pin, other data
-        than the lock file recorded) is passed over. Returns ``(version
-        document or None, "explicit" | "pull-state" | "lock" | "latest" | None)``.
-        """
-        if explicit is not None:
-            version = layout.validate_id(explicit, "dataset version")
-            return _version_doc(self.db, self.project, name, version), "explicit"
-        pulled = self._pulled_version(name, Path(path).expanduser())
-        if pulled is not None:
-            doc = self._version_or_none(name, pulled)
-            if doc is not None:
-                return doc, "pull-state"
-        root = find_repo_root(self.workdir)
-        pin = LockFile.load(root).get(self.project, name) if root is not None else None
-        if pin is not None:
-            doc = self._version_or_none(name, Pin(pin.version, pin.manifest_sha256))
-            if doc is not None:
-                return doc, "lock"
-        if latest is None:
-            latest = self.latest_version(name)
-        return latest, ("latest" if latest is not None else None)
-
-    def _pulled_version(self, name: str, path: Path) -> Pin | None:
-        """What the pull state of ``path``'s workspace says of ``name`` (a file: if it
-        was one of the files placed)."""
-        if not path.exists():
-            return None
-        entry = workspace.PullState.load(workspace.workspace_dir(path)).get(self.project, name)
-        if entry is None or entry.version is None:
-            return None
-        if not path.is_dir() and path.name not in entry.files:
-            return None
-        return Pin(entry.version, entry.manifest_sha256)
-
-    def _version_or_none(self, name: str, pin: Pin) -> dict[str, Any] | None:
-        """The version document ``pin`` names, if it exists and holds the data it recorded."""
-        try:
-            version = layout.validate_id(pin.version, "dataset version")
-        except ValidationError:
-            return None
-        snap = self.db.document(layout.dataset_version(self.project, name, version)).get()
-        doc = snap.to_dict() if snap.exists else None
-        if doc is None or (pin.manifest_sha256 and doc["manifest_sha256"] != pin.manifest_sha256):
-            return None
-        return doc
-
-    def _remember_in_workspace(
-        self, name: str, path: Path, version: str, digest: str, manifest: dict[str, FileEntry]
-    ) -> None:
-        """A pulled workspace now holds ``version``: its next edit descends from it.
-
-        Only a workspace that already has a pull state is updated (an add does
-        not start writing into directories aletheia never pulled into); a
-        read-only one is left as it is.
-        """
-        path = Path(path).expanduser()
-        directory = workspace.workspace_dir(path)
-        if not (directory / PULL_STATE).is_file():
-            return
-        state = workspace.PullState.load(directory)
-        try:
-            state.record(self.project, name, version, digest, sorted(manifest))
-            state.save()
-        except OSError:
-            pass  # the state only ever saves work; the lock pin still names the version
 
     @contextmanager
     def _phase(self, name: str) -> Iterator[None]:
@@ -755,66 +670,6 @@ class DatasetStore:
             "kind": "dataset",
         }
 
-    def _workspace_in_repo(
-        self, path: Path | None, lock: bool | None, *, is_dir: bool | None = None
-    ) -> _Place | None:
-        """Where pinning will record ``path``: checked before any hashing or upload.
-
-        ``None`` when nothing is pinned. Data outside the repository is pinned
-        without a path. Data inside must not be the repository itself (or git's
-        or aletheia's own files), and must not be tracked by git already: a
-        .gitignore cannot hide tracked files, so the user is told the
-        ``git rm --cached`` to run.
-        """
-        if lock is False:
-            return None
-        root = find_repo_root(self.workdir)
-        if root is None:
-            if lock:
-                raise ValidationError(
-                    f"--lock needs a git repository; {self.workdir or Path.cwd()} is not in one",
-                    "run it inside your repo, or pass --no-lock",
-                )
-            return None
-        if path is None:
-            return _Place(root, None, False)
-        rel = gitignore.repo_relative(root, Path(path))
-        if rel is None:
-            return _Place(root, None, False)
-        gitignore.check_workspace_path(rel)
-        if is_dir is None:
-            is_dir = Path(path).expanduser().is_dir()
-        tracked = gitignore.tracked_files(root, rel)
-        if tracked:
-            command = gitignore.untrack_command(rel, is_dir)
-            raise ValidationError(
-                f"{rel} is tracked by git ({len(tracked)} file(s)); aletheia keeps data out of "
-                f"git, and a .gitignore cannot hide tracked files",
-                f"stop tracking it (the files stay on disk): `{command}`, commit, "
-                "then add again; or pass --no-lock to leave git alone",
-            )
-        return _Place(root, rel, not is_dir)
-
-    def _maybe_pin(
-        self, name: str, version: str, digest: str, lock: bool | None, place: _Place | None
-    ) -> tuple[Path | None, str | None, list[str]]:
-        """Pin ``version`` (and the workspace path, kept out of git) in the lock file.
-
-        Returns ``(lock file, recorded path, lines added to .gitignore)``.
-        """
-        if lock is False or place is None:
-            return None, None, []
-        added: list[str] = []
-        if place.rel is not None:
-            # A single file's directory also receives the pull state of later pulls.
-            parent = str(Path(place.rel).parent.as_posix())
-            also = (f"{parent}/{PULL_STATE}" if parent != "." else PULL_STATE,)
-            added = gitignore.ignore(place.root, place.rel, also=also if place.is_file else ())
-        lock_file = LockFile.load(place.root)
-        lock_file.pin(self.project, name, version, digest, path=place.rel)
-        lock_file.save()
-        return lock_file.path, place.rel, added
-
     # ------------------------------------------------------------------ read
 
     def latest_version(self, name: str) -> dict[str, Any] | None:
@@ -918,7 +773,7 @@ class DatasetStore:
         re-downloaded when missing or corrupt.
         """
         resolved, expected = self._resolve(name, version)
-        place = self._workspace_in_repo(to, True, is_dir=True) if lock else None
+        place = repo_pin.plan(self.workdir, to, True, is_dir=True) if lock else None
         doc = _version_doc(self.db, self.project, name, resolved)
         if expected is not None and doc["manifest_sha256"] != expected:
             raise ConflictError(
@@ -939,7 +794,7 @@ class DatasetStore:
             what = (name, resolved, doc["manifest_sha256"])
             self._checkout(files, local_path, mode, what, force)
         if lock:
-            self._maybe_pin(name, resolved, doc["manifest_sha256"], True, place)
+            repo_pin.pin(place, self.project, name, resolved, doc["manifest_sha256"])
         return DatasetHandle(name, resolved, local_path, files, doc["manifest_sha256"])
 
     def _fetch_missing(self, files: list[FileEntry], verify: Verify) -> None:
@@ -969,7 +824,9 @@ class DatasetStore:
         entry = state.get(self.project, name)
         previous: dict[str, str] = {}
         if entry is not None and entry.version is not None:
-            doc = self._version_or_none(name, Pin(entry.version, entry.manifest_sha256))
+            doc = parents.version_or_none(
+                self.db, self.project, name, Pin(entry.version, entry.manifest_sha256)
+            )
             if doc is not None:
                 previous = {p: e.sha256 for p, e in self._manifest_of(doc).items()}
         plan = checkout.Placement(

@@ -73,7 +73,8 @@ def pull(
             target = workspace_target(
                 root, pin.path, list(store.manifest(name, pin.version).values())
             )
-            handle = store.get(name, None, to=target, verify="full", lock=lock, force=force)
+            # The pin is already this version at this path: nothing to re-pin.
+            handle = store.get(name, None, to=target, verify="full", force=force)
             return handle, pin.path
     return store.get(name, version, to=to, verify="full", lock=lock, force=force), None
 

@@ -132,3 +132,24 @@ def _pulled(entry: dict[str, Any]) -> Pulled:
 def workspace_dir(path: Path) -> Path:
     """The directory whose pull state describes ``path`` (a file's own directory)."""
     return path if path.is_dir() else path.parent
+
+
+def remember(
+    path: Path, project: str, name: str, version: str, digest: str, files: list[str]
+) -> None:
+    """After an add from ``path``: its workspace now holds ``version`` (the next edit
+    there descends from it).
+
+    Only a workspace that already has a pull state is updated (an add does
+    not start writing into directories aletheia never pulled into); a
+    read-only one is left as it is: the state only ever saves work.
+    """
+    directory = workspace_dir(Path(path).expanduser())
+    if not (directory / PULL_STATE).is_file():
+        return
+    state = PullState.load(directory)
+    state.record(project, name, version, digest, files)
+    try:
+        state.save()
+    except OSError:
+        return

@@ -171,7 +171,7 @@ def test_pull_never_overwrites_or_removes_local_edits_unless_forced(store, tmp_p
     # A file of the user's in a fresh directory is not overwritten either,
     # but bytes some version holds may be (they are in the bucket).
     fresh = make_tree(tmp_path / "fresh", {"a.csv": b"mine\n", "b.csv": b"a2\n"})
-    with pytest.raises(ConflictError, match="a.csv"):
+    with pytest.raises(ConflictError, match=r"1 file\(s\).*: a\.csv \("):
         store.get("ds", "v1", to=fresh)
     store.get("ds", "v1", to=fresh, force=True)
     assert (fresh / "a.csv").read_bytes() == b"a1\n" and (fresh / "b.csv").read_bytes() == b"b1\n"
