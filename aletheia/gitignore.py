@@ -2,10 +2,11 @@
 
 ``datasets add NAME PATH`` inside a repository appends ``/PATH`` (relative to
 the repository root, anchored, special characters escaped) to the root
-``.gitignore``, unless git already ignores it. Git itself answers "is it
-ignored" (``git check-ignore``) and "is it tracked" (``git ls-files``), so
-every rule git applies (nested ``.gitignore`` files, negations,
-``info/exclude``, ``core.excludesFile``) is honoured rather than re-implemented.
+``.gitignore``, unless a committed ``.gitignore`` already ignores it. Git
+itself answers "is it ignored, and by which rule" (``git check-ignore -v``)
+and "is it tracked" (``git ls-files``), so git's own matching (nested
+``.gitignore`` files, negations, directory rules) is used rather than
+re-implemented.
 """
 
 from __future__ import annotations
@@ -93,11 +94,22 @@ def untrack_command(rel: str, is_dir: bool) -> str:
 
 
 def is_ignored(repo_root: Path, rel: str) -> bool:
-    """Whether git ignores ``rel`` (tracked or not: ``--no-index``)."""
-    done = _run(repo_root, "check-ignore", "-q", "--no-index", "--", rel)
-    if done.returncode not in (0, 1):
+    """Whether a committed ``.gitignore`` makes git ignore ``rel`` (tracked or not).
+
+    Rules only this clone has (``.git/info/exclude``, ``core.excludesFile``)
+    do not count: a fresh clone would not have them, and its pulled data
+    would show up in ``git status``.
+    """
+    done = _run(repo_root, "check-ignore", "-v", "-z", "--no-index", "--stdin", stdin=f"{rel}\0")
+    if done.returncode == 1:
+        return False
+    if done.returncode != 0:
         raise ConfigError(f"git check-ignore failed: {done.stderr.strip()}", "check the repo")
-    return done.returncode == 0
+    source, _line, rule, _path = [*done.stdout.split("\0"), "", "", "", ""][:4]
+    if rule.startswith("!"):
+        return False  # the deciding rule re-includes it
+    where = PurePosixPath(source)
+    return not where.is_absolute() and where.parts[:1] != (".git",) and where.name == GITIGNORE
 
 
 def ignore(repo_root: Path, rel: str, *, also: tuple[str, ...] = ()) -> list[str]:
@@ -147,10 +159,11 @@ def _git(repo_root: Path, *args: str) -> str:
     return done.stdout
 
 
-def _run(repo_root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _run(repo_root: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(
             ["git", "-C", str(repo_root), *args],
+            input=stdin,
             capture_output=True,
             text=True,
             check=False,

@@ -11,7 +11,7 @@ import pytest
 from test_datasets import make_tree
 from typer.testing import CliRunner
 
-from aletheia import layout
+from aletheia import gitignore, layout
 from aletheia.cli import app
 from aletheia.errors import ConfigError, ValidationError
 from aletheia.lockfile import LockFile, lock_path
@@ -53,6 +53,8 @@ def test_add_keeps_data_out_of_git_and_a_fresh_clone_pulls_it_back(stack, tmp_pa
     (repo / ".gitignore").write_text("*.pyc")  # no final newline: the entry goes on a new line
     git(repo, "add", ".gitignore")
     git(repo, "commit", "-q", "-m", "ignore bytecode")
+    # A rule only this clone has does not count: a fresh clone would not ignore the data.
+    (repo / ".git" / "info" / "exclude").write_text("/data/images\n")
     make_tree(repo / "data" / "images", {"0.png": b"zero", "sub/1.png": b"one"})
     make_tree(repo / "data", {"labels.csv": b"id,label\n0,cat\n"})
     (repo / "src").mkdir()
@@ -193,3 +195,23 @@ def test_data_already_tracked_by_git_is_refused_with_the_command_to_run(
         ["git", "check-ignore", "-q", ".aletheia/datasets.lock"], cwd=repo, check=False
     )
     assert ignored.returncode == 1
+
+
+def test_gitignore_lines_match_exactly_the_path_and_say_when_a_rule_overrides_them(tmp_path):
+    repo = new_repo(tmp_path / "repo")
+    odd = "data/a*b [1]?.csv "  # glob characters and a trailing space, taken literally
+    make_tree(repo, {odd: b"1", "data/aXb 1.csv": b"2", "data/#notes": b"3"})
+    assert gitignore.ignore(repo, odd) == ["/data/a\\*b \\[1\\]\\?.csv\\ "]
+    assert gitignore.ignore(repo, odd) == []  # idempotent
+    assert gitignore.ignore(repo, "data/#notes") == ["/data/\\#notes"]
+    ignored = git(repo, "status", "--porcelain", "--untracked-files=all")
+    assert "aXb 1.csv" in ignored and "a*b" not in ignored and "#notes" not in ignored
+
+    # A deeper .gitignore that re-includes the path wins over the root's line: say so.
+    make_tree(repo, {"data/keep.csv": b"4", "data/.gitignore": b"!keep.csv\n"})
+    with pytest.raises(ConfigError, match=r"still not ignored.*!keep\.csv"):
+        gitignore.ignore(repo, "data/keep.csv")
+    assert (repo / ".gitignore").read_text().count("/data/keep.csv") == 1
+    with pytest.raises(ConfigError):  # and a second try adds no second line
+        gitignore.ignore(repo, "data/keep.csv")
+    assert (repo / ".gitignore").read_text().count("/data/keep.csv") == 1
