@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from aletheia import gitignore
 from aletheia.datasets import DatasetHandle, DatasetStore, FileEntry
 from aletheia.errors import ValidationError
 from aletheia.lockfile import LockFile, find_repo_root
@@ -36,20 +37,27 @@ def workspace_target(root: Path, rel: str, files: list[FileEntry]) -> Path:
     """The directory the files of a dataset recorded at ``rel`` go to.
 
     A single-file dataset was added as that file, so its one entry (named
-    like the file) goes to the file's directory. The target must stay inside
-    the repository once symlinks are followed: a committed symlink must not
-    point a pull at a directory outside it.
+    like the file) goes to the file's directory. A target outside the
+    repository once symlinks are followed is allowed only through symlinks
+    git does not track (the user's own, e.g. ``data -> /mnt/big``): a
+    symlink committed on someone's branch must not aim a pull at, say, ``~/.ssh``.
     """
     target = root / rel
     if len(files) == 1 and files[0].path == PurePosixPath(rel).name:
         target = target.parent
     base = root.resolve()
     resolved = target.resolve()
-    if resolved != base and base not in resolved.parents:
-        raise ValidationError(
-            f"{rel} leads outside the repository {base} (through a symlink)",
-            "remove the symlink, or pull with --to somewhere else",
-        )
+    if resolved == base or base in resolved.parents:
+        return target
+    parts = PurePosixPath(rel).parts
+    for depth in range(1, len(parts) + 1):
+        prefix = "/".join(parts[:depth])
+        if (root / prefix).is_symlink() and gitignore.tracked_files(root, prefix):
+            raise ValidationError(
+                f"{rel} leads outside the repository to {resolved} through {prefix}, "
+                "a symlink committed to git",
+                "check that link; pull with --to somewhere else if it is meant",
+            )
     return target
 
 

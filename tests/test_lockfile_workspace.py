@@ -215,3 +215,33 @@ def test_gitignore_lines_match_exactly_the_path_and_say_when_a_rule_overrides_th
     with pytest.raises(ConfigError):  # and a second try adds no second line
         gitignore.ignore(repo, "data/keep.csv")
     assert (repo / ".gitignore").read_text().count("/data/keep.csv") == 1
+
+
+def test_pull_follows_a_local_symlink_out_of_the_repo_but_not_a_committed_one(
+    stack, tmp_path, monkeypatch
+):
+    repo = new_repo(tmp_path / "repo")
+    big = tmp_path / "bigdisk"
+    big.mkdir()
+    (repo / "data").symlink_to(big)  # the user's own link: data lives on another disk
+    make_tree(big, {"x.csv": b"x\n1\n"})
+    monkeypatch.chdir(repo)
+    assert cli("add", "big", "data")["workspace_path"] == "data"
+    (big / "x.csv").unlink()
+    (pulled,) = cli("pull")
+    assert (big / "x.csv").read_bytes() == b"x\n1\n"
+    assert pulled["path"] == "data"
+
+    # A symlink from the repository's history pointing at a directory outside it.
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (repo / "evil").symlink_to(victim)
+    git(repo, "add", "evil")
+    git(repo, "commit", "-q", "-m", "a link")
+    lock = LockFile.load(repo)
+    lock.pin(P, "big", "v1", None, path="evil")
+    lock.save()
+    refused = runner.invoke(app, ["datasets", "pull", "-p", P])
+    assert refused.exit_code == ValidationError.exit_code
+    assert "a symlink committed to git" in refused.output
+    assert list(victim.iterdir()) == []
