@@ -3,6 +3,7 @@ the version the workspace came from (versions form a tree), not simply the lates
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -175,3 +176,19 @@ def test_pull_never_overwrites_or_removes_local_edits_unless_forced(store, tmp_p
         store.get("ds", "v1", to=fresh)
     store.get("ds", "v1", to=fresh, force=True)
     assert (fresh / "a.csv").read_bytes() == b"a1\n" and (fresh / "b.csv").read_bytes() == b"b1\n"
+
+
+def test_a_pull_state_of_the_old_format_still_cleans_up_and_is_upgraded(store, tmp_path):
+    data = make_tree(tmp_path / "d", {"keep": b"k", "old": b"o"})
+    store.add("ds", data)
+    (data / "old").unlink()
+    make_tree(data, {"new": b"n"})
+    store.add("ds", data)
+    out = tmp_path / "out"
+    store.get("ds", "v1", to=out)
+    (out / PULL_STATE).write_text(json.dumps(["keep", "old"]) + "\n")  # earlier releases' format
+    store.get("ds", "v2", to=out)
+    assert sorted(p.name for p in out.iterdir() if p.name != PULL_STATE) == ["keep", "new"]
+    state = json.loads((out / PULL_STATE).read_text())
+    assert state["projects"]["p1"]["ds"]["version"] == "v2"
+    assert state["projects"]["p1"]["ds"]["files"] == ["keep", "new"]
