@@ -26,13 +26,13 @@ able to point a pull at ``~/.ssh``.
 from __future__ import annotations
 
 import json
-import uuid
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from aletheia import layout
 from aletheia.errors import ConfigError, ValidationError
+from aletheia.workspace import temp_name
 
 LOCK_DIR = ".aletheia"
 LOCK_NAME = "datasets.lock"
@@ -135,9 +135,12 @@ class LockFile:
             },
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}")
-        tmp.write_text(json.dumps(body, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        tmp.replace(self.path)
+        tmp = temp_name(self.path)
+        try:
+            tmp.write_text(json.dumps(body, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+            tmp.replace(self.path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 def _pin_dict(pin: Pin) -> dict[str, Any]:
