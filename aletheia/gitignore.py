@@ -21,6 +21,7 @@ from aletheia.errors import ConfigError, ValidationError
 from aletheia.workspace import OWN_DIRS, PULL_STATE, temp_name
 
 GITIGNORE = ".gitignore"
+_GIT_FAILED = "do what git says, or pass --no-lock to leave the repository alone"
 #: Characters with a meaning in a .gitignore pattern.
 _SPECIAL = re.compile(r"([\\*?\[\]!#])")
 
@@ -104,7 +105,7 @@ def is_ignored(repo_root: Path, rel: str) -> bool:
     if done.returncode == 1:
         return False
     if done.returncode != 0:
-        raise ConfigError(f"git check-ignore failed: {done.stderr.strip()}", "check the repo")
+        raise ConfigError(f"git check-ignore failed: {done.stderr.strip()}", _GIT_FAILED)
     source, _line, rule, _path = [*done.stdout.split("\0"), "", "", "", ""][:4]
     if rule.startswith("!"):
         return False  # the deciding rule re-includes it
@@ -155,7 +156,7 @@ def ignore(repo_root: Path, rel: str, *, also: tuple[str, ...] = ()) -> list[str
 def _git(repo_root: Path, *args: str) -> str:
     done = _run(repo_root, *args)
     if done.returncode != 0:
-        raise ConfigError(f"git {args[0]} failed: {done.stderr.strip()}", "check the repository")
+        raise ConfigError(f"git {args[0]} failed: {done.stderr.strip()}", _GIT_FAILED)
     return done.stdout
 
 

@@ -245,3 +245,17 @@ def test_pull_follows_a_local_symlink_out_of_the_repo_but_not_a_committed_one(
     assert refused.exit_code == ValidationError.exit_code
     assert "a symlink committed to git" in refused.output
     assert list(victim.iterdir()) == []
+
+
+def test_a_repository_git_refuses_to_read_is_a_clear_error_before_any_upload(
+    stack, db, tmp_path, monkeypatch
+):
+    repo = new_repo(tmp_path / "repo")
+    make_tree(repo / "data", {"a.csv": b"a\n1\n"})
+    (repo / ".git" / "HEAD").write_text("not a ref\n")  # git refuses the repository
+    monkeypatch.chdir(repo)
+    result = runner.invoke(app, ["datasets", "add", "theirs", "data", "-p", P])
+    assert result.exit_code == ConfigError.exit_code
+    assert "git ls-files failed" in result.output and "--no-lock" in result.output
+    assert not db.document(layout.dataset(P, "theirs")).get().exists
+    assert cli("add", "theirs", "data", "--no-lock")["version"] == "v1"
