@@ -24,6 +24,7 @@ from typing import BinaryIO, Literal, cast
 from aletheia import layout
 from aletheia.errors import IntegrityError, ValidationError
 from aletheia.hashing import CHUNK_SIZE, HashIndex, OnBytes, StatKey, sha256_file
+from aletheia.workspace import temp_name
 
 Verify = Literal["stat", "full"]
 LinkMode = Literal["copy", "hardlink", "symlink"]
@@ -165,7 +166,7 @@ class LocalCache:
         """Place object ``sha256`` at ``dest`` (replacing what is there) by copy or link."""
         src = self.path(sha256)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp")
+        tmp = temp_name(dest)  # recognised as never-data if a kill leaves it behind
         try:
             if mode == "hardlink":
                 try:

@@ -12,8 +12,10 @@ Layout (see :mod:`aletheia.layout`)::
 Decisions (docs/datasets.md has the long form):
 
 * Version ids are ``v1``, ``v2``, … in commit order; ``parent`` is the version
-  the new one was diffed against. Re-adding data identical to the latest
-  version creates nothing.
+  the new one was diffed against: ``--parent``, else the version the
+  workspace was pulled from, else the lock file's pin, else the latest
+  (versions form a tree; the latest is the highest number). Re-adding data
+  identical to the parent or the latest version creates nothing.
 * The full manifest (sorted ``[path, sha256, size]`` rows, canonical JSON) is
   itself a content-addressed blob; the version document keeps its digest and
   a summary, so it stays a few hundred bytes whatever the file count.
@@ -34,19 +36,19 @@ import stat
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from aletheia import layout, queries
+from aletheia import checkout, layout, parents, queries, repo_pin, workspace
 from aletheia.blobstore import BlobInfo, BlobStore
-from aletheia.cache import LinkMode, LocalCache, Verify, safe_join
+from aletheia.cache import LinkMode, LocalCache, Verify
 from aletheia.errors import ConflictError, IntegrityError, NotFoundError, ValidationError
 from aletheia.hashing import StatKey, default_workers, sha256_files
-from aletheia.lockfile import LockFile, find_repo_root
+from aletheia.lockfile import LockFile, Pin, find_repo_root
 from aletheia.transfer import NullReporter, Reporter, run_parallel
 
 MANIFEST_FORMAT = 1
@@ -54,10 +56,10 @@ MANIFEST_FORMAT = 1
 BATCH_SIZE = 400
 #: Field of the dataset document naming the version ``files/`` shows.
 FILES_VERSION = "files_version"
-#: Directories never taken into a dataset.
-SKIP_DIRS = frozenset({".git", ".aletheia"})
-#: Written into a ``--to`` directory to know which files a previous pull placed there.
-PULL_STATE = ".aletheia-pull.json"
+#: Directories never taken into a dataset (aletheia's and git's own).
+SKIP_DIRS = workspace.OWN_DIRS
+#: Written into a ``--to`` directory: which version and files a previous pull placed there.
+PULL_STATE = workspace.PULL_STATE
 #: Attempts at committing a version when concurrent adders race for the same id.
 MAX_COMMIT_ATTEMPTS = 20
 
@@ -99,6 +101,12 @@ class AddResult:
     lock_file: Path | None = None
     #: Wall time of each phase (hashing, uploading, committing, indexing), in seconds.
     seconds: dict[str, float] = field(default_factory=dict)
+    #: Why ``parent`` is the parent: "explicit", "pull-state", "lock" or "latest".
+    parent_from: str | None = None
+    #: The data's path in the git repository recorded in the lock file (None: not recorded).
+    workspace_path: str | None = None
+    #: Lines this add appended to the repository's .gitignore.
+    gitignore_added: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -204,6 +212,8 @@ def scan_tree(path: Path) -> list[tuple[str, Path]]:
     Symlinks are followed (their targets' bytes are the data); a symlink loop,
     a dangling link, an unreadable directory, a special file or an empty tree
     is a :class:`ValidationError` raised before anything is uploaded.
+    Aletheia's own files (:mod:`aletheia.workspace`: the pull state, ``.aletheia/``,
+    partial downloads) and ``.git/`` are never data and are left out.
     """
     root = Path(path).expanduser()
     if not root.exists():
@@ -211,6 +221,8 @@ def scan_tree(path: Path) -> list[tuple[str, Path]]:
             raise ValidationError(f"{root} is a dangling symlink", "point it at real data")
         raise ValidationError(f"{root} does not exist", "check the path you passed")
     if root.is_file():
+        if workspace.is_own_file(root.name):
+            raise ValidationError(f"{root} is aletheia's own file, not data", "add your data")
         return [(layout.validate_relpath(root.name), root.resolve())]
     found: list[tuple[str, Path]] = []
     _walk(root.resolve(), "", {_dir_key(root)}, found)
@@ -233,6 +245,8 @@ def _walk(directory: Path, prefix: str, ancestors: set[tuple[int, int]], out: li
             f"cannot list {directory}: permission denied", "fix its permissions or leave it out"
         ) from exc
     for entry in entries:
+        if entry.name in SKIP_DIRS or workspace.is_own_file(entry.name):
+            continue  # by name, before following links: never data, whatever it points at
         rel = f"{prefix}{entry.name}"
         full = Path(entry.path)
         try:
@@ -244,8 +258,6 @@ def _walk(directory: Path, prefix: str, ancestors: set[tuple[int, int]], out: li
                 f"cannot follow {full}: {exc.strerror}", "fix or remove it"
             ) from exc
         if stat.S_ISDIR(st.st_mode):
-            if entry.name in SKIP_DIRS:
-                continue
             key = (st.st_dev, st.st_ino)
             if key in ancestors:
                 raise ValidationError(
@@ -294,15 +306,21 @@ class DatasetStore:
         source: str | None = None,
         created_by_run: str | None = None,
         lock: bool | None = False,
+        parent: str | None = None,
     ) -> AddResult:
         """Register the files under ``path`` as the next version of ``name``.
 
-        Unchanged data (same manifest as the latest version) makes no new
-        version. ``lock``: pin the result in the git repo's lock file (``None``:
-        only when ``workdir``/cwd is inside a git repo; the CLI's default).
+        The parent is ``parent`` if given, else the version the workspace was
+        pulled from (its pull state), else the lock file's pin, else the latest
+        version (:func:`aletheia.parents.choose_parent`). Data identical to the parent or to the
+        latest version makes no new version. ``lock``: pin the result in the git
+        repo's lock file (``None``: only when ``workdir``/cwd is inside a git
+        repo; the CLI's default); a pinned ``path`` inside the repository is
+        also recorded there and kept out of git (:mod:`aletheia.repo_pin`).
         """
         layout.dataset(self.project, name)  # validates the name before any I/O
         self._seconds = {}
+        place = repo_pin.plan(self.workdir, path, lock)  # refusals before any hashing or upload
         with self._phase("hashing"):
             files = scan_tree(path)
             entries, hashed, sources = self._hash(files)
@@ -312,8 +330,14 @@ class DatasetStore:
         latest = self.latest_version(name)
         if latest is not None:
             self._repair_files_if_stale(name, latest)
-        if latest is not None and latest["manifest_sha256"] == digest:
-            result = self._unchanged(name, latest, manifest, hashed)
+        base, parent_from = parents.choose_parent(
+            self.db, self.project, name, path, explicit=parent, latest=latest, workdir=self.workdir
+        )
+        same = next(
+            (d for d in (base, latest) if d is not None and d["manifest_sha256"] == digest), None
+        )
+        if same is not None:
+            result = self._unchanged(name, same, manifest, hashed)
         else:
             result = self._add_version(
                 name,
@@ -321,15 +345,23 @@ class DatasetStore:
                 sources,
                 body,
                 digest,
-                latest,
+                (base, latest, parent_from),
                 hashed,
                 path,
                 desc,
                 source,
                 created_by_run,
             )
-        lock_file = self._maybe_pin(name, result.version, digest, lock)
-        return AddResult(**{**asdict(result), "lock_file": lock_file, "seconds": self._seconds})
+        workspace.remember(path, self.project, name, result.version, digest, sorted(manifest))
+        lock_file, rel, added = repo_pin.pin(place, self.project, name, result.version, digest)
+        return replace(
+            result,
+            lock_file=lock_file,
+            seconds=self._seconds,
+            parent_from=parent_from if result.created else None,
+            workspace_path=rel,
+            gitignore_added=added,
+        )
 
     @contextmanager
     def _phase(self, name: str) -> Iterator[None]:
@@ -342,13 +374,13 @@ class DatasetStore:
             self._seconds[name] = round(self._seconds.get(name, 0.0) + elapsed, 3)
 
     def _unchanged(
-        self, name: str, latest: dict[str, Any], manifest: dict[str, FileEntry], hashed: int
+        self, name: str, same: dict[str, Any], manifest: dict[str, FileEntry], hashed: int
     ) -> AddResult:
         return AddResult(
             name,
-            latest["version"],
+            same["version"],
             False,
-            latest.get("parent"),
+            same.get("parent"),
             len(manifest),
             sum(e.size for e in manifest.values()),
             0,
@@ -393,26 +425,27 @@ class DatasetStore:
         sources: dict[str, Path],
         body: bytes,
         digest: str,
-        latest: dict[str, Any] | None,
+        bases: tuple[dict[str, Any] | None, dict[str, Any] | None, str | None],
         hashed: int,
         path: Path,
         desc: str | None,
         source: str | None,
         created_by_run: str | None,
     ) -> AddResult:
-        parent_manifest = self._manifest_of(latest) if latest is not None else {}
+        base, latest, parent_from = bases
+        parent_manifest = self._manifest_of(base) if base is not None else {}
         before = self.blobs.stats.snapshot()
         with self._phase("uploading"):
             uploaded = self._upload_new(manifest, parent_manifest, sources)
             self.blobs.put_bytes(body, content_type="application/json")
         after = self.blobs.stats.snapshot()
         with self._phase("committing"):
-            version, parent, parent_manifest = self._commit(
+            version, parent, parent_manifest, previous = self._commit(
                 name,
                 manifest,
                 sources,
                 digest,
-                latest,
+                (base, latest, parent_from in (None, "latest")),
                 parent_manifest,
                 path,
                 desc,
@@ -422,7 +455,14 @@ class DatasetStore:
         change = diff_manifests(parent_manifest, manifest)
         if parent is None or version != parent:
             with self._phase("indexing"):
-                self._sync_files(name, version, parent_manifest, manifest)
+                # files/ shows the previous latest version, which need not be the parent.
+                if previous is None:
+                    shown: dict[str, FileEntry] = {}
+                elif base is not None and previous["version"] == base["version"]:
+                    shown = parent_manifest
+                else:
+                    shown = self._manifest_of(previous)
+                self._sync_files(name, version, shown, manifest)
                 self._mark_files(name, version)
         return AddResult(
             name,
@@ -470,20 +510,24 @@ class DatasetStore:
         manifest: dict[str, FileEntry],
         sources: dict[str, Path],
         digest: str,
-        latest: dict[str, Any] | None,
+        bases: tuple[dict[str, Any] | None, dict[str, Any] | None, bool],
         parent_manifest: dict[str, FileEntry],
         path: Path,
         desc: str | None,
         source: str | None,
         created_by_run: str | None,
-    ) -> tuple[str, str | None, dict[str, FileEntry]]:
+    ) -> tuple[str, str | None, dict[str, FileEntry], dict[str, Any] | None]:
         """Write the version and dataset documents in one batch (the commit point).
 
-        Concurrent adders race for ``v{n}`` with ``create``; the loser re-reads
-        the latest version: identical data means its work is already committed,
-        otherwise it diffs against the winner and tries ``v{n+1}``. Returns
-        ``(version, parent, parent manifest)``.
+        ``bases`` is ``(parent, latest seen, whether the parent follows the
+        latest)``. Concurrent adders race for ``v{n}`` with ``create``; the
+        loser re-reads the latest version: identical data means its work is
+        already committed; otherwise it tries ``v{n+1}``, and if its parent was
+        just "the latest" it diffs against the winner instead (a parent chosen
+        from the workspace or the lock file stays). Returns ``(version, parent,
+        parent manifest, the latest version before this one)``.
         """
+        base, latest, follow_latest = bases
         for _ in range(MAX_COMMIT_ATTEMPTS):
             # Counter first, then the latest version: both come from one atomic
             # commit, so seeing a concurrent commit's counter implies seeing its version.
@@ -491,13 +535,15 @@ class DatasetStore:
             fresh = self.latest_version(name)
             if (fresh or {}).get("version") != (latest or {}).get("version"):
                 if fresh is not None and fresh["manifest_sha256"] == digest:
-                    return fresh["version"], fresh["version"], manifest
+                    return fresh["version"], fresh["version"], manifest, fresh
                 latest = fresh
-                parent_manifest = self._manifest_of(latest) if latest else {}
-                self._upload_new(manifest, parent_manifest, sources)
+                if follow_latest:
+                    base = latest
+                    parent_manifest = self._manifest_of(base) if base else {}
+                    self._upload_new(manifest, parent_manifest, sources)
             seq = max(used, int(latest["seq"]) if latest else 0) + 1
             version = f"v{seq}"
-            parent = latest["version"] if latest else None
+            parent = base["version"] if base else None
             change = diff_manifests(parent_manifest, manifest)
             batch = self.db.batch()
             batch.create(
@@ -523,7 +569,7 @@ class DatasetStore:
             )
             try:
                 batch.commit()
-                return version, parent, parent_manifest
+                return version, parent, parent_manifest, latest
             except (gexc.AlreadyExists, gexc.Conflict):
                 continue  # another adder took this id: look again
         raise ConflictError(
@@ -624,22 +670,6 @@ class DatasetStore:
             "kind": "dataset",
         }
 
-    def _maybe_pin(self, name: str, version: str, digest: str, lock: bool | None) -> Path | None:
-        if lock is False:
-            return None
-        root = find_repo_root(self.workdir)
-        if root is None:
-            if lock:
-                raise ValidationError(
-                    f"--lock needs a git repository; {self.workdir or Path.cwd()} is not in one",
-                    "run it inside your repo, or pass --no-lock",
-                )
-            return None
-        lock_file = LockFile.load(root)
-        lock_file.pin(self.project, name, version, digest)
-        lock_file.save()
-        return lock_file.path
-
     # ------------------------------------------------------------------ read
 
     def latest_version(self, name: str) -> dict[str, Any] | None:
@@ -730,16 +760,20 @@ class DatasetStore:
         link: LinkMode | None = None,
         verify: Verify = "stat",
         lock: bool = False,
+        force: bool = False,
     ) -> DatasetHandle:
         """Resolve a version and (with ``download``) put its files on local disk.
 
         Without ``to`` the files are hard-linked (read-only) into a checkout
         directory inside the cache; with ``to`` they are copied there (``link``
         overrides) and files an earlier pull placed there but this version
-        lacks are removed. Cached objects are verified (``verify``) and
+        lacks are removed. A file there holding bytes no version placed (a local
+        edit) is never overwritten or removed unless ``force``
+        (:class:`ConflictError`). Cached objects are verified (``verify``) and
         re-downloaded when missing or corrupt.
         """
         resolved, expected = self._resolve(name, version)
+        place = repo_pin.plan(self.workdir, to, True, is_dir=True) if lock else None
         doc = _version_doc(self.db, self.project, name, resolved)
         if expected is not None and doc["manifest_sha256"] != expected:
             raise ConflictError(
@@ -753,12 +787,14 @@ class DatasetStore:
             self._fetch_missing(files, verify)
             if to is None:
                 local_path = self.cache.root / "checkouts" / self.project / name / resolved
-                self._checkout(files, local_path, link or "hardlink")
+                mode: LinkMode = link or "hardlink"
             else:
                 local_path = Path(to).expanduser().resolve()
-                self._checkout(files, local_path, link or "copy")
+                mode = link or "copy"
+            what = (name, resolved, doc["manifest_sha256"])
+            self._checkout(files, local_path, mode, what, force)
         if lock:
-            self._maybe_pin(name, resolved, doc["manifest_sha256"], True)
+            repo_pin.pin(place, self.project, name, resolved, doc["manifest_sha256"])
         return DatasetHandle(name, resolved, local_path, files, doc["manifest_sha256"])
 
     def _fetch_missing(self, files: list[FileEntry], verify: Verify) -> None:
@@ -773,31 +809,34 @@ class DatasetStore:
 
             run_parallel(one, missing)
 
-    def _checkout(self, files: list[FileEntry], root: Path, mode: LinkMode) -> None:
-        root.mkdir(parents=True, exist_ok=True)
-        state_file = root / PULL_STATE
-        previous = _read_pull_state(state_file)
-        wanted = {e.path for e in files}
-        for e in files:
-            dest = safe_join(root, e.path)
-            if self._already_placed(dest, e, mode):
-                continue
-            self.cache.materialize(e.sha256, dest, mode)
-        for stale in sorted(previous - wanted):
-            target = safe_join(root, stale)
-            if target.is_file() or target.is_symlink():
-                target.unlink()
-        state_file.write_text(json.dumps(sorted(wanted)) + "\n", encoding="utf-8")
-
-    def _already_placed(self, dest: Path, e: FileEntry, mode: LinkMode) -> bool:
-        try:
-            st = dest.stat()
-        except FileNotFoundError:
-            return False
-        src = self.cache.path(e.sha256)
-        if mode == "hardlink" or mode == "symlink":
-            return dest.resolve() == src or st.st_ino == src.stat().st_ino
-        return self.cache.index.lookup(dest.resolve(), StatKey.of(st)) == e.sha256
+    def _checkout(
+        self,
+        files: list[FileEntry],
+        root: Path,
+        mode: LinkMode,
+        what: tuple[str, str, str],
+        force: bool = False,
+    ) -> None:
+        """Place ``files`` under ``root`` (:func:`aletheia.checkout.place`: local edits are
+        never overwritten unless ``force``); record ``what`` (name, version, digest)."""
+        name, version, digest = what
+        state = workspace.PullState.load(root)
+        entry = state.get(self.project, name)
+        previous: dict[str, str] = {}
+        if entry is not None and entry.version is not None:
+            doc = parents.version_or_none(
+                self.db, self.project, name, Pin(entry.version, entry.manifest_sha256)
+            )
+            if doc is not None:
+                previous = {p: e.sha256 for p, e in self._manifest_of(doc).items()}
+        plan = checkout.Placement(
+            {e.path: e.sha256 for e in files},
+            previous,
+            state.previous_files(self.project, name),
+        )
+        checkout.place(self.cache, root, plan, mode, stored=self.blobs.exists, force=force)
+        state.record(self.project, name, version, digest, sorted(plan.files))
+        state.save()
 
     # ------------------------------------------------------------------ remove
 
@@ -866,13 +905,6 @@ class DatasetStore:
                 "updated_at": firestore.SERVER_TIMESTAMP,
             }
         )
-
-
-def _read_pull_state(path: Path) -> set[str]:
-    try:
-        return set(json.loads(path.read_text(encoding="utf-8")))
-    except (FileNotFoundError, ValueError):
-        return set()
 
 
 def _sha256_bytes(data: bytes) -> str:

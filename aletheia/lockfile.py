@@ -1,30 +1,38 @@
 """The dataset lock file of a git repository: ``.aletheia/datasets.lock``.
 
-It pins, per aletheia project, the dataset version a branch uses. It is
+It pins, per aletheia project, the dataset version a branch uses and, when
+the data was added from inside the repository, where it lives there (its
+workspace ``path``, relative to the repository root; git ignores it). It is
 committed with the code, so checking out another branch (and pulling)
-gives that branch's data. The format is JSON with sorted keys and one entry
-per line, so merges and reviews see one changed line per changed pin::
+gives that branch's data, and ``aletheia datasets pull`` in a fresh clone
+puts every pinned dataset back where it belongs. The format is JSON with
+sorted keys and one entry per line, so merges and reviews see one changed
+line per changed pin::
 
     {
       "format": 1,
       "projects": {
         "default": {
-          "mnist": {"manifest_sha256": "…", "version": "v2"}
+          "mnist": {"manifest_sha256": "…", "path": "data/mnist", "version": "v2"}
         }
       }
     }
+
+A ``path`` is never absolute and never leaves the repository (no ``..``):
+pulling writes there, so a lock file from someone else's branch must not be
+able to point a pull at ``~/.ssh``.
 """
 
 from __future__ import annotations
 
 import json
-import uuid
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from aletheia import layout
-from aletheia.errors import ConfigError
+from aletheia.errors import ConfigError, ValidationError
+from aletheia.workspace import temp_name
 
 LOCK_DIR = ".aletheia"
 LOCK_NAME = "datasets.lock"
@@ -37,6 +45,8 @@ class Pin:
 
     version: str
     manifest_sha256: str | None = None
+    #: Where the data lives in the repository (POSIX, relative to its root), if known.
+    path: str | None = None
 
 
 def find_repo_root(start: Path | None = None) -> Path | None:
@@ -79,11 +89,36 @@ class LockFile:
         """The pin of ``name`` in ``project``, if any."""
         return self.pins.get(project, {}).get(name)
 
-    def pin(self, project: str, name: str, version: str, manifest_sha256: str | None) -> None:
-        """Pin ``name`` to ``version`` (call :meth:`save` to write it)."""
+    def pin(
+        self,
+        project: str,
+        name: str,
+        version: str,
+        manifest_sha256: str | None,
+        *,
+        path: str | None = None,
+    ) -> None:
+        """Pin ``name`` to ``version`` (call :meth:`save` to write it).
+
+        ``path``: the workspace in the repository; ``None`` keeps the one
+        already recorded (a version added from elsewhere still belongs there).
+        """
         layout.validate_id(project, "project name")
         layout.validate_id(name, "dataset name")
-        self.pins.setdefault(project, {})[name] = Pin(version, manifest_sha256)
+        if path is not None:
+            path = validate_workspace_path(path)
+        else:
+            previous = self.get(project, name)
+            path = previous.path if previous is not None else None
+        self.pins.setdefault(project, {})[name] = Pin(version, manifest_sha256, path)
+
+    def projects(self) -> list[str]:
+        """Projects with at least one pin, sorted."""
+        return sorted(p for p, names in self.pins.items() if names)
+
+    def pins_of(self, project: str) -> dict[str, Pin]:
+        """``{dataset: Pin}`` of one project, sorted by name."""
+        return dict(sorted(self.pins.get(project, {}).items()))
 
     def unpin(self, project: str, name: str) -> bool:
         """Drop a pin; True if there was one."""
@@ -100,16 +135,37 @@ class LockFile:
             },
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}")
-        tmp.write_text(json.dumps(body, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        tmp.replace(self.path)
+        tmp = temp_name(self.path)
+        try:
+            tmp.write_text(json.dumps(body, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+            tmp.replace(self.path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 def _pin_dict(pin: Pin) -> dict[str, Any]:
     out: dict[str, Any] = {"version": pin.version}
     if pin.manifest_sha256:
         out["manifest_sha256"] = pin.manifest_sha256
+    if pin.path:
+        out["path"] = pin.path
     return out
+
+
+def validate_workspace_path(path: str) -> str:
+    """A workspace path fit for the lock file: relative, inside the repository, normalised.
+
+    Raises :class:`ValidationError` for an absolute path, one with ``..``,
+    the repository root itself, or one inside ``.git``/``.aletheia``.
+    """
+    pure = PurePosixPath(path)
+    parts = [p for p in pure.parts if p != "."]
+    if pure.is_absolute() or ".." in parts or not parts or parts[0] in (".git", LOCK_DIR):
+        raise ValidationError(
+            f"workspace path {path!r} is outside the repository (or is the repository itself)",
+            "the lock file records only paths inside the repository, relative to its root",
+        )
+    return "/".join(parts)
 
 
 def _parse(data: Any, path: Path) -> dict[str, dict[str, Pin]]:
@@ -122,5 +178,16 @@ def _parse(data: Any, path: Path) -> dict[str, dict[str, Pin]]:
         for name, entry in (names or {}).items():
             if not isinstance(entry, dict) or not isinstance(entry.get("version"), str):
                 raise ConfigError(f"{path}: bad pin for {project}/{name}", "pin it again")
-            pins.setdefault(project, {})[name] = Pin(entry["version"], entry.get("manifest_sha256"))
+            where = entry.get("path")
+            if where is not None:
+                try:
+                    where = validate_workspace_path(str(where))
+                except ValidationError as exc:
+                    raise ConfigError(
+                        f"{path}: {project}/{name}: {exc.message}",
+                        "fix or remove that path in the lock file (pulling would write there)",
+                    ) from exc
+            pins.setdefault(project, {})[name] = Pin(
+                entry["version"], entry.get("manifest_sha256"), where
+            )
     return pins

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from aletheia import pull as pulling
 from aletheia.cli._common import console, exit_on_error
 from aletheia.cli._datasets_common import (
     JsonOption,
@@ -44,7 +45,20 @@ def add(
         bool | None,
         typer.Option(
             "--lock/--no-lock",
-            help="Pin the version in the git repo's lock file (default: when inside a git repo).",
+            help=(
+                "Pin the version in the git repo's lock file, with PATH if it is inside the "
+                "repo (kept out of git via .gitignore). Default: when inside a git repo."
+            ),
+        ),
+    ] = None,
+    parent: Annotated[
+        str | None,
+        typer.Option(
+            "--parent",
+            help=(
+                "The version this one descends from (default: the version PATH was pulled "
+                "from, else the lock file's pin, else the latest)."
+            ),
         ),
     ] = None,
     project: ProjectOption = None,
@@ -52,15 +66,20 @@ def add(
 ) -> None:
     """Add the files under PATH as the next version of NAME (nothing new if unchanged)."""
     result = dataset_store(project, quiet=as_json).add(
-        name, path, desc=desc, source=source, lock=lock
+        name, path, desc=desc, source=source, lock=lock, parent=parent
     )
     if as_json:
         _emit_json(result.__dict__)
         return
     verb = "created" if result.created else "unchanged, still"
+    lineage = (
+        f"parent {result.parent} ({_PARENT_FROM[result.parent_from]}); "
+        if (result.created and result.parent and result.parent_from)
+        else ""
+    )
     console.print(
         f"{result.name} {verb} [bold]{result.version}[/] "
-        f"({result.file_count} files, {_size(result.total_bytes)}; "
+        f"({lineage}{result.file_count} files, {_size(result.total_bytes)}; "
         f"uploaded {result.files_uploaded} files, {_size(result.bytes_uploaded)})"
     )
     console.print(
@@ -68,7 +87,24 @@ def add(
         style="dim",
     )
     if result.lock_file:
-        console.print(f"pinned in {result.lock_file}")
+        where = f" at {result.workspace_path}" if result.workspace_path else ""
+        console.print(f"pinned{where} in {result.lock_file}")
+        if result.gitignore_added:
+            console.print(f"git ignores it now: added {', '.join(result.gitignore_added)}")
+        if result.workspace_path is None:
+            console.print(
+                f"{path} is outside the repository: only the version is pinned; "
+                "`datasets pull` without a name puts it in the cache checkout",
+                style="yellow",
+            )
+
+
+_PARENT_FROM = {
+    "explicit": "--parent",
+    "pull-state": "the version this workspace was pulled from",
+    "lock": "the lock file's pin",
+    "latest": "the latest version",
+}
 
 
 @app.command("list")
@@ -159,20 +195,51 @@ def _analysis(record: dict[str, Any]) -> dict[str, Any]:
 @app.command("pull")
 @exit_on_error
 def pull(
-    name: Annotated[str, typer.Argument(help="Dataset name.")],
+    name: Annotated[
+        str | None,
+        typer.Argument(help="Dataset name (none: every dataset the lock file pins)."),
+    ] = None,
     version: VersionOption = None,
     to: Annotated[
-        Path | None, typer.Option("--to", help="Copy the files here (default: a cache checkout).")
+        Path | None,
+        typer.Option(
+            "--to",
+            help="Copy the files here (default: the path the lock file records, else a cache "
+            "checkout).",
+        ),
     ] = None,
     lock: Annotated[
         bool, typer.Option("--lock/--no-lock", help="Pin the pulled version in the lock file.")
     ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Overwrite or remove local edits no version holds (they are lost)."
+        ),
+    ] = False,
     project: ProjectOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Download a version (the lock file's pin unless --version), verifying every file."""
-    handle = dataset_store(project, quiet=as_json).get(
-        name, version, to=to, verify="full", lock=lock
+    """Download a version (the lock file's pin unless --version), verifying every file.
+
+    Without NAME, pull every dataset the repository's lock file pins (of
+    --project, else of every project in it) to the path it records, like
+    `dvc pull` in a fresh clone. Local edits in the way (bytes no version
+    holds) stop the pull unless --force.
+    """
+    if name is None:
+        if version is not None or to is not None or lock:
+            raise typer.BadParameter("--version, --to and --lock need a dataset NAME")
+        done = pulling.pull_pinned(lambda p: dataset_store(p, quiet=as_json), project, force=force)
+        if as_json:
+            _emit_json([d.__dict__ for d in done])
+            return
+        for d in done:
+            where = d.path if d.path is not None else f"{d.local_path} (cache checkout)"
+            console.print(f"{d.project}/{d.name} {d.version}: {d.file_count} files in {where}")
+        return
+    handle, used = pulling.pull(
+        dataset_store(project, quiet=as_json), name, version, to=to, lock=lock, force=force
     )
     if as_json:
         _emit_json(
@@ -180,6 +247,7 @@ def pull(
                 "name": handle.name,
                 "version": handle.version,
                 "local_path": handle.local_path,
+                "path": used,
                 "files": [_entry(e) for e in handle.files],
             }
         )
