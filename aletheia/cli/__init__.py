@@ -13,6 +13,7 @@ import typer
 from google.api_core import exceptions as gexc
 
 from aletheia.cli import (
+    artifacts_cmd,
     auth_cmd,
     config_cmd,
     datasets_cmd,
@@ -38,6 +39,7 @@ app.add_typer(auth_cmd.app, name="auth")
 datasets_cmd.app.command("stats")(stats_cmd.stats)
 datasets_cmd.app.command("split")(stats_cmd.split)
 app.add_typer(datasets_cmd.app, name="datasets")
+app.add_typer(artifacts_cmd.app, name="artifacts")
 app.command("config")(config_cmd.show_config)
 app.add_typer(runs_cmd.app, name="runs")
 app.command("sync")(sync_cmd.sync)
