@@ -301,6 +301,28 @@ class ArtifactStore:
             return [_version_fields(legacy)] if legacy else []
         return sorted(docs, key=lambda d: int(d.get("seq", 0)))
 
+    def files_by_run(self, experiment: str) -> dict[str, list[tuple[str, str]]]:
+        """``{run: [(name/path, sha256)]}``: the uploaded files of every version a run saved."""
+        by_run: dict[str, list[tuple[str, str]]] = {}
+        for art in self.list_artifacts(experiment):
+            name = str(art["name"])
+            for doc in self.versions(experiment, name):
+                if (
+                    not doc.get("run")
+                    or not doc.get("uploaded", True)
+                    or doc.get("kind") == "remote"
+                ):
+                    continue
+                digest = doc.get("manifest_sha256")
+                legacy = None if digest else self._legacy(experiment, name)
+                files = (
+                    self._manifest(digest).values() if digest else (legacy.files if legacy else [])
+                )
+                by_run.setdefault(str(doc["run"]), []).extend(
+                    (f"{name}/{f.path}", f.sha256) for f in sorted(files, key=lambda e: e.path)
+                )
+        return by_run
+
     def get(
         self, experiment: str, name: str, version: str | None = None, *, run: str | None = None
     ) -> ArtifactVersion:
