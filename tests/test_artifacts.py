@@ -186,3 +186,22 @@ def test_cli_list_versions_show_pull(stack, db, blobs, tmp_path):
     assert missing.exit_code == 5 and "hint" in missing.output
     helped = runner.invoke(app, ["artifacts", "pull", "--help"])
     assert "--to" in helped.stdout and "--experiment" in helped.stdout
+
+
+def test_concurrent_saves_get_distinct_versions(stack, db, gcs, tmp_path):
+    """Folds trained in parallel save the same artifact name at once: nothing is overwritten."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def save(fold: int) -> str:
+        f = make_tree(tmp_path / str(fold), {"model.pt": f"fold {fold}".encode()}) / "model.pt"
+        store = ArtifactStore(db, BlobStore(gcs, stack.bucket, P), None, P)
+        return str(store.add(E, "model", f, run_id=str(fold))["version"])
+
+    with ThreadPoolExecutor(8) as pool:
+        versions = list(pool.map(save, range(1, 9)))
+    assert sorted(versions, key=lambda v: int(v[1:])) == [f"v{i}" for i in range(1, 9)]
+    store = ArtifactStore(db, BlobStore(gcs, stack.bucket, P), LocalCache(tmp_path / "c"), P)
+    for fold, version in zip(range(1, 9), versions, strict=True):
+        got = store.get(E, "model", run=str(fold))
+        assert got.version == version and got.files[0].sha256 == sha(f"fold {fold}".encode())
+    assert db.document(layout.artifact(P, E, "model")).get().get("version_count") == 8
