@@ -486,6 +486,7 @@ class Run:
             error=None,
             datasets=[],
             dataset_refs=[],
+            artifacts=[],
             summary={},
             debug=exper.debug,
             host=socket.gethostname(),
