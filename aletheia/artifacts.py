@@ -27,6 +27,7 @@ Every save is a new version, never an overwrite::
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -237,10 +238,10 @@ class ArtifactStore:
         for _ in range(MAX_COMMIT_ATTEMPTS):
             snap = doc.get()
             current = (snap.to_dict() or {}) if snap.exists else {}
-            count = current.get("version_count")
-            if not isinstance(count, int):  # saved before versions: its one version
-                count = 1 if isinstance(current.get("latest_version"), int) else 0
-            seq = max(count, tried) + 1
+            if isinstance(current.get("latest_version"), int):
+                self._migrate_legacy(experiment, name)  # else this save would hide it
+                continue
+            seq = max(int(current.get("version_count") or 0), tried) + 1
             version = f"v{seq}"
             batch = self.db.batch()
             batch.create(
@@ -398,6 +399,44 @@ class ArtifactStore:
             with self.cache.open_for_write(digest) as fh:
                 fh.write(data)
         return decode_manifest(data)
+
+    def _migrate_legacy(self, experiment: str, name: str) -> None:
+        """Give an artifact saved before versions existed its version document (idempotent)."""
+        legacy = self._legacy(experiment, name)
+        if legacy is None:
+            return
+        fields: dict[str, Any] = {"manifest_sha256": None, "manifest_blob": None}
+        if legacy.kind != "remote":
+            manifest = self.blobs.put_bytes(encode_manifest(legacy.files), "application/json")
+            fields = {"manifest_sha256": manifest.sha256, "manifest_blob": manifest.uri}
+            held = [manifest.sha256, *(f.sha256 for f in legacy.files if legacy.uploaded)]
+            refs = blobrefs.artifact_references(experiment, name, held, legacy.run)
+            blobrefs.record(self.db, self.project, refs)
+        seq = int(legacy.version[1:])
+        path = layout.artifact_version(self.project, experiment, name, legacy.version)
+        with contextlib.suppress(gexc.AlreadyExists):  # a concurrent saver migrated it
+            self.db.document(path).create(
+                {
+                    **fields,
+                    "kind": legacy.kind,
+                    "is_dir": legacy.is_dir,
+                    "uploaded": legacy.uploaded,
+                    "uri": legacy.uri,
+                    "file_count": len(legacy.files),
+                    "total_bytes": sum(f.size for f in legacy.files),
+                    "version": legacy.version,
+                    "seq": seq,
+                    "run": legacy.run,
+                    "artifact": name,
+                    "experiment": experiment,
+                    "project": self.project,
+                    "created_at": legacy.created_at or firestore.SERVER_TIMESTAMP,
+                    "migrated": True,
+                }
+            )
+        self.db.document(layout.artifact(self.project, experiment, name)).set(
+            {"latest_version": legacy.version, "version_count": seq}, merge=True
+        )
 
     def _legacy(self, experiment: str, name: str) -> ArtifactVersion | None:
         """An artifact saved before versions existed, read from its ``files/`` entries."""

@@ -205,3 +205,34 @@ def test_concurrent_saves_get_distinct_versions(stack, db, gcs, tmp_path):
         got = store.get(E, "model", run=str(fold))
         assert got.version == version and got.files[0].sha256 == sha(f"fold {fold}".encode())
     assert db.document(layout.artifact(P, E, "model")).get().get("version_count") == 8
+
+
+def test_an_artifact_saved_before_versions_stays_reachable(stack, db, blobs, tmp_path):
+    """Projects from before versioning: `latest_version` was a counter and files/ the last save."""
+    info = blobs.put_bytes(b"old weights")
+    db.document(layout.artifact(P, E, "model")).set(
+        {
+            "name": "model",
+            "kind": "file",
+            "is_dir": False,
+            "uploaded": True,
+            "run": "7",
+            "latest_version": 2,
+        }
+    )
+    db.document(layout.artifact_file(P, E, "model", "w.bin")).set(
+        {"path": "w.bin", "sha256": info.sha256, "size": info.size, "blob": info.uri, "run": "7"}
+    )
+    store = ArtifactStore(db, blobs, LocalCache(tmp_path / "c"), P)
+    old = store.get(E, "model")
+    assert (old.version, old.run, [f.path for f in old.files]) == ("v2", "7", ["w.bin"])
+    assert store.list_artifacts(E)[0]["latest_version"] == "v2"
+
+    f = make_tree(tmp_path, {"w.bin": b"new weights"}) / "w.bin"
+    assert store.add(E, "model", f, run_id="8")["version"] == "v3"
+    assert [(v["version"], v["run"]) for v in store.versions(E, "model")] == [
+        ("v2", "7"),
+        ("v3", "8"),
+    ]
+    back = store.get(E, "model", "v2", run="7").download(tmp_path / "old")
+    assert (back / "w.bin").read_bytes() == b"old weights"
