@@ -187,3 +187,28 @@ def test_registry_writes_only_what_is_new(store, db, tmp_path):
         store.add("ds", data)
     assert len(list(db.collection(layout.blobs(P)).stream())) == 33
     assert one_change["commit"] <= 4  # registry, version, files/ index, files_version mark
+
+
+def test_backfill_registers_holders_recorded_before_the_registry(store, db, tmp_path):
+    """An old project: a run's package list, an MLflow file and an artifact hold bytes a
+    dataset version added later also holds. After `backfill-refs`, rm keeps them."""
+    ms = Metastore(P, flush_interval_s=0.2)
+    ms.set_downloader(tmp_path / "c")
+    with ms.exper("exp", git_policy="off").start_run() as run:
+        run.add_artifact("model", make_tree(tmp_path / "m", {"w.bin": b"old model"}) / "w.bin")
+    packages = store.blobs.get_bytes(run.fields["env"]["packages_ref"]["sha256"])
+    logged = make_tree(tmp_path / "l", {"r.txt": b"old mlflow"}) / "r.txt"
+    AletheiaArtifactRepository(f"aletheia-art://{P}/exp/{run.id}").log_artifact(str(logged))
+    db.recursive_delete(db.collection(layout.blobs(P)))  # as if recorded before the registry
+
+    held = {"pkgs.txt": packages, "w.bin": b"old model", "r.txt": b"old mlflow"}
+    store.add("ds", make_tree(tmp_path / "d", {**held, "own.bin": b"own"}))
+    result = runner.invoke(app, ["datasets", "backfill-refs", "-p", P, "--json"])
+    assert result.exit_code == 0, result.output
+    assert '"mlflow_files": 1' in result.stdout and '"artifacts": 1' in result.stdout
+
+    removed = store.remove_version("ds", "v1")
+    for name, content in held.items():
+        assert store.blobs.exists(sha(content)), f"{name} was deleted"
+    assert not store.blobs.exists(sha(b"own"))
+    assert (removed.blobs_deleted, removed.blobs_kept) == (2, 3)
