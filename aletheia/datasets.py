@@ -411,8 +411,8 @@ class DatasetStore:
             uploaded = self._upload_new(manifest, parent_manifest, sources)
             self.blobs.put_bytes(body, content_type="application/json")
         after = self.blobs.stats.snapshot()
-        registered = self._register(name, manifest, parent_manifest, digest, set())
         with self._phase("committing"):
+            registered = self._register(name, manifest, parent_manifest, digest, set())
             version, parent, parent_manifest = self._commit(
                 name,
                 manifest,
