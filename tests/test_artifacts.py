@@ -81,6 +81,10 @@ def test_a_run_saving_twice_lists_both_versions(stack, db, tmp_path: Path) -> No
     # outside a run: an experiment-level version with no run
     loose = exper.add_artifact("ckpt", f)
     assert (loose["version"], loose["run"]) == ("v3", None)
+    # a run that has ended still lists what it saves afterwards
+    assert run.add_artifact("notes", f)["version"] == "v1"
+    doc = db.document(layout.run(P, E, run.id)).get().to_dict()
+    assert doc["artifacts"][-1] == {"name": "notes", "version": "v1"} and len(doc["artifacts"]) == 3
 
 
 def test_directory_artifact_is_uploaded_once_and_versioned(stack, db, blobs, tmp_path):
