@@ -22,12 +22,12 @@ Every save is a new version, never an overwrite::
   ``upload_file=False`` records the files' digests (and the manifest) without
   their bytes.
 * Artifacts saved before versions existed (a document with an integer
-  ``latest_version`` and ``files/`` entries) read as their one version.
+  ``latest_version`` and ``files/`` entries) read as their one version, and
+  become a version document on the next save (:mod:`aletheia.artifacts_legacy`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +36,7 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from aletheia import blobrefs, layout, queries
+from aletheia import artifacts_legacy, blobrefs, layout, queries
 from aletheia.blobstore import BlobStore
 from aletheia.cache import LinkMode, LocalCache, Verify, safe_join
 from aletheia.datasets import FileEntry, decode_manifest, encode_manifest, scan_tree
@@ -238,8 +238,8 @@ class ArtifactStore:
         for _ in range(MAX_COMMIT_ATTEMPTS):
             snap = doc.get()
             current = (snap.to_dict() or {}) if snap.exists else {}
-            if isinstance(current.get("latest_version"), int):
-                self._migrate_legacy(experiment, name)  # else this save would hide it
+            if artifacts_legacy.is_legacy(current):  # else this save would hide it
+                artifacts_legacy.migrate(self.db, self.blobs, self.project, experiment, name)
                 continue
             seq = max(int(current.get("version_count") or 0), tried) + 1
             version = f"v{seq}"
@@ -287,10 +287,9 @@ class ArtifactStore:
         """Every artifact document of ``experiment``, by name."""
         docs = self.db.collection(layout.artifacts(self.project, experiment)).stream()
         rows = [{**(s.to_dict() or {}), "name": s.id} for s in docs]
-        for row in rows:  # saved before versions: latest_version was a counter
-            if isinstance(row.get("latest_version"), int):
-                row["version_count"] = 1
-                row["latest_version"] = _legacy_version(row)
+        for row in rows:
+            if artifacts_legacy.is_legacy(row):
+                row.update(version_count=1, latest_version=artifacts_legacy.version_id(row))
         return sorted(rows, key=lambda d: str(d["name"]))
 
     def versions(self, experiment: str, name: str) -> list[dict[str, Any]]:
@@ -298,8 +297,8 @@ class ArtifactStore:
         query = queries.artifact_versions_newest_first(self.db, self.project, experiment, name)
         docs = [s.to_dict() or {} for s in query.stream()]
         if not docs:
-            legacy = self._legacy(experiment, name)
-            return [_version_fields(legacy)] if legacy else []
+            legacy = artifacts_legacy.read(self.db, self.project, experiment, name)
+            return [legacy] if legacy else []
         return sorted(docs, key=lambda d: int(d.get("seq", 0)))
 
     def files_by_run(self, experiment: str) -> dict[str, list[tuple[str, str]]]:
@@ -314,13 +313,8 @@ class ArtifactStore:
                     or doc.get("kind") == "remote"
                 ):
                     continue
-                digest = doc.get("manifest_sha256")
-                legacy = None if digest else self._legacy(experiment, name)
-                files = (
-                    self._manifest(digest).values() if digest else (legacy.files if legacy else [])
-                )
                 by_run.setdefault(str(doc["run"]), []).extend(
-                    (f"{name}/{f.path}", f.sha256) for f in sorted(files, key=lambda e: e.path)
+                    (f"{name}/{f.path}", f.sha256) for f in self._files(doc)
                 )
         return by_run
 
@@ -334,24 +328,23 @@ class ArtifactStore:
             found = self._version_doc(experiment, name, version)
         else:
             found = self._latest(experiment, name, run)
-        av = found if isinstance(found, ArtifactVersion) else None
-        saved_by = av.run if av is not None else found.get("run")
-        if run is not None and saved_by != run:
+        if run is not None and found.get("run") != run:
             raise NotFoundError(
-                f"artifact {name!r} {version} was saved by run {saved_by}, not by run {run}",
+                f"artifact {name!r} {found.get('version')} was saved by run {found.get('run')}, "
+                f"not by run {run}",
                 f"see `aletheia artifacts versions {name} -e {experiment}`",
             )
-        return av if av is not None else self._version(experiment, name, found)
+        return self._version(experiment, name, found)
 
-    def _latest(self, experiment: str, name: str, run: str | None) -> Any:
+    def _latest(self, experiment: str, name: str, run: str | None) -> dict[str, Any]:
         if run is None:
             query = queries.artifact_versions_newest_first(self.db, self.project, experiment, name)
         else:
             query = queries.artifact_versions_of_run(self.db, self.project, experiment, name, run)
         for snap in query.limit(1).stream():
             return snap.to_dict() or {}
-        legacy = self._legacy(experiment, name)
-        if legacy is not None and (run is None or legacy.run == run):
+        legacy = artifacts_legacy.read(self.db, self.project, experiment, name)
+        if legacy is not None and (run is None or legacy["run"] == run):
             return legacy
         by = f" saved by run {run}" if run is not None else ""
         raise NotFoundError(
@@ -359,13 +352,13 @@ class ArtifactStore:
             f"see `aletheia artifacts list -e {experiment}`",
         )
 
-    def _version_doc(self, experiment: str, name: str, version: str) -> Any:
+    def _version_doc(self, experiment: str, name: str, version: str) -> dict[str, Any]:
         path = layout.artifact_version(self.project, experiment, name, version)
         snap = self.db.document(path).get()
         if snap.exists:
             return snap.to_dict() or {}
-        legacy = self._legacy(experiment, name)
-        if legacy is not None and legacy.version == version:
+        legacy = artifacts_legacy.read(self.db, self.project, experiment, name)
+        if legacy is not None and legacy["version"] == version:
             return legacy
         raise NotFoundError(
             f"artifact {name!r} of experiment {experiment!r} has no version {version!r}",
@@ -374,7 +367,7 @@ class ArtifactStore:
 
     def _version(self, experiment: str, name: str, doc: dict[str, Any]) -> ArtifactVersion:
         digest = doc.get("manifest_sha256")
-        files = sorted(self._manifest(digest).values(), key=lambda e: e.path) if digest else []
+        files = self._files(doc)
         return ArtifactVersion(
             self.project,
             experiment,
@@ -391,6 +384,12 @@ class ArtifactStore:
             self,
         )
 
+    def _files(self, doc: dict[str, Any]) -> list[FileEntry]:
+        """The files of a version document, by path (from its manifest, if it has one)."""
+        digest = doc.get("manifest_sha256")
+        files = self._manifest(digest).values() if digest else doc.get("legacy_files") or []
+        return sorted(files, key=lambda e: e.path)
+
     def _manifest(self, digest: str) -> dict[str, FileEntry]:
         if self.cache is not None and self.cache.has(digest):
             return decode_manifest(self.cache.path(digest).read_bytes())
@@ -399,73 +398,6 @@ class ArtifactStore:
             with self.cache.open_for_write(digest) as fh:
                 fh.write(data)
         return decode_manifest(data)
-
-    def _migrate_legacy(self, experiment: str, name: str) -> None:
-        """Give an artifact saved before versions existed its version document (idempotent)."""
-        legacy = self._legacy(experiment, name)
-        if legacy is None:
-            return
-        fields: dict[str, Any] = {"manifest_sha256": None, "manifest_blob": None}
-        if legacy.kind != "remote":
-            manifest = self.blobs.put_bytes(encode_manifest(legacy.files), "application/json")
-            fields = {"manifest_sha256": manifest.sha256, "manifest_blob": manifest.uri}
-            held = [manifest.sha256, *(f.sha256 for f in legacy.files if legacy.uploaded)]
-            refs = blobrefs.artifact_references(experiment, name, held, legacy.run)
-            blobrefs.record(self.db, self.project, refs)
-        seq = int(legacy.version[1:])
-        path = layout.artifact_version(self.project, experiment, name, legacy.version)
-        with contextlib.suppress(gexc.AlreadyExists):  # a concurrent saver migrated it
-            self.db.document(path).create(
-                {
-                    **fields,
-                    "kind": legacy.kind,
-                    "is_dir": legacy.is_dir,
-                    "uploaded": legacy.uploaded,
-                    "uri": legacy.uri,
-                    "file_count": len(legacy.files),
-                    "total_bytes": sum(f.size for f in legacy.files),
-                    "version": legacy.version,
-                    "seq": seq,
-                    "run": legacy.run,
-                    "artifact": name,
-                    "experiment": experiment,
-                    "project": self.project,
-                    "created_at": legacy.created_at or firestore.SERVER_TIMESTAMP,
-                    "migrated": True,
-                }
-            )
-        self.db.document(layout.artifact(self.project, experiment, name)).set(
-            {"latest_version": legacy.version, "version_count": seq}, merge=True
-        )
-
-    def _legacy(self, experiment: str, name: str) -> ArtifactVersion | None:
-        """An artifact saved before versions existed, read from its ``files/`` entries."""
-        snap = self.db.document(layout.artifact(self.project, experiment, name)).get()
-        doc = (snap.to_dict() or {}) if snap.exists else {}
-        if not isinstance(doc.get("latest_version"), int):
-            return None
-        col = self.db.collection(layout.artifact_files(self.project, experiment, name))
-        entries = [s.to_dict() or {} for s in col.stream()]
-        files = [
-            FileEntry(str(f["path"]), str(f["sha256"]), int(f.get("size") or 0))
-            for f in entries
-            if f.get("sha256")
-        ]
-        return ArtifactVersion(
-            self.project,
-            experiment,
-            name,
-            _legacy_version(doc),
-            doc.get("run"),
-            str(doc.get("kind", "file")),
-            bool(doc.get("is_dir")),
-            bool(doc.get("uploaded", True)),
-            sorted(files, key=lambda e: e.path),
-            doc.get("uri"),
-            None,
-            doc.get("updated_at"),
-            self,
-        )
 
     # ------------------------------------------------------------------ download
 
@@ -510,16 +442,6 @@ class ArtifactStore:
         for e in av.files:
             cache.materialize(e.sha256, safe_join(root, e.path), mode)
         return root
-
-
-def _legacy_version(doc: dict[str, Any]) -> str:
-    return f"v{int(doc.get('latest_version') or 1)}"
-
-
-def _version_fields(av: ArtifactVersion) -> dict[str, Any]:
-    fields = av.to_dict()
-    fields.pop("files")
-    return {**fields, "seq": int(av.version[1:]), "file_count": len(av.files)}
 
 
 def add_artifact(
