@@ -43,7 +43,7 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from aletheia import checkout, layout, parents, queries, repo_pin, workspace
+from aletheia import blobrefs, checkout, layout, parents, queries, repo_pin, workspace
 from aletheia.blobstore import BlobInfo, BlobStore
 from aletheia.cache import LinkMode, LocalCache, Verify
 from aletheia.errors import ConflictError, IntegrityError, NotFoundError, ValidationError
@@ -129,14 +129,19 @@ class Diff:
 
 @dataclass(frozen=True)
 class RemoveResult:
-    """What removing a version did."""
+    """What removing a version did, counting each distinct blob (files and manifest) once."""
 
     name: str
     version: str
     blobs_deleted: int
+    #: Still referenced (by another version, dataset, artifact, run or MLflow file) or unknown.
     blobs_kept: int
     dataset_deleted: bool
     latest_version: str | None
+    #: Kept because the blob registry has no entry for them (stored before it existed).
+    blobs_unregistered: int = 0
+    #: Recorded runs that used the version (removed anyway with ``force``).
+    runs: list[str] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- manifests
@@ -440,6 +445,7 @@ class DatasetStore:
             self.blobs.put_bytes(body, content_type="application/json")
         after = self.blobs.stats.snapshot()
         with self._phase("committing"):
+            registered = self._register(name, manifest, parent_manifest, digest, set())
             version, parent, parent_manifest, previous = self._commit(
                 name,
                 manifest,
@@ -452,6 +458,7 @@ class DatasetStore:
                 source,
                 created_by_run,
             )
+        self._register(name, manifest, parent_manifest, digest, registered)  # if the parent moved
         change = diff_manifests(parent_manifest, manifest)
         if parent is None or version != parent:
             with self._phase("indexing"):
@@ -476,6 +483,26 @@ class DatasetStore:
             hashed,
             change.counts,
         )
+
+    def _register(
+        self,
+        name: str,
+        manifest: dict[str, FileEntry],
+        parent: dict[str, FileEntry],
+        digest: str,
+        done: set[str],
+    ) -> set[str]:
+        """Record in the blob registry that ``name`` holds the blobs its parent lacked.
+
+        Blobs the parent holds are registered already, so a one-file change is
+        one write (plus the manifest). Called before the commit: a crash
+        between leaves an extra entry (a blob kept), never a missing one.
+        Returns the digests registered, ``done`` included.
+        """
+        known = {e.sha256 for e in parent.values()}
+        new = ({e.sha256 for e in manifest.values()} - known) | {digest}
+        blobrefs.record(self.db, self.project, blobrefs.dataset_references(name, new - done))
+        return new | done
 
     def _upload_new(
         self,
@@ -840,47 +867,51 @@ class DatasetStore:
 
     # ------------------------------------------------------------------ remove
 
-    def remove_version(self, name: str, version: str) -> RemoveResult:
-        """Delete one version; blobs no other version or artifact references go too."""
+    def remove_version(self, name: str, version: str, *, force: bool = False) -> RemoveResult:
+        """Delete one version, and the blobs nothing else references.
+
+        A version that recorded runs used is refused (:class:`ConflictError`
+        naming them) unless ``force``. A blob is deleted only if no other
+        version of ``name`` holds it and the blob registry
+        (:mod:`aletheia.blobrefs`) names no other holder; a blob the registry
+        has no entry for is kept. The cost is a few reads plus one batched read
+        per 300 candidate blobs, whatever the number of datasets and versions.
+        """
         doc = _version_doc(self.db, self.project, name, version)
+        runs = [
+            _run_label(path) for path in runs_using_dataset(self.db, self.project, name, version)
+        ]
+        if runs and not force:
+            shown = ", ".join(runs[:10]) + (f" and {len(runs) - 10} more" if len(runs) > 10 else "")
+            raise ConflictError(
+                f"{name} {version} was used by {len(runs)} recorded run(s) "
+                f"(experiment/run): {shown}",
+                "pass --force (force=True) to remove it anyway; those runs' data is then gone",
+            )
         manifest = self._manifest_of(doc)
         others = [v for v in self.versions(name) if v["version"] != version]
         referenced: set[str] = set()
         for other in others:
             referenced.add(other["manifest_sha256"])
             referenced.update(e.sha256 for e in self._manifest_of(other).values())
-        candidates = {e.sha256 for e in manifest.values()} | {doc["manifest_sha256"]}
-        candidates -= referenced
-        deletable = [s for s in sorted(candidates) if not self._referenced_elsewhere(s, name)]
+        blobs = {e.sha256 for e in manifest.values()} | {doc["manifest_sha256"]}
+        candidates = blobs - referenced
+        verdict = blobrefs.classify(blobrefs.lookup(self.db, self.project, candidates), name)
         self.db.document(layout.dataset_version(self.project, name, version)).delete()
         new_latest = max(others, key=lambda d: int(d["seq"])) if others else None
         self._after_remove(name, version, manifest, new_latest)
-        deleted = sum(run_parallel(self.blobs.delete, deletable))
+        deleted = sum(run_parallel(self.blobs.delete, verdict.deletable))
+        blobrefs.release_dataset(self.db, self.project, name, verdict.deletable, verdict.held)
         return RemoveResult(
             name,
             version,
             deleted,
-            len(manifest) - deleted,
+            len(blobs) - len(verdict.deletable),
             new_latest is None,
             new_latest["version"] if new_latest else None,
+            blobs_unregistered=len(verdict.unregistered),
+            runs=runs,
         )
-
-    def _referenced_elsewhere(self, sha256: str, name: str) -> bool:
-        """True if another dataset's versions or any artifact holds these bytes."""
-        for snap in queries.project_files_with_sha256(self.db, self.project, sha256).stream():
-            data = snap.to_dict() or {}
-            if data.get("kind") != "dataset" or data.get("dataset") != name:
-                return True
-        for other in self.list_datasets():
-            other_name = str(other.get("name", ""))
-            if other_name == name or not other_name:
-                continue
-            for v in self.versions(other_name):
-                if sha256 == v["manifest_sha256"] or any(
-                    e.sha256 == sha256 for e in self._manifest_of(v).values()
-                ):
-                    return True
-        return False
 
     def _after_remove(
         self,
@@ -905,6 +936,12 @@ class DatasetStore:
                 "updated_at": firestore.SERVER_TIMESTAMP,
             }
         )
+
+
+def _run_label(path: str) -> str:
+    """``experiment/run`` of a run document path ``Projects/p/Experiments/e/Runs/r``."""
+    parts = path.split("/")
+    return f"{parts[3]}/{parts[5]}" if len(parts) >= 6 else path
 
 
 def _sha256_bytes(data: bytes) -> str:

@@ -206,16 +206,10 @@ class MlflowExporter:
             self._download(str(entry["sha256"]), _safe_key_path(art_dir, str(entry["path"])))
 
     def _aletheia_artifacts(self, exper: str) -> dict[str, list[tuple[str, str]]]:
-        """run id -> [(artifact name/path, sha256)] of the experiment's uploaded artifacts."""
-        by_run: dict[str, list[tuple[str, str]]] = {}
-        for art in self.db.collection(layout.artifacts(self.project, exper)).stream():
-            files = self.db.collection(layout.artifact_files(self.project, exper, art.id))
-            for snap in files.stream():
-                f = snap.to_dict() or {}
-                if f.get("run") and f.get("sha256") and f.get("blob"):
-                    item = (f"{art.id}/{f['path']}", str(f["sha256"]))
-                    by_run.setdefault(str(f["run"]), []).append(item)
-        return by_run
+        """run id -> [(artifact name/path, sha256)] of every artifact version a run saved."""
+        from aletheia.artifacts import ArtifactStore
+
+        return ArtifactStore(self.db, self.blobs, None, self.project).files_by_run(exper)
 
     def _download(self, sha256: str, target: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -7,12 +7,15 @@ The hierarchy (see docs/DESIGN.md)::
         Runs/{run}
           Metrics/{key}~{chunk}
         Artifacts/{name}
-          files/{file}
+          Versions/{version}
+          files/{file}                 (written before artifacts had versions)
         Results/{run}
       Datasets/{name}
         files/{file}
         Versions/{version}
       Files/{sha256}
+      Blobs/{sha256}                   who references these bytes (aletheia.blobrefs)
+        Refs/{ref}
       Metadata/{name}
 
 Nothing else in aletheia spells a collection name or joins a path: it calls
@@ -37,12 +40,15 @@ RUNS = "Runs"
 METRICS = "Metrics"
 ARTIFACTS = "Artifacts"
 ARTIFACT_FILES = "files"
+ARTIFACT_VERSIONS = "Versions"
 RESULTS = "Results"
 DATASETS = "Datasets"
 DATASET_FILES = "files"
 VERSIONS = "Versions"
 FILES = "Files"
 METADATA = "Metadata"
+BLOBS = "Blobs"
+BLOB_REFS = "Refs"
 RUN_ARTIFACT_FILES = "ArtifactFiles"
 MLFLOW_RUNS = "MlflowRuns"
 
@@ -218,6 +224,16 @@ def artifact_file(p: str, e: str, name: str, relpath: str) -> str:
     return _join(artifact_files(p, e, name), file_doc_id(relpath))
 
 
+def artifact_versions(p: str, e: str, name: str) -> str:
+    """The ``Versions`` collection of an artifact: one document per save."""
+    return _join(artifact(p, e, name), ARTIFACT_VERSIONS)
+
+
+def artifact_version(p: str, e: str, name: str, version: str) -> str:
+    """``.../Artifacts/{name}/Versions/{version}``."""
+    return _join(artifact_versions(p, e, name), validate_id(version, "artifact version"))
+
+
 def results(p: str, e: str) -> str:
     """The ``Results`` collection of an experiment (flat, for leaderboards)."""
     return _join(experiment(p, e), RESULTS)
@@ -286,6 +302,40 @@ def files(p: str) -> str:
 def file(p: str, sha256: str) -> str:
     """``Projects/{p}/Files/{sha256}``: schema, statistics and status of some bytes."""
     return _join(files(p), validate_sha256(sha256))
+
+
+def blobs(p: str) -> str:
+    """The ``Blobs`` registry of a project: who references each content-addressed blob."""
+    return _join(project(p), BLOBS)
+
+
+def blob_record(p: str, sha256: str) -> str:
+    """``Projects/{p}/Blobs/{sha256}``: the holders of some bytes, summarised."""
+    return _join(blobs(p), validate_sha256(sha256))
+
+
+def blob_refs(p: str, sha256: str) -> str:
+    """The ``Refs`` collection of a blob: one document per holder."""
+    return _join(blob_record(p, sha256), BLOB_REFS)
+
+
+def blob_ref(p: str, sha256: str, holder: str) -> str:
+    """``.../Blobs/{sha256}/Refs/{ref}``: one holder of the blob (``holder`` is any text)."""
+    return _join(blob_refs(p, sha256), blob_ref_id(holder))
+
+
+def blob_ref_id(holder: str) -> str:
+    """Document id of a holder such as ``artifact:exp/model``: percent-encoded, hashed if long."""
+    if not holder:
+        raise ValidationError("empty blob holder")
+    encoded = quote(holder, safe=" :@")
+    if (
+        len(encoded) <= _MAX_ENCODED_ID
+        and not _RESERVED_ID.match(encoded)
+        and encoded not in (".", "..")
+    ):
+        return encoded
+    return "h-" + hashlib.sha256(holder.encode()).hexdigest()
 
 
 def metadata(p: str) -> str:

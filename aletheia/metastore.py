@@ -35,7 +35,7 @@ import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
@@ -44,6 +44,9 @@ from aletheia import clients, config, journal, layout, members, validation
 from aletheia.errors import AletheiaError, ValidationError
 from aletheia.metrics import FLUSH_INTERVAL_S, HEARTBEAT_S, STALE_HEARTBEATS, MetricWriter, RunRef
 from aletheia.store import TRANSIENT, FirestoreStore, Write, is_transient
+
+if TYPE_CHECKING:
+    from aletheia.artifacts import ArtifactStore, ArtifactVersion
 
 log = logging.getLogger(__name__)
 
@@ -210,13 +213,8 @@ class Metastore:
         is_dir: bool,
         upload_file: bool,
     ) -> dict[str, Any]:
-        """Record (and upload) an artifact of ``exper``, produced by ``run_id`` if given."""
-        from aletheia import artifacts
-
-        record = artifacts.add_artifact(
-            self.db,
-            self.blobstore,
-            self.project,
+        """Save a new version of an artifact of ``exper``, produced by ``run_id`` if given."""
+        return self.artifacts.add(
             exper,
             name,
             path,
@@ -225,7 +223,13 @@ class Metastore:
             is_dir=is_dir,
             upload_file=upload_file,
         )
-        return dict(record)
+
+    @property
+    def artifacts(self) -> ArtifactStore:
+        """The project's :class:`~aletheia.artifacts.ArtifactStore` (downloads go via ``cache``)."""
+        from aletheia.artifacts import ArtifactStore
+
+        return ArtifactStore(self.db, self.blobstore, self.cache, self.project)
 
 
 def _create_if_missing(db: firestore.Client, path: str, data: dict[str, Any]) -> bool:
@@ -348,11 +352,24 @@ class Experiment:
         is_dir: bool = False,
         upload_file: bool = True,
     ) -> dict[str, Any]:
-        """Record (and upload) an artifact of the experiment, linked to the active run if any."""
-        run_id = self.active_run.id if self.active_run and self.active_run.is_active else None
+        """Save a new version of an artifact of the experiment (see :meth:`Run.add_artifact`).
+
+        Inside a run it is that run's save (and listed on its document);
+        outside, the version names no run.
+        """
+        if self.active_run is not None and self.active_run.is_active:
+            return self.active_run.add_artifact(name, path, is_local, is_dir, upload_file)
         return self.ms._add_artifact(
-            self.name, run_id, name, path, is_local=is_local, is_dir=is_dir, upload_file=upload_file
+            self.name, None, name, path, is_local=is_local, is_dir=is_dir, upload_file=upload_file
         )
+
+    def get_artifact(self, name: str, version: str | None = None) -> ArtifactVersion:
+        """Version ``version`` (default: the latest) of artifact ``name``, whichever run saved it.
+
+        The result lists the files and downloads them through the local cache
+        (``.download(to)``), verified by sha256.
+        """
+        return self.ms.artifacts.get(self.name, name, version)
 
     def _run_for(self, what: str) -> Run:
         run = self.active_run
@@ -403,6 +420,17 @@ def _capture_code_and_env(
     return {"git": git_doc, "env": env_doc}
 
 
+def _register_blobs(ms: Metastore, experiment: str, run_id: str, fields: dict[str, Any]) -> None:
+    """Tell the blob registry this run holds its diff and package list (best effort: a
+    blob with no entry is kept by ``datasets rm`` anyway)."""
+    from aletheia import blobrefs
+
+    try:
+        blobrefs.record(ms.db, ms.project, blobrefs.run_references(experiment, run_id, fields))
+    except Exception as exc:
+        log.warning("aletheia: could not register the run's blobs (%s)", exc)
+
+
 def _blob_ref(ms: Metastore, data: bytes | None, content_type: str) -> dict[str, Any] | None:
     if not data:
         return None
@@ -425,6 +453,7 @@ class Run:
         self.status = RUNNING
         self.ref = RunRef(self.ms.project, exper.name, run_id)
         self._datasets: list[dict[str, Any]] = []
+        self._artifacts: list[dict[str, str]] = []  # what this run saved, in order
         self._keys: set[str] = set()  # metric names already validated
         self._ended = threading.Event()
         self.journal = journal.JournalWriter(
@@ -457,6 +486,7 @@ class Run:
             error=None,
             datasets=[],
             dataset_refs=[],
+            artifacts=[],
             summary={},
             debug=exper.debug,
             host=socket.gethostname(),
@@ -473,6 +503,8 @@ class Run:
         if run_id is None:
             run_id = time_run_id()
         fields["run"] = run_id
+        if created:
+            _register_blobs(ms, exper.name, run_id, fields)
         run = cls(exper, run_id, fields)
         run.journal.header(
             project=ms.project,
@@ -660,8 +692,13 @@ class Run:
         is_dir: bool = False,
         upload_file: bool = True,
     ) -> dict[str, Any]:
-        """Record (and upload) an artifact produced by this run."""
-        return self.ms._add_artifact(
+        """Save a new version of artifact ``name`` (a file, a directory or a remote URI).
+
+        Every save is a version of its own, naming this run; the run document
+        lists them (``artifacts: [{name, version}]``). Returns the version's
+        fields and files.
+        """
+        record: dict[str, Any] = self.ms._add_artifact(
             self.exper.name,
             self.id,
             name,
@@ -670,6 +707,27 @@ class Run:
             is_dir=is_dir,
             upload_file=upload_file,
         )
+        entry = {"name": name, "version": str(record["version"])}
+        self._artifacts.append(entry)
+        if self.is_active:
+            self._set({"artifacts": list(self._artifacts)})
+        else:  # the writer has stopped: append to the document itself
+            doc = self.ms.db.document(layout.run(self.ms.project, self.exper.name, self.id))
+            doc.update({"artifacts": firestore.ArrayUnion([entry])})
+        return record
+
+    def get_artifact(self, name: str, version: str | None = None) -> ArtifactVersion:
+        """A version of artifact ``name`` that this run saved (default: its last save of it).
+
+        The result lists the files and downloads them through the local cache
+        (``.download(to)``), verified by sha256. A version another run saved
+        is a :class:`~aletheia.errors.NotFoundError`: use
+        :meth:`Experiment.get_artifact` for those.
+        """
+        if version is None:
+            mine = [a["version"] for a in self._artifacts if a["name"] == name]
+            version = mine[-1] if mine else None
+        return self.ms.artifacts.get(self.exper.name, name, version, run=self.id)
 
 
 def _create_run(

@@ -19,7 +19,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST
 from mlflow.store.artifact.artifact_repo import ArtifactRepository
 
-from aletheia import clients, config, layout
+from aletheia import blobrefs, clients, config, layout
 from aletheia.errors import AletheiaError
 from aletheia.hashing import sha256_file
 
@@ -85,6 +85,8 @@ class AletheiaArtifactRepository(ArtifactRepository):
         sha256, size = sha256_file(path)
         info = self.blobs.upload_file(path, sha256, size, relpath=relpath)
         doc = {"path": relpath, "sha256": sha256, "size": size, "blob": info.uri, "run": self.run}
+        ref = blobrefs.mlflow_reference(self.exper, self.run, sha256, relpath)
+        blobrefs.record(self.db, self.project, [ref])  # so `datasets rm` keeps these bytes
         self.db.document(layout.run_artifact_file(self.project, self.exper, self.run, relpath)).set(
             doc
         )

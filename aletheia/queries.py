@@ -105,6 +105,30 @@ def runs_using_dataset(db: firestore.Client, p: str, e: str, dataset_ref: str) -
     )
 
 
+# --------------------------------------------------------------------------- artifacts
+
+
+@client_query(p="proj", e="exp", name="model")
+def artifact_versions_newest_first(db: firestore.Client, p: str, e: str, name: str) -> Query:
+    """Versions of an artifact, newest first (single-field: no composite index)."""
+    return db.collection(layout.artifact_versions(p, e, name)).order_by(
+        "seq", direction=Query.DESCENDING
+    )
+
+
+@client_query(p="proj", e="exp", name="model", run="3")
+def artifact_versions_of_run(db: firestore.Client, p: str, e: str, name: str, run: str) -> Query:
+    """Versions of an artifact that run ``run`` saved, newest first.
+
+    Needs the composite index ``Versions (run ASC, seq DESC)``.
+    """
+    return (
+        db.collection(layout.artifact_versions(p, e, name))
+        .where(filter=FieldFilter("run", "==", layout.validate_id(run, "run id")))
+        .order_by("seq", direction=Query.DESCENDING)
+    )
+
+
 # --------------------------------------------------------------------------- datasets
 
 
@@ -146,18 +170,5 @@ def dataset_versions_with_file(db: firestore.Client, p: str, sha256: str) -> Que
         db.collection_group(layout.DATASET_FILES)
         .where(filter=FieldFilter("project", "==", layout.validate_id(p, "project name")))
         .where(filter=FieldFilter("kind", "==", "dataset"))
-        .where(filter=FieldFilter("sha256", "==", layout.validate_sha256(sha256)))
-    )
-
-
-@client_query(p="proj", sha256="0" * 64)
-def project_files_with_sha256(db: firestore.Client, p: str, sha256: str) -> Query:
-    """Every dataset or artifact file entry of project ``p`` holding these bytes.
-
-    Needs the collection-group index ``files (project ASC, sha256 ASC)``.
-    """
-    return (
-        db.collection_group(layout.DATASET_FILES)
-        .where(filter=FieldFilter("project", "==", layout.validate_id(p, "project name")))
         .where(filter=FieldFilter("sha256", "==", layout.validate_sha256(sha256)))
     )

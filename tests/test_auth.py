@@ -261,7 +261,10 @@ def test_every_client_query_is_allowed_for_a_viewer_and_denied_to_an_outsider(
 @pytest.mark.parametrize(
     ("clause", "query"),
     [
-        ("match /{path=**}/files/{f} {\n      allow list: if canRead", "project_files_with_sha256"),
+        (
+            "match /{path=**}/files/{f} {\n      allow list: if canRead",
+            "dataset_versions_with_file",
+        ),
         ("match /{path=**}/Runs/{r} {\n      allow list: if canRead", "project_runs_using_dataset"),
     ],
 )

@@ -107,8 +107,9 @@ def test_readme_example_records_every_field(
     assert all(isinstance(t, dt.datetime) for t in chunk.get("times"))
     artifact = db.document(layout.artifact(PROJECT, "exper Name", "model")).get()
     assert artifact.exists
-    files = list(db.collection(layout.artifact_files(PROJECT, "exper Name", "model")).stream())
-    assert [f.get("path") for f in files] == ["w.bin"] and files[0].get("run") == "1"
+    assert doc["artifacts"] == [{"name": "model", "version": "v1"}]
+    saved = exper.get_artifact("model")
+    assert [f.path for f in saved.files] == ["w.bin"] and saved.run == "1"
     result = db.document(layout.result(PROJECT, "exper Name", "1")).get().to_dict()
     assert result["metrics"] == {"train/loss": 0.2, "val.acc": 0.5, "val/loss": 0.7}
     assert result["status"] == "finished" and result["fold"] == 1 and result["model"] == "mlp"

@@ -170,6 +170,9 @@ METRIC = layout.metric_chunk(PROJECT, EXPERIMENT, "1", "loss", 0)
 DATASET = layout.dataset(PROJECT, "mnist")
 VERSION = layout.dataset_version(PROJECT, "mnist", "v1")
 FILE = layout.file(PROJECT, SHA)
+ARTIFACT_VERSION = layout.artifact_version(PROJECT, EXPERIMENT, "model", "v1")
+BLOB = layout.blob_record(PROJECT, SHA)
+BLOB_REF = layout.blob_ref(PROJECT, SHA, "run:1")
 RUNS = layout.runs(PROJECT, EXPERIMENT)
 #: Seeded run id per status: run "1" is running, the others are named after theirs.
 RUN_IDS = {"running": "1", "finished": "finished", "failed": "failed", "crashed": "crashed"}
@@ -201,6 +204,9 @@ SEED: dict[str, dict[str, Any]] = {
     DATASET: {"created_at": T0, "desc": "digits", "latest_version": "v1"},
     VERSION: {"created_at": T0, "files": 3},
     FILE: {"size": 10, "status": "done", "schema": {"a": "int"}},
+    ARTIFACT_VERSION: {"created_at": T0, "run": "1", "seq": 1},
+    BLOB: {"sha256": SHA, "datasets": {"mnist": True}, "holders": {"artifact": True}},
+    BLOB_REF: {"kind": "run", "holder": "run:1"},
 }
 # The outsider owns a project of their own: ownership there grants nothing here.
 RIVAL = layout.project(OTHER_PROJECT)
@@ -429,6 +435,42 @@ def validation_cases() -> list[Case]:
             True,
             {"k": "v"},
         ),
+        Case("artifact version edited", WRITER, "update", ARTIFACT_VERSION, False, {"run": "2"}),
+        Case(
+            "artifact version created",
+            WRITER,
+            "create",
+            layout.artifact_version(PROJECT, EXPERIMENT, "model", "v2"),
+            True,
+            {"run": "2", "seq": 2},
+        ),
+        Case(
+            "viewer creates an artifact version",
+            VIEWER,
+            "create",
+            layout.artifact_version(PROJECT, EXPERIMENT, "model", "v2"),
+            False,
+            {"run": "2"},
+        ),
+        Case("viewer reads an artifact version", VIEWER, "get", ARTIFACT_VERSION, True),
+        Case("writer deletes an artifact version", WRITER, "delete", ARTIFACT_VERSION, False),
+        Case("owner deletes an artifact version", OWNER, "delete", ARTIFACT_VERSION, True),
+        Case("run artifacts not a list", WRITER, "update", RUN, False, {"artifacts": "model"}),
+        Case("viewer reads blob holders", VIEWER, "get", BLOB, True),
+        Case("outsider reads blob holders", OUTSIDER, "get", BLOB, False),
+        Case("writer records a holder", WRITER, "update", BLOB, True, {"holders": {"run": True}}),
+        Case("viewer records a holder", VIEWER, "update", BLOB, False, {"holders": {"run": True}}),
+        Case(
+            "writer records a reference",
+            WRITER,
+            "create",
+            layout.blob_ref(PROJECT, SHA, "run:2"),
+            True,
+            {"kind": "run"},
+        ),
+        Case("writer deletes blob holders", WRITER, "delete", BLOB, False),
+        Case("owner deletes blob holders", OWNER, "delete", BLOB, True),
+        Case("writer deletes a reference", WRITER, "delete", BLOB_REF, False),
         Case("unknown collection", OWNER, "create", f"{P}/Secrets/x", False, {"k": "v"}),
         Case("root collection", OWNER, "create", "Other/x", False, {"k": "v"}),
     ]
@@ -570,6 +612,19 @@ MUTATIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "allow read: if canRead(p);\n          allow create, update: if canWrite(p);",
         ("dataset version edited",),
     ),
+    "artifact versions are immutable": (
+        "allow read: if canRead(p);\n            allow create: if canWrite(p);",
+        "allow read: if canRead(p);\n            allow create, update: if canWrite(p);",
+        ("artifact version edited",),
+    ),
+    "writers only record blob holders": (
+        "match /Blobs/{sha} {\n        allow read: if canRead(p);\n"
+        "        allow create, update: if canWrite(p);",
+        "match /Blobs/{sha} {\n        allow read: if canRead(p);\n"
+        "        allow create, update: if canRead(p);",
+        ("viewer records a holder",),
+    ),
+    "typed run artifacts": (" && optList(d, 'artifacts')", "", ("run artifacts not a list",)),
     "members only": (
         "{'viewer': 1, 'writer': 2, 'owner': 3}.get(roleIn(p), 0)",
         "{'viewer': 1, 'writer': 2, 'owner': 3}.get(roleIn(p), 1)",

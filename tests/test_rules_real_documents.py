@@ -25,7 +25,7 @@ WRITER = "u-writer"
 
 
 def test_documents_written_by_metastore_pass_the_rules(
-    stack: config.Settings, db: firestore.Client
+    stack: config.Settings, db: firestore.Client, tmp_path: Path
 ) -> None:
     load_rules(stack, RULES_FILE.read_text(encoding="utf-8"))
     ms = Metastore("shapes", settings=stack)
@@ -34,6 +34,8 @@ def test_documents_written_by_metastore_pass_the_rules(
         run.set_hyper_params({"lr": 0.1, "layers": [64, 32], "dropout": None})
         for step in range(3):
             run.log_metrics({"train/loss": 1.0 / (step + 1), "acc": 0.5}, step=step)
+        (tmp_path / "model.pt").write_bytes(b"weights")
+        run.add_artifact("model", tmp_path / "model.pt")
     members.add_member(db, "shapes", WRITER, "writer")
 
     run_path = layout.run("shapes", "exp", run.id)
@@ -43,7 +45,9 @@ def test_documents_written_by_metastore_pass_the_rules(
         layout.experiment("shapes", "exp"): db.document(layout.experiment("shapes", "exp")),
         run_path: db.document(run_path),
         **{chunk.reference.path: chunk.reference for chunk in chunks},
+        **_artifact_and_registry_docs(db),
     }
+    assert any("/Versions/" in p for p in docs) and any("/Refs/" in p for p in docs)
     rest = Rest(stack)
     refused = []
     for path, ref in docs.items():
@@ -81,6 +85,7 @@ def test_documents_written_by_datasets_pass_the_rules(
     dataset = db.document(layout.dataset("shapes", "digits"))
     docs = [dataset, *dataset.collection(layout.VERSIONS).list_documents()]
     docs += list(dataset.collection(layout.DATASET_FILES).list_documents())
+    docs += list(_artifact_and_registry_docs(db).values())
     assert len(docs) >= 4, "a dataset, a version and two file entries"
     rest = Rest(stack)
     refused = []
@@ -89,3 +94,15 @@ def test_documents_written_by_datasets_pass_the_rules(
         if response.status_code != 200:
             refused.append(f"{ref.path}: {response.status_code} {response.text[:300]}")
     assert not refused, "\n".join(refused)
+
+
+def _artifact_and_registry_docs(db: firestore.Client) -> dict[str, firestore.DocumentReference]:
+    """Artifact documents, their versions, and the blob registry of project ``shapes``."""
+    found: dict[str, firestore.DocumentReference] = {}
+    for art in db.collection(layout.artifacts("shapes", "exp")).list_documents():
+        found[art.path] = art
+        found.update({v.path: v for v in art.collection(layout.ARTIFACT_VERSIONS).list_documents()})
+    for blob in db.collection(layout.blobs("shapes")).list_documents():
+        found[blob.path] = blob
+        found.update({r.path: r for r in blob.collection(layout.BLOB_REFS).list_documents()})
+    return found

@@ -13,7 +13,9 @@ import typer
 from google.api_core import exceptions as gexc
 
 from aletheia.cli import (
+    artifacts_cmd,
     auth_cmd,
+    blobrefs_cmd,
     config_cmd,
     datasets_cmd,
     export_cmd,
@@ -37,7 +39,9 @@ app.add_typer(project_cmd.app, name="project")
 app.add_typer(auth_cmd.app, name="auth")
 datasets_cmd.app.command("stats")(stats_cmd.stats)
 datasets_cmd.app.command("split")(stats_cmd.split)
+datasets_cmd.app.command("backfill-refs")(blobrefs_cmd.backfill_refs)
 app.add_typer(datasets_cmd.app, name="datasets")
+app.add_typer(artifacts_cmd.app, name="artifacts")
 app.command("config")(config_cmd.show_config)
 app.add_typer(runs_cmd.app, name="runs")
 app.command("sync")(sync_cmd.sync)

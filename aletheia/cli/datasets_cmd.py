@@ -292,17 +292,30 @@ def diff(
 def rm(
     name: Annotated[str, typer.Argument(help="Dataset name.")],
     version: Annotated[str, typer.Option("--version", "-v", help="The version to remove.")],
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Remove it even if recorded runs used it."),
+    ] = False,
     project: ProjectOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Remove one version; blobs other versions, datasets or artifacts use are kept."""
-    result = dataset_store(project, quiet=True).remove_version(name, version)
+    """Remove one version. Refused if recorded runs used it (unless --force); blobs other
+    versions, datasets, artifacts, runs or MLflow files reference are kept, and so are
+    blobs stored before aletheia kept a reference registry (nothing is known about them)."""
+    result = dataset_store(project, quiet=True).remove_version(name, version, force=force)
     if as_json:
         _emit_json(result.__dict__)
         return
+    if result.runs:
+        console.print(f"[yellow]removed although used by run(s): {', '.join(result.runs)}[/]")
+    unknown = (
+        f" ({result.blobs_unregistered} with no reference record: kept to be safe)"
+        if result.blobs_unregistered
+        else ""
+    )
     console.print(
         f"removed {name} {version}: {result.blobs_deleted} blobs deleted, "
-        f"{result.blobs_kept} kept; latest is now {result.latest_version or '(none)'}"
+        f"{result.blobs_kept} kept{unknown}; latest is now {result.latest_version or '(none)'}"
     )
 
 
