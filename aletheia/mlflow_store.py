@@ -45,7 +45,6 @@ from mlflow.entities import (
 )
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import (
-    FEATURE_DISABLED,
     INVALID_PARAMETER_VALUE,
     INVALID_STATE,
     RESOURCE_ALREADY_EXISTS,
@@ -58,6 +57,7 @@ from mlflow.utils.search_utils import SearchExperimentsUtils, SearchUtils
 from aletheia import layout, metastore
 from aletheia.errors import AletheiaError
 from aletheia.metrics import CHUNK_POINTS
+from aletheia.mlflow_features import AbsentFeatures, disable_unimplemented, unsupported
 
 #: MLflow's default experiment id and the aletheia experiment it maps to.
 DEFAULT_EXPERIMENT_ID = "0"
@@ -78,12 +78,6 @@ _FROM_MLFLOW_STATUS["KILLED"] = metastore.INTERRUPTED
 #: Filter entity types evaluated faithfully over aletheia's runs.
 _SUPPORTED_FILTER_TYPES = {"metric", "parameter", "tag", "attribute"}
 _SUPPORTED_ATTRIBUTES = {"status", "run_name", "start_time", "end_time", "run_id"}
-
-
-def unsupported(what: str, hint: str = "") -> MlflowException:
-    """MLflow's own error for an MLflow feature aletheia does not provide."""
-    message = f"aletheia's MLflow store does not support {what}"
-    return MlflowException(f"{message}. {hint}".strip(), error_code=FEATURE_DISABLED)
 
 
 def _invalid(message: str) -> MlflowException:
@@ -198,8 +192,14 @@ def check_filter(filter_string: str | None) -> None:
             )
 
 
-class AletheiaStore(AbstractStore):
-    """MLflow's ``AbstractStore`` over an aletheia project (``aletheia://PROJECT``)."""
+@disable_unimplemented
+class AletheiaStore(AbsentFeatures, AbstractStore):
+    """MLflow's ``AbstractStore`` over an aletheia project (``aletheia://PROJECT``).
+
+    What MLflow asks of a store beyond runs and experiments (logged models,
+    traces, ...) is answered by :mod:`aletheia.mlflow_features`: empty searches,
+    else ``FEATURE_DISABLED``.
+    """
 
     def __init__(self, store_uri: str | None = None, artifact_uri: str | None = None) -> None:
         super().__init__()
@@ -365,6 +365,17 @@ class AletheiaStore(AbstractStore):
         """Set one tag of an experiment."""
         self.get_experiment(experiment_id)
         self._set_experiment_tags(self._exper_name(experiment_id), {tag.key: tag.value})
+
+    def delete_experiment_tag(self, experiment_id, key):
+        """Remove one tag of an experiment (MLflow's error if it has no such tag)."""
+        if key not in self.get_experiment(experiment_id).tags:
+            raise MlflowException(
+                f"No tag with name: {key} in experiment with id {experiment_id}",
+                error_code=RESOURCE_DOES_NOT_EXIST,
+            )
+        path = layout.experiment(self.project, self._exper_name(experiment_id))
+        field = FieldPath("mlflow_tags", key).to_api_repr()
+        self.db.document(path).update({field: firestore.DELETE_FIELD})
 
     # ------------------------------------------------------------- runs
 
@@ -547,6 +558,14 @@ class AletheiaStore(AbstractStore):
     def record_logged_model(self, run_id, mlflow_model):
         """Not supported (MLflow models)."""
         raise unsupported("mlflow.<flavor>.log_model", "log the model files with log_artifacts")
+
+    def create_logged_model(self, *args, **kwargs):
+        """Not supported (logged models: ``mlflow.<flavor>.log_model``)."""
+        raise unsupported("logged models", "log the model files with mlflow.log_artifacts")
+
+    def log_logged_model_params(self, model_id, params):
+        """Not supported (logged models)."""
+        raise unsupported("logged models")
 
     def link_traces_to_run(self, trace_ids, run_id):
         """Not supported (tracing)."""
