@@ -14,15 +14,18 @@ MLflow code logs into aletheia's own documents, unchanged. The mapping
 * a run MLflow starts while an aletheia run of this process is open is
   nested under it (``parent`` field and tag ``mlflow.parentRunId``).
 
-Runs are open in the process that created them: metrics and params can be
-logged to those. Reads (``get_run``, ``search_runs``) work on every run,
-including runs aletheia itself created.
+Runs this process started log through their buffered writer; finished and
+resumed runs (``mlflow.start_run(run_id=...)``) are written directly by
+:mod:`aletheia.mlflow_late`. Reads (``get_run``, ``search_runs``) work on every
+run, including runs aletheia itself created. What MLflow asks beyond runs
+(logged models, traces ...) is answered by :mod:`aletheia.mlflow_features`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import getpass
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -54,9 +57,9 @@ from mlflow.store.entities.paged_list import PagedList
 from mlflow.store.tracking.abstract_store import AbstractStore
 from mlflow.utils.search_utils import SearchExperimentsUtils, SearchUtils
 
-from aletheia import layout, metastore
+from aletheia import layout, metastore, mlflow_late
 from aletheia.errors import AletheiaError
-from aletheia.metrics import CHUNK_POINTS
+from aletheia.metrics import CHUNK_POINTS, RunRef
 from aletheia.mlflow_features import AbsentFeatures, disable_unimplemented, unsupported
 
 #: MLflow's default experiment id and the aletheia experiment it maps to.
@@ -213,6 +216,7 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
             raise _invalid(f"{exc.message} ({exc.hint})") from exc
         self.project = self.ms.project
         self._open: dict[str, metastore.Run] = {}
+        self._beats: dict[str, mlflow_late.Heartbeat] = {}  # runs resumed by this process
 
     # ------------------------------------------------------------- plumbing
 
@@ -257,16 +261,6 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
         if not snap.exists:
             raise MlflowException(f"Run '{run_id}' not found", error_code=RESOURCE_DOES_NOT_EXIST)
         return exper, snap.to_dict() or {}
-
-    def _open_run(self, run_id: str) -> metastore.Run:
-        run = self._open.get(run_id)
-        if run is None or not run.is_active:
-            raise MlflowException(
-                f"Run '{run_id}' is not open in this process: aletheia logs to a run "
-                "only from the process that started it",
-                error_code=INVALID_STATE,
-            )
-        return run
 
     # ------------------------------------------------------------- experiments
 
@@ -433,23 +427,33 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
         return to_mlflow_run(self.project, exper, doc)
 
     def update_run_info(self, run_id, run_status, end_time, run_name):
-        """End the run (status, end time) and/or rename it."""
+        """End the run (status, end time), resume it (RUNNING) and/or rename it."""
         status = RunStatus.to_string(run_status) if isinstance(run_status, int) else run_status
         run = self._open.get(run_id)
+        open_here = run is not None and run.is_active
         if run_name:
             self._set_fields(
                 run_id, {"run_name": run_name, "mlflow_tags": {RUN_NAME_TAG: run_name}}
             )
         if status in _FROM_MLFLOW_STATUS:
-            if run is not None and run.is_active:
+            if run is not None and open_here:
                 run.finish(_FROM_MLFLOW_STATUS[status])
                 self._open.pop(run_id, None)  # ended: later calls go through Firestore
             else:
-                exper = self._locate(run_id)
                 end = dt.datetime.fromtimestamp((end_time or 0) / 1000, tz=dt.timezone.utc)
-                fields = {"status": _FROM_MLFLOW_STATUS[status], "ended_at": end}
-                self.db.document(layout.run(self.project, exper, run_id)).set(fields, merge=True)
+                beat = self._beats.pop(run_id, None)
+                if beat is not None:
+                    beat.stop()
+                mlflow_late.end(self.db, self._ref(run_id), _FROM_MLFLOW_STATUS[status], end)
+        elif status == "RUNNING" and not open_here and run_id not in self._beats:
+            # mlflow.start_run(run_id=...): the run is running again, logged to from here.
+            ref = self._ref(run_id)
+            mlflow_late.resume(self.db, ref, self.ms.heartbeat_s)
+            self._beats[run_id] = mlflow_late.Heartbeat(self.db, ref, self.ms.heartbeat_s)
         return self.get_run(run_id).info
+
+    def _ref(self, run_id: str) -> RunRef:
+        return RunRef(self.project, self._locate(run_id), run_id)
 
     def _set_fields(self, run_id: str, fields: dict[str, Any]) -> None:
         run = self._open.get(run_id)
@@ -470,8 +474,16 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
     # ------------------------------------------------------------- logging
 
     def log_batch(self, run_id, metrics, params, tags):
-        """Metrics through the run's background writer; params and tags as field merges."""
-        run = self._open_run(run_id)
+        """Metrics through the run's background writer; params and tags as field merges.
+
+        A run not open in this process (finished, resumed, or started elsewhere
+        and ended) is written directly, one transaction per call
+        (:mod:`aletheia.mlflow_late`).
+        """
+        run = self._open.get(run_id)
+        if run is None or not run.is_active:
+            self._log_late(run_id, metrics, params, tags)
+            return
         try:
             self._log_params(run, params)
             for m in metrics:
@@ -489,6 +501,27 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
             if RUN_NAME_TAG in tag_map:
                 fields["run_name"] = tag_map[RUN_NAME_TAG]
             run._set(fields)
+
+    def _log_late(self, run_id, metrics, params, tags) -> None:
+        try:
+            points = [
+                (
+                    _metric_key(m.key),
+                    _metric_value(m.value, m.key),
+                    int(m.step or 0),
+                    (m.timestamp or 0) / 1000 or time.time(),
+                )
+                for m in metrics
+            ]
+        except AletheiaError as exc:
+            raise _invalid(f"{exc.message}; {exc.hint}") from exc
+        mlflow_late.log(
+            self.db,
+            self._ref(run_id),
+            points,
+            params={p.key: str(p.value) for p in params},
+            tags={t.key: str(t.value) for t in tags},
+        )
 
     def _log_params(self, run: metastore.Run, params: Iterable[Param]) -> None:
         new = {p.key: str(p.value) for p in params}
