@@ -42,6 +42,7 @@ from mlflow.entities import (
     Run,
     RunData,
     RunInfo,
+    RunInputs,
     RunStatus,
     RunTag,
     ViewType,
@@ -57,7 +58,7 @@ from mlflow.store.entities.paged_list import PagedList
 from mlflow.store.tracking.abstract_store import AbstractStore
 from mlflow.utils.search_utils import SearchExperimentsUtils, SearchUtils
 
-from aletheia import layout, metastore, mlflow_late
+from aletheia import layout, metastore, mlflow_inputs, mlflow_late
 from aletheia.errors import AletheiaError
 from aletheia.metrics import CHUNK_POINTS, RunRef
 from aletheia.mlflow_features import AbsentFeatures, disable_unimplemented, unsupported
@@ -147,7 +148,7 @@ def to_mlflow_run(project: str, experiment: str, doc: Mapping[str, Any]) -> Run:
     ]
     params = [Param(k, v) for k, v in run_params(doc).items()]
     data = RunData(metrics=metrics, params=params, tags=[RunTag(k, v) for k, v in tags.items()])
-    return Run(info, data)
+    return Run(info, data, run_inputs=RunInputs(dataset_inputs=mlflow_inputs.dataset_inputs(doc)))
 
 
 def metric_history(
@@ -578,11 +579,17 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
         return PagedList(history[start:end], token)
 
     def log_inputs(self, run_id, datasets=None, models=None):
-        """Dataset and model inputs are aletheia's own (``run.get_dataset``)."""
-        if datasets or models:
-            raise unsupported(
-                "mlflow.log_input", "record datasets with aletheia's run.get_dataset(...)"
-            )
+        """Dataset inputs (``mlflow.log_input``) as the run's ``mlflow_inputs`` map."""
+        if models:
+            raise unsupported("logged model inputs", "logged models are not kept")
+        if not datasets:
+            return
+        fields = {mlflow_inputs.FIELD: mlflow_inputs.inputs_field(datasets)}
+        run = self._open.get(run_id)
+        if run is not None and run.is_active:
+            run._set(fields)
+        else:
+            mlflow_late.log(self.db, self._ref(run_id), fields=fields)
 
     def log_outputs(self, run_id, models):
         """Not supported (logged models)."""

@@ -306,3 +306,26 @@ def test_a_run_another_process_is_logging_is_refused(tracking: str, tmp_path: Pa
     client.log_metric(run_id, "m", 3.0, step=1)  # ended: now it is MLflow's late logging
     assert [m.value for m in client.get_metric_history(run_id, "m")] == [1.0, 3.0]
     assert client.get_run(run_id).data.tags["reviewed"] == "yes"
+
+
+def test_dataset_inputs_are_recorded(tracking: str) -> None:
+    mlflow.set_experiment("inputs")
+    train = mlflow.data.from_pandas(pd.DataFrame({"x": [1, 2], "y": [0, 1]}), name="train")
+    test = mlflow.data.from_pandas(pd.DataFrame({"x": [3]}), name="test")
+    with mlflow.start_run() as run:
+        mlflow.log_input(train, context="training")
+        mlflow.log_input(train, context="training", tags={"fold": "1"})  # the same dataset again
+    MlflowClient().log_inputs(  # after the end, as MLflow allows
+        run.info.run_id,
+        datasets=[mlflow.entities.DatasetInput(test._to_mlflow_entity())],
+    )
+    inputs = mlflow.get_run(run.info.run_id).inputs.dataset_inputs
+    assert [(i.dataset.name, i.dataset.digest) for i in inputs] == [
+        ("test", test.digest),
+        ("train", train.digest),
+    ]
+    tags = {t.key: t.value for t in inputs[1].tags}
+    assert tags == {"mlflow.data.context": "training", "fold": "1"}
+    assert inputs[1].dataset.schema == train._to_mlflow_entity().schema
+    (found,) = mlflow.search_runs(experiment_names=["inputs"], output_format="list")
+    assert len(found.inputs.dataset_inputs) == 2
