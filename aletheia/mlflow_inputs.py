@@ -28,7 +28,7 @@ def inputs_field(datasets: Iterable[DatasetInput]) -> dict[str, Any]:
     entries: dict[str, Any] = {}
     for item in datasets:
         ds = item.dataset
-        entry = {
+        entry: dict[str, Any] = {
             "name": ds.name,
             "digest": ds.digest,
             "source_type": ds.source_type,
