@@ -74,7 +74,7 @@ def _apply(
         raise MlflowException(f"Run '{ref.run}' not found", error_code=RESOURCE_DOES_NOT_EXIST)
     doc = snap.to_dict() or {}
     if points or params or tags:
-        _check_loggable(ref, doc, params)
+        _check_loggable(ref, doc, params, bool(points))
     update: dict[str, Any] = dict(fields)
     if points:
         update["summary"] = _append(transaction, db, ref, doc, points)
@@ -93,14 +93,25 @@ def _apply(
     transaction.set(db.document(path), metastore.result_doc(ref, result, summaries))
 
 
-def _check_loggable(ref: RunRef, doc: Mapping[str, Any], params: Mapping[str, str]) -> None:
-    """MLflow's rules (active run, params never change) and the buffered writer's ownership."""
+def owned_elsewhere(doc: Mapping[str, Any]) -> bool:
+    """True while another live process logs the run through its buffered writer."""
+    return metastore.effective_status(doc) == metastore.RUNNING and not doc.get("resumed_at")
+
+
+def _check_loggable(
+    ref: RunRef, doc: Mapping[str, Any], params: Mapping[str, str], points: bool
+) -> None:
+    """MLflow's rules (active run, params never change) and the buffered writer's ownership.
+
+    Params and tags are map merges, which the owner's later merges keep; only
+    metric series are the owner's alone.
+    """
     if doc.get("lifecycle_stage") == LifecycleStage.DELETED:
         raise MlflowException(
             f"The run {ref.run} must be in the 'active' state. Current state is deleted.",
             error_code=INVALID_PARAMETER_VALUE,
         )
-    if metastore.effective_status(doc) == metastore.RUNNING and not doc.get("resumed_at"):
+    if points and owned_elsewhere(doc):
         raise MlflowException(
             f"Run '{ref.run}' is being logged by process {doc.get('pid')} on "
             f"{doc.get('host')}: log to it from that process, or after it ends",
@@ -167,21 +178,36 @@ def _points(chunk: Mapping[str, Any]) -> list[Point]:
     ]
 
 
-def resume(db: firestore.Client, ref: RunRef, heartbeat_s: float) -> None:
-    """Make a run RUNNING again (``mlflow.start_run(run_id=...)``), writable from anywhere."""
+def resume(db: firestore.Client, ref: RunRef, heartbeat_s: float) -> bool:
+    """Make a run RUNNING again (``mlflow.start_run(run_id=...)``), writable from anywhere.
+
+    False, and nothing changed, when the run is still running in the process
+    that started it (MLflow lets another process attach to it: its params and
+    tags merge, its metric points are refused).
+    """
+    return bool(_resume(db.transaction(), db, ref, heartbeat_s))
+
+
+@firestore.transactional
+def _resume(
+    transaction: firestore.Transaction, db: firestore.Client, ref: RunRef, heartbeat_s: float
+) -> bool:
+    snap = db.document(ref.path).get(transaction=transaction)
+    if not snap.exists:
+        raise MlflowException(f"Run '{ref.run}' not found", error_code=RESOURCE_DOES_NOT_EXIST)
+    if owned_elsewhere(snap.to_dict() or {}):
+        return False
     started = metastore.now()
-    log(
-        db,
-        ref,
-        fields={
-            "status": metastore.RUNNING,
-            "ended_at": None,
-            "error": None,
-            "resumed_at": started,
-            "heartbeat_at": started,
-            "heartbeat_interval_s": heartbeat_s,
-        },
-    )
+    fields = {
+        "status": metastore.RUNNING,
+        "ended_at": None,
+        "error": None,
+        "resumed_at": started,
+        "heartbeat_at": started,
+        "heartbeat_interval_s": heartbeat_s,
+    }
+    transaction.set(db.document(ref.path), fields, merge=True)
+    return True
 
 
 def end(db: firestore.Client, ref: RunRef, status: str, ended_at: dt.datetime) -> None:
@@ -218,4 +244,4 @@ class Heartbeat:
         self._thread.join()
 
 
-__all__ = ["Heartbeat", "LatePoint", "end", "log", "resume"]
+__all__ = ["Heartbeat", "LatePoint", "end", "log", "owned_elsewhere", "resume"]

@@ -449,8 +449,8 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
         elif status == "RUNNING" and not open_here and run_id not in self._beats:
             # mlflow.start_run(run_id=...): the run is running again, logged to from here.
             ref = self._ref(run_id)
-            mlflow_late.resume(self.db, ref, self.ms.heartbeat_s)
-            self._beats[run_id] = mlflow_late.Heartbeat(self.db, ref, self.ms.heartbeat_s)
+            if mlflow_late.resume(self.db, ref, self.ms.heartbeat_s):
+                self._beats[run_id] = mlflow_late.Heartbeat(self.db, ref, self.ms.heartbeat_s)
         return self.get_run(run_id).info
 
     def _ref(self, run_id: str) -> RunRef:

@@ -299,13 +299,22 @@ def test_a_run_another_process_is_logging_is_refused(tracking: str, tmp_path: Pa
         with pytest.raises(MlflowException) as err:
             client.log_metric(run_id, "m", 2.0)
         assert err.value.error_code == "INVALID_STATE"
-        client.set_tag(run_id, "reviewed", "yes")  # tags are field merges: allowed
+        # Attaching to the running run (as MLflow allows): params and tags merge.
+        mlflow.set_experiment("held")
+        mlflow.start_run(run_id=run_id)
+        mlflow.set_tag("reviewed", "yes")
+        mlflow.log_param("attached", "true")
+        with pytest.raises(MlflowException):
+            mlflow.log_metric("m", 2.0)
+        assert client.get_run(run_id).info.status == "RUNNING"  # still the holder's run
+        mlflow.end_run()
         proc.stdin.write("\n")
         proc.stdin.flush()
         assert proc.wait(timeout=120) == 0
     client.log_metric(run_id, "m", 3.0, step=1)  # ended: now it is MLflow's late logging
     assert [m.value for m in client.get_metric_history(run_id, "m")] == [1.0, 3.0]
     assert client.get_run(run_id).data.tags["reviewed"] == "yes"
+    assert client.get_run(run_id).data.params == {"attached": "true"}
 
 
 def test_dataset_inputs_are_recorded(tracking: str) -> None:
