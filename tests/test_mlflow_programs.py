@@ -91,6 +91,8 @@ def test_listing_artifacts_by_directory(tracking: str, tmp_path: Path) -> None:
     assert [(f.path, f.file_size) for f in sub] == [("dir/sub/b.txt", 2)]
     assert [f.path for f in client.list_artifacts(run_id)] == ["dir", "top.txt"]
     assert client.list_artifacts(run_id, "dir/a.txt") == []  # a file, as MLflow answers
+    for spelling in ("dir/", "./dir"):  # listed under the normal name, as MLflow does
+        assert [f.path for f in client.list_artifacts(run_id, spelling)] == ["dir/a.txt", "dir/sub"]
     assert mlflow.artifacts.list_artifacts(run_id=run_id, artifact_path="dir/sub")[0].path == (
         "dir/sub/b.txt"
     )
