@@ -383,6 +383,12 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
                 f"Experiment {experiment_id} is deleted", error_code=INVALID_STATE
             )
         tag_map = {t.key: t.value for t in tags or []}
+        if run_name and tag_map.get(RUN_NAME_TAG) not in (None, run_name):
+            raise _invalid(  # MLflow's own stores refuse the contradiction too
+                "Both 'run_name' argument and 'mlflow.runName' tag are specified, but with "
+                f"different values (run_name='{run_name}', "
+                f"mlflow.runName='{tag_map[RUN_NAME_TAG]}')."
+            )
         run_name = run_name or tag_map.get(RUN_NAME_TAG) or f"run-{uuid.uuid4().hex[:8]}"
         tag_map[RUN_NAME_TAG] = run_name
         parent = self._parent(tag_map)

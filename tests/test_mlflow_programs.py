@@ -340,3 +340,14 @@ def test_dataset_inputs_are_recorded(tracking: str) -> None:
     assert inputs[1].dataset.schema == train._to_mlflow_entity().schema
     (found,) = mlflow.search_runs(experiment_names=["inputs"], output_format="list")
     assert len(found.inputs.dataset_inputs) == 2
+
+
+def test_contradicting_run_names_are_refused_like_mlflow(tracking: str) -> None:
+    client = MlflowClient()
+    exp_id = client.create_experiment("names")
+    with pytest.raises(MlflowException) as err:
+        client.create_run(exp_id, run_name="a", tags={"mlflow.runName": "b"})
+    assert err.value.error_code == "INVALID_PARAMETER_VALUE"
+    assert client.search_runs([exp_id]) == []
+    run = client.create_run(exp_id, run_name="a", tags={"mlflow.runName": "a"})
+    assert client.get_run(run.info.run_id).info.run_name == "a"
