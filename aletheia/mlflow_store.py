@@ -37,19 +37,13 @@ from mlflow.entities import (
     Experiment,
     ExperimentTag,
     LifecycleStage,
-    Metric,
     Param,
     Run,
-    RunData,
-    RunInfo,
-    RunInputs,
     RunStatus,
-    RunTag,
     ViewType,
 )
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import (
-    INVALID_PARAMETER_VALUE,
     INVALID_STATE,
     RESOURCE_ALREADY_EXISTS,
     RESOURCE_DOES_NOT_EXIST,
@@ -60,140 +54,23 @@ from mlflow.utils.search_utils import SearchExperimentsUtils, SearchUtils
 
 from aletheia import layout, metastore, mlflow_inputs, mlflow_late
 from aletheia.errors import AletheiaError
-from aletheia.metrics import CHUNK_POINTS, RunRef
+from aletheia.metrics import RunRef
+from aletheia.mlflow_entities import (
+    ARTIFACT_SCHEME,
+    DEFAULT_EXPERIMENT_NAME,
+    FROM_MLFLOW_STATUS,
+    PARENT_TAG,
+    RUN_NAME_TAG,
+    artifact_uri,
+    check_filter,
+    experiment_id_of,
+    experiment_name_of,
+    invalid,
+    metric_history,
+    ms,
+    to_mlflow_run,
+)
 from aletheia.mlflow_features import AbsentFeatures, disable_unimplemented, unsupported
-
-#: MLflow's default experiment id and the aletheia experiment it maps to.
-DEFAULT_EXPERIMENT_ID = "0"
-DEFAULT_EXPERIMENT_NAME = "Default"
-ARTIFACT_SCHEME = "aletheia-art"
-PARENT_TAG = "mlflow.parentRunId"
-RUN_NAME_TAG = "mlflow.runName"
-
-_TO_MLFLOW_STATUS = {
-    metastore.RUNNING: "RUNNING",
-    metastore.FINISHED: "FINISHED",
-    metastore.FAILED: "FAILED",
-    metastore.CRASHED: "FAILED",
-    metastore.INTERRUPTED: "KILLED",
-}
-_FROM_MLFLOW_STATUS = {"FINISHED": metastore.FINISHED, "FAILED": metastore.FAILED}
-_FROM_MLFLOW_STATUS["KILLED"] = metastore.INTERRUPTED
-#: Filter entity types evaluated faithfully over aletheia's runs.
-_SUPPORTED_FILTER_TYPES = {"metric", "parameter", "tag", "attribute"}
-_SUPPORTED_ATTRIBUTES = {"status", "run_name", "start_time", "end_time", "run_id"}
-
-
-def _invalid(message: str) -> MlflowException:
-    return MlflowException(message, error_code=INVALID_PARAMETER_VALUE)
-
-
-def _ms(value: Any) -> int | None:
-    return int(value.timestamp() * 1000) if isinstance(value, dt.datetime) else None
-
-
-def experiment_id_of(name: str) -> str:
-    """The MLflow experiment id of aletheia experiment ``name``."""
-    return DEFAULT_EXPERIMENT_ID if name == DEFAULT_EXPERIMENT_NAME else name
-
-
-def experiment_name_of(experiment_id: str) -> str:
-    """The aletheia experiment behind MLflow experiment id ``experiment_id``."""
-    return DEFAULT_EXPERIMENT_NAME if str(experiment_id) == DEFAULT_EXPERIMENT_ID else experiment_id
-
-
-def artifact_uri(project: str, experiment: str, run: str) -> str:
-    """``aletheia-art://PROJECT/EXPERIMENT/RUN``: where MLflow sends a run's artifacts."""
-    return f"{ARTIFACT_SCHEME}://{project}/{experiment}/{run}"
-
-
-def run_params(doc: Mapping[str, Any]) -> dict[str, str]:
-    """A run's params as MLflow sees them: params and hyper-params, as text."""
-    merged = {**(doc.get("hyper_params") or {}), **(doc.get("params") or {})}
-    return {k: v if isinstance(v, str) else str(v) for k, v in merged.items()}
-
-
-def run_tags(doc: Mapping[str, Any]) -> dict[str, str]:
-    """A run's MLflow tags, with run name and parent filled in from aletheia's fields."""
-    tags = {k: str(v) for k, v in (doc.get("mlflow_tags") or {}).items()}
-    parent = doc.get("parent") or {}
-    if parent.get("run") and PARENT_TAG not in tags:
-        tags[PARENT_TAG] = str(parent["run"])
-    tags.setdefault(RUN_NAME_TAG, str(doc.get("run_name") or doc.get("run")))
-    return tags
-
-
-def to_mlflow_run(project: str, experiment: str, doc: Mapping[str, Any]) -> Run:
-    """An aletheia run document as an MLflow :class:`~mlflow.entities.Run`."""
-    run_id = str(doc["run"])
-    status = _TO_MLFLOW_STATUS.get(metastore.effective_status(doc), "RUNNING")
-    end = _ms(doc.get("ended_at"))
-    tags = run_tags(doc)
-    info = RunInfo(
-        run_id=run_id,
-        experiment_id=experiment_id_of(experiment),
-        user_id=str(doc.get("user_id") or ""),
-        status=status,
-        start_time=_ms(doc.get("started_at")) or 0,
-        end_time=end,
-        lifecycle_stage=str(doc.get("lifecycle_stage") or LifecycleStage.ACTIVE),
-        artifact_uri=artifact_uri(project, experiment, run_id),
-        run_name=tags[RUN_NAME_TAG],
-    )
-    stamp = end or _ms(doc.get("heartbeat_at")) or info.start_time
-    metrics = [
-        Metric(k, float(s["last"]), stamp, int(s.get("last_step") or 0))
-        for k, s in (doc.get("summary") or {}).items()
-        if s.get("last") is not None
-    ]
-    params = [Param(k, v) for k, v in run_params(doc).items()]
-    data = RunData(metrics=metrics, params=params, tags=[RunTag(k, v) for k, v in tags.items()])
-    return Run(info, data, run_inputs=RunInputs(dataset_inputs=mlflow_inputs.dataset_inputs(doc)))
-
-
-def metric_history(
-    db: firestore.Client, project: str, exper: str, doc: Mapping[str, Any], key: str
-) -> list[Metric]:
-    """Every point of metric ``key`` of a run, in logging order, as MLflow metrics.
-
-    Chunk documents are read by id (the summary's count says how many), so no
-    query is needed.
-    """
-    count = int(((doc.get("summary") or {}).get(key) or {}).get("count") or 0)
-    run = str(doc["run"])
-    paths = [
-        layout.metric_chunk(project, exper, run, key, n)
-        for n in range((count + CHUNK_POINTS - 1) // CHUNK_POINTS)
-    ]
-    out: list[tuple[int, Metric]] = []
-    for snap in db.get_all([db.document(p) for p in paths]):
-        if not snap.exists:
-            continue
-        chunk = snap.to_dict() or {}
-        for step, value, ts in zip(chunk["steps"], chunk["values"], chunk["times"], strict=False):
-            out.append((chunk["first_index"], Metric(key, value, _ms(ts) or 0, int(step))))
-    return _ordered(out)
-
-
-def _ordered(points: list[tuple[int, Metric]]) -> list[Metric]:
-    # Chunks may come back in any order; within a chunk points are already in order.
-    return [m for _, m in sorted(points, key=lambda t: t[0])]
-
-
-def check_filter(filter_string: str | None) -> None:
-    """Refuse a search filter aletheia cannot evaluate faithfully (MLflow's own error)."""
-    if not filter_string:
-        return
-    for clause in SearchUtils.parse_search_filter(filter_string):
-        kind, key = clause.get("type"), clause.get("key")
-        if kind not in _SUPPORTED_FILTER_TYPES or (
-            kind == "attribute" and key not in _SUPPORTED_ATTRIBUTES
-        ):
-            raise _invalid(
-                f"aletheia's MLflow store cannot evaluate the filter on {kind} {key!r} "
-                f"in {filter_string!r}: it supports metrics.*, params.*, tags.* and "
-                f"attributes.{{{', '.join(sorted(_SUPPORTED_ATTRIBUTES))}}} joined by AND"
-            )
 
 
 @disable_unimplemented
@@ -210,11 +87,11 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
         parsed = urlparse(store_uri or "")
         project = parsed.netloc or parsed.path.strip("/")
         if not project:
-            raise _invalid(f"tracking URI {store_uri!r} names no project: use aletheia://PROJECT")
+            raise invalid(f"tracking URI {store_uri!r} names no project: use aletheia://PROJECT")
         try:
             self.ms = metastore.Metastore(project)
         except AletheiaError as exc:
-            raise _invalid(f"{exc.message} ({exc.hint})") from exc
+            raise invalid(f"{exc.message} ({exc.hint})") from exc
         self.project = self.ms.project
         self._open: dict[str, metastore.Run] = {}
         self._beats: dict[str, mlflow_late.Heartbeat] = {}  # runs resumed by this process
@@ -231,7 +108,7 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
         try:
             return layout.validate_id(name, "experiment name")
         except AletheiaError as exc:
-            raise _invalid(f"{exc.message}; {exc.hint}") from exc
+            raise invalid(f"{exc.message}; {exc.hint}") from exc
 
     def _exper_doc(self, name: str) -> dict[str, Any] | None:
         snap = self.db.document(layout.experiment(self.project, name)).get()
@@ -245,7 +122,7 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
         try:
             snap = self.db.document(layout.mlflow_run(self.project, run_id)).get()
         except AletheiaError as exc:
-            raise _invalid(f"{exc.message}; {exc.hint}") from exc
+            raise invalid(f"{exc.message}; {exc.hint}") from exc
         if not snap.exists:
             raise MlflowException(
                 f"Run '{run_id}' not found in aletheia project {self.project!r}",
@@ -267,7 +144,7 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
 
     def _to_experiment(self, name: str, doc: Mapping[str, Any]) -> Experiment:
         tags = [ExperimentTag(k, str(v)) for k, v in (doc.get("mlflow_tags") or {}).items()]
-        created = _ms(doc.get("created_at"))
+        created = ms(doc.get("created_at"))
         return Experiment(
             experiment_id=experiment_id_of(name),
             name=name,
@@ -384,7 +261,7 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
             )
         tag_map = {t.key: t.value for t in tags or []}
         if run_name and tag_map.get(RUN_NAME_TAG) not in (None, run_name):
-            raise _invalid(  # MLflow's own stores refuse the contradiction too
+            raise invalid(  # MLflow's own stores refuse the contradiction too
                 "Both 'run_name' argument and 'mlflow.runName' tag are specified, but with "
                 f"different values (run_name='{run_name}', "
                 f"mlflow.runName='{tag_map[RUN_NAME_TAG]}')."
@@ -398,7 +275,7 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
         try:
             run = self.ms.exper(exper).start_run(run_id=run_id)
         except AletheiaError as exc:
-            raise _invalid(f"{exc.message}; {exc.hint}") from exc
+            raise invalid(f"{exc.message}; {exc.hint}") from exc
         self._open[run_id] = run
         self.db.document(layout.mlflow_run(self.project, run_id)).set(
             {"experiment": exper, "run": run_id}
@@ -442,16 +319,16 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
             self._set_fields(
                 run_id, {"run_name": run_name, "mlflow_tags": {RUN_NAME_TAG: run_name}}
             )
-        if status in _FROM_MLFLOW_STATUS:
+        if status in FROM_MLFLOW_STATUS:
             if run is not None and open_here:
-                run.finish(_FROM_MLFLOW_STATUS[status])
+                run.finish(FROM_MLFLOW_STATUS[status])
                 self._open.pop(run_id, None)  # ended: later calls go through Firestore
             else:
                 end = dt.datetime.fromtimestamp((end_time or 0) / 1000, tz=dt.timezone.utc)
                 beat = self._beats.pop(run_id, None)
                 if beat is not None:
                     beat.stop()
-                mlflow_late.end(self.db, self._ref(run_id), _FROM_MLFLOW_STATUS[status], end)
+                mlflow_late.end(self.db, self._ref(run_id), FROM_MLFLOW_STATUS[status], end)
         elif status == "RUNNING" and not open_here and run_id not in self._beats:
             # mlflow.start_run(run_id=...): the run is running again, logged to from here.
             ref = self._ref(run_id)
@@ -501,7 +378,7 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
                     ts=(m.timestamp or 0) / 1000 or None,
                 )
         except AletheiaError as exc:
-            raise _invalid(f"{exc.message}; {exc.hint}") from exc
+            raise invalid(f"{exc.message}; {exc.hint}") from exc
         if tags:
             tag_map = {t.key: str(t.value) for t in tags}
             fields: dict[str, Any] = {"mlflow_tags": tag_map}
@@ -521,7 +398,7 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
                 for m in metrics
             ]
         except AletheiaError as exc:
-            raise _invalid(f"{exc.message}; {exc.hint}") from exc
+            raise invalid(f"{exc.message}; {exc.hint}") from exc
         mlflow_late.log(
             self.db,
             self._ref(run_id),
@@ -537,7 +414,7 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
         old = run.fields.get("params") or {}
         for key, value in new.items():
             if key in old and str(old[key]) != value:
-                raise _invalid(
+                raise invalid(
                     f"Changing param values is not allowed. Param with key='{key}' was already"
                     f" logged with value='{old[key]}' for run ID='{run.id}'. Attempted logging"
                     f" new value '{value}'."
