@@ -20,6 +20,7 @@
   ``aletheia.renamed_keys`` maps each new name back to the original;
 * deleted experiments go to ``.trash/`` as the file store keeps them; a run's
   status is the one readers see (a run whose heartbeat stopped is FAILED);
+* dataset inputs (``mlflow.log_input``) as the file store keeps them;
 * artifacts: the files logged through MLflow, and the files of aletheia
   artifacts this run produced (under ``artifacts/<artifact name>/``),
   downloaded from the blob store.
@@ -223,11 +224,32 @@ class MlflowExporter:
         _write_files(run_dir / "metrics", {k: "\n".join(v) + "\n" for k, v in series.items()})
         _write_files(run_dir / "tags", tags)
         self.summary.metric_points += sum(len(v) for v in series.values())
+        self._inputs(exp_dir, run_dir, run_id, doc.get("mlflow_inputs") or {})
         art_dir.mkdir(parents=True, exist_ok=True)
         self._mlflow_artifacts(exper, run, art_dir)
         for relpath, sha256 in files:
             self._download(sha256, _safe_key_path(art_dir, relpath))
         self.summary.runs += 1
+
+    def _inputs(self, exp_dir: Path, run_dir: Path, run_id: str, inputs: Mapping[str, Any]) -> None:
+        """``mlflow.log_input`` datasets, where the file store keeps them: the dataset
+        under ``<exp>/datasets/<md5(name+digest)>``, the input under ``<run>/inputs/``."""
+        for entry in inputs.values():
+            name, digest = str(entry.get("name")), str(entry.get("digest"))
+            dataset_id = _md5(name, digest)
+            dataset = {k: entry.get(k) for k in ("name", "digest", "source_type", "source")}
+            dataset.update(schema=entry.get("schema"), profile=entry.get("profile"))
+            _yaml(exp_dir / "datasets" / dataset_id / "meta.yaml", dataset)
+            _yaml(
+                run_dir / "inputs" / _md5(dataset_id, run_id) / "meta.yaml",
+                {
+                    "source_type": "DATASET",
+                    "source_id": dataset_id,
+                    "destination_type": "RUN",
+                    "destination_id": run_id,
+                    "tags": _texts(entry.get("tags")),
+                },
+            )
 
     def _metrics(self, exper: str, run: str) -> dict[str, list[str]]:
         """Every chunk of every series, in order: ``{key: ["timestamp value step", ...]}``."""
@@ -269,6 +291,14 @@ class MlflowExporter:
 def _write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
+
+
+def _md5(*parts: str) -> str:
+    """The file store's ids of datasets and inputs (an md5 of the parts, not a checksum)."""
+    md5 = hashlib.md5(usedforsecurity=False)
+    for part in parts:
+        md5.update(part.encode("utf-8"))
+    return md5.hexdigest()
 
 
 def _texts(values: Mapping[str, Any] | None) -> dict[str, str]:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 import pytest
 from mlflow import MlflowClient
 from mlflow.entities import ViewType
@@ -123,6 +124,10 @@ def _run_shapes(tmp_path: Path) -> dict[str, str]:
     with mlflow.start_run(run_name="metrics-only") as run:
         mlflow.log_metric("m", 1.0)
         ids["metrics-only"] = run.info.run_id
+    with mlflow.start_run(run_name="with-input") as run:
+        frame = pd.DataFrame({"x": [1, 2]})
+        mlflow.log_input(mlflow.data.from_pandas(frame, name="train"), context="training")
+        ids["with-input"] = run.info.run_id
     with mlflow.start_run(run_name="parent") as run, mlflow.start_run(nested=True) as child:
         ids["parent"], ids["child"] = run.info.run_id, child.info.run_id
     with mlflow.start_run(run_name="artifact-only") as run:
@@ -166,6 +171,9 @@ def test_every_run_shape_reads_back_through_mlflows_file_store(
     assert got["bare"].data.params == {} and got["bare"].data.metrics == {}
     assert got["params-only"].data.params == {"only": "param"}
     assert got["metrics-only"].data.metrics == {"m": 1.0}
+    (given,) = got["with-input"].inputs.dataset_inputs
+    assert given.dataset.name == "train"
+    assert {t.key: t.value for t in given.tags} == {"mlflow.data.context": "training"}
     assert got["child"].data.tags["mlflow.parentRunId"] == ids["parent"]
     assert [f.path for f in fs.list_artifacts(ids["artifact-only"])] == ["a.txt"]
     assert got["failed"].info.status == "FAILED"
@@ -186,7 +194,7 @@ def test_every_run_shape_reads_back_through_mlflows_file_store(
     shapes = fs.get_experiment_by_name("shapes")
     assert shapes is not None
     listed = fs.search_runs([shapes.experiment_id], run_view_type=ViewType.ALL)
-    assert len(listed) == 8
+    assert len(listed) == 9
     active = fs.search_runs([shapes.experiment_id])
     assert ids["deleted"] not in {r.info.run_id for r in active}
     gone = fs.get_experiment(got["in-deleted-experiment"].info.experiment_id)
