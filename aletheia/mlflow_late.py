@@ -197,13 +197,14 @@ def _resume(
         raise MlflowException(f"Run '{ref.run}' not found", error_code=RESOURCE_DOES_NOT_EXIST)
     if owned_elsewhere(snap.to_dict() or {}):
         return False
-    started = metastore.now()
     fields = {
         "status": metastore.RUNNING,
         "ended_at": None,
         "error": None,
-        "resumed_at": started,
-        "heartbeat_at": started,
+        # The server's time: firestore.rules let an ended run run again only when
+        # resumed_at is the time of the write itself.
+        "resumed_at": firestore.SERVER_TIMESTAMP,
+        "heartbeat_at": metastore.now(),
         "heartbeat_interval_s": heartbeat_s,
     }
     transaction.set(db.document(ref.path), fields, merge=True)
