@@ -158,6 +158,8 @@ def test_no_store_method_raises_not_implemented(tracking: str) -> None:
     for name, fn in inspect.getmembers(AbstractStore, inspect.isfunction):
         if name.startswith("__") or "async" in name:  # MLflow's own queue, not the store's
             continue
+        if getattr(AletheiaStore, name).__module__.startswith("aletheia."):
+            continue  # written for aletheia (other tests call it with real arguments)
         checked += 1
         try:
             getattr(store, name)(**_dummy_args(fn))
@@ -351,3 +353,4 @@ def test_contradicting_run_names_are_refused_like_mlflow(tracking: str) -> None:
     assert client.search_runs([exp_id]) == []
     run = client.create_run(exp_id, run_name="a", tags={"mlflow.runName": "a"})
     assert client.get_run(run.info.run_id).info.run_name == "a"
+    client.set_terminated(run.info.run_id)
