@@ -31,6 +31,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlparse
 
+from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from google.cloud.firestore_v1.field_path import FieldPath
 from mlflow.entities import (
@@ -45,6 +46,7 @@ from mlflow.entities import (
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import (
     INVALID_STATE,
+    PERMISSION_DENIED,
     RESOURCE_ALREADY_EXISTS,
     RESOURCE_DOES_NOT_EXIST,
 )
@@ -110,8 +112,23 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
         except AletheiaError as exc:
             raise invalid(f"{exc.message}; {exc.hint}") from exc
 
+    def _get(self, path: str) -> firestore.DocumentSnapshot:
+        """A document; a signed-in user's first read of a project that does not exist
+        yet makes it theirs, as ``Metastore.exper`` does (the rules let only members
+        read), and a user who is no member gets MLflow's PERMISSION_DENIED."""
+        try:
+            return self.db.document(path).get()
+        except gexc.PermissionDenied:
+            try:
+                self.ms._ensure_project()
+            except AletheiaError as exc:
+                raise MlflowException(
+                    f"{exc.message}; {exc.hint}", error_code=PERMISSION_DENIED
+                ) from exc
+            return self.db.document(path).get()
+
     def _exper_doc(self, name: str) -> dict[str, Any] | None:
-        snap = self.db.document(layout.experiment(self.project, name)).get()
+        snap = self._get(layout.experiment(self.project, name))
         return snap.to_dict() if snap.exists else None
 
     def _locate(self, run_id: str) -> str:
@@ -120,7 +137,7 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
         if run is not None:
             return run.exper.name
         try:
-            snap = self.db.document(layout.mlflow_run(self.project, run_id)).get()
+            snap = self._get(layout.mlflow_run(self.project, run_id))
         except AletheiaError as exc:
             raise invalid(f"{exc.message}; {exc.hint}") from exc
         if not snap.exists:

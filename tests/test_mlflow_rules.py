@@ -10,6 +10,7 @@ import pytest
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 from test_auth import as_user, rules_stack
 from test_rules import RULES_FILE, load_rules
 
@@ -39,9 +40,7 @@ def signed_in(
     load_rules(rules_stack, RULES_FILE.read_text(encoding="utf-8"))
 
 
-def _train_then_resume(settings: config.Settings, project: str) -> str:
-    # The user starts the project as its owner (README: "Signing in as a team member").
-    Metastore(project, settings=settings).exper("resume", git_policy="off")
+def _train_then_resume(project: str) -> str:
     mlflow.set_tracking_uri(f"aletheia://{project}")
     mlflow.set_experiment("resume")
     with mlflow.start_run() as run:
@@ -55,12 +54,30 @@ def _train_then_resume(settings: config.Settings, project: str) -> str:
 def test_a_signed_in_writer_resumes_and_logs_to_finished_runs(
     signed_in: config.Settings, db: firestore.Client
 ) -> None:
-    run_id = _train_then_resume(signed_in, "rulesresume")
+    run_id = _train_then_resume("rulesresume")  # a new project: it becomes ana's
     doc = db.document(layout.run("rulesresume", "resume", run_id)).get().to_dict() or {}
     assert doc["status"] == "finished"
     assert doc["summary"]["loss"]["count"] == 3
     history = MlflowClient().get_metric_history(run_id, "loss")
     assert [m.value for m in history] == [1.0, 0.5, 0.25]
+    project = db.document(layout.project("rulesresume")).get().to_dict() or {}
+    assert list(project["members"].values()) == ["owner"]
+
+
+def test_a_user_of_no_project_role_gets_mlflows_permission_denied(
+    signed_in: config.Settings,
+    rules_stack: config.Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    Metastore("owned", settings=signed_in).exper("e", git_policy="off")  # ana's project
+    bob = as_user(rules_stack, tmp_path, "bob@example.com")
+    monkeypatch.setenv("ALETHEIA_USER_CREDENTIALS", str(bob.user_credentials))
+    mlflow.set_tracking_uri("aletheia://owned")
+    with pytest.raises(MlflowException) as err:
+        mlflow.set_experiment("e")
+    assert err.value.error_code == "PERMISSION_DENIED"
+    assert "members add" in err.value.message
 
 
 def test_without_the_resume_clause_the_rules_refuse_it(
@@ -71,5 +88,5 @@ def test_without_the_resume_clause_the_rules_refuse_it(
     assert rules.count(RESUME_CLAUSE) == 1
     load_rules(rules_stack, rules.replace(RESUME_CLAUSE, ""))
     with pytest.raises(gexc.PermissionDenied) as err:
-        _train_then_resume(signed_in, "rulesnoresume")
+        _train_then_resume("rulesnoresume")
     assert "'update'" in str(err.value)  # the run document's update rule said no
