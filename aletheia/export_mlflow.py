@@ -11,7 +11,16 @@
   id alone, and aletheia's ``1, 2, 3`` repeat across experiments); the
   original id is kept in tag ``aletheia.run``;
 * params (params and hyper-params) and tags as one file per key, metrics as
-  ``timestamp value step`` lines from the full chunked series;
+  ``timestamp value step`` lines from the full chunked series; every run gets
+  ``params/``, ``metrics/``, ``tags/`` and ``artifacts/`` even when empty (the
+  file store ignores a run directory that lacks one: "Run ... not found");
+* names aletheia accepts but the file store refuses (characters outside
+  letters, digits and ``_ - . / : space``, or a name that is both a file and a directory,
+  like ``loss`` next to ``loss/train``) are renamed, and tag
+  ``aletheia.renamed_keys`` maps each new name back to the original;
+* deleted experiments go to ``.trash/`` as the file store keeps them; a run's
+  status is the one readers see (a run whose heartbeat stopped is FAILED);
+* dataset inputs (``mlflow.log_input``) as the file store keeps them;
 * artifacts: the files logged through MLflow, and the files of aletheia
   artifacts this run produced (under ``artifacts/<artifact name>/``),
   downloaded from the blob store.
@@ -22,6 +31,7 @@ Reads are whole-collection streams and document gets: no queries.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import uuid
 from collections.abc import Iterable, Mapping
@@ -33,8 +43,13 @@ from google.cloud import firestore
 
 from aletheia import layout
 from aletheia.errors import AletheiaError, NotFoundError
+from aletheia.metastore import effective_status
 
 _MLFLOW_ID = re.compile(r"^[a-zA-Z0-9][\w\-]{0,63}$")
+#: Characters MLflow's file store accepts in param, metric and tag names (not on Windows: ``:``).
+_NOT_IN_MLFLOW_NAME = re.compile(r"[^/\w.\- :]")
+_RENAMED_TAG = "aletheia.renamed_keys"
+_TRASH = ".trash"
 _UUID_HEX = re.compile(r"^[0-9a-f]{32}$")
 # MLflow's RunStatus enum values as stored in a file store's meta.yaml.
 _STATUS = {"running": 1, "finished": 3, "failed": 4, "crashed": 4, "interrupted": 5}
@@ -66,6 +81,30 @@ def export_run_id(project: str, experiment: str, run: str) -> str:
     if _UUID_HEX.match(run):
         return run
     return uuid.uuid5(uuid.NAMESPACE_URL, f"aletheia://{project}/{experiment}/{run}").hex
+
+
+def file_store_names(keys: Iterable[str]) -> dict[str, str]:
+    """``{key: name}``: a name MLflow's file store reads back for each key, all distinct.
+
+    A valid key keeps its name. Others get their bad characters replaced by
+    ``_`` and empty or dot path segments dropped; a name that would collide
+    (the same name, or a file where another name needs a directory) gets
+    ``_`` and a hash of the original appended. Deeper names are placed first,
+    so ``loss/train`` stays and ``loss`` is the one renamed.
+    """
+    names: dict[str, str] = {}
+    files: set[str] = set()
+    dirs: set[str] = set()
+    for key in sorted(keys, key=lambda k: (-k.count("/"), k)):
+        parts = _NOT_IN_MLFLOW_NAME.sub("_", key).split("/")
+        name = "/".join(p if p != ".." else "__" for p in parts if p not in ("", ".")) or "_"
+        parents = [name.rsplit("/", n)[0] for n in range(1, name.count("/") + 1)]
+        if name in files or name in dirs or any(p in files for p in parents):
+            name = f"{name}_{hashlib.sha256(key.encode()).hexdigest()[:8]}"
+        names[key] = name
+        files.add(name)
+        dirs.update(parents)
+    return names
 
 
 def _ms(value: Any) -> int | None:
@@ -114,7 +153,9 @@ class MlflowExporter:
 
     def _experiment(self, name: str, doc: Mapping[str, Any]) -> None:
         exp_id = export_experiment_id(name)
-        exp_dir = self.dest / exp_id
+        stage = str(doc.get("lifecycle_stage") or "active")
+        # The file store keeps deleted experiments (and finds their runs) under .trash/.
+        exp_dir = self.dest / _TRASH / exp_id if stage == "deleted" else self.dest / exp_id
         created = _ms(doc.get("created_at"))
         _yaml(
             exp_dir / "meta.yaml",
@@ -123,26 +164,25 @@ class MlflowExporter:
                 "creation_time": created,
                 "experiment_id": exp_id,
                 "last_update_time": created,
-                "lifecycle_stage": str(doc.get("lifecycle_stage") or "active"),
+                "lifecycle_stage": stage,
                 "name": name,
             },
         )
-        for key, value in (doc.get("mlflow_tags") or {}).items():
-            _write(_safe_key_path(exp_dir / "tags", key), str(value))
+        _write_files(exp_dir / "tags", _texts(doc.get("mlflow_tags")))
         self.summary.experiments += 1
         runs = self.db.collection(layout.runs(self.project, name)).stream()
         artifacts = self._aletheia_artifacts(name)
         for snap in runs:
-            self._run(name, exp_id, snap.to_dict() or {}, artifacts.get(snap.id, []))
+            self._run(name, exp_dir, snap.to_dict() or {}, artifacts.get(snap.id, []))
 
     def _run(
-        self, exper: str, exp_id: str, doc: Mapping[str, Any], files: list[tuple[str, str]]
+        self, exper: str, exp_dir: Path, doc: Mapping[str, Any], files: list[tuple[str, str]]
     ) -> None:
         run = str(doc["run"])
         run_id = export_run_id(self.project, exper, run)
-        run_dir = self.dest / exp_id / run_id
+        run_dir = exp_dir / run_id
         art_dir = run_dir / "artifacts"
-        tags = {k: str(v) for k, v in (doc.get("mlflow_tags") or {}).items()}
+        tags = _texts(doc.get("mlflow_tags"))
         parent = doc.get("parent") or {}
         if parent.get("run"):
             tags[_PARENT_TAG] = export_run_id(
@@ -155,9 +195,10 @@ class MlflowExporter:
             run_dir / "meta.yaml",
             {
                 "artifact_uri": art_dir.resolve().as_uri(),
+                "deleted_time": None,
                 "end_time": _ms(doc.get("ended_at")),
                 "entry_point_name": "",
-                "experiment_id": exp_id,
+                "experiment_id": exp_dir.name,
                 "lifecycle_stage": str(doc.get("lifecycle_stage") or "active"),
                 "run_id": run_id,
                 "run_name": run_name,
@@ -166,25 +207,52 @@ class MlflowExporter:
                 "source_type": _SOURCE_LOCAL,
                 "source_version": str((doc.get("git") or {}).get("commit") or ""),
                 "start_time": _ms(doc.get("started_at")),
-                "status": _STATUS.get(str(doc.get("status")), 1),
+                "status": _STATUS.get(effective_status(doc), 1),
                 "tags": [],
                 "user_id": str(doc.get("user_id") or ""),
             },
         )
-        params = {**(doc.get("hyper_params") or {}), **(doc.get("params") or {})}
-        for key, value in params.items():
-            _write(_safe_key_path(run_dir / "params", key), str(value))
-        for key, value in tags.items():
-            _write(_safe_key_path(run_dir / "tags", key), value)
-        self._metrics(exper, run, run_dir / "metrics")
+        params = _texts({**(doc.get("hyper_params") or {}), **(doc.get("params") or {})})
+        series = self._metrics(exper, run)
+        renamed: dict[str, dict[str, str]] = {}
+        params = _renamed(params, "params", renamed)
+        series = _renamed(series, "metrics", renamed)
+        tags = _renamed(tags, "tags", renamed)
+        if renamed:
+            tags[_RENAMED_TAG] = json.dumps(renamed, sort_keys=True)
+        _write_files(run_dir / "params", params)
+        _write_files(run_dir / "metrics", {k: "\n".join(v) + "\n" for k, v in series.items()})
+        _write_files(run_dir / "tags", tags)
+        self.summary.metric_points += sum(len(v) for v in series.values())
+        self._inputs(exp_dir, run_dir, run_id, doc.get("mlflow_inputs") or {})
         art_dir.mkdir(parents=True, exist_ok=True)
         self._mlflow_artifacts(exper, run, art_dir)
         for relpath, sha256 in files:
             self._download(sha256, _safe_key_path(art_dir, relpath))
         self.summary.runs += 1
 
-    def _metrics(self, exper: str, run: str, metrics_dir: Path) -> None:
-        """Every chunk of every series, in order, as MLflow metric files."""
+    def _inputs(self, exp_dir: Path, run_dir: Path, run_id: str, inputs: Mapping[str, Any]) -> None:
+        """``mlflow.log_input`` datasets, where the file store keeps them: the dataset
+        under ``<exp>/datasets/<md5(name+digest)>``, the input under ``<run>/inputs/``."""
+        for entry in inputs.values():
+            name, digest = str(entry.get("name")), str(entry.get("digest"))
+            dataset_id = _md5(name, digest)
+            dataset = {k: entry.get(k) for k in ("name", "digest", "source_type", "source")}
+            dataset.update(schema=entry.get("schema"), profile=entry.get("profile"))
+            _yaml(exp_dir / "datasets" / dataset_id / "meta.yaml", dataset)
+            _yaml(
+                run_dir / "inputs" / _md5(dataset_id, run_id) / "meta.yaml",
+                {
+                    "source_type": "DATASET",
+                    "source_id": dataset_id,
+                    "destination_type": "RUN",
+                    "destination_id": run_id,
+                    "tags": _texts(entry.get("tags")),
+                },
+            )
+
+    def _metrics(self, exper: str, run: str) -> dict[str, list[str]]:
+        """Every chunk of every series, in order: ``{key: ["timestamp value step", ...]}``."""
         series: dict[str, list[tuple[int, str]]] = {}
         for snap in self.db.collection(layout.metrics(self.project, exper, run)).stream():
             chunk = snap.to_dict() or {}
@@ -193,11 +261,7 @@ class MlflowExporter:
             rows = zip(chunk["steps"], chunk["values"], chunk["times"], strict=False)
             for i, (step, value, ts) in enumerate(rows):
                 series.setdefault(key, []).append((first + i, f"{_ms(ts)} {value} {step}"))
-        metrics_dir.mkdir(parents=True, exist_ok=True)
-        for key, points in series.items():
-            lines = [line for _, line in sorted(points)]
-            _write(_safe_key_path(metrics_dir, key), "\n".join(lines) + "\n")
-            self.summary.metric_points += len(lines)
+        return {key: [line for _, line in sorted(points)] for key, points in series.items()}
 
     def _mlflow_artifacts(self, exper: str, run: str, art_dir: Path) -> None:
         col = self.db.collection(layout.run_artifact_files(self.project, exper, run))
@@ -223,6 +287,34 @@ def _write(path: Path, text: str) -> None:
     path.write_text(text)
 
 
+def _md5(*parts: str) -> str:
+    """The file store's ids of datasets and inputs (an md5 of the parts, not a checksum)."""
+    md5 = hashlib.md5(usedforsecurity=False)
+    for part in parts:
+        md5.update(part.encode("utf-8"))
+    return md5.hexdigest()
+
+
+def _texts(values: Mapping[str, Any] | None) -> dict[str, str]:
+    return {str(k): str(v) for k, v in (values or {}).items()}
+
+
+def _renamed(values: dict[str, Any], kind: str, renamed: dict[str, dict[str, str]]) -> dict:
+    """``values`` under file-store names; what changed is noted in ``renamed[kind]``."""
+    names = file_store_names(values)
+    changes = {new: old for old, new in names.items() if new != old}
+    if changes:
+        renamed[kind] = changes
+    return {names[k]: v for k, v in values.items()}
+
+
+def _write_files(folder: Path, values: Mapping[str, str]) -> None:
+    """One file per key under ``folder``, which exists even when there is none."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for key, text in values.items():
+        _write(_safe_key_path(folder, key), text)
+
+
 def export_mlflow(
     db: firestore.Client,
     blobstore: Any,
@@ -234,4 +326,11 @@ def export_mlflow(
     return MlflowExporter(db, blobstore, project, dest).run(experiments)
 
 
-__all__ = ["ExportSummary", "MlflowExporter", "export_experiment_id", "export_mlflow"]
+__all__ = [
+    "ExportSummary",
+    "MlflowExporter",
+    "export_experiment_id",
+    "export_mlflow",
+    "export_run_id",
+    "file_store_names",
+]

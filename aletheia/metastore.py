@@ -42,7 +42,14 @@ from google.cloud import firestore
 
 from aletheia import clients, config, journal, layout, members, validation
 from aletheia.errors import AletheiaError, ValidationError
-from aletheia.metrics import FLUSH_INTERVAL_S, HEARTBEAT_S, STALE_HEARTBEATS, MetricWriter, RunRef
+from aletheia.metrics import (
+    FLUSH_INTERVAL_S,
+    HEARTBEAT_S,
+    STALE_HEARTBEATS,
+    MetricWriter,
+    RunRef,
+    merge_fields,
+)
 from aletheia.store import TRANSIENT, FirestoreStore, Write, is_transient
 
 if TYPE_CHECKING:
@@ -655,7 +662,7 @@ class Run:
 
     def _set(self, fields: dict[str, Any]) -> None:
         self._require_active()
-        self.fields.update(fields)
+        merge_fields(self.fields, fields)  # as the document will: nested maps merge
         self.writer.set_fields(fields)
 
     def _require_active(self) -> None:

@@ -52,6 +52,22 @@ def utc(ts: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(ts, tz=dt.timezone.utc)
 
 
+def merge_fields(into: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """Apply ``update`` to ``into`` as successive Firestore ``set(..., merge=True)`` would.
+
+    Nested maps merge key by key (three tag updates keep three tags); any other
+    value, an empty map included, replaces. Neither argument's nested maps are
+    mutated: they may be shared with a run's own ``fields``.
+    """
+    for key, value in update.items():
+        old = into.get(key)
+        if isinstance(value, Mapping) and value and isinstance(old, Mapping):
+            into[key] = merge_fields(dict(old), value)
+        else:
+            into[key] = value
+    return into
+
+
 def chunk_of(index: int) -> int:
     """The chunk number holding per-key index ``index``."""
     return index // CHUNK_POINTS
@@ -313,7 +329,7 @@ class MetricWriter:
     def _run_fields(self) -> dict[str, Any]:
         merged: dict[str, Any] = {}
         for update in self._unsent_fields:
-            merged.update(update)
+            merge_fields(merged, update)
         if self._dirty_summaries:
             merged["summary"] = {
                 key: self._series[key].summary.to_doc() for key in self._dirty_summaries

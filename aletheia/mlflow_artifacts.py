@@ -97,7 +97,9 @@ class AletheiaArtifactRepository(ArtifactRepository):
 
     def list_artifacts(self, path: str | None = None) -> list[FileInfo]:
         """Files and directories directly under ``path`` (paths relative to the run root)."""
-        base = self._rel(path) if path else self.prefix
+        # As MLflow's own repositories answer: "./dir" and "dir/" list as "dir".
+        shown = "/".join(p for p in (path or "").split("/") if p not in ("", "."))
+        base = self._rel(shown) if shown else self.prefix
         prefix = f"{base}/" if base else ""
         seen: dict[str, FileInfo] = {}
         for entry in self._entries():
@@ -105,7 +107,7 @@ class AletheiaArtifactRepository(ArtifactRepository):
             if not full.startswith(prefix):
                 continue
             head, _, rest = full[len(prefix) :].partition("/")
-            rel = posixpath.join(path or "", head) if path else head
+            rel = posixpath.join(shown, head) if shown else head
             if rest:
                 seen.setdefault(rel, FileInfo(rel, True, None))
             else:

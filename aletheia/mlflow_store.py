@@ -14,40 +14,39 @@ MLflow code logs into aletheia's own documents, unchanged. The mapping
 * a run MLflow starts while an aletheia run of this process is open is
   nested under it (``parent`` field and tag ``mlflow.parentRunId``).
 
-Runs are open in the process that created them: metrics and params can be
-logged to those. Reads (``get_run``, ``search_runs``) work on every run,
-including runs aletheia itself created.
+Runs this process started log through their buffered writer; finished and
+resumed runs (``mlflow.start_run(run_id=...)``) are written directly by
+:mod:`aletheia.mlflow_late`. Reads (``get_run``, ``search_runs``) work on every
+run, including runs aletheia itself created. What MLflow asks beyond runs
+(logged models, traces ...) is answered by :mod:`aletheia.mlflow_features`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import getpass
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlparse
 
+from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from google.cloud.firestore_v1.field_path import FieldPath
 from mlflow.entities import (
     Experiment,
     ExperimentTag,
     LifecycleStage,
-    Metric,
     Param,
     Run,
-    RunData,
-    RunInfo,
     RunStatus,
-    RunTag,
     ViewType,
 )
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import (
-    FEATURE_DISABLED,
-    INVALID_PARAMETER_VALUE,
     INVALID_STATE,
+    PERMISSION_DENIED,
     RESOURCE_ALREADY_EXISTS,
     RESOURCE_DOES_NOT_EXIST,
 )
@@ -55,164 +54,49 @@ from mlflow.store.entities.paged_list import PagedList
 from mlflow.store.tracking.abstract_store import AbstractStore
 from mlflow.utils.search_utils import SearchExperimentsUtils, SearchUtils
 
-from aletheia import layout, metastore
+from aletheia import layout, metastore, mlflow_inputs, mlflow_late
 from aletheia.errors import AletheiaError
-from aletheia.metrics import CHUNK_POINTS
-
-#: MLflow's default experiment id and the aletheia experiment it maps to.
-DEFAULT_EXPERIMENT_ID = "0"
-DEFAULT_EXPERIMENT_NAME = "Default"
-ARTIFACT_SCHEME = "aletheia-art"
-PARENT_TAG = "mlflow.parentRunId"
-RUN_NAME_TAG = "mlflow.runName"
-
-_TO_MLFLOW_STATUS = {
-    metastore.RUNNING: "RUNNING",
-    metastore.FINISHED: "FINISHED",
-    metastore.FAILED: "FAILED",
-    metastore.CRASHED: "FAILED",
-    metastore.INTERRUPTED: "KILLED",
-}
-_FROM_MLFLOW_STATUS = {"FINISHED": metastore.FINISHED, "FAILED": metastore.FAILED}
-_FROM_MLFLOW_STATUS["KILLED"] = metastore.INTERRUPTED
-#: Filter entity types evaluated faithfully over aletheia's runs.
-_SUPPORTED_FILTER_TYPES = {"metric", "parameter", "tag", "attribute"}
-_SUPPORTED_ATTRIBUTES = {"status", "run_name", "start_time", "end_time", "run_id"}
+from aletheia.metrics import RunRef
+from aletheia.mlflow_entities import (
+    ARTIFACT_SCHEME,
+    DEFAULT_EXPERIMENT_NAME,
+    FROM_MLFLOW_STATUS,
+    PARENT_TAG,
+    RUN_NAME_TAG,
+    artifact_uri,
+    check_filter,
+    experiment_id_of,
+    experiment_name_of,
+    invalid,
+    metric_history,
+    ms,
+    to_mlflow_run,
+)
+from aletheia.mlflow_features import AbsentFeatures, disable_unimplemented, unsupported
 
 
-def unsupported(what: str, hint: str = "") -> MlflowException:
-    """MLflow's own error for an MLflow feature aletheia does not provide."""
-    message = f"aletheia's MLflow store does not support {what}"
-    return MlflowException(f"{message}. {hint}".strip(), error_code=FEATURE_DISABLED)
+@disable_unimplemented
+class AletheiaStore(AbsentFeatures, AbstractStore):
+    """MLflow's ``AbstractStore`` over an aletheia project (``aletheia://PROJECT``).
 
-
-def _invalid(message: str) -> MlflowException:
-    return MlflowException(message, error_code=INVALID_PARAMETER_VALUE)
-
-
-def _ms(value: Any) -> int | None:
-    return int(value.timestamp() * 1000) if isinstance(value, dt.datetime) else None
-
-
-def experiment_id_of(name: str) -> str:
-    """The MLflow experiment id of aletheia experiment ``name``."""
-    return DEFAULT_EXPERIMENT_ID if name == DEFAULT_EXPERIMENT_NAME else name
-
-
-def experiment_name_of(experiment_id: str) -> str:
-    """The aletheia experiment behind MLflow experiment id ``experiment_id``."""
-    return DEFAULT_EXPERIMENT_NAME if str(experiment_id) == DEFAULT_EXPERIMENT_ID else experiment_id
-
-
-def artifact_uri(project: str, experiment: str, run: str) -> str:
-    """``aletheia-art://PROJECT/EXPERIMENT/RUN``: where MLflow sends a run's artifacts."""
-    return f"{ARTIFACT_SCHEME}://{project}/{experiment}/{run}"
-
-
-def run_params(doc: Mapping[str, Any]) -> dict[str, str]:
-    """A run's params as MLflow sees them: params and hyper-params, as text."""
-    merged = {**(doc.get("hyper_params") or {}), **(doc.get("params") or {})}
-    return {k: v if isinstance(v, str) else str(v) for k, v in merged.items()}
-
-
-def run_tags(doc: Mapping[str, Any]) -> dict[str, str]:
-    """A run's MLflow tags, with run name and parent filled in from aletheia's fields."""
-    tags = {k: str(v) for k, v in (doc.get("mlflow_tags") or {}).items()}
-    parent = doc.get("parent") or {}
-    if parent.get("run") and PARENT_TAG not in tags:
-        tags[PARENT_TAG] = str(parent["run"])
-    tags.setdefault(RUN_NAME_TAG, str(doc.get("run_name") or doc.get("run")))
-    return tags
-
-
-def to_mlflow_run(project: str, experiment: str, doc: Mapping[str, Any]) -> Run:
-    """An aletheia run document as an MLflow :class:`~mlflow.entities.Run`."""
-    run_id = str(doc["run"])
-    status = _TO_MLFLOW_STATUS.get(metastore.effective_status(doc), "RUNNING")
-    end = _ms(doc.get("ended_at"))
-    tags = run_tags(doc)
-    info = RunInfo(
-        run_id=run_id,
-        experiment_id=experiment_id_of(experiment),
-        user_id=str(doc.get("user_id") or ""),
-        status=status,
-        start_time=_ms(doc.get("started_at")) or 0,
-        end_time=end,
-        lifecycle_stage=str(doc.get("lifecycle_stage") or LifecycleStage.ACTIVE),
-        artifact_uri=artifact_uri(project, experiment, run_id),
-        run_name=tags[RUN_NAME_TAG],
-    )
-    stamp = end or _ms(doc.get("heartbeat_at")) or info.start_time
-    metrics = [
-        Metric(k, float(s["last"]), stamp, int(s.get("last_step") or 0))
-        for k, s in (doc.get("summary") or {}).items()
-        if s.get("last") is not None
-    ]
-    params = [Param(k, v) for k, v in run_params(doc).items()]
-    data = RunData(metrics=metrics, params=params, tags=[RunTag(k, v) for k, v in tags.items()])
-    return Run(info, data)
-
-
-def metric_history(
-    db: firestore.Client, project: str, exper: str, doc: Mapping[str, Any], key: str
-) -> list[Metric]:
-    """Every point of metric ``key`` of a run, in logging order, as MLflow metrics.
-
-    Chunk documents are read by id (the summary's count says how many), so no
-    query is needed.
+    What MLflow asks of a store beyond runs and experiments (logged models,
+    traces, ...) is answered by :mod:`aletheia.mlflow_features`: empty searches,
+    else ``FEATURE_DISABLED``.
     """
-    count = int(((doc.get("summary") or {}).get(key) or {}).get("count") or 0)
-    run = str(doc["run"])
-    paths = [
-        layout.metric_chunk(project, exper, run, key, n)
-        for n in range((count + CHUNK_POINTS - 1) // CHUNK_POINTS)
-    ]
-    out: list[tuple[int, Metric]] = []
-    for snap in db.get_all([db.document(p) for p in paths]):
-        if not snap.exists:
-            continue
-        chunk = snap.to_dict() or {}
-        for step, value, ts in zip(chunk["steps"], chunk["values"], chunk["times"], strict=False):
-            out.append((chunk["first_index"], Metric(key, value, _ms(ts) or 0, int(step))))
-    return _ordered(out)
-
-
-def _ordered(points: list[tuple[int, Metric]]) -> list[Metric]:
-    # Chunks may come back in any order; within a chunk points are already in order.
-    return [m for _, m in sorted(points, key=lambda t: t[0])]
-
-
-def check_filter(filter_string: str | None) -> None:
-    """Refuse a search filter aletheia cannot evaluate faithfully (MLflow's own error)."""
-    if not filter_string:
-        return
-    for clause in SearchUtils.parse_search_filter(filter_string):
-        kind, key = clause.get("type"), clause.get("key")
-        if kind not in _SUPPORTED_FILTER_TYPES or (
-            kind == "attribute" and key not in _SUPPORTED_ATTRIBUTES
-        ):
-            raise _invalid(
-                f"aletheia's MLflow store cannot evaluate the filter on {kind} {key!r} "
-                f"in {filter_string!r}: it supports metrics.*, params.*, tags.* and "
-                f"attributes.{{{', '.join(sorted(_SUPPORTED_ATTRIBUTES))}}} joined by AND"
-            )
-
-
-class AletheiaStore(AbstractStore):
-    """MLflow's ``AbstractStore`` over an aletheia project (``aletheia://PROJECT``)."""
 
     def __init__(self, store_uri: str | None = None, artifact_uri: str | None = None) -> None:
         super().__init__()
         parsed = urlparse(store_uri or "")
         project = parsed.netloc or parsed.path.strip("/")
         if not project:
-            raise _invalid(f"tracking URI {store_uri!r} names no project: use aletheia://PROJECT")
+            raise invalid(f"tracking URI {store_uri!r} names no project: use aletheia://PROJECT")
         try:
             self.ms = metastore.Metastore(project)
         except AletheiaError as exc:
-            raise _invalid(f"{exc.message} ({exc.hint})") from exc
+            raise invalid(f"{exc.message} ({exc.hint})") from exc
         self.project = self.ms.project
         self._open: dict[str, metastore.Run] = {}
+        self._beats: dict[str, mlflow_late.Heartbeat] = {}  # runs resumed by this process
 
     # ------------------------------------------------------------- plumbing
 
@@ -226,10 +110,25 @@ class AletheiaStore(AbstractStore):
         try:
             return layout.validate_id(name, "experiment name")
         except AletheiaError as exc:
-            raise _invalid(f"{exc.message}; {exc.hint}") from exc
+            raise invalid(f"{exc.message}; {exc.hint}") from exc
+
+    def _get(self, path: str) -> firestore.DocumentSnapshot:
+        """A document; a signed-in user's first read of a project that does not exist
+        yet makes it theirs, as ``Metastore.exper`` does (the rules let only members
+        read), and a user who is no member gets MLflow's PERMISSION_DENIED."""
+        try:
+            return self.db.document(path).get()
+        except gexc.PermissionDenied:
+            try:
+                self.ms._ensure_project()
+            except AletheiaError as exc:
+                raise MlflowException(
+                    f"{exc.message}; {exc.hint}", error_code=PERMISSION_DENIED
+                ) from exc
+            return self.db.document(path).get()
 
     def _exper_doc(self, name: str) -> dict[str, Any] | None:
-        snap = self.db.document(layout.experiment(self.project, name)).get()
+        snap = self._get(layout.experiment(self.project, name))
         return snap.to_dict() if snap.exists else None
 
     def _locate(self, run_id: str) -> str:
@@ -238,9 +137,9 @@ class AletheiaStore(AbstractStore):
         if run is not None:
             return run.exper.name
         try:
-            snap = self.db.document(layout.mlflow_run(self.project, run_id)).get()
+            snap = self._get(layout.mlflow_run(self.project, run_id))
         except AletheiaError as exc:
-            raise _invalid(f"{exc.message}; {exc.hint}") from exc
+            raise invalid(f"{exc.message}; {exc.hint}") from exc
         if not snap.exists:
             raise MlflowException(
                 f"Run '{run_id}' not found in aletheia project {self.project!r}",
@@ -258,21 +157,11 @@ class AletheiaStore(AbstractStore):
             raise MlflowException(f"Run '{run_id}' not found", error_code=RESOURCE_DOES_NOT_EXIST)
         return exper, snap.to_dict() or {}
 
-    def _open_run(self, run_id: str) -> metastore.Run:
-        run = self._open.get(run_id)
-        if run is None or not run.is_active:
-            raise MlflowException(
-                f"Run '{run_id}' is not open in this process: aletheia logs to a run "
-                "only from the process that started it",
-                error_code=INVALID_STATE,
-            )
-        return run
-
     # ------------------------------------------------------------- experiments
 
     def _to_experiment(self, name: str, doc: Mapping[str, Any]) -> Experiment:
         tags = [ExperimentTag(k, str(v)) for k, v in (doc.get("mlflow_tags") or {}).items()]
-        created = _ms(doc.get("created_at"))
+        created = ms(doc.get("created_at"))
         return Experiment(
             experiment_id=experiment_id_of(name),
             name=name,
@@ -366,6 +255,17 @@ class AletheiaStore(AbstractStore):
         self.get_experiment(experiment_id)
         self._set_experiment_tags(self._exper_name(experiment_id), {tag.key: tag.value})
 
+    def delete_experiment_tag(self, experiment_id, key):
+        """Remove one tag of an experiment (MLflow's error if it has no such tag)."""
+        if key not in self.get_experiment(experiment_id).tags:
+            raise MlflowException(
+                f"No tag with name: {key} in experiment with id {experiment_id}",
+                error_code=RESOURCE_DOES_NOT_EXIST,
+            )
+        path = layout.experiment(self.project, self._exper_name(experiment_id))
+        field = FieldPath("mlflow_tags", key).to_api_repr()
+        self.db.document(path).update({field: firestore.DELETE_FIELD})
+
     # ------------------------------------------------------------- runs
 
     def create_run(self, experiment_id, user_id, start_time, tags, run_name):
@@ -377,6 +277,12 @@ class AletheiaStore(AbstractStore):
                 f"Experiment {experiment_id} is deleted", error_code=INVALID_STATE
             )
         tag_map = {t.key: t.value for t in tags or []}
+        if run_name and tag_map.get(RUN_NAME_TAG) not in (None, run_name):
+            raise invalid(  # MLflow's own stores refuse the contradiction too
+                "Both 'run_name' argument and 'mlflow.runName' tag are specified, but with "
+                f"different values (run_name='{run_name}', "
+                f"mlflow.runName='{tag_map[RUN_NAME_TAG]}')."
+            )
         run_name = run_name or tag_map.get(RUN_NAME_TAG) or f"run-{uuid.uuid4().hex[:8]}"
         tag_map[RUN_NAME_TAG] = run_name
         parent = self._parent(tag_map)
@@ -386,7 +292,7 @@ class AletheiaStore(AbstractStore):
         try:
             run = self.ms.exper(exper).start_run(run_id=run_id)
         except AletheiaError as exc:
-            raise _invalid(f"{exc.message}; {exc.hint}") from exc
+            raise invalid(f"{exc.message}; {exc.hint}") from exc
         self._open[run_id] = run
         self.db.document(layout.mlflow_run(self.project, run_id)).set(
             {"experiment": exper, "run": run_id}
@@ -422,23 +328,33 @@ class AletheiaStore(AbstractStore):
         return to_mlflow_run(self.project, exper, doc)
 
     def update_run_info(self, run_id, run_status, end_time, run_name):
-        """End the run (status, end time) and/or rename it."""
+        """End the run (status, end time), resume it (RUNNING) and/or rename it."""
         status = RunStatus.to_string(run_status) if isinstance(run_status, int) else run_status
         run = self._open.get(run_id)
+        open_here = run is not None and run.is_active
         if run_name:
             self._set_fields(
                 run_id, {"run_name": run_name, "mlflow_tags": {RUN_NAME_TAG: run_name}}
             )
-        if status in _FROM_MLFLOW_STATUS:
-            if run is not None and run.is_active:
-                run.finish(_FROM_MLFLOW_STATUS[status])
+        if status in FROM_MLFLOW_STATUS:
+            if run is not None and open_here:
+                run.finish(FROM_MLFLOW_STATUS[status])
                 self._open.pop(run_id, None)  # ended: later calls go through Firestore
             else:
-                exper = self._locate(run_id)
                 end = dt.datetime.fromtimestamp((end_time or 0) / 1000, tz=dt.timezone.utc)
-                fields = {"status": _FROM_MLFLOW_STATUS[status], "ended_at": end}
-                self.db.document(layout.run(self.project, exper, run_id)).set(fields, merge=True)
+                beat = self._beats.pop(run_id, None)
+                if beat is not None:
+                    beat.stop()
+                mlflow_late.end(self.db, self._ref(run_id), FROM_MLFLOW_STATUS[status], end)
+        elif status == "RUNNING" and not open_here and run_id not in self._beats:
+            # mlflow.start_run(run_id=...): the run is running again, logged to from here.
+            ref = self._ref(run_id)
+            if mlflow_late.resume(self.db, ref, self.ms.heartbeat_s):
+                self._beats[run_id] = mlflow_late.Heartbeat(self.db, ref, self.ms.heartbeat_s)
         return self.get_run(run_id).info
+
+    def _ref(self, run_id: str) -> RunRef:
+        return RunRef(self.project, self._locate(run_id), run_id)
 
     def _set_fields(self, run_id: str, fields: dict[str, Any]) -> None:
         run = self._open.get(run_id)
@@ -459,8 +375,16 @@ class AletheiaStore(AbstractStore):
     # ------------------------------------------------------------- logging
 
     def log_batch(self, run_id, metrics, params, tags):
-        """Metrics through the run's background writer; params and tags as field merges."""
-        run = self._open_run(run_id)
+        """Metrics through the run's background writer; params and tags as field merges.
+
+        A run not open in this process (finished, resumed, or started elsewhere
+        and ended) is written directly, one transaction per call
+        (:mod:`aletheia.mlflow_late`).
+        """
+        run = self._open.get(run_id)
+        if run is None or not run.is_active:
+            self._log_late(run_id, metrics, params, tags)
+            return
         try:
             self._log_params(run, params)
             for m in metrics:
@@ -471,13 +395,34 @@ class AletheiaStore(AbstractStore):
                     ts=(m.timestamp or 0) / 1000 or None,
                 )
         except AletheiaError as exc:
-            raise _invalid(f"{exc.message}; {exc.hint}") from exc
+            raise invalid(f"{exc.message}; {exc.hint}") from exc
         if tags:
             tag_map = {t.key: str(t.value) for t in tags}
             fields: dict[str, Any] = {"mlflow_tags": tag_map}
             if RUN_NAME_TAG in tag_map:
                 fields["run_name"] = tag_map[RUN_NAME_TAG]
             run._set(fields)
+
+    def _log_late(self, run_id, metrics, params, tags) -> None:
+        try:
+            points = [
+                (
+                    _metric_key(m.key),
+                    _metric_value(m.value, m.key),
+                    int(m.step or 0),
+                    (m.timestamp or 0) / 1000 or time.time(),
+                )
+                for m in metrics
+            ]
+        except AletheiaError as exc:
+            raise invalid(f"{exc.message}; {exc.hint}") from exc
+        mlflow_late.log(
+            self.db,
+            self._ref(run_id),
+            points,
+            params={p.key: str(p.value) for p in params},
+            tags={t.key: str(t.value) for t in tags},
+        )
 
     def _log_params(self, run: metastore.Run, params: Iterable[Param]) -> None:
         new = {p.key: str(p.value) for p in params}
@@ -486,7 +431,7 @@ class AletheiaStore(AbstractStore):
         old = run.fields.get("params") or {}
         for key, value in new.items():
             if key in old and str(old[key]) != value:
-                raise _invalid(
+                raise invalid(
                     f"Changing param values is not allowed. Param with key='{key}' was already"
                     f" logged with value='{old[key]}' for run ID='{run.id}'. Attempted logging"
                     f" new value '{value}'."
@@ -534,11 +479,17 @@ class AletheiaStore(AbstractStore):
         return PagedList(history[start:end], token)
 
     def log_inputs(self, run_id, datasets=None, models=None):
-        """Dataset and model inputs are aletheia's own (``run.get_dataset``)."""
-        if datasets or models:
-            raise unsupported(
-                "mlflow.log_input", "record datasets with aletheia's run.get_dataset(...)"
-            )
+        """Dataset inputs (``mlflow.log_input``) as the run's ``mlflow_inputs`` map."""
+        if models:
+            raise unsupported("logged model inputs", "logged models are not kept")
+        if not datasets:
+            return
+        fields = {mlflow_inputs.FIELD: mlflow_inputs.inputs_field(datasets)}
+        run = self._open.get(run_id)
+        if run is not None and run.is_active:
+            run._set(fields)
+        else:
+            mlflow_late.log(self.db, self._ref(run_id), fields=fields)
 
     def log_outputs(self, run_id, models):
         """Not supported (logged models)."""
@@ -547,6 +498,14 @@ class AletheiaStore(AbstractStore):
     def record_logged_model(self, run_id, mlflow_model):
         """Not supported (MLflow models)."""
         raise unsupported("mlflow.<flavor>.log_model", "log the model files with log_artifacts")
+
+    def create_logged_model(self, *args, **kwargs):
+        """Not supported (logged models: ``mlflow.<flavor>.log_model``)."""
+        raise unsupported("logged models", "log the model files with mlflow.log_artifacts")
+
+    def log_logged_model_params(self, model_id, params):
+        """Not supported (logged models)."""
+        raise unsupported("logged models")
 
     def link_traces_to_run(self, trace_ids, run_id):
         """Not supported (tracing)."""
