@@ -30,7 +30,6 @@ import os
 import secrets
 import socket
 import threading
-import traceback
 import weakref
 from collections.abc import Mapping
 from pathlib import Path
@@ -40,7 +39,7 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from aletheia import clients, config, journal, layout, members, validation
+from aletheia import clients, config, exithooks, journal, layout, members, validation
 from aletheia.errors import AletheiaError, ValidationError
 from aletheia.metrics import FLUSH_INTERVAL_S, HEARTBEAT_S, STALE_HEARTBEATS, MetricWriter, RunRef
 from aletheia.store import TRANSIENT, FirestoreStore, Write, is_transient
@@ -486,6 +485,7 @@ class Run:
         if not created:
             run.writer.set_fields(fields)  # the first flush creates the document
         run.writer.start()
+        exithooks.install()  # so that the exit hook knows how the process ended
         _ACTIVE.add(run)
         _OPEN_ORDER.append(weakref.ref(run))
         return run
@@ -504,13 +504,8 @@ class Run:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if exc is None or (isinstance(exc, SystemExit) and not exc.code):
-            self.finish(FINISHED)
-        elif isinstance(exc, Exception):
-            text = "".join(traceback.format_exception(exc_type, exc, tb))
-            self.finish(FAILED, error=text[-MAX_ERROR_CHARS:])
-        else:
-            self.finish(INTERRUPTED, error=repr(exc))
+        status, error = ending_of(exc)
+        self.finish(status, error=error)
 
     def finish(self, status: str = FINISHED, *, error: str | None = None) -> bool:
         """End the run with ``status``; flush everything. True if Firestore has it all."""
@@ -766,10 +761,24 @@ def active_runs() -> list[Run]:
     return alive[::-1]
 
 
+def ending_of(exc: BaseException | None) -> tuple[str, str | None]:
+    """Status and ``error`` of a run ended by ``exc`` (``None``: a clean end).
+
+    A clean ``sys.exit()`` finishes; an exception or a non-zero exit code
+    fails, ``KeyboardInterrupt`` interrupts; the traceback goes to ``error``.
+    """
+    if exc is None or exithooks.is_clean_exit(exc):
+        return FINISHED, None
+    status = FAILED if isinstance(exc, Exception | SystemExit) else INTERRUPTED
+    return status, exithooks.describe(exc, MAX_ERROR_CHARS)
+
+
 @atexit.register
 def _finish_open_runs() -> None:
+    # Inside `with`, a run sees its exception; here the hooks say how the process ended.
+    status, error = ending_of(exithooks.ending())
     for run in list(_ACTIVE):
         try:
-            run.finish(FINISHED)
+            run.finish(status, error=error)
         except Exception as exc:  # never turn a clean exit into a crash
             log.warning("aletheia: could not end run %s at exit: %s", run.id, exc)
