@@ -42,7 +42,8 @@ from google.cloud import firestore
 from aletheia import clients, config, exithooks, journal, layout, members, validation
 from aletheia.errors import AletheiaError, ValidationError
 from aletheia.metrics import FLUSH_INTERVAL_S, HEARTBEAT_S, STALE_HEARTBEATS, MetricWriter, RunRef
-from aletheia.store import TRANSIENT, FirestoreStore, Write, is_transient
+from aletheia.store import FirestoreStore, Write
+from aletheia.transient import TRANSIENT, is_transient
 
 log = logging.getLogger(__name__)
 
@@ -462,6 +463,7 @@ class Run:
             pid=os.getpid(),
         )
         validation.validate_params(fields, "run fields")
+        validation.validate_run_document(fields)
         created = False
         try:
             if exper.online:
@@ -522,7 +524,16 @@ class Run:
         if complete:
             complete = self._write_result()
         self.journal.end(status)
-        if complete:
+        if self.writer.rejections:  # reported when refused; the journal keeps it for sync
+            complete = False
+            log.warning(
+                "aletheia: run %s ended as %s; Firestore refused part of it (reported above), "
+                "which its journal %s keeps",
+                self.id,
+                status,
+                self.journal.path,
+            )
+        elif complete:
             self.journal.synced()
         else:
             log.warning(
@@ -618,6 +629,7 @@ class Run:
 
     def _set(self, fields: dict[str, Any]) -> None:
         self._require_active()
+        validation.validate_run_document({**self.fields, **fields})
         self.fields.update(fields)
         self.writer.set_fields(fields)
 
