@@ -40,6 +40,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from google.api_core import exceptions as gexc
+
 from aletheia import layout
 from aletheia.journal import JournalWriter, Point
 from aletheia.store import FirestoreStore, Write, WritesRejectedError
@@ -210,6 +212,8 @@ class MetricWriter:
         self.rejections: list[str] = []
         self._held: dict[str, int] = {}  # per key: acks stop below its first refused chunk
         self._sets_ack_cap: int | None = None  # set records acked stop at a refused one
+        #: Firestore refused this identity (rules, credentials): nothing more is sent.
+        self.blocked = False
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -284,6 +288,8 @@ class MetricWriter:
         with self._flush_lock:
             self._drain()
             self._journal_safely(self.journal.flush)  # durable before Firestore is asked
+            if self.blocked:  # refused for who we are: asking again only hammers
+                return False
             writes = self._writes()
             if not writes:
                 return True
@@ -398,13 +404,16 @@ class MetricWriter:
         """
         for rejection in exc.rejections:
             write, reason = rejection.write, rejection.reason
+            if isinstance(rejection.error, gexc.PermissionDenied | gexc.Unauthenticated):
+                self.blocked = True  # refused for who we are, not for what we write
             if write.path == self.ref.path:
                 if self._sets_ack_cap is None:
                     self._sets_ack_cap = self._sets_acked
                 fields = sorted(write.data)
-                if self._resend_summary(write):  # so the culprit is among the user's fields
+                if not self.blocked and self._resend_summary(write):  # the user's fields, then
                     fields = [f for f in fields if f not in ("summary", "heartbeat_at")]
                 what = f"the document of run {self.ref.run} (fields {', '.join(fields)})"
+                kind = f"refused:run:{reason}"
             else:
                 key, chunk = str(write.data["key"]), int(write.data["chunk"])
                 self._series[key].refused.add(chunk)
@@ -413,13 +422,23 @@ class MetricWriter:
                 self._held[key] = min(self._held.get(key, first), first)
                 name = key if len(key) <= 60 else key[:60] + "…"
                 what = f"metric {name!r} of run {self.ref.run} (chunk {chunk})"
+                kind = f"refused:metric:{key}:{type(rejection.error).__name__}"
             message = f"Firestore refused {what} at {write.path}: {reason.rstrip('.')}"
             self.rejections.append(message)
+            if self.blocked:
+                self._warn(
+                    f"{message}. This identity may not write to project {self.ref.project}: "
+                    "nothing more is sent; the run goes on, and its journal "
+                    f"{self.journal.path} keeps everything (once you may write again — "
+                    "`aletheia project members` — run `aletheia sync`)",
+                    kind="refused:caller",
+                )
+                continue
             self._warn(
                 f"{message}. It is not sent again; the run goes on, and its journal "
                 f"{self.journal.path} keeps everything (`aletheia sync` sends it once the "
                 "cause is fixed)",
-                kind=f"refused:{write.path}:{reason}",
+                kind=kind,
             )
         self._acknowledged(sent, n_fields)
 
