@@ -82,13 +82,16 @@ def validate_metric_key(key: object) -> str:
         )
     if any(unicodedata.category(ch).startswith("C") for ch in key):
         raise ValidationError(f"metric name {key!r} contains control characters")
-    doc_id = layout.metric_chunk_id(key, 0)
-    if len(doc_id.encode()) > MAX_ID_BYTES:  # non-ASCII names grow when percent-encoded
-        raise ValidationError(
-            f"metric name {key[:40]!r}… is {len(doc_id.encode()):,} bytes as a document id "
-            f"(Firestore allows {MAX_ID_BYTES:,})",
-            "shorten the metric name",
-        )
+    # Percent-encoding makes a character up to 12 bytes of the chunk's document id; only
+    # names longer than MAX_ID_BYTES / 12 can be too long, so only they are encoded here.
+    if len(key) * 12 > MAX_ID_BYTES - 16:
+        size = len(layout.metric_chunk_id(key, 0).encode())
+        if size > MAX_ID_BYTES:
+            raise ValidationError(
+                f"metric name {key[:40]!r}… is {size:,} bytes as a document id "
+                f"(Firestore allows {MAX_ID_BYTES:,})",
+                "shorten the metric name",
+            )
     return key
 
 
@@ -232,7 +235,15 @@ class SummaryBudget:
 
 def count_fields(value: Mapping[str, Any]) -> int:
     """Fields as Firestore counts them: every key of every map, nested maps included."""
-    return sum(1 + (count_fields(v) if isinstance(v, Mapping) else 0) for v in value.values())
+    return sum(1 + _subfields(v) for v in value.values())
+
+
+def _subfields(value: Any) -> int:
+    if isinstance(value, Mapping):
+        return count_fields(value)
+    if isinstance(value, list | tuple):  # maps inside arrays have fields too
+        return sum(_subfields(v) for v in value)
+    return 0
 
 
 def validate_text(value: object, what: str) -> str:

@@ -52,6 +52,8 @@ def test_a_run_document_over_1_mib_is_refused_before_any_write(
         run.set_params({"seed": 2**64})
     with pytest.raises(ValidationError, match="64-bit"):
         run.add_metric("loss", 1.0, step=2**63)
+    with pytest.raises(ValidationError, match="document id"):
+        run.add_metric("é" * 250, 1.0)  # 1,507 bytes percent-encoded (at most 1,500)
     run.add_metric("loss", 1.0)
     assert run.finish()
     doc = run_doc(db, "big fields", run.id)
