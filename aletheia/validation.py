@@ -43,6 +43,8 @@ MAX_TEXT_LENGTH = 64 * 1024
 MAX_DOCUMENT_BYTES = 1024 * 1024
 #: Most fields in one document, every key of a nested map counted.
 MAX_DOCUMENT_FIELDS = 20_000
+#: Most index entries of one document (two per indexed field, one per array element).
+MAX_INDEX_ENTRIES = 40_000
 #: Longest document id and field name, in UTF-8 bytes.
 MAX_ID_BYTES = 1500
 #: Firestore integers are 64-bit.
@@ -61,6 +63,9 @@ MAX_SUMMARY_BYTES = 256 * 1024
 MAX_RUN_FIELDS_BYTES = 640 * 1024
 #: Fields of everything else in a run document.
 MAX_RUN_FIELDS = 12_000
+#: Index entries of everything else in a run document (the summary is indexed: runs are
+#: sorted by a metric; its 1,000 metrics take 14,000 entries).
+MAX_RUN_INDEX_ENTRIES = 24_000
 
 _SCALARS = (str, int, float, bool, type(None), dt.datetime, bytes)
 
@@ -175,17 +180,39 @@ def validate_run_document(fields: Mapping[str, Any], what: str = "run") -> None:
     the run logs.
     """
     rest = {k: v for k, v in fields.items() if k != "summary"}
-    size, count = encoded_size(rest), count_fields(rest)
-    if size <= MAX_RUN_FIELDS_BYTES and count <= MAX_RUN_FIELDS:
+    size, count, entries = encoded_size(rest), count_fields(rest), count_index_entries(rest)
+    if (
+        size <= MAX_RUN_FIELDS_BYTES
+        and count <= MAX_RUN_FIELDS
+        and entries <= MAX_RUN_INDEX_ENTRIES
+    ):
         return
     sizes = sorted(((encoded_size(v), k) for k, v in rest.items()), reverse=True)[:3]
     largest = ", ".join(f"{k} {n:,} bytes" for n, k in sizes)
     raise ValidationError(
-        f"the {what} document would hold {size:,} bytes in {count:,} fields besides its metric "
-        f"summary (at most {MAX_RUN_FIELDS_BYTES:,} bytes and {MAX_RUN_FIELDS:,} fields; "
-        f"largest: {largest}); Firestore refuses documents over 1 MiB",
-        "log large values (configs, notes, tables) as an artifact instead",
+        f"the {what} document would hold {size:,} bytes, {count:,} fields and {entries:,} "
+        f"index entries besides its metric summary (at most {MAX_RUN_FIELDS_BYTES:,} bytes, "
+        f"{MAX_RUN_FIELDS:,} fields, {MAX_RUN_INDEX_ENTRIES:,} index entries; largest: "
+        f"{largest}); Firestore refuses documents over 1 MiB, 20,000 fields or 40,000 "
+        "index entries",
+        "log large values (configs, notes, tables, long lists) as an artifact instead",
     )
+
+
+def count_index_entries(value: Mapping[str, Any]) -> int:
+    """Single-field index entries Firestore keeps for these fields (an upper estimate).
+
+    Two per field, nested map keys included (ascending and descending), and
+    one per array element (``array-contains``).
+    """
+    total = 0
+    for v in value.values():
+        total += 2
+        if isinstance(v, Mapping):
+            total += count_index_entries(v)
+        elif isinstance(v, list | tuple):
+            total += len(v)
+    return total
 
 
 #: Bytes (estimated) of one metric's entry in the summary besides its name.

@@ -52,6 +52,14 @@ def test_a_run_document_over_1_mib_is_refused_before_any_write(
         run.set_params({"seed": 2**64})
     with pytest.raises(ValidationError, match="64-bit"):
         run.add_metric("loss", 1.0, step=2**63)
+    # Real Firestore refuses over 20,000 fields or 40,000 index entries (the emulator does
+    # not check): a grid of 13,000 settings, or a list of 60,000 weights.
+    other = ms.exper("big fields", git_policy="off").start_run()
+    with pytest.raises(ValidationError, match=r"13,0\d\d fields"):
+        other.set_hyper_params({"grid": {f"g{i}": i for i in range(13_000)}})
+    with pytest.raises(ValidationError, match=r"60,\d{3} index entries"):
+        other.set_params({"class_weights": [0.5] * 60_000})
+    assert other.finish()
     with pytest.raises(ValidationError, match="document id"):
         run.add_metric("é" * 250, 1.0)  # 1,507 bytes percent-encoded (at most 1,500)
     run.add_metric("loss", 1.0)
