@@ -515,6 +515,12 @@ class Run:
             raise ValidationError(f"cannot end a run as {status!r}", f"use one of {STATUSES[1:]}")
         if self._ended.is_set():
             return True
+        dying = exithooks.ending()
+        if status == FINISHED and dying is not None:
+            # The process is already ending of an uncaught exception or a failing exit
+            # code; whoever ends the run now (an integration's own exit hook, such as
+            # MLflow's end_run) cannot have seen it finish.
+            status, error = ending_of(dying)
         self._ended.set()
         self.status = status
         end = {"status": status, "ended_at": now(), "error": error}

@@ -145,3 +145,29 @@ def test_inside_with_exit_codes_match_the_exit_hook(
     assert done.returncode == 3
     doc = run_doc(db, "w1")
     assert doc["status"] == "failed" and "SystemExit: 3" in doc["error"]
+
+
+MLFLOW_CRASH = """
+import mlflow
+mlflow.set_tracking_uri("aletheia://runexit")
+mlflow.set_experiment("mlflow-crash")
+mlflow.start_run(run_name="no-with")
+mlflow.log_metric("loss", 0.5, step=0)
+raise ValueError("diverged at step 1")
+"""
+
+
+def test_an_mlflow_run_ended_by_mlflows_own_exit_hook_records_the_crash(
+    stack: config.Settings, db: firestore.Client
+) -> None:
+    # MLflow ends its active run at exit as FINISHED, whatever killed the process.
+    env = {**os.environ, "ALETHEIA_GIT_POLICY": "off"}
+    done = subprocess.run(
+        [sys.executable, "-c", MLFLOW_CRASH], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert done.returncode == 1 and "ValueError: diverged at step 1" in done.stderr
+    runs = [r.to_dict() for r in db.collection(layout.runs(PROJECT, "mlflow-crash")).stream()]
+    assert len(runs) == 1
+    assert runs[0]["status"] == "failed"
+    assert "ValueError: diverged at step 1" in runs[0]["error"]
+    assert runs[0]["summary"]["loss"]["count"] == 1
