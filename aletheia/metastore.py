@@ -29,6 +29,7 @@ import logging
 import os
 import secrets
 import socket
+import sys
 import threading
 import weakref
 from collections.abc import Mapping
@@ -521,6 +522,11 @@ class Run:
             # code; whoever ends the run now (an integration's own exit hook, such as
             # MLflow's end_run) cannot have seen it finish.
             status, error = ending_of(dying)
+        handling = sys.exc_info()[1]
+        if error is None and status in (FAILED, INTERRUPTED) and handling is not None:
+            # Ended while an exception is being handled (an integration's __exit__, e.g.
+            # MLflow's ActiveRun, passes only a status): that exception is the reason.
+            error = exithooks.describe(handling, MAX_ERROR_CHARS)
         self._ended.set()
         self.status = status
         end = {"status": status, "ended_at": now(), "error": error}

@@ -156,17 +156,34 @@ mlflow.log_metric("loss", 0.5, step=0)
 raise ValueError("diverged at step 1")
 """
 
+MLFLOW_WITH = """
+import mlflow
+mlflow.set_tracking_uri("aletheia://runexit")
+mlflow.set_experiment("mlflow-with")
+with mlflow.start_run(run_name="with"):
+    mlflow.log_metric("loss", 0.5, step=0)
+    raise ValueError("diverged at step 1")
+"""
 
-def test_an_mlflow_run_ended_by_mlflows_own_exit_hook_records_the_crash(
-    stack: config.Settings, db: firestore.Client
+
+@pytest.mark.parametrize(
+    ("script", "exper"),
+    [
+        # MLflow ends its active run at exit as FINISHED, whatever killed the process.
+        pytest.param(MLFLOW_CRASH, "mlflow-crash", id="no with: MLflow's exit hook"),
+        # MLflow's `with` ends the run FAILED, but passes no reason.
+        pytest.param(MLFLOW_WITH, "mlflow-with", id="with: MLflow's __exit__"),
+    ],
+)
+def test_a_crashed_mlflow_run_records_failed_with_the_exception(
+    stack: config.Settings, db: firestore.Client, script: str, exper: str
 ) -> None:
-    # MLflow ends its active run at exit as FINISHED, whatever killed the process.
     env = {**os.environ, "ALETHEIA_GIT_POLICY": "off"}
     done = subprocess.run(
-        [sys.executable, "-c", MLFLOW_CRASH], capture_output=True, text=True, timeout=120, env=env
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env
     )
     assert done.returncode == 1 and "ValueError: diverged at step 1" in done.stderr
-    runs = [r.to_dict() for r in db.collection(layout.runs(PROJECT, "mlflow-crash")).stream()]
+    runs = [r.to_dict() for r in db.collection(layout.runs(PROJECT, exper)).stream()]
     assert len(runs) == 1
     assert runs[0]["status"] == "failed"
     assert "ValueError: diverged at step 1" in runs[0]["error"]
