@@ -7,10 +7,13 @@ and dropped the exception by then. :func:`install` (called when the first
 run starts) keeps what the hook needs:
 
 * an uncaught exception of the main thread, ``KeyboardInterrupt``
-  included, through :data:`sys.excepthook` — chained, so a hook installed
+  included, through :data:`sys.excepthook` (when the interpreter calls it,
+  not code that prints an error it survives) — chained, so a hook installed
   before (IPython's, a crash reporter's) still runs and Python's own
   traceback is still printed. An uncaught exception of another thread does
-  not end the process and is not recorded;
+  not end the process and is not recorded. Should a hook installed later
+  replace ours without chaining, the exception is read at exit from
+  ``sys.last_value``, which Python sets before calling any hook;
 * the exit code of ``sys.exit(code)``: :func:`sys.exit` raises a
   :class:`SystemExit` whose ``code`` notices being read by the interpreter
   itself (no Python frame left on the stack) — which happens only when the
@@ -35,11 +38,12 @@ _lock = threading.Lock()
 _installed = False
 #: The exception ending the process, once the interpreter has let it through.
 _ending: BaseException | None = None
+_our_hook: Callable[..., Any] | None = None
 
 
 def install() -> None:
     """Install the hooks once per process (idempotent; chains what was there)."""
-    global _installed
+    global _installed, _our_hook
     with _lock:
         if _installed:
             return
@@ -50,7 +54,10 @@ def install() -> None:
         def excepthook(
             exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
         ) -> Any:
-            if threading.current_thread() is threading.main_thread() and not _interactive():
+            # The interpreter calls the hook with no Python frame left, and only for an
+            # exception that ends the main thread; code printing an error it survives
+            # calls it from a frame of its own.
+            if _called_by_interpreter() and not _interactive():
                 _record(exc.with_traceback(tb) if tb is not None else exc)
             return previous_hook(exc_type, exc, tb)
 
@@ -63,11 +70,20 @@ def install() -> None:
 
         sys.excepthook = excepthook
         sys.exit = exit
+        _our_hook = excepthook
 
 
 def ending() -> BaseException | None:
     """The exception that is ending the process, if Python let one through."""
-    return _ending
+    if _ending is not None or not _installed or sys.excepthook is _our_hook:
+        return _ending
+    # Our hook was replaced. sys.last_value is also set by whatever survives an error
+    # (interactive shells, IPython, pytest), so it is read only once the main thread is
+    # gone — the process is exiting — and never in an interactive session.
+    if threading.main_thread().is_alive() or _interactive() or "IPython" in sys.modules:
+        return None
+    last = getattr(sys, "last_value", None)
+    return last if isinstance(last, BaseException) else None
 
 
 def is_clean_exit(exc: BaseException | None) -> bool:
@@ -93,6 +109,15 @@ def _record(exc: BaseException) -> None:
     _ending = exc
 
 
+def _called_by_interpreter() -> bool:
+    """True when the caller of the calling function is the interpreter, not Python code."""
+    try:
+        sys._getframe(2)
+    except ValueError:
+        return True
+    return False
+
+
 def _interactive() -> bool:
     return hasattr(sys, "ps1") or bool(sys.flags.interactive)
 
@@ -107,12 +132,9 @@ class _ExitRequest(SystemExit):
 
     @property  # type: ignore[override]
     def code(self) -> Any:
-        value = _code_of(self)
-        try:
-            sys._getframe(1)
-        except ValueError:  # read by the interpreter itself: this is the process's exit
+        if _called_by_interpreter():  # this is the process's exit
             _record(SystemExit(*self.args).with_traceback(self.__traceback__))
-        return value
+        return _code_of(self)
 
     @code.setter
     def code(self, value: Any) -> None:

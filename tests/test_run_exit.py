@@ -73,6 +73,13 @@ CASES = [
         0,
     ),
     (
+        "an error printed through sys.excepthook and survived",
+        "try:\n    1 / 0\nexcept ZeroDivisionError:\n    sys.excepthook(*sys.exc_info())",
+        "finished",
+        [],
+        0,
+    ),
+    (
         "SystemExit caught by the script",
         "try:\n    sys.exit(4)\nexcept SystemExit:\n    pass",
         "finished",
@@ -135,6 +142,12 @@ def test_uncaught_exception_still_reaches_the_hook_installed_before(
     assert run_doc(db, "r2")["status"] == "failed"
     default = run_script("raise RuntimeError('boom')", "r3")
     assert "RuntimeError: boom" in default.stderr and "Traceback" in default.stderr
+    # A hook installed later that does not chain (a crash reporter set up after the run).
+    late = "sys.excepthook = lambda t, v, tb: print('late hook saw', t.__name__)\n"
+    done = run_script(late + "raise RuntimeError('boom')", "r5")
+    assert done.returncode == 1 and "late hook saw RuntimeError" in done.stdout
+    doc = run_doc(db, "r5")
+    assert doc["status"] == "failed" and "RuntimeError: boom" in doc["error"]
 
 
 def test_inside_with_exit_codes_match_the_exit_hook(
