@@ -30,7 +30,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import storage  # type: ignore[attr-defined]
 from tenacity import (
     retry,
-    retry_if_exception_type,
+    retry_if_exception,
     stop_after_attempt,
     wait_exponential,
     wait_random,
@@ -38,6 +38,7 @@ from tenacity import (
 
 from aletheia import layout
 from aletheia.errors import BackendUnavailableError, IntegrityError, NotFoundError
+from aletheia.transient import is_transient
 
 #: Files of at least this size get a metadata request (HEAD) before their upload.
 HEAD_THRESHOLD = 1 << 20
@@ -51,18 +52,9 @@ RESUMABLE_CHUNK = 32 << 20
 OnBytes = Callable[[int], None]
 _OCTETS = "application/octet-stream"
 
-# What a retry can fix; anything else (403, 404, 400) is permanent.
-_TRANSIENT = (
-    gexc.ServiceUnavailable,
-    gexc.InternalServerError,
-    gexc.TooManyRequests,
-    gexc.GatewayTimeout,
-    requests.ConnectionError,
-    requests.Timeout,
-    ConnectionError,
-)
+# What a retry can fix is decided in one place for every backend; 403, 404, 400 are permanent.
 _retry = retry(
-    retry=retry_if_exception_type(_TRANSIENT),
+    retry=retry_if_exception(is_transient),
     stop=stop_after_attempt(4),
     wait=wait_exponential(multiplier=0.2, max=5) + wait_random(0, 0.2),
     reraise=True,

@@ -88,3 +88,9 @@ class AccessDeniedError(AletheiaError):
     """Firestore's rules refused the signed-in user (not a member, or the role is too low)."""
 
     exit_code = 10
+
+
+class RejectedError(AletheiaError):
+    """Firestore refused a request for good (too large, invalid, not allowed): no retry helps."""
+
+    exit_code = 11

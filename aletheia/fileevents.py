@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import IO, Any
 
-import requests
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
@@ -49,6 +48,7 @@ from aletheia.profiling import (
     looks_binary,
     profile,
 )
+from aletheia.transient import TRANSIENT as _TRANSIENT
 
 log = logging.getLogger("aletheia.fileevents")
 
@@ -71,18 +71,6 @@ DOC_BUDGET_BYTES = 200_000
 DOC_MAX_COLUMNS = 100
 _READ_CHUNK = 4 << 20
 _SNIFF_BYTES = 64 << 10
-
-_TRANSIENT: tuple[type[BaseException], ...] = (
-    gexc.ServiceUnavailable,
-    gexc.InternalServerError,
-    gexc.TooManyRequests,
-    gexc.DeadlineExceeded,
-    gexc.GatewayTimeout,
-    gexc.Aborted,
-    requests.ConnectionError,
-    requests.Timeout,
-    ConnectionError,
-)
 
 
 class LeaseBusyError(AletheiaError):

@@ -29,8 +29,8 @@ import logging
 import os
 import secrets
 import socket
+import sys
 import threading
-import traceback
 import weakref
 from collections.abc import Mapping
 from pathlib import Path
@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from aletheia import clients, config, journal, layout, members, validation
+from aletheia import clients, config, exithooks, journal, layout, members, validation
 from aletheia.errors import AletheiaError, ValidationError
 from aletheia.metrics import (
     FLUSH_INTERVAL_S,
@@ -50,7 +50,8 @@ from aletheia.metrics import (
     RunRef,
     merge_fields,
 )
-from aletheia.store import TRANSIENT, FirestoreStore, Write, is_transient
+from aletheia.store import FirestoreStore, Write
+from aletheia.transient import TRANSIENT, is_transient
 
 if TYPE_CHECKING:
     from aletheia.artifacts import ArtifactStore, ArtifactVersion
@@ -500,6 +501,7 @@ class Run:
             pid=os.getpid(),
         )
         validation.validate_params(fields, "run fields")
+        validation.validate_run_document(fields)
         created = False
         try:
             if exper.online:
@@ -525,6 +527,7 @@ class Run:
         if not created:
             run.writer.set_fields(fields)  # the first flush creates the document
         run.writer.start()
+        exithooks.install()  # so that the exit hook knows how the process ended
         _ACTIVE.add(run)
         _OPEN_ORDER.append(weakref.ref(run))
         return run
@@ -543,13 +546,8 @@ class Run:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if exc is None or (isinstance(exc, SystemExit) and not exc.code):
-            self.finish(FINISHED)
-        elif isinstance(exc, Exception):
-            text = "".join(traceback.format_exception(exc_type, exc, tb))
-            self.finish(FAILED, error=text[-MAX_ERROR_CHARS:])
-        else:
-            self.finish(INTERRUPTED, error=repr(exc))
+        status, error = ending_of(exc)
+        self.finish(status, error=error)
 
     def finish(self, status: str = FINISHED, *, error: str | None = None) -> bool:
         """End the run with ``status``; flush everything. True if Firestore has it all."""
@@ -557,6 +555,17 @@ class Run:
             raise ValidationError(f"cannot end a run as {status!r}", f"use one of {STATUSES[1:]}")
         if self._ended.is_set():
             return True
+        dying = exithooks.ending()
+        if status == FINISHED and dying is not None:
+            # The process is already ending of an uncaught exception or a failing exit
+            # code; whoever ends the run now (an integration's own exit hook, such as
+            # MLflow's end_run) cannot have seen it finish.
+            status, error = ending_of(dying)
+        handling = sys.exc_info()[1]
+        if error is None and status in (FAILED, INTERRUPTED) and handling is not None:
+            # Ended while an exception is being handled (an integration's __exit__, e.g.
+            # MLflow's ActiveRun, passes only a status): that exception is the reason.
+            error = exithooks.describe(handling, MAX_ERROR_CHARS)
         self._ended.set()
         self.status = status
         end = {"status": status, "ended_at": now(), "error": error}
@@ -566,7 +575,16 @@ class Run:
         if complete:
             complete = self._write_result()
         self.journal.end(status)
-        if complete:
+        if self.writer.rejections:  # reported when refused; the journal keeps it for sync
+            complete = False
+            log.warning(
+                "aletheia: run %s ended as %s; Firestore refused part of it (reported above), "
+                "which its journal %s keeps",
+                self.id,
+                status,
+                self.journal.path,
+            )
+        elif complete:
             self.journal.synced()
         else:
             log.warning(
@@ -662,7 +680,9 @@ class Run:
 
     def _set(self, fields: dict[str, Any]) -> None:
         self._require_active()
-        merge_fields(self.fields, fields)  # as the document will: nested maps merge
+        # As the document will: nested maps merge. Checked whole before anything is applied.
+        validation.validate_run_document(merge_fields(dict(self.fields), fields))
+        merge_fields(self.fields, fields)
         self.writer.set_fields(fields)
 
     def _require_active(self) -> None:
@@ -831,10 +851,24 @@ def active_runs() -> list[Run]:
     return alive[::-1]
 
 
+def ending_of(exc: BaseException | None) -> tuple[str, str | None]:
+    """Status and ``error`` of a run ended by ``exc`` (``None``: a clean end).
+
+    A clean ``sys.exit()`` finishes; an exception or a non-zero exit code
+    fails, ``KeyboardInterrupt`` interrupts; the traceback goes to ``error``.
+    """
+    if exc is None or exithooks.is_clean_exit(exc):
+        return FINISHED, None
+    status = FAILED if isinstance(exc, Exception | SystemExit) else INTERRUPTED
+    return status, exithooks.describe(exc, MAX_ERROR_CHARS)
+
+
 @atexit.register
 def _finish_open_runs() -> None:
+    # Inside `with`, a run sees its exception; here the hooks say how the process ended.
+    status, error = ending_of(exithooks.ending())
     for run in list(_ACTIVE):
         try:
-            run.finish(FINISHED)
+            run.finish(status, error=error)
         except Exception as exc:  # never turn a clean exit into a crash
             log.warning("aletheia: could not end run %s at exit: %s", run.id, exc)

@@ -15,6 +15,18 @@ thread wakes every ``flush_interval_s`` and sends what accumulated:
 When Firestore cannot be reached the run goes on: points stay in memory and
 in the journal, a warning is logged once, and each later flush tries again
 (``aletheia sync`` sends whatever a dead process could not).
+
+A write Firestore *refuses* (see :mod:`aletheia.transient`) is not an
+outage: everything else of the flush is committed, the refusal is reported
+once with its cause, the refused chunk or fields are not sent again by this
+process and stay unacknowledged in the journal (``aletheia sync`` sends
+them once the cause is fixed). Each distinct problem — an outage, a
+refusal, a journal that cannot be written — is reported once, on its own.
+
+The run document summarises the first metrics logged, within
+:class:`~aletheia.validation.SummaryBudget`; beyond it the summary stops
+growing (and says so in ``summary_capped``) while every series is still
+stored in full.
 """
 
 from __future__ import annotations
@@ -28,9 +40,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from google.api_core import exceptions as gexc
+
 from aletheia import layout
 from aletheia.journal import JournalWriter, Point
-from aletheia.store import FirestoreStore, Write
+from aletheia.store import FirestoreStore, Write, WritesRejectedError
+from aletheia.validation import SummaryBudget
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +152,8 @@ class _Series:
     chunks: dict[int, list[Point]] = field(default_factory=dict)
     dirty: set[int] = field(default_factory=set)
     received: int = 0  # points drained from the buffer
+    summarized: bool = True  # within the run document's summary budget
+    refused: set[int] = field(default_factory=set)  # chunks Firestore refused: not resent
 
     def add(self, point: Point) -> None:
         n = chunk_of(point.index)
@@ -205,7 +222,14 @@ class MetricWriter:
         self._unsent_fields: list[dict[str, Any]] = []
         self._sets_acked = 0
         self._last_heartbeat = time.monotonic()
-        self._warned = False
+        self._reported: set[str] = set()  # problems already reported, by kind
+        self._budget = SummaryBudget()
+        #: What Firestore refused for good (one line each); the journal still holds it.
+        self.rejections: list[str] = []
+        self._held: dict[str, int] = {}  # per key: acks stop below its first refused chunk
+        self._sets_ack_cap: int | None = None  # set records acked stop at a refused one
+        #: Firestore refused this identity (rules, credentials): nothing more is sent.
+        self.blocked = False
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -280,19 +304,25 @@ class MetricWriter:
         with self._flush_lock:
             self._drain()
             self._journal_safely(self.journal.flush)  # durable before Firestore is asked
+            if self.blocked:  # refused for who we are: asking again only hammers
+                return False
             writes = self._writes()
             if not writes:
                 return True
-            sent = {key: set(s.dirty) for key, s in self._series.items() if s.dirty}
+            sent = {key: s.dirty - s.refused for key, s in self._series.items() if s.dirty}
             n_fields = len(self._unsent_fields)
             try:
                 self.store.commit(writes, retry_for_s=retry_for_s or self.retry_for_s)
+            except WritesRejectedError as exc:
+                self._refused(exc, sent, n_fields)
+                return False
             except Exception as exc:
                 self.offline = True
                 self.recovering = 2
                 self._warn(
                     f"Firestore unreachable ({type(exc).__name__}); run {self.ref.run} "
-                    "keeps logging to its journal and will catch up"
+                    "keeps logging to its journal and will catch up",
+                    kind="offline",
                 )
                 return False
             self._acknowledged(sent, n_fields)
@@ -307,19 +337,36 @@ class MetricWriter:
         with self._lock:
             buffer, self._buffer = self._buffer, []
             fields, self._pending_fields = self._pending_fields, []
+        capped = self._budget.full
         for key, point in buffer:
             series = self._series.get(key)
             if series is None:
                 series = self._series[key] = _Series(key)
+                series.summarized = self._budget.admit(key)
             series.add(point)
-            self._dirty_summaries.add(key)
+            if series.summarized:
+                self._dirty_summaries.add(key)
+        if self._budget.full and not capped:
+            # Said in the document too, through a journaled set like any other field, after
+            # the sets already journaled (acks count set records in journal order).
+            note = self._budget.note()
+            with self._lock:
+                self._journal_safely(self.journal.set_fields, note)
+                fields += [*self._pending_fields, note]
+                self._pending_fields = []
+            self._warn(
+                f"run {self.ref.run} logs more metrics than its document can summarise: "
+                f"the summary keeps the first {len(self._budget.kept):,} (every point of every "
+                "metric is still stored)",
+                kind="summary",
+            )
         self._unsent_fields.extend(fields)
 
     def _writes(self) -> list[Write]:
         writes = [
             Write(self.ref.chunk_path(s.key, n), chunk_doc(s.key, n, s.chunks[n]))
             for s in self._series.values()
-            for n in sorted(s.dirty)
+            for n in sorted(s.dirty - s.refused)
         ]
         run_fields = self._run_fields()
         if run_fields:
@@ -351,27 +398,101 @@ class MetricWriter:
         del self._unsent_fields[:n_fields]
         self._sets_acked += n_fields
         self._last_heartbeat = time.monotonic()
-        acked = {key: s.received for key, s in self._series.items() if key in sent}
+        acked = {
+            key: min(s.received, self._held.get(key, s.received))
+            for key, s in self._series.items()
+            if key in sent
+        }
         if acked or n_fields:
-            self._journal_safely(self.journal.ack, acked, self._sets_acked)
+            sets = self._sets_acked if self._sets_ack_cap is None else self._sets_ack_cap
+            self._journal_safely(self.journal.ack, acked, sets)
         if self.offline:
             log.warning("Firestore reachable again: run %s caught up", self.ref.run)
             self.offline = False
-            self._warned = False
+            self._reported.discard("offline")  # a later outage is reported again
+
+    def _refused(self, exc: WritesRejectedError, sent: dict[str, set[int]], n_fields: int) -> None:
+        """Firestore refused some writes for good and took the rest: book both, report once.
+
+        What was refused is dropped from memory, never from the journal, and
+        stays unacknowledged there (set records are acknowledged in order, so
+        after a refused one no later one is).
+        """
+        for rejection in exc.rejections:
+            write, reason = rejection.write, rejection.reason
+            if isinstance(rejection.error, gexc.PermissionDenied | gexc.Unauthenticated):
+                self.blocked = True  # refused for who we are, not for what we write
+            if write.path == self.ref.path:
+                if self._sets_ack_cap is None:
+                    self._sets_ack_cap = self._sets_acked
+                fields = sorted(write.data)
+                if not self.blocked and self._resend_summary(write):  # the user's fields, then
+                    fields = [f for f in fields if f not in ("summary", "heartbeat_at")]
+                what = f"the document of run {self.ref.run} (fields {', '.join(fields)})"
+                kind = f"refused:run:{reason}"
+            else:
+                key, chunk = str(write.data["key"]), int(write.data["chunk"])
+                self._series[key].refused.add(chunk)
+                sent.get(key, set()).discard(chunk)
+                first = chunk * CHUNK_POINTS
+                self._held[key] = min(self._held.get(key, first), first)
+                name = key if len(key) <= 60 else key[:60] + "…"
+                what = f"metric {name!r} of run {self.ref.run} (chunk {chunk})"
+                kind = f"refused:metric:{key}:{type(rejection.error).__name__}"
+            message = f"Firestore refused {what} at {write.path}: {reason.rstrip('.')}"
+            self.rejections.append(message)
+            if self.blocked:
+                self._warn(
+                    f"{message}. This identity may not write to project {self.ref.project}: "
+                    "nothing more is sent; the run goes on, and its journal "
+                    f"{self.journal.path} keeps everything (once you may write again — "
+                    "`aletheia project members` — run `aletheia sync`)",
+                    kind="refused:caller",
+                )
+                continue
+            self._warn(
+                f"{message}. It is not sent again; the run goes on, and its journal "
+                f"{self.journal.path} keeps everything (`aletheia sync` sends it once the "
+                "cause is fixed)",
+                kind=kind,
+            )
+        self._acknowledged(sent, n_fields)
+
+    def _resend_summary(self, refused: Write) -> bool:
+        """Send the metric summaries of a refused run-document write on their own.
+
+        One extra commit tells whether the summaries or the user's fields were
+        refused; innocent summaries then still reach the document.
+        """
+        alone = {k: v for k, v in refused.data.items() if k in ("summary", "heartbeat_at")}
+        if not alone or len(alone) == len(refused.data):
+            return False
+        try:
+            self.store.commit(
+                [Write(refused.path, alone, merge=True)], retry_for_s=self.retry_for_s
+            )
+        except Exception:  # the summaries wait for their metrics' next points
+            return False
+        return True
 
     # ----------------------------------------------------------- helpers
 
     def summaries(self) -> dict[str, Summary]:
         """Summaries of every metric drained so far (call after :meth:`flush`)."""
-        return {key: s.summary for key, s in self._series.items()}
+        return {key: s.summary for key, s in self._series.items() if s.summarized}
 
     def _journal_safely(self, fn: Callable[..., None], *args: Any) -> None:
         try:
             fn(*args)
         except (OSError, ValueError) as exc:  # disk full, closed file
-            self._warn(f"cannot write the journal {self.journal.path}: {exc}")
+            self._warn(
+                f"cannot write the journal {self.journal.path}: {exc}; what the run logs is "
+                "kept in memory only until Firestore acknowledges it",
+                kind=f"journal:{type(exc).__name__}:{getattr(exc, 'errno', None)}",
+            )
 
-    def _warn(self, message: str) -> None:
-        if not self._warned:
-            self._warned = True
+    def _warn(self, message: str, *, kind: str = "writer") -> None:
+        """Log ``message`` unless a problem of this ``kind`` was already reported."""
+        if kind not in self._reported:
+            self._reported.add(kind)
             log.warning("aletheia: %s", message)

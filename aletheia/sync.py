@@ -12,6 +12,11 @@ For each journal of the configured target that is not yet settled:
   for three heartbeat intervals) is marked ``crashed``, ended at its last
   logged point; a run whose process still lives is left alone;
 * ``Results/{run}`` is (re)written, and the journal gets a ``synced`` record.
+
+A write Firestore refuses for good (see :mod:`aletheia.transient`) leaves
+its journal unsettled and is reported as that journal's action
+(``refused: …``); everything else is written, and the other journals are
+synced as usual.
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ from typing import Any
 from aletheia import clients, config, journal, layout
 from aletheia.metastore import CRASHED, RUNNING, effective_status, now, result_doc
 from aletheia.metrics import STALE_HEARTBEATS, RunRef, chunk_doc, chunk_of, summarize, utc
-from aletheia.store import FirestoreStore, Write
+from aletheia.store import FirestoreStore, Write, WritesRejectedError
+from aletheia.validation import SummaryBudget
 
 #: What a settled crashed run says in its ``error`` field.
 CRASH_NOTE = "the process stopped without ending the run; settled by `aletheia sync`"
@@ -145,7 +151,11 @@ def sync_journal(
         crash = {"status": CRASHED, "ended_at": ended, "error": CRASH_NOTE}
         state.sets.append(crash)
     writes, result.points_sent, result.chunks_written = _writes(state, force)
-    store.commit(writes, retry_for_s=30.0)
+    try:
+        store.commit(writes, retry_for_s=30.0)
+    except WritesRejectedError as exc:  # the rest is written; this journal stays unsettled
+        result.action = f"refused: {exc.message}"
+        return result
     _settle(path, state, crash)
     result.action = CRASHED if crashed else "synced"
     return result
@@ -167,8 +177,13 @@ def _writes(state: journal.JournalState, force: bool) -> tuple[list[Write], int,
             writes.append(Write(ref.chunk_path(key, n), chunk_doc(key, n, by_chunk[n])))
     chunks = len(writes)
     fields = state.merged_fields()
-    summaries = {key: summarize(points).to_doc() for key, points in state.points.items()}
+    budget = SummaryBudget()  # the names the run's own writer summarised (same order)
+    summaries = {
+        key: summarize(points).to_doc() for key, points in state.points.items() if budget.admit(key)
+    }
     fields["summary"] = summaries
+    if budget.full:
+        fields.update(budget.note())
     writes.append(Write(ref.path, fields, merge=True))
     result_path = layout.result(state.project, state.experiment, state.run)
     writes.append(Write(result_path, result_doc(ref, fields, summaries)))

@@ -21,6 +21,7 @@ import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
+from aletheia import layout
 from aletheia.errors import ValidationError
 
 #: Longest metric name (it becomes part of a document id, percent-encoded).
@@ -35,6 +36,36 @@ MAX_PARAMS_BYTES = 512 * 1024
 MAX_PARAM_DEPTH = 10
 #: Longest free-text value (model name, description, log dir ...).
 MAX_TEXT_LENGTH = 64 * 1024
+
+# Firestore's own limits (https://firebase.google.com/docs/firestore/quotas): a write
+# over any of them is refused, the same way on every retry.
+#: Largest document.
+MAX_DOCUMENT_BYTES = 1024 * 1024
+#: Most fields in one document, every key of a nested map counted.
+MAX_DOCUMENT_FIELDS = 20_000
+#: Most index entries of one document (two per indexed field, one per array element).
+MAX_INDEX_ENTRIES = 40_000
+#: Longest document id and field name, in UTF-8 bytes.
+MAX_ID_BYTES = 1500
+#: Firestore integers are 64-bit.
+MIN_INT64, MAX_INT64 = -(2**63), 2**63 - 1
+
+# How a run document shares those limits. The metric summary grows with every new
+# metric name, so it gets a budget of its own and stops growing at it (every series is
+# still stored in full); everything else in the document (params, hyper-params, model,
+# tags, datasets, git, env) is checked against the rest before it is written, leaving
+# room for status, error and timestamps.
+#: Most metrics summarised in the run document (7 fields each).
+MAX_SUMMARY_KEYS = 1000
+#: Bytes (estimated) of the run document's metric summary.
+MAX_SUMMARY_BYTES = 256 * 1024
+#: Bytes (estimated) of everything else in a run document.
+MAX_RUN_FIELDS_BYTES = 640 * 1024
+#: Fields of everything else in a run document.
+MAX_RUN_FIELDS = 12_000
+#: Index entries of everything else in a run document (the summary is indexed: runs are
+#: sorted by a metric; its 1,000 metrics take 14,000 entries).
+MAX_RUN_INDEX_ENTRIES = 24_000
 
 _SCALARS = (str, int, float, bool, type(None), dt.datetime, bytes)
 
@@ -56,6 +87,16 @@ def validate_metric_key(key: object) -> str:
         )
     if any(unicodedata.category(ch).startswith("C") for ch in key):
         raise ValidationError(f"metric name {key!r} contains control characters")
+    # Percent-encoding makes a character up to 12 bytes of the chunk's document id; only
+    # names longer than MAX_ID_BYTES / 12 can be too long, so only they are encoded here.
+    if len(key) * 12 > MAX_ID_BYTES - 16:
+        size = len(layout.metric_chunk_id(key, 0).encode())
+        if size > MAX_ID_BYTES:
+            raise ValidationError(
+                f"metric name {key[:40]!r}… is {size:,} bytes as a document id "
+                f"(Firestore allows {MAX_ID_BYTES:,})",
+                "shorten the metric name",
+            )
     return key
 
 
@@ -96,6 +137,10 @@ def validate_step(step: object) -> int | None:
         raise ValidationError(f"step must be an int, got {step!r}", "pass an integer step")
     if int(step) < 0:
         raise ValidationError(f"step must be >= 0, got {step}")
+    if int(step) > MAX_INT64:
+        raise ValidationError(
+            f"step {step} is beyond Firestore's 64-bit integers", "use a smaller step number"
+        )
     return int(step)
 
 
@@ -124,6 +169,108 @@ def validate_params(params: object, what: str = "params") -> dict[str, Any]:
             "split the params across calls, or log large values as an artifact",
         )
     return clean
+
+
+def validate_run_document(fields: Mapping[str, Any], what: str = "run") -> None:
+    """Raise unless a run document with ``fields`` (and a full summary) fits in Firestore.
+
+    ``fields`` is everything the document holds besides ``summary``; the
+    summary has its own budget (:data:`MAX_SUMMARY_BYTES`), so a document
+    that passes here is never refused for its size, however many metrics
+    the run logs.
+    """
+    rest = {k: v for k, v in fields.items() if k != "summary"}
+    size, count, entries = encoded_size(rest), count_fields(rest), count_index_entries(rest)
+    if (
+        size <= MAX_RUN_FIELDS_BYTES
+        and count <= MAX_RUN_FIELDS
+        and entries <= MAX_RUN_INDEX_ENTRIES
+    ):
+        return
+    sizes = sorted(((encoded_size(v), k) for k, v in rest.items()), reverse=True)[:3]
+    largest = ", ".join(f"{k} {n:,} bytes" for n, k in sizes)
+    raise ValidationError(
+        f"the {what} document would hold {size:,} bytes, {count:,} fields and {entries:,} "
+        f"index entries besides its metric summary (at most {MAX_RUN_FIELDS_BYTES:,} bytes, "
+        f"{MAX_RUN_FIELDS:,} fields, {MAX_RUN_INDEX_ENTRIES:,} index entries; largest: "
+        f"{largest}); Firestore refuses documents over 1 MiB, 20,000 fields or 40,000 "
+        "index entries",
+        "log large values (configs, notes, tables, long lists) as an artifact instead",
+    )
+
+
+def count_index_entries(value: Mapping[str, Any]) -> int:
+    """Single-field index entries Firestore keeps for these fields (an upper estimate).
+
+    Two per field, nested map keys included (ascending and descending), and
+    one per array element (``array-contains``).
+    """
+    total = 0
+    for v in value.values():
+        total += 2
+        if isinstance(v, Mapping):
+            total += count_index_entries(v)
+        elif isinstance(v, list | tuple):
+            total += len(v)
+    return total
+
+
+#: Bytes (estimated) of one metric's entry in the summary besides its name.
+SUMMARY_ENTRY_BYTES = 160
+
+
+class SummaryBudget:
+    """Which metrics a run document summarises: the first ones logged, within the budget.
+
+    Admission is decided once per metric name, in the order names are first
+    logged, and stops at the first name that does not fit, so the writer and
+    a later ``aletheia sync`` (replaying the journal in the same order) keep
+    the same names.
+    """
+
+    def __init__(self) -> None:
+        self.kept: set[str] = set()
+        self.full = False
+        self._bytes = 0
+
+    def admit(self, key: str) -> bool:
+        """True if ``key`` is (now) summarised."""
+        if key in self.kept:
+            return True
+        cost = encoded_size(key) + SUMMARY_ENTRY_BYTES
+        if (
+            self.full
+            or len(self.kept) >= MAX_SUMMARY_KEYS
+            or self._bytes + cost > MAX_SUMMARY_BYTES
+        ):
+            self.full = True
+            return False
+        self.kept.add(key)
+        self._bytes += cost
+        return True
+
+    def note(self) -> dict[str, Any]:
+        """The run-document field that says the summary is capped."""
+        return {
+            "summary_capped": {
+                "kept": len(self.kept),
+                "max_keys": MAX_SUMMARY_KEYS,
+                "max_bytes": MAX_SUMMARY_BYTES,
+            }
+        }
+
+
+def count_fields(value: Mapping[str, Any]) -> int:
+    """Fields as Firestore counts them: every key of every map, nested maps included."""
+    return sum(1 + _subfields(v) for v in value.values())
+
+
+def _subfields(value: Any) -> int:
+    if isinstance(value, Mapping):
+        return count_fields(value)
+    if isinstance(value, list | tuple):  # maps inside arrays have fields too
+        return sum(_subfields(v) for v in value)
+    return 0
 
 
 def validate_text(value: object, what: str) -> str:
@@ -163,6 +310,11 @@ def _param_value(value: Any, what: str, depth: int) -> Any:
         raise ValidationError(
             f"{what} are nested more than {MAX_PARAM_DEPTH} levels deep", "flatten them"
         )
+    if isinstance(value, int) and not MIN_INT64 <= value <= MAX_INT64:
+        raise ValidationError(
+            f"{what} hold the integer {value}, beyond Firestore's 64-bit integers",
+            "pass it as a string (str(value))",
+        )
     if isinstance(value, _SCALARS):
         return value
     if isinstance(value, Mapping):
@@ -175,7 +327,7 @@ def _param_value(value: Any, what: str, depth: int) -> Any:
             for v in items
         ]
     if isinstance(value, numbers.Integral):
-        return int(value)
+        return _param_value(int(value), what, depth)
     if isinstance(value, numbers.Real):
         return float(value)
     item = getattr(value, "item", None)

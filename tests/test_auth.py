@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import stat
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from google.cloud import firestore, storage
 from test_rules import RULES_FILE, load_rules
 from typer.testing import CliRunner
 
-from aletheia import auth, clients, config, layout, members, queries
+from aletheia import auth, clients, config, journal, layout, members, queries, sync
 from aletheia.blobstore import BlobStore
 from aletheia.cache import LocalCache
 from aletheia.cli import app
@@ -300,3 +301,41 @@ def test_a_corrupt_or_foreign_sign_in_file_is_a_clear_error(
     user_file.write_text(json.dumps(foreign), encoding="utf-8")
     with pytest.raises(CredentialsError, match="cloud project 'elsewhere'"):
         clients.firestore_client(settings)
+
+
+def test_a_writer_who_loses_access_is_told_once_and_not_hammered(
+    rules_stack: config.Settings,
+    db: firestore.Client,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bob = as_user(rules_stack, tmp_path, "bob@example.com")
+    members.create_project(db, "vision", "owner-uid")
+    members.add_member(db, "vision", uid_of(bob), "writer")
+    ms = Metastore("vision", settings=bob, flush_interval_s=3600, final_retry_s=1)
+    run = ms.exper("e", git_policy="off").start_run()
+    run.add_metric("loss", 0.0)
+    assert run.flush()
+
+    members.add_member(db, "vision", uid_of(bob), "viewer")  # the owner demotes bob
+    run.add_metric("loss", 1.0)
+    assert not run.flush()
+    before = ms.store.stats.commits
+    for i in range(2, 2500):  # more chunks, more flushes: nothing more is asked
+        run.add_metric("loss", float(i))
+        if i % 500 == 0:
+            assert not run.flush()
+    assert ms.store.stats.commits == before
+    assert not run.finish()
+
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not any("unreachable" in m for m in said), said
+    refused = [m for m in said if m.startswith("aletheia: Firestore refused")]
+    assert len(refused) == 1 and "PermissionDenied" in refused[0], said
+    assert "aletheia sync" in refused[0]
+
+    members.add_member(db, "vision", uid_of(bob), "writer")  # back: sync sends everything
+    assert sync.sync_journal(run.journal.path, ms.store).action == "synced"
+    doc = db.document(layout.run("vision", "e", run.id)).get().to_dict() or {}
+    assert doc["status"] == "finished" and doc["summary"]["loss"]["count"] == 2500
+    assert journal.read(run.journal.path).synced

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -145,3 +146,46 @@ def test_sigkill_then_sync_loses_nothing_and_marks_crashed(
     assert after == before
     assert stored_points(db, "killed", state.run, "loss") == [float(i) for i in range(logged)]
     assert db.document(layout.run(PROJECT, "killed", state.run)).get().get("status") == "crashed"
+
+
+JOURNAL_FULL = """
+import logging, os, resource, signal, sys
+from aletheia.metastore import Metastore
+logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write over the limit fails (EFBIG)
+ms = Metastore("faults", flush_interval_s=0.1, firestore_emulator_host=sys.argv[1])
+ms.store.commit_timeout_s = 0.5
+run = ms.exper("disk full", git_policy="off").start_run()
+run.add_metric("loss", 0.0)
+assert not run.flush()  # nothing listens there: the outage is reported
+limit = run.journal.path.stat().st_size + 4096
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+for i in range(20_000):
+    run.add_metric("loss", float(i))
+run.set_params({"lr": 0.1})
+run.flush()
+print("logged", run.writer.points_logged, flush=True)
+os._exit(0)  # what matters is what the run reported while it ran
+"""
+
+
+def test_journal_failures_during_an_outage_are_reported_once_each(
+    stack: config.Settings,
+) -> None:
+    with socket.socket() as sock:  # a port where no Firestore answers
+        sock.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{sock.getsockname()[1]}"
+    done = subprocess.run(
+        [sys.executable, "-c", JOURNAL_FULL, dead],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=os.environ.copy(),
+    )
+    assert done.returncode == 0, done.stderr
+    assert "logged 20001" in done.stdout
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("WARNING")]
+    outage = [w for w in warnings if "unreachable" in w]
+    disk = [w for w in warnings if "cannot write the journal" in w]
+    assert len(outage) >= 1 and len(disk) == 1, done.stderr
+    assert "File too large" in disk[0] and "memory" in disk[0]

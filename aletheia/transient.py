@@ -1,0 +1,52 @@
+"""Which cloud errors a retry can cure: one list for Firestore, Cloud Storage and the function.
+
+Transient: the service or the network failed (unavailable, overloaded,
+timed out, aborted by contention, or unreachable). Everything else — a
+refused request (invalid argument, a document over 1 MiB, permission
+denied, not found, a value the client library cannot encode) — fails the
+same way on every attempt: retrying it only hammers the service and hides
+the real cause. The tracker's store, the blob store and the storage
+function all decide with :func:`is_transient`, so a failure is retried, or
+reported as permanent, the same way everywhere.
+"""
+
+from __future__ import annotations
+
+import requests
+from google.api_core import exceptions as gexc
+
+from aletheia.errors import BackendUnavailableError
+
+#: Error types worth retrying (see :func:`is_transient` for the exceptions within them).
+TRANSIENT: tuple[type[BaseException], ...] = (
+    gexc.ServiceUnavailable,  # 503 / UNAVAILABLE
+    gexc.DeadlineExceeded,  # DEADLINE_EXCEEDED
+    gexc.InternalServerError,  # 500 / INTERNAL
+    gexc.BadGateway,  # 502
+    gexc.GatewayTimeout,  # 504
+    gexc.TooManyRequests,  # 429
+    gexc.ResourceExhausted,  # RESOURCE_EXHAUSTED: quota, overload
+    gexc.Aborted,  # ABORTED: transaction contention
+    gexc.Unknown,  # UNKNOWN: a dropped stream
+    gexc.RetryError,  # a library retry that ran out of time
+    BackendUnavailableError,  # our probe found no emulator/service
+    requests.ConnectionError,
+    requests.Timeout,
+    ConnectionError,
+    TimeoutError,
+)
+
+# RESOURCE_EXHAUSTED also says "this request is bigger than the server accepts" (the
+# emulator's 4 MiB gRPC limit): the same bytes will never fit.
+_TOO_LARGE = ("exceeds maximum size", "larger than max", "message too large")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for errors a retry may cure; False for a request that will always be refused."""
+    if isinstance(exc, gexc.RetryError):
+        cause = exc.cause
+        return cause is None or is_transient(cause)
+    if isinstance(exc, gexc.TooManyRequests):  # ResourceExhausted is one
+        text = str(exc).lower()
+        return not any(marker in text for marker in _TOO_LARGE)
+    return isinstance(exc, TRANSIENT)
