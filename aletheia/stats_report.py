@@ -57,10 +57,11 @@ def file_table(path: str, doc: dict[str, Any]) -> Table:
 
 
 def notes(doc: dict[str, Any]) -> list[str]:
-    """Lines to print under a file's table: failures, warnings, truncation."""
+    """Lines to print under a file's table: failures, how it was read, warnings, truncation."""
     out = []
     if doc.get("status") in ("failed", "unsupported"):
         out.append(f"{doc['status']}: {doc.get('reason')}")
+    out += [f"note: {n}" for n in doc.get("notes") or []]
     out += [f"warning: {w}" for w in doc.get("warnings", [])]
     schema = doc.get("schema") or {}
     if schema.get("truncated"):
