@@ -41,7 +41,7 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from aletheia import layout, queries
+from aletheia import layout, queries, versioncheck
 from aletheia.blobstore import BlobInfo, BlobStore
 from aletheia.cache import LinkMode, LocalCache, Verify, safe_join
 from aletheia.errors import ConflictError, IntegrityError, NotFoundError, ValidationError
@@ -328,6 +328,7 @@ class DatasetStore:
                 source,
                 created_by_run,
             )
+        versioncheck.after_commit(self.db, self.project, name, result.version, self.manifest)
         lock_file = self._maybe_pin(name, result.version, digest, lock)
         return AddResult(**{**asdict(result), "lock_file": lock_file, "seconds": self._seconds})
 
