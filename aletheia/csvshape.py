@@ -2,11 +2,13 @@
 
 Shipped datasets often do not start with a plain header: R's ``write.csv``
 leaves the row-name column unnamed (the header has one field fewer than the
-rows), exports start with title lines, some writers end every row with a
-delimiter. Read naively, every row then has "the wrong number of fields" and
-is skipped. :func:`sniff` compares the first line's field count with the
-count most of the following lines share and says how to read the file; each
-fix is described in a note the profile keeps.
+rows) or writes it as ``""``, exports start with title lines, some writers
+end every row with a delimiter, European ones separate fields with ``;``.
+Read naively, every row then has "the wrong number of fields" and is
+skipped, or the whole line is one column. :func:`sniff` compares the first
+line's field count with the count most of the following lines share (and
+tries other delimiters when the expected one gives no plain table) and says
+how to read the file; each fix is described in a note the profile keeps.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 #: Lines looked at (the rest of the file is judged by the reader's own count of bad rows).
 SNIFF_RECORDS = 1000
@@ -22,6 +24,8 @@ SNIFF_RECORDS = 1000
 _AGREEMENT = 0.8
 #: Most lines accepted as a preamble before the header.
 _MAX_PREAMBLE = 20
+#: Delimiters tried when the expected one splits no line.
+_OTHER_DELIMITERS = (";", "\t", "|", ",")
 #: Name given to a header's missing first column (R's row names; pandas' index).
 INDEX_NAME = "index"
 
@@ -33,22 +37,52 @@ class CsvShape:
     skip_rows: int = 0
     column_names: tuple[str, ...] | None = None
     include_columns: tuple[str, ...] | None = None
-    note: str | None = None
+    delimiter: str | None = None  # when not the one the file's name implies
+    notes: tuple[str, ...] = ()
 
 
 def sniff(head: bytes, delimiter: str, complete: bool) -> CsvShape:
     """The shape of a CSV file from its first bytes (``complete``: the whole file)."""
     text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
+    at, records = _records(text, delimiter, complete)
+    notes: tuple[str, ...] = ()
+    chosen = None
+    if len(records) >= 3 and not _plain_table(records):
+        # Often a European export (";", with decimal commas) or a pipe-separated file.
+        for other in (d for d in _OTHER_DELIMITERS if d != delimiter):
+            other_at, other_records = _records(text, other, complete)
+            if _plain_table(other_records):
+                at, records, chosen = other_at, other_records, other
+                notes = (f"fields are separated by {other!r}, not {delimiter!r}",)
+                break
+    shape = _shape(at, records)
+    shape = _name_unnamed(shape, at, records)
+    return replace(shape, delimiter=chosen, notes=notes + shape.notes)
+
+
+def _records(text: str, delimiter: str, complete: bool) -> tuple[list[int], list[list[str]]]:
+    """Non-blank records and their line numbers (the reader's skip_rows counts blank lines)."""
     try:
         lines = list(csv.reader(io.StringIO(text), delimiter=delimiter))
     except csv.Error:
-        return CsvShape()  # let the real reader report what is wrong
-    # The reader's skip_rows counts blank lines too: keep every record's line number.
+        return [], []  # let the real reader report what is wrong
     at = [i for i, r in enumerate(lines) if r]
     if not complete and len(at) > 1:
         at.pop()  # the last line may be cut off mid-record
     at = at[:SNIFF_RECORDS]
-    records = [lines[i] for i in at]
+    return at, [lines[i] for i in at]
+
+
+def _plain_table(records: list[list[str]]) -> bool:
+    """A header and rows that (nearly all) have the same number of fields, more than one."""
+    if len(records) < 3:
+        return False
+    count, agreeing = Counter(len(r) for r in records).most_common(1)[0]
+    return count > 1 and len(records[0]) == count and agreeing >= _AGREEMENT * len(records)
+
+
+def _shape(at: list[int], records: list[list[str]]) -> CsvShape:
+    """Where the header and the rows are, when the first line does not fit the rest."""
     if len(records) < 3:
         return CsvShape()
     counts = [len(r) for r in records]
@@ -65,15 +99,40 @@ def sniff(head: bytes, delimiter: str, complete: bool) -> CsvShape:
         return CsvShape(
             skip_rows=at[0] + 1,
             column_names=tuple(first[:modal]),
-            note=f"the header's {counts[0] - modal} trailing empty field(s) were dropped",
+            notes=(f"the header's {counts[0] - modal} trailing empty field(s) were dropped",),
         )
     preamble = counts.index(modal)
     if preamble <= _MAX_PREAMBLE and all(c < modal for c in counts[:preamble]):
-        return CsvShape(
-            skip_rows=at[preamble],
-            note=f"{preamble} line(s) before the header (fewer fields than the rows) were skipped",
-        )
+        note = f"{preamble} line(s) before the header (fewer fields than the rows) were skipped"
+        return CsvShape(skip_rows=at[preamble], notes=(note,))
     return CsvShape()
+
+
+def _name_unnamed(shape: CsvShape, at: list[int], records: list[list[str]]) -> CsvShape:
+    """Names for empty header fields (``""`` is what R writes over its row names)."""
+    if shape.column_names is not None:
+        names, skip = list(shape.column_names), shape.skip_rows
+    else:
+        header = next((k for k, line in enumerate(at) if line >= shape.skip_rows), None)
+        if header is None:
+            return shape
+        names, skip = list(records[header]), at[header] + 1
+    empty = [k for k, n in enumerate(names) if not n.strip()]
+    if not empty:
+        return shape
+    for k in empty:
+        names[k] = _unused(INDEX_NAME if k == 0 else f"column{k}", names)
+    include = shape.include_columns
+    if include is not None:
+        include = tuple(names[: len(include)])
+    shown = ", ".join(repr(names[k]) for k in empty)
+    return replace(
+        shape,
+        skip_rows=skip,
+        column_names=tuple(names),
+        include_columns=include,
+        notes=(*shape.notes, f"header fields without a name were named {shown}"),
+    )
 
 
 def _trailing_delimiter(header: list[str], skip: int) -> CsvShape:
@@ -83,7 +142,7 @@ def _trailing_delimiter(header: list[str], skip: int) -> CsvShape:
         skip_rows=skip,
         column_names=names,
         include_columns=keep,
-        note="every row ends with a delimiter: the empty last field was dropped",
+        notes=("every row ends with a delimiter: the empty last field was dropped",),
     )
 
 
@@ -92,7 +151,7 @@ def _unnamed_first_column(header: list[str], skip: int) -> CsvShape:
     return CsvShape(
         skip_rows=skip,
         column_names=(name, *header),
-        note=f"the header has no name for the first column (row names): it was named {name!r}",
+        notes=(f"the header has no name for the first column (row names): it was named {name!r}",),
     )
 
 

@@ -334,7 +334,7 @@ class _Run:
         self.opts = opts
         self.plan = plan
         self.ragged = 0
-        self.notes: list[str] = [plan.shape.note] if plan.shape.note else []
+        self.notes: list[str] = list(plan.shape.notes)
         self.streams: list[IO[bytes]] = []
         self.schema: pa.Schema | None = None
         self.rng = np.random.default_rng(opts.seed)
@@ -354,7 +354,8 @@ class _Run:
     def _batches(self, stream: IO[bytes]) -> Iterator[pa.RecordBatch]:
         fmt = self.detected.format
         if fmt in ("csv", "tsv"):
-            yield from self._csv(stream, "\t" if fmt == "tsv" else ",")
+            expected = "\t" if fmt == "tsv" else ","
+            yield from self._csv(stream, self.plan.shape.delimiter or expected)
         elif fmt == "jsonl":
             yield from self._json(stream)
         else:

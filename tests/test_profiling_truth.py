@@ -247,3 +247,30 @@ def test_json_lines_are_still_read_as_before(tmp_path: Path) -> None:
     result = profile(lambda: path.open("rb"), Detected("jsonl"))
 
     assert result.rows == 10 and not result.notes
+
+
+def test_an_unnamed_row_name_column_gets_a_name(tmp_path: Path) -> None:
+    path = tmp_path / "rdatasets.csv"
+    rows = "".join(f'"car {i}",{20 + i % 7},{4 + 2 * (i % 3)}\n' for i in range(50))
+    path.write_text(f'"","mpg","cyl"\n{rows}')
+
+    result = _profile(path)
+
+    (count,) = _duck(f"select count(*) from '{path}'")
+    assert result.rows == count == 50
+    assert [c["name"] for c in result.columns] == ["index", "mpg", "cyl"]
+    assert _columns(result)["mpg"]["max"] == 26
+
+
+def test_semicolon_separated_values_are_split_into_their_columns(tmp_path: Path) -> None:
+    path = tmp_path / "export.csv"
+    rows = "".join(f"{i};{i % 9},5;Zone {i % 4}\n" for i in range(100))
+    path.write_text(f"id;price;zone\n{rows}")
+
+    result = _profile(path)
+
+    count, zones = _duck(f"select count(*), count(distinct zone) from '{path}'")
+    assert result.rows == count == 100
+    assert [c["name"] for c in result.columns] == ["id", "price", "zone"]
+    assert _columns(result)["zone"]["distinct"] == zones == 4
+    assert result.notes == ["fields are separated by ';', not ','"]
