@@ -243,6 +243,7 @@ class _Plan:
     column_types: tuple[tuple[str, str], ...] = ()
     encoding: str | None = None
     ignore_new_fields: bool = False
+    json_ints_as_floats: bool = False
     notes: tuple[str, ...] = ()
     shape: csvshape.CsvShape = field(default_factory=csvshape.CsvShape)
 
@@ -271,6 +272,7 @@ class _Restart(Exception):  # noqa: N818 - control flow, not an error
 
 
 _CONVERSION = re.compile(r"In CSV column #(\d+): CSV conversion error to (\w+)")
+_JSON_INT = re.compile(r"Failed to convert JSON to u?int\d+")
 
 
 def _replan(plan: _Plan, detected: Detected, message: str) -> _Plan:
@@ -290,6 +292,10 @@ def _replan(plan: _Plan, detected: Detected, message: str) -> _Plan:
         return replace(plan, ignore_new_fields=True, notes=(*plan.notes, note))
     if "Empty CSV file" in message or "Empty file" in message:
         raise ProfileError("the file is empty")
+    if _JSON_INT.search(message) and not plan.json_ints_as_floats:
+        # The first block had only whole numbers in some field, a later one a fraction.
+        note = "integer fields read as float64: a later value has a fraction"
+        return replace(plan, json_ints_as_floats=True, notes=(*plan.notes, note))
     match = _CONVERSION.search(message)
     if match is None:
         raise ProfileError(f"not readable as {_describe(detected)}: {message[:300]}")
@@ -417,9 +423,25 @@ class _Run:
                 "a JSON array of records: profiled as JSON Lines, one row per element"
             )
             buffered = jsonarray.ArrayAsLines(buffered)
+        if self.plan.json_ints_as_floats:
+            buffered = self._json_with_floats(buffered, read, parse)
         reader = pa_json.open_json(buffered, read_options=read, parse_options=parse)
         self.schema = reader.schema
         yield from reader
+
+    def _json_with_floats(
+        self, buffered: Any, read: pa_json.ReadOptions, parse: pa_json.ParseOptions
+    ) -> Any:
+        """Fix the first block's schema with every integer field as float64; reopen."""
+        schema = pa_json.open_json(buffered, read_options=read, parse_options=parse).schema
+        fields = [
+            pa.field(f.name, pa.float64()) if pa.types.is_integer(f.type) else f for f in schema
+        ]
+        parse.explicit_schema = pa.schema(fields)
+        reopened: Any = io.BufferedReader(self._reopen())  # type: ignore[type-var]
+        if isinstance(buffered, jsonarray.ArrayAsLines):
+            reopened = jsonarray.ArrayAsLines(reopened)
+        return reopened
 
     def _parquet(self, stream: IO[bytes]) -> Iterator[pa.RecordBatch]:
         try:

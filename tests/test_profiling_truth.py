@@ -274,3 +274,23 @@ def test_semicolon_separated_values_are_split_into_their_columns(tmp_path: Path)
     assert [c["name"] for c in result.columns] == ["id", "price", "zone"]
     assert _columns(result)["zone"]["distinct"] == zones == 4
     assert result.notes == ["fields are separated by ';', not ','"]
+
+
+@pytest.mark.parametrize("as_array", [False, True])
+def test_json_whole_numbers_then_a_fraction_are_read_as_floats(
+    tmp_path: Path, as_array: bool
+) -> None:
+    records = [{"price": i % 50, "qty": i} for i in range(150_000)] + [{"price": 2.5, "qty": 1}]
+    path = tmp_path / "prices.json"
+    if as_array:
+        path.write_text(json.dumps(records))
+    else:
+        path.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+    result = _profile(path)
+
+    rows, top, mean = _duck(f"select count(*), max(price), avg(price) from read_json('{path}')")
+    assert result.rows == rows == 150_001
+    price = _columns(result)["price"]
+    assert price["max"] == top and price["mean"] == pytest.approx(mean)
+    assert result.warnings == ["integer fields read as float64: a later value has a fraction"]
