@@ -113,6 +113,13 @@ def record(
             )
         except gexc.FailedPrecondition:
             continue  # another writer got there first: read what it recorded
+        except gexc.PermissionDenied:
+            # The rules refuse a second validation to a signed-in writer before the
+            # precondition is looked at: the same race, unless nothing was recorded.
+            recorded = (ref.get().to_dict() or {}).get("validation")
+            if recorded is None:
+                raise
+            return dict(recorded)
         return validation
     return None
 

@@ -6,6 +6,8 @@ Signed-in users go through the real Auth emulator and Firestore enforcing
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +118,43 @@ def test_recording_twice_writes_once(
 
     assert again is not None and again["anomalies"] == first["anomalies"] == 1
     assert ref.get().update_time == stamp
+
+
+def test_writers_racing_to_record_it_all_get_the_one_validation(
+    rules_stack: config.Settings,  # noqa: F811
+    gcs: storage.Client,
+    db: firestore.Client,
+    tmp_path: Path,
+) -> None:
+    members.create_project(db, PROJECT, "owner-uid")
+    store = _store(rules_stack, gcs, tmp_path / "cache")
+    store.add("clicks", _write(tmp_path / "v1", seed=1), lock=False)
+    v2 = store.add("clicks", _write(tmp_path / "v2", seed=2, extra=True), lock=False).version
+    wait_for(lambda: _version(db, v2).get("validation"), timeout=120, what="validation")
+    ref = db.document(layout.dataset_version(PROJECT, "clicks", v2))
+    ref.update({"validation": firestore.DELETE_FIELD})
+    racers = []
+    for k in range(3):
+        user = as_user(rules_stack, tmp_path, f"w{k}@example.com")
+        members.add_member(db, PROJECT, uid_of(user), "writer")
+        racers.append(_store(user, gcs, tmp_path / f"cache{k}"))
+    # Everyone has read the version without a validation before anyone writes one.
+    barrier = threading.Barrier(len(racers))
+
+    def race(racer: DatasetStore) -> dict[str, Any] | None:
+        def manifest(name: str, version: str) -> Any:
+            found = racer.manifest(name, version)
+            if version == v2:
+                barrier.wait(timeout=60)
+            return found
+
+        return versioncheck.record(racer.db, PROJECT, "clicks", v2, manifest)
+
+    with ThreadPoolExecutor(len(racers)) as pool:
+        results = list(pool.map(race, racers))
+
+    assert all(r is not None and r["anomalies"] == 1 for r in results), results
+    assert ref.get().to_dict()["validation"]["anomalies"] == 1
 
 
 @pytest.mark.parametrize("role", ["viewer", "writer"])
