@@ -177,3 +177,22 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+#: Lines inside one value that look like whole rows before a quote counts as runaway.
+_SWALLOWED_ROWS = 2
+
+
+def runaway_quote(text: str, delimiter: str, fields: int) -> bool:
+    """True if ``text`` (one value, or one bad row) holds lines that look like whole rows.
+
+    A field that opens a quote and never closes it (``"A summary cut off``)
+    makes the reader take every following line as part of that value, up to
+    the next quote: rows vanish without any error. A multi-line value whose
+    inner lines each have exactly the file's number of delimiters is that,
+    not prose.
+    """
+    if fields < 3 or "\n" not in text:
+        return False
+    rows = sum(1 for line in text.split("\n")[1:] if line.count(delimiter) == fields - 1)
+    return rows >= _SWALLOWED_ROWS

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-#: HyperLogLog precision: 2**12 registers, ~1.6 % standard error, 4 KiB of state.
-HLL_PRECISION = 12
+#: HyperLogLog precision: 2**14 registers, ~0.8 % standard error, 16 KiB of state per column.
+HLL_PRECISION = 14
 
 
 #: Leading zeros of a byte, plus one (9 for a zero byte: look further).

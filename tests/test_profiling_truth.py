@@ -294,3 +294,20 @@ def test_json_whole_numbers_then_a_fraction_are_read_as_floats(
     price = _columns(result)["price"]
     assert price["max"] == top and price["mean"] == pytest.approx(mean)
     assert result.warnings == ["integer fields read as float64: a later value has a fraction"]
+
+
+@pytest.mark.parametrize("suffix", [".tsv", ".csv"])
+def test_a_quote_that_never_closes_does_not_swallow_the_rows_after_it(
+    tmp_path: Path, suffix: str
+) -> None:
+    sep = "\t" if suffix == ".tsv" else ","
+    rows = [sep.join([f"pkg-{i}", f"1.{i}", "2026-01", f"summary {i}"]) for i in range(3000)]
+    rows[1000] = sep.join(["pkg-1000", "1.0", "2026-01", '"A summary cut off mid-sentence'])
+    path = tmp_path / f"packages{suffix}"
+    path.write_text(sep.join(["name", "version", "month", "summary"]) + "\n" + "\n".join(rows))
+
+    result = _profile(path)
+
+    assert result.rows == 3000
+    assert _columns(result)["name"]["distinct"] == 3000
+    assert any("never closes" in w for w in result.warnings)
