@@ -9,6 +9,9 @@ skipped, or the whole line is one column. :func:`sniff` compares the first
 line's field count with the count most of the following lines share (and
 tries other delimiters when the expected one gives no plain table) and says
 how to read the file; each fix is described in a note the profile keeps.
+While reading, :func:`holds_rows` catches a quote that never closes (it
+swallows the rows after it without any error) and
+:func:`empty_text_as_missing` makes empty fields missing, as DuckDB does.
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ import csv
 import io
 from collections import Counter
 from dataclasses import dataclass, replace
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 #: Lines looked at (the rest of the file is judged by the reader's own count of bad rows).
 SNIFF_RECORDS = 1000
@@ -196,3 +202,34 @@ def runaway_quote(text: str, delimiter: str, fields: int) -> bool:
         return False
     rows = sum(1 for line in text.split("\n")[1:] if line.count(delimiter) == fields - 1)
     return rows >= _SWALLOWED_ROWS
+
+
+def holds_rows(batch: pa.RecordBatch, delimiter: str) -> bool:
+    """True if some text value holds whole rows (see :func:`runaway_quote`)."""
+    fields = batch.num_columns
+    for array in batch.columns:
+        if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+            continue
+        multiline = pc.filter(array, pc.match_substring(array, "\n"))
+        for value in multiline.to_pylist():
+            if value is not None and runaway_quote(value, delimiter, fields):
+                return True
+    return False
+
+
+def empty_text_as_missing(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Empty CSV fields in text columns as missing values, as DuckDB and pandas read them.
+
+    (The reader would keep them as empty strings; "NA" and friends stay text,
+    as in DuckDB.)
+    """
+    arrays = batch.columns
+    changed = False
+    for i, array in enumerate(arrays):
+        if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+            continue
+        empty = pc.equal(pc.binary_length(array), 0)
+        if pc.any(empty).as_py():
+            arrays[i] = pc.if_else(empty, pa.scalar(None, array.type), array)
+            changed = True
+    return pa.RecordBatch.from_arrays(arrays, schema=batch.schema) if changed else batch

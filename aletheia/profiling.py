@@ -403,14 +403,14 @@ class _Run:
             raise _Restart(replace(self.plan, encoding="latin-1", notes=(*self.plan.notes, note)))
         self.schema = reader.schema
         for batch in reader:
-            if self.plan.quoting and (self.runaway or _holds_rows(batch, delimiter)):
+            if self.plan.quoting and (self.runaway or csvshape.holds_rows(batch, delimiter)):
                 note = (
                     "a field opens a quote that never closes and swallowed the rows after it: "
                     "read without quoting"
                 )
                 plan = replace(self.plan, quoting=False, notes=(*self.plan.notes, note))
                 raise _Restart(plan)
-            yield _empty_text_as_missing(batch)
+            yield csvshape.empty_text_as_missing(batch)
 
     def _reopen(self) -> IO[bytes]:
         stream = self._open()
@@ -577,37 +577,6 @@ def _prefetched(items: Iterator[Any], depth: int = 1) -> Generator[Any, None, No
     finally:
         stop.set()
         worker.join()  # the reader's streams are closed only after it has stopped
-
-
-def _holds_rows(batch: pa.RecordBatch, delimiter: str) -> bool:
-    """True if some text value holds whole rows (see :func:`csvshape.runaway_quote`)."""
-    fields = batch.num_columns
-    for array in batch.columns:
-        if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
-            continue
-        multiline = pc.filter(array, pc.match_substring(array, "\n"))
-        for value in multiline.to_pylist():
-            if value is not None and csvshape.runaway_quote(value, delimiter, fields):
-                return True
-    return False
-
-
-def _empty_text_as_missing(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """Empty CSV fields in text columns as missing values, as DuckDB and pandas read them.
-
-    (The reader would keep them as empty strings; "NA" and friends stay text,
-    as in DuckDB.)
-    """
-    arrays = batch.columns
-    changed = False
-    for i, array in enumerate(arrays):
-        if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
-            continue
-        empty = pc.equal(pc.binary_length(array), 0)
-        if pc.any(empty).as_py():
-            arrays[i] = pc.if_else(empty, pa.scalar(None, array.type), array)
-            changed = True
-    return pa.RecordBatch.from_arrays(arrays, schema=batch.schema) if changed else batch
 
 
 def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
