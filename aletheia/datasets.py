@@ -43,7 +43,7 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from aletheia import blobrefs, checkout, layout, parents, queries, repo_pin, workspace
+from aletheia import blobrefs, checkout, layout, parents, queries, repo_pin, versioncheck, workspace
 from aletheia.blobstore import BlobInfo, BlobStore
 from aletheia.cache import LinkMode, LocalCache, Verify
 from aletheia.errors import ConflictError, IntegrityError, NotFoundError, ValidationError
@@ -357,6 +357,8 @@ class DatasetStore:
                 source,
                 created_by_run,
             )
+        if result.created:  # an unchanged re-add reads nothing more
+            versioncheck.after_commit(self.db, self.project, name, result.version, self.manifest)
         workspace.remember(path, self.project, name, result.version, digest, sorted(manifest))
         lock_file, rel, added = repo_pin.pin(place, self.project, name, result.version, digest)
         return replace(

@@ -5,7 +5,7 @@ Pure functions over two profiles (a ``Files`` document or
 changes, nulls where there were none, values outside a small known domain,
 and distribution drift per column, Jensen-Shannon distance for categorical
 columns and a Kolmogorov-Smirnov-like L-infinity distance between the
-quantile CDFs for numeric ones. :func:`validate_version` applies them to
+quantile CDFs for numeric ones. :mod:`aletheia.versioncheck` applies them to
 every file of a dataset version that has a counterpart in its parent.
 """
 
@@ -16,9 +16,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from google.cloud import firestore
-
-from aletheia import layout
 
 
 @dataclass(frozen=True)
@@ -145,82 +142,3 @@ def jensen_shannon(p: dict[str, float], q: dict[str, float]) -> float:
         return float(np.sum(x[mask] * np.log2(x[mask] / m[mask])))
 
     return math.sqrt(max((kl(a) + kl(b)) / 2, 0.0))
-
-
-# --------------------------------------------------------------------------- dataset versions
-
-
-def validate_version(
-    db: firestore.Client,
-    project: str,
-    name: str,
-    version: dict[str, Any],
-    manifests: tuple[dict[str, str], dict[str, str]],
-    thresholds: Thresholds | None = None,
-) -> dict[str, Any] | None:
-    """Compare each file of ``version`` with the parent's file at the same path.
-
-    ``manifests`` are ``({relpath: sha256}`` of the parent, same of the
-    version``)``. Writes and returns the ``validation`` field of the version
-    document, or returns ``None`` while some involved file is not profiled
-    yet (the last file's function run completes it).
-    """
-    parent_files, files = manifests
-    pairs = {p: (parent_files[p], sha) for p, sha in files.items() if p in parent_files}
-    digests = sorted({s for pair in pairs.values() for s in pair})
-    docs = _file_docs(db, project, digests)
-    if any(docs.get(s, {}).get("status") not in ("done", "failed", "unsupported") for s in digests):
-        return None
-    results: dict[str, Any] = {}
-    for path, (old_sha, new_sha) in sorted(pairs.items()):
-        old, new = docs[old_sha], docs[new_sha]
-        if old_sha == new_sha or old.get("status") != "done" or new.get("status") != "done":
-            continue
-        results[path] = {"baseline": old_sha, **compare(old, new, thresholds)}
-    anomalies = sum(len(r["anomalies"]) for r in results.values())
-    validation = {
-        "parent": version.get("parent"),
-        "ok": anomalies == 0,
-        "anomalies": anomalies,
-        "files_compared": len(results),
-        "files": {layout.file_doc_id(p): {"path": p, **r} for p, r in list(results.items())[:50]},
-        "checked_at": firestore.SERVER_TIMESTAMP,
-    }
-    ref = db.document(layout.dataset_version(project, name, str(version["version"])))
-    ref.set({"validation": validation}, merge=True)
-    return validation
-
-
-def _file_docs(db: firestore.Client, project: str, digests: list[str]) -> dict[str, dict]:
-    refs = [db.document(layout.file(project, s)) for s in digests]
-    return {snap.id: snap.to_dict() or {} for snap in db.get_all(refs) if snap.exists}
-
-
-def validate_dataset(
-    db: firestore.Client,
-    blobstore: Any,
-    project: str,
-    name: str,
-    version: str | None = None,
-    thresholds: Thresholds | None = None,
-) -> dict[str, Any] | None:
-    """Validate ``version`` (default: the latest) of dataset ``name`` against its parent.
-
-    Returns the validation written on the version document, or ``None`` if
-    the version has no parent or some of its files are not profiled yet.
-    """
-    from aletheia import datasets, queries  # datasets sits above this module
-
-    if version is None:
-        newest = queries.dataset_versions_newest_first(db, project, name).limit(1).stream()
-        doc = next((s.to_dict() or {} for s in newest), None)
-    else:
-        snap = db.document(layout.dataset_version(project, name, version)).get()
-        doc = snap.to_dict() if snap.exists else None
-    if not doc or not doc.get("parent"):
-        return None
-    manifests = tuple(
-        {p: e.sha256 for p, e in datasets.load_manifest(db, blobstore, project, name, v).items()}
-        for v in (str(doc["parent"]), str(doc["version"]))
-    )
-    return validate_version(db, project, name, doc, manifests, thresholds)  # type: ignore[arg-type]

@@ -167,19 +167,19 @@ def _record_unsupported(doc: Any, obj: dict[str, Any], reason: str) -> None:
 
 
 def _validate_datasets(db: firestore.Client, gcs: Any, bucket: str, ref: layout.BlobRef) -> None:
-    """Validate the latest version of each dataset holding these bytes, once all are profiled.
+    """Record the validation of the dataset versions these bytes complete, if all are profiled.
 
     Best effort: a validation problem is logged, never turned into a redelivery.
     """
-    from aletheia import datasets, drift
+    from aletheia import datasets, versioncheck  # datasets sits above this module
+
+    store = blobstore.BlobStore(gcs, bucket, ref.project)
+
+    def manifest(name: str, version: str) -> dict[str, Any]:
+        return datasets.load_manifest(db, store, ref.project, name, version)
 
     try:
-        names = {
-            e["dataset"] for e in datasets.dataset_versions_with_file(db, ref.project, ref.sha256)
-        }
-        store = blobstore.BlobStore(gcs, bucket, ref.project)
-        for name in sorted(n for n in names if n):
-            drift.validate_dataset(db, store, ref.project, name)
+        versioncheck.for_file(db, ref.project, ref.sha256, manifest)
     except Exception:
         log.exception("validation of datasets holding %s failed", ref.sha256)
 
@@ -313,6 +313,7 @@ def _result_fields(result: Profile, ref: layout.BlobRef, bucket: Any) -> dict[st
         "reason": "; ".join(result.warnings) or None,
         "partial": result.partial,
         "warnings": result.warnings[:20],
+        "notes": result.notes[:20],
         "format": result.format,
         "gzip": result.gzip,
         "rows": result.rows,

@@ -2,9 +2,10 @@
 
 Each sketch keeps a fixed amount of state however many rows stream through,
 which is what lets the profiler read a file many times bigger than its
-memory: HyperLogLog for distinct counts, Misra-Gries counters for frequent
-values, a priority reservoir for quantiles and histograms, Chan's merge of
-running moments for mean and standard deviation.
+memory: an exact set of hashes for distinct counts while it stays small and
+HyperLogLog beyond, Misra-Gries counters for frequent values, a priority
+reservoir for quantiles and histograms, Chan's merge of running moments for
+mean and standard deviation.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-#: HyperLogLog precision: 2**12 registers, ~1.6 % standard error, 4 KiB of state.
-HLL_PRECISION = 12
+#: HyperLogLog precision: 2**14 registers, ~0.8 % standard error, 16 KiB of state per column.
+HLL_PRECISION = 14
 
 
 #: Leading zeros of a byte, plus one (9 for a zero byte: look further).
@@ -64,6 +65,49 @@ class HyperLogLog:
         return round(raw)
 
 
+class DistinctHashes:
+    """Exact distinct count of 64-bit hashes while at most ``limit`` of them are distinct.
+
+    Beyond the limit the set is dropped (HyperLogLog takes over) and only a
+    lower bound is kept: the number of distinct hashes seen when it overflowed.
+    Different hashes are different values, so the count never overstates; equal
+    hashes of different values (one in ~10^9 pairs at this size) would understate.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.hashes = np.empty(0, dtype=np.uint64)  # sorted, unique
+        self.exact = True
+        self.floor = 0
+
+    def add_hashes(self, hashes: np.ndarray) -> None:
+        """Fold a batch of uint64 hashes into the set (or only the floor, past the limit)."""
+        if not self.exact or hashes.size == 0:
+            return
+        h = hashes.astype(np.uint64, copy=False)
+        if self.hashes.size:
+            # Most batches of a low-cardinality column bring nothing new: a binary search
+            # per value is cheaper than re-sorting the union.
+            pos = np.minimum(np.searchsorted(self.hashes, h), self.hashes.size - 1)
+            h = h[self.hashes[pos] != h]
+            if h.size == 0:
+                return
+        merged = np.concatenate([self.hashes, h])
+        merged.sort()  # sort + neighbour test: ~100x faster than np.union1d's hash path here
+        merged = merged[np.concatenate(([True], merged[1:] != merged[:-1]))]
+        self.floor = int(merged.size)
+        if merged.size > self.limit:
+            self.exact = False
+            self.hashes = np.empty(0, dtype=np.uint64)
+        else:
+            self.hashes = merged
+
+    @property
+    def count(self) -> int:
+        """Distinct hashes seen: exact while ``exact``, else a lower bound."""
+        return self.floor
+
+
 class FrequentValues:
     """Misra-Gries counters: the heavy hitters of a stream in ``capacity`` counters.
 
@@ -77,8 +121,16 @@ class FrequentValues:
         self.counts: dict[Any, int] = {}
         self.exact = True
 
-    def add_counts(self, values: list[Any], counts: list[int]) -> None:
-        """Merge one batch's value counts (values may be truncated to the batch's top)."""
+    def add_counts(self, values: list[Any], counts: list[int], complete: bool = True) -> None:
+        """Merge one batch's value counts.
+
+        ``complete=False`` says the batch's counts were cut to its most frequent
+        values before they got here: the counters then no longer hold every
+        value, so they are not exact any more (neither as counts nor as a
+        distinct count), even if they never overflow.
+        """
+        if not complete:
+            self.exact = False
         for value, count in zip(values, counts, strict=True):
             self.counts[value] = self.counts.get(value, 0) + count
         if len(self.counts) > self.capacity:

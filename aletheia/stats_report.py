@@ -24,6 +24,11 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _distinct(col: dict[str, Any]) -> str:
+    """The distinct count, marked ``~`` when it is an estimate."""
+    return _fmt(col.get("distinct")) + ("" if col.get("distinct_exact") else "~")
+
+
 def _columns(doc: dict[str, Any]) -> list[dict[str, Any]]:
     return list((doc.get("stats") or {}).get("columns", []))
 
@@ -40,7 +45,7 @@ def file_table(path: str, doc: dict[str, Any]) -> Table:
     table.add_column("top / domain")
     for col in _columns(doc):
         top = col.get("domain") or [t["value"] for t in col.get("top", [])[:3]]
-        distinct = _fmt(col.get("distinct")) + ("" if col.get("distinct_exact") else "~")
+        distinct = _distinct(col)
         table.add_row(
             str(col["name"]),
             str(col.get("type", "")),
@@ -57,10 +62,11 @@ def file_table(path: str, doc: dict[str, Any]) -> Table:
 
 
 def notes(doc: dict[str, Any]) -> list[str]:
-    """Lines to print under a file's table: failures, warnings, truncation."""
+    """Lines to print under a file's table: failures, how it was read, warnings, truncation."""
     out = []
     if doc.get("status") in ("failed", "unsupported"):
         out.append(f"{doc['status']}: {doc.get('reason')}")
+    out += [f"note: {n}" for n in doc.get("notes") or []]
     out += [f"warning: {w}" for w in doc.get("warnings", [])]
     schema = doc.get("schema") or {}
     if schema.get("truncated"):
@@ -134,7 +140,7 @@ def _file_html(path: str, doc: dict[str, Any]) -> str:
     )
     for col in columns:
         cells = [col["name"], col.get("type"), col.get("count"), col.get("missing")]
-        cells += [col.get("distinct"), col.get("min"), col.get("max")]
+        cells += [_distinct(col), col.get("min"), col.get("max")]
         cells += [col.get("mean"), col.get("std")]
         tds = "".join(
             f"<td class='l'>{_e(v)}</td>" if i < 2 else f"<td>{_e(v)}</td>"

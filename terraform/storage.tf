@@ -1,5 +1,7 @@
 # The bucket of content-addressed blobs ({p}/sha256/ab/cdef...), row samples
-# the function derives ({p}/samples/...) and temporary uploads ({p}/tmp/...).
+# and full profiles the function derives ({p}/samples/...) and temporary
+# uploads ({p}/tmp/...). Only tmp/ expires: Files documents link to the
+# samples and profiles, so they live as long as the data they describe.
 
 locals {
   bucket_name = var.bucket_name != "" ? var.bucket_name : "${var.project_id}-aletheia"
@@ -23,15 +25,6 @@ resource "google_storage_bucket" "data" {
     retention_duration_seconds = 7 * 24 * 3600
   }
 
-  lifecycle_rule {
-    condition {
-      matches_prefix = [for p in var.aletheia_projects : "${p}/samples/"]
-      age            = var.sample_retention_days
-    }
-    action {
-      type = "Delete"
-    }
-  }
   lifecycle_rule {
     condition {
       matches_prefix = [for p in var.aletheia_projects : "${p}/tmp/"]

@@ -28,15 +28,9 @@ variable "function_name" {
 }
 
 variable "aletheia_projects" {
-  description = "aletheia projects (Projects/{p}) whose samples/ and tmp/ prefixes get lifecycle rules."
+  description = "aletheia projects (Projects/{p}) whose tmp/ prefix gets a lifecycle rule."
   type        = list(string)
   default     = ["default"]
-}
-
-variable "sample_retention_days" {
-  description = "Days before row samples written by the function are deleted (they are re-derivable)."
-  type        = number
-  default     = 30
 }
 
 variable "tmp_retention_days" {

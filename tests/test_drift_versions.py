@@ -11,7 +11,7 @@ from google.cloud import firestore, storage
 from test_function_profiling import PROJECT, wait_terminal
 from typer.testing import CliRunner
 
-from aletheia import config, drift, layout
+from aletheia import config, layout, versioncheck
 from aletheia.blobstore import BlobStore
 from aletheia.cache import LocalCache
 from aletheia.cli import app
@@ -50,10 +50,10 @@ def test_version_validation_flags_drift_and_new_column_but_not_an_unchanged_vers
     v1 = _add_and_wait(store, db, _write(tmp_path / "v1", seed=1))
     v2 = _add_and_wait(store, db, _write(tmp_path / "v2", seed=2))  # same distribution
     v3 = _add_and_wait(store, db, _write(tmp_path / "v3", seed=3, shift=6.0, extra=True))
-    assert drift.validate_dataset(db, blobs, PROJECT, "clicks", v1) is None  # no parent
+    assert versioncheck.record(db, PROJECT, "clicks", v1, store.manifest) is None  # no parent
 
-    same = drift.validate_dataset(db, blobs, PROJECT, "clicks", v2)
-    shifted = drift.validate_dataset(db, blobs, PROJECT, "clicks", v3)
+    same = versioncheck.record(db, PROJECT, "clicks", v2, store.manifest)
+    shifted = versioncheck.record(db, PROJECT, "clicks", v3, store.manifest)
 
     assert same is not None and same["ok"] is True and same["files_compared"] == 1
     assert shifted is not None and shifted["ok"] is False

@@ -72,6 +72,50 @@ def _assert_long_line(doc: dict[str, Any]) -> None:
     assert "longer than 16 MiB" in doc["reason"]
 
 
+def _r_style() -> bytes:
+    header = '"height","weight","team"\n'
+    rows = "".join(f'"{i + 1}",{150 + i % 50},{50.5 + i % 30},"t{i % 4}"\n' for i in range(300))
+    return (header + rows).encode()
+
+
+def _assert_r_style(doc: dict[str, Any]) -> None:
+    assert doc["status"] == "done" and doc["rows"] == 300 and doc["partial"] is False
+    names = [c["name"] for c in doc["schema"]["columns"]]
+    assert names == ["index", "height", "weight", "team"]
+    assert any("no name for the first column" in n for n in doc["notes"])
+
+
+def _titled() -> bytes:
+    rows = "".join(f"{i},{i * 2.5}\n" for i in range(200))
+    return f"Quarterly export\n\nday,amount\n{rows}".encode()
+
+
+def _assert_titled(doc: dict[str, Any]) -> None:
+    assert doc["status"] == "done" and doc["rows"] == 200
+    assert [c["name"] for c in doc["schema"]["columns"]] == ["day", "amount"]
+    assert doc["notes"] == ["1 line(s) before the header (fewer fields than the rows) were skipped"]
+
+
+def _mostly_ragged() -> bytes:
+    rows = "".join(f"{i},{i},{i}\n" if i % 2 else f"{i},{i},{i},{i}\n" for i in range(400))
+    return ("a,b\n" + rows).encode()
+
+
+def _assert_mostly_ragged(doc: dict[str, Any]) -> None:
+    assert doc["status"] == "failed"
+    assert "400 of 400 rows have a different number of fields than the header" in doc["reason"]
+
+
+def _json_array() -> bytes:
+    return json.dumps([{"id": i, "tag": "abc"[i % 3]} for i in range(1000)], indent=1).encode()
+
+
+def _assert_json_array(doc: dict[str, Any]) -> None:
+    assert doc["status"] == "done" and doc["rows"] == 1000 and doc["format"] == "jsonl"
+    assert [c["name"] for c in doc["schema"]["columns"]] == ["id", "tag"]
+    assert any("JSON array" in n for n in doc["notes"])
+
+
 CASES: list[tuple[str, Callable[[], bytes], Callable[[dict[str, Any]], None]]] = [
     ("empty.csv", lambda: b"", _assert_empty),
     ("header.csv", lambda: b"a,b\n", _assert_header_only),
@@ -80,6 +124,10 @@ CASES: list[tuple[str, Callable[[], bytes], Callable[[dict[str, Any]], None]]] =
     ("latin1.csv", lambda: "n,city\n1,été\n2,Zürich\n".encode("latin-1"), _assert_latin1),
     ("wide.csv", _wide, _assert_wide),
     ("long-line.csv", _long_line, _assert_long_line),
+    ("r-style.csv", _r_style, _assert_r_style),
+    ("titled.csv", _titled, _assert_titled),
+    ("mostly-ragged.csv", _mostly_ragged, _assert_mostly_ragged),
+    ("records.json", _json_array, _assert_json_array),
 ]
 
 

@@ -19,6 +19,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from google.cloud import firestore, storage
+from test_terraform import _parse as parse_terraform
+from test_terraform import expiring_prefixes
 
 from aletheia import config, layout
 from aletheia.blobstore import BlobStore
@@ -147,6 +149,21 @@ def test_uploaded_data_file_gets_schema_stats_and_sample(
     originals = {r["id"]: r for r in table.to_pylist()}
     assert all(originals[r["id"]]["label"] == r["label"] for r in rows)
     assert doc["timings"]["bytes_read"] >= len(data)
+
+
+def test_nothing_a_files_document_links_to_is_deleted_by_the_buckets_lifecycle(
+    stack: config.Settings, gcs: storage.Client, db: firestore.Client
+) -> None:
+    doc = wait_terminal(db, upload(gcs, stack, _csv(_table(50)), "eval/part-0.csv"))
+    assert doc["status"] == "done", doc.get("reason")
+
+    linked = [doc["blob"], doc["profile"], doc["sample"]["blob"]]
+    expiring = expiring_prefixes(parse_terraform(), PROJECT)
+    assert expiring  # tmp/ still expires; the rule is read, not assumed
+    for uri in linked:
+        bucket, name = uri.removeprefix("gs://").split("/", 1)
+        assert bucket == stack.bucket and gcs.bucket(bucket).blob(name).exists(), uri
+        assert not [p for p in expiring if name.startswith(p)], f"{uri} expires ({expiring})"
 
 
 def test_blobstore_upload_names_the_file_for_the_function(

@@ -169,6 +169,7 @@ RUN = layout.run(PROJECT, EXPERIMENT, "1")
 METRIC = layout.metric_chunk(PROJECT, EXPERIMENT, "1", "loss", 0)
 DATASET = layout.dataset(PROJECT, "mnist")
 VERSION = layout.dataset_version(PROJECT, "mnist", "v1")
+VALIDATED = layout.dataset_version(PROJECT, "mnist", "v2")
 FILE = layout.file(PROJECT, SHA)
 ARTIFACT_VERSION = layout.artifact_version(PROJECT, EXPERIMENT, "model", "v1")
 BLOB = layout.blob_record(PROJECT, SHA)
@@ -203,6 +204,7 @@ SEED: dict[str, dict[str, Any]] = {
     METRIC: {"steps": [0, 1], "values": [0.9, 0.8], "times": [T0, T1]},
     DATASET: {"created_at": T0, "desc": "digits", "latest_version": "v1"},
     VERSION: {"created_at": T0, "files": 3},
+    VALIDATED: {"created_at": T0, "files": 3, "validation": {"ok": True}},
     FILE: {"size": 10, "status": "done", "schema": {"a": "int"}},
     ARTIFACT_VERSION: {"created_at": T0, "run": "1", "seq": 1},
     BLOB: {"sha256": SHA, "datasets": {"mnist": True}, "holders": {"artifact": True}},
@@ -354,6 +356,19 @@ def validation_cases() -> list[Case]:
         ),
         Case("dataset version edited", WRITER, "update", VERSION, False, {"files": 4}),
         Case("dataset version created", WRITER, "create", f"{VERSION}-2", True, {"files": 4}),
+        Case("version validation added", WRITER, "update", VERSION, True, {"validation": {}}),
+        Case(
+            "viewer adds version validation", VIEWER, "update", VERSION, False, {"validation": {}}
+        ),
+        Case("version validation replaced", WRITER, "update", VALIDATED, False, {"validation": {}}),
+        Case(
+            "version edited with its validation",
+            WRITER,
+            "update",
+            VERSION,
+            False,
+            {"validation": {}, "files": 4},
+        ),
         Case("writer adds a member", WRITER, "update", P, False, {"members": grow}),
         Case(
             "writer promotes self",

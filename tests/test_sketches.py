@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from aletheia.sketches import HLL_PRECISION, HyperLogLog
+from aletheia.sketches import HLL_PRECISION, DistinctHashes, HyperLogLog
 
 
 def reference_registers(hashes: list[int], p: int = HLL_PRECISION) -> np.ndarray:
@@ -37,3 +37,15 @@ def test_estimate_is_within_a_few_standard_errors() -> None:
     for _ in range(3):  # repeats do not count twice
         sketch.add_hashes(distinct)
     assert abs(sketch.estimate() - 500_000) < 3 * 0.0163 * 500_000
+
+
+def test_distinct_hashes_are_exact_up_to_the_limit_and_a_lower_bound_beyond() -> None:
+    rng = np.random.default_rng(4)
+    values = rng.integers(0, 5000, 60_000, dtype=np.uint64)  # ~5,000 distinct, repeated
+    small, tight = DistinctHashes(10_000), DistinctHashes(1000)
+    for part in np.array_split(values, 9):
+        small.add_hashes(part)
+        tight.add_hashes(part)
+    truth = np.unique(values).size
+    assert small.exact and small.count == truth
+    assert not tight.exact and 1000 < tight.count <= truth

@@ -140,15 +140,37 @@ def test_bucket_is_private_versioned_with_lifecycle(tf: dict[str, Any]) -> None:
     assert bucket["public_access_prevention"] == "enforced"
     assert _one(bucket["versioning"])["enabled"] is True
     assert _one(bucket["soft_delete_policy"])["retention_duration_seconds"]
-    prefixes = [
-        _one(rule["condition"]).get("matches_prefix", "") for rule in bucket["lifecycle_rule"]
-    ]
-    # The prefixes the client writes under (aletheia.layout), per aletheia project.
-    assert any(f"/{layout.SAMPLE_PREFIX}/" in p for p in prefixes)
-    assert any(f"/{layout.TMP_PREFIX}/" in p for p in prefixes)
+    # Only scratch space expires: temporary uploads (aletheia.layout), per aletheia project.
+    assert expiring_prefixes(tf, "p") == [f"p/{layout.TMP_PREFIX}/"]
     # The client's default bucket name when none is configured.
     assert tf["locals"]["bucket_name"].endswith('"${var.project_id}-aletheia"}')
     assert config.resolve({"mode": "cloud", "cloud_project": "p"}, env={}).bucket == "p-aletheia"
+
+
+_PER_PROJECT = r'\$\{\[for p in var\.aletheia_projects : "\$\{p\}/([^"]*)"\]\}'
+
+
+def expiring_prefixes(tf: dict[str, Any], project: str) -> list[str]:
+    """Object-name prefixes the data bucket's lifecycle deletes, for aletheia project ``project``.
+
+    ``[for p in var.aletheia_projects : "${p}/x/"]`` is evaluated for that one
+    project; a Delete rule without a prefix (but an age) would cover everything.
+    """
+    out = []
+    for rule in tf["resource"]["google_storage_bucket.data"]["lifecycle_rule"]:
+        condition = _one(rule["condition"])
+        if _one(rule["action"])["type"] != "Delete" or "age" not in condition:
+            continue  # noncurrent versions and aborted uploads are not what documents name
+        prefix = condition.get("matches_prefix")
+        if prefix is None:
+            out.append("")
+            continue
+        match = re.fullmatch(
+            r'\$\{\[for p in var\.aletheia_projects : "\$\{p\}/([^"]*)"\]\}', prefix
+        )
+        assert match, prefix
+        out.append(f"{project}/{match[1]}")
+    return out
 
 
 def _entry_point() -> str:

@@ -17,7 +17,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from aletheia import clients, drift, layout
+from aletheia import clients, layout, versioncheck
 from aletheia.blobstore import BlobStore
 from aletheia.cache import LocalCache
 from aletheia.cli._common import console, err_console, settings
@@ -78,14 +78,17 @@ def jsonable(value: Any) -> Any:
 
 
 def version_validation(store: DatasetStore, name: str, version: str) -> dict[str, Any] | None:
-    """The version's validation, computed now if the function has not yet."""
-    ref = store.db.document(layout.dataset_version(store.project, name, version))
-    doc = ref.get().to_dict() or {}
-    if doc.get("validation") is None and doc.get("parent"):
-        drift.validate_dataset(store.db, store.blobs, store.project, name, version)
-        doc = ref.get().to_dict() or {}
-    found = doc.get("validation")
-    return jsonable(found) if found is not None else None
+    """The version's recorded validation; if none yet, computed in memory (never written).
+
+    Reading never writes: viewers may not, and the writers of the data record
+    it (:mod:`aletheia.versioncheck`). ``recorded`` says which one this is.
+    """
+    doc = store.db.document(layout.dataset_version(store.project, name, version)).get().to_dict()
+    found = (doc or {}).get("validation")
+    if found is not None:
+        return {**jsonable(found), "recorded": True}
+    computed = versioncheck.compute(store.db, store.project, name, doc or {}, store.manifest)
+    return None if computed is None else {**jsonable(computed), "recorded": False}
 
 
 def print_validation(validation: dict[str, Any] | None) -> None:

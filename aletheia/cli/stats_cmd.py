@@ -51,11 +51,12 @@ def stats(
         title = f"{name} {resolved} ({store.project})"
         html.write_text(stats_report.html_report(title, files, validation), encoding="utf-8")
     if as_json:
-        keep = ("status", "reason", "rows", "format", "schema", "stats", "warnings", "sample")
+        keep = ("status", "reason", "rows", "format", "schema", "stats")
+        keep_more = ("warnings", "notes", "sample")
         body = {
             "name": name,
             "version": resolved,
-            "files": {p: {k: d.get(k) for k in keep if k in d} for p, d in files},
+            "files": {p: {k: d.get(k) for k in keep + keep_more if k in d} for p, d in files},
             "validation": validation,
         }
         console.print_json(json.dumps(jsonable(body)))
