@@ -18,7 +18,7 @@ import subprocess
 from pathlib import Path, PurePosixPath
 
 from aletheia.errors import ConfigError, ValidationError
-from aletheia.workspace import OWN_DIRS, PULL_STATE, temp_name
+from aletheia.workspace import OWN_DIRS, PULL_STATE, write_atomically
 
 GITIGNORE = ".gitignore"
 _GIT_FAILED = "do what git says, or pass --no-lock to leave the repository alone"
@@ -136,12 +136,7 @@ def ignore(repo_root: Path, rel: str, *, also: tuple[str, ...] = ()) -> list[str
         if text and not text.endswith("\n"):
             text += newline
         text += "".join(line + newline for line in added)
-        tmp = temp_name(gitignore)
-        try:
-            tmp.write_text(text, encoding="utf-8", newline="")
-            tmp.replace(gitignore)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_atomically(gitignore, text)
     for path, line in missing:
         if not is_ignored(repo_root, path):
             why = _run(repo_root, "check-ignore", "-v", "--no-index", "-n", "--", path)

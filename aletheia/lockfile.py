@@ -32,7 +32,7 @@ from typing import Any
 
 from aletheia import layout
 from aletheia.errors import ConfigError, ValidationError
-from aletheia.workspace import temp_name
+from aletheia.workspace import write_atomically
 
 LOCK_DIR = ".aletheia"
 LOCK_NAME = "datasets.lock"
@@ -135,12 +135,7 @@ class LockFile:
             },
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = temp_name(self.path)
-        try:
-            tmp.write_text(json.dumps(body, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-            tmp.replace(self.path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_atomically(self.path, json.dumps(body, indent=2, sort_keys=True) + "\n")
 
 
 def _pin_dict(pin: Pin) -> dict[str, Any]:

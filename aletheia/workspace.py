@@ -42,6 +42,20 @@ def temp_name(final: Path) -> Path:
     return final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}{_TEMP_SUFFIX}")
 
 
+def write_atomically(final: Path, text: str) -> None:
+    """Replace ``final`` with ``text`` (UTF-8, newlines as given) in one rename.
+
+    A reader sees the old file or the new one, never half of either; a
+    killed writer leaves at most a :func:`temp_name` file, which is never data.
+    """
+    tmp = temp_name(final)
+    try:
+        tmp.write_text(text, encoding="utf-8", newline="")
+        tmp.replace(final)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def is_own_file(name: str) -> bool:
     """True for a file name aletheia writes into workspaces (never part of a dataset)."""
     return name == PULL_STATE or _TEMP.match(name) is not None
@@ -111,12 +125,7 @@ class PullState:
                 "files": sorted(e.files),
             }
         body = {"format": PULL_STATE_FORMAT, "projects": projects}
-        tmp = temp_name(self.path)
-        try:
-            tmp.write_text(json.dumps(body, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-            tmp.replace(self.path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_atomically(self.path, json.dumps(body, indent=1, sort_keys=True) + "\n")
 
 
 def _pulled(entry: dict[str, Any]) -> Pulled:
