@@ -23,6 +23,9 @@ from aletheia import blobrefs, clients, config, layout
 from aletheia.errors import AletheiaError
 from aletheia.hashing import sha256_file
 
+#: The URI scheme (also the ``mlflow.artifact_repository`` entry point's name).
+ARTIFACT_SCHEME = "aletheia-art"
+
 
 def parse_uri(uri: str) -> tuple[str, str, str, str]:
     """``(project, experiment, run, path inside the run)`` of an ``aletheia-art`` URI."""
@@ -128,4 +131,21 @@ class AletheiaArtifactRepository(ArtifactRepository):
             self.blobs.download_to(str(entry["sha256"]), fh)
 
 
-__all__ = ["AletheiaArtifactRepository", "parse_uri"]
+def _register_scheme() -> None:
+    """Make sure MLflow knows the scheme, however the imports were ordered.
+
+    MLflow registers plugins from entry points while its artifact registry
+    module is first imported. When that first import happens from inside this
+    module (through ``ArtifactRepository``), this module is still half
+    initialised, the entry point fails with only a warning, and every
+    ``aletheia-art://`` URI is refused for the life of the process. Registering
+    again here, once the class exists, is idempotent.
+    """
+    from mlflow.store.artifact import artifact_repository_registry as registry
+
+    registry._artifact_repository_registry.register(ARTIFACT_SCHEME, AletheiaArtifactRepository)
+
+
+_register_scheme()
+
+__all__ = ["ARTIFACT_SCHEME", "AletheiaArtifactRepository", "parse_uri"]

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from test_datasets import make_tree, sha, store_for
 
-from aletheia import drift, layout
+from aletheia import layout
 from aletheia.datasets import PULL_STATE, DatasetStore
 from aletheia.errors import ConflictError, NotFoundError, ValidationError
 from aletheia.lockfile import LockFile
 
-from helpers import wait_for
+from helpers import wait_for_document
 
 
 @pytest.fixture()
@@ -94,11 +94,13 @@ def test_parent_is_the_pulled_version_not_the_latest(store, tmp_path, db):
 
     # No false anomalies: a.csv is compared with v2's a.csv (the same bytes),
     # never with v3's renamed column.
-    validation = wait_for(
-        lambda: drift.validate_dataset(db, store.blobs, "p1", "tree", "v4"),
-        timeout=300,
-        what="the storage function's profiles of the files of v2 and v4",
+    recorded = wait_for_document(
+        db,
+        layout.dataset_version("p1", "tree", "v4"),
+        lambda doc: "validation" in doc,
+        what="the validation of v4, recorded once the files of v2 and v4 are profiled",
     )
+    validation = recorded["validation"]
     assert validation["parent"] == "v2" and validation["ok"], validation
 
 

@@ -189,3 +189,21 @@ def test_script_in_its_own_interpreter(tracking: str, tmp_path: Path) -> None:
     assert got.info.status == "FINISHED"
     assert got.data.params == {"lr": "0.1"}
     assert len(MlflowClient().get_metric_history(run_id, "loss")) == 1000
+
+
+def test_artifact_scheme_is_known_whatever_is_imported_first() -> None:
+    """Importing the artifact plugin before MLflow's registry still registers the scheme.
+
+    MLflow loads plugin entry points while its registry module is first
+    imported; when that happens from inside the plugin's own import, the entry
+    point fails with only a warning and every ``aletheia-art://`` URI would be
+    refused for the life of the process.
+    """
+    code = (
+        "import aletheia.mlflow_artifacts\n"
+        "from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository\n"
+        "print(type(get_artifact_repository('aletheia-art://p/e/r')).__name__)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "AletheiaArtifactRepository"
