@@ -964,7 +964,7 @@ def datasets_used_by_run(
 def runs_using_dataset(db: firestore.Client, project: str, name: str, version: str) -> list[str]:
     """ "Which runs used this data": document paths of runs (any experiment) that used it."""
     query = queries.project_runs_using_dataset(db, project, name, version)
-    return [snap.reference.path for snap in query.stream()]
+    return [snap.reference.path for snap in queries.under_project(query.stream(), project)]
 
 
 def dataset_versions_with_file(
@@ -974,5 +974,5 @@ def dataset_versions_with_file(
     query = queries.dataset_versions_with_file(db, project, sha256)
     return [
         {k: d.get(k) for k in ("dataset", "path", "version", "size")}
-        for d in (s.to_dict() or {} for s in query.stream())
+        for d in (s.to_dict() or {} for s in queries.under_project(query.stream(), project))
     ]
