@@ -36,7 +36,7 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from aletheia import artifacts_legacy, blobrefs, layout, queries
+from aletheia import artifacts_legacy, blobrefs, layout, members, queries
 from aletheia.blobstore import BlobStore
 from aletheia.cache import LinkMode, LocalCache, Verify, safe_join
 from aletheia.datasets import FileEntry, decode_manifest, encode_manifest, scan_tree
@@ -109,8 +109,11 @@ class ArtifactStore:
         project: str,
         *,
         reporter: Reporter | None = None,
+        owner: str | None = None,
     ) -> None:
         self.db = db
+        #: Owner of the project if these (server) credentials create it (settings ``owner``).
+        self.owner = owner
         self.blobs = blobstore
         self.cache = cache
         self.project = layout.validate_id(project, "project name")
@@ -139,6 +142,7 @@ class ArtifactStore:
         layout.artifact(self.project, experiment, name)  # validates the ids before any I/O
         if run_id is not None:
             layout.validate_id(run_id, "run id")
+        members.ensure_project(self.db, self.project, owner=self.owner)
         if not is_local:
             return self._add_remote(experiment, name, str(path), run_id, is_dir)
         entries, sources = self._hash(Path(path), is_dir, copy_to_cache)

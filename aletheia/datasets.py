@@ -43,7 +43,7 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from aletheia import blobrefs, checkout, layout, parents, queries, repo_pin, workspace
+from aletheia import blobrefs, checkout, layout, members, parents, queries, repo_pin, workspace
 from aletheia.blobstore import BlobInfo, BlobStore
 from aletheia.cache import LinkMode, LocalCache, Verify
 from aletheia.errors import ConflictError, IntegrityError, NotFoundError, ValidationError
@@ -291,8 +291,11 @@ class DatasetStore:
         *,
         workdir: Path | None = None,
         reporter: Reporter | None = None,
+        owner: str | None = None,
     ) -> None:
         self.db = db
+        #: Owner of the project if these (server) credentials create it (settings ``owner``).
+        self.owner = owner
         self.blobs = blobstore
         self.cache = cache
         self.project = layout.validate_id(project, "project name")
@@ -326,6 +329,7 @@ class DatasetStore:
         layout.dataset(self.project, name)  # validates the name before any I/O
         self._seconds = {}
         place = repo_pin.plan(self.workdir, path, lock)  # refusals before any hashing or upload
+        members.ensure_project(self.db, self.project, owner=self.owner)
         with self._phase("hashing"):
             files = scan_tree(path)
             entries, hashed, sources = self._hash(files)

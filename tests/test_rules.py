@@ -400,6 +400,30 @@ def validation_cases() -> list[Case]:
             False,
             {"members": {OUTSIDER: "owner"}},
         ),
+        Case(
+            "user creates a server-managed project",
+            OUTSIDER,
+            "create",
+            f"{P}-sm",
+            False,
+            {"created_at": T0, "members": {OUTSIDER: "owner"}, "server_managed": True},
+        ),
+        Case(
+            "owner marks project server-managed",
+            OWNER,
+            "update",
+            P,
+            False,
+            {"server_managed": True},
+        ),
+        Case(
+            "outsider creates an existing project",
+            OUTSIDER,
+            "update",
+            P,
+            False,
+            {"created_at": T0, "members": {OUTSIDER: "owner"}},
+        ),
         Case("outsider lists runs", OUTSIDER, "list", RUNS, False),
         Case("viewer lists runs", VIEWER, "list", RUNS, True),
         Case("outsider reads own project", OUTSIDER, "get", RIVAL, True),
@@ -907,6 +931,16 @@ MUTATIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         " == 'v' + string(incoming().version_count)",
         "",
         ("latest_version beside a new count",),
+    ),
+    "only server credentials manage projects": (
+        "\n        && !('server_managed' in incoming());",
+        ";",
+        ("user creates a server-managed project",),
+    ),
+    "server_managed stays": (
+        "\n        && unchanged('server_managed');",
+        ";",
+        ("owner marks project server-managed",),
     ),
 }
 CASES_BY_NAME = {case.name: case for case in ALL_CASES}
