@@ -42,6 +42,7 @@ from aletheia.cache import LinkMode, LocalCache, Verify, safe_join
 from aletheia.datasets import FileEntry, decode_manifest, encode_manifest, scan_tree
 from aletheia.errors import ConflictError, NotFoundError, ValidationError
 from aletheia.hashing import sha256_files
+from aletheia.redact import redact_url
 from aletheia.transfer import NullReporter, Reporter, run_parallel
 
 #: Attempts at committing a version when concurrent savers race for the same id.
@@ -218,7 +219,7 @@ class ArtifactStore:
             "kind": "remote",
             "is_dir": is_dir,
             "uploaded": False,
-            "uri": uri,
+            "uri": redact_url(uri),  # every viewer reads it: no credentials
             "manifest_sha256": None,
             "manifest_blob": None,
             "file_count": None,

@@ -49,6 +49,7 @@ from aletheia.cache import LinkMode, LocalCache, Verify
 from aletheia.errors import ConflictError, IntegrityError, NotFoundError, ValidationError
 from aletheia.hashing import StatKey, default_workers, sha256_files
 from aletheia.lockfile import LockFile, Pin, find_repo_root
+from aletheia.redact import redact_text
 from aletheia.transfer import NullReporter, Reporter, run_parallel
 
 MANIFEST_FORMAT = 1
@@ -330,6 +331,8 @@ class DatasetStore:
         self._seconds = {}
         place = repo_pin.plan(self.workdir, path, lock)  # refusals before any hashing or upload
         members.ensure_project(self.db, self.project, owner=self.owner)
+        if source is not None:  # every viewer reads it: no credentials (aletheia/redact.py)
+            source = redact_text(source)
         with self._phase("hashing"):
             files = scan_tree(path)
             entries, hashed, sources = self._hash(files)
