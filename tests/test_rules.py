@@ -578,6 +578,14 @@ def forgery_cases() -> list[Case]:
             False,
             {"sha256": SHA, "project": OTHER_PROJECT},
         ),
+        Case(
+            "artifact version claims another experiment",
+            WRITER,
+            "create",
+            layout.artifact_version(PROJECT, EXPERIMENT, "model", "v2"),
+            False,
+            {"run": "2", "seq": 2, "project": PROJECT, "experiment": "other"},
+        ),
     ]
 
 
@@ -860,7 +868,8 @@ MUTATIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         ("dataset version edited",),
     ),
     "artifact versions are immutable": (
-        "allow read: if canRead(p);\n            allow create: if canWrite(p) && inProject(p);",
+        "allow read: if canRead(p);\n"
+        "            allow create: if canWrite(p) && inExperiment(p, e);",
         "allow read: if canRead(p);\n            allow create, update: if canWrite(p);",
         ("artifact version edited",),
     ),
@@ -891,7 +900,11 @@ MUTATIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "runs name their own experiment": (
         "&& incoming().get('experiment', e) == e;",
         ";",
-        ("run claims another experiment", "result claims another experiment"),
+        (
+            "run claims another experiment",
+            "result claims another experiment",
+            "artifact version claims another experiment",
+        ),
     ),
     "ended runs are records": (
         "\n            && amendable(resource.data)",
@@ -907,8 +920,8 @@ MUTATIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         ("finished run deleted in MLflow",),
     ),
     "ended runs' metrics are records": (
-        "&& inProject(p)\n              && runOpen(p, e, r);",
-        "&& inProject(p);",
+        "&& inExperiment(p, e)\n              && runOpen(p, e, r);",
+        "&& inExperiment(p, e);",
         ("finished run metrics rewritten", "finished run gets a chunk"),
     ),
     "ended runs' results are records": (
