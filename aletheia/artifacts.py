@@ -115,6 +115,7 @@ class ArtifactStore:
         self.db = db
         #: Owner of the project if these (server) credentials create it (settings ``owner``).
         self.owner = owner
+        self._project_ensured = False
         self.blobs = blobstore
         self.cache = cache
         self.project = layout.validate_id(project, "project name")
@@ -143,7 +144,9 @@ class ArtifactStore:
         layout.artifact(self.project, experiment, name)  # validates the ids before any I/O
         if run_id is not None:
             layout.validate_id(run_id, "run id")
-        members.ensure_project(self.db, self.project, owner=self.owner)
+        if not self._project_ensured:  # once per store: every add writes into it
+            members.ensure_project(self.db, self.project, owner=self.owner)
+            self._project_ensured = True
         if not is_local:
             return self._add_remote(experiment, name, str(path), run_id, is_dir)
         entries, sources = self._hash(Path(path), is_dir, copy_to_cache)

@@ -297,6 +297,7 @@ class DatasetStore:
         self.db = db
         #: Owner of the project if these (server) credentials create it (settings ``owner``).
         self.owner = owner
+        self._project_ensured = False
         self.blobs = blobstore
         self.cache = cache
         self.project = layout.validate_id(project, "project name")
@@ -330,7 +331,9 @@ class DatasetStore:
         layout.dataset(self.project, name)  # validates the name before any I/O
         self._seconds = {}
         place = repo_pin.plan(self.workdir, path, lock)  # refusals before any hashing or upload
-        members.ensure_project(self.db, self.project, owner=self.owner)
+        if not self._project_ensured:  # once per store: every add writes into it
+            members.ensure_project(self.db, self.project, owner=self.owner)
+            self._project_ensured = True
         if source is not None:  # every viewer reads it: no credentials (aletheia/redact.py)
             source = redact_text(source)
         with self._phase("hashing"):

@@ -99,18 +99,23 @@ def ensure_project(
     configured); an existing one must be theirs (see the module docstring).
     """
     uid = clients.acting_uid(db)
+    ref = db.document(layout.project(project))
     doc = _new_project(db, project, uid or owner)
-    try:
-        db.document(layout.project(project)).create(doc, timeout=timeout)
-        return
-    except AlreadyExists:
-        pass
-    except PermissionDenied:  # it exists, and this user may not read it
-        pass
-    if uid is not None:
+    if uid is not None:  # the rules let users read only projects they are members of
+        try:
+            ref.create(doc, timeout=timeout)
+            return
+        except (AlreadyExists, PermissionDenied):  # it exists (and may not be theirs)
+            pass
         require_role(db, project, uid, "writer")
         return
-    snap = db.document(layout.project(project)).get(timeout=timeout)
+    snap = ref.get(timeout=timeout)  # a read, not a refused create, in the usual case
+    if not snap.exists:
+        try:
+            ref.create(doc, timeout=timeout)
+            return
+        except AlreadyExists:  # created meanwhile
+            snap = ref.get(timeout=timeout)
     stored = snap.to_dict() or {}
     known = dict(stored.get("members") or {})
     if stored.get(SERVER_MANAGED) or not known or role_at_least(known.get(owner or ""), "writer"):
