@@ -38,7 +38,8 @@ def _store(
 ) -> DatasetStore:
     blobs = BlobStore(gcs, settings.bucket, project)
     cache = LocalCache(tmp_path / "cache")
-    return DatasetStore(db, blobs, cache, project, workdir=tmp_path, owner=owner)
+    extra = {"owner": owner} if owner else {}
+    return DatasetStore(db, blobs, cache, project, workdir=tmp_path, **extra)
 
 
 def _data(tmp_path: Path) -> Path:
