@@ -36,12 +36,13 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from aletheia import artifacts_legacy, blobrefs, layout, queries
+from aletheia import artifacts_legacy, blobrefs, layout, members, queries
 from aletheia.blobstore import BlobStore
 from aletheia.cache import LinkMode, LocalCache, Verify, safe_join
 from aletheia.datasets import FileEntry, decode_manifest, encode_manifest, scan_tree
 from aletheia.errors import ConflictError, NotFoundError, ValidationError
 from aletheia.hashing import sha256_files
+from aletheia.redact import redact_url
 from aletheia.transfer import NullReporter, Reporter, run_parallel
 
 #: Attempts at committing a version when concurrent savers race for the same id.
@@ -109,8 +110,12 @@ class ArtifactStore:
         project: str,
         *,
         reporter: Reporter | None = None,
+        owner: str | None = None,
     ) -> None:
         self.db = db
+        #: Owner of the project if these (server) credentials create it (settings ``owner``).
+        self.owner = owner
+        self._project_ensured = False
         self.blobs = blobstore
         self.cache = cache
         self.project = layout.validate_id(project, "project name")
@@ -139,6 +144,9 @@ class ArtifactStore:
         layout.artifact(self.project, experiment, name)  # validates the ids before any I/O
         if run_id is not None:
             layout.validate_id(run_id, "run id")
+        if not self._project_ensured:  # once per store: every add writes into it
+            members.ensure_project(self.db, self.project, owner=self.owner)
+            self._project_ensured = True
         if not is_local:
             return self._add_remote(experiment, name, str(path), run_id, is_dir)
         entries, sources = self._hash(Path(path), is_dir, copy_to_cache)
@@ -214,7 +222,7 @@ class ArtifactStore:
             "kind": "remote",
             "is_dir": is_dir,
             "uploaded": False,
-            "uri": uri,
+            "uri": redact_url(uri),  # every viewer reads it: no credentials
             "manifest_sha256": None,
             "manifest_blob": None,
             "file_count": None,

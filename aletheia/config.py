@@ -56,6 +56,7 @@ ENV_VARS: dict[str, tuple[str, ...]] = {
     "firebase_api_key": ("ALETHEIA_FIREBASE_API_KEY",),
     "auth_emulator_host": ("ALETHEIA_AUTH_EMULATOR_HOST", "FIREBASE_AUTH_EMULATOR_HOST"),
     "user_credentials": ("ALETHEIA_USER_CREDENTIALS",),
+    "owner": ("ALETHEIA_OWNER",),
 }
 CONFIG_FILE_ENV = "ALETHEIA_CONFIG"
 #: File in the stack dir where ``aletheia local up`` records what runs where.
@@ -118,6 +119,9 @@ class Settings:
     firebase_api_key: str | None = None
     auth_emulator_host: str | None = None
     user_credentials: Path | None = None
+    #: Firebase uid that server-credential clients act for: owner of the projects
+    #: they create, and the member an existing project must name for them to write.
+    owner: str | None = None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -246,6 +250,7 @@ def _complete(values: dict[str, Any], sources: dict[str, str], env: Mapping[str,
         user_credentials=Path(values["user_credentials"]).expanduser()
         if values.get("user_credentials")
         else default_user_credentials(cloud_project),
+        owner=values.get("owner") or None,
         sources=sources,
     )
 

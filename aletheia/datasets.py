@@ -43,12 +43,23 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from aletheia import blobrefs, checkout, layout, parents, queries, repo_pin, versioncheck, workspace
+from aletheia import (
+    blobrefs,
+    checkout,
+    layout,
+    members,
+    parents,
+    queries,
+    repo_pin,
+    versioncheck,
+    workspace,
+)
 from aletheia.blobstore import BlobInfo, BlobStore
 from aletheia.cache import LinkMode, LocalCache, Verify
 from aletheia.errors import ConflictError, IntegrityError, NotFoundError, ValidationError
 from aletheia.hashing import StatKey, default_workers, sha256_files
 from aletheia.lockfile import LockFile, Pin, find_repo_root
+from aletheia.redact import redact_text
 from aletheia.transfer import NullReporter, Reporter, run_parallel
 
 MANIFEST_FORMAT = 1
@@ -291,8 +302,12 @@ class DatasetStore:
         *,
         workdir: Path | None = None,
         reporter: Reporter | None = None,
+        owner: str | None = None,
     ) -> None:
         self.db = db
+        #: Owner of the project if these (server) credentials create it (settings ``owner``).
+        self.owner = owner
+        self._project_ensured = False
         self.blobs = blobstore
         self.cache = cache
         self.project = layout.validate_id(project, "project name")
@@ -326,6 +341,11 @@ class DatasetStore:
         layout.dataset(self.project, name)  # validates the name before any I/O
         self._seconds = {}
         place = repo_pin.plan(self.workdir, path, lock)  # refusals before any hashing or upload
+        if not self._project_ensured:  # once per store: every add writes into it
+            members.ensure_project(self.db, self.project, owner=self.owner)
+            self._project_ensured = True
+        if source is not None:  # every viewer reads it: no credentials (aletheia/redact.py)
+            source = redact_text(source)
         with self._phase("hashing"):
             files = scan_tree(path)
             entries, hashed, sources = self._hash(files)
@@ -966,7 +986,7 @@ def datasets_used_by_run(
 def runs_using_dataset(db: firestore.Client, project: str, name: str, version: str) -> list[str]:
     """ "Which runs used this data": document paths of runs (any experiment) that used it."""
     query = queries.project_runs_using_dataset(db, project, name, version)
-    return [snap.reference.path for snap in query.stream()]
+    return [snap.reference.path for snap in queries.under_project(query.stream(), project)]
 
 
 def dataset_versions_with_file(
@@ -976,5 +996,5 @@ def dataset_versions_with_file(
     query = queries.dataset_versions_with_file(db, project, sha256)
     return [
         {k: d.get(k) for k in ("dataset", "path", "version", "size")}
-        for d in (s.to_dict() or {} for s in query.stream())
+        for d in (s.to_dict() or {} for s in queries.under_project(query.stream(), project))
     ]

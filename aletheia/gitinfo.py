@@ -43,9 +43,9 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
-from urllib.parse import urlsplit, urlunsplit
 
 from aletheia.errors import GitPolicyError, ValidationError
+from aletheia.redact import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -366,25 +366,3 @@ def _upstream_remote(repo: Any, status: _Status) -> str | None:
         value = reader.get_value(section, "remote")
         return str(value) if value != "." else None
     return None
-
-
-def redact_url(url: str) -> str:
-    """A remote URL without credentials.
-
-    ``https://user:token@host/x.git`` → ``https://host/x.git`` (for http(s)
-    the user name is often a token too, so it goes entirely, with any query
-    string); ``ssh://git:secret@host/x`` keeps the user and loses the
-    password. scp-like ``git@host:x`` (ssh takes no password there) and plain
-    paths are returned as they are.
-    """
-    if "://" in url:
-        parts = urlsplit(url)
-        userinfo, _, hostport = parts.netloc.rpartition("@")
-        if parts.scheme.lower() in ("http", "https", "ftp", "ftps"):
-            return urlunsplit((parts.scheme, hostport, parts.path, "", ""))
-        if not userinfo:
-            return url
-        user = userinfo.partition(":")[0]
-        netloc = f"{user}@{hostport}" if user else hostport
-        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-    return url

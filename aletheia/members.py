@@ -5,6 +5,14 @@
 their role; server credentials (service accounts, the CLI in cloud mode)
 bypass the rules and are governed by IAM instead. A project always keeps at
 least one owner.
+
+Every write path first makes sure its project document exists
+(:func:`ensure_project`), so a project with data always has a document and
+nobody can later "create" it and become its owner. A project created with
+server credentials says so (``server_managed``, which the rules keep signed-in
+users from writing); a server-credential client writes only into such a
+project, or one naming its configured ``owner`` as a writer: a project
+somebody else registered first under the team's name is refused, not used.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ from google.api_core.exceptions import AlreadyExists, PermissionDenied
 from google.cloud import firestore
 from google.cloud.firestore_v1.field_path import FieldPath
 
-from aletheia import layout
+from aletheia import clients, layout
 from aletheia.errors import AccessDeniedError, ConflictError, NotFoundError, ValidationError
 
 #: Roles, weakest first.
@@ -35,24 +43,92 @@ def role_at_least(role: str | None, needed: str) -> bool:
     return role in ROLES and ROLES.index(role) >= ROLES.index(validate_role(needed))
 
 
+#: Set on projects created with server credentials (firestore.rules keep users from setting it).
+SERVER_MANAGED = "server_managed"
+
+
+def _new_project(db: firestore.Client, project: str, owner: str | None) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "name": layout.validate_id(project, "project name"),
+        "created_at": dt.datetime.now(dt.timezone.utc),
+    }
+    if owner is not None:
+        doc["members"] = {layout.validate_id(owner, "member uid"): "owner"}
+    if clients.acting_uid(db) is None:
+        doc[SERVER_MANAGED] = True
+    return doc
+
+
 def create_project(
     db: firestore.Client, project: str, owner: str, *, description: str = ""
 ) -> dict[str, Any]:
-    """Create ``Projects/{project}`` with ``owner`` as its only member; the document is returned."""
-    doc = {
-        "name": layout.validate_id(project, "project name"),
-        "description": description,
-        "members": {layout.validate_id(owner, "member uid"): "owner"},
-        "created_at": dt.datetime.now(dt.timezone.utc),
-    }
+    """Create ``Projects/{project}`` with ``owner`` as its only member; the document is returned.
+
+    Refused (:class:`ConflictError`) when the project exists, or has data
+    without a document (stored before every write path created one).
+    """
+    doc = _new_project(db, project, owner) | {"description": description}
+    exists = ConflictError(
+        f"project {project!r} already exists",
+        f"ask one of its owners to add you (`aletheia project members add <uid> writer "
+        f"-p {project}`), or choose another project name",
+    )
+    if clients.acting_uid(db) is None and _has_data(db, project):
+        raise exists
     try:
         db.document(layout.project(project)).create(doc)
-    except AlreadyExists as exc:
-        raise ConflictError(
-            f"project {project!r} already exists",
-            f"see it with `aletheia project show -p {project}`",
-        ) from exc
+    except (AlreadyExists, PermissionDenied) as exc:  # users cannot even see others' projects
+        raise exists from exc
     return doc
+
+
+def _has_data(db: firestore.Client, project: str) -> bool:
+    """True if anything is stored under ``Projects/{project}`` (server credentials only)."""
+    ref = db.document(layout.project(project))
+    return any(any(c.limit(1).stream()) for c in ref.collections())
+
+
+def ensure_project(
+    db: firestore.Client, project: str, *, owner: str | None = None, timeout: float | None = None
+) -> None:
+    """Make sure ``Projects/{project}`` exists and this client may write into it.
+
+    Called by every write path before its first write. A signed-in user
+    creates a missing project as its owner, or must be a writer of it. Server
+    credentials create a missing project (with ``owner`` as its owner, if
+    configured); an existing one must be theirs (see the module docstring).
+    """
+    uid = clients.acting_uid(db)
+    ref = db.document(layout.project(project))
+    doc = _new_project(db, project, uid or owner)
+    if uid is not None:  # the rules let users read only projects they are members of
+        try:
+            ref.create(doc, timeout=timeout)
+            return
+        except (AlreadyExists, PermissionDenied):  # it exists (and may not be theirs)
+            pass
+        require_role(db, project, uid, "writer")
+        return
+    snap = ref.get(timeout=timeout)  # a read, not a refused create, in the usual case
+    if not snap.exists:
+        try:
+            ref.create(doc, timeout=timeout)
+            return
+        except AlreadyExists:  # created meanwhile
+            snap = ref.get(timeout=timeout)
+    stored = snap.to_dict() or {}
+    known = dict(stored.get("members") or {})
+    if stored.get(SERVER_MANAGED) or not known or role_at_least(known.get(owner or ""), "writer"):
+        return
+    owners = ", ".join(sorted(u for u, r in known.items() if r == "owner"))
+    raise AccessDeniedError(
+        f"project {project!r} was created by a signed-in user (owners: {owners}) and does not "
+        f"name {'owner ' + repr(owner) if owner else 'an owner for these credentials'} "
+        "as a writer; nothing was written",
+        "if the project is your team's, set `owner` (ALETHEIA_OWNER) to a uid it names as "
+        f"writer or owner (an owner adds one with `aletheia project members add <uid> writer "
+        f"-p {project}`); otherwise use another project name",
+    )
 
 
 def get_project(db: firestore.Client, project: str) -> dict[str, Any]:

@@ -168,22 +168,12 @@ class Metastore:
         return LocalCache(self._cache_dir)
 
     def _ensure_project(self) -> None:
-        """Create the project on first use; a signed-in user must be (or become) a writer."""
+        """Create the project on first use, or check this client may write into it."""
         if self._project_ensured:
             return
-        doc: dict[str, Any] = {"name": self.project, "created_at": now()}
-        uid = clients.acting_uid(self.db)
-        if uid is None:
-            _create_if_missing(self.db, layout.project(self.project), doc)
-        else:
-            # The rules let a user start a project only as its sole owner.
-            doc["members"] = {uid: "owner"}
-            try:
-                created = _create_if_missing(self.db, layout.project(self.project), doc)
-            except gexc.PermissionDenied:  # it exists, and this user does not own it
-                created = False
-            if not created:
-                members.require_role(self.db, self.project, uid, "writer")
+        members.ensure_project(
+            self.db, self.project, owner=self.settings.owner, timeout=_CREATE_TIMEOUT_S
+        )
         self._project_ensured = True
 
     # ----------------------------------------------------------- API
@@ -237,7 +227,9 @@ class Metastore:
         """The project's :class:`~aletheia.artifacts.ArtifactStore` (downloads go via ``cache``)."""
         from aletheia.artifacts import ArtifactStore
 
-        return ArtifactStore(self.db, self.blobstore, self.cache, self.project)
+        return ArtifactStore(
+            self.db, self.blobstore, self.cache, self.project, owner=self.settings.owner
+        )
 
 
 def _create_if_missing(db: firestore.Client, path: str, data: dict[str, Any]) -> bool:
@@ -698,7 +690,13 @@ class Run:
         from aletheia import datasets
 
         layout.validate_id(name, "dataset name")
-        store = datasets.DatasetStore(self.ms.db, self.ms.blobstore, self.ms.cache, self.ms.project)
+        store = datasets.DatasetStore(
+            self.ms.db,
+            self.ms.blobstore,
+            self.ms.cache,
+            self.ms.project,
+            owner=self.ms.settings.owner,
+        )
         handle = store.get(name, version=version, download=download)
         self.record_dataset(handle.name, handle.version)
         return handle

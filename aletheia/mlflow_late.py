@@ -37,11 +37,14 @@ from mlflow.protos.databricks_pb2 import (
     RESOURCE_DOES_NOT_EXIST,
 )
 
-from aletheia import layout, metastore
+from aletheia import clients, layout, metastore
 from aletheia.journal import Point
 from aletheia.metrics import CHUNK_POINTS, RunRef, Summary, chunk_doc, chunk_of, merge_fields
 
 logger = logging.getLogger(__name__)
+
+#: Statuses after which firestore.rules let a signed-in user change a run only by resuming it.
+_ENDED = (metastore.FINISHED, metastore.FAILED, metastore.INTERRUPTED)
 
 #: One metric point as MLflow logs it: ``(key, value, step, epoch seconds)``.
 LatePoint = tuple[str, float, int, float]
@@ -55,8 +58,27 @@ def log(  # the store's ``log_batch`` for runs not open here
     tags: Mapping[str, str] | None = None,
     fields: Mapping[str, Any] | None = None,
 ) -> None:
-    """Append ``points``; merge ``params``, ``tags`` and other ``fields``: one transaction."""
-    _apply(db.transaction(), db, ref, list(points), dict(params or {}), tags or {}, fields or {})
+    """Append ``points``; merge ``params``, ``tags`` and other ``fields``: one transaction.
+
+    For a signed-in user, firestore.rules keep an ended run (its document,
+    chunks and result) a record that only a resume may change; so an ended
+    run is resumed first, and this write ends it again as it was.
+    """
+    update = dict(fields or {})
+    if clients.acting_uid(db) is not None and (points or params or tags):
+        snap = db.document(ref.path).get()
+        doc = snap.to_dict() or {} if snap.exists else {}
+        if doc.get("status") in _ENDED:
+            _reopen(db, ref)
+            update = {"status": doc["status"], "ended_at": doc.get("ended_at")} | update
+            update.setdefault("resumed_at", None)
+    _apply(db.transaction(), db, ref, list(points), dict(params or {}), tags or {}, update)
+
+
+def _reopen(db: firestore.Client, ref: RunRef) -> None:
+    """Running again for one write (the resume firestore.rules allow), as :func:`resume`."""
+    fields = {"status": metastore.RUNNING, "resumed_at": firestore.SERVER_TIMESTAMP}
+    db.document(ref.path).set(fields, merge=True)
 
 
 @firestore.transactional

@@ -73,6 +73,7 @@ from aletheia.mlflow_entities import (
     to_mlflow_run,
 )
 from aletheia.mlflow_features import AbsentFeatures, disable_unimplemented, unsupported
+from aletheia.redact import redact_values
 
 
 @disable_unimplemented
@@ -248,7 +249,7 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
 
     def _set_experiment_tags(self, name: str, tags: Mapping[str, str]) -> None:
         path = layout.experiment(self.project, name)
-        self.db.document(path).set({"mlflow_tags": dict(tags)}, merge=True)
+        self.db.document(path).set({"mlflow_tags": redact_values(tags)}, merge=True)
 
     def set_experiment_tag(self, experiment_id, tag):
         """Set one tag of an experiment."""
@@ -302,7 +303,7 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
                 "run_name": run_name,
                 "user_id": user_id or getpass.getuser(),
                 "lifecycle_stage": LifecycleStage.ACTIVE,
-                "mlflow_tags": tag_map,
+                "mlflow_tags": redact_values(tag_map),
                 "parent": parent,
                 "source": "mlflow",
             }
@@ -397,7 +398,7 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
         except AletheiaError as exc:
             raise invalid(f"{exc.message}; {exc.hint}") from exc
         if tags:
-            tag_map = {t.key: str(t.value) for t in tags}
+            tag_map = redact_values({t.key: str(t.value) for t in tags})
             fields: dict[str, Any] = {"mlflow_tags": tag_map}
             if RUN_NAME_TAG in tag_map:
                 fields["run_name"] = tag_map[RUN_NAME_TAG]
@@ -421,7 +422,7 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
             self._ref(run_id),
             points,
             params={p.key: str(p.value) for p in params},
-            tags={t.key: str(t.value) for t in tags},
+            tags=redact_values({t.key: str(t.value) for t in tags}),
         )
 
     def _log_params(self, run: metastore.Run, params: Iterable[Param]) -> None:
@@ -451,7 +452,7 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
         if run_id in self._open and self._open[run_id].is_active:
             self.log_batch(run_id, [], [], [tag])
         else:
-            self._set_fields(run_id, {"mlflow_tags": {tag.key: str(tag.value)}})
+            self._set_fields(run_id, {"mlflow_tags": redact_values({tag.key: str(tag.value)})})
 
     def delete_tag(self, run_id, key):
         """Remove one tag."""

@@ -21,10 +21,11 @@ Adding a query (the convention the index test relies on):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from google.cloud import firestore
+from google.cloud.firestore_v1.base_document import DocumentSnapshot
 from google.cloud.firestore_v1.base_query import FieldFilter
 from google.cloud.firestore_v1.field_path import FieldPath
 from google.cloud.firestore_v1.query import Query
@@ -172,3 +173,19 @@ def dataset_versions_with_file(db: firestore.Client, p: str, sha256: str) -> Que
         .where(filter=FieldFilter("kind", "==", "dataset"))
         .where(filter=FieldFilter("sha256", "==", layout.validate_sha256(sha256)))
     )
+
+
+# --------------------------------------------------------------------------- collection groups
+
+
+def under_project(snaps: Iterable[DocumentSnapshot], p: str) -> Iterator[DocumentSnapshot]:
+    """The results of a collection-group query stored under project ``p``, only.
+
+    Such queries select on the ``project`` field a document carries. The
+    rules make a signed-in user's documents name the project they are stored
+    in, but server credentials bypass the rules: a document elsewhere naming
+    ``p`` (forged, or written before the rules said so) would otherwise join
+    ``p``'s lineage and hold its blobs against ``datasets rm``.
+    """
+    prefix = layout.project(p) + "/"
+    return (snap for snap in snaps if snap.reference.path.startswith(prefix))

@@ -1,6 +1,7 @@
 # Firebase users (`aletheia auth login`): email/password sign-in through
 # Identity Platform, and the web API key the client sends with it. Users who
 # sign in are judged by firestore.rules; server credentials bypass the rules.
+# Accounts are created by an administrator unless allow_self_signup is set.
 resource "google_identity_platform_config" "auth" {
   project = var.project_id
 
@@ -9,6 +10,17 @@ resource "google_identity_platform_config" "auth" {
     email {
       enabled           = true
       password_required = true
+    }
+  }
+
+  # Invite-only by default: nobody signs up from a client (which would let
+  # anyone with the public web API key become a user and start projects);
+  # an administrator creates the accounts (Firebase console, Admin SDK or
+  # `firebase auth:import`). Set allow_self_signup = true to reopen it.
+  client {
+    permissions {
+      disabled_user_signup   = !var.allow_self_signup
+      disabled_user_deletion = true
     }
   }
 

@@ -66,8 +66,24 @@ resource "google_service_account" "trainer" {
 }
 
 locals {
-  # The trainer service account and every team member get the same access.
+  # The trainer service account and every team member reach Firestore (IAM
+  # cannot split it per aletheia project: the clients' project checks and
+  # firestore.rules do, see README "Two kinds of access").
   trainers = toset(concat([google_service_account.trainer.member], var.team_members))
+
+  # Blobs are split per aletheia project: one grant per (project, principal),
+  # conditioned on the object-name prefix {project}/. The trainer service
+  # account gets every project; other principals only those listing them.
+  blob_projects = toset(concat(var.aletheia_projects, keys(var.project_members)))
+  project_grants = merge(
+    { for p in local.blob_projects : "${p} trainer" => {
+      project = p
+      member  = google_service_account.trainer.member
+    } },
+    merge([for p, principals in var.project_members : {
+      for m in principals : "${p} ${m}" => { project = p, member = m }
+    }]...),
+  )
 }
 
 resource "google_project_iam_member" "trainer_firestore" {
@@ -77,9 +93,15 @@ resource "google_project_iam_member" "trainer_firestore" {
   member   = each.value
 }
 
-resource "google_storage_bucket_iam_member" "trainer_objects" {
-  for_each = local.trainers
+resource "google_storage_bucket_iam_member" "project_objects" {
+  for_each = local.project_grants
   bucket   = google_storage_bucket.data.name
   role     = "roles/storage.objectAdmin"
-  member   = each.value
+  member   = each.value.member
+
+  condition {
+    title       = "aletheia project ${each.value.project}"
+    description = "Objects of aletheia project ${each.value.project} only."
+    expression  = "resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.data.name}/objects/${each.value.project}/\")"
+  }
 }

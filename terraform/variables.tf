@@ -46,9 +46,21 @@ variable "noncurrent_retention_days" {
 }
 
 variable "team_members" {
-  description = "Principals (user:a@b.c, group:team@b.c) allowed to run training with their own credentials."
+  description = "Principals (user:a@b.c, group:team@b.c) allowed to run training with their own credentials (Firestore access; blobs per project_members)."
   type        = list(string)
   default     = []
+}
+
+variable "project_members" {
+  description = "Per aletheia project, the principals whose credentials read and write its blobs (objects under {project}/ only)."
+  type        = map(list(string))
+  default     = {}
+}
+
+variable "allow_self_signup" {
+  description = "Let anyone sign up as a Firebase user from a client (default: invite-only, an administrator creates accounts)."
+  type        = bool
+  default     = false
 }
 
 variable "function_max_instances" {

@@ -14,7 +14,7 @@ from aletheia import Metastore, blobrefs, layout
 from aletheia.blobstore import BlobStore
 from aletheia.cache import LocalCache
 from aletheia.cli import app
-from aletheia.datasets import DatasetStore
+from aletheia.datasets import DatasetStore, dataset_versions_with_file, runs_using_dataset
 from aletheia.errors import ConflictError
 from aletheia.mlflow_artifacts import AletheiaArtifactRepository
 
@@ -212,3 +212,24 @@ def test_backfill_registers_holders_recorded_before_the_registry(store, db, tmp_
         assert store.blobs.exists(sha(content)), f"{name} was deleted"
     assert not store.blobs.exists(sha(b"own"))
     assert (removed.blobs_deleted, removed.blobs_kept) == (2, 3)
+
+
+def test_documents_of_another_project_claiming_this_one_are_ignored(store, db, tmp_path):
+    """A run and a ``files`` entry stored in Eve's project that name project ``p1`` (server
+    credentials bypass the rules) neither join p1's lineage nor keep ``rm`` from deleting."""
+    content = b"x\n7\n"
+    store.add("ds", make_tree(tmp_path / "d", {"a.csv": content}))
+    forged_run = layout.run("eve", "train", "1")
+    db.document(forged_run).set(
+        {"project": P, "experiment": "train", "status": "finished", "dataset_refs": ["ds@v1"]}
+    )
+    forged_file = layout.dataset_file("eve", "ds", "a.csv")
+    entry = {"project": P, "kind": "dataset", "sha256": sha(content), "dataset": "ds"}
+    db.document(forged_file).set(entry | {"path": "a.csv", "version": "v1"})
+
+    assert runs_using_dataset(db, P, "ds", "v1") == []
+    assert [e["dataset"] for e in dataset_versions_with_file(db, P, sha(content))] == ["ds"]
+
+    result = store.remove_version("ds", "v1")
+    assert result.runs == [] and result.blobs_deleted == 2
+    assert not store.blobs.exists(sha(content))

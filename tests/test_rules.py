@@ -174,6 +174,10 @@ FILE = layout.file(PROJECT, SHA)
 ARTIFACT_VERSION = layout.artifact_version(PROJECT, EXPERIMENT, "model", "v1")
 BLOB = layout.blob_record(PROJECT, SHA)
 BLOB_REF = layout.blob_ref(PROJECT, SHA, "run:1")
+ARTIFACT = layout.artifact(PROJECT, EXPERIMENT, "model")
+ENDED_METRIC = layout.metric_chunk(PROJECT, EXPERIMENT, "finished", "loss", 0)
+RESULT = layout.result(PROJECT, EXPERIMENT, "1")
+ENDED_RESULT = layout.result(PROJECT, EXPERIMENT, "finished")
 RUNS = layout.runs(PROJECT, EXPERIMENT)
 #: Seeded run id per status: run "1" is running, the others are named after theirs.
 RUN_IDS = {"running": "1", "finished": "finished", "failed": "failed", "crashed": "crashed"}
@@ -202,7 +206,11 @@ SEED: dict[str, dict[str, Any]] = {
     RUN: run_doc(),
     **{layout.run(PROJECT, EXPERIMENT, s): run_doc(s) for s in ("finished", "failed", "crashed")},
     METRIC: {"steps": [0, 1], "values": [0.9, 0.8], "times": [T0, T1]},
-    DATASET: {"created_at": T0, "desc": "digits", "latest_version": "v1"},
+    DATASET: {"created_at": T0, "desc": "digits", "latest_version": "v2", "version_count": 2},
+    ARTIFACT: {"latest_version": "v1", "version_count": 1},
+    ENDED_METRIC: {"steps": [0, 1], "values": [0.9, 0.8], "times": [T0, T1]},
+    RESULT: {"run": "1", "experiment": EXPERIMENT, "status": "running"},
+    ENDED_RESULT: {"run": "finished", "experiment": EXPERIMENT, "status": "finished"},
     VERSION: {"created_at": T0, "files": 3},
     VALIDATED: {"created_at": T0, "files": 3, "validation": {"ok": True}},
     FILE: {"size": 10, "status": "done", "schema": {"a": "int"}},
@@ -407,6 +415,30 @@ def validation_cases() -> list[Case]:
             False,
             {"members": {OUTSIDER: "owner"}},
         ),
+        Case(
+            "user creates a server-managed project",
+            OUTSIDER,
+            "create",
+            f"{P}-sm",
+            False,
+            {"created_at": T0, "members": {OUTSIDER: "owner"}, "server_managed": True},
+        ),
+        Case(
+            "owner marks project server-managed",
+            OWNER,
+            "update",
+            P,
+            False,
+            {"server_managed": True},
+        ),
+        Case(
+            "outsider creates an existing project",
+            OUTSIDER,
+            "update",
+            P,
+            False,
+            {"created_at": T0, "members": {OUTSIDER: "owner"}},
+        ),
         Case("outsider lists runs", OUTSIDER, "list", RUNS, False),
         Case("viewer lists runs", VIEWER, "list", RUNS, True),
         Case("outsider reads own project", OUTSIDER, "get", RIVAL, True),
@@ -430,7 +462,7 @@ def validation_cases() -> list[Case]:
             "viewer writes a result",
             VIEWER,
             "create",
-            layout.result(PROJECT, EXPERIMENT, "1"),
+            layout.result(PROJECT, EXPERIMENT, "2"),
             False,
             {"a": 1},
         ),
@@ -438,7 +470,7 @@ def validation_cases() -> list[Case]:
             "writer writes a result",
             WRITER,
             "create",
-            layout.result(PROJECT, EXPERIMENT, "1"),
+            layout.result(PROJECT, EXPERIMENT, "2"),
             True,
             {"a": 1},
         ),
@@ -491,13 +523,233 @@ def validation_cases() -> list[Case]:
     ]
 
 
-ALL_CASES = matrix_cases() + transition_cases() + validation_cases()
+def forgery_cases() -> list[Case]:
+    """A document names the project (and experiment) its path is in, nothing else.
+
+    Collection-group queries (lineage, ``datasets rm``) select on these fields:
+    a document in the outsider's own project claiming this one would show up
+    in this project's answers.
+    """
+    mine = {"project": PROJECT}
+    rival_runs = layout.runs(OTHER_PROJECT, EXPERIMENT)
+    rival_file = layout.dataset_file(OTHER_PROJECT, "mnist", "x.csv")
+    entry = {"kind": "dataset", "sha256": SHA, "dataset": "mnist", "version": "v1"}
+    return [
+        Case("run names its project", WRITER, "create", f"{RUNS}/x", True, run_doc(**mine)),
+        Case(
+            "run claims another project",
+            WRITER,
+            "create",
+            f"{RUNS}/x",
+            False,
+            run_doc(project=OTHER_PROJECT),
+        ),
+        Case(
+            "run claims another experiment",
+            WRITER,
+            "create",
+            f"{RUNS}/x",
+            False,
+            run_doc(project=PROJECT, experiment="other"),
+        ),
+        Case("run moved to another project", WRITER, "update", RUN, False, {"project": "x"}),
+        Case(
+            "rival run claims this project",
+            OUTSIDER,
+            "create",
+            f"{rival_runs}/x",
+            False,
+            run_doc(project=PROJECT),
+        ),
+        Case(
+            "rival file claims this project",
+            OUTSIDER,
+            "create",
+            rival_file,
+            False,
+            entry | {"project": PROJECT},
+        ),
+        Case(
+            "dataset file names its project",
+            WRITER,
+            "create",
+            layout.dataset_file(PROJECT, "mnist", "x.csv"),
+            True,
+            entry | mine,
+        ),
+        Case(
+            "blob ref claims another project",
+            WRITER,
+            "create",
+            layout.blob_ref(PROJECT, SHA, "run:9"),
+            False,
+            {"kind": "run", "project": OTHER_PROJECT},
+        ),
+        Case(
+            "artifact file claims another project",
+            WRITER,
+            "create",
+            layout.artifact_file(PROJECT, EXPERIMENT, "m", "w.bin"),
+            False,
+            {"sha256": SHA, "project": OTHER_PROJECT},
+        ),
+        Case(
+            "artifact version claims another experiment",
+            WRITER,
+            "create",
+            layout.artifact_version(PROJECT, EXPERIMENT, "model", "v2"),
+            False,
+            {"run": "2", "seq": 2, "project": PROJECT, "experiment": "other"},
+        ),
+    ]
+
+
+def integrity_cases() -> list[Case]:
+    """Ended runs and their results are records; counters only go up."""
+    finished = layout.run(PROJECT, EXPERIMENT, "finished")
+    failed = layout.run(PROJECT, EXPERIMENT, "failed")
+    ended_metrics = layout.metrics(PROJECT, EXPERIMENT, "finished")
+    best = {"loss": {"last": 0.01}}
+    return [
+        Case(
+            "finished run summary rewritten", WRITER, "update", finished, False, {"summary": best}
+        ),
+        Case("failed run params rewritten", WRITER, "update", failed, False, {"params": {"lr": 1}}),
+        Case("owner rewrites a finished run", OWNER, "update", finished, False, {"summary": best}),
+        Case(
+            "crashed run settled by sync",
+            WRITER,
+            "update",
+            layout.run(PROJECT, EXPERIMENT, "crashed"),
+            True,
+            {"status": "finished", "summary": best},
+        ),
+        Case(
+            "finished run deleted in MLflow",
+            WRITER,
+            "update",
+            finished,
+            True,
+            {"lifecycle_stage": "deleted"},
+        ),
+        Case(
+            "finished run metrics rewritten",
+            WRITER,
+            "update",
+            ENDED_METRIC,
+            False,
+            {"steps": [0, 1], "values": [0.1, 0.0]},
+        ),
+        Case(
+            "finished run gets a chunk",
+            WRITER,
+            "create",
+            f"{ended_metrics}/acc~0",
+            False,
+            {"steps": [0], "values": [1.0]},
+        ),
+        Case(
+            "running run gets a chunk",
+            WRITER,
+            "create",
+            layout.metric_chunk(PROJECT, EXPERIMENT, "1", "acc", 1),
+            True,
+            {"steps": [0], "values": [1.0]},
+        ),
+        Case(
+            "finished run result rewritten",
+            WRITER,
+            "update",
+            ENDED_RESULT,
+            False,
+            {"metrics": {"loss": 0.01}},
+        ),
+        Case("running run result written", WRITER, "update", RESULT, True, {"metrics": {"a": 1}}),
+        Case(
+            "ended run result created",
+            WRITER,
+            "create",
+            layout.result(PROJECT, EXPERIMENT, "failed"),
+            True,
+            {"run": "failed", "experiment": EXPERIMENT},
+        ),
+        Case(
+            "result claims another experiment",
+            WRITER,
+            "update",
+            RESULT,
+            False,
+            {"experiment": "other"},
+        ),
+        Case("next_run_id lowered", WRITER, "update", EXP, False, {"next_run_id": 1}),
+        Case("next_run_id raised", WRITER, "update", EXP, True, {"next_run_id": 3}),
+        Case(
+            "dataset version_count lowered", WRITER, "update", DATASET, False, {"version_count": 1}
+        ),
+        Case(
+            "dataset version added",
+            WRITER,
+            "update",
+            DATASET,
+            True,
+            {"version_count": 3, "latest_version": "v3"},
+        ),
+        Case(
+            "writer rewinds latest_version",
+            WRITER,
+            "update",
+            DATASET,
+            False,
+            {"latest_version": "v1"},
+        ),
+        Case(
+            "latest_version beside a new count",
+            WRITER,
+            "update",
+            DATASET,
+            False,
+            {"version_count": 3, "latest_version": "v1"},
+        ),
+        Case(
+            "owner rewinds latest_version (rm)",
+            OWNER,
+            "update",
+            DATASET,
+            True,
+            {"latest_version": "v1"},
+        ),
+        Case(
+            "artifact version_count lowered",
+            WRITER,
+            "update",
+            ARTIFACT,
+            False,
+            {"version_count": 0},
+        ),
+        Case(
+            "artifact rewinds latest_version",
+            WRITER,
+            "update",
+            ARTIFACT,
+            False,
+            {"latest_version": "v0"},
+        ),
+    ]
+
+
+ALL_CASES = (
+    matrix_cases() + transition_cases() + validation_cases() + forgery_cases() + integrity_cases()
+)
 _RUN_IDS = itertools.count()
 
 
 def outcome(rest: Rest, case: Case, project: str) -> bool:
     """True if the emulator allowed the request, False if the rules denied it."""
-    response = rest.call(case.uid, case.op, case.path.replace(PROJECT, project), case.data)
+    data = {
+        k: v.replace(PROJECT, project) if isinstance(v, str) else v
+        for k, v in (case.data or {}).items()
+    }
+    response = rest.call(case.uid, case.op, case.path.replace(PROJECT, project), data)
     if response.status_code == 200:
         return True
     assert response.status_code == 403, f"{case}: unexpected {response.status_code} {response.text}"
@@ -568,7 +820,8 @@ MUTATIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "forward-only run status": (
         "\n            && forward(resource.data.status, incoming().status);",
         ";",
-        ("run finished -> running", "run crashed -> running", "run failed -> finished"),
+        # (an ended run's moves are refused by amendable() as well)
+        ("run crashed -> running",),
     ),
     "immutable run started_at": (
         "&& unchanged('started_at') ",
@@ -608,8 +861,8 @@ MUTATIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         ("writer update project", "writer adds a member"),
     ),
     "writers only write metrics": (
-        "allow create, update: if canWrite(p) && validChunk(incoming());",
-        "allow create, update: if canRead(p) && validChunk(incoming());",
+        "allow create, update: if canWrite(p) && validChunk(incoming())",
+        "allow create, update: if canRead(p) && validChunk(incoming())",
         ("viewer create metric", "viewer update metric"),
     ),
     "function-only Files": (
@@ -623,18 +876,21 @@ MUTATIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         ("viewer read dataset", "owner read dataset"),
     ),
     "versions are immutable": (
-        "allow read: if canRead(p);\n          allow create: if canWrite(p);",
-        "allow read: if canRead(p);\n          allow create, update: if canWrite(p);",
+        "match /Versions/{v} {\n          allow read: if canRead(p);\n"
+        "          allow create: if canWrite(p) && inProject(p);",
+        "match /Versions/{v} {\n          allow read: if canRead(p);\n"
+        "          allow create, update: if canWrite(p);",
         ("dataset version edited",),
     ),
     "artifact versions are immutable": (
-        "allow read: if canRead(p);\n            allow create: if canWrite(p);",
+        "allow read: if canRead(p);\n"
+        "            allow create: if canWrite(p) && inExperiment(p, e);",
         "allow read: if canRead(p);\n            allow create, update: if canWrite(p);",
         ("artifact version edited",),
     ),
     "writers only record blob holders": (
         "match /Blobs/{sha} {\n        allow read: if canRead(p);\n"
-        "        allow create, update: if canWrite(p);",
+        "        allow create, update: if canWrite(p) && inProject(p);",
         "match /Blobs/{sha} {\n        allow read: if canRead(p);\n"
         "        allow create, update: if canRead(p);",
         ("viewer records a holder",),
@@ -644,6 +900,75 @@ MUTATIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "{'viewer': 1, 'writer': 2, 'owner': 3}.get(roleIn(p), 0)",
         "{'viewer': 1, 'writer': 2, 'owner': 3}.get(roleIn(p), 1)",
         ("outsider read run", "outsider lists runs", "anonymous read file"),
+    ),
+    "documents name their own project": (
+        "function inProject(p) { return incoming().get('project', p) == p; }",
+        "function inProject(p) { return true; }",
+        (
+            "run claims another project",
+            "rival run claims this project",
+            "rival file claims this project",
+            "blob ref claims another project",
+            "artifact file claims another project",
+        ),
+    ),
+    "runs name their own experiment": (
+        "&& incoming().get('experiment', e) == e;",
+        ";",
+        (
+            "run claims another experiment",
+            "result claims another experiment",
+            "artifact version claims another experiment",
+        ),
+    ),
+    "ended runs are records": (
+        "\n            && amendable(resource.data)",
+        "",
+        (
+            "finished run summary rewritten",
+            "failed run params rewritten",
+        ),
+    ),
+    "MLflow deletes ended runs": (
+        "\n        || incoming().diff(before).affectedKeys().hasOnly(['lifecycle_stage'])",
+        "",
+        ("finished run deleted in MLflow",),
+    ),
+    "ended runs' metrics are records": (
+        "&& inExperiment(p, e)\n              && runOpen(p, e, r);",
+        "&& inExperiment(p, e);",
+        ("finished run metrics rewritten", "finished run gets a chunk"),
+    ),
+    "ended runs' results are records": (
+        "&& inExperiment(p, e) && runOpen(p, e, r);",
+        "&& inExperiment(p, e);",
+        ("finished run result rewritten",),
+    ),
+    "counters only go up": (
+        "\n        && incoming().get(field, 0) >= resource.data.get(field, 0);",
+        ";",
+        ("next_run_id lowered", "dataset version_count lowered", "artifact version_count lowered"),
+    ),
+    "latest_version moves with a new version": (
+        "grows('version_count') && (latestMoves() || isOwner(p))",
+        "grows('version_count')",
+        ("writer rewinds latest_version", "artifact rewinds latest_version"),
+    ),
+    "latest_version is the new version": (
+        "\n            && incoming().get('latest_version', null)"
+        " == 'v' + string(incoming().version_count)",
+        "",
+        ("latest_version beside a new count",),
+    ),
+    "only server credentials manage projects": (
+        "\n        && !('server_managed' in incoming());",
+        ";",
+        ("user creates a server-managed project",),
+    ),
+    "server_managed stays": (
+        "\n        && unchanged('server_managed');",
+        ";",
+        ("owner marks project server-managed",),
     ),
 }
 CASES_BY_NAME = {case.name: case for case in ALL_CASES}

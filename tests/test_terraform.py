@@ -271,6 +271,42 @@ def test_users_can_sign_in_with_a_key_good_for_sign_in_only(tf: dict[str, Any]) 
     assert "firebase_api_key" in config.ENV_VARS
 
 
+def test_sign_up_is_invite_only_by_default(tf: dict[str, Any]) -> None:
+    """Anyone holding the public web API key could otherwise become a user and start projects."""
+    client = _one(tf["resource"]["google_identity_platform_config.auth"]["client"])
+    permissions = _one(client["permissions"])
+    assert permissions["disabled_user_signup"] == "${!var.allow_self_signup}"
+    assert tf["variable"]["allow_self_signup"]["default"] is False
+
+
+def test_each_project_prefix_has_its_own_object_access(tf: dict[str, Any]) -> None:
+    """Only the function holds the whole bucket; every other object grant is conditioned on
+    one aletheia project's prefix, so a member of one project cannot read another's blobs
+    (or the function's row samples under ``{project}/samples/``)."""
+    object_grants = {
+        key: body
+        for key, body in tf["resource"].items()
+        if key.startswith("google_storage_bucket_iam_member.")
+    }
+    unconditioned = [key for key, body in object_grants.items() if "condition" not in body]
+    assert unconditioned == ["google_storage_bucket_iam_member.function_objects"]
+    grant = object_grants["google_storage_bucket_iam_member.project_objects"]
+    assert grant["for_each"] == "${local.project_grants}"
+    expression = _one(grant["condition"])["expression"]
+    prefix = (
+        'resource.name.startsWith(\\"projects/_/buckets/${google_storage_bucket.data.name}'
+        '/objects/${each.value.project}/\\")'
+    )
+    assert expression == prefix
+    # The grants: the trainer on every project, other principals on the projects naming them.
+    grants = tf["locals"]["project_grants"]
+    assert "local.blob_projects" in grants and "var.project_members" in grants
+    assert "google_service_account.trainer.member" in grants
+    assert "var.team_members" not in grants
+    # The prefix is the one the client writes blobs under.
+    assert layout.blob_name("vision", "a" * 64).startswith("vision/")
+
+
 def test_every_checkov_skip_is_justified() -> None:
     skips = [
         line.strip()

@@ -69,6 +69,7 @@ def dataset_store(project: str | None, *, quiet: bool = False) -> DatasetStore:
         LocalCache(resolved.cache_dir / "files"),  # shared with Metastore
         resolved.project,
         reporter=None if quiet else RichReporter(),
+        owner=resolved.owner,
     )
 
 

@@ -46,6 +46,7 @@ def _store(project: str | None, *, quiet: bool) -> ArtifactStore:
         LocalCache(resolved.cache_dir / "files"),  # shared with Metastore and datasets
         resolved.project,
         reporter=None if quiet else RichReporter(),
+        owner=resolved.owner,
     )
 
 
