@@ -41,7 +41,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from aletheia import clients, config, journal, layout, members, validation
-from aletheia.errors import AletheiaError, ValidationError
+from aletheia.errors import AletheiaError, ConfigError, ValidationError
 from aletheia.metrics import (
     FLUSH_INTERVAL_S,
     HEARTBEAT_S,
@@ -443,6 +443,8 @@ def _blob_ref(ms: Metastore, data: bytes | None, content_type: str) -> dict[str,
         return None
     try:
         info = ms.blobstore.put_bytes(data, content_type=content_type)
+    except ConfigError:
+        raise  # a bucket that does not exist: said before the run document is written
     except Exception as exc:  # the run goes on without the blob
         log.warning("aletheia: could not store a blob (%s); recorded without it", exc)
         return None
