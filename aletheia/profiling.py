@@ -35,6 +35,7 @@ import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
 from aletheia.errors import AletheiaError
+from aletheia.rowlimit import RowLimitedReader
 from aletheia.sketches import FrequentValues, HyperLogLog, Moments, Reservoir
 
 FORMATS = ("csv", "tsv", "jsonl", "parquet")
@@ -344,8 +345,10 @@ class _Run:
     def _reopen(self) -> IO[bytes]:
         stream = self._open()
         if self.detected.gzip:
-            return gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[return-value]
-        return stream
+            stream = gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[assignment]
+        if self.detected.format == "parquet":
+            return stream
+        return RowLimitedReader(stream)  # type: ignore[return-value]
 
     def _open(self) -> IO[bytes]:
         stream = self.opener()
