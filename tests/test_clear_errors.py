@@ -259,3 +259,35 @@ def test_a_damaged_latest_version_can_be_removed_and_files_follow(store, db, tmp
     assert {d.id for d in db.collection(layout.dataset_files(PROJECT, "ds")).stream()} == {"a.csv"}
     assert store.blobs.exists(sha(b"y\n2\n"))  # which blobs only v2 held is unknown: kept
     assert sorted(store.manifest("ds", "v1")) == ["a.csv"]
+
+
+# --------------------------------------------------------------------------- other state files
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"format": 2, "projects": ["p1"]},
+        {"format": 2, "projects": {PROJECT: ["ds"]}},
+        {"format": 2, "projects": {PROJECT: {"ds": {"version": "v1", "files": "a.csv"}}}},
+    ],
+)
+def test_a_damaged_pull_state_is_treated_as_absent(store, tmp_path, body):
+    data = make_tree(tmp_path / "data", {"a.csv": b"x\n1\n"})
+    store.add("ds", data)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".aletheia-pull.json").write_text(json.dumps(body))
+
+    result = aletheia("datasets", "pull", "ds", "--to", str(out), "-p", PROJECT)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (out / "a.csv").read_bytes() == b"x\n1\n"
+
+
+def test_a_damaged_stack_state_says_how_to_recover(tmp_path):
+    (tmp_path / "state.json").write_text(json.dumps({"parts": ["firestore"], "env": "x"}))
+
+    result = aletheia("local", "status", "--stack-dir", str(tmp_path))
+
+    assert_clear(result, ConfigError.exit_code, "state.json is damaged", "aletheia local up")
