@@ -166,6 +166,16 @@ class Metastore:
 
         return LocalCache(self._cache_dir)
 
+    def _check_bucket(self) -> None:
+        """A bucket that does not exist is a :class:`ConfigError` before any document is
+        written; storage that cannot be asked now is not (runs work offline)."""
+        try:
+            self.blobstore.require_bucket()
+        except ConfigError:
+            raise
+        except Exception as exc:
+            log.debug("aletheia: bucket not checked (%s)", exc)
+
     def _ensure_project(self) -> None:
         """Create the project on first use; a signed-in user must be (or become) a writer."""
         if self._project_ensured:
@@ -271,6 +281,7 @@ class Experiment:
         self.online = self._ensure()
 
     def _ensure(self) -> bool:
+        self.ms._check_bucket()
         try:
             self.ms._ensure_project()
             doc = {"name": self.name, "desc": "", "next_run_id": 1, "created_at": now()}

@@ -138,6 +138,7 @@ def test_a_missing_bucket_is_named_before_any_document_is_written(stack, db, tmp
         trained.stderr
     )
     assert list(db.collection_group("Runs").stream()) == []
+    assert list(db.document(layout.project(PROJECT)).collections()) == []
 
 
 # --------------------------------------------------------------------------- project id
