@@ -110,8 +110,12 @@ class TransferStats:
 class BlobStore:
     """Content-addressed access to one project's blobs in one bucket."""
 
-    def __init__(self, client: storage.Client, bucket: str, project: str) -> None:
+    def __init__(
+        self, client: storage.Client, bucket: str, project: str, *, bucket_from: str | None = None
+    ) -> None:
+        """``bucket_from``: where the bucket name came from (``Settings.sources``), for errors."""
         self.client = client
+        self._bucket_from = bucket_from
         self.bucket = client.bucket(bucket)
         self.project = layout.validate_id(project, "project name")
         self.stats = TransferStats()
@@ -151,9 +155,12 @@ class BlobStore:
         self._bucket_seen = True
 
     def _missing_bucket(self) -> ConfigError:
+        where = {None: "", "default": "; this value is the default"}.get(
+            self._bucket_from, f"; this value is from {self._bucket_from}"
+        )
         return ConfigError(
             f"Cloud Storage bucket {self.bucket.name!r} does not exist "
-            "(the `bucket` setting: ALETHEIA_BUCKET or `bucket` in config.toml)",
+            f"(the `bucket` setting: ALETHEIA_BUCKET or `bucket` in config.toml{where})",
             "`aletheia config` shows where the value came from; for the cloud set it to "
             "`terraform output -raw bucket`, for the local stack unset it (the stack "
             f"creates {LOCAL_BUCKET!r}) and check `aletheia local status`",

@@ -147,7 +147,12 @@ class Metastore:
             from aletheia.blobstore import BlobStore
 
             gcs = clients.storage_client(self.settings)
-            self._blobstore = BlobStore(gcs, self.settings.bucket, self.project)
+            self._blobstore = BlobStore(
+                gcs,
+                self.settings.bucket,
+                self.project,
+                bucket_from=self.settings.sources.get("bucket", "default"),
+            )
         return self._blobstore
 
     @property

@@ -115,7 +115,9 @@ def test_a_missing_bucket_is_named_before_any_document_is_written(stack, db, tmp
 
     result = aletheia("datasets", "add", "ds", str(data), "-p", PROJECT, ALETHEIA_BUCKET="nope")
 
-    assert_clear(result, ConfigError.exit_code, "bucket 'nope'", "ALETHEIA_BUCKET", "terraform")
+    assert_clear(
+        result, ConfigError.exit_code, "bucket 'nope'", "from env ALETHEIA_BUCKET", "terraform"
+    )
     assert not db.document(layout.project(PROJECT)).get().exists
     assert list(db.document(layout.project(PROJECT)).collections()) == []
 
