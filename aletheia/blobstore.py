@@ -37,7 +37,14 @@ from tenacity import (
 )
 
 from aletheia import layout
-from aletheia.errors import BackendUnavailableError, IntegrityError, NotFoundError
+from aletheia.config import LOCAL_BUCKET
+from aletheia.errors import (
+    AletheiaError,
+    BackendUnavailableError,
+    ConfigError,
+    IntegrityError,
+    NotFoundError,
+)
 from aletheia.transient import is_transient
 
 #: Files of at least this size get a metadata request (HEAD) before their upload.
@@ -95,12 +102,17 @@ class TransferStats:
 class BlobStore:
     """Content-addressed access to one project's blobs in one bucket."""
 
-    def __init__(self, client: storage.Client, bucket: str, project: str) -> None:
+    def __init__(
+        self, client: storage.Client, bucket: str, project: str, *, bucket_from: str | None = None
+    ) -> None:
+        """``bucket_from``: where the bucket name came from (``Settings.sources``), for errors."""
         self.client = client
+        self._bucket_from = bucket_from
         self.bucket = client.bucket(bucket)
         self.project = layout.validate_id(project, "project name")
         self.stats = TransferStats()
         self._lock = threading.Lock()
+        self._bucket_seen = False
 
     def _count(self, **deltas: int) -> None:
         with self._lock:
@@ -113,6 +125,46 @@ class BlobStore:
     def uri(self, sha256: str) -> str:
         """``gs://bucket/{project}/sha256/ab/cdef…``."""
         return f"gs://{self.bucket.name}/{layout.blob_name(self.project, sha256)}"
+
+    def require_bucket(self) -> None:
+        """Raise :class:`ConfigError` if the bucket does not exist.
+
+        One object listing under this project's prefix (``storage.objects.list``,
+        which every role that may use the bucket has, unlike ``buckets.get``),
+        once per store; callers do it before writing any document, so a wrong
+        ``bucket`` setting stops an add before it records anything.
+        """
+        if self._bucket_seen:
+            return
+        try:
+            _call(
+                lambda: list(
+                    self.client.list_blobs(self.bucket, prefix=f"{self.project}/", max_results=1)
+                )
+            )
+        except gexc.NotFound as exc:
+            raise self._missing_bucket() from exc
+        self._bucket_seen = True
+
+    def _missing_bucket(self) -> ConfigError:
+        where = {None: "", "default": "; this value is the default"}.get(
+            self._bucket_from, f"; this value is from {self._bucket_from}"
+        )
+        return ConfigError(
+            f"Cloud Storage bucket {self.bucket.name!r} does not exist "
+            f"(the `bucket` setting: ALETHEIA_BUCKET or `bucket` in config.toml{where})",
+            "`aletheia config` shows where the value came from; for the cloud set it to "
+            "`terraform output -raw bucket`, for the local stack unset it (the stack "
+            f"creates {LOCAL_BUCKET!r}) and check `aletheia local status`",
+        )
+
+    def _object_not_found(self, exc: gexc.NotFound, error: NotFoundError) -> AletheiaError:
+        """A 404 means the object or the whole bucket is missing: say which."""
+        try:
+            self.require_bucket()
+        except ConfigError as missing:
+            return missing
+        return error
 
     @_retry
     def exists(self, sha256: str) -> bool:
@@ -133,6 +185,8 @@ class BlobStore:
         except gexc.PreconditionFailed:
             self._count(uploads_skipped=1)
             return info  # stored before, or by a concurrent uploader
+        except gexc.NotFound as exc:  # creating an object 404s only without a bucket
+            raise self._missing_bucket() from exc
         self._count(uploads=1, bytes_uploaded=len(data))
         return BlobInfo(digest, len(data), info.uri, uploaded=True)
 
@@ -142,7 +196,9 @@ class BlobStore:
         try:
             data: bytes = _call(blob.download_as_bytes)
         except gexc.NotFound as exc:
-            raise NotFoundError(f"no blob {sha256} in {self.bucket.name}") from exc
+            raise self._object_not_found(
+                exc, NotFoundError(f"no blob {sha256} in {self.bucket.name}")
+            ) from exc
         self._count(downloads=1, bytes_downloaded=len(data))
         if hashlib.sha256(data).hexdigest() != sha256:
             raise IntegrityError(f"blob {sha256} does not match its hash", "re-upload it")
@@ -185,6 +241,8 @@ class BlobStore:
         except gexc.PreconditionFailed:
             self._count(uploads_skipped=1)
             return info  # a concurrent uploader stored the same bytes first
+        except gexc.NotFound as exc:  # creating an object 404s only without a bucket
+            raise self._missing_bucket() from exc
         self._count(uploads=1, bytes_uploaded=size)
         return BlobInfo(sha256, size, info.uri, uploaded=True)
 
@@ -233,9 +291,12 @@ class BlobStore:
         try:
             _call(blob.download_to_file, writer, checksum=None)
         except gexc.NotFound as exc:
-            raise NotFoundError(
-                f"blob {sha256[:12]}… is missing from gs://{self.bucket.name}",
-                "the data was deleted from the bucket; re-add it from a copy",
+            raise self._object_not_found(
+                exc,
+                NotFoundError(
+                    f"blob {sha256[:12]}… is missing from gs://{self.bucket.name}",
+                    "the data was deleted from the bucket; re-add it from a copy",
+                ),
             ) from exc
         self._count(downloads=1, bytes_downloaded=writer.count)
         return writer.count
@@ -245,6 +306,7 @@ class BlobStore:
         try:
             _call(self._blob(sha256).delete)
         except gexc.NotFound:
+            self.require_bucket()  # "already gone" must not hide a wrong bucket setting
             return False
         self._count(deletes=1)
         return True

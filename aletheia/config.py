@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -123,6 +124,8 @@ class Settings:
     #: they create, and the member an existing project must name for them to write.
     owner: str | None = None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+    #: Settings that were overridden or look wrong (shown by ``aletheia config``).
+    notes: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def uses_emulators(self) -> bool:
@@ -134,7 +137,7 @@ class Settings:
         return {
             f.name: (str(getattr(self, f.name)), self.sources.get(f.name, "default"))
             for f in fields(self)
-            if f.name != "sources"
+            if f.name not in ("sources", "notes")
         }
 
 
@@ -162,6 +165,15 @@ def load_config_file(path: Path) -> dict[str, Any]:
             f"unknown setting(s) in {path}: {', '.join(sorted(unknown))}",
             f"known settings: {', '.join(sorted(ENV_VARS))}",
         )
+    for key, value in table.items():
+        # Every setting is text (a name, a host or a path); TOML would happily
+        # hand over a list or a number that fails much later, far from the file.
+        if not isinstance(value, str):
+            raise ConfigError(
+                f"setting {key!r} in {path} must be a string, "
+                f"not {type(value).__name__} {value!r:.60}",
+                f"write it as {key} = \"...\" (see README 'Configuration')",
+            )
     return table
 
 
@@ -181,6 +193,13 @@ def resolve(
     unknown = set(args) - set(ENV_VARS)
     if unknown:
         raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+    for key, value in args.items():
+        if not isinstance(value, (str, os.PathLike)):
+            raise ConfigError(
+                f"setting {key!r} passed as an argument must be a string or path, "
+                f"not {type(value).__name__} {value!r:.60}",
+                "pass it as text",
+            )
     path = config_file if config_file is not None else default_config_file()
     from_file = load_config_file(path)
 
@@ -222,8 +241,10 @@ def _complete(values: dict[str, Any], sources: dict[str, str], env: Mapping[str,
     mode = values.get("mode") or _default_mode(values)
     sources.setdefault("mode", "default")
     stack_dir = Path(values.get("stack_dir") or default_stack_dir()).expanduser()
+    notes: list[str] = []
     if mode == "local":
-        _fill_from_stack_state(values, sources, stack_dir)
+        notes = _fill_from_stack_state(values, sources, stack_dir)
+        _warn_once(notes)
     if mode == "cloud":
         _require_cloud_project(values)
     cloud_project = values.get("cloud_project") or LOCAL_CLOUD_PROJECT
@@ -252,6 +273,7 @@ def _complete(values: dict[str, Any], sources: dict[str, str], env: Mapping[str,
         else default_user_credentials(cloud_project),
         owner=values.get("owner") or None,
         sources=sources,
+        notes=tuple(notes),
     )
 
 
@@ -272,10 +294,12 @@ def read_stack_state(stack_dir: Path) -> dict[str, Any]:
 
 def _fill_from_stack_state(
     values: dict[str, Any], sources: dict[str, str], stack_dir: Path
-) -> None:
+) -> list[str]:
     """Point at the running local stack unless emulator hosts were given explicitly."""
     state = read_stack_state(stack_dir)
-    env = state.get("env", {})
+    env = state.get("env")
+    if not isinstance(env, dict):
+        return []  # no stack (or a damaged state file): nothing to point at
     source = f"local stack {stack_dir / STACK_STATE_FILE}"
     for name, var in (
         ("firestore_emulator_host", "FIRESTORE_EMULATOR_HOST"),
@@ -284,9 +308,52 @@ def _fill_from_stack_state(
         ("bucket", "ALETHEIA_BUCKET"),
         ("auth_emulator_host", "FIREBASE_AUTH_EMULATOR_HOST"),
     ):
-        if not values.get(name) and env.get(var):
+        if not values.get(name) and isinstance(env.get(var), str) and env[var]:
             values[name] = env[var]
             sources[name] = source
+    return _prefer_stack_project(values, sources, env, source)
+
+
+def _prefer_stack_project(
+    values: dict[str, Any], sources: dict[str, str], stack_env: Mapping[str, Any], source: str
+) -> list[str]:
+    """Talking to the stack's Firestore means using the stack's project id.
+
+    The emulators accept any project id and keep each in its own namespace,
+    so a ``GOOGLE_CLOUD_PROJECT`` left in the shell for real work would
+    silently put documents where the stack's storage function and every other
+    local client never look. The stack's project wins; the mismatch is noted.
+    """
+    project = stack_env.get("GOOGLE_CLOUD_PROJECT")
+    host = stack_env.get("FIRESTORE_EMULATOR_HOST")
+    given = values.get("cloud_project")
+    if not project or not given or given == project:
+        return []
+    if values.get("firestore_emulator_host") != host:
+        return []  # another emulator than this stack's: its project is the user's call
+    note = (
+        f"cloud project {given!r} ({sources.get('cloud_project', 'default')}) is ignored: "
+        f"the local stack uses {project!r}, and the emulator keeps each project's data "
+        f"apart; unset it while using the local stack"
+    )
+    values["cloud_project"] = project
+    sources["cloud_project"] = f"{source} (overrides {sources.get('cloud_project')})"
+    return [note]
+
+
+class ConfigWarning(UserWarning):
+    """A setting was overridden because it could not have been meant (see ``aletheia config``)."""
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(notes: list[str]) -> None:
+    """Each note once per process: settings are resolved by every client a script makes."""
+    for note in notes:
+        if note not in _warned:
+            _warned.add(note)
+            warnings.warn(note, ConfigWarning, stacklevel=4)
 
 
 def _default_mode(values: Mapping[str, Any]) -> Mode:

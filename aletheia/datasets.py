@@ -47,6 +47,7 @@ from aletheia import (
     blobrefs,
     checkout,
     layout,
+    manifest_check,
     members,
     parents,
     queries,
@@ -153,6 +154,8 @@ class RemoveResult:
     blobs_unregistered: int = 0
     #: Recorded runs that used the version (removed anyway with ``force``).
     runs: list[str] = field(default_factory=list)
+    #: Versions whose manifest is damaged (their blobs, and this one's, were kept).
+    damaged: list[str] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- manifests
@@ -166,12 +169,10 @@ def encode_manifest(entries: Iterable[FileEntry]) -> bytes:
     ).encode()
 
 
-def decode_manifest(data: bytes) -> dict[str, FileEntry]:
-    """Inverse of :func:`encode_manifest`."""
-    body = json.loads(data)
-    if body.get("format") != MANIFEST_FORMAT:
-        raise ValidationError(f"unknown manifest format {body.get('format')!r}", "upgrade aletheia")
-    return {p: FileEntry(p, s, int(n)) for p, s, n in body["files"]}
+def decode_manifest(data: bytes, what: str = "manifest") -> dict[str, FileEntry]:
+    """Inverse of :func:`encode_manifest`; :class:`IntegrityError` naming ``what`` if damaged."""
+    rows = manifest_check.parse_manifest(data, MANIFEST_FORMAT, what)
+    return {p: FileEntry(p, s, n) for p, s, n in rows}
 
 
 def diff_manifests(old: dict[str, FileEntry], new: dict[str, FileEntry]) -> Diff:
@@ -194,19 +195,22 @@ def load_manifest(
 ) -> dict[str, FileEntry]:
     """``{relpath: FileEntry}`` of one dataset version."""
     doc = _version_doc(db, project, name, version)
-    return _read_manifest(blobstore, doc["manifest_sha256"], cache)
+    return _read_manifest(blobstore, doc, cache, f"the manifest of {name} {version}")
 
 
 def _read_manifest(
-    blobstore: BlobStore, digest: str, cache: LocalCache | None
+    blobstore: BlobStore, version_doc: dict[str, Any], cache: LocalCache | None, what: str
 ) -> dict[str, FileEntry]:
+    digest = version_doc.get("manifest_sha256")
+    if not isinstance(digest, str) or not manifest_check.SHA256.match(digest):
+        raise manifest_check.damaged(what, f"manifest_sha256 is {digest!r:.80}")
     if cache is not None and cache.has(digest):
-        return decode_manifest(cache.path(digest).read_bytes())
+        return decode_manifest(cache.path(digest).read_bytes(), what)
     data = blobstore.get_bytes(digest)  # verified against its digest
     if cache is not None:
         with cache.open_for_write(digest) as fh:
             fh.write(data)
-    return decode_manifest(data)
+    return decode_manifest(data, what)
 
 
 def _version_doc(db: firestore.Client, project: str, name: str, version: str) -> dict[str, Any]:
@@ -341,6 +345,7 @@ class DatasetStore:
         layout.dataset(self.project, name)  # validates the name before any I/O
         self._seconds = {}
         place = repo_pin.plan(self.workdir, path, lock)  # refusals before any hashing or upload
+        self.blobs.require_bucket()  # a wrong bucket setting, before any document is written
         if not self._project_ensured:  # once per store: every add writes into it
             members.ensure_project(self.db, self.project, owner=self.owner)
             self._project_ensured = True
@@ -460,7 +465,7 @@ class DatasetStore:
         created_by_run: str | None,
     ) -> AddResult:
         base, latest, parent_from = bases
-        parent_manifest = self._manifest_of(base) if base is not None else {}
+        parent_manifest = self._manifest_of(base, name) if base is not None else {}
         before = self.blobs.stats.snapshot()
         with self._phase("uploading"):
             uploaded = self._upload_new(manifest, parent_manifest, sources)
@@ -490,7 +495,7 @@ class DatasetStore:
                 elif base is not None and previous["version"] == base["version"]:
                     shown = parent_manifest
                 else:
-                    shown = self._manifest_of(previous)
+                    shown = self._manifest_of(previous, name)
                 self._sync_files(name, version, shown, manifest)
                 self._mark_files(name, version)
         return AddResult(
@@ -588,7 +593,7 @@ class DatasetStore:
                 latest = fresh
                 if follow_latest:
                     base = latest
-                    parent_manifest = self._manifest_of(base) if base else {}
+                    parent_manifest = self._manifest_of(base, name) if base else {}
                     self._upload_new(manifest, parent_manifest, sources)
             seq = max(used, int(latest["seq"]) if latest else 0) + 1
             version = f"v{seq}"
@@ -696,7 +701,14 @@ class DatasetStore:
         """
         if self.info(name).get(FILES_VERSION) == latest["version"]:
             return
-        shown = {
+        self._sync_files(
+            name, latest["version"], self._shown_files(name), self._manifest_of(latest, name)
+        )
+        self._mark_files(name, latest["version"])
+
+    def _shown_files(self, name: str) -> dict[str, FileEntry]:
+        """What ``files/`` holds now (read back when no manifest says it)."""
+        return {
             str(d["path"]): FileEntry(str(d["path"]), str(d["sha256"]), int(d.get("size") or 0))
             for d in (
                 snap.to_dict() or {}
@@ -704,8 +716,6 @@ class DatasetStore:
             )
             if d.get("path") and d.get("sha256")
         }
-        self._sync_files(name, latest["version"], shown, self._manifest_of(latest))
-        self._mark_files(name, latest["version"])
 
     def _file_fields(self, name: str, version: str, e: FileEntry) -> dict[str, Any]:
         return {
@@ -751,12 +761,13 @@ class DatasetStore:
         docs = self.db.collection(layout.datasets(self.project)).stream()
         return sorted((s.to_dict() or {} for s in docs), key=lambda d: str(d.get("name", "")))
 
-    def _manifest_of(self, version_doc: dict[str, Any]) -> dict[str, FileEntry]:
-        return _read_manifest(self.blobs, version_doc["manifest_sha256"], self.cache)
+    def _manifest_of(self, version_doc: dict[str, Any], name: str = "") -> dict[str, FileEntry]:
+        what = f"the manifest of {name} {version_doc.get('version')}".replace("  ", " ")
+        return _read_manifest(self.blobs, version_doc, self.cache, what)
 
     def manifest(self, name: str, version: str) -> dict[str, FileEntry]:
         """``{relpath: FileEntry}`` of a version."""
-        return self._manifest_of(_version_doc(self.db, self.project, name, version))
+        return self._manifest_of(_version_doc(self.db, self.project, name, version), name)
 
     def file_records(self, entries: Iterable[FileEntry]) -> dict[str, dict[str, Any]]:
         """``Files/{sha256}`` documents (status, schema, stats) of these entries, if present."""
@@ -829,7 +840,7 @@ class DatasetStore:
                 f"{name} {resolved} in the bucket is not the data the lock file pinned",
                 "the version was removed and re-created; pin a version again with `pull --lock`",
             )
-        manifest = self._manifest_of(doc)
+        manifest = self._manifest_of(doc, name)
         files = sorted(manifest.values(), key=lambda e: e.path)
         local_path: Path | None = None
         if download:
@@ -877,7 +888,9 @@ class DatasetStore:
                 self.db, self.project, name, Pin(entry.version, entry.manifest_sha256)
             )
             if doc is not None:
-                previous = {p: e.sha256 for p, e in self._manifest_of(doc).items()}
+                previous = {
+                    p: e.sha256 for p, e in (self._readable_manifest(doc, name, True) or {}).items()
+                }
         plan = checkout.Placement(
             {e.path: e.sha256 for e in files},
             previous,
@@ -910,18 +923,25 @@ class DatasetStore:
                 f"(experiment/run): {shown}",
                 "pass --force (force=True) to remove it anyway; those runs' data is then gone",
             )
-        manifest = self._manifest_of(doc)
+        manifest = self._readable_manifest(doc, name, force)
         others = [v for v in self.versions(name) if v["version"] != version]
-        referenced: set[str] = set()
-        for other in others:
-            referenced.add(other["manifest_sha256"])
-            referenced.update(e.sha256 for e in self._manifest_of(other).values())
-        blobs = {e.sha256 for e in manifest.values()} | {doc["manifest_sha256"]}
-        candidates = blobs - referenced
+        readable = {o["version"]: self._readable_manifest(o, name, True) for o in others}
+        damaged = sorted(v for v, m in readable.items() if m is None)
+        others_damaged = bool(damaged)
+        damaged += [version] if manifest is None else []
+        referenced: set[str] = {str(o.get("manifest_sha256")) for o in others}
+        for other in readable.values():
+            referenced.update(e.sha256 for e in (other or {}).values())
+        digest = doc.get("manifest_sha256")
+        own = {digest} if isinstance(digest, str) and manifest_check.SHA256.match(digest) else set()
+        blobs = {e.sha256 for e in (manifest or {}).values()} | own
+        # What a damaged manifest lists is unknown: deleting anything could lose its data.
+        candidates = set() if others_damaged else blobs - referenced
         verdict = blobrefs.classify(blobrefs.lookup(self.db, self.project, candidates), name)
         self.db.document(layout.dataset_version(self.project, name, version)).delete()
         new_latest = max(others, key=lambda d: int(d["seq"])) if others else None
-        self._after_remove(name, version, manifest, new_latest)
+        new_manifest = readable[new_latest["version"]] if new_latest else None
+        self._after_remove(name, version, manifest, new_latest, new_manifest or {})
         deleted = sum(run_parallel(self.blobs.delete, verdict.deletable))
         blobrefs.release_dataset(self.db, self.project, name, verdict.deletable, verdict.held)
         return RemoveResult(
@@ -933,24 +953,46 @@ class DatasetStore:
             new_latest["version"] if new_latest else None,
             blobs_unregistered=len(verdict.unregistered),
             runs=runs,
+            damaged=damaged,
         )
+
+    def _readable_manifest(
+        self, doc: dict[str, Any], name: str, tolerate: bool
+    ) -> dict[str, FileEntry] | None:
+        """The manifest of a version, or ``None`` if it is damaged and ``tolerate``."""
+        try:
+            return self._manifest_of(doc, name)
+        except IntegrityError as exc:
+            if not tolerate:
+                raise IntegrityError(
+                    exc.message,
+                    "pass --force (force=True) to remove that version anyway; the blobs "
+                    "of its files are kept, since which ones only it holds cannot be read",
+                ) from exc
+            return None
 
     def _after_remove(
         self,
         name: str,
         version: str,
-        removed: dict[str, FileEntry],
+        removed: dict[str, FileEntry] | None,
         new_latest: dict[str, Any] | None,
+        new_manifest: dict[str, FileEntry],
     ) -> None:
-        """Repoint the dataset (and its ``files/``) when the latest version was removed."""
+        """Repoint the dataset (and its ``files/``) when the latest version was removed.
+
+        ``removed`` is ``None`` when its manifest is damaged: ``files/`` is then
+        read back instead of diffed. A damaged new latest shows no files.
+        """
         if self.info(name).get("latest_version") != version:
             return  # files/ shows a version that still exists
+        shown = removed if removed is not None else self._shown_files(name)
         dataset_ref = self.db.document(layout.dataset(self.project, name))
         if new_latest is None:
-            self._sync_files(name, version, removed, {})
+            self._sync_files(name, version, shown, {})
             dataset_ref.delete()
             return
-        self._sync_files(name, new_latest["version"], removed, self._manifest_of(new_latest))
+        self._sync_files(name, new_latest["version"], shown, new_manifest)
         dataset_ref.update(
             {
                 "latest_version": new_latest["version"],

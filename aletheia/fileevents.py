@@ -48,6 +48,7 @@ from aletheia.profiling import (
     looks_binary,
     profile,
 )
+from aletheia.rowlimit import RowTooLongError
 from aletheia.transient import TRANSIENT as _TRANSIENT
 
 log = logging.getLogger("aletheia.fileevents")
@@ -270,7 +271,7 @@ def _analyse(obj: dict[str, Any], ref: layout.BlobRef, gcs: Any, opts: ProfileOp
         source.verify()
     except UnsupportedFormatError as exc:
         return {"status": STATUS_UNSUPPORTED, "reason": str(exc)}
-    except ProfileError as exc:
+    except (ProfileError, RowTooLongError) as exc:
         return {"status": STATUS_FAILED, "reason": str(exc)}
     elapsed = time.monotonic() - started
     fields = _result_fields(result, ref, gcs.bucket(obj["bucket"]))

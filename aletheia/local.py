@@ -46,7 +46,7 @@ from aletheia.config import (
     STACK_STATE_FILE,
     read_stack_state,
 )
-from aletheia.errors import LocalStackError
+from aletheia.errors import ConfigError, LocalStackError
 
 #: Topic fake-gcs-server publishes object notifications to, and the bridge's subscription.
 TOPIC = "aletheia-objects"
@@ -267,7 +267,15 @@ def resume_part(part: PartState) -> None:
 def load_state(stack_dir: Path) -> StackState | None:
     """The recorded state of the stack in ``stack_dir``, or ``None``."""
     data = read_stack_state(stack_dir)
-    return StackState.from_dict(data) if data else None
+    try:
+        return StackState.from_dict(data) if data else None
+    except (TypeError, AttributeError, ValueError) as exc:  # written by us, then damaged
+        path = stack_dir / STACK_STATE_FILE
+        raise ConfigError(
+            f"local stack state {path} is damaged: {exc}",
+            f"stop any emulators still running from {stack_dir}, delete {path}, "
+            "then run `aletheia local up`",
+        ) from exc
 
 
 def default_function_source() -> Path:

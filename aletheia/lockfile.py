@@ -164,25 +164,51 @@ def validate_workspace_path(path: str) -> str:
 
 
 def _parse(data: Any, path: Path) -> dict[str, dict[str, Pin]]:
+    """Every shape is checked: a hand-edited or half-merged lock file gets a
+    :class:`ConfigError` naming the entry, never an ``AttributeError``."""
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ConfigError(
-            f"{path}: unknown lock file format", f"expected {{'format': {FORMAT}, ...}}"
+            f"{path}: unknown lock file format",
+            f"expected {{'format': {FORMAT}, 'projects': {{...}}}}; fix it, or delete it and "
+            "pin again",
         )
+    projects = data.get("projects") or {}
+    if not isinstance(projects, dict):
+        raise _bad_shape(path, "'projects'", "an object of {project: {dataset: pin}}", projects)
     pins: dict[str, dict[str, Pin]] = {}
-    for project, names in (data.get("projects") or {}).items():
-        for name, entry in (names or {}).items():
-            if not isinstance(entry, dict) or not isinstance(entry.get("version"), str):
-                raise ConfigError(f"{path}: bad pin for {project}/{name}", "pin it again")
-            where = entry.get("path")
-            if where is not None:
-                try:
-                    where = validate_workspace_path(str(where))
-                except ValidationError as exc:
-                    raise ConfigError(
-                        f"{path}: {project}/{name}: {exc.message}",
-                        "fix or remove that path in the lock file (pulling would write there)",
-                    ) from exc
-            pins.setdefault(project, {})[name] = Pin(
-                entry["version"], entry.get("manifest_sha256"), where
-            )
+    for project, names in projects.items():
+        if not isinstance(names, dict):
+            raise _bad_shape(path, f"project {project!r}", "an object of {dataset: pin}", names)
+        for name, entry in names.items():
+            pins.setdefault(project, {})[name] = _parse_pin(entry, path, f"{project}/{name}")
     return pins
+
+
+def _parse_pin(entry: Any, path: Path, where: str) -> Pin:
+    if not isinstance(entry, dict) or not isinstance(entry.get("version"), str):
+        raise ConfigError(
+            f"{path}: bad pin for {where}: expected {{'version': '...'}}, found {entry!r:.80}",
+            "pin it again (`aletheia datasets get NAME --version V`) or remove that entry",
+        )
+    digest = entry.get("manifest_sha256")
+    if digest is not None and not isinstance(digest, str):
+        raise _bad_shape(path, f"{where} manifest_sha256", "a string", digest)
+    workspace = entry.get("path")
+    if workspace is not None:
+        if not isinstance(workspace, str):
+            raise _bad_shape(path, f"{where} path", "a string", workspace)
+        try:
+            workspace = validate_workspace_path(workspace)
+        except ValidationError as exc:
+            raise ConfigError(
+                f"{path}: {where}: {exc.message}",
+                "fix or remove that path in the lock file (pulling would write there)",
+            ) from exc
+    return Pin(entry["version"], digest, workspace)
+
+
+def _bad_shape(path: Path, what: str, expected: str, found: Any) -> ConfigError:
+    return ConfigError(
+        f"{path}: {what} must be {expected}, not {type(found).__name__} {found!r:.80}",
+        "fix that entry by hand (or delete the lock file and pin again)",
+    )

@@ -41,7 +41,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from aletheia import clients, config, exithooks, journal, layout, members, validation
-from aletheia.errors import AletheiaError, ValidationError
+from aletheia.errors import AletheiaError, ConfigError, ValidationError
 from aletheia.metrics import (
     FLUSH_INTERVAL_S,
     HEARTBEAT_S,
@@ -148,7 +148,12 @@ class Metastore:
             from aletheia.blobstore import BlobStore
 
             gcs = clients.storage_client(self.settings)
-            self._blobstore = BlobStore(gcs, self.settings.bucket, self.project)
+            self._blobstore = BlobStore(
+                gcs,
+                self.settings.bucket,
+                self.project,
+                bucket_from=self.settings.sources.get("bucket", "default"),
+            )
         return self._blobstore
 
     @property
@@ -166,6 +171,16 @@ class Metastore:
         from aletheia.cache import LocalCache
 
         return LocalCache(self._cache_dir)
+
+    def _check_bucket(self) -> None:
+        """A bucket that does not exist is a :class:`ConfigError` before any document is
+        written; storage that cannot be asked now is not (runs work offline)."""
+        try:
+            self.blobstore.require_bucket()
+        except ConfigError:
+            raise
+        except Exception as exc:
+            log.debug("aletheia: bucket not checked (%s)", exc)
 
     def _ensure_project(self) -> None:
         """Create the project on first use, or check this client may write into it."""
@@ -264,6 +279,7 @@ class Experiment:
         self.online = self._ensure()
 
     def _ensure(self) -> bool:
+        self.ms._check_bucket()
         try:
             self.ms._ensure_project()
             doc = {"name": self.name, "desc": "", "next_run_id": 1, "created_at": now()}
@@ -436,6 +452,8 @@ def _blob_ref(ms: Metastore, data: bytes | None, content_type: str) -> dict[str,
         return None
     try:
         info = ms.blobstore.put_bytes(data, content_type=content_type)
+    except ConfigError:
+        raise  # a bucket that does not exist: said before the run document is written
     except Exception as exc:  # the run goes on without the blob
         log.warning("aletheia: could not store a blob (%s); recorded without it", exc)
         return None

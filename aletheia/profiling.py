@@ -42,6 +42,7 @@ import pyarrow.parquet as pq
 
 from aletheia import csvshape, jsonarray
 from aletheia.errors import AletheiaError
+from aletheia.rowlimit import RowLimitedReader
 from aletheia.sketches import DistinctHashes, FrequentValues, HyperLogLog, Moments, Reservoir
 
 FORMATS = ("csv", "tsv", "jsonl", "parquet")
@@ -415,8 +416,10 @@ class _Run:
     def _reopen(self) -> IO[bytes]:
         stream = self._open()
         if self.detected.gzip:
-            return gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[return-value]
-        return stream
+            stream = gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[assignment]
+        if self.detected.format == "parquet":
+            return stream
+        return RowLimitedReader(stream)  # type: ignore[return-value]
 
     def _open(self) -> IO[bytes]:
         stream = self.opener()

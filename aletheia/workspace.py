@@ -93,8 +93,9 @@ class PullState:
             return state
         if not isinstance(body, dict) or body.get("format") != PULL_STATE_FORMAT:
             return state
-        for project, names in (body.get("projects") or {}).items():
-            for name, entry in (names or {}).items():
+        projects = body.get("projects")
+        for project, names in (projects if isinstance(projects, dict) else {}).items():
+            for name, entry in (names if isinstance(names, dict) else {}).items():
                 if isinstance(entry, dict):
                     state.entries[(str(project), str(name))] = _pulled(entry)
         return state
@@ -131,10 +132,11 @@ class PullState:
 def _pulled(entry: dict[str, Any]) -> Pulled:
     version = entry.get("version")
     digest = entry.get("manifest_sha256")
+    files = entry.get("files")
     return Pulled(
         str(version) if isinstance(version, str) else None,
         str(digest) if isinstance(digest, str) else None,
-        frozenset(str(p) for p in entry.get("files") or []),
+        frozenset(str(p) for p in files) if isinstance(files, list) else frozenset(),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -71,5 +72,19 @@ def access_denied(exc: gexc.PermissionDenied) -> AccessDeniedError:
 
 
 def settings(**overrides: object) -> config.Settings:
-    """Resolve settings with the command's explicit options on top."""
-    return config.resolve(overrides)
+    """Resolve settings with the command's explicit options on top.
+
+    A :class:`~aletheia.config.ConfigWarning` becomes one yellow line (the
+    library reports each once per process), not Python's file:line format.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", config.ConfigWarning)
+        resolved = config.resolve(overrides)
+    for warning in caught:
+        if issubclass(warning.category, config.ConfigWarning):
+            err_console.print(f"[yellow]warning:[/] {warning.message}")
+        else:
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
+    return resolved

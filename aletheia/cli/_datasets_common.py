@@ -62,7 +62,12 @@ class RichReporter:
 def dataset_store(project: str | None, *, quiet: bool = False) -> DatasetStore:
     """The project's DatasetStore, with progress bars unless ``quiet``."""
     resolved = settings(project=project)
-    blobs = BlobStore(clients.storage_client(resolved), resolved.bucket, resolved.project)
+    blobs = BlobStore(
+        clients.storage_client(resolved),
+        resolved.bucket,
+        resolved.project,
+        bucket_from=resolved.sources.get("bucket", "default"),
+    )
     return DatasetStore(
         clients.firestore_client(resolved),
         blobs,

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import warnings
+
 from rich.table import Table
 
-from aletheia.cli._common import StackDirOption, console, settings
+from aletheia import config
+from aletheia.cli._common import StackDirOption, console
+from aletheia.config import ConfigWarning
 
 
 def show_config(stack_dir: StackDirOption = None) -> None:
     """Show the resolved settings (argument > env > config file > default)."""
-    resolved = settings(stack_dir=stack_dir)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConfigWarning)  # shown below the table instead
+        resolved = config.resolve({"stack_dir": stack_dir})
     table = Table("setting", "value", "from")
     for name, (value, source) in resolved.describe().items():
         table.add_row(name, value, source)
     console.print(table)
+    for note in resolved.notes:
+        console.print(f"[yellow]warning:[/] {note}")

@@ -308,6 +308,11 @@ def rm(
         return
     if result.runs:
         console.print(f"[yellow]removed although used by run(s): {', '.join(result.runs)}[/]")
+    if result.damaged:
+        console.print(
+            f"[yellow]damaged manifest(s): {name} {', '.join(result.damaged)}; the blobs they "
+            "may list were kept (remove those versions with --force)[/]"
+        )
     unknown = (
         f" ({result.blobs_unregistered} with no reference record: kept to be safe)"
         if result.blobs_unregistered
