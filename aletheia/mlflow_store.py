@@ -38,7 +38,6 @@ from mlflow.entities import (
     Experiment,
     ExperimentTag,
     LifecycleStage,
-    Param,
     Run,
     RunStatus,
     ViewType,
@@ -54,7 +53,7 @@ from mlflow.store.entities.paged_list import PagedList
 from mlflow.store.tracking.abstract_store import AbstractStore
 from mlflow.utils.search_utils import SearchExperimentsUtils, SearchUtils
 
-from aletheia import layout, metastore, mlflow_inputs, mlflow_late
+from aletheia import layout, metastore, mlflow_inputs, mlflow_late, validation
 from aletheia.errors import AletheiaError
 from aletheia.metrics import RunRef
 from aletheia.mlflow_entities import (
@@ -276,7 +275,12 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
             raise MlflowException(
                 f"Experiment {experiment_id} is deleted", error_code=INVALID_STATE
             )
-        tag_map = {t.key: t.value for t in tags or []}
+        try:
+            tag_map = _strings(tags, "tags")
+            if run_name:
+                run_name = validation.validate_text(run_name, "run name")
+        except AletheiaError as exc:
+            raise invalid(f"{exc.message}; {exc.hint}") from exc
         if run_name and tag_map.get(RUN_NAME_TAG) not in (None, run_name):
             raise invalid(  # MLflow's own stores refuse the contradiction too
                 "Both 'run_name' argument and 'mlflow.runName' tag are specified, but with "
@@ -297,7 +301,8 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
         self.db.document(layout.mlflow_run(self.project, run_id)).set(
             {"experiment": exper, "run": run_id}
         )
-        run._set(
+        self._set_fields(
+            run_id,
             {
                 "run_name": run_name,
                 "user_id": user_id or getpass.getuser(),
@@ -305,7 +310,7 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
                 "mlflow_tags": tag_map,
                 "parent": parent,
                 "source": "mlflow",
-            }
+            },
         )
         return self.get_run(run_id)
 
@@ -333,6 +338,10 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
         run = self._open.get(run_id)
         open_here = run is not None and run.is_active
         if run_name:
+            try:
+                run_name = validation.validate_text(run_name, "run name")
+            except AletheiaError as exc:
+                raise invalid(f"{exc.message}; {exc.hint}") from exc
             self._set_fields(
                 run_id, {"run_name": run_name, "mlflow_tags": {RUN_NAME_TAG: run_name}}
             )
@@ -359,7 +368,10 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
     def _set_fields(self, run_id: str, fields: dict[str, Any]) -> None:
         run = self._open.get(run_id)
         if run is not None and run.is_active:
-            run._set(fields)
+            try:
+                run._set(fields)
+            except AletheiaError as exc:
+                raise invalid(f"{exc.message}; {exc.hint}") from exc
         else:
             exper = self._locate(run_id)
             self.db.document(layout.run(self.project, exper, run_id)).set(fields, merge=True)
@@ -377,57 +389,52 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
     def log_batch(self, run_id, metrics, params, tags):
         """Metrics through the run's background writer; params and tags as field merges.
 
-        A run not open in this process (finished, resumed, or started elsewhere
-        and ended) is written directly, one transaction per call
-        (:mod:`aletheia.mlflow_late`).
+        Everything is checked against Firestore's limits first, so a batch
+        MLflow hands over is logged whole or refused whole
+        (``INVALID_PARAMETER_VALUE``). A run not open in this process
+        (finished, resumed, or started elsewhere and ended) is written
+        directly, one transaction per call (:mod:`aletheia.mlflow_late`).
         """
+        try:
+            points = [_point(m) for m in metrics]
+            new_params = _strings(params, "params")
+            tag_map = _strings(tags, "tags")
+        except AletheiaError as exc:
+            raise invalid(f"{exc.message}; {exc.hint}") from exc
         run = self._open.get(run_id)
         if run is None or not run.is_active:
-            self._log_late(run_id, metrics, params, tags)
+            self._log_late(run_id, points, new_params, tag_map)
             return
-        try:
-            self._log_params(run, params)
-            for m in metrics:
-                run.writer.add(
-                    _metric_key(m.key),
-                    _metric_value(m.value, m.key),
-                    int(m.step or 0),
-                    ts=(m.timestamp or 0) / 1000 or None,
-                )
-        except AletheiaError as exc:
-            raise invalid(f"{exc.message}; {exc.hint}") from exc
-        if tags:
-            tag_map = {t.key: str(t.value) for t in tags}
-            fields: dict[str, Any] = {"mlflow_tags": tag_map}
+        fields: dict[str, Any] = {}
+        if new_params:
+            fields["params"] = self._merged_params(run, new_params)
+        if tag_map:
+            fields["mlflow_tags"] = tag_map
             if RUN_NAME_TAG in tag_map:
                 fields["run_name"] = tag_map[RUN_NAME_TAG]
-            run._set(fields)
-
-    def _log_late(self, run_id, metrics, params, tags) -> None:
         try:
-            points = [
-                (
-                    _metric_key(m.key),
-                    _metric_value(m.value, m.key),
-                    int(m.step or 0),
-                    (m.timestamp or 0) / 1000 or time.time(),
-                )
-                for m in metrics
-            ]
+            if fields:
+                run._set(fields)  # the whole run document is checked before anything is queued
+            for key, value, step, ts in points:
+                run.writer.add(key, value, step, ts=ts)
         except AletheiaError as exc:
             raise invalid(f"{exc.message}; {exc.hint}") from exc
-        mlflow_late.log(
-            self.db,
-            self._ref(run_id),
-            points,
-            params={p.key: str(p.value) for p in params},
-            tags={t.key: str(t.value) for t in tags},
-        )
 
-    def _log_params(self, run: metastore.Run, params: Iterable[Param]) -> None:
-        new = {p.key: str(p.value) for p in params}
-        if not new:
-            return
+    def _log_late(
+        self,
+        run_id: str,
+        points: list[tuple[str, float, int, float | None]],
+        params: dict[str, str],
+        tags: dict[str, str],
+    ) -> None:
+        late = [(k, v, s, time.time() if ts is None else ts) for k, v, s, ts in points]
+        try:
+            mlflow_late.log(self.db, self._ref(run_id), late, params=params, tags=tags)
+        except AletheiaError as exc:
+            raise invalid(f"{exc.message}; {exc.hint}") from exc
+
+    def _merged_params(self, run: metastore.Run, new: dict[str, str]) -> dict[str, Any]:
+        """The run's params with ``new`` added (MLflow refuses changing a logged value)."""
         old = run.fields.get("params") or {}
         for key, value in new.items():
             if key in old and str(old[key]) != value:
@@ -436,7 +443,10 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
                     f" logged with value='{old[key]}' for run ID='{run.id}'. Attempted logging"
                     f" new value '{value}'."
                 )
-        run.set_params(new)
+        try:
+            return validation.validate_params({**old, **new}, "params")
+        except AletheiaError as exc:
+            raise invalid(f"{exc.message}; {exc.hint}") from exc
 
     def log_metric(self, run_id, metric):
         """One metric point (through :meth:`log_batch`)."""
@@ -451,7 +461,11 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
         if run_id in self._open and self._open[run_id].is_active:
             self.log_batch(run_id, [], [], [tag])
         else:
-            self._set_fields(run_id, {"mlflow_tags": {tag.key: str(tag.value)}})
+            try:
+                tag_map = _strings([tag], "tags")
+            except AletheiaError as exc:
+                raise invalid(f"{exc.message}; {exc.hint}") from exc
+            self._set_fields(run_id, {"mlflow_tags": tag_map})
 
     def delete_tag(self, run_id, key):
         """Remove one tag."""
@@ -536,16 +550,21 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
         return SearchUtils.paginate(runs, page_token, max_results)
 
 
-def _metric_key(key: str) -> str:
-    from aletheia import validation
+def _point(metric: Any) -> tuple[str, float, int, float | None]:
+    """``(key, value, step, epoch seconds or None)`` of an MLflow metric, or raise."""
+    key = validation.validate_metric_key(metric.key)
+    value = validation.validate_metric_value(metric.value, key)
+    step = validation.validate_step(metric.step or 0, negative=True) or 0
+    ts = None
+    if metric.timestamp:
+        ts = validation.validate_timestamp(metric.timestamp, "metric timestamp", per_second=1000)
+    return key, value, step, ts
 
-    return validation.validate_metric_key(key)
 
-
-def _metric_value(value: Any, key: str) -> float:
-    from aletheia import validation
-
-    return validation.validate_metric_value(value, key)
+def _strings(entries: Iterable[Any] | None, what: str) -> dict[str, str]:
+    """MLflow params or tags (``.key``/``.value``) as a checked map of strings."""
+    found = {e.key: str(e.value) for e in entries or ()}
+    return validation.validate_params(found, what) if found else {}
 
 
 __all__ = [
