@@ -246,8 +246,14 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
         raise unsupported("renaming experiments", "an experiment's name is its id in aletheia")
 
     def _set_experiment_tags(self, name: str, tags: Mapping[str, str]) -> None:
-        path = layout.experiment(self.project, name)
-        self.db.document(path).set({"mlflow_tags": dict(tags)}, merge=True)
+        try:
+            clean = validation.validate_params({k: str(v) for k, v in tags.items()}, "tags")
+            path = layout.experiment(self.project, name)
+            old = (self._exper_doc(name) or {}).get("mlflow_tags") or {}
+            validation.validate_run_document({"mlflow_tags": {**old, **clean}}, "experiment")
+        except AletheiaError as exc:
+            raise invalid(f"{exc.message}; {exc.hint}") from exc
+        self.db.document(path).set({"mlflow_tags": clean}, merge=True)
 
     def set_experiment_tag(self, experiment_id, tag):
         """Set one tag of an experiment."""
@@ -337,11 +343,13 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
         status = RunStatus.to_string(run_status) if isinstance(run_status, int) else run_status
         run = self._open.get(run_id)
         open_here = run is not None and run.is_active
-        if run_name:
-            try:
+        try:  # both checked before either is written
+            if run_name:
                 run_name = validation.validate_text(run_name, "run name")
-            except AletheiaError as exc:
-                raise invalid(f"{exc.message}; {exc.hint}") from exc
+            seconds = validation.validate_timestamp(end_time or 0, "end time", per_second=1000)
+        except AletheiaError as exc:
+            raise invalid(f"{exc.message}; {exc.hint}") from exc
+        if run_name:
             self._set_fields(
                 run_id, {"run_name": run_name, "mlflow_tags": {RUN_NAME_TAG: run_name}}
             )
@@ -350,7 +358,7 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
                 run.finish(FROM_MLFLOW_STATUS[status])
                 self._open.pop(run_id, None)  # ended: later calls go through Firestore
             else:
-                end = dt.datetime.fromtimestamp((end_time or 0) / 1000, tz=dt.timezone.utc)
+                end = dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc)
                 beat = self._beats.pop(run_id, None)
                 if beat is not None:
                     beat.stop()
@@ -498,12 +506,15 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
             raise unsupported("logged model inputs", "logged models are not kept")
         if not datasets:
             return
-        fields = {mlflow_inputs.FIELD: mlflow_inputs.inputs_field(datasets)}
         run = self._open.get(run_id)
-        if run is not None and run.is_active:
-            run._set(fields)
-        else:
-            mlflow_late.log(self.db, self._ref(run_id), fields=fields)
+        try:  # both paths check the run document whole before writing
+            fields = {mlflow_inputs.FIELD: mlflow_inputs.inputs_field(datasets)}
+            if run is not None and run.is_active:
+                run._set(fields)
+            else:
+                mlflow_late.log(self.db, self._ref(run_id), fields=fields)
+        except AletheiaError as exc:
+            raise invalid(f"{exc.message}; {exc.hint}") from exc
 
     def log_outputs(self, run_id, models):
         """Not supported (logged models)."""

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import mlflow.data
+import pandas
 import pytest
 from google.cloud import firestore
 from mlflow import MlflowClient
@@ -141,6 +143,15 @@ def _late_param() -> None:
     client.log_param(ended.info.run_id, "__name__", "x")
 
 
+def _end_time_overflow() -> None:
+    client = MlflowClient()
+    other = client.create_run(mlflow.active_run().info.experiment_id).info.run_id
+    try:
+        client.set_terminated(other, end_time=2**70)
+    finally:
+        client.set_terminated(other)
+
+
 MLFLOW_CASES: list[tuple[str, Callable[[], Any]]] = [
     ("step 2**70", lambda: mlflow.log_metric("acc", 0.5, step=2**70)),
     ("metric key __name__", lambda: mlflow.log_metric("__name__", 0.5)),
@@ -168,6 +179,14 @@ MLFLOW_CASES: list[tuple[str, Callable[[], Any]]] = [
         ),
     ),
     ("a late param key __name__", _late_param),
+    ("end time 2**70 ms", _end_time_overflow),
+    ("experiment tag key __name__", lambda: mlflow.set_experiment_tag("__name__", "x")),
+    (
+        "dataset input tag key __name__",
+        lambda: mlflow.log_input(
+            mlflow.data.from_pandas(pandas.DataFrame({"x": [1]})), tags={"__name__": "x"}
+        ),
+    ),
 ]
 
 
