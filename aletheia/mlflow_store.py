@@ -63,6 +63,7 @@ from aletheia.mlflow_entities import (
     PARENT_TAG,
     RUN_NAME_TAG,
     artifact_uri,
+    bad_input,
     check_filter,
     experiment_id_of,
     experiment_name_of,
@@ -106,10 +107,8 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
 
     def _exper_name(self, experiment_id: Any) -> str:
         name = experiment_name_of(str(experiment_id))
-        try:
+        with bad_input():
             return layout.validate_id(name, "experiment name")
-        except AletheiaError as exc:
-            raise invalid(f"{exc.message}; {exc.hint}") from exc
 
     def _get(self, path: str) -> firestore.DocumentSnapshot:
         """A document; a signed-in user's first read of a project that does not exist
@@ -135,10 +134,8 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
         run = self._open.get(run_id)
         if run is not None:
             return run.exper.name
-        try:
+        with bad_input():
             snap = self._get(layout.mlflow_run(self.project, run_id))
-        except AletheiaError as exc:
-            raise invalid(f"{exc.message}; {exc.hint}") from exc
         if not snap.exists:
             raise MlflowException(
                 f"Run '{run_id}' not found in aletheia project {self.project!r}",
@@ -246,13 +243,11 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
         raise unsupported("renaming experiments", "an experiment's name is its id in aletheia")
 
     def _set_experiment_tags(self, name: str, tags: Mapping[str, str]) -> None:
-        try:
+        with bad_input():
             clean = validation.validate_params({k: str(v) for k, v in tags.items()}, "tags")
             path = layout.experiment(self.project, name)
             old = (self._exper_doc(name) or {}).get("mlflow_tags") or {}
             validation.validate_run_document({"mlflow_tags": {**old, **clean}}, "experiment")
-        except AletheiaError as exc:
-            raise invalid(f"{exc.message}; {exc.hint}") from exc
         self.db.document(path).set({"mlflow_tags": clean}, merge=True)
 
     def set_experiment_tag(self, experiment_id, tag):
@@ -281,12 +276,10 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
             raise MlflowException(
                 f"Experiment {experiment_id} is deleted", error_code=INVALID_STATE
             )
-        try:
+        with bad_input():
             tag_map = _strings(tags, "tags")
             if run_name:
                 run_name = validation.validate_text(run_name, "run name")
-        except AletheiaError as exc:
-            raise invalid(f"{exc.message}; {exc.hint}") from exc
         if run_name and tag_map.get(RUN_NAME_TAG) not in (None, run_name):
             raise invalid(  # MLflow's own stores refuse the contradiction too
                 "Both 'run_name' argument and 'mlflow.runName' tag are specified, but with "
@@ -299,10 +292,8 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
         if parent is not None:
             tag_map.setdefault(PARENT_TAG, parent["run"])
         run_id = uuid.uuid4().hex
-        try:
+        with bad_input():
             run = self.ms.exper(exper).start_run(run_id=run_id)
-        except AletheiaError as exc:
-            raise invalid(f"{exc.message}; {exc.hint}") from exc
         self._open[run_id] = run
         self.db.document(layout.mlflow_run(self.project, run_id)).set(
             {"experiment": exper, "run": run_id}
@@ -343,12 +334,10 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
         status = RunStatus.to_string(run_status) if isinstance(run_status, int) else run_status
         run = self._open.get(run_id)
         open_here = run is not None and run.is_active
-        try:  # both checked before either is written
+        with bad_input():  # both checked before either is written
             if run_name:
                 run_name = validation.validate_text(run_name, "run name")
             seconds = validation.validate_timestamp(end_time or 0, "end time", per_second=1000)
-        except AletheiaError as exc:
-            raise invalid(f"{exc.message}; {exc.hint}") from exc
         if run_name:
             self._set_fields(
                 run_id, {"run_name": run_name, "mlflow_tags": {RUN_NAME_TAG: run_name}}
@@ -376,10 +365,8 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
     def _set_fields(self, run_id: str, fields: dict[str, Any]) -> None:
         run = self._open.get(run_id)
         if run is not None and run.is_active:
-            try:
+            with bad_input():
                 run._set(fields)
-            except AletheiaError as exc:
-                raise invalid(f"{exc.message}; {exc.hint}") from exc
         else:
             exper = self._locate(run_id)
             self.db.document(layout.run(self.project, exper, run_id)).set(fields, merge=True)
@@ -403,12 +390,10 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
         (finished, resumed, or started elsewhere and ended) is written
         directly, one transaction per call (:mod:`aletheia.mlflow_late`).
         """
-        try:
+        with bad_input():
             points = [_point(m) for m in metrics]
             new_params = _strings(params, "params")
             tag_map = _strings(tags, "tags")
-        except AletheiaError as exc:
-            raise invalid(f"{exc.message}; {exc.hint}") from exc
         run = self._open.get(run_id)
         if run is None or not run.is_active:
             self._log_late(run_id, points, new_params, tag_map)
@@ -420,13 +405,11 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
             fields["mlflow_tags"] = tag_map
             if RUN_NAME_TAG in tag_map:
                 fields["run_name"] = tag_map[RUN_NAME_TAG]
-        try:
+        with bad_input():
             if fields:
                 run._set(fields)  # the whole run document is checked before anything is queued
             for key, value, step, ts in points:
                 run.writer.add(key, value, step, ts=ts)
-        except AletheiaError as exc:
-            raise invalid(f"{exc.message}; {exc.hint}") from exc
 
     def _log_late(
         self,
@@ -436,10 +419,8 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
         tags: dict[str, str],
     ) -> None:
         late = [(k, v, s, time.time() if ts is None else ts) for k, v, s, ts in points]
-        try:
+        with bad_input():
             mlflow_late.log(self.db, self._ref(run_id), late, params=params, tags=tags)
-        except AletheiaError as exc:
-            raise invalid(f"{exc.message}; {exc.hint}") from exc
 
     def _merged_params(self, run: metastore.Run, new: dict[str, str]) -> dict[str, Any]:
         """The run's params with ``new`` added (MLflow refuses changing a logged value)."""
@@ -451,10 +432,8 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
                     f" logged with value='{old[key]}' for run ID='{run.id}'. Attempted logging"
                     f" new value '{value}'."
                 )
-        try:
+        with bad_input():
             return validation.validate_params({**old, **new}, "params")
-        except AletheiaError as exc:
-            raise invalid(f"{exc.message}; {exc.hint}") from exc
 
     def log_metric(self, run_id, metric):
         """One metric point (through :meth:`log_batch`)."""
@@ -469,10 +448,8 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
         if run_id in self._open and self._open[run_id].is_active:
             self.log_batch(run_id, [], [], [tag])
         else:
-            try:
+            with bad_input():
                 tag_map = _strings([tag], "tags")
-            except AletheiaError as exc:
-                raise invalid(f"{exc.message}; {exc.hint}") from exc
             self._set_fields(run_id, {"mlflow_tags": tag_map})
 
     def delete_tag(self, run_id, key):
@@ -507,14 +484,12 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
         if not datasets:
             return
         run = self._open.get(run_id)
-        try:  # both paths check the run document whole before writing
+        with bad_input():  # both paths check the run document whole before writing
             fields = {mlflow_inputs.FIELD: mlflow_inputs.inputs_field(datasets)}
             if run is not None and run.is_active:
                 run._set(fields)
             else:
                 mlflow_late.log(self.db, self._ref(run_id), fields=fields)
-        except AletheiaError as exc:
-            raise invalid(f"{exc.message}; {exc.hint}") from exc
 
     def log_outputs(self, run_id, models):
         """Not supported (logged models)."""
