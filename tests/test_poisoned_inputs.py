@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import fractions
 import logging
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -268,3 +271,95 @@ def test_dataset_and_artifact_documents_are_checked_before_they_are_written(
         exper.add_artifact("__weights__", data / "a.csv")
     assert list(db.collection(layout.artifacts(PROJECT, "train")).stream()) == []
     assert exper.add_artifact("weights", data / "a.csv")["version"] == "v1"
+
+
+# ------------------------------------------------------------------- whole scripts
+
+TRAINING_SCRIPT = """
+import sys
+from aletheia import Metastore
+from aletheia.errors import AletheiaError
+
+run = Metastore(sys.argv[1]).exper("script").start_run(params={"lr": 0.1})
+attempts = [
+    lambda: run.add_metric("loss", 0.5, step=2**70),
+    lambda: run.add_metric("__name__", 0.5),
+    lambda: run.add_metric("\\U0001f600" * 250, 0.5),
+    lambda: run.add_metric("中" * 250, 0.5),
+    lambda: run.set_params({"seed": 2**70}),
+    lambda: (run.set_params({"a": "p" * 500_000}), run.set_hyper_params({"b": "h" * 500_000})),
+    lambda: run.add_metric("loss", 10**400),
+]
+for step, attempt in enumerate(attempts):
+    run.add_metric("loss", 1.0 / (step + 1), step=step)
+    try:
+        attempt()
+    except AletheiaError as exc:
+        print("refused:", type(exc).__name__, exc)
+try:
+    Metastore(sys.argv[1]).exper("script").start_run(params={"seed": 2**70})
+except AletheiaError as exc:
+    print("refused:", type(exc).__name__, exc)
+print("complete:", run.finish())
+"""
+
+MLFLOW_SCRIPT = """
+import sys
+import mlflow
+from mlflow.exceptions import MlflowException
+
+mlflow.set_tracking_uri("aletheia://" + sys.argv[1])
+mlflow.set_experiment("mlflow-script")
+attempts = [
+    lambda: mlflow.log_metric("acc", 0.5, step=2**70),
+    lambda: mlflow.log_metric("__name__", 0.5),
+    lambda: mlflow.log_metric("\\U0001f600" * 250, 0.5),
+    lambda: mlflow.log_metric("中" * 250, 0.5),
+    lambda: mlflow.log_params({"__seed__": 2**70}),
+    lambda: mlflow.set_tag("__name__", "x"),
+]
+with mlflow.start_run() as run:
+    mlflow.log_param("seed", 2**70)
+    for step, attempt in enumerate(attempts):
+        mlflow.log_metric("loss", 1.0 / (step + 1), step=step)
+        try:
+            attempt()
+        except MlflowException as exc:
+            print("refused:", exc.error_code, exc.message.splitlines()[0])
+print("run:", run.info.run_id)
+"""
+
+
+@pytest.mark.parametrize(
+    "script,exper,refusals,code",
+    [
+        (TRAINING_SCRIPT, "script", 8, "ValidationError"),
+        (MLFLOW_SCRIPT, "mlflow-script", 6, "INVALID_PARAMETER_VALUE"),
+    ],
+    ids=["Metastore", "MLflow"],
+)
+def test_a_training_script_is_told_at_each_bad_call_and_its_run_ends_finished(
+    stack: config.Settings,
+    db: firestore.Client,
+    script: str,
+    exper: str,
+    refusals: int,
+    code: str,
+) -> None:
+    env = {**os.environ, "ALETHEIA_GIT_POLICY": "off"}
+    done = subprocess.run(
+        [sys.executable, "-c", script, PROJECT],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    refused = [line for line in done.stdout.splitlines() if line.startswith("refused:")]
+    assert len(refused) == refusals and all(code in line for line in refused), done.stdout
+    assert "Traceback" not in done.stderr and "Firestore refused" not in done.stderr
+    assert code != "ValidationError" or "complete: True" in done.stdout
+    runs = [r.to_dict() or {} for r in db.collection(layout.runs(PROJECT, exper)).stream()]
+    assert len(runs) == 1
+    assert runs[0]["status"] == "finished"
+    assert runs[0]["summary"]["loss"]["count"] == refusals - (code == "ValidationError")
