@@ -49,6 +49,8 @@ MAX_INDEX_ENTRIES = 40_000
 MAX_ID_BYTES = 1500
 #: Firestore integers are 64-bit.
 MIN_INT64, MAX_INT64 = -(2**63), 2**63 - 1
+#: Firestore timestamps run from year 1 to year 9999 (here as epoch seconds).
+MIN_TIMESTAMP_S, MAX_TIMESTAMP_S = -62_135_596_800.0, 253_402_300_799.0
 
 # How a run document shares those limits. The metric summary grows with every new
 # metric name, so it gets a budget of its own and stops growing at it (every series is
@@ -148,7 +150,7 @@ def _as_float(value: numbers.Real, what: str) -> float:
 
 def _short(value: object) -> str:
     text = str(value)
-    return text if len(text) <= 40 else f"{text[:20]}…({len(text):,} digits)"
+    return text if len(text) <= 40 else f"{text[:20]}… ({len(text):,} characters)"
 
 
 def is_reserved(name: str) -> bool:
@@ -167,11 +169,6 @@ def validate_int(value: object, what: str) -> int:
             f"use a number between {MIN_INT64:,} and {MAX_INT64:,}, or pass it as text",
         )
     return number
-
-
-#: Firestore timestamps run from year 1 to year 9999 (as epoch seconds).
-MIN_TIMESTAMP_S = -62_135_596_800.0
-MAX_TIMESTAMP_S = 253_402_300_799.0
 
 
 def validate_timestamp(value: object, what: str = "timestamp", *, per_second: int = 1) -> float:
