@@ -36,7 +36,7 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from aletheia import artifacts_legacy, blobrefs, layout, members, queries
+from aletheia import artifacts_legacy, blobrefs, layout, members, queries, validation
 from aletheia.blobstore import BlobStore
 from aletheia.cache import LinkMode, LocalCache, Verify, safe_join
 from aletheia.datasets import FileEntry, decode_manifest, encode_manifest, scan_tree
@@ -148,7 +148,8 @@ class ArtifactStore:
             members.ensure_project(self.db, self.project, owner=self.owner)
             self._project_ensured = True
         if not is_local:
-            return self._add_remote(experiment, name, str(path), run_id, is_dir)
+            uri = validation.validate_text(path, "remote artifact URI")
+            return self._add_remote(experiment, name, uri, run_id, is_dir)
         entries, sources = self._hash(Path(path), is_dir, copy_to_cache)
         body = encode_manifest(entries)
         if upload_file:
@@ -251,19 +252,22 @@ class ArtifactStore:
                 continue
             seq = max(int(current.get("version_count") or 0), tried) + 1
             version = f"v{seq}"
+            record = {
+                **fields,
+                "version": version,
+                "seq": seq,
+                "run": run_id,
+                "artifact": name,
+                "experiment": experiment,
+                "project": self.project,
+                "created_at": firestore.SERVER_TIMESTAMP,
+            }
+            # Every field is bounded by construction; checked so a refusal is never a traceback.
+            validation.validate_document(record, "artifact version", "save it under a shorter path")
             batch = self.db.batch()
             batch.create(
                 self.db.document(layout.artifact_version(self.project, experiment, name, version)),
-                {
-                    **fields,
-                    "version": version,
-                    "seq": seq,
-                    "run": run_id,
-                    "artifact": name,
-                    "experiment": experiment,
-                    "project": self.project,
-                    "created_at": firestore.SERVER_TIMESTAMP,
-                },
+                record,
             )
             summary = {
                 k: fields[k]

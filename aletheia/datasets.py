@@ -52,6 +52,7 @@ from aletheia import (
     parents,
     queries,
     repo_pin,
+    validation,
     versioncheck,
     workspace,
 )
@@ -343,6 +344,11 @@ class DatasetStore:
         also recorded there and kept out of git (:mod:`aletheia.repo_pin`).
         """
         layout.dataset(self.project, name)  # validates the name before any I/O
+        # Free text lands in the dataset document: bounded before any hashing or upload.
+        desc = None if desc is None else validation.validate_text(desc, "dataset description")
+        source = None if source is None else validation.validate_text(source, "dataset source")
+        if created_by_run is not None:
+            created_by_run = validation.validate_text(created_by_run, "created_by_run")
         self._seconds = {}
         place = repo_pin.plan(self.workdir, path, lock)  # refusals before any hashing or upload
         self.blobs.require_bucket()  # a wrong bucket setting, before any document is written
@@ -599,28 +605,29 @@ class DatasetStore:
             version = f"v{seq}"
             parent = base["version"] if base else None
             change = diff_manifests(parent_manifest, manifest)
+            record = {
+                "version": version,
+                "seq": seq,
+                "parent": parent,
+                "manifest_sha256": digest,
+                "manifest_blob": self.blobs.uri(digest),
+                "file_count": len(manifest),
+                "total_bytes": sum(e.size for e in manifest.values()),
+                "changes": change.counts,
+                "created_by_run": created_by_run,
+                "created_at": firestore.SERVER_TIMESTAMP,
+                "source_path": f"{socket.gethostname()}:{Path(path).resolve()}",
+            }
+            summary = self._dataset_fields(name, manifest, version, seq, path, desc, source, latest)
+            for what, doc in (("dataset version", record), ("dataset", summary)):
+                validation.validate_document(
+                    doc, what, "split the data into fewer top-level folders"
+                )
             batch = self.db.batch()
             batch.create(
-                self.db.document(layout.dataset_version(self.project, name, version)),
-                {
-                    "version": version,
-                    "seq": seq,
-                    "parent": parent,
-                    "manifest_sha256": digest,
-                    "manifest_blob": self.blobs.uri(digest),
-                    "file_count": len(manifest),
-                    "total_bytes": sum(e.size for e in manifest.values()),
-                    "changes": change.counts,
-                    "created_by_run": created_by_run,
-                    "created_at": firestore.SERVER_TIMESTAMP,
-                    "source_path": f"{socket.gethostname()}:{Path(path).resolve()}",
-                },
+                self.db.document(layout.dataset_version(self.project, name, version)), record
             )
-            batch.set(
-                self.db.document(layout.dataset(self.project, name)),
-                self._dataset_fields(name, manifest, version, seq, path, desc, source, latest),
-                merge=True,
-            )
+            batch.set(self.db.document(layout.dataset(self.project, name)), summary, merge=True)
             try:
                 batch.commit()
                 return version, parent, parent_manifest, latest

@@ -402,7 +402,7 @@ def _fold(fold: Any) -> int | None:
         return None
     if isinstance(fold, bool) or not isinstance(fold, int):
         raise ValidationError(f"fold must be an int, got {fold!r}", "pass e.g. fold=1")
-    return fold
+    return validation.validate_int(fold, "fold")
 
 
 def _model_doc(model: Any) -> dict[str, Any] | None:
@@ -510,7 +510,7 @@ class Run:
             host=socket.gethostname(),
             pid=os.getpid(),
         )
-        validation.validate_params(fields, "run fields")
+        # Whole, as Firestore will hold it (names, int64, size), before anything is written.
         validation.validate_run_document(fields)
         created = False
         try:

@@ -9,7 +9,8 @@ evaluates faithfully.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from google.cloud import firestore
@@ -28,6 +29,7 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.utils.search_utils import SearchUtils
 
 from aletheia import layout, metastore, mlflow_inputs
+from aletheia.errors import AletheiaError
 from aletheia.metrics import CHUNK_POINTS
 from aletheia.mlflow_artifacts import ARTIFACT_SCHEME
 
@@ -54,6 +56,15 @@ _SUPPORTED_ATTRIBUTES = {"status", "run_name", "start_time", "end_time", "run_id
 def invalid(message: str) -> MlflowException:
     """MLflow's INVALID_PARAMETER_VALUE error."""
     return MlflowException(message, error_code=INVALID_PARAMETER_VALUE)
+
+
+@contextmanager
+def bad_input() -> Iterator[None]:
+    """Turn aletheia's refusals of a value into MLflow's error for bad input."""
+    try:
+        yield
+    except AletheiaError as exc:
+        raise invalid(f"{exc.message}; {exc.hint}") from exc
 
 
 def ms(value: Any) -> int | None:

@@ -18,6 +18,8 @@ from mlflow.entities import Dataset, DatasetInput, InputTag
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
+from aletheia import validation
+
 #: What one dataset description may take of the run document (Firestore's limit is 1 MiB).
 MAX_DATASET_BYTES = 256 * 1024
 FIELD = "mlflow_inputs"
@@ -35,7 +37,9 @@ def inputs_field(datasets: Iterable[DatasetInput]) -> dict[str, Any]:
             "source": ds.source,
             "schema": ds.schema,
             "profile": ds.profile,
-            "tags": {t.key: t.value for t in item.tags or []},
+            "tags": validation.validate_params(
+                {t.key: str(t.value) for t in item.tags or []}, "dataset input tags"
+            ),
         }
         size = sum(len(str(v or "")) for v in entry.values() if not isinstance(v, dict))
         if size > MAX_DATASET_BYTES:

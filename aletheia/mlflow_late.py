@@ -37,7 +37,7 @@ from mlflow.protos.databricks_pb2 import (
     RESOURCE_DOES_NOT_EXIST,
 )
 
-from aletheia import clients, layout, metastore
+from aletheia import clients, layout, metastore, validation
 from aletheia.journal import Point
 from aletheia.metrics import CHUNK_POINTS, RunRef, Summary, chunk_doc, chunk_of, merge_fields
 
@@ -101,6 +101,8 @@ def _apply(
     if points:
         update["summary"] = _append(transaction, db, ref, doc, points)
     if params:
+        # Checked whole, as the document will hold them, before anything is written.
+        validation.validate_params({**(doc.get("params") or {}), **params}, "params")
         update["params"] = params
     if tags:
         update["mlflow_tags"] = dict(tags)
@@ -108,8 +110,9 @@ def _apply(
             update["run_name"] = name
     if doc.get("resumed_at") and "status" not in update:
         update["heartbeat_at"] = metastore.now()
-    transaction.set(db.document(ref.path), update, merge=True)
     result = merge_fields(dict(doc), update)
+    validation.validate_run_document(result)
+    transaction.set(db.document(ref.path), update, merge=True)
     summaries = result.get("summary") or {}
     path = layout.result(ref.project, ref.experiment, ref.run)
     transaction.set(db.document(path), metastore.result_doc(ref, result, summaries))

@@ -38,7 +38,6 @@ from mlflow.entities import (
     Experiment,
     ExperimentTag,
     LifecycleStage,
-    Param,
     Run,
     RunStatus,
     ViewType,
@@ -54,7 +53,7 @@ from mlflow.store.entities.paged_list import PagedList
 from mlflow.store.tracking.abstract_store import AbstractStore
 from mlflow.utils.search_utils import SearchExperimentsUtils, SearchUtils
 
-from aletheia import layout, metastore, mlflow_inputs, mlflow_late
+from aletheia import layout, metastore, mlflow_inputs, mlflow_late, validation
 from aletheia.errors import AletheiaError
 from aletheia.metrics import RunRef
 from aletheia.mlflow_entities import (
@@ -64,6 +63,7 @@ from aletheia.mlflow_entities import (
     PARENT_TAG,
     RUN_NAME_TAG,
     artifact_uri,
+    bad_input,
     check_filter,
     experiment_id_of,
     experiment_name_of,
@@ -108,10 +108,8 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
 
     def _exper_name(self, experiment_id: Any) -> str:
         name = experiment_name_of(str(experiment_id))
-        try:
+        with bad_input():
             return layout.validate_id(name, "experiment name")
-        except AletheiaError as exc:
-            raise invalid(f"{exc.message}; {exc.hint}") from exc
 
     def _get(self, path: str) -> firestore.DocumentSnapshot:
         """A document; a signed-in user's first read of a project that does not exist
@@ -137,10 +135,8 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
         run = self._open.get(run_id)
         if run is not None:
             return run.exper.name
-        try:
+        with bad_input():
             snap = self._get(layout.mlflow_run(self.project, run_id))
-        except AletheiaError as exc:
-            raise invalid(f"{exc.message}; {exc.hint}") from exc
         if not snap.exists:
             raise MlflowException(
                 f"Run '{run_id}' not found in aletheia project {self.project!r}",
@@ -248,8 +244,14 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
         raise unsupported("renaming experiments", "an experiment's name is its id in aletheia")
 
     def _set_experiment_tags(self, name: str, tags: Mapping[str, str]) -> None:
-        path = layout.experiment(self.project, name)
-        self.db.document(path).set({"mlflow_tags": redact_values(tags)}, merge=True)
+        with bad_input():
+            clean = redact_values(
+                validation.validate_params({k: str(v) for k, v in tags.items()}, "tags")
+            )
+            path = layout.experiment(self.project, name)
+            old = (self._exper_doc(name) or {}).get("mlflow_tags") or {}
+            validation.validate_run_document({"mlflow_tags": {**old, **clean}}, "experiment")
+        self.db.document(path).set({"mlflow_tags": clean}, merge=True)
 
     def set_experiment_tag(self, experiment_id, tag):
         """Set one tag of an experiment."""
@@ -277,7 +279,10 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
             raise MlflowException(
                 f"Experiment {experiment_id} is deleted", error_code=INVALID_STATE
             )
-        tag_map = {t.key: t.value for t in tags or []}
+        with bad_input():
+            tag_map = _strings(tags, "tags")
+            if run_name:
+                run_name = validation.validate_text(run_name, "run name")
         if run_name and tag_map.get(RUN_NAME_TAG) not in (None, run_name):
             raise invalid(  # MLflow's own stores refuse the contradiction too
                 "Both 'run_name' argument and 'mlflow.runName' tag are specified, but with "
@@ -290,15 +295,14 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
         if parent is not None:
             tag_map.setdefault(PARENT_TAG, parent["run"])
         run_id = uuid.uuid4().hex
-        try:
+        with bad_input():
             run = self.ms.exper(exper).start_run(run_id=run_id)
-        except AletheiaError as exc:
-            raise invalid(f"{exc.message}; {exc.hint}") from exc
         self._open[run_id] = run
         self.db.document(layout.mlflow_run(self.project, run_id)).set(
             {"experiment": exper, "run": run_id}
         )
-        run._set(
+        self._set_fields(
+            run_id,
             {
                 "run_name": run_name,
                 "user_id": user_id or getpass.getuser(),
@@ -306,7 +310,7 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
                 "mlflow_tags": redact_values(tag_map),
                 "parent": parent,
                 "source": "mlflow",
-            }
+            },
         )
         return self.get_run(run_id)
 
@@ -333,6 +337,10 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
         status = RunStatus.to_string(run_status) if isinstance(run_status, int) else run_status
         run = self._open.get(run_id)
         open_here = run is not None and run.is_active
+        with bad_input():  # both checked before either is written
+            if run_name:
+                run_name = validation.validate_text(run_name, "run name")
+            seconds = validation.validate_timestamp(end_time or 0, "end time", per_second=1000)
         if run_name:
             self._set_fields(
                 run_id, {"run_name": run_name, "mlflow_tags": {RUN_NAME_TAG: run_name}}
@@ -342,7 +350,7 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
                 run.finish(FROM_MLFLOW_STATUS[status])
                 self._open.pop(run_id, None)  # ended: later calls go through Firestore
             else:
-                end = dt.datetime.fromtimestamp((end_time or 0) / 1000, tz=dt.timezone.utc)
+                end = dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc)
                 beat = self._beats.pop(run_id, None)
                 if beat is not None:
                     beat.stop()
@@ -360,7 +368,8 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
     def _set_fields(self, run_id: str, fields: dict[str, Any]) -> None:
         run = self._open.get(run_id)
         if run is not None and run.is_active:
-            run._set(fields)
+            with bad_input():
+                run._set(fields)
         else:
             exper = self._locate(run_id)
             self.db.document(layout.run(self.project, exper, run_id)).set(fields, merge=True)
@@ -378,57 +387,46 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
     def log_batch(self, run_id, metrics, params, tags):
         """Metrics through the run's background writer; params and tags as field merges.
 
-        A run not open in this process (finished, resumed, or started elsewhere
-        and ended) is written directly, one transaction per call
-        (:mod:`aletheia.mlflow_late`).
+        Everything is checked against Firestore's limits first, so a batch
+        MLflow hands over is logged whole or refused whole
+        (``INVALID_PARAMETER_VALUE``). A run not open in this process
+        (finished, resumed, or started elsewhere and ended) is written
+        directly, one transaction per call (:mod:`aletheia.mlflow_late`).
         """
+        with bad_input():
+            points = [_point(m) for m in metrics]
+            new_params = _strings(params, "params")
+            tag_map = redact_values(_strings(tags, "tags"))  # every viewer reads them
         run = self._open.get(run_id)
         if run is None or not run.is_active:
-            self._log_late(run_id, metrics, params, tags)
+            self._log_late(run_id, points, new_params, tag_map)
             return
-        try:
-            self._log_params(run, params)
-            for m in metrics:
-                run.writer.add(
-                    _metric_key(m.key),
-                    _metric_value(m.value, m.key),
-                    int(m.step or 0),
-                    ts=(m.timestamp or 0) / 1000 or None,
-                )
-        except AletheiaError as exc:
-            raise invalid(f"{exc.message}; {exc.hint}") from exc
-        if tags:
-            tag_map = redact_values({t.key: str(t.value) for t in tags})
-            fields: dict[str, Any] = {"mlflow_tags": tag_map}
+        fields: dict[str, Any] = {}
+        if new_params:
+            fields["params"] = self._merged_params(run, new_params)
+        if tag_map:
+            fields["mlflow_tags"] = tag_map
             if RUN_NAME_TAG in tag_map:
                 fields["run_name"] = tag_map[RUN_NAME_TAG]
-            run._set(fields)
+        with bad_input():
+            if fields:
+                run._set(fields)  # the whole run document is checked before anything is queued
+            for key, value, step, ts in points:
+                run.writer.add(key, value, step, ts=ts)
 
-    def _log_late(self, run_id, metrics, params, tags) -> None:
-        try:
-            points = [
-                (
-                    _metric_key(m.key),
-                    _metric_value(m.value, m.key),
-                    int(m.step or 0),
-                    (m.timestamp or 0) / 1000 or time.time(),
-                )
-                for m in metrics
-            ]
-        except AletheiaError as exc:
-            raise invalid(f"{exc.message}; {exc.hint}") from exc
-        mlflow_late.log(
-            self.db,
-            self._ref(run_id),
-            points,
-            params={p.key: str(p.value) for p in params},
-            tags=redact_values({t.key: str(t.value) for t in tags}),
-        )
+    def _log_late(
+        self,
+        run_id: str,
+        points: list[tuple[str, float, int, float | None]],
+        params: dict[str, str],
+        tags: dict[str, str],
+    ) -> None:
+        late = [(k, v, s, time.time() if ts is None else ts) for k, v, s, ts in points]
+        with bad_input():
+            mlflow_late.log(self.db, self._ref(run_id), late, params=params, tags=tags)
 
-    def _log_params(self, run: metastore.Run, params: Iterable[Param]) -> None:
-        new = {p.key: str(p.value) for p in params}
-        if not new:
-            return
+    def _merged_params(self, run: metastore.Run, new: dict[str, str]) -> dict[str, Any]:
+        """The run's params with ``new`` added (MLflow refuses changing a logged value)."""
         old = run.fields.get("params") or {}
         for key, value in new.items():
             if key in old and str(old[key]) != value:
@@ -437,7 +435,8 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
                     f" logged with value='{old[key]}' for run ID='{run.id}'. Attempted logging"
                     f" new value '{value}'."
                 )
-        run.set_params(new)
+        with bad_input():
+            return validation.validate_params({**old, **new}, "params")
 
     def log_metric(self, run_id, metric):
         """One metric point (through :meth:`log_batch`)."""
@@ -452,7 +451,9 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
         if run_id in self._open and self._open[run_id].is_active:
             self.log_batch(run_id, [], [], [tag])
         else:
-            self._set_fields(run_id, {"mlflow_tags": redact_values({tag.key: str(tag.value)})})
+            with bad_input():
+                tag_map = redact_values(_strings([tag], "tags"))
+            self._set_fields(run_id, {"mlflow_tags": tag_map})
 
     def delete_tag(self, run_id, key):
         """Remove one tag."""
@@ -485,12 +486,13 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
             raise unsupported("logged model inputs", "logged models are not kept")
         if not datasets:
             return
-        fields = {mlflow_inputs.FIELD: mlflow_inputs.inputs_field(datasets)}
         run = self._open.get(run_id)
-        if run is not None and run.is_active:
-            run._set(fields)
-        else:
-            mlflow_late.log(self.db, self._ref(run_id), fields=fields)
+        with bad_input():  # both paths check the run document whole before writing
+            fields = {mlflow_inputs.FIELD: mlflow_inputs.inputs_field(datasets)}
+            if run is not None and run.is_active:
+                run._set(fields)
+            else:
+                mlflow_late.log(self.db, self._ref(run_id), fields=fields)
 
     def log_outputs(self, run_id, models):
         """Not supported (logged models)."""
@@ -537,16 +539,21 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
         return SearchUtils.paginate(runs, page_token, max_results)
 
 
-def _metric_key(key: str) -> str:
-    from aletheia import validation
+def _point(metric: Any) -> tuple[str, float, int, float | None]:
+    """``(key, value, step, epoch seconds or None)`` of an MLflow metric, or raise."""
+    key = validation.validate_metric_key(metric.key)
+    value = validation.validate_metric_value(metric.value, key)
+    step = validation.validate_step(metric.step or 0, negative=True) or 0
+    ts = None
+    if metric.timestamp:
+        ts = validation.validate_timestamp(metric.timestamp, "metric timestamp", per_second=1000)
+    return key, value, step, ts
 
-    return validation.validate_metric_key(key)
 
-
-def _metric_value(value: Any, key: str) -> float:
-    from aletheia import validation
-
-    return validation.validate_metric_value(value, key)
+def _strings(entries: Iterable[Any] | None, what: str) -> dict[str, str]:
+    """MLflow params or tags (``.key``/``.value``) as a checked map of strings."""
+    found = {e.key: str(e.value) for e in entries or ()}
+    return validation.validate_params(found, what) if found else {}
 
 
 __all__ = [

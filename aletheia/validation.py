@@ -49,6 +49,8 @@ MAX_INDEX_ENTRIES = 40_000
 MAX_ID_BYTES = 1500
 #: Firestore integers are 64-bit.
 MIN_INT64, MAX_INT64 = -(2**63), 2**63 - 1
+#: Firestore timestamps run from year 1 to year 9999 (here as epoch seconds).
+MIN_TIMESTAMP_S, MAX_TIMESTAMP_S = -62_135_596_800.0, 253_402_300_799.0
 
 # How a run document shares those limits. The metric summary grows with every new
 # metric name, so it gets a budget of its own and stops growing at it (every series is
@@ -87,6 +89,12 @@ def validate_metric_key(key: object) -> str:
         )
     if any(unicodedata.category(ch).startswith("C") for ch in key):
         raise ValidationError(f"metric name {key!r} contains control characters")
+    if is_reserved(key):
+        # The name is a field of the run's summary and of its Results document.
+        raise ValidationError(
+            f"metric name {key!r} is reserved by Firestore (names of the form __x__)",
+            "rename the metric (e.g. strip the outer underscores)",
+        )
     # Percent-encoding makes a character up to 12 bytes of the chunk's document id; only
     # names longer than MAX_ID_BYTES / 12 can be too long, so only they are encoded here.
     if len(key) * 12 > MAX_ID_BYTES - 16:
@@ -126,22 +134,67 @@ def validate_metric_value(value: object, key: str = "metric") -> float:
                 f"value of {key!r} is not a number: {value!r} ({type(value).__name__})",
                 "log int or float values; put text in params instead",
             )
-    return float(value)
+    return _as_float(value, f"value of {key!r}")
 
 
-def validate_step(step: object) -> int | None:
-    """``None`` or a non-negative int."""
+def _as_float(value: numbers.Real, what: str) -> float:
+    """``float(value)``, or a clear refusal for numbers no 64-bit float can hold (10**400)."""
+    try:
+        return float(value)
+    except OverflowError as exc:
+        raise ValidationError(
+            f"{what} is too large for a 64-bit float: {_short(value)}",
+            "log a value within ±1.8e308 (e.g. its logarithm), or float('inf') if you mean it",
+        ) from exc
+
+
+def _short(value: object) -> str:
+    text = str(value)
+    return text if len(text) <= 40 else f"{text[:20]}… ({len(text):,} characters)"
+
+
+def is_reserved(name: str) -> bool:
+    """True for Firestore's reserved ids and field names (``__x__``)."""
+    return len(name) >= 4 and name.startswith("__") and name.endswith("__")
+
+
+def validate_int(value: object, what: str) -> int:
+    """An int Firestore can store (64-bit), else a clear refusal."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValidationError(f"{what} must be an int, got {value!r}", "pass an integer")
+    number = int(value)
+    if not MIN_INT64 <= number <= MAX_INT64:
+        raise ValidationError(
+            f"{what} {_short(number)} is beyond Firestore's 64-bit integers",
+            f"use a number between {MIN_INT64:,} and {MAX_INT64:,}, or pass it as text",
+        )
+    return number
+
+
+def validate_timestamp(value: object, what: str = "timestamp", *, per_second: int = 1) -> float:
+    """Epoch seconds of ``value`` (in 1/``per_second`` s) if Firestore can store them, else raise.
+
+    Firestore timestamps cover the years 1 to 9999.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValidationError(f"{what} must be a number, got {value!r}", "pass epoch time")
+    seconds = _as_float(value, what) / per_second
+    if not MIN_TIMESTAMP_S <= seconds <= MAX_TIMESTAMP_S:
+        raise ValidationError(
+            f"{what} {_short(value)} is outside the years 1 to 9999",
+            "pass epoch time (milliseconds for MLflow, e.g. int(time.time() * 1000))",
+        )
+    return seconds
+
+
+def validate_step(step: object, *, negative: bool = False) -> int | None:
+    """``None`` or a 64-bit int, non-negative unless ``negative`` (MLflow allows them)."""
     if step is None:
         return None
-    if isinstance(step, bool) or not isinstance(step, numbers.Integral):
-        raise ValidationError(f"step must be an int, got {step!r}", "pass an integer step")
-    if int(step) < 0:
-        raise ValidationError(f"step must be >= 0, got {step}")
-    if int(step) > MAX_INT64:
-        raise ValidationError(
-            f"step {step} is beyond Firestore's 64-bit integers", "use a smaller step number"
-        )
-    return int(step)
+    number = validate_int(step, "step")
+    if number < 0 and not negative:
+        raise ValidationError(f"step must be >= 0, got {step}", "pass a non-negative step")
+    return number
 
 
 def is_finite(value: float) -> bool:
@@ -180,6 +233,8 @@ def validate_run_document(fields: Mapping[str, Any], what: str = "run") -> None:
     the run logs.
     """
     rest = {k: v for k, v in fields.items() if k != "summary"}
+    hint = "log large values (configs, notes, tables, long lists) as an artifact instead"
+    _check_values(rest, what)
     size, count, entries = encoded_size(rest), count_fields(rest), count_index_entries(rest)
     if (
         size <= MAX_RUN_FIELDS_BYTES
@@ -195,8 +250,48 @@ def validate_run_document(fields: Mapping[str, Any], what: str = "run") -> None:
         f"{MAX_RUN_FIELDS:,} fields, {MAX_RUN_INDEX_ENTRIES:,} index entries; largest: "
         f"{largest}); Firestore refuses documents over 1 MiB, 20,000 fields or 40,000 "
         "index entries",
-        "log large values (configs, notes, tables, long lists) as an artifact instead",
+        hint,
     )
+
+
+def validate_document(doc: Mapping[str, Any], what: str, hint: str) -> None:
+    """Raise unless Firestore would store ``doc`` as it is: a last check before a write.
+
+    Firestore's own limits (size, fields, index entries, reserved field
+    names, 64-bit integers), checked on the whole document so a refusal
+    comes before any write, with ``hint`` saying what to change.
+    """
+    size, count, entries = encoded_size(doc), count_fields(doc), count_index_entries(doc)
+    if size > MAX_DOCUMENT_BYTES or count > MAX_DOCUMENT_FIELDS or entries > MAX_INDEX_ENTRIES:
+        raise ValidationError(
+            f"the {what} document would hold {size:,} bytes, {count:,} fields and "
+            f"{entries:,} index entries (Firestore allows {MAX_DOCUMENT_BYTES:,} bytes, "
+            f"{MAX_DOCUMENT_FIELDS:,} fields, {MAX_INDEX_ENTRIES:,} index entries)",
+            hint,
+        )
+    _check_values(doc, what)
+
+
+def _check_values(value: Any, what: str) -> None:
+    """Field names Firestore refuses and integers beyond int64, at any depth."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str) or is_reserved(key) or len(key.encode()) > MAX_ID_BYTES:
+                raise ValidationError(
+                    f"the {what} document would have the field name {str(key)[:60]!r}, which "
+                    f"Firestore refuses (names of the form __x__, or over {MAX_ID_BYTES:,} bytes)",
+                    "rename it",
+                )
+            _check_values(item, what)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _check_values(item, what)
+    elif isinstance(value, int) and not MIN_INT64 <= value <= MAX_INT64:
+        raise ValidationError(
+            f"the {what} document would hold the integer {_short(value)}, beyond Firestore's "
+            "64-bit integers",
+            "pass it as a string (str(value))",
+        )
 
 
 def count_index_entries(value: Mapping[str, Any]) -> int:
@@ -300,7 +395,7 @@ def _param_key(key: object, what: str) -> str:
             f"{what} key is {len(key)} characters long (at most {MAX_PARAM_KEY_LENGTH})",
             "shorten the parameter name",
         )
-    if key.startswith("__") and key.endswith("__"):
+    if is_reserved(key):
         raise ValidationError(f"{what} key {key!r} is reserved by Firestore", "rename it")
     return key
 
@@ -312,7 +407,7 @@ def _param_value(value: Any, what: str, depth: int) -> Any:
         )
     if isinstance(value, int) and not MIN_INT64 <= value <= MAX_INT64:
         raise ValidationError(
-            f"{what} hold the integer {value}, beyond Firestore's 64-bit integers",
+            f"{what} hold the integer {_short(value)}, beyond Firestore's 64-bit integers",
             "pass it as a string (str(value))",
         )
     if isinstance(value, _SCALARS):
@@ -329,7 +424,7 @@ def _param_value(value: Any, what: str, depth: int) -> Any:
     if isinstance(value, numbers.Integral):
         return _param_value(int(value), what, depth)
     if isinstance(value, numbers.Real):
-        return float(value)
+        return _as_float(value, f"a value in {what}")
     item = getattr(value, "item", None)
     if callable(item):
         try:
