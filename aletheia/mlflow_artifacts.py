@@ -22,9 +22,7 @@ from mlflow.store.artifact.artifact_repo import ArtifactRepository
 from aletheia import blobrefs, clients, config, layout
 from aletheia.errors import AletheiaError
 from aletheia.hashing import sha256_file
-
-#: The URI scheme (also the ``mlflow.artifact_repository`` entry point's name).
-ARTIFACT_SCHEME = "aletheia-art"
+from aletheia.mlflow_schemes import ARTIFACT_SCHEME
 
 
 def parse_uri(uri: str) -> tuple[str, str, str, str]:
@@ -148,4 +146,4 @@ def _register_scheme() -> None:
 
 _register_scheme()
 
-__all__ = ["ARTIFACT_SCHEME", "AletheiaArtifactRepository", "parse_uri"]
+__all__ = ["AletheiaArtifactRepository", "parse_uri"]

@@ -31,7 +31,7 @@ from mlflow.utils.search_utils import SearchUtils
 from aletheia import layout, metastore, mlflow_inputs
 from aletheia.errors import AletheiaError
 from aletheia.metrics import CHUNK_POINTS
-from aletheia.mlflow_artifacts import ARTIFACT_SCHEME
+from aletheia.mlflow_schemes import ARTIFACT_SCHEME
 
 #: MLflow's default experiment id and the aletheia experiment it maps to.
 DEFAULT_EXPERIMENT_ID = "0"

@@ -73,6 +73,7 @@ from aletheia.mlflow_entities import (
     to_mlflow_run,
 )
 from aletheia.mlflow_features import AbsentFeatures, disable_unimplemented, unsupported
+from aletheia.mlflow_schemes import TRACKING_SCHEME
 from aletheia.redact import redact_values
 
 
@@ -555,6 +556,22 @@ def _strings(entries: Iterable[Any] | None, what: str) -> dict[str, str]:
     found = {e.key: str(e.value) for e in entries or ()}
     return validation.validate_params(found, what) if found else {}
 
+
+def _register_scheme() -> None:
+    """Make sure MLflow knows ``aletheia://``, however the imports were ordered.
+
+    MLflow loads tracking-store entry points when its registry is first
+    imported; when that happens from inside this package's own imports, the
+    entry point fails with only a warning and ``aletheia://`` is refused for
+    the life of the process. Registering again once the class exists is
+    idempotent.
+    """
+    from mlflow.tracking._tracking_service import utils
+
+    utils._tracking_store_registry.register(TRACKING_SCHEME, AletheiaStore)
+
+
+_register_scheme()
 
 __all__ = [
     "ARTIFACT_SCHEME",

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from test_datasets import make_tree, sha, store_for
 
-from aletheia import layout
+from aletheia import layout, versioncheck
 from aletheia.datasets import PULL_STATE, DatasetStore
 from aletheia.errors import ConflictError, NotFoundError, ValidationError
 from aletheia.lockfile import LockFile
 
-from helpers import wait_for_document
+from helpers import wait_for
 
 
 @pytest.fixture()
@@ -94,13 +94,11 @@ def test_parent_is_the_pulled_version_not_the_latest(store, tmp_path, db):
 
     # No false anomalies: a.csv is compared with v2's a.csv (the same bytes),
     # never with v3's renamed column.
-    recorded = wait_for_document(
-        db,
-        layout.dataset_version("p1", "tree", "v4"),
-        lambda doc: "validation" in doc,
-        what="the validation of v4, recorded once the files of v2 and v4 are profiled",
+    v4 = db.document(layout.dataset_version("p1", "tree", "v4")).get().to_dict()
+    validation = wait_for(
+        lambda: versioncheck.compute(db, "p1", "tree", v4, store.manifest),
+        what="the storage function's profiles of the files of v2 and v4",
     )
-    validation = recorded["validation"]
     assert validation["parent"] == "v2" and validation["ok"], validation
 
 

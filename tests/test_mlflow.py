@@ -191,19 +191,24 @@ def test_script_in_its_own_interpreter(tracking: str, tmp_path: Path) -> None:
     assert len(MlflowClient().get_metric_history(run_id, "loss")) == 1000
 
 
-def test_artifact_scheme_is_known_whatever_is_imported_first() -> None:
-    """Importing the artifact plugin before MLflow's registry still registers the scheme.
+@pytest.mark.parametrize("first", ["aletheia.mlflow_artifacts", "aletheia.mlflow_store", "mlflow"])
+def test_both_schemes_are_known_whatever_is_imported_first(first: str) -> None:
+    """Importing a plugin before MLflow's registries still registers both schemes.
 
-    MLflow loads plugin entry points while its registry module is first
-    imported; when that happens from inside the plugin's own import, the entry
-    point fails with only a warning and every ``aletheia-art://`` URI would be
-    refused for the life of the process.
+    MLflow loads plugin entry points while a registry module is first
+    imported; when that happens from inside a plugin's own import, the entry
+    point fails with only a warning and every ``aletheia://`` or
+    ``aletheia-art://`` URI would be refused for the life of the process.
     """
     code = (
-        "import aletheia.mlflow_artifacts\n"
+        f"import {first}\n"
         "from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository\n"
+        "from mlflow.tracking._tracking_service.utils import _tracking_store_registry\n"
         "print(type(get_artifact_repository('aletheia-art://p/e/r')).__name__)\n"
+        "print(_tracking_store_registry.get_store_builder('aletheia://p').__name__)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True, check=False
+    )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "AletheiaArtifactRepository"
+    assert done.stdout.split() == ["AletheiaArtifactRepository", "AletheiaStore"]
