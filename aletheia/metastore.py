@@ -41,7 +41,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from aletheia import clients, config, exithooks, journal, layout, members, validation
-from aletheia.errors import AletheiaError, ValidationError
+from aletheia.errors import AletheiaError, ConfigError, ValidationError
 from aletheia.metrics import (
     FLUSH_INTERVAL_S,
     HEARTBEAT_S,
@@ -502,6 +502,7 @@ class Run:
         )
         validation.validate_params(fields, "run fields")
         validation.validate_run_document(fields)
+        _check_journal_dir(ms)  # before the document exists: no orphan `running` run
         created = False
         try:
             if exper.online:
@@ -515,7 +516,8 @@ class Run:
         if created:
             _register_blobs(ms, exper.name, run_id, fields)
         run = cls(exper, run_id, fields)
-        run.journal.header(
+        run.writer.journal_safely(
+            run.journal.header,
             project=ms.project,
             experiment=exper.name,
             run=run_id,
@@ -574,8 +576,15 @@ class Run:
         complete = self.writer.close(retry_for_s=self.ms.final_retry_s)
         if complete:
             complete = self._write_result()
-        self.journal.end(status)
-        if self.writer.rejections:  # reported when refused; the journal keeps it for sync
+        # A journal that cannot be written (disk full) never stops the run: see _unkept.
+        self.writer.journal_safely(self.journal.end, status)
+        if complete and not self.writer.rejections:
+            self.writer.journal_safely(self.journal.synced)
+        self.writer.journal_safely(self.journal.close)
+        unkept = {} if complete else self.writer.unkept()
+        if unkept:
+            self._report_unkept(unkept)
+        elif self.writer.rejections:  # reported when refused; the journal keeps it for sync
             complete = False
             log.warning(
                 "aletheia: run %s ended as %s; Firestore refused part of it (reported above), "
@@ -584,20 +593,34 @@ class Run:
                 status,
                 self.journal.path,
             )
-        elif complete:
-            self.journal.synced()
-        else:
+        elif not complete:
             log.warning(
                 "aletheia: run %s ended offline; its journal %s holds everything: "
                 "run `aletheia sync` when Firestore is reachable",
                 self.id,
                 self.journal.path,
             )
-        self.journal.close()
         _ACTIVE.discard(self)
         if self.exper.active_run is self:
             self.exper.active_run = None
         return complete
+
+    def _report_unkept(self, unkept: dict[str, int]) -> None:
+        """Say exactly what neither Firestore nor the journal could keep (no traceback)."""
+        total = sum(unkept.values())
+        per_key = ", ".join(f"{key}: {n:,}" for key, n in unkept.items())
+        log.warning(
+            "aletheia: run %s ended as %s with Firestore unreachable and its journal %s not "
+            "writable: %s of %s points could not be kept (%s; the last ones each logged). "
+            "Everything else is in Firestore or the journal: free the disk, then run "
+            "`aletheia sync`",
+            self.id,
+            self.status,
+            self.journal.path,
+            f"{total:,}",
+            f"{self.writer.points_logged:,}",
+            per_key,
+        )
 
     def _write_result(self) -> bool:
         summaries = {k: s.to_doc() for k, s in self.writer.summaries().items()}
@@ -811,6 +834,19 @@ def _create_numbered(
         if not is_transient(exc):
             raise
     return str(n), doc
+
+
+def _check_journal_dir(ms: Metastore) -> None:
+    """Refuse to start a run whose journal could not be written at all."""
+    root = ms.journal_root
+    try:
+        journal.ensure_writable(root)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write run journals under {root} ({exc.strerror or exc})",
+            "make that directory writable, or point the cache_dir setting "
+            "(ALETHEIA_CACHE_DIR, or Metastore(..., cache_dir=...)) at a writable directory",
+        ) from exc
 
 
 def result_doc(

@@ -35,8 +35,13 @@ def sync(
     resolved = settings()
     results = sync_mod.sync_all(resolved, project=project, force=force)
     results += sync_mod.prune_settled(resolved, keep_days=keep_days)
+    # A journal that could not be settled is reported on its own row; the others are
+    # synced all the same, and the exit code says that something is left to do.
+    unsettled = [r for r in results if r.action.startswith(("failed", "refused"))]
     if as_json:
         console.print_json(json.dumps([r.to_dict() for r in results]))
+        if unsettled:
+            raise typer.Exit(1)
         return
     if not results:
         console.print("no run journals on this machine: nothing to sync")
@@ -44,6 +49,8 @@ def sync(
     table = Table("project", "experiment", "run", "action", "points", "sent", "chunks")
     for r in results:
         colour = {"crashed": "red", "synced": "green", "pruned": "yellow"}.get(r.action, "dim")
+        if r in unsettled:
+            colour = "bold red"
         table.add_row(
             r.project,
             r.experiment,
@@ -54,3 +61,9 @@ def sync(
             str(r.chunks_written),
         )
     console.print(table)
+    if unsettled:
+        console.print(
+            f"[bold red]{len(unsettled)} journal(s) not settled[/]: see their action; the "
+            "others are synced"
+        )
+        raise typer.Exit(1)
