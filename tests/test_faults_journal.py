@@ -166,3 +166,38 @@ def test_a_poisoned_journal_does_not_stop_sync_of_the_others(
     assert rows["r2"]["action"].startswith("failed:") and str(unreadable) in rows["r2"]["action"]
     assert rows["r1"]["action"].startswith("failed:") and "line 1" in rows["r1"]["action"]
     assert "aletheia sync" in rows["r1"]["action"]  # what to do once it is fixed
+
+
+def test_sync_merges_a_gapped_journal_with_firestore_by_point_index(
+    stack: config.Settings, db: firestore.Client
+) -> None:
+    ms = Metastore(PROJECT, sync_on_start=False)
+    with ms.exper("gaps", git_policy="off").start_run() as run:
+        for i in range(1500):
+            run.add_metric("loss", float(i))
+    assert stored_values(db, "gaps", run.id, "loss") == [float(i) for i in range(1500)]
+    # The journal lost points 200..1199 (disk full) and the end of the run, and holds
+    # points Firestore never got: 1500..1599, then 1700..1749 after a gap nobody holds.
+    lines = run.journal.path.read_text().splitlines()
+    kept = [
+        line
+        for line in lines
+        if json.loads(line)["t"] == "run"
+        or (json.loads(line)["t"] == "m" and not 200 <= json.loads(line)["i"] < 1200)
+    ]
+    extra = [*range(1500, 1600), *range(1700, 1750)]
+    kept += [
+        json.dumps({"t": "m", "k": "loss", "i": i, "s": i, "v": float(i), "ts": 1.0}) for i in extra
+    ]
+    run.journal.path.write_text("\n".join(kept) + "\n")
+
+    result = CliRunner().invoke(app, ["sync", "--json", "-p", PROJECT])
+    assert result.exit_code == 0, result.output
+    row = next(r for r in json.loads(result.output) if r["run"] == run.id)
+    assert row["action"] == "synced" and row["unplaced"] == 50 and row["chunks_written"] == 1
+    assert stored_values(db, "gaps", run.id, "loss") == [float(i) for i in range(1600)]
+    doc = db.document(layout.run(PROJECT, "gaps", run.id)).get().to_dict()
+    assert doc["status"] == "finished"  # the journal's missing end rewinds nothing
+    assert doc["summary"]["loss"]["count"] == 1600 and doc["summary"]["loss"]["last"] == 1599.0
+    result_doc = db.document(layout.result(PROJECT, "gaps", run.id)).get().to_dict()
+    assert result_doc["status"] == "finished" and result_doc["metrics"] == {"loss": 1599.0}
