@@ -342,7 +342,11 @@ class Experiment:
             log.warning("aletheia: could not replay earlier journals (%s)", exc)
             return
         for result in done:
-            log.info("aletheia: replayed run %s of %s: %s", result.run, self.name, result.action)
+            # A journal that could not be settled is worth a warning; the others, a note.
+            level = logging.WARNING if result.action.startswith("failed") else logging.INFO
+            log.log(
+                level, "aletheia: replayed run %s of %s: %s", result.run, self.name, result.action
+            )
 
     def add_metric(self, name: str, value: Any, step: int | None = None) -> None:
         """Log a metric to the experiment's active run."""

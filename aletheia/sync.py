@@ -2,21 +2,25 @@
 
 For each journal of the configured target that is not yet settled:
 
-* chunks holding any point Firestore never acknowledged are rewritten with
-  their *whole* content from the journal (same ids, same documents: running
-  sync twice, or after a flush that did land, changes nothing);
-* the run document gets every field the run set, and the summary of every
-  metric recomputed from the journal;
-* a run that never ended and whose process is gone (same host: pid dead;
-  another host sharing this directory: no journal change and no heartbeat
-  for three heartbeat intervals) is marked ``crashed``, ended at its last
-  logged point; a run whose process still lives is left alone;
+* chunks holding any point Firestore never acknowledged are read from
+  Firestore, merged with the journal by point index and written only when
+  they grow (same ids: running sync twice, or after a flush that did land,
+  changes nothing; a journal that stopped early never shortens a chunk);
+* the run document gets every field the run set (only the missing ones
+  when Firestore holds more than the journal), and each metric summary
+  recomputed from the merged series when it counts more points;
+* a run Firestore holds as ended keeps its status; a run that never ended
+  and whose process is gone (same host: pid dead; another host sharing
+  this directory: no journal change and no heartbeat for three heartbeat
+  intervals) is marked ``crashed``, ended at its last logged point; a run
+  whose process still lives is left alone;
 * ``Results/{run}`` is (re)written, and the journal gets a ``synced`` record.
 
 A write Firestore refuses for good (see :mod:`aletheia.transient`) leaves
 its journal unsettled and is reported as that journal's action
 (``refused: …``); everything else is written, and the other journals are
-synced as usual.
+synced as usual. A journal that cannot be read, parsed or updated is
+reported as ``failed: …`` (the file, and what to do) and stops no other.
 """
 
 from __future__ import annotations

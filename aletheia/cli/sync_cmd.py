@@ -46,7 +46,7 @@ def sync(
     if not results:
         console.print("no run journals on this machine: nothing to sync")
         return
-    table = Table("project", "experiment", "run", "action", "points", "sent", "chunks")
+    table = Table("project", "experiment", "run", "action", "points", "sent", "chunks", "unplaced")
     for r in results:
         colour = {"crashed": "red", "synced": "green", "pruned": "yellow"}.get(r.action, "dim")
         if r in unsettled:
@@ -59,6 +59,7 @@ def sync(
             str(r.points),
             str(r.points_sent),
             str(r.chunks_written),
+            str(r.unplaced or ""),
         )
     console.print(table)
     if unsettled:
