@@ -519,7 +519,12 @@ class Run:
         fields["run"] = run_id
         if created:
             _register_blobs(ms, exper.name, run_id, fields)
-        run = cls(exper, run_id, fields)
+        try:
+            run = cls(exper, run_id, fields)
+        except OSError as exc:  # the journal could not be opened after all (a race, a quota)
+            if created:
+                _record_unjournaled(ms, exper, run_id, exc)
+            raise _journal_dir_error(ms, exc) from exc
         run.writer.journal_safely(
             run.journal.header,
             project=ms.project,
@@ -842,15 +847,28 @@ def _create_numbered(
 
 def _check_journal_dir(ms: Metastore) -> None:
     """Refuse to start a run whose journal could not be written at all."""
-    root = ms.journal_root
     try:
-        journal.ensure_writable(root)
+        journal.ensure_writable(ms.journal_root)
     except OSError as exc:
-        raise ConfigError(
-            f"cannot write run journals under {root} ({exc.strerror or exc})",
-            "make that directory writable, or point the cache_dir setting "
-            "(ALETHEIA_CACHE_DIR, or Metastore(..., cache_dir=...)) at a writable directory",
-        ) from exc
+        raise _journal_dir_error(ms, exc) from exc
+
+
+def _journal_dir_error(ms: Metastore, exc: OSError) -> ConfigError:
+    return ConfigError(
+        f"cannot write run journals under {ms.journal_root} ({exc.strerror or exc})",
+        "make that directory writable, or point the cache_dir setting "
+        "(ALETHEIA_CACHE_DIR, or Metastore(..., cache_dir=...)) at a writable directory",
+    )
+
+
+def _record_unjournaled(ms: Metastore, exper: Experiment, run_id: str, exc: OSError) -> None:
+    """A run created but never started (no journal) ends ``failed``, not orphaned ``running``."""
+    error = f"the run could not start: its journal could not be opened ({exc})"
+    end = {"status": FAILED, "ended_at": now(), "error": error}
+    try:
+        ms.store.commit([Write(layout.run(ms.project, exper.name, run_id), end, merge=True)])
+    except Exception as write_exc:  # readers see it crashed once its heartbeat is stale
+        log.warning("aletheia: could not mark run %s failed (%s)", run_id, write_exc)
 
 
 def result_doc(

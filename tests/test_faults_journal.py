@@ -201,3 +201,15 @@ def test_sync_merges_a_gapped_journal_with_firestore_by_point_index(
     assert doc["summary"]["loss"]["count"] == 1600 and doc["summary"]["loss"]["last"] == 1599.0
     result_doc = db.document(layout.result(PROJECT, "gaps", run.id)).get().to_dict()
     assert result_doc["status"] == "finished" and result_doc["metrics"] == {"loss": 1599.0}
+
+
+def test_a_journal_that_cannot_be_opened_after_creation_leaves_no_running_orphan(
+    stack: config.Settings, db: firestore.Client
+) -> None:
+    ms = Metastore(PROJECT, sync_on_start=False)
+    # The directory is writable, but this run's journal file cannot be opened.
+    journal.journal_path(ms.journal_root, PROJECT, "taken", "r7").mkdir(parents=True)
+    with pytest.raises(ConfigError):
+        ms.exper("taken", git_policy="off").start_run(run_id="r7")
+    doc = db.document(layout.run(PROJECT, "taken", "r7")).get().to_dict()
+    assert doc["status"] == "failed" and "journal" in doc["error"]
