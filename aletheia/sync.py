@@ -198,8 +198,9 @@ def sync_journal(
         last = max(state.last_ts, _epoch(stored.get("heartbeat_at")))
         ended = utc(last) if last else now()
         crash = {"status": CRASHED, "ended_at": ended, "error": CRASH_NOTE}
-        state.sets.append(crash)
-    writes = _writes(state, stored, store, force, result)
+    writes = _writes(state, stored, store, force, result, crash)
+    if crash:
+        state.sets.append(crash)  # acknowledged with the others in _settle
     try:
         store.commit(writes, retry_for_s=30.0)
     except WritesRejectedError as exc:  # the rest is written; this journal stays unsettled
@@ -228,6 +229,7 @@ def _writes(
     store: FirestoreStore,
     force: bool,
     result: SyncResult,
+    crash: dict[str, Any],
 ) -> list[Write]:
     """What Firestore lacks of this journal: longer chunks, missing fields, newer summaries.
 
@@ -266,6 +268,7 @@ def _writes(
     fields = state.merged_fields()
     if _behind(state, stored, series):
         fields = _missing(fields, stored)  # Firestore is ahead: only add what it lacks
+    fields.update(crash)  # settling a dead run's status is sync's own news
     if stored.get("status") not in (None, RUNNING):
         for name in ("status", "ended_at", "error"):  # an ended run is never rewound
             fields.pop(name, None)

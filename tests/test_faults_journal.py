@@ -45,6 +45,13 @@ print("run", run.id, "logged", run.writer.points_logged, flush=True)
 """
 
 
+#: The same, SIGKILLed-like (no end, no exit hook) once everything reached Firestore.
+DISK_FULL_THEN_KILLED = DISK_FULL.replace(
+    '    run.set_params({"lr": 0.1})\n',
+    '    run.set_params({"lr": 0.1})\n    assert run.flush()\n    import os; os._exit(0)\n',
+)
+
+
 def run_script(script: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", script, *args],
@@ -213,3 +220,24 @@ def test_a_journal_that_cannot_be_opened_after_creation_leaves_no_running_orphan
         ms.exper("taken", git_policy="off").start_run(run_id="r7")
     doc = db.document(layout.run(PROJECT, "taken", "r7")).get().to_dict()
     assert doc["status"] == "failed" and "journal" in doc["error"]
+
+
+def test_sync_of_a_disk_full_journal_marks_a_dead_run_crashed_and_keeps_every_point(
+    stack: config.Settings, db: firestore.Client
+) -> None:
+    done = run_script(DISK_FULL_THEN_KILLED)
+    assert done.returncode == 0, done.stderr
+    path = next(p for p in journal.list_journals(root_of(stack)) if "disk full" in p.name)
+    state = journal.read(path)
+    assert state.ended is None and state.point_count < 1000
+    synced = CliRunner().invoke(app, ["sync", "--json", "-p", PROJECT])
+    assert synced.exit_code == 0, synced.output
+    assert json.loads(synced.output)[0]["action"] == "crashed"
+    doc = db.document(layout.run(PROJECT, "disk full", state.run)).get().to_dict()
+    assert doc["status"] == "crashed" and "aletheia sync" in doc["error"]
+    assert doc["params"] == {"seed": 7, "lr": 0.1}
+    assert doc["summary"]["loss"]["count"] == 20_000
+    assert doc["ended_at"] >= doc["heartbeat_at"]
+    assert stored_values(db, "disk full", state.run, "loss") == [float(i) for i in range(20_000)]
+    result = db.document(layout.result(PROJECT, "disk full", state.run)).get().to_dict()
+    assert result["status"] == "crashed" and result["metrics"]["loss"] == 19_999.0
