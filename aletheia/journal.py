@@ -298,6 +298,8 @@ def _apply(state: JournalState, rec: dict[str, Any]) -> None:
         state.points.setdefault(str(rec["k"]), []).append(point)
         state.last_ts = max(state.last_ts, rec["ts"])
     elif kind == "set":
+        if not isinstance(rec["f"], dict):
+            raise TypeError("a set record holds a map of fields")
         state.sets.append(rec["f"])
     elif kind == "ack":
         for key, upto in rec["m"].items():

@@ -46,6 +46,7 @@ from aletheia.metrics import (
     FLUSH_INTERVAL_S,
     HEARTBEAT_S,
     STALE_HEARTBEATS,
+    JournalLoss,
     MetricWriter,
     RunRef,
     merge_fields,
@@ -585,13 +586,13 @@ class Run:
         complete = self.writer.close(retry_for_s=self.ms.final_retry_s)
         if complete:
             complete = self._write_result()
-        # A journal that cannot be written (disk full) never stops the run: see _unkept.
+        # A journal that cannot be written (disk full) never stops the run: see _report_unkept.
         self.writer.journal_safely(self.journal.end, status)
         if complete and not self.writer.rejections:
             self.writer.journal_safely(self.journal.synced)
         self.writer.journal_safely(self.journal.close)
-        unkept = {} if complete else self.writer.unkept()
-        if unkept:
+        unkept = None if complete else self.writer.unkept()
+        if unkept is not None and (unkept.points or not unkept.ended):
             self._report_unkept(unkept)
         elif self.writer.rejections:  # reported when refused; the journal keeps it for sync
             complete = False
@@ -614,21 +615,29 @@ class Run:
             self.exper.active_run = None
         return complete
 
-    def _report_unkept(self, unkept: dict[str, int]) -> None:
+    def _report_unkept(self, loss: JournalLoss) -> None:
         """Say exactly what neither Firestore nor the journal could keep (no traceback)."""
-        total = sum(unkept.values())
-        per_key = ", ".join(f"{key}: {n:,}" for key, n in unkept.items())
+        total = sum(loss.points.values())
+        per_key = ", ".join(f"{key}: {n:,}" for key, n in loss.points.items())
+        lost = (
+            f"{total:,} of {self.writer.points_logged:,} points could not be kept ({per_key}; "
+            "the last ones each logged)"
+            if total
+            else f"all {self.writer.points_logged:,} points are in Firestore or the journal"
+        )
+        end = (
+            ""
+            if loss.ended
+            else f"; its end ({self.status}) is recorded nowhere, so `aletheia sync` will settle "
+            "it as crashed"
+        )
         log.warning(
-            "aletheia: run %s ended as %s with Firestore unreachable and its journal %s not "
-            "writable: %s of %s points could not be kept (%s; the last ones each logged). "
-            "Everything else is in Firestore or the journal: free the disk, then run "
-            "`aletheia sync`",
+            "aletheia: run %s ended with Firestore unreachable and its journal %s not "
+            "writable: %s%s. Free the disk, then run `aletheia sync`",
             self.id,
-            self.status,
             self.journal.path,
-            f"{total:,}",
-            f"{self.writer.points_logged:,}",
-            per_key,
+            lost,
+            end,
         )
 
     def _write_result(self) -> bool:

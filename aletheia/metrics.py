@@ -186,6 +186,14 @@ class _Series:
                 del self.chunks[n]
 
 
+@dataclass
+class JournalLoss:
+    """What a run whose journal failed could keep nowhere (see ``MetricWriter.unkept``)."""
+
+    points: dict[str, int]  # per metric: points neither in Firestore nor in the journal
+    ended: bool  # the journal holds the run's end
+
+
 @dataclass(frozen=True)
 class RunRef:
     """Where a run lives."""
@@ -502,27 +510,27 @@ class MetricWriter:
         """Summaries of every metric drained so far (call after :meth:`flush`)."""
         return {key: s.summary for key, s in self._series.items() if s.summarized}
 
-    def unkept(self) -> dict[str, int]:
-        """Per metric, how many points neither Firestore nor the journal holds (call at the end).
+    def unkept(self) -> JournalLoss | None:
+        """What neither Firestore nor the journal holds (call at the end), or ``None``.
 
         Only when a journal write failed can anything be missing from both; the
         journal file itself then says what reached the disk (a point after a
         gap in its chunk cannot be stored either: chunks are contiguous).
         """
         if not self.journal_failed:
-            return {}
+            return None
         try:
-            on_disk = read_journal(self.journal.path).points
+            state = read_journal(self.journal.path)
         except (OSError, ValueError):  # unreadable: only Firestore's copy counts
-            on_disk = {}
-        lost = {}
+            return JournalLoss(dict(self._next_index), ended=False)
+        loss = JournalLoss({}, ended=state.ended is not None)
         for key, logged in sorted(self._next_index.items()):
-            have = {p.index for p in on_disk.get(key, ())}
+            have = {p.index for p in state.points.get(key, ())}
             have.update(range(self._acked_upto.get(key, 0)))
             missing = logged - placeable(have)
             if missing:
-                lost[key] = missing
-        return lost
+                loss.points[key] = missing
+        return loss
 
     def journal_safely(self, fn: Callable[..., None], *args: Any, **kwargs: Any) -> None:
         """Call a journal method; a failure is reported once per kind and never raised.

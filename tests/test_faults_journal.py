@@ -26,11 +26,12 @@ import logging, resource, signal, sys
 from aletheia.metastore import Metastore
 logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write over the limit fails (EFBIG)
-overrides = {"firestore_emulator_host": sys.argv[1]} if len(sys.argv) > 1 else {}
+overrides = {"firestore_emulator_host": sys.argv[2]} if len(sys.argv) > 2 else {}
 ms = Metastore("faultsj", flush_interval_s=0.1, final_retry_s=1.0, **overrides)
 if overrides:
     ms.store.commit_timeout_s = 0.5
-with ms.exper("disk full", git_policy="off").start_run(params={"seed": 7}) as run:
+with ms.exper(sys.argv[1], git_policy="off").start_run(params={"seed": 7}) as run:
+    print("run", run.id, flush=True)
     run.add_metric("loss", 0.0)
     run.flush()
     run.journal.flush()
@@ -41,7 +42,7 @@ with ms.exper("disk full", git_policy="off").start_run(params={"seed": 7}) as ru
         if i % 4 == 0:
             run.add_metric("acc", i / 20_000)
     run.set_params({"lr": 0.1})
-print("run", run.id, "logged", run.writer.points_logged, flush=True)
+print("logged", run.writer.points_logged, flush=True)
 """
 
 
@@ -74,7 +75,7 @@ def stored_values(db: firestore.Client, exper: str, run: str, key: str) -> list[
 def test_disk_full_journal_never_crashes_the_run_and_sync_never_rewinds_it(
     stack: config.Settings, db: firestore.Client
 ) -> None:
-    done = run_script(DISK_FULL)
+    done = run_script(DISK_FULL, "disk full")
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr, done.stderr
     run_id = done.stdout.split()[1]
@@ -96,7 +97,7 @@ def test_disk_full_journal_never_crashes_the_run_and_sync_never_rewinds_it(
 
     check()
     # The journal is truncated: replaying it must not rewind Firestore to what it holds.
-    path = next(p for p in journal.list_journals(root_of(stack)) if run_id in p.name)
+    path = journal.journal_path(root_of(stack), PROJECT, "disk full", run_id)
     state = journal.read(path)
     assert state.ended is None and state.point_count < 1000
     synced = CliRunner().invoke(app, ["sync", "--json", "-p", PROJECT])
@@ -113,11 +114,11 @@ def test_disk_full_and_firestore_down_says_exactly_what_was_lost(
     with socket.socket() as sock:  # a port where no Firestore answers
         sock.bind(("127.0.0.1", 0))
         dead = f"127.0.0.1:{sock.getsockname()[1]}"
-    done = run_script(DISK_FULL, dead)
+    done = run_script(DISK_FULL, "disk full offline", dead)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr, done.stderr
     run_id = done.stdout.split()[1]
-    path = next(p for p in journal.list_journals(root_of(stack)) if run_id in p.name)
+    path = journal.journal_path(root_of(stack), PROJECT, "disk full offline", run_id)
     state = journal.read(path)
     kept = {key: len(points) for key, points in state.points.items()}
     lost_loss, lost_acc = 20_000 - kept.get("loss", 0), 4_999 - kept.get("acc", 0)
@@ -126,6 +127,7 @@ def test_disk_full_and_firestore_down_says_exactly_what_was_lost(
     assert len(lost) == 1, done.stderr
     assert f"{lost_loss + lost_acc:,} of 24,999 points" in lost[0], lost[0]
     assert f"loss: {lost_loss:,}" in lost[0] and f"acc: {lost_acc:,}" in lost[0], lost[0]
+    assert "its end (finished) is recorded nowhere" in lost[0]  # sync will say crashed
     assert "holds everything" not in done.stderr
 
 
@@ -165,7 +167,11 @@ def test_a_poisoned_journal_does_not_stop_sync_of_the_others(
             run.add_metric("loss", float(i))
     good = journal.journal_path(root, PROJECT, "good", run.id)
     os.utime(good, (2e9, 2e9))  # the newest: synced after the bad ones
-    result = CliRunner().invoke(app, ["sync", "--json"])
+    try:
+        result = CliRunner().invoke(app, ["sync", "--json"])
+    finally:  # the journal directory is shared by the whole session
+        bad_header.unlink()
+        unreadable.rmdir()
     assert result.exit_code != 0, result.output
     rows = {r["run"]: r for r in json.loads(result.output)}
     assert rows[run.id]["action"] == "synced"
@@ -200,7 +206,7 @@ def test_sync_merges_a_gapped_journal_with_firestore_by_point_index(
 
     result = CliRunner().invoke(app, ["sync", "--json", "-p", PROJECT])
     assert result.exit_code == 0, result.output
-    row = next(r for r in json.loads(result.output) if r["run"] == run.id)
+    row = next(r for r in json.loads(result.output) if r["experiment"] == "gaps")
     assert row["action"] == "synced" and row["unplaced"] == 50 and row["chunks_written"] == 1
     assert stored_values(db, "gaps", run.id, "loss") == [float(i) for i in range(1600)]
     doc = db.document(layout.run(PROJECT, "gaps", run.id)).get().to_dict()
@@ -215,9 +221,13 @@ def test_a_journal_that_cannot_be_opened_after_creation_leaves_no_running_orphan
 ) -> None:
     ms = Metastore(PROJECT, sync_on_start=False)
     # The directory is writable, but this run's journal file cannot be opened.
-    journal.journal_path(ms.journal_root, PROJECT, "taken", "r7").mkdir(parents=True)
-    with pytest.raises(ConfigError):
-        ms.exper("taken", git_policy="off").start_run(run_id="r7")
+    taken = journal.journal_path(ms.journal_root, PROJECT, "taken", "r7")
+    taken.mkdir(parents=True)
+    try:
+        with pytest.raises(ConfigError):
+            ms.exper("taken", git_policy="off").start_run(run_id="r7")
+    finally:  # the journal directory is shared by the whole session
+        taken.rmdir()
     doc = db.document(layout.run(PROJECT, "taken", "r7")).get().to_dict()
     assert doc["status"] == "failed" and "journal" in doc["error"]
 
@@ -225,19 +235,22 @@ def test_a_journal_that_cannot_be_opened_after_creation_leaves_no_running_orphan
 def test_sync_of_a_disk_full_journal_marks_a_dead_run_crashed_and_keeps_every_point(
     stack: config.Settings, db: firestore.Client
 ) -> None:
-    done = run_script(DISK_FULL_THEN_KILLED)
+    done = run_script(DISK_FULL_THEN_KILLED, "disk full killed")
     assert done.returncode == 0, done.stderr
-    path = next(p for p in journal.list_journals(root_of(stack)) if "disk full" in p.name)
+    path = journal.journal_path(root_of(stack), PROJECT, "disk full killed", done.stdout.split()[1])
     state = journal.read(path)
     assert state.ended is None and state.point_count < 1000
     synced = CliRunner().invoke(app, ["sync", "--json", "-p", PROJECT])
     assert synced.exit_code == 0, synced.output
-    assert json.loads(synced.output)[0]["action"] == "crashed"
-    doc = db.document(layout.run(PROJECT, "disk full", state.run)).get().to_dict()
+    row = next(r for r in json.loads(synced.output) if r["experiment"] == "disk full killed")
+    assert row["action"] == "crashed"
+    doc = db.document(layout.run(PROJECT, "disk full killed", state.run)).get().to_dict()
     assert doc["status"] == "crashed" and "aletheia sync" in doc["error"]
     assert doc["params"] == {"seed": 7, "lr": 0.1}
     assert doc["summary"]["loss"]["count"] == 20_000
     assert doc["ended_at"] >= doc["heartbeat_at"]
-    assert stored_values(db, "disk full", state.run, "loss") == [float(i) for i in range(20_000)]
-    result = db.document(layout.result(PROJECT, "disk full", state.run)).get().to_dict()
+    assert stored_values(db, "disk full killed", state.run, "loss") == [
+        float(i) for i in range(20_000)
+    ]
+    result = db.document(layout.result(PROJECT, "disk full killed", state.run)).get().to_dict()
     assert result["status"] == "crashed" and result["metrics"]["loss"] == 19_999.0
