@@ -620,8 +620,7 @@ class Run:
         total = sum(loss.points.values())
         per_key = ", ".join(f"{key}: {n:,}" for key, n in loss.points.items())
         lost = (
-            f"{total:,} of {self.writer.points_logged:,} points could not be kept ({per_key}; "
-            "the last ones each logged)"
+            f"{total:,} of {self.writer.points_logged:,} points could not be kept ({per_key})"
             if total
             else f"all {self.writer.points_logged:,} points are in Firestore or the journal"
         )
