@@ -36,6 +36,8 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote, unquote
 
+from aletheia.errors import ConfigError
+
 JOURNAL_DIR = "journal"
 #: User-space buffer for metric lines (handed to the OS at every flush).
 BUFFER_BYTES = 256 * 1024
@@ -70,14 +72,26 @@ def parse_journal_name(path: Path) -> tuple[str, str, str] | None:
 
 
 def ensure_writable(root: Path) -> None:
-    """Create ``root`` and prove a file can be written there; raise ``OSError`` if not.
+    """Create ``root`` and prove a file can be written there, or raise ``ConfigError``.
 
     Permission bits alone do not tell (root ignores them, a read-only mount
     does not show in them): only writing does.
     """
-    root.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=root, prefix=".probe-"):
-        pass
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=root, prefix=".probe-"):
+            pass
+    except OSError as exc:
+        raise unwritable(root, exc) from exc
+
+
+def unwritable(root: Path, exc: OSError) -> ConfigError:
+    """The error for journals that cannot be written under ``root``: where, and what to set."""
+    return ConfigError(
+        f"cannot write run journals under {root} ({exc.strerror or exc})",
+        "make that directory writable, or point the cache_dir setting "
+        "(ALETHEIA_CACHE_DIR, or Metastore(..., cache_dir=...)) at a writable directory",
+    )
 
 
 def list_journals(root: Path) -> list[Path]:

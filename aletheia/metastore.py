@@ -41,7 +41,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from aletheia import clients, config, exithooks, journal, layout, members, validation
-from aletheia.errors import AletheiaError, ConfigError, ValidationError
+from aletheia.errors import AletheiaError, ValidationError
 from aletheia.metrics import (
     FLUSH_INTERVAL_S,
     HEARTBEAT_S,
@@ -507,7 +507,7 @@ class Run:
         )
         validation.validate_params(fields, "run fields")
         validation.validate_run_document(fields)
-        _check_journal_dir(ms)  # before the document exists: no orphan `running` run
+        journal.ensure_writable(ms.journal_root)  # before the document: no orphan `running` run
         created = False
         try:
             if exper.online:
@@ -525,7 +525,7 @@ class Run:
         except OSError as exc:  # the journal could not be opened after all (a race, a quota)
             if created:
                 _record_unjournaled(ms, exper, run_id, exc)
-            raise _journal_dir_error(ms, exc) from exc
+            raise journal.unwritable(ms.journal_root, exc) from exc
         run.writer.journal_safely(
             run.journal.header,
             project=ms.project,
@@ -617,27 +617,7 @@ class Run:
 
     def _report_unkept(self, loss: JournalLoss) -> None:
         """Say exactly what neither Firestore nor the journal could keep (no traceback)."""
-        total = sum(loss.points.values())
-        per_key = ", ".join(f"{key}: {n:,}" for key, n in loss.points.items())
-        lost = (
-            f"{total:,} of {self.writer.points_logged:,} points could not be kept ({per_key})"
-            if total
-            else f"all {self.writer.points_logged:,} points are in Firestore or the journal"
-        )
-        end = (
-            ""
-            if loss.ended
-            else f"; its end ({self.status}) is recorded nowhere, so `aletheia sync` will settle "
-            "it as crashed"
-        )
-        log.warning(
-            "aletheia: run %s ended with Firestore unreachable and its journal %s not "
-            "writable: %s%s. Free the disk, then run `aletheia sync`",
-            self.id,
-            self.journal.path,
-            lost,
-            end,
-        )
+        log.warning("aletheia: %s", loss.describe(self.id, self.status, self.journal.path))
 
     def _write_result(self) -> bool:
         summaries = {k: s.to_doc() for k, s in self.writer.summaries().items()}
@@ -851,22 +831,6 @@ def _create_numbered(
         if not is_transient(exc):
             raise
     return str(n), doc
-
-
-def _check_journal_dir(ms: Metastore) -> None:
-    """Refuse to start a run whose journal could not be written at all."""
-    try:
-        journal.ensure_writable(ms.journal_root)
-    except OSError as exc:
-        raise _journal_dir_error(ms, exc) from exc
-
-
-def _journal_dir_error(ms: Metastore, exc: OSError) -> ConfigError:
-    return ConfigError(
-        f"cannot write run journals under {ms.journal_root} ({exc.strerror or exc})",
-        "make that directory writable, or point the cache_dir setting "
-        "(ALETHEIA_CACHE_DIR, or Metastore(..., cache_dir=...)) at a writable directory",
-    )
 
 
 def _record_unjournaled(ms: Metastore, exper: Experiment, run_id: str, exc: OSError) -> None:

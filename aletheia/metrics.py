@@ -38,6 +38,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from google.api_core import exceptions as gexc
@@ -192,6 +193,27 @@ class JournalLoss:
 
     points: dict[str, int]  # per metric: points neither in Firestore nor in the journal
     ended: bool  # the journal holds the run's end
+    logged: int  # points the run logged
+
+    def describe(self, run: str, status: str, path: Path) -> str:
+        """One message: how many points were lost, per metric, and what sync will do."""
+        total = sum(self.points.values())
+        per_key = ", ".join(f"{key}: {n:,}" for key, n in self.points.items())
+        lost = (
+            f"{total:,} of {self.logged:,} points could not be kept ({per_key})"
+            if total
+            else f"all {self.logged:,} points are in Firestore or the journal"
+        )
+        end = (
+            ""
+            if self.ended
+            else f"; its end ({status}) is recorded nowhere, so `aletheia sync` will settle "
+            "it as crashed"
+        )
+        return (
+            f"run {run} ended with Firestore unreachable and its journal {path} not "
+            f"writable: {lost}{end}. Free the disk, then run `aletheia sync`"
+        )
 
 
 @dataclass(frozen=True)
@@ -522,8 +544,8 @@ class MetricWriter:
         try:
             state = read_journal(self.journal.path)
         except (OSError, ValueError):  # unreadable: only Firestore's copy counts
-            return JournalLoss(dict(self._next_index), ended=False)
-        loss = JournalLoss({}, ended=state.ended is not None)
+            return JournalLoss(dict(self._next_index), False, self.points_logged)
+        loss = JournalLoss({}, state.ended is not None, self.points_logged)
         for key, logged in sorted(self._next_index.items()):
             have = {p.index for p in state.points.get(key, ())}
             have.update(range(self._acked_upto.get(key, 0)))
