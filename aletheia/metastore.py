@@ -42,11 +42,11 @@ from google.cloud import firestore
 
 from aletheia import clients, config, exithooks, journal, layout, members, validation
 from aletheia.errors import AletheiaError, ValidationError
+from aletheia.journal_loss import JournalLoss
 from aletheia.metrics import (
     FLUSH_INTERVAL_S,
     HEARTBEAT_S,
     STALE_HEARTBEATS,
-    JournalLoss,
     MetricWriter,
     RunRef,
     merge_fields,

@@ -38,14 +38,13 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from google.api_core import exceptions as gexc
 
 from aletheia import layout
 from aletheia.journal import JournalWriter, Point
-from aletheia.journal import read as read_journal
+from aletheia.journal_loss import JournalLoss
 from aletheia.store import FirestoreStore, Write, WritesRejectedError
 from aletheia.validation import SummaryBudget
 
@@ -137,21 +136,6 @@ class Summary:
         }
 
 
-def placeable(indexes: set[int]) -> int:
-    """How many of ``indexes`` chunk documents can hold: each chunk's gapless prefix.
-
-    A chunk stores parallel arrays from its first index on, so a point after
-    a missing one in its chunk has no place.
-    """
-    count = 0
-    for n in {chunk_of(i) for i in indexes}:
-        i = n * CHUNK_POINTS
-        while i in indexes and chunk_of(i) == n:
-            i += 1
-        count += i - n * CHUNK_POINTS
-    return count
-
-
 def summarize(points: Iterable[Point]) -> Summary:
     """Summary of a series, in index order."""
     summary = Summary()
@@ -185,35 +169,6 @@ class _Series:
         for n in sent:
             if len(self.chunks.get(n, ())) >= CHUNK_POINTS:
                 del self.chunks[n]
-
-
-@dataclass
-class JournalLoss:
-    """What a run whose journal failed could keep nowhere (see ``MetricWriter.unkept``)."""
-
-    points: dict[str, int]  # per metric: points neither in Firestore nor in the journal
-    ended: bool  # the journal holds the run's end
-    logged: int  # points the run logged
-
-    def describe(self, run: str, status: str, path: Path) -> str:
-        """One message: how many points were lost, per metric, and what sync will do."""
-        total = sum(self.points.values())
-        per_key = ", ".join(f"{key}: {n:,}" for key, n in self.points.items())
-        lost = (
-            f"{total:,} of {self.logged:,} points could not be kept ({per_key})"
-            if total
-            else f"all {self.logged:,} points are in Firestore or the journal"
-        )
-        end = (
-            ""
-            if self.ended
-            else f"; its end ({status}) is recorded nowhere, so `aletheia sync` will settle "
-            "it as crashed"
-        )
-        return (
-            f"run {run} ended with Firestore unreachable and its journal {path} not "
-            f"writable: {lost}{end}. Free the disk, then run `aletheia sync`"
-        )
 
 
 @dataclass(frozen=True)
@@ -535,24 +490,13 @@ class MetricWriter:
     def unkept(self) -> JournalLoss | None:
         """What neither Firestore nor the journal holds (call at the end), or ``None``.
 
-        Only when a journal write failed can anything be missing from both; the
-        journal file itself then says what reached the disk (a point after a
-        gap in its chunk cannot be stored either: chunks are contiguous).
+        Only when a journal write failed can anything be missing from both.
         """
         if not self.journal_failed:
             return None
-        try:
-            state = read_journal(self.journal.path)
-        except (OSError, ValueError):  # unreadable: only Firestore's copy counts
-            return JournalLoss(dict(self._next_index), False, self.points_logged)
-        loss = JournalLoss({}, state.ended is not None, self.points_logged)
-        for key, logged in sorted(self._next_index.items()):
-            have = {p.index for p in state.points.get(key, ())}
-            have.update(range(self._acked_upto.get(key, 0)))
-            missing = logged - placeable(have)
-            if missing:
-                loss.points[key] = missing
-        return loss
+        return JournalLoss.count(
+            self.journal.path, dict(self._next_index), dict(self._acked_upto), CHUNK_POINTS
+        )
 
     def journal_safely(self, fn: Callable[..., None], *args: Any, **kwargs: Any) -> None:
         """Call a journal method; a failure is reported once per kind and never raised.
