@@ -235,22 +235,24 @@ def test_a_journal_that_cannot_be_opened_after_creation_leaves_no_running_orphan
 def test_sync_of_a_disk_full_journal_marks_a_dead_run_crashed_and_keeps_every_point(
     stack: config.Settings, db: firestore.Client
 ) -> None:
-    done = run_script(DISK_FULL_THEN_KILLED, "disk full killed")
+    done = run_script(DISK_FULL_THEN_KILLED, "disk full then gone")
     assert done.returncode == 0, done.stderr
-    path = journal.journal_path(root_of(stack), PROJECT, "disk full killed", done.stdout.split()[1])
+    path = journal.journal_path(
+        root_of(stack), PROJECT, "disk full then gone", done.stdout.split()[1]
+    )
     state = journal.read(path)
     assert state.ended is None and state.point_count < 1000
     synced = CliRunner().invoke(app, ["sync", "--json", "-p", PROJECT])
     assert synced.exit_code == 0, synced.output
-    row = next(r for r in json.loads(synced.output) if r["experiment"] == "disk full killed")
+    row = next(r for r in json.loads(synced.output) if r["experiment"] == "disk full then gone")
     assert row["action"] == "crashed"
-    doc = db.document(layout.run(PROJECT, "disk full killed", state.run)).get().to_dict()
+    doc = db.document(layout.run(PROJECT, "disk full then gone", state.run)).get().to_dict()
     assert doc["status"] == "crashed" and "aletheia sync" in doc["error"]
     assert doc["params"] == {"seed": 7, "lr": 0.1}
     assert doc["summary"]["loss"]["count"] == 20_000
     assert doc["ended_at"] >= doc["heartbeat_at"]
-    assert stored_values(db, "disk full killed", state.run, "loss") == [
+    assert stored_values(db, "disk full then gone", state.run, "loss") == [
         float(i) for i in range(20_000)
     ]
-    result = db.document(layout.result(PROJECT, "disk full killed", state.run)).get().to_dict()
+    result = db.document(layout.result(PROJECT, "disk full then gone", state.run)).get().to_dict()
     assert result["status"] == "crashed" and result["metrics"]["loss"] == 19_999.0
