@@ -28,12 +28,15 @@ import json
 import math
 import os
 import socket
+import tempfile
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote, unquote
+
+from aletheia.errors import ConfigError
 
 JOURNAL_DIR = "journal"
 #: User-space buffer for metric lines (handed to the OS at every flush).
@@ -66,6 +69,29 @@ def parse_journal_name(path: Path) -> tuple[str, str, str] | None:
         return None
     parts = unquote(path.name[: -len(SUFFIX)]).split("/")
     return (parts[0], parts[1], parts[2]) if len(parts) == 3 else None
+
+
+def ensure_writable(root: Path) -> None:
+    """Create ``root`` and prove a file can be written there, or raise ``ConfigError``.
+
+    Permission bits alone do not tell (root ignores them, a read-only mount
+    does not show in them): only writing does.
+    """
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=root, prefix=".probe-"):
+            pass
+    except OSError as exc:
+        raise unwritable(root, exc) from exc
+
+
+def unwritable(root: Path, exc: OSError) -> ConfigError:
+    """The error for journals that cannot be written under ``root``: where, and what to set."""
+    return ConfigError(
+        f"cannot write run journals under {root} ({exc.strerror or exc})",
+        "make that directory writable, or point the cache_dir setting "
+        "(ALETHEIA_CACHE_DIR, or Metastore(..., cache_dir=...)) at a writable directory",
+    )
 
 
 def list_journals(root: Path) -> list[Path]:
@@ -223,6 +249,8 @@ class JournalState:
     synced: bool = False
     last_ts: float = 0.0
     torn_lines: int = 0
+    #: Line number of the first line that is not a record (a torn last line is normal).
+    first_bad_line: int | None = None
 
     @property
     def point_count(self) -> int:
@@ -262,32 +290,30 @@ def _deep_merge(into: dict[str, Any], update: Mapping[str, Any]) -> None:
 
 
 def read(path: Path) -> JournalState:
-    """Parse a journal file; a torn (partly written) line is counted and skipped."""
+    """Parse a journal file; a torn or corrupt line is counted and skipped."""
     state = JournalState(path=path)
-    for record in _records(path, state):
-        _apply(state, record)
+    with path.open("rb") as f:  # bytes: a corrupt line must not stop the lines after it
+        for number, line in enumerate(f, start=1):
+            try:
+                _apply(state, json.loads(line.decode("utf-8"), object_hook=_hook))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                state.torn_lines += 1
+                if state.first_bad_line is None:
+                    state.first_bad_line = number
     for pts in state.points.values():
         pts.sort(key=lambda p: p.index)
     return state
 
 
-def _records(path: Path, state: JournalState) -> Iterator[dict[str, Any]]:
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            try:
-                yield json.loads(line, object_hook=_hook)
-            except ValueError:
-                state.torn_lines += 1
-
-
 def _apply(state: JournalState, rec: dict[str, Any]) -> None:
     kind = rec.get("t")
     if kind == "m":
-        state.points.setdefault(rec["k"], []).append(
-            Point(rec["i"], rec["s"], float(rec["v"]), rec["ts"])
-        )
+        point = Point(int(rec["i"]), int(rec["s"]), float(rec["v"]), float(rec["ts"]))
+        state.points.setdefault(str(rec["k"]), []).append(point)
         state.last_ts = max(state.last_ts, rec["ts"])
     elif kind == "set":
+        if not isinstance(rec["f"], dict):
+            raise TypeError("a set record holds a map of fields")
         state.sets.append(rec["f"])
     elif kind == "ack":
         for key, upto in rec["m"].items():

@@ -42,6 +42,7 @@ from google.cloud import firestore
 
 from aletheia import clients, config, exithooks, journal, layout, members, validation
 from aletheia.errors import AletheiaError, ConfigError, ValidationError
+from aletheia.journal_loss import JournalLoss
 from aletheia.metrics import (
     FLUSH_INTERVAL_S,
     HEARTBEAT_S,
@@ -350,7 +351,11 @@ class Experiment:
             log.warning("aletheia: could not replay earlier journals (%s)", exc)
             return
         for result in done:
-            log.info("aletheia: replayed run %s of %s: %s", result.run, self.name, result.action)
+            # A journal that could not be settled is worth a warning; the others, a note.
+            level = logging.WARNING if result.action.startswith("failed") else logging.INFO
+            log.log(
+                level, "aletheia: replayed run %s of %s: %s", result.run, self.name, result.action
+            )
 
     def add_metric(self, name: str, value: Any, step: int | None = None) -> None:
         """Log a metric to the experiment's active run."""
@@ -512,6 +517,7 @@ class Run:
         )
         # Whole, as Firestore will hold it (names, int64, size), before anything is written.
         validation.validate_run_document(fields)
+        journal.ensure_writable(ms.journal_root)  # before the document: no orphan `running` run
         created = False
         try:
             if exper.online:
@@ -524,8 +530,14 @@ class Run:
         fields["run"] = run_id
         if created:
             _register_blobs(ms, exper.name, run_id, fields)
-        run = cls(exper, run_id, fields)
-        run.journal.header(
+        try:
+            run = cls(exper, run_id, fields)
+        except OSError as exc:  # the journal could not be opened after all (a race, a quota)
+            if created:
+                _record_unjournaled(ms, exper, run_id, exc)
+            raise journal.unwritable(ms.journal_root, exc) from exc
+        run.writer.journal_safely(
+            run.journal.header,
             project=ms.project,
             experiment=exper.name,
             run=run_id,
@@ -584,8 +596,15 @@ class Run:
         complete = self.writer.close(retry_for_s=self.ms.final_retry_s)
         if complete:
             complete = self._write_result()
-        self.journal.end(status)
-        if self.writer.rejections:  # reported when refused; the journal keeps it for sync
+        # A journal that cannot be written (disk full) never stops the run: see _report_unkept.
+        self.writer.journal_safely(self.journal.end, status)
+        if complete and not self.writer.rejections:
+            self.writer.journal_safely(self.journal.synced)
+        self.writer.journal_safely(self.journal.close)
+        unkept = None if complete else self.writer.unkept()
+        if unkept is not None and (unkept.points or not unkept.ended):
+            self._report_unkept(unkept)
+        elif self.writer.rejections:  # reported when refused; the journal keeps it for sync
             complete = False
             log.warning(
                 "aletheia: run %s ended as %s; Firestore refused part of it (reported above), "
@@ -594,20 +613,21 @@ class Run:
                 status,
                 self.journal.path,
             )
-        elif complete:
-            self.journal.synced()
-        else:
+        elif not complete:
             log.warning(
                 "aletheia: run %s ended offline; its journal %s holds everything: "
                 "run `aletheia sync` when Firestore is reachable",
                 self.id,
                 self.journal.path,
             )
-        self.journal.close()
         _ACTIVE.discard(self)
         if self.exper.active_run is self:
             self.exper.active_run = None
         return complete
+
+    def _report_unkept(self, loss: JournalLoss) -> None:
+        """Say exactly what neither Firestore nor the journal could keep (no traceback)."""
+        log.warning("aletheia: %s", loss.describe(self.id, self.status, self.journal.path))
 
     def _write_result(self) -> bool:
         summaries = {k: s.to_doc() for k, s in self.writer.summaries().items()}
@@ -827,6 +847,16 @@ def _create_numbered(
         if not is_transient(exc):
             raise
     return str(n), doc
+
+
+def _record_unjournaled(ms: Metastore, exper: Experiment, run_id: str, exc: OSError) -> None:
+    """A run created but never started (no journal) ends ``failed``, not orphaned ``running``."""
+    error = f"the run could not start: its journal could not be opened ({exc})"
+    end = {"status": FAILED, "ended_at": now(), "error": error}
+    try:
+        ms.store.commit([Write(layout.run(ms.project, exper.name, run_id), end, merge=True)])
+    except Exception as write_exc:  # readers see it crashed once its heartbeat is stale
+        log.warning("aletheia: could not mark run %s failed (%s)", run_id, write_exc)
 
 
 def result_doc(

@@ -44,6 +44,7 @@ from google.api_core import exceptions as gexc
 
 from aletheia import layout
 from aletheia.journal import JournalWriter, Point
+from aletheia.journal_loss import JournalLoss
 from aletheia.store import FirestoreStore, Write, WritesRejectedError
 from aletheia.validation import SummaryBudget
 
@@ -227,6 +228,9 @@ class MetricWriter:
         #: What Firestore refused for good (one line each); the journal still holds it.
         self.rejections: list[str] = []
         self._held: dict[str, int] = {}  # per key: acks stop below its first refused chunk
+        self._acked_upto: dict[str, int] = {}  # per key: Firestore holds indexes below this
+        #: A journal write failed (disk full, unwritable): the journal may lack points.
+        self.journal_failed = False
         self._sets_ack_cap: int | None = None  # set records acked stop at a refused one
         #: Firestore refused this identity (rules, credentials): nothing more is sent.
         self.blocked = False
@@ -406,6 +410,8 @@ class MetricWriter:
         if acked or n_fields:
             sets = self._sets_acked if self._sets_ack_cap is None else self._sets_ack_cap
             self._journal_safely(self.journal.ack, acked, sets)
+            for key, upto in acked.items():
+                self._acked_upto[key] = max(self._acked_upto.get(key, 0), upto)
         if self.offline:
             log.warning("Firestore reachable again: run %s caught up", self.ref.run)
             self.offline = False
@@ -481,10 +487,30 @@ class MetricWriter:
         """Summaries of every metric drained so far (call after :meth:`flush`)."""
         return {key: s.summary for key, s in self._series.items() if s.summarized}
 
-    def _journal_safely(self, fn: Callable[..., None], *args: Any) -> None:
+    def unkept(self) -> JournalLoss | None:
+        """What neither Firestore nor the journal holds (call at the end), or ``None``.
+
+        Only when a journal write failed can anything be missing from both.
+        """
+        if not self.journal_failed:
+            return None
+        return JournalLoss.count(
+            self.journal.path, dict(self._next_index), dict(self._acked_upto), CHUNK_POINTS
+        )
+
+    def journal_safely(self, fn: Callable[..., None], *args: Any, **kwargs: Any) -> None:
+        """Call a journal method; a failure is reported once per kind and never raised.
+
+        Tracking must never stop training: a journal that cannot be written
+        leaves Firestore as the only copy (see :meth:`unkept`).
+        """
+        self._journal_safely(fn, *args, **kwargs)
+
+    def _journal_safely(self, fn: Callable[..., None], *args: Any, **kwargs: Any) -> None:
         try:
-            fn(*args)
+            fn(*args, **kwargs)
         except (OSError, ValueError) as exc:  # disk full, closed file
+            self.journal_failed = True
             self._warn(
                 f"cannot write the journal {self.journal.path}: {exc}; what the run logs is "
                 "kept in memory only until Firestore acknowledges it",

@@ -2,21 +2,25 @@
 
 For each journal of the configured target that is not yet settled:
 
-* chunks holding any point Firestore never acknowledged are rewritten with
-  their *whole* content from the journal (same ids, same documents: running
-  sync twice, or after a flush that did land, changes nothing);
-* the run document gets every field the run set, and the summary of every
-  metric recomputed from the journal;
-* a run that never ended and whose process is gone (same host: pid dead;
-  another host sharing this directory: no journal change and no heartbeat
-  for three heartbeat intervals) is marked ``crashed``, ended at its last
-  logged point; a run whose process still lives is left alone;
+* chunks holding any point Firestore never acknowledged are read from
+  Firestore, merged with the journal by point index and written only when
+  they grow (same ids: running sync twice, or after a flush that did land,
+  changes nothing; a journal that stopped early never shortens a chunk);
+* the run document gets every field the run set (only the missing ones
+  when Firestore holds more than the journal), and each metric summary
+  recomputed from the merged series when it counts more points;
+* a run Firestore holds as ended keeps its status; a run that never ended
+  and whose process is gone (same host: pid dead; another host sharing
+  this directory: no journal change and no heartbeat for three heartbeat
+  intervals) is marked ``crashed``, ended at its last logged point; a run
+  whose process still lives is left alone;
 * ``Results/{run}`` is (re)written, and the journal gets a ``synced`` record.
 
 A write Firestore refuses for good (see :mod:`aletheia.transient`) leaves
 its journal unsettled and is reported as that journal's action
 (``refused: …``); everything else is written, and the other journals are
-synced as usual.
+synced as usual. A journal that cannot be read, parsed or updated is
+reported as ``failed: …`` (the file, and what to do) and stops no other.
 """
 
 from __future__ import annotations
@@ -31,7 +35,16 @@ from typing import Any
 
 from aletheia import clients, config, journal, layout
 from aletheia.metastore import CRASHED, RUNNING, effective_status, now, result_doc
-from aletheia.metrics import STALE_HEARTBEATS, RunRef, chunk_doc, chunk_of, summarize, utc
+from aletheia.metrics import (
+    CHUNK_POINTS,
+    STALE_HEARTBEATS,
+    RunRef,
+    chunk_doc,
+    chunk_of,
+    merge_fields,
+    summarize,
+    utc,
+)
 from aletheia.store import FirestoreStore, Write, WritesRejectedError
 from aletheia.validation import SummaryBudget
 
@@ -50,6 +63,8 @@ class SyncResult:
     points: int = 0
     points_sent: int = 0
     chunks_written: int = 0
+    #: Journal points no chunk can hold (a gap before them that Firestore lacks too).
+    unplaced: int = 0
     path: Path | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -70,9 +85,22 @@ def sync_all(
     store = store or FirestoreStore(lambda: clients.firestore_client(settings))
     root = journal.journal_root(settings.cache_dir, settings.cloud_project)
     results = []
-    for path in journal.list_journals(root):
-        results.append(sync_journal(path, store, force=force, project=project))
+    for path in journal.list_journals(root):  # each settled on its own: a bad one stops none
+        results.append(_sync_safely(path, store, force=force, project=project))
     return [r for r in results if project is None or r.project == project]
+
+
+def _sync_safely(
+    path: Path, store: FirestoreStore, *, force: bool = False, project: str | None = None
+) -> SyncResult:
+    """:func:`sync_journal`, with any failure reported as this journal's ``failed: …`` action."""
+    try:
+        return sync_journal(path, store, force=force, project=project)
+    except OSError as exc:
+        reason = f"cannot read or update {path} ({exc.strerror or exc}): {_WHAT_TO_DO}"
+    except Exception as exc:  # Firestore unreachable, a record of an unexpected shape
+        reason = f"{path}: {type(exc).__name__}: {exc}; run `aletheia sync` again once fixed"
+    return SyncResult(*_names(path), action=f"failed: {reason}", path=path)
 
 
 #: Settled journals older than this are deleted by ``aletheia sync`` (``--keep-days``).
@@ -92,7 +120,7 @@ def prune_settled(
     cutoff = time.time() - keep_days * 86_400
     removed = []
     for path in journal.list_journals(root):
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):  # unreadable ones are reported by sync_all
             if path.stat().st_mtime < cutoff and _ends_synced(path):
                 names = journal.parse_journal_name(path) or ("?", "?", path.stem)
                 path.unlink()
@@ -112,11 +140,18 @@ def sync_experiment(
     prefix = journal.journal_path(root, project, experiment, "x").name[: -len("x.jsonl")]
     results = []
     for path in journal.list_journals(root):
-        if path.name.startswith(prefix) and not _ends_synced(path):
-            result = sync_journal(path, store, project=project)
+        if path.name.startswith(prefix) and not _settled(path):
+            result = _sync_safely(path, store, project=project)
             if not result.action.startswith("skipped"):
                 results.append(result)
     return results
+
+
+def _settled(path: Path) -> bool:
+    try:
+        return _ends_synced(path)
+    except OSError:  # unreadable: sync_journal reports it
+        return False
 
 
 def _ends_synced(path: Path) -> bool:
@@ -133,7 +168,14 @@ def sync_journal(
     result = SyncResult(state.project, state.experiment, state.run, "synced", path=path)
     result.points = state.point_count
     if not state.project:
-        result.action = "skipped: no header (empty journal)"
+        if state.first_bad_line is not None:
+            result.project, result.experiment, result.run = _names(path)
+            result.action = (
+                f"failed: {path} line {state.first_bad_line} is not a journal record and no "
+                f"run header could be read: {_WHAT_TO_DO}"
+            )
+        else:
+            result.action = "skipped: no header (empty journal)"
         return result
     if project is not None and state.project != project:
         result.action = "skipped: another project"
@@ -141,16 +183,24 @@ def sync_journal(
     if state.synced and not force:
         result.action = "skipped: already synced"
         return result
-    crashed = state.ended is None
+    ref = RunRef(state.project, state.experiment, state.run)
+    snap = store.client.document(ref.path).get()
+    stored: dict[str, Any] = (snap.to_dict() or {}) if snap.exists else {}
+    # A run Firestore holds as ended stays ended: a journal that stopped early (disk
+    # full) must not turn a finished run into a crashed one.
+    ended_in_firestore = stored.get("status") not in (None, RUNNING)
+    crashed = state.ended is None and not ended_in_firestore
     if crashed and (_process_alive(state) or _beating_elsewhere(state, store)):
         result.action = "skipped: still running"
         return result
     crash: dict[str, Any] = {}
     if crashed:
-        ended = utc(state.last_ts) if state.last_ts else now()
+        last = max(state.last_ts, _epoch(stored.get("heartbeat_at")))
+        ended = utc(last) if last else now()
         crash = {"status": CRASHED, "ended_at": ended, "error": CRASH_NOTE}
-        state.sets.append(crash)
-    writes, result.points_sent, result.chunks_written = _writes(state, force)
+    writes = _writes(state, stored, store, force, result, crash)
+    if crash:
+        state.sets.append(crash)  # acknowledged with the others in _settle
     try:
         store.commit(writes, retry_for_s=30.0)
     except WritesRejectedError as exc:  # the rest is written; this journal stays unsettled
@@ -161,33 +211,145 @@ def sync_journal(
     return result
 
 
-def _writes(state: journal.JournalState, force: bool) -> tuple[list[Write], int, int]:
+#: What a journal sync could not settle says to do.
+_WHAT_TO_DO = "repair or move the file, then run `aletheia sync` again"
+
+
+def _names(path: Path) -> tuple[str, str, str]:
+    return journal.parse_journal_name(path) or ("?", "?", path.stem)
+
+
+def _epoch(value: Any) -> float:
+    return value.timestamp() if hasattr(value, "timestamp") else 0.0
+
+
+def _writes(
+    state: journal.JournalState,
+    stored: dict[str, Any],
+    store: FirestoreStore,
+    force: bool,
+    result: SyncResult,
+    crash: dict[str, Any],
+) -> list[Write]:
+    """What Firestore lacks of this journal: longer chunks, missing fields, newer summaries.
+
+    Firestore may hold *more* than the journal (a journal that stopped early
+    while the run reached Firestore): every stored chunk is read and merged
+    by point index, and only a chunk that grows is written. Sync never runs
+    beside the run's own writer (a live process is skipped), so a plain read
+    then write suffices: no transaction is needed.
+    """
     ref = RunRef(state.project, state.experiment, state.run)
     writes: list[Write] = []
-    sent = 0
+    series: dict[str, list[journal.Point]] = {}
     for key, points in state.points.items():
         acked = 0 if force else state.acked_metrics.get(key, 0)
         stale = {chunk_of(p.index) for p in points if p.index >= acked}
-        sent += sum(1 for p in points if p.index >= acked)
+        result.points_sent += sum(1 for p in points if p.index >= acked)
+        gapless = bool(points) and points[-1].index == len(points) - 1
+        # A gapless journal series summarises itself; a gapped one needs Firestore's chunks.
+        wanted = stale if gapless else set(range(chunk_of(points[-1].index) + 1))
+        have = _stored_chunks(store, ref, key, wanted)
         by_chunk: dict[int, list[journal.Point]] = {}
         for p in points:
-            if chunk_of(p.index) in stale:
-                by_chunk.setdefault(chunk_of(p.index), []).append(p)
-        for n in sorted(stale):
-            writes.append(Write(ref.chunk_path(key, n), chunk_doc(key, n, by_chunk[n])))
-    chunks = len(writes)
+            by_chunk.setdefault(chunk_of(p.index), []).append(p)
+        merged_series: list[journal.Point] = []
+        for n in sorted(wanted):
+            old = have.get(n)
+            merged = _merge_chunk(n, old, by_chunk.get(n, []))
+            result.unplaced += sum(
+                1 for p in by_chunk.get(n, []) if p.index >= n * CHUNK_POINTS + len(merged)
+            )
+            if n in stale and len(merged) > len((old or {}).get("values", ())):
+                writes.append(Write(ref.chunk_path(key, n), chunk_doc(key, n, merged)))
+            merged_series += merged
+        series[key] = points if gapless else merged_series
+    result.chunks_written = len(writes)
     fields = state.merged_fields()
+    if _behind(state, stored, series):
+        fields = _missing(fields, stored)  # Firestore is ahead: only add what it lacks
+    fields.update(crash)  # settling a dead run's status is sync's own news
+    if stored.get("status") not in (None, RUNNING):
+        for name in ("status", "ended_at", "error"):  # an ended run is never rewound
+            fields.pop(name, None)
     budget = SummaryBudget()  # the names the run's own writer summarised (same order)
-    summaries = {
-        key: summarize(points).to_doc() for key, points in state.points.items() if budget.admit(key)
-    }
-    fields["summary"] = summaries
+    old_summaries = stored.get("summary") or {}
+    summaries = {}
+    for key, points in series.items():
+        if budget.admit(key):
+            summary = summarize(points).to_doc()
+            if summary["count"] > (old_summaries.get(key) or {}).get("count", -1):
+                summaries[key] = summary
+    fields.pop("summary", None)  # an empty map in a merge would clear the stored one
+    if summaries:
+        fields["summary"] = summaries
     if budget.full:
         fields.update(budget.note())
     writes.append(Write(ref.path, fields, merge=True))
+    final = merge_fields(dict(stored), fields)
     result_path = layout.result(state.project, state.experiment, state.run)
-    writes.append(Write(result_path, result_doc(ref, fields, summaries)))
-    return writes, sent, chunks
+    writes.append(Write(result_path, result_doc(ref, final, final.get("summary") or {})))
+    return writes
+
+
+def _stored_chunks(
+    store: FirestoreStore, ref: RunRef, key: str, chunks: set[int]
+) -> dict[int, dict[str, Any]]:
+    if not chunks:
+        return {}
+    client = store.client
+    refs = [client.document(ref.chunk_path(key, n)) for n in sorted(chunks)]
+    found = {}
+    for snap in client.get_all(refs):
+        if snap.exists:
+            doc = snap.to_dict() or {}
+            found[int(doc["chunk"])] = doc
+    return found
+
+
+def _merge_chunk(
+    n: int, stored: dict[str, Any] | None, points: list[journal.Point]
+) -> list[journal.Point]:
+    """The gapless content of chunk ``n``: Firestore's points, then the journal's beyond them."""
+    have: dict[int, journal.Point] = {}
+    if stored:
+        first = int(stored["first_index"])
+        columns = zip(stored["steps"], stored["values"], stored["times"], strict=False)
+        for pos, (step, value, ts) in enumerate(columns):
+            have[first + pos] = journal.Point(first + pos, step, value, _epoch(ts))
+    for p in points:
+        have.setdefault(p.index, p)  # what Firestore holds is never replaced
+    out = []
+    i = n * CHUNK_POINTS
+    while i in have and chunk_of(i) == n:
+        out.append(have[i])
+        i += 1
+    return out
+
+
+def _behind(
+    state: journal.JournalState, stored: dict[str, Any], series: dict[str, list[journal.Point]]
+) -> bool:
+    """True when Firestore holds more of the run than the journal does."""
+    if stored.get("status") not in (None, RUNNING) and state.ended is None:
+        return True
+    summaries = stored.get("summary") or {}
+    return any(
+        (summaries.get(key) or {}).get("count", 0) > len(points) for key, points in series.items()
+    ) or any(key not in series for key in summaries)
+
+
+def _missing(fields: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
+    """The parts of ``fields`` absent from ``stored`` (maps compared key by key)."""
+    out: dict[str, Any] = {}
+    for key, value in fields.items():
+        if key not in stored:
+            out[key] = value
+        elif isinstance(value, dict) and value and isinstance(stored[key], dict):
+            sub = _missing(value, stored[key])
+            if sub:
+                out[key] = sub
+    return out
 
 
 def _settle(path: Path, state: journal.JournalState, crash: dict[str, Any]) -> None:

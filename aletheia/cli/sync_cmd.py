@@ -35,15 +35,22 @@ def sync(
     resolved = settings()
     results = sync_mod.sync_all(resolved, project=project, force=force)
     results += sync_mod.prune_settled(resolved, keep_days=keep_days)
+    # A journal that could not be settled is reported on its own row; the others are
+    # synced all the same, and the exit code says that something is left to do.
+    unsettled = [r for r in results if r.action.startswith(("failed", "refused"))]
     if as_json:
         console.print_json(json.dumps([r.to_dict() for r in results]))
+        if unsettled:
+            raise typer.Exit(1)
         return
     if not results:
         console.print("no run journals on this machine: nothing to sync")
         return
-    table = Table("project", "experiment", "run", "action", "points", "sent", "chunks")
+    table = Table("project", "experiment", "run", "action", "points", "sent", "chunks", "unplaced")
     for r in results:
         colour = {"crashed": "red", "synced": "green", "pruned": "yellow"}.get(r.action, "dim")
+        if r in unsettled:
+            colour = "bold red"
         table.add_row(
             r.project,
             r.experiment,
@@ -52,5 +59,12 @@ def sync(
             str(r.points),
             str(r.points_sent),
             str(r.chunks_written),
+            str(r.unplaced or ""),
         )
     console.print(table)
+    if unsettled:
+        console.print(
+            f"[bold red]{len(unsettled)} journal(s) not settled[/]: see their action; the "
+            "others are synced"
+        )
+        raise typer.Exit(1)
