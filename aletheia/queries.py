@@ -22,6 +22,7 @@ Adding a query (the convention the index test relies on):
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 from google.cloud import firestore
@@ -172,3 +173,42 @@ def dataset_versions_with_file(db: firestore.Client, p: str, sha256: str) -> Que
         .where(filter=FieldFilter("kind", "==", "dataset"))
         .where(filter=FieldFilter("sha256", "==", layout.validate_sha256(sha256)))
     )
+
+
+# --------------------------------------------------------------------------- files
+
+
+@client_query(p="proj", before=datetime(2026, 1, 1, tzinfo=timezone.utc))
+def files_with_expired_lease(
+    db: firestore.Client, p: str, before: datetime, limit: int | None = None
+) -> Query:
+    """``Files`` of project ``p`` still ``processing`` whose lease ended before ``before``.
+
+    Oldest lease first. Needs the composite index
+    ``Files (status ASC, lease_until ASC)``.
+    """
+    query = (
+        db.collection(layout.files(p))
+        .where(filter=FieldFilter("status", "==", "processing"))
+        .where(filter=FieldFilter("lease_until", "<", before))
+        .order_by("lease_until")
+    )
+    return query.limit(limit) if limit else query
+
+
+@client_query(before=datetime(2026, 1, 1, tzinfo=timezone.utc))
+def all_files_with_expired_lease(
+    db: firestore.Client, before: datetime, limit: int | None = None
+) -> Query:
+    """``Files`` of every project still ``processing`` whose lease ended before ``before``.
+
+    The storage function's sweep (server credentials). Oldest lease first;
+    needs the collection-group index ``Files (status ASC, lease_until ASC)``.
+    """
+    query = (
+        db.collection_group(layout.FILES)
+        .where(filter=FieldFilter("status", "==", "processing"))
+        .where(filter=FieldFilter("lease_until", "<", before))
+        .order_by("lease_until")
+    )
+    return query.limit(limit) if limit else query
