@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from aletheia import clients, config, exithooks, journal, layout, members, validation
+from aletheia import clients, config, exithooks, journal, layout, members, ownership, validation
 from aletheia.errors import AletheiaError, ValidationError
 from aletheia.metrics import (
     FLUSH_INTERVAL_S,
@@ -473,7 +473,16 @@ class Run:
             self.journal,
             flush_interval_s=self.ms.flush_interval_s,
             heartbeat_s=self.ms.heartbeat_s,
+            owner=fields.get(ownership.OWNER),
+            claimed=False,  # _start says whether the document was created
+            on_renamed=self._renamed,
         )
+
+    def _renamed(self, run_id: str) -> None:
+        """The id belonged to another process's run: this one goes on under ``run_id``."""
+        self.id = run_id
+        self.ref = self.writer.ref
+        self.fields["run"] = run_id
 
     # ----------------------------------------------------------- lifecycle
 
@@ -500,6 +509,7 @@ class Run:
             host=socket.gethostname(),
             pid=os.getpid(),
         )
+        fields[ownership.OWNER] = ownership.new_token()  # this process owns the run
         validation.validate_params(fields, "run fields")
         validation.validate_run_document(fields)
         created = False
@@ -515,6 +525,7 @@ class Run:
         if created:
             _register_blobs(ms, exper.name, run_id, fields)
         run = cls(exper, run_id, fields)
+        run.writer.claimed = created
         run.journal.header(
             project=ms.project,
             experiment=exper.name,

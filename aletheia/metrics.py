@@ -42,10 +42,11 @@ from typing import Any
 
 from google.api_core import exceptions as gexc
 
-from aletheia import layout, stored
+from aletheia import layout, ownership, stored
 from aletheia.journal import JournalWriter, Point
 from aletheia.journal import read as read_journal
 from aletheia.store import FirestoreStore, Write, WritesRejectedError
+from aletheia.transient import is_transient
 from aletheia.validation import SummaryBudget
 
 log = logging.getLogger(__name__)
@@ -201,8 +202,16 @@ class MetricWriter:
         flush_interval_s: float = FLUSH_INTERVAL_S,
         heartbeat_s: float = HEARTBEAT_S,
         retry_for_s: float = 5.0,
+        owner: str | None = None,
+        claimed: bool = True,
+        on_renamed: Callable[[str], None] | None = None,
     ) -> None:
         self.ref = ref
+        #: The owner token of this process's run (see :mod:`aletheia.ownership`).
+        self.owner = owner
+        #: False for a run started offline: its id is claimed before the first write.
+        self.claimed = claimed or owner is None
+        self._on_renamed = on_renamed
         self.store = store
         self.journal = journal
         self.flush_interval_s = flush_interval_s
@@ -319,6 +328,8 @@ class MetricWriter:
         self._drain()
         self._journal_safely(self.journal.flush)  # durable before Firestore is asked
         if self.blocked:  # refused for who we are: asking again only hammers
+            return False
+        if not self.claimed and not self._claim(retry_for_s or self.retry_for_s):
             return False
         writes = self._writes()
         if not writes:
@@ -489,6 +500,48 @@ class MetricWriter:
             )
         except Exception:  # the summaries wait for their metrics' next points
             return False
+        return True
+
+    def _claim(self, timeout: float) -> bool:
+        """Make this offline-started run's id ours before writing under it.
+
+        If another process owns the id, this run moves to a new id (journaled,
+        reported) and claims that. False while Firestore cannot be reached.
+        """
+        assert self.owner is not None
+        initial: dict[str, Any] = {}
+        for update in self._unsent_fields:
+            merge_fields(initial, update)
+        try:
+            while not ownership.claim(
+                self.store.client, self.ref.path, self.owner, initial, timeout
+            ):
+                old = self.ref.run
+                new = ownership.conflict_id(old, self.owner)
+                moved = {"run": new, ownership.CONFLICT_OF: old}
+                with self._lock:
+                    self._journal_safely(self.journal.renamed, new, old)
+                    self._journal_safely(self.journal.set_fields, moved)
+                self._unsent_fields.append(moved)
+                merge_fields(initial, moved)
+                self.ref = RunRef(self.ref.project, self.ref.experiment, new)
+                log.warning(
+                    "aletheia: %s", ownership.conflict_message(old, new, self.ref.experiment)
+                )
+                if self._on_renamed is not None:
+                    self._on_renamed(new)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            self.offline = True
+            self.recovering = 2
+            self._warn(
+                f"Firestore unreachable ({type(exc).__name__}); run {self.ref.run} "
+                "keeps logging to its journal and will catch up",
+                kind="offline",
+            )
+            return False
+        self.claimed = True
         return True
 
     def _replay_what_was_lost(self) -> bool:

@@ -22,6 +22,7 @@ synced as usual.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 import time
@@ -29,11 +30,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aletheia import clients, config, journal, layout
+from aletheia import clients, config, journal, layout, ownership
 from aletheia.metastore import CRASHED, RUNNING, effective_status, now, result_doc
 from aletheia.metrics import STALE_HEARTBEATS, RunRef, chunk_doc, chunk_of, summarize, utc
 from aletheia.store import FirestoreStore, Write, WritesRejectedError
 from aletheia.validation import SummaryBudget
+
+log = logging.getLogger(__name__)
 
 #: What a settled crashed run says in its ``error`` field.
 CRASH_NOTE = "the process stopped without ending the run; settled by `aletheia sync`"
@@ -51,6 +54,7 @@ class SyncResult:
     points_sent: int = 0
     chunks_written: int = 0
     path: Path | None = None
+    conflict_of: str | None = None  # the id another process owned (see aletheia.ownership)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form for ``--json``."""
@@ -150,13 +154,17 @@ def sync_journal(
         ended = utc(state.last_ts) if state.last_ts else now()
         crash = {"status": CRASHED, "ended_at": ended, "error": CRASH_NOTE}
         state.sets.append(crash)
+    renamed = _claim(state, store)
+    if renamed:
+        force = True  # nothing of this run is under its new id yet
+        result.run, result.conflict_of = state.run, state.renamed_from
     writes, result.points_sent, result.chunks_written = _writes(state, force)
     try:
         store.commit(writes, retry_for_s=30.0)
     except WritesRejectedError as exc:  # the rest is written; this journal stays unsettled
         result.action = f"refused: {exc.message}"
         return result
-    _settle(path, state, crash)
+    _settle(path, state, crash, renamed)
     result.action = CRASHED if crashed else "synced"
     return result
 
@@ -190,10 +198,38 @@ def _writes(state: journal.JournalState, force: bool) -> tuple[list[Write], int,
     return writes, sent, chunks
 
 
-def _settle(path: Path, state: journal.JournalState, crash: dict[str, Any]) -> None:
-    """Record in the journal what Firestore now holds (the crash fields too)."""
+def _claim(state: journal.JournalState, store: FirestoreStore) -> dict[str, Any]:
+    """Make sure the run id is this journal's run's (:mod:`aletheia.ownership`).
+
+    A run started offline never claimed its id; if another process owns it,
+    this run moves to a new id. Returns the moving fields (empty if none).
+    Journals written before owner tokens existed are replayed as before.
+    """
+    owner = state.initial.get(ownership.OWNER)
+    if not owner:
+        return {}
+    moved: dict[str, Any] = {}
+    ref = RunRef(state.project, state.experiment, state.run)
+    while not ownership.claim(store.client, ref.path, owner, state.merged_fields(), 30.0):
+        old, new = state.run, ownership.conflict_id(state.run, owner)
+        moved = {"run": new, ownership.CONFLICT_OF: old}
+        state.sets.append(moved)
+        state.renamed_from = state.renamed_from or old
+        state.run = new
+        ref = RunRef(state.project, state.experiment, new)
+        log.warning("aletheia: %s", ownership.conflict_message(old, new, state.experiment))
+    return moved
+
+
+def _settle(
+    path: Path, state: journal.JournalState, crash: dict[str, Any], moved: dict[str, Any]
+) -> None:
+    """Record in the journal what Firestore now holds (the crash fields, a new id too)."""
     writer = journal.JournalWriter(path)
     try:
+        if moved:
+            writer.renamed(moved["run"], moved[ownership.CONFLICT_OF])
+            writer.set_fields(moved)
         if crash:
             writer.set_fields(crash)
         acked = {key: len(points) for key, points in state.points.items()}
