@@ -30,9 +30,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aletheia import clients, config, journal, layout, ownership
+from aletheia import clients, config, journal, layout, ownership, stored
 from aletheia.metastore import CRASHED, RUNNING, effective_status, now, result_doc
-from aletheia.metrics import STALE_HEARTBEATS, RunRef, chunk_doc, chunk_of, summarize, utc
+from aletheia.metrics import (
+    CHUNK_POINTS,
+    STALE_HEARTBEATS,
+    RunRef,
+    chunk_doc,
+    chunk_of,
+    summarize,
+    utc,
+)
 from aletheia.store import FirestoreStore, Write, WritesRejectedError
 from aletheia.validation import SummaryBudget
 
@@ -67,15 +75,20 @@ def sync_all(
     project: str | None = None,
     force: bool = False,
     store: FirestoreStore | None = None,
+    verify: bool = False,
 ) -> list[SyncResult]:
-    """Sync every journal of this target (optionally one project's); ``force`` resends all."""
+    """Sync every journal of this target (optionally one project's); ``force`` resends all.
+
+    ``verify``: also check journals already settled against what Firestore
+    holds now, and write again what it lost (:mod:`aletheia.stored`).
+    """
     if project is not None:
         layout.validate_id(project, "project name")
     store = store or FirestoreStore(lambda: clients.firestore_client(settings))
     root = journal.journal_root(settings.cache_dir, settings.cloud_project)
     results = []
     for path in journal.list_journals(root):
-        results.append(sync_journal(path, store, force=force, project=project))
+        results.append(sync_journal(path, store, force=force, project=project, verify=verify))
     return [r for r in results if project is None or r.project == project]
 
 
@@ -130,7 +143,12 @@ def _ends_synced(path: Path) -> bool:
 
 
 def sync_journal(
-    path: Path, store: FirestoreStore, *, force: bool = False, project: str | None = None
+    path: Path,
+    store: FirestoreStore,
+    *,
+    force: bool = False,
+    project: str | None = None,
+    verify: bool = False,
 ) -> SyncResult:
     """Replay one journal (see the module docstring); only if it is ``project``'s, if given."""
     state = journal.read(path)
@@ -143,8 +161,21 @@ def sync_journal(
         result.action = "skipped: another project"
         return result
     if state.synced and not force:
-        result.action = "skipped: already synced"
-        return result
+        if not verify:
+            result.action = "skipped: already synced"
+            return result
+        gaps = stored.find_gaps(
+            store.client,
+            layout.run(state.project, state.experiment, state.run),
+            stored.run_chunk_path(state.project, state.experiment, state.run),
+            state.points,
+            state.merged_fields(),
+            CHUNK_POINTS,
+        )
+        if not gaps:
+            result.action = "verified"
+            return result
+        force = True  # Firestore lost what it had acknowledged: the journal has it all
     crashed = state.ended is None
     if crashed and (_process_alive(state) or _beating_elsewhere(state, store)):
         result.action = "skipped: still running"
