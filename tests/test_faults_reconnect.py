@@ -12,7 +12,7 @@ from pathlib import Path
 
 from test_faults import stored_points
 
-from aletheia import config, journal, layout, local
+from aletheia import config, journal, layout, local, sync
 from aletheia.metastore import Metastore
 
 from helpers import wait_for
@@ -52,5 +52,35 @@ def test_firestore_restarted_without_acknowledged_data_gets_it_back(tmp_path: Pa
         assert doc["params"] == {"lr": 0.1} and doc["model"]
         assert doc["summary"]["loss"]["count"] == 27_000
         assert journal.read(run.journal.path).complete
+    finally:
+        local.stop_part(part)
+
+
+def test_sync_verify_rewrites_a_synced_run_that_firestore_lost(tmp_path: Path) -> None:
+    cfg = local.StackConfig(stack_dir=tmp_path / "stack", ports=local.free_ports())
+    part = local.start_part(cfg, "firestore")
+    try:
+        private = config.resolve(
+            {"firestore_emulator_host": part.address, "cache_dir": str(tmp_path / "cache")}
+        )
+        ms = Metastore(PROJECT, settings=private)
+        with ms.exper("lost", git_policy="off").start_run(params={"lr": 0.1}) as run:
+            for i in range(3_000):
+                run.add_metric("loss", float(i))
+        assert journal.read(run.journal.path).synced
+
+        local.stop_part(part)  # restarted empty: the settled run is gone
+        part = local.start_part(cfg, "firestore")
+        assert [r.action for r in sync.sync_all(private)] == ["skipped: already synced"]
+
+        (result,) = sync.sync_all(private, verify=True)
+
+        assert result.action == "synced"
+        db = ms.db
+        assert stored_points(db, "lost", run.id, "loss") == [float(i) for i in range(3_000)]
+        doc = db.document(layout.run(PROJECT, "lost", run.id)).get().to_dict() or {}
+        assert doc["params"] == {"lr": 0.1} and doc["status"] == "finished"
+        (again,) = sync.sync_all(private, verify=True)
+        assert again.action == "verified"
     finally:
         local.stop_part(part)
