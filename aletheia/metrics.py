@@ -531,8 +531,15 @@ class MetricWriter:
                 if self._on_renamed is not None:
                     self._on_renamed(new)
         except Exception as exc:
-            if not is_transient(exc):
-                raise
+            if not is_transient(exc):  # refused: nothing is written under a doubtful id
+                self.blocked = isinstance(exc, gexc.PermissionDenied | gexc.Unauthenticated)
+                self._warn(
+                    f"could not claim run id {self.ref.run} ({type(exc).__name__}: {exc}); "
+                    f"nothing more is sent, and its journal {self.journal.path} keeps "
+                    "everything for `aletheia sync`",
+                    kind="claim",
+                )
+                return False
             self.offline = True
             self.recovering = 2
             self._warn(
