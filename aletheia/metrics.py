@@ -513,8 +513,9 @@ class MetricWriter:
         for update in self._unsent_fields:
             merge_fields(initial, update)
         try:
+            start = self._unsent_fields[0] if self._unsent_fields else {}
             while not ownership.claim(
-                self.store.client, self.ref.path, self.owner, initial, timeout
+                self.store.client, self.ref.path, self.owner, initial, timeout, smaller=start
             ):
                 old = self.ref.run
                 new = ownership.conflict_id(old, self.owner)
@@ -524,6 +525,7 @@ class MetricWriter:
                     self._journal_safely(self.journal.set_fields, moved)
                 self._unsent_fields.append(moved)
                 merge_fields(initial, moved)
+                start = {**start, **moved}
                 self.ref = RunRef(self.ref.project, self.ref.experiment, new)
                 log.warning(
                     "aletheia: %s", ownership.conflict_message(old, new, self.ref.experiment)

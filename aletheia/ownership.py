@@ -21,6 +21,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from aletheia import layout
+from aletheia.transient import is_transient
 
 #: Run-document field holding the owner token of the process that started the run.
 OWNER = "owner_token"
@@ -34,20 +35,39 @@ def new_token() -> str:
 
 
 def claim(
-    db: firestore.Client, path: str, owner: str, fields: Mapping[str, Any], timeout: float
+    db: firestore.Client,
+    path: str,
+    owner: str,
+    fields: Mapping[str, Any],
+    timeout: float,
+    *,
+    smaller: Mapping[str, Any] | None = None,
 ) -> bool:
     """Create the run document at ``path`` for ``owner``; False if another owner has it.
 
     True also when the document already exists with this owner (an earlier
-    create that timed out on our side but landed).
+    create that timed out on our side but landed). If Firestore refuses
+    ``fields`` themselves (a value too large), the document is created from
+    ``smaller`` (the start's validated fields) and the rest follows in the
+    run's ordinary writes, where a refusal is reported as usual.
     """
     ref = db.document(path)
-    try:
-        ref.create({**fields, OWNER: owner}, timeout=timeout)
-        return True
-    except gexc.AlreadyExists:
-        snap = ref.get(timeout=timeout)
-        return snap.exists and (snap.to_dict() or {}).get(OWNER) == owner
+    # One attempt each (no client-side retries): the caller's flush loop is the retry.
+    snap = ref.get(retry=None, timeout=timeout)
+    if snap.exists:
+        return bool((snap.to_dict() or {}).get(OWNER) == owner)
+    attempts = [fields] if smaller is None else [fields, smaller]
+    for n, attempt in enumerate(attempts):
+        try:
+            ref.create({**attempt, OWNER: owner}, retry=None, timeout=timeout)
+            return True
+        except gexc.AlreadyExists:
+            snap = ref.get(retry=None, timeout=timeout)
+            return snap.exists and (snap.to_dict() or {}).get(OWNER) == owner
+        except Exception as exc:
+            if is_transient(exc) or n == len(attempts) - 1:
+                raise
+    return False  # pragma: no cover (the loop returns or raises)
 
 
 def conflict_id(run: str, owner: str) -> str:

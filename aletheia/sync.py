@@ -241,12 +241,16 @@ def _claim(state: journal.JournalState, store: FirestoreStore) -> dict[str, Any]
         return {}
     moved: dict[str, Any] = {}
     ref = RunRef(state.project, state.experiment, state.run)
-    while not ownership.claim(store.client, ref.path, owner, state.merged_fields(), 30.0):
+    start = dict(state.initial)
+    while not ownership.claim(
+        store.client, ref.path, owner, state.merged_fields(), 30.0, smaller=start
+    ):
         old, new = state.run, ownership.conflict_id(state.run, owner)
         moved = {"run": new, ownership.CONFLICT_OF: old}
         state.sets.append(moved)
         state.renamed_from = state.renamed_from or old
         state.run = new
+        start.update(moved)
         ref = RunRef(state.project, state.experiment, new)
         log.warning("aletheia: %s", ownership.conflict_message(old, new, state.experiment))
     return moved
