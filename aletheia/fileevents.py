@@ -94,6 +94,21 @@ def _gcs() -> Any:
     return clients.storage_client(_settings(), probe=False)
 
 
+def db() -> firestore.Client:
+    """The function instance's Firestore client."""
+    return _db()
+
+
+def gcs() -> Any:
+    """The function instance's Cloud Storage client."""
+    return _gcs()
+
+
+def bucket_name() -> str:
+    """The bucket this function instance serves (setting ``bucket``)."""
+    return _settings().bucket
+
+
 def handle_finalized(
     obj: dict[str, Any],
     db: firestore.Client | None = None,

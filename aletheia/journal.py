@@ -11,6 +11,7 @@ at most its last 0.1 s of points; a torn last line is ignored on reading. Record
     set     run-document fields set by the user (params, model, status ...)
     m       one metric point: key k, per-key index i, step s, value v, time ts
     ack     Firestore acknowledged metric indexes < m[key] and the first f set records
+    renamed the run id was another process's: this run is kept as ``run``
     end     the run ended (status); written after the final flush was attempted
     synced  ``aletheia sync`` settled the run: everything is in Firestore
 
@@ -191,6 +192,10 @@ class JournalWriter:
         """The run ended with ``status``."""
         self._write({"t": "end", "status": status})
 
+    def renamed(self, run: str, conflict_of: str) -> None:
+        """The run id belonged to another process: this run goes on as ``run``."""
+        self._write({"t": "renamed", "run": run, "conflict_of": conflict_of})
+
     def synced(self) -> None:
         """Everything in this journal is in Firestore."""
         self._write({"t": "synced"})
@@ -251,6 +256,7 @@ class JournalState:
     torn_lines: int = 0
     #: Line number of the first line that is not a record (a torn last line is normal).
     first_bad_line: int | None = None
+    renamed_from: str | None = None  # the id another process owned (see aletheia.ownership)
 
     @property
     def point_count(self) -> int:
@@ -326,5 +332,8 @@ def _apply(state: JournalState, rec: dict[str, Any]) -> None:
         state.initial = rec.get("fields", {})
     elif kind == "end":
         state.ended = rec["status"]
+    elif kind == "renamed":
+        state.renamed_from = state.renamed_from or state.run
+        state.run = rec["run"]
     elif kind == "synced":
         state.synced = True

@@ -19,7 +19,9 @@ script, so killing one pid would leave java holding the port). What runs
 where is written to ``state.json`` in the stack dir; clients read it, so
 after ``aletheia local up`` nothing needs exporting. The Firestore emulator
 keeps documents in memory only, so ``down`` exports them into the stack
-dir first and the next ``up`` imports them (``--discard`` drops them).
+dir first, a small process exports them every minute meanwhile
+(:mod:`aletheia.autoexport`), and the next ``up`` imports the newest copy and
+says how old it is (``--discard`` drops them).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from typing import Any
 
 import requests
 
+from aletheia import autoexport
 from aletheia.config import (
     LOCAL_BUCKET,
     LOCAL_CLOUD_PROJECT,
@@ -69,7 +72,7 @@ OPTIONAL_PARTS = ("auth",)
 FIREBASE_CLI_IN_CHECKOUT = Path(".tools/firebase/node_modules/.bin/firebase")
 FIREBASE_CLI_ENV = "ALETHEIA_FIREBASE_CLI"
 #: Where ``down`` saves the Firestore emulator's documents for the next ``up``.
-FIRESTORE_DATA_DIR = "firestore-data"
+FIRESTORE_DATA_DIR = autoexport.FIRESTORE_DATA_DIR
 _HTTP_TIMEOUT_S = 2.0
 _STOP_GRACE_S = 10.0
 
@@ -87,6 +90,8 @@ class StackConfig:
     function_source: Path | None = None
     startup_timeout_s: float = 90.0
     auth: bool = False
+    #: Seconds between periodic exports of the Firestore emulator's documents (0: none).
+    export_interval_s: float = autoexport.EXPORT_INTERVAL_S
 
     def address(self, part: str) -> str:
         """``host:port`` of a part."""
@@ -116,6 +121,8 @@ class StackState:
     parts: dict[str, PartState]
     env: dict[str, str]
     started_at: float
+    #: The periodic exporter's process group (not a part: it serves no client).
+    exporter_pid: int | None = None
 
     def to_json(self) -> str:
         """Serialise for the state file."""
@@ -125,7 +132,12 @@ class StackState:
     def from_dict(cls, data: dict[str, Any]) -> StackState:
         """Parse what :meth:`to_json` wrote."""
         parts = {k: PartState(**v) for k, v in data.get("parts", {}).items()}
-        return cls(parts=parts, env=dict(data.get("env", {})), started_at=data.get("started_at", 0))
+        return cls(
+            parts=parts,
+            env=dict(data.get("env", {})),
+            started_at=data.get("started_at", 0),
+            exporter_pid=data.get("exporter_pid"),
+        )
 
     @property
     def part_names(self) -> tuple[str, ...]:
@@ -173,6 +185,8 @@ def down(
     if state is None:
         echo(f"no local stack recorded in {stack_dir}")
         return []
+    if state.exporter_pid:
+        _stop_group(state.exporter_pid)  # no periodic export races the last one
     if keep_data:
         _export_firestore(stack_dir, state, echo)
     else:
@@ -189,12 +203,7 @@ def down(
 
 def saved_firestore_data(stack_dir: Path) -> Path | None:
     """The newest complete Firestore export of this stack (its metadata file), if any."""
-    exports = sorted((stack_dir / FIRESTORE_DATA_DIR).glob("firestore_export_*"))
-    for export in reversed(exports):
-        metadata = next(export.glob("*.overall_export_metadata"), None)
-        if metadata is not None:
-            return metadata
-    return None
+    return autoexport.saved_export(stack_dir)
 
 
 def _export_firestore(stack_dir: Path, state: StackState, echo: Callable[[str], None]) -> None:
@@ -208,26 +217,12 @@ def _export_firestore(stack_dir: Path, state: StackState, echo: Callable[[str], 
     if part is None or status_of(part) != "healthy":
         return
     project = state.env.get("GOOGLE_CLOUD_PROJECT", LOCAL_CLOUD_PROJECT)
-    data = stack_dir / FIRESTORE_DATA_DIR
-    incoming = data / "incoming"
-    shutil.rmtree(incoming, ignore_errors=True)
-    incoming.mkdir(parents=True)
-    body = {
-        "database": f"projects/{project}/databases/(default)",
-        "export_directory": str(incoming),
-    }
     try:
-        url = f"http://{part.address}/emulator/v1/projects/{project}:export"
-        requests.post(url, json=body, timeout=300).raise_for_status()
-        (export,) = list(incoming.iterdir())
+        export = autoexport.export_firestore(stack_dir, part.address, project)
     except (requests.RequestException, ValueError) as exc:
         echo(f"warning: the Firestore data could not be saved ({exc}); it goes with the emulator")
         return
-    export.rename(data / export.name)
-    for older in data.iterdir():
-        if older.name != export.name:
-            shutil.rmtree(older, ignore_errors=True)
-    echo(f"saved the Firestore data in {data / export.name}")
+    echo(f"saved the Firestore data in {export}")
 
 
 def start_part(config: StackConfig, name: str) -> PartState:
@@ -334,6 +329,7 @@ def _start(config: StackConfig, echo: Callable[[str], None]) -> StackState:
     env = _client_env(config)
     started: dict[str, PartState] = {}
     t0 = time.monotonic()
+    echo(_saved_data_note(config.stack_dir))
     try:
         # The two JVMs (and node, for auth) are slow to boot, so they start together.
         slow = ("firestore", "pubsub", *(("auth",) if config.auth else ()))
@@ -351,10 +347,45 @@ def _start(config: StackConfig, echo: Callable[[str], None]) -> StackState:
         for part in started.values():
             _stop_and_release(part)
         raise
-    state = StackState(parts=started, env=env, started_at=time.time())
+    state = StackState(
+        parts=started,
+        env=env,
+        started_at=time.time(),
+        exporter_pid=_start_exporter(config) if config.export_interval_s > 0 else None,
+    )
     (config.stack_dir / STACK_STATE_FILE).write_text(state.to_json(), encoding="utf-8")
     echo(f"local stack up in {time.monotonic() - t0:.1f}s ({config.stack_dir})")
     return state
+
+
+def _saved_data_note(stack_dir: Path) -> str:
+    """Which saved Firestore data the emulator loads, and how old it is."""
+    saved = saved_firestore_data(stack_dir)
+    if saved is None:
+        return "Firestore starts empty (no saved data in this stack dir)"
+    age = autoexport.describe_age(max(0.0, time.time() - saved.stat().st_mtime))
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(saved.stat().st_mtime))
+    return (
+        f"Firestore loads the data saved {age} ago ({when}) from {saved.parent}; anything "
+        "written after that is not in it (`aletheia sync --verify` rewrites runs from "
+        "their journals)"
+    )
+
+
+def _start_exporter(config: StackConfig) -> int:
+    """Start the periodic exporter in its own process group; its pid."""
+    cmd = [sys.executable, "-m", "aletheia.autoexport", "--stack-dir", str(config.stack_dir)]
+    cmd += ["--firestore", config.address("firestore"), "--project", config.cloud_project]
+    cmd += ["--interval", str(config.export_interval_s)]
+    with (config.stack_dir / "logs" / "exporter.log").open("ab") as log:
+        proc = subprocess.Popen(
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    return proc.pid
 
 
 def _client_env(config: StackConfig) -> dict[str, str]:

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from aletheia import clients, config, exithooks, journal, layout, members, validation
+from aletheia import clients, config, exithooks, journal, layout, members, ownership, validation
 from aletheia.errors import AletheiaError, ConfigError, ValidationError
 from aletheia.journal_loss import JournalLoss
 from aletheia.metrics import (
@@ -488,7 +488,16 @@ class Run:
             self.journal,
             flush_interval_s=self.ms.flush_interval_s,
             heartbeat_s=self.ms.heartbeat_s,
+            owner=fields.get(ownership.OWNER),
+            claimed=False,  # _start says whether the document was created
+            on_renamed=self._renamed,
         )
+
+    def _renamed(self, run_id: str) -> None:
+        """The id belonged to another process's run: this one goes on under ``run_id``."""
+        self.id = run_id
+        self.ref = self.writer.ref
+        self.fields["run"] = run_id
 
     # ----------------------------------------------------------- lifecycle
 
@@ -515,6 +524,7 @@ class Run:
             host=socket.gethostname(),
             pid=os.getpid(),
         )
+        fields[ownership.OWNER] = ownership.new_token()  # this process owns the run
         # Whole, as Firestore will hold it (names, int64, size), before anything is written.
         validation.validate_run_document(fields)
         journal.ensure_writable(ms.journal_root)  # before the document: no orphan `running` run
@@ -536,6 +546,7 @@ class Run:
             if created:
                 _record_unjournaled(ms, exper, run_id, exc)
             raise journal.unwritable(ms.journal_root, exc) from exc
+        run.writer.claimed = created
         run.writer.journal_safely(
             run.journal.header,
             project=ms.project,

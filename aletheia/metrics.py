@@ -42,10 +42,12 @@ from typing import Any
 
 from google.api_core import exceptions as gexc
 
-from aletheia import layout
+from aletheia import layout, ownership, stored
 from aletheia.journal import JournalWriter, Point
+from aletheia.journal import read as read_journal
 from aletheia.journal_loss import JournalLoss
 from aletheia.store import FirestoreStore, Write, WritesRejectedError
+from aletheia.transient import is_transient
 from aletheia.validation import SummaryBudget
 
 log = logging.getLogger(__name__)
@@ -201,8 +203,16 @@ class MetricWriter:
         flush_interval_s: float = FLUSH_INTERVAL_S,
         heartbeat_s: float = HEARTBEAT_S,
         retry_for_s: float = 5.0,
+        owner: str | None = None,
+        claimed: bool = True,
+        on_renamed: Callable[[str], None] | None = None,
     ) -> None:
         self.ref = ref
+        #: The owner token of this process's run (see :mod:`aletheia.ownership`).
+        self.owner = owner
+        #: False for a run started offline: its id is claimed before the first write.
+        self.claimed = claimed or owner is None
+        self._on_renamed = on_renamed
         self.store = store
         self.journal = journal
         self.flush_interval_s = flush_interval_s
@@ -222,6 +232,10 @@ class MetricWriter:
         self._dirty_summaries: set[str] = set()
         self._unsent_fields: list[dict[str, Any]] = []
         self._sets_acked = 0
+        #: A commit succeeded after failures: Firestore may have come back without what it
+        #: had acknowledged (an emulator restarted from an older export), so check.
+        self._reconnected = False
+        self._restore_fields: dict[str, Any] = {}  # run fields Firestore lost, to write again
         self._last_heartbeat = time.monotonic()
         self._reported: set[str] = set()  # problems already reported, by kind
         self._budget = SummaryBudget()
@@ -306,31 +320,42 @@ class MetricWriter:
     def flush(self, *, retry_for_s: float | None = None) -> bool:
         """Send everything buffered now; True when Firestore acknowledged all of it."""
         with self._flush_lock:
-            self._drain()
-            self._journal_safely(self.journal.flush)  # durable before Firestore is asked
-            if self.blocked:  # refused for who we are: asking again only hammers
-                return False
-            writes = self._writes()
-            if not writes:
-                return True
-            sent = {key: s.dirty - s.refused for key, s in self._series.items() if s.dirty}
-            n_fields = len(self._unsent_fields)
-            try:
-                self.store.commit(writes, retry_for_s=retry_for_s or self.retry_for_s)
-            except WritesRejectedError as exc:
-                self._refused(exc, sent, n_fields)
-                return False
-            except Exception as exc:
-                self.offline = True
-                self.recovering = 2
-                self._warn(
-                    f"Firestore unreachable ({type(exc).__name__}); run {self.ref.run} "
-                    "keeps logging to its journal and will catch up",
-                    kind="offline",
-                )
-                return False
-            self._acknowledged(sent, n_fields)
+            complete = self._flush_locked(retry_for_s)
+            if complete and self._reconnected:
+                self._reconnected = False
+                if self._replay_what_was_lost():
+                    complete = self._flush_locked(retry_for_s)
+            return complete
+
+    def _flush_locked(self, retry_for_s: float | None) -> bool:
+        """One flush; the caller holds ``_flush_lock``."""
+        self._drain()
+        self._journal_safely(self.journal.flush)  # durable before Firestore is asked
+        if self.blocked:  # refused for who we are: asking again only hammers
+            return False
+        if not self.claimed and not self._claim(retry_for_s or self.retry_for_s):
+            return False
+        writes = self._writes()
+        if not writes:
             return True
+        sent = {key: s.dirty - s.refused for key, s in self._series.items() if s.dirty}
+        n_fields = len(self._unsent_fields)
+        try:
+            self.store.commit(writes, retry_for_s=retry_for_s or self.retry_for_s)
+        except WritesRejectedError as exc:
+            self._refused(exc, sent, n_fields)
+            return False
+        except Exception as exc:
+            self.offline = True
+            self.recovering = 2
+            self._warn(
+                f"Firestore unreachable ({type(exc).__name__}); run {self.ref.run} "
+                "keeps logging to its journal and will catch up",
+                kind="offline",
+            )
+            return False
+        self._acknowledged(sent, n_fields)
+        return True
 
     @property
     def caught_up(self) -> bool:
@@ -378,7 +403,7 @@ class MetricWriter:
         return writes
 
     def _run_fields(self) -> dict[str, Any]:
-        merged: dict[str, Any] = {}
+        merged: dict[str, Any] = dict(self._restore_fields)
         for update in self._unsent_fields:
             merge_fields(merged, update)
         if self._dirty_summaries:
@@ -399,6 +424,7 @@ class MetricWriter:
             else:
                 series.acknowledged(chunks)
         self._dirty_summaries.clear()
+        self._restore_fields = {}
         del self._unsent_fields[:n_fields]
         self._sets_acked += n_fields
         self._last_heartbeat = time.monotonic()
@@ -415,6 +441,7 @@ class MetricWriter:
         if self.offline:
             log.warning("Firestore reachable again: run %s caught up", self.ref.run)
             self.offline = False
+            self._reconnected = True
             self._reported.discard("offline")  # a later outage is reported again
 
     def _refused(self, exc: WritesRejectedError, sent: dict[str, set[int]], n_fields: int) -> None:
@@ -479,6 +506,104 @@ class MetricWriter:
             )
         except Exception:  # the summaries wait for their metrics' next points
             return False
+        return True
+
+    def _claim(self, timeout: float) -> bool:
+        """Make this offline-started run's id ours before writing under it.
+
+        If another process owns the id, this run moves to a new id (journaled,
+        reported) and claims that. False while Firestore cannot be reached.
+        """
+        assert self.owner is not None
+        initial: dict[str, Any] = {}
+        for update in self._unsent_fields:
+            merge_fields(initial, update)
+        try:
+            start = self._unsent_fields[0] if self._unsent_fields else {}
+            while not ownership.claim(
+                self.store.client, self.ref.path, self.owner, initial, timeout, smaller=start
+            ):
+                old = self.ref.run
+                new = ownership.conflict_id(old, self.owner)
+                moved = {"run": new, ownership.CONFLICT_OF: old}
+                with self._lock:
+                    self._journal_safely(self.journal.renamed, new, old)
+                    self._journal_safely(self.journal.set_fields, moved)
+                self._unsent_fields.append(moved)
+                merge_fields(initial, moved)
+                start = {**start, **moved}
+                self.ref = RunRef(self.ref.project, self.ref.experiment, new)
+                log.warning(
+                    "aletheia: %s", ownership.conflict_message(old, new, self.ref.experiment)
+                )
+                if self._on_renamed is not None:
+                    self._on_renamed(new)
+        except Exception as exc:
+            if not is_transient(exc):  # refused: nothing is written under a doubtful id
+                self.blocked = isinstance(exc, gexc.PermissionDenied | gexc.Unauthenticated)
+                self._warn(
+                    f"could not claim run id {self.ref.run} ({type(exc).__name__}: {exc}); "
+                    f"nothing more is sent, and its journal {self.journal.path} keeps "
+                    "everything for `aletheia sync`",
+                    kind="claim",
+                )
+                return False
+            self.offline = True
+            self.recovering = 2
+            self._warn(
+                f"Firestore unreachable ({type(exc).__name__}); run {self.ref.run} "
+                "keeps logging to its journal and will catch up",
+                kind="offline",
+            )
+            return False
+        self.claimed = True
+        return True
+
+    def _replay_what_was_lost(self) -> bool:
+        """After a reconnect, queue again from the journal what Firestore no longer holds.
+
+        True when something was queued (the caller flushes once more).
+        """
+        try:
+            state = read_journal(self.journal.path)
+            gaps = stored.find_gaps(
+                self.store.client,
+                self.ref.path,
+                self.ref.chunk_path,
+                state.points,
+                state.merged_fields(),
+                CHUNK_POINTS,
+            )
+        except Exception as exc:  # verifying is a bonus: never a reason to stop training
+            self._warn(
+                f"could not check what Firestore holds of run {self.ref.run} after it came "
+                f"back ({exc!r}); `aletheia sync --verify` checks it later",
+                kind="verify",
+            )
+            return False
+        if not gaps:
+            return False
+        for key, chunks in gaps.chunks.items():
+            series = self._series.get(key)
+            if series is None:
+                continue
+            # Only points this writer already drained: later ones arrive through the buffer.
+            restored: dict[int, list[Point]] = {}
+            for p in state.points[key]:
+                n = chunk_of(p.index)
+                if n in chunks and p.index < series.received and n not in series.chunks:
+                    restored.setdefault(n, []).append(p)
+            series.chunks.update(restored)
+            series.dirty |= {n for n in chunks if n in series.chunks} - series.refused
+        merged = state.merged_fields()
+        self._restore_fields = {k: merged[k] for k in gaps.fields}
+        self._dirty_summaries |= {k for k, s in self._series.items() if s.summarized}
+        self._warn(
+            f"Firestore came back without {gaps.describe()} of run {self.ref.run} that it had "
+            "acknowledged (restarted from an older copy?): writing them again from the "
+            f"journal {self.journal.path}",
+            kind="lost",
+        )
         return True
 
     # ----------------------------------------------------------- helpers

@@ -22,6 +22,7 @@ Adding a query (the convention the index test relies on):
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 from google.cloud import firestore
@@ -189,3 +190,42 @@ def under_project(snaps: Iterable[DocumentSnapshot], p: str) -> Iterator[Documen
     """
     prefix = layout.project(p) + "/"
     return (snap for snap in snaps if snap.reference.path.startswith(prefix))
+
+
+# --------------------------------------------------------------------------- files
+
+
+@client_query(p="proj", before=datetime(2026, 1, 1, tzinfo=timezone.utc))
+def files_with_expired_lease(
+    db: firestore.Client, p: str, before: datetime, limit: int | None = None
+) -> Query:
+    """``Files`` of project ``p`` still ``processing`` whose lease ended before ``before``.
+
+    Oldest lease first. Needs the composite index
+    ``Files (status ASC, lease_until ASC)``.
+    """
+    query = (
+        db.collection(layout.files(p))
+        .where(filter=FieldFilter("status", "==", "processing"))
+        .where(filter=FieldFilter("lease_until", "<", before))
+        .order_by("lease_until")
+    )
+    return query.limit(limit) if limit else query
+
+
+@client_query(before=datetime(2026, 1, 1, tzinfo=timezone.utc))
+def all_files_with_expired_lease(
+    db: firestore.Client, before: datetime, limit: int | None = None
+) -> Query:
+    """``Files`` of every project still ``processing`` whose lease ended before ``before``.
+
+    The storage function's sweep (server credentials). Oldest lease first;
+    needs the collection-group index ``Files (status ASC, lease_until ASC)``.
+    """
+    query = (
+        db.collection_group(layout.FILES)
+        .where(filter=FieldFilter("status", "==", "processing"))
+        .where(filter=FieldFilter("lease_until", "<", before))
+        .order_by("lease_until")
+    )
+    return query.limit(limit) if limit else query

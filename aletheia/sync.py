@@ -26,6 +26,7 @@ reported as ``failed: …`` (the file, and what to do) and stops no other.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 import time
@@ -33,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aletheia import clients, config, journal, layout
+from aletheia import clients, config, journal, layout, ownership
 from aletheia.metastore import CRASHED, RUNNING, effective_status, now, result_doc
 from aletheia.metrics import (
     CHUNK_POINTS,
@@ -46,7 +47,10 @@ from aletheia.metrics import (
     utc,
 )
 from aletheia.store import FirestoreStore, Write, WritesRejectedError
+from aletheia.stored import find_gaps, run_chunk_path
 from aletheia.validation import SummaryBudget
+
+log = logging.getLogger(__name__)
 
 #: What a settled crashed run says in its ``error`` field.
 CRASH_NOTE = "the process stopped without ending the run; settled by `aletheia sync`"
@@ -66,6 +70,7 @@ class SyncResult:
     #: Journal points no chunk can hold (a gap before them that Firestore lacks too).
     unplaced: int = 0
     path: Path | None = None
+    conflict_of: str | None = None  # the id another process owned (see aletheia.ownership)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form for ``--json``."""
@@ -78,24 +83,34 @@ def sync_all(
     project: str | None = None,
     force: bool = False,
     store: FirestoreStore | None = None,
+    verify: bool = False,
 ) -> list[SyncResult]:
-    """Sync every journal of this target (optionally one project's); ``force`` resends all."""
+    """Sync every journal of this target (optionally one project's); ``force`` resends all.
+
+    ``verify``: also check journals already settled against what Firestore
+    holds now, and write again what it lost (:mod:`aletheia.stored`).
+    """
     if project is not None:
         layout.validate_id(project, "project name")
     store = store or FirestoreStore(lambda: clients.firestore_client(settings))
     root = journal.journal_root(settings.cache_dir, settings.cloud_project)
     results = []
     for path in journal.list_journals(root):  # each settled on its own: a bad one stops none
-        results.append(_sync_safely(path, store, force=force, project=project))
+        results.append(_sync_safely(path, store, force=force, project=project, verify=verify))
     return [r for r in results if project is None or r.project == project]
 
 
 def _sync_safely(
-    path: Path, store: FirestoreStore, *, force: bool = False, project: str | None = None
+    path: Path,
+    store: FirestoreStore,
+    *,
+    force: bool = False,
+    project: str | None = None,
+    verify: bool = False,
 ) -> SyncResult:
     """:func:`sync_journal`, with any failure reported as this journal's ``failed: …`` action."""
     try:
-        return sync_journal(path, store, force=force, project=project)
+        return sync_journal(path, store, force=force, project=project, verify=verify)
     except OSError as exc:
         reason = f"cannot read or update {path} ({exc.strerror or exc}): {_WHAT_TO_DO}"
     except Exception as exc:  # Firestore unreachable, a record of an unexpected shape
@@ -161,7 +176,12 @@ def _ends_synced(path: Path) -> bool:
 
 
 def sync_journal(
-    path: Path, store: FirestoreStore, *, force: bool = False, project: str | None = None
+    path: Path,
+    store: FirestoreStore,
+    *,
+    force: bool = False,
+    project: str | None = None,
+    verify: bool = False,
 ) -> SyncResult:
     """Replay one journal (see the module docstring); only if it is ``project``'s, if given."""
     state = journal.read(path)
@@ -181,8 +201,21 @@ def sync_journal(
         result.action = "skipped: another project"
         return result
     if state.synced and not force:
-        result.action = "skipped: already synced"
-        return result
+        if not verify:
+            result.action = "skipped: already synced"
+            return result
+        gaps = find_gaps(
+            store.client,
+            layout.run(state.project, state.experiment, state.run),
+            run_chunk_path(state.project, state.experiment, state.run),
+            state.points,
+            state.merged_fields(),
+            CHUNK_POINTS,
+        )
+        if not gaps:
+            result.action = "verified"
+            return result
+        force = True  # Firestore lost what it had acknowledged: the journal has it all
     ref = RunRef(state.project, state.experiment, state.run)
     snap = store.client.document(ref.path).get()
     stored: dict[str, Any] = (snap.to_dict() or {}) if snap.exists else {}
@@ -198,6 +231,11 @@ def sync_journal(
         last = max(state.last_ts, _epoch(stored.get("heartbeat_at")))
         ended = utc(last) if last else now()
         crash = {"status": CRASHED, "ended_at": ended, "error": CRASH_NOTE}
+    renamed = _claim(state, store)
+    if renamed:
+        force = True  # nothing of this run is under its new id yet
+        stored = {}
+        result.run, result.conflict_of = state.run, state.renamed_from
     writes = _writes(state, stored, store, force, result, crash)
     if crash:
         state.sets.append(crash)  # acknowledged with the others in _settle
@@ -206,7 +244,7 @@ def sync_journal(
     except WritesRejectedError as exc:  # the rest is written; this journal stays unsettled
         result.action = f"refused: {exc.message}"
         return result
-    _settle(path, state, crash)
+    _settle(path, state, crash, renamed)
     result.action = CRASHED if crashed else "synced"
     return result
 
@@ -352,10 +390,42 @@ def _missing(fields: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _settle(path: Path, state: journal.JournalState, crash: dict[str, Any]) -> None:
-    """Record in the journal what Firestore now holds (the crash fields too)."""
+def _claim(state: journal.JournalState, store: FirestoreStore) -> dict[str, Any]:
+    """Make sure the run id is this journal's run's (:mod:`aletheia.ownership`).
+
+    A run started offline never claimed its id; if another process owns it,
+    this run moves to a new id. Returns the moving fields (empty if none).
+    Journals written before owner tokens existed are replayed as before.
+    """
+    owner = state.initial.get(ownership.OWNER)
+    if not owner:
+        return {}
+    moved: dict[str, Any] = {}
+    ref = RunRef(state.project, state.experiment, state.run)
+    start = dict(state.initial)
+    while not ownership.claim(
+        store.client, ref.path, owner, state.merged_fields(), 30.0, smaller=start
+    ):
+        old, new = state.run, ownership.conflict_id(state.run, owner)
+        moved = {"run": new, ownership.CONFLICT_OF: old}
+        state.sets.append(moved)
+        state.renamed_from = state.renamed_from or old
+        state.run = new
+        start.update(moved)
+        ref = RunRef(state.project, state.experiment, new)
+        log.warning("aletheia: %s", ownership.conflict_message(old, new, state.experiment))
+    return moved
+
+
+def _settle(
+    path: Path, state: journal.JournalState, crash: dict[str, Any], moved: dict[str, Any]
+) -> None:
+    """Record in the journal what Firestore now holds (the crash fields, a new id too)."""
     writer = journal.JournalWriter(path)
     try:
+        if moved:
+            writer.renamed(moved["run"], moved[ownership.CONFLICT_OF])
+            writer.set_fields(moved)
         if crash:
             writer.set_fields(crash)
         acked = {key: len(points) for key, points in state.points.items()}

@@ -9,10 +9,15 @@ shapes are never copied here.
 
 from __future__ import annotations
 
+import logging
+
 import functions_framework
 from cloudevents.http import CloudEvent
 
+from aletheia import fileevents, leases
 from aletheia.fileevents import handle_finalized
+
+log = logging.getLogger("aletheia.function")
 
 
 @functions_framework.cloud_event
@@ -23,4 +28,23 @@ def on_object_finalized(event: CloudEvent) -> None:
     failed, unsupported, ignored); an exception (a live lease held by another
     worker, a transient backend error) makes the platform deliver again.
     """
-    handle_finalized(dict(event.data or {}))
+    obj = dict(event.data or {})
+    handle_finalized(obj)
+    _sweep(str(obj.get("bucket") or ""), leases.SWEEP_PER_EVENT)
+
+
+@functions_framework.cloud_event
+def sweep_stale_leases(event: CloudEvent) -> None:
+    """Re-drive files whose worker died mid-profile (Cloud Scheduler, through Pub/Sub)."""
+    del event  # the schedule's message carries nothing: the sweep reads Firestore
+    _sweep(fileevents.bucket_name(), leases.SWEEP_PER_SCHEDULE)
+
+
+def _sweep(bucket: str, limit: int) -> None:
+    """Best effort: a failing sweep must not turn the event into a redelivery."""
+    if not bucket:
+        return
+    try:
+        leases.sweep(fileevents.db(), fileevents.gcs(), bucket, limit)
+    except Exception:
+        log.exception("sweeping stale leases failed")

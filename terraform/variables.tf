@@ -80,3 +80,9 @@ variable "function_bundle_dir" {
   type        = string
   default     = ""
 }
+
+variable "sweep_schedule" {
+  description = "How often (cron, UTC) stale profiling leases are swept and re-driven."
+  type        = string
+  default     = "*/10 * * * *"
+}

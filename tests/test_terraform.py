@@ -173,7 +173,7 @@ def expiring_prefixes(tf: dict[str, Any], project: str) -> list[str]:
     return out
 
 
-def _entry_point() -> str:
+def _entry_points() -> list[str]:
     tree = ast.parse((ROOT / "functions" / "main.py").read_text(encoding="utf-8"))
     names = [
         node.name
@@ -181,14 +181,16 @@ def _entry_point() -> str:
         if isinstance(node, ast.FunctionDef)
         and any("cloud_event" in ast.unparse(d) for d in node.decorator_list)
     ]
-    assert len(names) == 1, names
-    return names[0]
+    assert names, "functions/main.py declares no CloudEvent entry point"
+    return names
 
 
 def test_function_gen2_from_functions_dir_with_storage_trigger(tf: dict[str, Any]) -> None:
     fn = tf["resource"]["google_cloudfunctions2_function.on_object_finalized"]
     build = _one(fn["build_config"])
-    assert build["entry_point"] == _entry_point()
+    assert (
+        build["entry_point"] == "on_object_finalized" and "on_object_finalized" in _entry_points()
+    )
     assert build["runtime"].startswith("python3")
     source = _one(_one(build["source"])["storage_source"])
     assert source["object"] == "${google_storage_bucket_object.function_source.name}"
@@ -213,6 +215,24 @@ def test_function_gen2_from_functions_dir_with_storage_trigger(tf: dict[str, Any
     assert set(service["environment_variables"]) <= known
     assert service["service_account_email"] == "${google_service_account.function.email}"
     assert service["ingress_settings"] == "ALLOW_INTERNAL_ONLY"
+
+
+def test_stale_leases_are_swept_on_a_schedule(tf: dict[str, Any]) -> None:
+    job = tf["resource"]["google_cloud_scheduler_job.sweep"]
+    assert _one(job["pubsub_target"])["topic_name"] == "${google_pubsub_topic.sweep.id}"
+    assert job["schedule"] == "${var.sweep_schedule}"
+    fn = tf["resource"]["google_cloudfunctions2_function.sweep_stale_leases"]
+    assert _one(fn["build_config"])["entry_point"] in _entry_points()
+    assert _one(fn["build_config"])["entry_point"] == "sweep_stale_leases"
+    trigger = _one(fn["event_trigger"])
+    assert trigger["event_type"] == "google.cloud.pubsub.topic.v1.messagePublished"
+    assert trigger["pubsub_topic"] == "${google_pubsub_topic.sweep.id}"
+    assert _one(fn["service_config"])["service_account_email"] == (
+        "${google_service_account.function.email}"
+    )
+    assert "cloudscheduler.googleapis.com" in tf["locals"]["services"]
+    invoker = tf["resource"]["google_cloud_run_service_iam_member.trigger_invokes_sweep"]
+    assert invoker["role"] == "roles/run.invoker"
 
 
 def _roles(tf: dict[str, Any]) -> dict[str, tuple[str, str]]:

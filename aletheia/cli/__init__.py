@@ -21,6 +21,7 @@ from aletheia.cli import (
     export_cmd,
     local_cmd,
     project_cmd,
+    reprofile_cmd,
     runs_cmd,
     stats_cmd,
     sync_cmd,
@@ -40,6 +41,7 @@ app.add_typer(auth_cmd.app, name="auth")
 datasets_cmd.app.command("stats")(stats_cmd.stats)
 datasets_cmd.app.command("split")(stats_cmd.split)
 datasets_cmd.app.command("backfill-refs")(blobrefs_cmd.backfill_refs)
+datasets_cmd.app.command("reprofile")(reprofile_cmd.reprofile)
 app.add_typer(datasets_cmd.app, name="datasets")
 app.add_typer(artifacts_cmd.app, name="artifacts")
 app.command("config")(config_cmd.show_config)

@@ -20,6 +20,14 @@ def sync(
     force: Annotated[
         bool, typer.Option("--force", help="Resend every journal, even settled ones.")
     ] = False,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify",
+            help="Also check runs already synced against Firestore and write again what it "
+            "lost (e.g. a local emulator restarted from an older copy).",
+        ),
+    ] = False,
     keep_days: Annotated[
         float,
         typer.Option(
@@ -33,7 +41,7 @@ def sync(
 ) -> None:
     """Replay local run journals into Firestore (exactly once; safe to run again)."""
     resolved = settings()
-    results = sync_mod.sync_all(resolved, project=project, force=force)
+    results = sync_mod.sync_all(resolved, project=project, force=force, verify=verify)
     results += sync_mod.prune_settled(resolved, keep_days=keep_days)
     # A journal that could not be settled is reported on its own row; the others are
     # synced all the same, and the exit code says that something is left to do.

@@ -1,0 +1,95 @@
+"""A worker killed mid-profile leaves ``Files/{sha}`` in ``processing``: it is swept and re-driven.
+
+The state a killed worker leaves behind (status ``processing``, a lease that
+has expired, no result) is written onto a file the real function already
+profiled; its event is gone, so only a sweep can finish it: the function's
+own, after the next event it handles, or ``aletheia datasets reprofile``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from google.cloud import firestore, storage
+from test_function_profiling import upload, wait_terminal
+from typer.testing import CliRunner
+
+from aletheia import config, layout
+from aletheia.cli import app
+
+from helpers import wait_for_document
+
+PROJECT = "vision"  # the project test_function_profiling.upload writes into
+runner = CliRunner()
+
+
+def leave_as_a_killed_worker_would(
+    db: firestore.Client, digest: str, status: str = "processing"
+) -> None:
+    """No result and an expired lease (or none): the event was lost with the worker."""
+    db.document(layout.file(PROJECT, digest)).update(
+        {
+            "status": status,
+            "worker": "killed",
+            "lease_until": datetime.now(timezone.utc) - timedelta(minutes=1),
+            "rows": firestore.DELETE_FIELD,
+            "schema": firestore.DELETE_FIELD,
+        }
+    )
+
+
+def test_function_sweeps_a_stale_lease_after_its_next_event(
+    stack: config.Settings, gcs: storage.Client, db: firestore.Client
+) -> None:
+    stuck = upload(gcs, stack, b"a,b\n1,2\n3,4\n", "stuck.csv")
+    assert wait_terminal(db, stuck)["status"] == "done"
+    leave_as_a_killed_worker_would(db, stuck)
+
+    # Any later upload wakes the function, which re-drives the stale lease too.
+    other = upload(gcs, stack, b"x\n1\n", "other.csv")
+    assert wait_terminal(db, other)["status"] == "done"
+    doc = wait_terminal(db, stuck)
+    assert doc["status"] == "done" and doc["rows"] == 2
+    assert doc["worker"] != "killed" and doc["attempts"] == 2
+
+
+def test_reprofile_stuck_redrives_only_the_files_that_never_finished(
+    stack: config.Settings, db: firestore.Client, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # not a git repo: nothing is pinned
+    data = tmp_path / "d"
+    data.mkdir()
+    contents = {"a.csv": b"p,q\n1,2\n", "b.csv": b"p,q\n3,4\n5,6\n"}
+    for name, content in contents.items():
+        (data / name).write_bytes(content)
+    added = runner.invoke(app, ["datasets", "add", "tab", str(data), "-p", PROJECT, "--json"])
+    assert added.exit_code == 0, added.output
+    a, b = (hashlib.sha256(c).hexdigest() for c in contents.values())
+    for digest in (a, b):
+        assert wait_terminal(db, digest)["status"] == "done"
+    # ``seen``: a worker gave the lease back on a transient error and its redelivery was
+    # lost. (The function's own sweep, woken by the manifest's upload, takes only expired
+    # ``processing`` leases, so it cannot race this command.)
+    leave_as_a_killed_worker_would(db, b, status="seen")
+
+    result = runner.invoke(
+        app, ["datasets", "reprofile", "tab", "--stuck", "-p", PROJECT, "--json"]
+    )
+
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["files"] == 2
+    assert [(r["sha256"], r["status"]) for r in report["reprofiled"]] == [(b, "done")]
+    doc = wait_for_document(db, layout.file(PROJECT, b), lambda d: d.get("status") == "done")
+    assert doc["rows"] == 2 and doc["attempts"] == 2
+    assert db.document(layout.file(PROJECT, a)).get().get("attempts") == 1
+
+    # Without --stuck every file is profiled again (a newer profiler, a fixed bug).
+    again = runner.invoke(app, ["datasets", "reprofile", "tab", "-p", PROJECT, "--json"])
+    assert again.exit_code == 0, again.output
+    statuses = {r["sha256"]: r["status"] for r in json.loads(again.stdout)["reprofiled"]}
+    assert statuses == {a: "done", b: "done"}
+    assert db.document(layout.file(PROJECT, a)).get().get("attempts") == 2
