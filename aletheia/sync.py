@@ -226,16 +226,17 @@ def sync_journal(
     if crashed and (_process_alive(state) or _beating_elsewhere(state, store)):
         result.action = "skipped: still running"
         return result
+    renamed = _claim(state, store)
+    if renamed:
+        force = True  # nothing of this run is under its new id yet
+        # Firestore held the other process's run: this one ended only if its journal says so.
+        stored, crashed = {}, state.ended is None
+        result.run, result.conflict_of = state.run, state.renamed_from
     crash: dict[str, Any] = {}
     if crashed:
         last = max(state.last_ts, _epoch(stored.get("heartbeat_at")))
         ended = utc(last) if last else now()
         crash = {"status": CRASHED, "ended_at": ended, "error": CRASH_NOTE}
-    renamed = _claim(state, store)
-    if renamed:
-        force = True  # nothing of this run is under its new id yet
-        stored = {}
-        result.run, result.conflict_of = state.run, state.renamed_from
     writes = _writes(state, stored, store, force, result, crash)
     if crash:
         state.sets.append(crash)  # acknowledged with the others in _settle
