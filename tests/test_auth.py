@@ -244,7 +244,25 @@ def test_project_create_defaults_its_owner_to_the_signed_in_user(
     assert "eve-uid" not in members.list_members(db, "vision")
 
 
-@pytest.mark.parametrize("name", sorted(queries.CLIENT_QUERIES))
+#: Queries of one project (``p``) and queries across projects (the function's, server-only).
+PROJECT_QUERIES = sorted(n for n, ex in queries.CLIENT_QUERIES.items() if "p" in ex)
+CROSS_PROJECT_QUERIES = sorted(n for n, ex in queries.CLIENT_QUERIES.items() if "p" not in ex)
+
+
+@pytest.mark.parametrize("name", CROSS_PROJECT_QUERIES)
+def test_cross_project_queries_are_denied_to_every_signed_in_user(
+    rules_stack: config.Settings, db: firestore.Client, tmp_path: Path, name: str
+) -> None:
+    """Only server credentials (the storage function) may read across projects."""
+    viewer = as_user(rules_stack, tmp_path, "vic@example.com")
+    members.create_project(db, "vision", "owner-uid")
+    members.add_member(db, "vision", uid_of(viewer), "owner")
+    query = getattr(queries, name)
+    with pytest.raises(gexc.PermissionDenied):
+        list(query(clients.firestore_client(viewer), **queries.CLIENT_QUERIES[name]).stream())
+
+
+@pytest.mark.parametrize("name", PROJECT_QUERIES)
 def test_every_client_query_is_allowed_for_a_viewer_and_denied_to_an_outsider(
     rules_stack: config.Settings, db: firestore.Client, tmp_path: Path, name: str
 ) -> None:
