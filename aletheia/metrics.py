@@ -346,13 +346,7 @@ class MetricWriter:
             self._refused(exc, sent, n_fields)
             return False
         except Exception as exc:
-            self.offline = True
-            self.recovering = 2
-            self._warn(
-                f"Firestore unreachable ({type(exc).__name__}); run {self.ref.run} "
-                "keeps logging to its journal and will catch up",
-                kind="offline",
-            )
+            self._went_offline(exc)
             return False
         self._acknowledged(sent, n_fields)
         return True
@@ -548,16 +542,20 @@ class MetricWriter:
                     kind="claim",
                 )
                 return False
-            self.offline = True
-            self.recovering = 2
-            self._warn(
-                f"Firestore unreachable ({type(exc).__name__}); run {self.ref.run} "
-                "keeps logging to its journal and will catch up",
-                kind="offline",
-            )
+            self._went_offline(exc)
             return False
         self.claimed = True
         return True
+
+    def _went_offline(self, exc: Exception) -> None:
+        """Note an outage: later successes trigger the check of what Firestore kept."""
+        self.offline = True
+        self.recovering = 2
+        self._warn(
+            f"Firestore unreachable ({type(exc).__name__}); run {self.ref.run} "
+            "keeps logging to its journal and will catch up",
+            kind="offline",
+        )
 
     def _replay_what_was_lost(self) -> bool:
         """After a reconnect, queue again from the journal what Firestore no longer holds.
