@@ -29,7 +29,7 @@ with one batched read, whatever the number of datasets, versions or files::
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,7 +122,10 @@ def record(db: firestore.Client, project: str, refs: Iterable[Reference]) -> int
     return _commit_groups(db, groups)
 
 
-def _commit_groups(db: firestore.Client, groups: list[list[tuple[str, dict[str, Any]]]]) -> int:
+def _commit_groups(
+    db: firestore.Client, groups: Sequence[Sequence[tuple[str, dict[str, Any] | None]]]
+) -> int:
+    """Commit groups of merges (``None``: a delete), a group never split across batches."""
     written = 0
     batch, pending = db.batch(), 0
     for group in groups:
@@ -130,7 +133,10 @@ def _commit_groups(db: firestore.Client, groups: list[list[tuple[str, dict[str, 
             batch.commit()
             batch, pending = db.batch(), 0
         for path, data in group:
-            batch.set(db.document(path), data, merge=True)
+            if data is None:
+                batch.delete(db.document(path))
+            else:
+                batch.set(db.document(path), data, merge=True)
         pending += len(group)
         written += len(group)
     if pending:
@@ -192,19 +198,7 @@ def release_dataset(
         [(layout.blob_record(project, s), {"datasets": {dataset: firestore.DELETE_FIELD}})]
         for s in sorted(set(held))
     ]
-    batch, pending = db.batch(), 0
-    for group in groups:
-        if pending + len(group) > BATCH_WRITES:
-            batch.commit()
-            batch, pending = db.batch(), 0
-        for path, data in group:
-            if data is None:
-                batch.delete(db.document(path))
-            else:
-                batch.set(db.document(path), data, merge=True)
-        pending += len(group)
-    if pending:
-        batch.commit()
+    _commit_groups(db, groups)
 
 
 def holders(db: firestore.Client, project: str, sha256: str) -> list[str]:
