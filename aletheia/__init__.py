@@ -1,6 +1,6 @@
 """aletheia: a serverless experiment and data tracker on Google Cloud."""
 
-from aletheia.config import Settings, resolve
+from aletheia.cloud.config import Settings, resolve
 from aletheia.errors import (
     AletheiaError,
     BackendUnavailableError,
@@ -13,7 +13,7 @@ from aletheia.errors import (
     NotFoundError,
     ValidationError,
 )
-from aletheia.metastore import Experiment, Metastore, Run
+from aletheia.tracking.metastore import Experiment, Metastore, Run
 
 __version__ = "0.1.0"
 

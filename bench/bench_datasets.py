@@ -226,7 +226,7 @@ def _dvc(repo: Path, dvc: list[str], timed: Timed) -> list[tuple[str, str, Measu
 
 def _bucket_usage(ctx: Context) -> tuple[int, int]:
     """Objects and bytes under this project's blobs in the bucket."""
-    from aletheia import clients, config, layout
+    from aletheia.cloud import clients, config, layout
 
     settings = config.resolve()
     objects = size = 0
@@ -239,7 +239,7 @@ def _bucket_usage(ctx: Context) -> tuple[int, int]:
 
 
 def _file_docs(ctx: Context, name: str) -> int:
-    from aletheia import clients, config, layout
+    from aletheia.cloud import clients, config, layout
 
     db = clients.firestore_client(config.resolve())
     return sum(1 for _ in db.collection(layout.dataset_files(ctx.project, name)).stream())

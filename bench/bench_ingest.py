@@ -25,7 +25,7 @@ def run(ctx: Context) -> Section:
         section.note(f"aletheia side not available: {missing}")
         return section
 
-    from aletheia import clients, config, layout
+    from aletheia.cloud import clients, config, layout
 
     keys = [f"m{i}" for i in range(ctx.sized(10, 2))]
     steps = ctx.sized(100_000, 5_000)

@@ -24,7 +24,7 @@ METRIC = "val_loss"
 
 def seed_runs(ctx: Context, count: int) -> None:
     """Write ``count`` finished runs with a ``summary.val_loss`` each."""
-    from aletheia import clients, config, layout
+    from aletheia.cloud import clients, config, layout
 
     db = clients.firestore_client(config.resolve())
     db.document(layout.experiment(ctx.project, EXPER)).set(
@@ -59,7 +59,7 @@ def runs_list_available() -> str | None:
 
 def run(ctx: Context) -> Section:
     """Seed, then time each way of listing."""
-    from aletheia import clients, config, queries
+    from aletheia.cloud import clients, config, queries
 
     section = Section("query", "5. Query: list 10,000 runs sorted by a metric")
     count = ctx.sized(10_000, 200)

@@ -1,6 +1,6 @@
 """Benchmark 4: statistics of a ~1 GB CSV and its Parquet copy.
 
-The storage function's profiler (``aletheia.profiling.profile``) against
+The storage function's profiler (``aletheia.stats.profiling.profile``) against
 DuckDB ``SUMMARIZE`` and pandas ``describe()`` on the same file. Each runs in
 its own process (start-up included); peak RSS is each process's own
 high-water mark (VmHWM). The function runs with 512 MiB: the memory budget.
@@ -39,7 +39,7 @@ CHUNK_ROWS = 500_000
 
 PROFILE_SCRIPT = """
 import json, sys
-from aletheia import profiling
+from aletheia.stats import profiling
 path = sys.argv[1]
 with open(path, "rb") as fh:
     head = fh.read(4096)
@@ -104,7 +104,9 @@ def run(ctx: Context) -> Section:
     rows = ctx.sized(13_000_000, 20_000)  # ~1 GB of CSV
     csv_path, parquet_path = make_files(ctx.work / "stats", rows)
     tools = {
-        "aletheia profiler": PROFILE_SCRIPT if module_available("aletheia.profiling") else None,
+        "aletheia profiler": PROFILE_SCRIPT
+        if module_available("aletheia.stats.profiling")
+        else None,
         "duckdb SUMMARIZE": DUCKDB_SCRIPT if module_available("duckdb") else None,
         "pandas describe()": PANDAS_SCRIPT if module_available("pandas") else None,
     }

@@ -54,7 +54,7 @@ def local_stack(stack_dir: Path) -> Iterator[dict[str, str]]:
         console.print("using the local stack named by the environment")
         yield {}
         return
-    from aletheia import local
+    from aletheia.devstack import local
 
     ports = local.free_ports()
     local.down(stack_dir, keep_data=False, echo=lambda _m: None)
@@ -67,7 +67,7 @@ def local_stack(stack_dir: Path) -> Iterator[dict[str, str]]:
 
 def warm_up() -> None:
     """One write and read first: a fresh emulator's first write takes seconds, once."""
-    from aletheia import clients, config
+    from aletheia.cloud import clients, config
 
     db = clients.firestore_client(config.resolve())
     ref = db.collection("BenchWarmUp").document("w")

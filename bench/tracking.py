@@ -38,14 +38,14 @@ def train_step(step: int) -> float:
 
 def aletheia_available() -> str | None:
     """None when the tracking API exists, else why not."""
-    if not module_available("aletheia.metastore"):
-        return "aletheia.metastore is not in this checkout yet"
+    if not module_available("aletheia.tracking.metastore"):
+        return "aletheia.tracking.metastore is not in this checkout yet"
     return None
 
 
 def aletheia_loop(project: str, exper_name: str, keys: list[str], steps: int) -> LoopResult:
     """Log ``steps`` values for each key through ``run.add_metric``."""
-    from aletheia.metastore import Metastore
+    from aletheia.tracking.metastore import Metastore
 
     ms = Metastore(project)
     exper = ms.exper(exper_name)

@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 from typer.testing import CliRunner
 
-from aletheia import Metastore, Run, layout
+from aletheia import Metastore, Run
 from aletheia.cli import app
+from aletheia.cloud import layout
 
 PROJECT = "quickstart"
 EXPERIMENT = "logreg-cv"

@@ -2,8 +2,8 @@
 
 Deployed as a 2nd-gen function with an Eventarc trigger on
 ``google.cloud.storage.object.v1.finalized``; locally served by
-functions-framework and fed by ``aletheia.eventbridge``. The logic lives in
-the ``aletheia`` package (``aletheia.fileevents``) so paths and document
+functions-framework and fed by ``aletheia.devstack.eventbridge``. The logic lives in
+the ``aletheia`` package (``aletheia.function.fileevents``) so paths and document
 shapes are never copied here.
 """
 
@@ -14,8 +14,8 @@ import logging
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from aletheia import fileevents, leases
-from aletheia.fileevents import handle_finalized
+from aletheia.function import fileevents, leases
+from aletheia.function.fileevents import handle_finalized
 
 log = logging.getLogger("aletheia.function")
 

@@ -2,7 +2,7 @@
 # memory, timed out) stay `processing` with an expired lease, and their event
 # may be lost with the worker. Every few minutes Cloud Scheduler publishes to
 # a topic; the same function bundle's `sweep_stale_leases` entry point then
-# re-drives a bounded number of them (aletheia/leases.py). The storage
+# re-drives a bounded number of them (aletheia/function/leases.py). The storage
 # function also sweeps a few after each event it handles.
 
 resource "google_pubsub_topic" "sweep" {

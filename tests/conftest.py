@@ -20,7 +20,8 @@ import pytest
 import requests
 from google.cloud import firestore, storage
 
-from aletheia import clients, config, local
+from aletheia.cloud import clients, config
+from aletheia.devstack import local
 
 # Variables that would point tests at a user's real project or config.
 _ISOLATE = (

@@ -10,11 +10,12 @@ import pytest
 from test_datasets import make_tree
 from typer.testing import CliRunner
 
-from aletheia import Metastore, layout
-from aletheia.artifacts import ArtifactStore, add_artifact
-from aletheia.blobstore import BlobStore
-from aletheia.cache import LocalCache
+from aletheia import Metastore
 from aletheia.cli import app
+from aletheia.cloud import layout
+from aletheia.data.artifacts import ArtifactStore, add_artifact
+from aletheia.data.blobstore import BlobStore
+from aletheia.data.cache import LocalCache
 from aletheia.errors import IntegrityError, NotFoundError, ValidationError
 
 P, E = "p1", "exp"

@@ -19,13 +19,14 @@ from google.cloud import firestore, storage
 from test_rules import RULES_FILE, load_rules
 from typer.testing import CliRunner
 
-from aletheia import auth, clients, config, journal, layout, members, queries, sync
-from aletheia.blobstore import BlobStore
-from aletheia.cache import LocalCache
 from aletheia.cli import app
-from aletheia.datasets import DatasetStore
+from aletheia.cloud import auth, clients, config, layout, members, queries
+from aletheia.data.blobstore import BlobStore
+from aletheia.data.cache import LocalCache
+from aletheia.data.datasets import DatasetStore
 from aletheia.errors import AccessDeniedError, CredentialsError
-from aletheia.metastore import Metastore
+from aletheia.tracking import journal, sync
+from aletheia.tracking.metastore import Metastore
 
 runner = CliRunner()
 PASSWORD = "correct horse battery"

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from aletheia.metrics import CHUNK_POINTS
+from aletheia.tracking.runmodel import CHUNK_POINTS
 
 REPO = Path(__file__).resolve().parents[1]
 

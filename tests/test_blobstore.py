@@ -9,8 +9,8 @@ import threading
 
 import pytest
 
-from aletheia import layout
-from aletheia.blobstore import HEAD_THRESHOLD, RESUMABLE_THRESHOLD, BlobStore
+from aletheia.cloud import layout
+from aletheia.data.blobstore import HEAD_THRESHOLD, RESUMABLE_THRESHOLD, BlobStore
 from aletheia.errors import NotFoundError
 
 

@@ -7,9 +7,9 @@ import os
 
 import pytest
 
-from aletheia.cache import LocalCache, safe_join
+from aletheia.data.cache import LocalCache, safe_join
+from aletheia.data.hashing import CHUNK_SIZE, sha256_file, sha256_files
 from aletheia.errors import IntegrityError, ValidationError
-from aletheia.hashing import CHUNK_SIZE, sha256_file, sha256_files
 
 
 def sha(data: bytes) -> str:

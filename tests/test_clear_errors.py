@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from test_datasets import PROJECT, make_tree, sha, store_for
 
-from aletheia import config, layout
-from aletheia.datasets import DatasetStore
+from aletheia.cloud import config, layout
+from aletheia.data.datasets import DatasetStore
 from aletheia.errors import ConfigError, IntegrityError
 
 CLI = [str(Path(sys.executable).parent / "aletheia")]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from aletheia import config
+from aletheia.cloud import config
 from aletheia.errors import ConfigError
 
 

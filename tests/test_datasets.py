@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from google.cloud import firestore, storage
 
-from aletheia import config, datasets, layout
-from aletheia.blobstore import BlobStore
-from aletheia.cache import LocalCache
-from aletheia.datasets import DatasetStore, load_manifest
+from aletheia.cloud import config, layout
+from aletheia.data import datasets
+from aletheia.data.blobstore import BlobStore
+from aletheia.data.cache import LocalCache
+from aletheia.data.datasets import DatasetStore, load_manifest
 from aletheia.errors import IntegrityError, NotFoundError, ValidationError
 
 PROJECT = "p1"

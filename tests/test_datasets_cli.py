@@ -14,8 +14,8 @@ import pytest
 from test_datasets import make_tree, sha
 from typer.testing import CliRunner
 
-from aletheia import layout
 from aletheia.cli import app
+from aletheia.cloud import layout
 from aletheia.errors import ValidationError
 
 from helpers import wait_for_document

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from test_datasets import make_tree, sha
 
-from aletheia import datasets
-from aletheia.blobstore import BlobStore
-from aletheia.cache import LocalCache
-from aletheia.metastore import Metastore
+from aletheia.data import datasets
+from aletheia.data.blobstore import BlobStore
+from aletheia.data.cache import LocalCache
+from aletheia.tracking.metastore import Metastore
 
 
 def test_run_records_version_and_both_queries_work(stack, db, gcs, tmp_path, monkeypatch):

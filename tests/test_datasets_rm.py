@@ -10,13 +10,15 @@ import pytest
 from test_datasets import make_tree, sha, store_for
 from typer.testing import CliRunner
 
-from aletheia import Metastore, blobrefs, layout
-from aletheia.blobstore import BlobStore
-from aletheia.cache import LocalCache
+from aletheia import Metastore
 from aletheia.cli import app
-from aletheia.datasets import DatasetStore, dataset_versions_with_file, runs_using_dataset
+from aletheia.cloud import layout
+from aletheia.data import blobrefs
+from aletheia.data.blobstore import BlobStore
+from aletheia.data.cache import LocalCache
+from aletheia.data.datasets import DatasetStore, dataset_versions_with_file, runs_using_dataset
 from aletheia.errors import ConflictError
-from aletheia.mlflow_artifacts import AletheiaArtifactRepository
+from aletheia.integrations.mlflow.artifacts import AletheiaArtifactRepository
 
 from helpers import count_rpcs
 

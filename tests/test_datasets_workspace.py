@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from test_datasets import make_tree, sha, store_for
 
-from aletheia import layout, versioncheck
-from aletheia.datasets import PULL_STATE, DatasetStore
+from aletheia.cloud import layout
+from aletheia.data.datasets import PULL_STATE, DatasetStore
+from aletheia.data.lockfile import LockFile
 from aletheia.errors import ConflictError, NotFoundError, ValidationError
-from aletheia.lockfile import LockFile
+from aletheia.stats import versioncheck
 
 from helpers import wait_for
 

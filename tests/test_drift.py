@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from aletheia import drift, profiling
+from aletheia.stats import drift, profiling
 
 
 def _profile(table: pa.Table) -> dict[str, Any]:

@@ -11,11 +11,12 @@ from google.cloud import firestore, storage
 from test_function_profiling import PROJECT, wait_terminal
 from typer.testing import CliRunner
 
-from aletheia import config, layout, versioncheck
-from aletheia.blobstore import BlobStore
-from aletheia.cache import LocalCache
 from aletheia.cli import app
-from aletheia.datasets import DatasetStore
+from aletheia.cloud import config, layout
+from aletheia.data.blobstore import BlobStore
+from aletheia.data.cache import LocalCache
+from aletheia.data.datasets import DatasetStore
+from aletheia.stats import versioncheck
 
 
 def _write(directory: Path, seed: int, shift: float = 0.0, extra: bool = False) -> Path:

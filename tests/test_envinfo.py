@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from aletheia import envinfo
-from aletheia.reproduce import parse_requirements
+from aletheia.tracking import envinfo
+from aletheia.tracking.reproduce import parse_requirements
 
 
 @pytest.fixture()

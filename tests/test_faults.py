@@ -12,9 +12,11 @@ from pathlib import Path
 from google.cloud import firestore
 from typer.testing import CliRunner
 
-from aletheia import config, journal, layout, local
 from aletheia.cli import app
-from aletheia.metastore import Metastore
+from aletheia.cloud import config, layout
+from aletheia.devstack import local
+from aletheia.tracking import journal
+from aletheia.tracking.metastore import Metastore
 
 from helpers import wait_for
 
@@ -85,7 +87,7 @@ def test_firestore_stops_mid_run_and_nothing_is_lost(
 
 TRAINING = """
 import sys
-from aletheia.metastore import Metastore
+from aletheia.tracking.metastore import Metastore
 exper = Metastore("faults", flush_interval_s=0.2).exper("killed", git_policy="off")
 run = exper.start_run(fold=3, params={"seed": 1})
 run.set_model("mlp")
@@ -150,7 +152,7 @@ def test_sigkill_then_sync_loses_nothing_and_marks_crashed(
 
 JOURNAL_FULL = """
 import logging, os, resource, signal, sys
-from aletheia.metastore import Metastore
+from aletheia.tracking.metastore import Metastore
 logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write over the limit fails (EFBIG)
 ms = Metastore("faults", flush_interval_s=0.1, firestore_emulator_host=sys.argv[1])

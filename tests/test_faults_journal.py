@@ -13,17 +13,18 @@ import pytest
 from google.cloud import firestore
 from typer.testing import CliRunner
 
-from aletheia import config, journal, layout
 from aletheia.cli import app
+from aletheia.cloud import config, layout
 from aletheia.errors import ConfigError
-from aletheia.metastore import Metastore
+from aletheia.tracking import journal
+from aletheia.tracking.metastore import Metastore
 
 PROJECT = "faultsj"
 
 #: A training script whose journal stops fitting on the disk after its first point.
 DISK_FULL = """
 import logging, resource, signal, sys
-from aletheia.metastore import Metastore
+from aletheia.tracking.metastore import Metastore
 logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write over the limit fails (EFBIG)
 overrides = {"firestore_emulator_host": sys.argv[2]} if len(sys.argv) > 2 else {}

@@ -12,8 +12,10 @@ from pathlib import Path
 
 from test_faults import stored_points
 
-from aletheia import config, journal, layout, local, sync
-from aletheia.metastore import Metastore
+from aletheia.cloud import config, layout
+from aletheia.devstack import local
+from aletheia.tracking import journal, sync
+from aletheia.tracking.metastore import Metastore
 
 from helpers import wait_for
 

@@ -12,7 +12,7 @@ import pytest
 from google.cloud import firestore, storage
 from test_function_profiling import PROJECT, upload, wait_terminal
 
-from aletheia import config, layout
+from aletheia.cloud import config, layout
 
 WIDE = 10_000
 

@@ -22,9 +22,9 @@ from google.cloud import firestore, storage
 from test_terraform import _parse as parse_terraform
 from test_terraform import expiring_prefixes
 
-from aletheia import config, layout
-from aletheia.blobstore import BlobStore
-from aletheia.fileevents import PATH_METADATA
+from aletheia.cloud import config, layout
+from aletheia.data.blobstore import BlobStore
+from aletheia.function.fileevents import PATH_METADATA
 
 from helpers import GENEROUS_S, wait_for_document
 

@@ -13,8 +13,8 @@ import pytest
 from google.cloud import firestore, storage
 from test_function_profiling import PROJECT, upload, wait_terminal
 
-from aletheia import config, layout
-from aletheia.fileevents import LeaseBusyError, handle_finalized
+from aletheia.cloud import config, layout
+from aletheia.function.fileevents import LeaseBusyError, handle_finalized
 
 from helpers import wait_for
 

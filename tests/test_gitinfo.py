@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from aletheia import gitinfo
 from aletheia.errors import GitPolicyError, ValidationError
-from aletheia.gitinfo import GitInfo, GitPolicyWarning
+from aletheia.tracking import gitinfo
+from aletheia.tracking.gitinfo import GitInfo, GitPolicyWarning
 
 
 @pytest.fixture(autouse=True)

@@ -1,8 +1,8 @@
-"""Every client query in ``aletheia/queries.py`` has the index production needs.
+"""Every client query in ``aletheia/cloud/queries.py`` has the index production needs.
 
 The emulator serves any query; production Firestore refuses one whose
 composite index is missing ("The query requires an index"). This test builds
-every query function of ``aletheia.queries`` (no network: queries are built,
+every query function of ``aletheia.cloud.queries`` (no network: queries are built,
 never run), reads its filters and orderings from the query's protobuf, decides
 by Firestore's indexing rules which index it needs, and looks for it in
 ``firestore.indexes.json``:
@@ -37,7 +37,8 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from google.cloud.firestore_v1.query import Query
 from google.cloud.firestore_v1.types import StructuredQuery
 
-from aletheia import layout, metrics, queries
+from aletheia.cloud import layout, queries
+from aletheia.tracking import runmodel
 
 INDEX_FILE = Path(__file__).resolve().parents[1] / "firestore.indexes.json"
 _OP = StructuredQuery.FieldFilter.Operator
@@ -184,7 +185,7 @@ def missing_index(need: Need, index: dict[str, Any]) -> bool:
 
 
 def query_functions() -> dict[str, Callable[..., Query]]:
-    """Every public function of ``aletheia.queries`` whose first parameter is ``db``."""
+    """Every public function of ``aletheia.cloud.queries`` whose first parameter is ``db``."""
     found: dict[str, Callable[..., Query]] = {}
     for name, func in inspect.getmembers(queries, inspect.isfunction):
         if name.startswith("_") or func.__module__ != queries.__name__:
@@ -212,7 +213,7 @@ def example_args(name: str, func: Callable[..., Query]) -> dict[str, Any]:
 
 
 def all_needs(db: firestore.Client) -> dict[str, Need]:
-    """``{query function: what it needs}`` for every query in aletheia.queries."""
+    """``{query function: what it needs}`` for every query in aletheia.cloud.queries."""
     needs = {}
     for name, func in query_functions().items():
         query = func(db, **example_args(name, func))
@@ -352,7 +353,7 @@ def test_collection_group_queries_need_group_scope(
 
 def test_metric_chunk_arrays_are_exempt_from_indexing() -> None:
     """Chunk arrays are never queried; indexing each element would slow every flush."""
-    chunk = metrics.chunk_doc("loss", 0, [])
+    chunk = runmodel.chunk_doc("loss", 0, [])
     arrays = {name for name, value in chunk.items() if isinstance(value, list)}
     spec = json.loads(INDEX_FILE.read_text())
     exempt = {

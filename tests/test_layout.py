@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from aletheia import layout
+from aletheia.cloud import layout
 from aletheia.errors import ValidationError
 
 DIGEST = hashlib.sha256(b"x").hexdigest()

@@ -13,7 +13,8 @@ import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore
 
-from aletheia import layout, local
+from aletheia.cloud import layout
+from aletheia.devstack import local
 
 from helpers import wait_for
 

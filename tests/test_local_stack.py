@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from aletheia import clients, config, local
 from aletheia.cli import app, main
+from aletheia.cloud import clients, config
+from aletheia.devstack import local
 from aletheia.errors import LocalStackError
 
 runner = CliRunner()

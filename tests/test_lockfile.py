@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 
+from aletheia.data.lockfile import LockFile, find_repo_root, lock_path
 from aletheia.errors import ConfigError, ValidationError
-from aletheia.lockfile import LockFile, find_repo_root, lock_path
 
 
 def test_pins_round_trip_and_are_found_from_a_subdirectory(tmp_path):

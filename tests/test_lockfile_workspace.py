@@ -11,10 +11,11 @@ import pytest
 from test_datasets import make_tree
 from typer.testing import CliRunner
 
-from aletheia import gitignore, layout
 from aletheia.cli import app
+from aletheia.cloud import layout
+from aletheia.data import gitignore
+from aletheia.data.lockfile import LockFile, lock_path
 from aletheia.errors import ConfigError, ValidationError
-from aletheia.lockfile import LockFile, lock_path
 
 runner = CliRunner()
 P = "loop"

@@ -9,8 +9,8 @@ from google.cloud import firestore
 from test_rules import RULES_FILE, T0, Rest, load_rules
 from typer.testing import CliRunner
 
-from aletheia import config, layout, members
 from aletheia.cli import app
+from aletheia.cloud import config, layout, members
 from aletheia.errors import ConflictError, NotFoundError, ValidationError
 
 runner = CliRunner()

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from google.cloud import firestore
 
-from aletheia import config, layout
+from aletheia.cloud import config, layout
 from aletheia.errors import ValidationError
-from aletheia.metastore import Metastore, effective_status
+from aletheia.tracking.metastore import Metastore
+from aletheia.tracking.runmodel import effective_status
 
 from helpers import wait_for
 
@@ -43,7 +44,7 @@ def run_doc(db: firestore.Client, exper: str, run: str) -> dict:
 def test_readme_example_records_every_field(
     stack: config.Settings, db: firestore.Client, tmp_path: Path, cache_dir: Path
 ) -> None:
-    from aletheia.datasets import DatasetStore
+    from aletheia.data.datasets import DatasetStore
 
     repo = git_repo(tmp_path / "repo")
     (repo / "train.py").write_text("print('changed')\n")  # dirty: the diff becomes a blob

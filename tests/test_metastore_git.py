@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from google.cloud import firestore
 
-from aletheia import config, layout
+from aletheia.cloud import config, layout
 from aletheia.errors import GitPolicyError
-from aletheia.gitinfo import GitPolicyWarning
-from aletheia.metastore import Metastore
+from aletheia.tracking.gitinfo import GitPolicyWarning
+from aletheia.tracking.metastore import Metastore
 
 PROJECT = "git"
 ENV = {

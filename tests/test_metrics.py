@@ -8,9 +8,10 @@ from google.cloud import firestore
 from google.cloud.firestore_v1 import _helpers
 from google.cloud.firestore_v1.types import Document
 
-from aletheia import config, journal, layout
-from aletheia.metastore import Metastore
-from aletheia.metrics import CHUNK_POINTS
+from aletheia.cloud import config, layout
+from aletheia.tracking import journal
+from aletheia.tracking.metastore import Metastore
+from aletheia.tracking.runmodel import CHUNK_POINTS
 
 from helpers import wait_for
 

@@ -17,10 +17,10 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking._tracking_service.utils import _get_store
 from typer.testing import CliRunner
 
-from aletheia import config, layout
 from aletheia.cli import app
-from aletheia.metastore import Metastore
-from aletheia.mlflow_store import AletheiaStore
+from aletheia.cloud import config, layout
+from aletheia.integrations.mlflow.store import AletheiaStore
+from aletheia.tracking.metastore import Metastore
 
 PROJECT = "mlflowcompat"
 runner = CliRunner()
@@ -191,7 +191,10 @@ def test_script_in_its_own_interpreter(tracking: str, tmp_path: Path) -> None:
     assert len(MlflowClient().get_metric_history(run_id, "loss")) == 1000
 
 
-@pytest.mark.parametrize("first", ["aletheia.mlflow_artifacts", "aletheia.mlflow_store", "mlflow"])
+@pytest.mark.parametrize(
+    "first",
+    ["aletheia.integrations.mlflow.artifacts", "aletheia.integrations.mlflow.store", "mlflow"],
+)
 def test_both_schemes_are_known_whatever_is_imported_first(first: str) -> None:
     """Importing a plugin before MLflow's registries still registers both schemes.
 

@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag, ViewType
 from mlflow.exceptions import MlflowException
 
-from aletheia import config, layout
+from aletheia.cloud import config, layout
 
 PROJECT = "mlflowclient"
 

@@ -13,10 +13,10 @@ from mlflow import MlflowClient
 from mlflow.entities import ViewType
 from typer.testing import CliRunner
 
-from aletheia import config
 from aletheia.cli import app
-from aletheia.export_mlflow import export_run_id
-from aletheia.metastore import Metastore
+from aletheia.cloud import config
+from aletheia.integrations.mlflow.export import export_run_id
+from aletheia.tracking.metastore import Metastore
 
 PROJECT = "mlflowexport"
 runner = CliRunner()

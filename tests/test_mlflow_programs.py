@@ -20,8 +20,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.store.tracking.abstract_store import AbstractStore
 from mlflow.tracking._tracking_service.utils import _get_store
 
-from aletheia import config, layout
-from aletheia.mlflow_store import AletheiaStore
+from aletheia.cloud import config, layout
+from aletheia.integrations.mlflow.store import AletheiaStore
 
 PROJECT = "mlflowprograms"
 

@@ -14,8 +14,8 @@ from mlflow.exceptions import MlflowException
 from test_auth import as_user, rules_stack
 from test_rules import RULES_FILE, load_rules
 
-from aletheia import config, layout
-from aletheia.metastore import Metastore
+from aletheia.cloud import config, layout
+from aletheia.tracking.metastore import Metastore
 
 __all__ = ["rules_stack"]  # the fixture, shared with test_auth
 

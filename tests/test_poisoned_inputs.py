@@ -31,10 +31,11 @@ from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
 from mlflow.tracking._tracking_service.utils import _get_store
 
-from aletheia import config, journal, layout
-from aletheia.datasets import DatasetStore
+from aletheia.cloud import config, layout
+from aletheia.data.datasets import DatasetStore
 from aletheia.errors import ValidationError
-from aletheia.metastore import Metastore, Run
+from aletheia.tracking import journal
+from aletheia.tracking.metastore import Metastore, Run
 
 PROJECT = "poisoned"
 KB = 1000

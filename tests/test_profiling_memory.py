@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pytest
 
-from aletheia import profiling
+from aletheia.stats import profiling
 
 ROWS = 3_300_000  # ~110 MB of CSV
 LIMIT_MIB = 512
@@ -62,7 +62,7 @@ def test_big_csv_is_profiled_in_bounded_memory(tmp_path: Path) -> None:
     size = path.stat().st_size
     assert size > 100 << 20
 
-    out, peak_kib = _run_measured([sys.executable, "-m", "aletheia.profiling", str(path)])
+    out, peak_kib = _run_measured([sys.executable, "-m", "aletheia.stats.profiling", str(path)])
 
     profile = json.loads(out)
     assert peak_kib < LIMIT_MIB * 1024, f"peak RSS {peak_kib / 1024:.0f} MiB for {size >> 20} MiB"

@@ -1,6 +1,6 @@
 """The profiler's numbers against DuckDB reading the same bytes (no stack needed).
 
-Each case writes a real file, profiles it with :func:`aletheia.profiling.profile`
+Each case writes a real file, profiles it with :func:`aletheia.stats.profiling.profile`
 exactly as the storage function does, and asks DuckDB the same questions.
 Distinct counts flagged exact must equal DuckDB's ``count(distinct)``; the
 approximate ones must stay within HyperLogLog's error and never exceed the
@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pytest
 
-from aletheia.profiling import Detected, Profile, ProfileError, detect_format, profile
+from aletheia.stats.profiling import Detected, Profile, ProfileError, detect_format, profile
 
 
 def _profile(path: Path) -> Profile:

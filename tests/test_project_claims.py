@@ -15,13 +15,13 @@ from google.cloud import firestore, storage
 from test_auth import as_user, rules_stack, uid_of
 from typer.testing import CliRunner
 
-from aletheia import clients, config, layout, members
-from aletheia.blobstore import BlobStore
-from aletheia.cache import LocalCache
 from aletheia.cli import app
-from aletheia.datasets import DatasetStore
+from aletheia.cloud import clients, config, layout, members
+from aletheia.data.blobstore import BlobStore
+from aletheia.data.cache import LocalCache
+from aletheia.data.datasets import DatasetStore
 from aletheia.errors import AccessDeniedError, ConflictError
-from aletheia.metastore import Metastore
+from aletheia.tracking.metastore import Metastore
 
 __all__ = ["rules_stack"]  # the fixture, shared with test_auth
 

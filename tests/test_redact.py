@@ -11,10 +11,10 @@ from google.cloud import firestore
 from test_datasets import make_tree, store_for
 from typer.testing import CliRunner
 
-from aletheia import config, layout
-from aletheia.artifacts import ArtifactStore
 from aletheia.cli import app
-from aletheia.redact import redact_text, redact_url
+from aletheia.cloud import config, layout
+from aletheia.cloud.redact import redact_text, redact_url
+from aletheia.data.artifacts import ArtifactStore
 
 SECRET = "Tok3nS3cret"
 runner = CliRunner()

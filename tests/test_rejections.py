@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 from google.cloud import firestore
 
-from aletheia import config, journal, layout, sync, transient, validation
+from aletheia.cloud import config, layout, limits, transient
 from aletheia.errors import ValidationError
-from aletheia.metastore import Metastore
-from aletheia.store import FirestoreStore, Write, WritesRejectedError
+from aletheia.tracking import journal, sync
+from aletheia.tracking.metastore import Metastore
+from aletheia.tracking.store import FirestoreStore, Write, WritesRejectedError
 
 PROJECT = "rejections"
 KB = 1000
@@ -83,8 +84,8 @@ def test_too_many_metric_keys_cap_the_summary_and_the_run_is_still_recorded(
             run.log_metrics({k: float(step) for k in keys}, step=step)
     doc = run_doc(db, "many keys", run.id)
     assert doc["status"] == "finished"
-    assert count_fields(doc) <= validation.MAX_DOCUMENT_FIELDS
-    assert validation.encoded_size(doc) <= validation.MAX_DOCUMENT_BYTES
+    assert count_fields(doc) <= limits.MAX_DOCUMENT_FIELDS
+    assert limits.encoded_size(doc) <= limits.MAX_DOCUMENT_BYTES
     kept = list(doc["summary"])
     assert 0 < len(kept) < len(keys) and set(kept) <= set(keys)
     assert doc["summary"][keys[0]] == {
@@ -177,7 +178,9 @@ def test_a_request_over_the_servers_size_limit_is_not_retried(
 def test_one_list_of_transient_errors() -> None:
     from google.api_core import exceptions as gexc
 
-    from aletheia import blobstore, fileevents, store
+    from aletheia.data import blobstore
+    from aletheia.function import fileevents
+    from aletheia.tracking import store
 
     assert transient.is_transient(gexc.ServiceUnavailable("down"))
     assert transient.is_transient(gexc.RetryError("gave up", gexc.DeadlineExceeded("slow")))

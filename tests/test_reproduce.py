@@ -15,13 +15,14 @@ from google.cloud import firestore, storage
 from rich.console import Console
 from typer.testing import CliRunner
 
-from aletheia import envinfo, layout
-from aletheia.blobstore import BlobStore
 from aletheia.cli import runs_env
-from aletheia.config import Settings
-from aletheia.envinfo import EnvInfo, PlatformInfo, PythonInfo
+from aletheia.cloud import layout
+from aletheia.cloud.config import Settings
+from aletheia.data.blobstore import BlobStore
 from aletheia.errors import NotFoundError, ValidationError
-from aletheia.reproduce import diff_env, parse_requirements, render_table
+from aletheia.tracking import envinfo
+from aletheia.tracking.envinfo import EnvInfo, PlatformInfo, PythonInfo
+from aletheia.tracking.reproduce import diff_env, parse_requirements, render_table
 
 # --------------------------------------------------------------------------- parse_requirements
 
@@ -276,7 +277,7 @@ def test_bad_run_id_is_refused(stack: Settings) -> None:
 def test_a_tracked_run_can_be_reproduced(stack: Settings, tmp_path: Path) -> None:
     """A run started by the Metastore → `aletheia runs env` gives its packages and no diff."""
     from aletheia.cli import app
-    from aletheia.metastore import Metastore
+    from aletheia.tracking.metastore import Metastore
 
     exper = Metastore(PROJECT, flush_interval_s=0.2).exper("repro", git_policy="off")
     with exper.start_run(fold=1, repo_path=tmp_path) as run:

@@ -13,8 +13,8 @@ import pytest
 from google.cloud import firestore, storage
 from test_function_profiling import upload, wait_terminal
 
-from aletheia import config
-from aletheia.rowlimit import MAX_ROW_BYTES, RowLimitedReader, RowTooLongError
+from aletheia.cloud import config
+from aletheia.stats.rowlimit import MAX_ROW_BYTES, RowLimitedReader, RowTooLongError
 
 TWENTY_MB = 20_000_000
 

@@ -30,7 +30,7 @@ import pytest
 import requests
 from google.cloud import firestore
 
-from aletheia import config, layout
+from aletheia.cloud import config, layout
 
 RULES_FILE = Path(__file__).resolve().parents[1] / "firestore.rules"
 

@@ -16,10 +16,11 @@ from pathlib import Path
 from google.cloud import firestore, storage
 from test_rules import RULES_FILE, T0, Rest, load_rules
 
-from aletheia import Metastore, config, layout, members
-from aletheia.blobstore import BlobStore
-from aletheia.cache import LocalCache
-from aletheia.datasets import DatasetStore
+from aletheia import Metastore
+from aletheia.cloud import config, layout, members
+from aletheia.data.blobstore import BlobStore
+from aletheia.data.cache import LocalCache
+from aletheia.data.datasets import DatasetStore
 
 WRITER = "u-writer"
 

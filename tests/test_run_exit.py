@@ -15,13 +15,13 @@ import textwrap
 import pytest
 from google.cloud import firestore
 
-from aletheia import config, layout
+from aletheia.cloud import config, layout
 
 PROJECT = "runexit"
 
 PRELUDE = """
 import sys, threading
-from aletheia.metastore import Metastore
+from aletheia.tracking.metastore import Metastore
 exper = Metastore("runexit", flush_interval_s=0.2).exper("exits", git_policy="off")
 run = exper.start_run(run_id=sys.argv[1])
 run.add_metric("loss", 0.5)

@@ -6,8 +6,8 @@ from typing import Any
 
 from google.cloud import firestore
 
-from aletheia import config, layout
-from aletheia.metastore import Metastore
+from aletheia.cloud import config, layout
+from aletheia.tracking.metastore import Metastore
 
 PROJECT = "runfields"
 

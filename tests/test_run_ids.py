@@ -9,14 +9,14 @@ from pathlib import Path
 
 from google.cloud import firestore
 
-from aletheia import config, layout
+from aletheia.cloud import config, layout
 
 STARTERS = 16
 
 SCRIPT = """
 import sys, time
 from pathlib import Path
-from aletheia.metastore import Metastore
+from aletheia.tracking.metastore import Metastore
 go = Path(sys.argv[1])
 exper = Metastore("ids").exper("concurrent", git_policy="off")
 print("ready", flush=True)

@@ -10,8 +10,8 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from test_auth import as_user, rules_stack, uid_of
 
-from aletheia import clients, config, layout, members
-from aletheia.metastore import Metastore
+from aletheia.cloud import clients, config, layout, members
+from aletheia.tracking.metastore import Metastore
 
 __all__ = ["rules_stack"]  # the fixture, shared with test_auth
 

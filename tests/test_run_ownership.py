@@ -16,8 +16,10 @@ from pathlib import Path
 import pytest
 from test_faults import stored_points
 
-from aletheia import config, layout, local, metastore, sync
-from aletheia.metastore import Metastore
+from aletheia.cloud import config, layout
+from aletheia.devstack import local
+from aletheia.tracking import metastore, sync
+from aletheia.tracking.metastore import Metastore
 
 PROJECT = "faults"
 
@@ -86,8 +88,8 @@ def test_second_offline_start_of_the_same_run_id_takes_over_nothing(
 
 OFFLINE_TRAINING = """
 import sys
-from aletheia import metastore
-from aletheia.metastore import Metastore
+from aletheia.tracking import metastore
+from aletheia.tracking.metastore import Metastore
 metastore._CREATE_TIMEOUT_S = 1.0  # nothing answers: give up quickly
 ms = Metastore("faults", flush_interval_s=0.2)
 ms.store.commit_timeout_s = 0.5

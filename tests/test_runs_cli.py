@@ -10,10 +10,10 @@ import pytest
 from google.cloud import firestore
 from typer.testing import CliRunner
 
-from aletheia import config, layout
 from aletheia.cli import app, runs_cmd
+from aletheia.cloud import config, layout
 from aletheia.errors import NotFoundError
-from aletheia.metastore import Metastore
+from aletheia.tracking.metastore import Metastore
 
 PROJECT = "cli"
 runner = CliRunner()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from aletheia.sketches import HLL_PRECISION, DistinctHashes, HyperLogLog
+from aletheia.stats.sketches import HLL_PRECISION, DistinctHashes, HyperLogLog
 
 
 def reference_registers(hashes: list[int], p: int = HLL_PRECISION) -> np.ndarray:

@@ -10,8 +10,8 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
 
-from aletheia import splits
 from aletheia.errors import ValidationError
+from aletheia.stats import splits
 
 
 def _source(root: Path, n: int = 5000) -> Path:

@@ -17,8 +17,8 @@ from google.cloud import firestore, storage
 from test_function_profiling import upload, wait_terminal
 from typer.testing import CliRunner
 
-from aletheia import config, layout
 from aletheia.cli import app
+from aletheia.cloud import config, layout
 
 from helpers import wait_for_document
 

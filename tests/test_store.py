@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from google.cloud import firestore
 
-from aletheia import config, layout
-from aletheia.store import MAX_BATCH_BYTES, FirestoreStore, Write, split_batches
-from aletheia.validation import encoded_size
+from aletheia.cloud import config, layout
+from aletheia.cloud.limits import encoded_size
+from aletheia.tracking.store import MAX_BATCH_BYTES, FirestoreStore, Write, split_batches
 
 # About the size of a full metric chunk (1,000 points with steps and times).
 BIG = {"values": [0.123456789012345] * 2000, "steps": list(range(2000))}

@@ -12,10 +12,12 @@ from pathlib import Path
 from google.cloud import firestore
 from typer.testing import CliRunner
 
-from aletheia import config, journal, layout, local
 from aletheia.cli import app
-from aletheia.metastore import Metastore
-from aletheia.sync import sync_all
+from aletheia.cloud import config, layout
+from aletheia.devstack import local
+from aletheia.tracking import journal
+from aletheia.tracking.metastore import Metastore
+from aletheia.tracking.sync import sync_all
 
 from helpers import wait_for
 

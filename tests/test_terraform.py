@@ -22,7 +22,7 @@ from typing import Any
 import hcl2
 import pytest
 
-from aletheia import config, layout
+from aletheia.cloud import config, layout
 
 ROOT = Path(__file__).resolve().parents[1]
 TF = ROOT / "terraform"
@@ -140,7 +140,7 @@ def test_bucket_is_private_versioned_with_lifecycle(tf: dict[str, Any]) -> None:
     assert bucket["public_access_prevention"] == "enforced"
     assert _one(bucket["versioning"])["enabled"] is True
     assert _one(bucket["soft_delete_policy"])["retention_duration_seconds"]
-    # Only scratch space expires: temporary uploads (aletheia.layout), per aletheia project.
+    # Only scratch space expires: temporary uploads (aletheia.cloud.layout), per aletheia project.
     assert expiring_prefixes(tf, "p") == [f"p/{layout.TMP_PREFIX}/"]
     # The client's default bucket name when none is configured.
     assert tf["locals"]["bucket_name"].endswith('"${var.project_id}-aletheia"}')
@@ -210,7 +210,7 @@ def test_function_gen2_from_functions_dir_with_storage_trigger(tf: dict[str, Any
         "ALETHEIA_CLOUD_PROJECT": "${var.project_id}",
         "ALETHEIA_BUCKET": "${google_storage_bucket.data.name}",
     }
-    # The variables the deployed function sets are the ones aletheia.config reads.
+    # The variables the deployed function sets are the ones aletheia.cloud.config reads.
     known = {v for names in config.ENV_VARS.values() for v in names}
     assert set(service["environment_variables"]) <= known
     assert service["service_account_email"] == "${google_service_account.function.email}"
@@ -399,4 +399,8 @@ def test_function_bundle_holds_the_function_and_the_wheel(tmp_path: Path) -> Non
     assert requirements[-1] == f"./wheels/{wheel.name}"
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
-    assert {"aletheia/fileevents.py", "aletheia/layout.py", "aletheia/config.py"} <= names
+    assert {
+        "aletheia/function/fileevents.py",
+        "aletheia/cloud/layout.py",
+        "aletheia/cloud/config.py",
+    } <= names

@@ -18,11 +18,12 @@ from test_drift_versions import _write
 from test_function_profiling import PROJECT, wait_terminal
 from typer.testing import CliRunner
 
-from aletheia import clients, config, layout, members, versioncheck
-from aletheia.blobstore import BlobStore
-from aletheia.cache import LocalCache
 from aletheia.cli import app
-from aletheia.datasets import DatasetStore
+from aletheia.cloud import clients, config, layout, members
+from aletheia.data.blobstore import BlobStore
+from aletheia.data.cache import LocalCache
+from aletheia.data.datasets import DatasetStore
+from aletheia.stats import versioncheck
 
 from helpers import wait_for
 

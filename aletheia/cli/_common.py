@@ -12,7 +12,7 @@ import typer
 from google.api_core import exceptions as gexc
 from rich.console import Console
 
-from aletheia import config
+from aletheia.cloud import config
 from aletheia.errors import AccessDeniedError, AletheiaError
 
 console = Console()
@@ -74,7 +74,7 @@ def access_denied(exc: gexc.PermissionDenied) -> AccessDeniedError:
 def settings(**overrides: object) -> config.Settings:
     """Resolve settings with the command's explicit options on top.
 
-    A :class:`~aletheia.config.ConfigWarning` becomes one yellow line (the
+    A :class:`~aletheia.cloud.config.ConfigWarning` becomes one yellow line (the
     library reports each once per process), not Python's file:line format.
     """
     with warnings.catch_warnings(record=True) as caught:

@@ -17,12 +17,13 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from aletheia import clients, layout, versioncheck
-from aletheia.blobstore import BlobStore
-from aletheia.cache import LocalCache
 from aletheia.cli._common import console, err_console, settings
-from aletheia.datasets import DatasetStore
-from aletheia.hashing import OnBytes
+from aletheia.cloud import clients, layout
+from aletheia.data.blobstore import BlobStore
+from aletheia.data.cache import LocalCache
+from aletheia.data.datasets import DatasetStore
+from aletheia.data.hashing import OnBytes
+from aletheia.stats import versioncheck
 
 ProjectOption = Annotated[
     str | None,
@@ -87,7 +88,7 @@ def version_validation(store: DatasetStore, name: str, version: str) -> dict[str
     """The version's recorded validation; if none yet, computed in memory (never written).
 
     Reading never writes: viewers may not, and the writers of the data record
-    it (:mod:`aletheia.versioncheck`). ``recorded`` says which one this is.
+    it (:mod:`aletheia.stats.versioncheck`). ``recorded`` says which one this is.
     """
     doc = store.db.document(layout.dataset_version(store.project, name, version)).get().to_dict()
     found = (doc or {}).get("validation")

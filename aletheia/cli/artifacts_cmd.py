@@ -10,12 +10,12 @@ import typer
 from rich.filesize import decimal
 from rich.table import Table
 
-from aletheia import clients
-from aletheia.artifacts import ArtifactStore
-from aletheia.blobstore import BlobStore
-from aletheia.cache import LocalCache
 from aletheia.cli._common import console, exit_on_error, settings
 from aletheia.cli._datasets_common import JsonOption, ProjectOption, RichReporter, jsonable
+from aletheia.cloud import clients
+from aletheia.data.artifacts import ArtifactStore
+from aletheia.data.blobstore import BlobStore
+from aletheia.data.cache import LocalCache
 
 app = typer.Typer(
     help="Versioned artifacts of an experiment (models, plots, logs): every save is a version "

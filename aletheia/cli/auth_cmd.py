@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from aletheia import auth
 from aletheia.cli._common import console, exit_on_error, settings
+from aletheia.cloud import auth
 
 app = typer.Typer(
     help="Sign in as a Firebase user so Firestore's rules (project roles) apply to you. "

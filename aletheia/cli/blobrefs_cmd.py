@@ -6,9 +6,9 @@ import json
 
 import typer
 
-from aletheia.backfill import backfill
 from aletheia.cli._common import console, exit_on_error
 from aletheia.cli._datasets_common import JsonOption, ProjectOption, dataset_store
+from aletheia.data.backfill import backfill
 
 
 @exit_on_error

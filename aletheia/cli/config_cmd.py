@@ -6,9 +6,9 @@ import warnings
 
 from rich.table import Table
 
-from aletheia import config
 from aletheia.cli._common import StackDirOption, console
-from aletheia.config import ConfigWarning
+from aletheia.cloud import config
+from aletheia.cloud.config import ConfigWarning
 
 
 def show_config(stack_dir: StackDirOption = None) -> None:

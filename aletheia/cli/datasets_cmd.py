@@ -9,7 +9,6 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from aletheia import pull as pulling
 from aletheia.cli._common import console, exit_on_error
 from aletheia.cli._datasets_common import (
     JsonOption,
@@ -19,7 +18,8 @@ from aletheia.cli._datasets_common import (
     print_validation,
     version_validation,
 )
-from aletheia.datasets import FileEntry
+from aletheia.data import pull as pulling
+from aletheia.data.datasets import FileEntry
 
 app = typer.Typer(help="Versioned datasets: content-addressed files in Cloud Storage.")
 

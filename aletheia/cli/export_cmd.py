@@ -8,10 +8,10 @@ from typing import Annotated
 
 import typer
 
-from aletheia import clients, layout
-from aletheia.blobstore import BlobStore
 from aletheia.cli._common import console, settings
-from aletheia.export_mlflow import export_mlflow
+from aletheia.cloud import clients, layout
+from aletheia.data.blobstore import BlobStore
+from aletheia.integrations.mlflow.export import export_mlflow
 
 app = typer.Typer(help="Export runs to other tools' formats.", no_args_is_help=True)
 

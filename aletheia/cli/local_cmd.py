@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from aletheia import local
 from aletheia.cli._common import StackDirOption, console, settings
+from aletheia.devstack import local
 
 app = typer.Typer(
     help="Run Firestore, Cloud Storage, Pub/Sub and the storage function locally.",

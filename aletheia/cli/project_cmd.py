@@ -9,8 +9,8 @@ import typer
 from google.cloud import firestore
 from rich.table import Table
 
-from aletheia import clients, members
 from aletheia.cli._common import console, exit_on_error, settings
+from aletheia.cloud import clients, members
 from aletheia.errors import ValidationError
 
 app = typer.Typer(help="aletheia projects and their members (viewer < writer < owner).")

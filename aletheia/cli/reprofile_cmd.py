@@ -1,7 +1,7 @@
 """``aletheia datasets reprofile``: profile a version's files again (all, stuck ones, or one).
 
 A plain command function, registered on the ``datasets`` sub-app. It runs
-the storage function's own code path (:mod:`aletheia.leases`) in this
+the storage function's own code path (:mod:`aletheia.function.leases`) in this
 process, so it needs credentials that may write the ``Files`` registry
 (server credentials, or the local stack).
 """
@@ -13,7 +13,6 @@ from typing import Annotated
 
 import typer
 
-from aletheia import layout, leases
 from aletheia.cli._common import console, err_console, exit_on_error
 from aletheia.cli._datasets_common import (
     JsonOption,
@@ -22,7 +21,9 @@ from aletheia.cli._datasets_common import (
     VersionOption,
     dataset_store,
 )
+from aletheia.cloud import layout
 from aletheia.errors import NotFoundError
+from aletheia.function import leases
 
 
 @exit_on_error

@@ -1,7 +1,7 @@
 """``aletheia runs list | show | compare | env``: browse, filter, sort and compare runs.
 
 Statuses shown are *effective*: a ``running`` run whose heartbeat went stale
-is shown as ``crashed`` (see :func:`aletheia.metastore.effective_status`).
+is shown as ``crashed`` (see :func:`aletheia.tracking.runmodel.effective_status`).
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ import typer
 from google.cloud import firestore
 from rich.table import Table
 
-from aletheia import clients, layout, queries
 from aletheia.cli import runs_env
 from aletheia.cli._common import console, settings
+from aletheia.cloud import clients, layout, queries
 from aletheia.errors import NotFoundError
-from aletheia.metastore import STATUSES, effective_status
+from aletheia.tracking.runmodel import STATUSES, effective_status
 
 app = typer.Typer(help="List, show and compare runs.", no_args_is_help=True)
 app.command("env")(runs_env.env)

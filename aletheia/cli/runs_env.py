@@ -16,10 +16,11 @@ from typing import Annotated, Any
 
 import typer
 
-from aletheia import clients, envinfo, layout, reproduce
-from aletheia.blobstore import BlobStore
 from aletheia.cli._common import console, settings
+from aletheia.cloud import clients, layout
+from aletheia.data.blobstore import BlobStore
 from aletheia.errors import NotFoundError
+from aletheia.tracking import envinfo, reproduce
 
 
 def env(

@@ -15,7 +15,6 @@ from typing import Annotated
 
 import typer
 
-from aletheia import layout, splits, stats_report
 from aletheia.cli._common import console, exit_on_error
 from aletheia.cli._datasets_common import (
     JsonOption,
@@ -27,6 +26,9 @@ from aletheia.cli._datasets_common import (
     print_validation,
     version_validation,
 )
+from aletheia.cloud import layout
+from aletheia.stats import report as stats_report
+from aletheia.stats import splits
 
 
 @exit_on_error

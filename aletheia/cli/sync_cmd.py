@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from aletheia import sync as sync_mod
 from aletheia.cli._common import console, settings
+from aletheia.tracking import sync as sync_mod
 
 
 def sync(

@@ -1,0 +1,4 @@
+"""Content-addressed data.
+
+Hashing, the local cache, blobs, versioned datasets, artifacts and their references.
+"""

@@ -1,0 +1,383 @@
+"""Content-addressed blobs in Cloud Storage.
+
+A blob's object name is derived from the sha256 of its bytes
+(:func:`aletheia.cloud.layout.blob_name`), so the same bytes are stored once per
+project. Uploads use ``if_generation_match=0``: concurrent uploaders of the
+same bytes never clobber each other, and a 412 just means "already there".
+A large file is first checked with one metadata request, so bytes already
+stored are not sent again; a small one is sent at once, since re-sending it
+costs about what the extra round trip would. Large files go up resumably
+in chunks, and every upload is verified by the crc32c Cloud Storage
+computes on its side. Downloads are verified by
+sha256 as they stream (see :meth:`aletheia.data.cache.LocalCache.open_for_write`).
+
+:class:`TransferStats` counts requests and bytes, so tests and benchmarks can
+assert "the second add uploaded nothing" without timing anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import requests
+from google.api_core import exceptions as gexc
+from google.cloud import storage  # type: ignore[attr-defined]
+from tenacity import (
+    retry,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+    wait_random,
+)
+
+from aletheia.cloud import layout
+from aletheia.cloud.config import LOCAL_BUCKET
+from aletheia.cloud.transient import is_transient
+from aletheia.errors import (
+    AletheiaError,
+    BackendUnavailableError,
+    ConfigError,
+    IntegrityError,
+    NotFoundError,
+)
+
+#: Files of at least this size get a metadata request (HEAD) before their upload.
+HEAD_THRESHOLD = 1 << 20
+#: Files above this size are uploaded resumably, in chunks of RESUMABLE_CHUNK bytes.
+RESUMABLE_THRESHOLD = 32 << 20
+#: Must be a multiple of 256 KiB (a Cloud Storage rule). Each chunk is one request held
+#: in memory; 16 MiB chunks took twice as long per 100 MB as 32 MiB ones on the local
+#: stack (bench 3), and larger ones gained little while costing memory per upload thread.
+RESUMABLE_CHUNK = 32 << 20
+
+OnBytes = Callable[[int], None]
+_OCTETS = "application/octet-stream"
+
+# What a retry can fix is decided in one place for every backend; 403, 404, 400 are permanent.
+_retry = retry(
+    retry=retry_if_exception(is_transient),
+    stop=stop_after_attempt(4),
+    wait=wait_exponential(multiplier=0.2, max=5) + wait_random(0, 0.2),
+    reraise=True,
+)
+
+
+#: Custom object metadata naming a file's original relative path (read by the storage function).
+PATH_METADATA = "relpath"
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    """Where some bytes live and what they are."""
+
+    sha256: str
+    size: int
+    uri: str
+    uploaded: bool  # False when the bytes were already in the bucket
+
+
+@dataclass
+class TransferStats:
+    """Requests and bytes this store sent; increments are thread-safe."""
+
+    head_requests: int = 0
+    uploads: int = 0
+    bytes_uploaded: int = 0
+    uploads_skipped: int = 0
+    downloads: int = 0
+    bytes_downloaded: int = 0
+    deletes: int = 0
+
+    def snapshot(self) -> dict[str, int]:
+        """A copy of the counters, e.g. to diff before/after an operation."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+class BlobStore:
+    """Content-addressed access to one project's blobs in one bucket."""
+
+    def __init__(
+        self, client: storage.Client, bucket: str, project: str, *, bucket_from: str | None = None
+    ) -> None:
+        """``bucket_from``: where the bucket name came from (``Settings.sources``), for errors."""
+        self.client = client
+        self._bucket_from = bucket_from
+        self.bucket = client.bucket(bucket)
+        self.project = layout.validate_id(project, "project name")
+        self.stats = TransferStats()
+        self._lock = threading.Lock()
+        self._bucket_seen = False
+
+    def _count(self, **deltas: int) -> None:
+        with self._lock:
+            for name, delta in deltas.items():
+                setattr(self.stats, name, getattr(self.stats, name) + delta)
+
+    def _blob(self, sha256: str) -> Any:
+        return self.bucket.blob(layout.blob_name(self.project, sha256))
+
+    def uri(self, sha256: str) -> str:
+        """``gs://bucket/{project}/sha256/ab/cdef…``."""
+        return f"gs://{self.bucket.name}/{layout.blob_name(self.project, sha256)}"
+
+    def require_bucket(self) -> None:
+        """Raise :class:`ConfigError` if the bucket does not exist.
+
+        One object listing under this project's prefix (``storage.objects.list``,
+        which every role that may use the bucket has, unlike ``buckets.get``),
+        once per store; callers do it before writing any document, so a wrong
+        ``bucket`` setting stops an add before it records anything.
+        """
+        if self._bucket_seen:
+            return
+        try:
+            _call(
+                lambda: list(
+                    self.client.list_blobs(self.bucket, prefix=f"{self.project}/", max_results=1)
+                )
+            )
+        except gexc.NotFound as exc:
+            raise self._missing_bucket() from exc
+        self._bucket_seen = True
+
+    def _missing_bucket(self) -> ConfigError:
+        where = {None: "", "default": "; this value is the default"}.get(
+            self._bucket_from, f"; this value is from {self._bucket_from}"
+        )
+        return ConfigError(
+            f"Cloud Storage bucket {self.bucket.name!r} does not exist "
+            f"(the `bucket` setting: ALETHEIA_BUCKET or `bucket` in config.toml{where})",
+            "`aletheia config` shows where the value came from; for the cloud set it to "
+            "`terraform output -raw bucket`, for the local stack unset it (the stack "
+            f"creates {LOCAL_BUCKET!r}) and check `aletheia local status`",
+        )
+
+    def _object_not_found(self, exc: gexc.NotFound, error: NotFoundError) -> AletheiaError:
+        """A 404 means the object or the whole bucket is missing: say which."""
+        try:
+            self.require_bucket()
+        except ConfigError as missing:
+            return missing
+        return error
+
+    @_retry
+    def exists(self, sha256: str) -> bool:
+        """True if these bytes are already stored (one metadata request)."""
+        self._count(head_requests=1)
+        return bool(self._blob(sha256).exists())
+
+    def put_bytes(self, data: bytes, content_type: str = "application/octet-stream") -> BlobInfo:
+        """Store small in-memory bytes (diffs, package lists, manifests); skipped if present."""
+        digest = hashlib.sha256(data).hexdigest()
+        info = BlobInfo(digest, len(data), self.uri(digest), uploaded=False)
+        if len(data) >= HEAD_THRESHOLD and self.exists(digest):
+            self._count(uploads_skipped=1)
+            return info
+        blob = self._blob(digest)
+        try:
+            _call(blob.upload_from_string, data, content_type=content_type, if_generation_match=0)
+        except gexc.PreconditionFailed:
+            self._count(uploads_skipped=1)
+            return info  # stored before, or by a concurrent uploader
+        except gexc.NotFound as exc:  # creating an object 404s only without a bucket
+            raise self._missing_bucket() from exc
+        self._count(uploads=1, bytes_uploaded=len(data))
+        return BlobInfo(digest, len(data), info.uri, uploaded=True)
+
+    def get_bytes(self, sha256: str) -> bytes:
+        """Fetch small bytes by digest, verifying them."""
+        blob = self._blob(sha256)
+        try:
+            data: bytes = _call(blob.download_as_bytes)
+        except gexc.NotFound as exc:
+            raise self._object_not_found(
+                exc, NotFoundError(f"no blob {sha256} in {self.bucket.name}")
+            ) from exc
+        self._count(downloads=1, bytes_downloaded=len(data))
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise IntegrityError(f"blob {sha256} does not match its hash", "re-upload it")
+        return data
+
+    def upload_file(
+        self,
+        path: Path,
+        sha256: str,
+        size: int,
+        *,
+        on_bytes: OnBytes | None = None,
+        relpath: str | None = None,
+    ) -> BlobInfo:
+        """Upload a file whose digest is known, unless the bucket already has it.
+
+        From :data:`HEAD_THRESHOLD` up one HEAD decides; the upload itself is
+        conditional (``if_generation_match=0``: a 412 means the bytes are there),
+        resumable above :data:`RESUMABLE_THRESHOLD`, checked against the crc32c
+        the server computed, and re-hashed as it streams: if the file changed
+        since it was hashed, the object is deleted again and
+        :class:`IntegrityError` raised. ``relpath`` (the file's name in its
+        dataset) is stored as object metadata and sets the content type, so
+        the storage function knows how to read the bytes.
+        """
+        info = BlobInfo(sha256, size, self.uri(sha256), uploaded=False)
+        if size >= HEAD_THRESHOLD and self.exists(sha256):
+            self._count(uploads_skipped=1)
+            if on_bytes is not None:
+                on_bytes(size)
+            return info
+        blob = self._blob(sha256)
+        if size > RESUMABLE_THRESHOLD:
+            blob.chunk_size = RESUMABLE_CHUNK
+        if relpath:
+            blob.metadata = {PATH_METADATA: relpath}
+        content_type = (mimetypes.guess_type(relpath)[0] if relpath else None) or _OCTETS
+        try:
+            self._upload(blob, path, size, sha256, content_type, on_bytes)
+        except gexc.PreconditionFailed:
+            self._count(uploads_skipped=1)
+            return info  # a concurrent uploader stored the same bytes first
+        except gexc.NotFound as exc:  # creating an object 404s only without a bucket
+            raise self._missing_bucket() from exc
+        self._count(uploads=1, bytes_uploaded=size)
+        return BlobInfo(sha256, size, info.uri, uploaded=True)
+
+    @_retry
+    def _upload(
+        self,
+        blob: Any,
+        path: Path,
+        size: int,
+        sha256: str,
+        content_type: str,
+        on_bytes: OnBytes | None,
+    ) -> None:
+        with open(path, "rb") as fh:  # noqa: PTH123
+            reader = _CountingReader(fh, on_bytes)
+            try:
+                blob.upload_from_file(
+                    reader,
+                    size=size,
+                    content_type=content_type,
+                    if_generation_match=0,
+                    checksum="crc32c",
+                )
+            except gexc.PreconditionFailed:
+                raise
+            except Exception as exc:  # resumable-media reports checksum mismatches itself
+                if type(exc).__name__ == "DataCorruption":
+                    raise IntegrityError(
+                        f"upload of {path} was corrupted in transit (crc32c mismatch)",
+                        "retry the add",
+                    ) from exc
+                raise
+        if (blob.size is not None and int(blob.size) != size) or reader.digest() not in (
+            None,
+            sha256,
+        ):
+            blob.delete()  # ours (the conditional create succeeded): never keep wrong bytes
+            raise IntegrityError(
+                f"{path} changed while it was being added", "add it again once it is stable"
+            )
+
+    def download_to(self, sha256: str, fh: BinaryIO, *, on_bytes: OnBytes | None = None) -> int:
+        """Stream blob ``sha256`` into ``fh`` (the caller verifies the digest); returns bytes."""
+        blob = self._blob(sha256)
+        writer = _CountingWriter(fh, on_bytes)
+        try:
+            _call(blob.download_to_file, writer, checksum=None)
+        except gexc.NotFound as exc:
+            raise self._object_not_found(
+                exc,
+                NotFoundError(
+                    f"blob {sha256[:12]}… is missing from gs://{self.bucket.name}",
+                    "the data was deleted from the bucket; re-add it from a copy",
+                ),
+            ) from exc
+        self._count(downloads=1, bytes_downloaded=writer.count)
+        return writer.count
+
+    def delete(self, sha256: str) -> bool:
+        """Delete a blob; False if it was already gone."""
+        try:
+            _call(self._blob(sha256).delete)
+        except gexc.NotFound:
+            self.require_bucket()  # "already gone" must not hide a wrong bucket setting
+            return False
+        self._count(deletes=1)
+        return True
+
+
+def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call a storage method with retries, turning unreachable backends into our error."""
+    try:
+        return _retry(fn)(*args, **kwargs)
+    except (requests.ConnectionError, ConnectionError) as exc:
+        raise BackendUnavailableError(
+            f"Cloud Storage is unreachable: {exc}",
+            "check the network, or start the local stack with `aletheia local up`",
+        ) from exc
+
+
+class _CountingReader:
+    """A readable file wrapper that reports bytes read and hashes them.
+
+    The digest is only meaningful for one sequential pass; a seek elsewhere
+    (a resumed chunk) makes :meth:`digest` return ``None`` (unknown).
+    """
+
+    def __init__(self, fh: BinaryIO, on_bytes: OnBytes | None) -> None:
+        self._fh = fh
+        self._on_bytes = on_bytes
+        self._hash: Any = hashlib.sha256()
+        self._pos = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._fh.read(size)
+        if data:
+            if self._hash is not None:
+                self._hash.update(data)
+            self._pos += len(data)
+            if self._on_bytes is not None:
+                self._on_bytes(len(data))
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        pos = self._fh.seek(offset, whence)
+        if pos != self._pos:
+            self._hash = hashlib.sha256() if pos == 0 else None
+            self._pos = pos
+        return pos
+
+    def tell(self) -> int:
+        return self._fh.tell()
+
+    def digest(self) -> str | None:
+        """sha256 of everything read, if it was read once from start to end."""
+        return self._hash.hexdigest() if self._hash is not None else None
+
+
+class _CountingWriter:
+    """A writable file wrapper that counts bytes written (download progress)."""
+
+    def __init__(self, fh: BinaryIO, on_bytes: OnBytes | None) -> None:
+        self._fh = fh
+        self._on_bytes = on_bytes
+        self.count = 0
+
+    def write(self, data: bytes) -> int:
+        written = self._fh.write(data)
+        self.count += len(data)
+        if self._on_bytes is not None:
+            self._on_bytes(len(data))
+        return written
+
+    def tell(self) -> int:
+        return self.count
+
+    def flush(self) -> None:
+        self._fh.flush()

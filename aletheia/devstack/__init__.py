@@ -1,0 +1,1 @@
+"""The local cloud stack: emulators, the event bridge and periodic exports."""

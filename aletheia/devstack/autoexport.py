@@ -1,0 +1,106 @@
+"""Saving the local Firestore emulator's documents, on ``down`` and every minute meanwhile.
+
+The emulator keeps documents in memory only. An export on ``down`` alone
+loses everything since the last ``down`` when the emulator dies (killed, out
+of memory, a reboot), and the next ``up`` silently brings back an old copy.
+So a small process started with the stack (``python -m aletheia.devstack.autoexport``)
+also exports every ``interval`` seconds through the emulator's export
+endpoint, and ``up`` says which copy it loaded and how old it is.
+
+An export lands in ``incoming/`` and is moved into place only once the
+emulator says it is complete, so an interrupted export never replaces a
+good one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import time
+from pathlib import Path
+
+import requests
+
+from aletheia.cloud.config import STACK_STATE_FILE
+
+#: Where the stack keeps the Firestore emulator's saved documents for the next ``up``.
+FIRESTORE_DATA_DIR = "firestore-data"
+#: Seconds between periodic exports.
+EXPORT_INTERVAL_S = 60.0
+
+log = logging.getLogger("aletheia.devstack.autoexport")
+
+
+def export_firestore(stack_dir: Path, address: str, project: str) -> Path:
+    """Export the emulator's documents into the stack dir; the export directory.
+
+    Raises ``requests.RequestException`` or ``ValueError`` when it cannot.
+    """
+    data = stack_dir / FIRESTORE_DATA_DIR
+    incoming = data / "incoming"
+    shutil.rmtree(incoming, ignore_errors=True)
+    incoming.mkdir(parents=True)
+    body = {
+        "database": f"projects/{project}/databases/(default)",
+        "export_directory": str(incoming),
+    }
+    url = f"http://{address}/emulator/v1/projects/{project}:export"
+    requests.post(url, json=body, timeout=300).raise_for_status()
+    (export,) = list(incoming.iterdir())
+    target = data / f"{export.name}-{time.time_ns()}"  # the emulator's names can repeat
+    export.rename(target)
+    for older in data.iterdir():
+        if older.name != target.name:
+            shutil.rmtree(older, ignore_errors=True)
+    return target
+
+
+def saved_export(stack_dir: Path) -> Path | None:
+    """The newest complete export of this stack (its metadata file), if any."""
+    exports = sorted(
+        (stack_dir / FIRESTORE_DATA_DIR).glob("firestore_export_*"),
+        key=lambda p: p.stat().st_mtime,
+    )
+    for export in reversed(exports):
+        metadata = next(export.glob("*.overall_export_metadata"), None)
+        if metadata is not None:
+            return metadata
+    return None
+
+
+def describe_age(seconds: float) -> str:
+    """``42 s``, ``3 min``, ``5.2 h``, ``2.0 days``."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172_800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86_400:.1f} days"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Export every ``--interval`` seconds until killed (``down`` stops it first)."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--stack-dir", type=Path, required=True)
+    parser.add_argument("--firestore", required=True, help="host:port of the emulator")
+    parser.add_argument("--project", required=True)
+    parser.add_argument("--interval", type=float, default=EXPORT_INTERVAL_S)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    state_file = args.stack_dir / STACK_STATE_FILE
+    while True:
+        time.sleep(args.interval)
+        if not state_file.exists():
+            return  # the stack is down (or was never recorded): nothing to save any more
+        try:
+            path = export_firestore(args.stack_dir, args.firestore, args.project)
+        except (requests.RequestException, ValueError, OSError) as exc:
+            log.warning("export failed (%s); the previous copy is kept", exc)
+            continue
+        log.info("saved %s", path)
+
+
+if __name__ == "__main__":
+    main()

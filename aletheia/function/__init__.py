@@ -1,0 +1,1 @@
+"""The storage function's logic: profiling every finalized object, and re-driving stale work."""

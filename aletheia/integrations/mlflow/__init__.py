@@ -1,0 +1,1 @@
+"""MLflow: the tracking-store and artifact-repository plugins, and the file-store exporter."""

@@ -1,0 +1,76 @@
+"""MLflow dataset inputs (``mlflow.log_input``) on an aletheia run document.
+
+A run's inputs are the map ``mlflow_inputs`` of its document, one entry per
+dataset (keyed by a hash of its name and digest) holding MLflow's dataset
+description and the input's tags (``mlflow.data.context`` ...). A map, not a
+list, so that logging the same dataset again merges into its entry, through
+the run's writer or a direct merge alike. The data itself is not copied:
+aletheia's own datasets are recorded with ``run.get_dataset``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from mlflow.entities import Dataset, DatasetInput, InputTag
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+from aletheia.tracking import validation
+
+#: What one dataset description may take of the run document (Firestore's limit is 1 MiB).
+MAX_DATASET_BYTES = 256 * 1024
+FIELD = "mlflow_inputs"
+
+
+def inputs_field(datasets: Iterable[DatasetInput]) -> dict[str, Any]:
+    """The ``mlflow_inputs`` entries to merge into the run document for ``datasets``."""
+    entries: dict[str, Any] = {}
+    for item in datasets:
+        ds = item.dataset
+        entry: dict[str, Any] = {
+            "name": ds.name,
+            "digest": ds.digest,
+            "source_type": ds.source_type,
+            "source": ds.source,
+            "schema": ds.schema,
+            "profile": ds.profile,
+            "tags": validation.validate_params(
+                {t.key: str(t.value) for t in item.tags or []}, "dataset input tags"
+            ),
+        }
+        size = sum(len(str(v or "")) for v in entry.values() if not isinstance(v, dict))
+        if size > MAX_DATASET_BYTES:
+            raise MlflowException(
+                f"dataset {ds.name!r} is described by {size} bytes (schema, profile, source); "
+                f"aletheia keeps at most {MAX_DATASET_BYTES} per dataset input",
+                error_code=INVALID_PARAMETER_VALUE,
+            )
+        key = hashlib.sha256(f"{ds.name}\0{ds.digest}".encode()).hexdigest()[:24]
+        old = entries.get(key)
+        if old is not None:
+            entry["tags"] = {**old["tags"], **entry["tags"]}
+        entries[key] = entry
+    return entries
+
+
+def dataset_inputs(doc: Mapping[str, Any]) -> list[DatasetInput]:
+    """The run's dataset inputs as MLflow entities (for ``get_run``/``search_runs``)."""
+    out = []
+    for entry in (doc.get(FIELD) or {}).values():
+        dataset = Dataset(
+            name=str(entry.get("name")),
+            digest=str(entry.get("digest")),
+            source_type=str(entry.get("source_type")),
+            source=str(entry.get("source")),
+            schema=entry.get("schema"),
+            profile=entry.get("profile"),
+        )
+        tags = [InputTag(k, str(v)) for k, v in (entry.get("tags") or {}).items()]
+        out.append(DatasetInput(dataset, tags))
+    return sorted(out, key=lambda d: (d.dataset.name, d.dataset.digest))
+
+
+__all__ = ["FIELD", "MAX_DATASET_BYTES", "dataset_inputs", "inputs_field"]

@@ -1,0 +1,888 @@
+"""The tracking API: ``Metastore`` -> ``Experiment`` -> ``Run``.
+
+As in the original aletheia README::
+
+    ms = Metastore("my-project")
+    ms.set_downloader(local_cache_dir)
+    exper = ms.exper("exper name", debug=False, auto_inc_ids=True)
+    exper.desc = "Description / notes etc"
+    with exper.start_run(fold=1) as run:
+        ds = run.get_dataset("ds_name", download=True)
+        run.set_model("resnet18")
+        run.set_hyper_params({"lr": 0.1})
+        exper.add_artifact("weights", "out/", is_local=True, is_dir=True, upload_file=True)
+        exper.add_metric("loss", 0.3)
+
+Starting a run captures git and environment state (under the git policy),
+then creates ``Runs/{id}``; from then on everything the run logs goes through
+its :class:`~aletheia.tracking.metrics.MetricWriter` (memory + journal, flushed in the
+background), so Firestore being slow or gone never stops training. Leaving
+the ``with`` block (or interpreter exit) flushes; an exception marks the run
+``failed`` with its traceback.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import secrets
+import socket
+import sys
+import threading
+import weakref
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from google.api_core import exceptions as gexc
+from google.cloud import firestore
+
+from aletheia.cloud import clients, config, layout, limits, members
+from aletheia.cloud.transient import TRANSIENT, is_transient
+from aletheia.errors import AletheiaError, ConfigError, ValidationError
+from aletheia.tracking import exithooks, journal, ownership, validation
+from aletheia.tracking.journal_loss import JournalLoss
+from aletheia.tracking.metrics import FLUSH_INTERVAL_S, MetricWriter
+from aletheia.tracking.runmodel import (
+    FAILED,
+    FINISHED,
+    HEARTBEAT_S,
+    INTERRUPTED,
+    RUNNING,
+    STATUSES,
+    RunRef,
+    merge_fields,
+    now,
+    result_doc,
+)
+from aletheia.tracking.store import FirestoreStore, Write
+
+if TYPE_CHECKING:
+    from aletheia.data.artifacts import ArtifactStore, ArtifactVersion
+
+log = logging.getLogger(__name__)
+
+#: Longest traceback kept in a failed run's ``error`` field (its tail).
+MAX_ERROR_CHARS = 32 * 1024
+#: Deadline of the few synchronous calls (experiment and run creation); generous because
+#: a fresh emulator takes seconds for its first write.
+_CREATE_TIMEOUT_S = 30.0
+
+
+def time_run_id() -> str:
+    """A sortable unique run id: ``20261123T101500-ab12cd`` (UTC start, random tail)."""
+    return f"{now():%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
+
+
+class Metastore:
+    """Entry point: one aletheia project (``Projects/{project}``) on the configured target.
+
+    ``settings`` (or keyword ``overrides`` of any :mod:`aletheia.cloud.config`
+    setting) choose the cloud project or local stack. ``flush_interval_s``
+    and ``heartbeat_s`` tune the background writer of every run;
+    ``final_retry_s`` is how long a run's end keeps retrying an unreachable
+    Firestore before leaving the rest to ``aletheia sync``. With
+    ``sync_on_start`` each new run replays, in the background, the journals
+    of earlier runs of its experiment that never fully reached Firestore.
+    """
+
+    def __init__(
+        self,
+        project: str,
+        *,
+        settings: config.Settings | None = None,
+        flush_interval_s: float = FLUSH_INTERVAL_S,
+        heartbeat_s: float = HEARTBEAT_S,
+        final_retry_s: float = 30.0,
+        sync_on_start: bool = True,
+        **overrides: Any,
+    ) -> None:
+        self.project = layout.validate_id(project, "project name")
+        self.settings = settings or config.resolve(overrides)
+        self.flush_interval_s = flush_interval_s
+        self.heartbeat_s = heartbeat_s
+        self.final_retry_s = final_retry_s
+        self.sync_on_start = sync_on_start
+        self._db: firestore.Client | None = None
+        self._blobstore: Any = None
+        self._cache_dir = self.settings.cache_dir / "files"
+        self.store = FirestoreStore(lambda: clients.firestore_client(self.settings, probe=False))
+        self._project_ensured = False
+
+    # ----------------------------------------------------------- plumbing
+
+    @property
+    def db(self) -> firestore.Client:
+        """The Firestore client (the emulator is probed on first use)."""
+        if self._db is None:
+            self._db = clients.firestore_client(self.settings)
+        return self._db
+
+    @property
+    def blobstore(self) -> Any:
+        """The project's content-addressed :class:`~aletheia.data.blobstore.BlobStore`."""
+        if self._blobstore is None:
+            from aletheia.data.blobstore import BlobStore
+
+            gcs = clients.storage_client(self.settings)
+            self._blobstore = BlobStore(
+                gcs,
+                self.settings.bucket,
+                self.project,
+                bucket_from=self.settings.sources.get("bucket", "default"),
+            )
+        return self._blobstore
+
+    @property
+    def journal_root(self) -> Path:
+        """Where this target's run journals live."""
+        return journal.journal_root(self.settings.cache_dir, self.settings.cloud_project)
+
+    def set_downloader(self, cache_dir: str | os.PathLike[str]) -> None:
+        """Use ``cache_dir`` as the local content-addressed cache for datasets and artifacts."""
+        self._cache_dir = Path(cache_dir).expanduser()
+
+    @property
+    def cache(self) -> Any:
+        """The :class:`~aletheia.data.cache.LocalCache` set by :meth:`set_downloader`."""
+        from aletheia.data.cache import LocalCache
+
+        return LocalCache(self._cache_dir)
+
+    def _check_bucket(self) -> None:
+        """A bucket that does not exist is a :class:`ConfigError` before any document is
+        written; storage that cannot be asked now is not (runs work offline)."""
+        try:
+            self.blobstore.require_bucket()
+        except ConfigError:
+            raise
+        except Exception as exc:
+            log.debug("aletheia: bucket not checked (%s)", exc)
+
+    def _ensure_project(self) -> None:
+        """Create the project on first use, or check this client may write into it."""
+        if self._project_ensured:
+            return
+        members.ensure_project(
+            self.db, self.project, owner=self.settings.owner, timeout=_CREATE_TIMEOUT_S
+        )
+        self._project_ensured = True
+
+    # ----------------------------------------------------------- API
+
+    def exper(
+        self,
+        name: str,
+        debug: bool = False,
+        auto_inc_ids: bool = True,
+        *,
+        git_policy: str | None = None,
+    ) -> Experiment:
+        """The experiment ``name`` (created on first use).
+
+        ``auto_inc_ids`` numbers runs 1, 2, 3 ...; otherwise run ids are
+        sortable ``20261123T101500-ab12cd``. ``debug`` runs are tagged
+        ``debug: true`` and hidden by ``aletheia runs list`` unless asked for.
+        """
+        return Experiment(self, name, debug=debug, auto_inc_ids=auto_inc_ids, git_policy=git_policy)
+
+    def sync(self) -> Any:
+        """Replay every unfinished journal of this target (see :mod:`aletheia.tracking.sync`)."""
+        from aletheia.tracking import sync
+
+        return sync.sync_all(self.settings, store=self.store)
+
+    def _add_artifact(
+        self,
+        exper: str,
+        run_id: str | None,
+        name: str,
+        path: str | Path,
+        *,
+        is_local: bool,
+        is_dir: bool,
+        upload_file: bool,
+    ) -> dict[str, Any]:
+        """Save a new version of an artifact of ``exper``, produced by ``run_id`` if given."""
+        return self.artifacts.add(
+            exper,
+            name,
+            path,
+            run_id=run_id,
+            is_local=is_local,
+            is_dir=is_dir,
+            upload_file=upload_file,
+        )
+
+    @property
+    def artifacts(self) -> ArtifactStore:
+        """The project's :class:`~aletheia.data.artifacts.ArtifactStore` (via ``cache``)."""
+        from aletheia.data.artifacts import ArtifactStore
+
+        return ArtifactStore(
+            self.db, self.blobstore, self.cache, self.project, owner=self.settings.owner
+        )
+
+
+def _create_if_missing(db: firestore.Client, path: str, data: dict[str, Any]) -> bool:
+    """``create`` a document; False if it already existed."""
+    try:
+        db.document(path).create(data, timeout=_CREATE_TIMEOUT_S)
+    except gexc.AlreadyExists:
+        return False
+    return True
+
+
+class Experiment:
+    """``Projects/{p}/Experiments/{name}``: a family of runs."""
+
+    def __init__(
+        self,
+        ms: Metastore,
+        name: str,
+        *,
+        debug: bool = False,
+        auto_inc_ids: bool = True,
+        git_policy: str | None = None,
+    ) -> None:
+        self.ms = ms
+        self.name = layout.validate_id(name, "experiment name")
+        self.debug = bool(debug)
+        self.auto_inc_ids = bool(auto_inc_ids)
+        self.git_policy = git_policy or ms.settings.git_policy
+        self.path = layout.experiment(ms.project, self.name)
+        self._desc = ""
+        self.active_run: Run | None = None
+        self.online = self._ensure()
+
+    def _ensure(self) -> bool:
+        self.ms._check_bucket()
+        try:
+            self.ms._ensure_project()
+            doc = {"name": self.name, "desc": "", "next_run_id": 1, "created_at": now()}
+            if not _create_if_missing(self.ms.db, self.path, doc):
+                snap = self.ms.db.document(self.path).get(timeout=_CREATE_TIMEOUT_S)
+                self._desc = str((snap.to_dict() or {}).get("desc", ""))
+        except TRANSIENT as exc:
+            log.warning("aletheia: Firestore unreachable (%s); experiment works offline", exc)
+            return False
+        return True
+
+    @property
+    def desc(self) -> str:
+        """Free-text description; assigning it saves it."""
+        return self._desc
+
+    @desc.setter
+    def desc(self, value: str) -> None:
+        self._desc = limits.validate_text(value, "experiment description")
+        try:
+            self.ms.store.commit([Write(self.path, {"desc": self._desc}, merge=True)])
+        except TRANSIENT as exc:  # a description is not worth stopping training for
+            log.warning("aletheia: could not save the description of %s (%s)", self.name, exc)
+
+    def start_run(
+        self,
+        fold: int | None = None,
+        *,
+        run_id: str | None = None,
+        model: Any = None,
+        params: Mapping[str, Any] | None = None,
+        hyper_params: Mapping[str, Any] | None = None,
+        log_dir: str | os.PathLike[str] | None = None,
+        git_policy: str | None = None,
+        repo_path: str | os.PathLike[str] | None = None,
+    ) -> Run:
+        """Start a run (use it as a context manager).
+
+        Git is checked under ``git_policy`` (default: the experiment's, then
+        the ``git_policy`` setting) *before* anything is written, so a strict
+        refusal leaves no trace.
+        """
+        fields = {
+            "fold": _fold(fold),
+            "model": _model_doc(model),
+            "params": validation.validate_params(params or {}, "params"),
+            "hyper_params": validation.validate_params(hyper_params or {}, "hyper_params"),
+            "log_dir": limits.validate_text(log_dir, "log_dir") if log_dir else None,
+        }
+        fields.update(_capture_code_and_env(self.ms, git_policy or self.git_policy, repo_path))
+        if run_id is not None:
+            layout.validate_id(run_id, "run id")
+        run = Run._start(self, fields, run_id)
+        self.active_run = run
+        if self.ms.sync_on_start and self.online:
+            threading.Thread(
+                target=self._settle_leftovers, name="aletheia-sync", daemon=True
+            ).start()
+        return run
+
+    def _settle_leftovers(self) -> None:
+        """Replay journals of earlier runs of this experiment that never reached Firestore."""
+        from aletheia.tracking import sync
+
+        try:
+            done = sync.sync_experiment(self.ms.settings, self.ms.project, self.name, self.ms.store)
+        except Exception as exc:  # best effort: `aletheia sync` remains
+            log.warning("aletheia: could not replay earlier journals (%s)", exc)
+            return
+        for result in done:
+            # A journal that could not be settled is worth a warning; the others, a note.
+            level = logging.WARNING if result.action.startswith("failed") else logging.INFO
+            log.log(
+                level, "aletheia: replayed run %s of %s: %s", result.run, self.name, result.action
+            )
+
+    def add_metric(self, name: str, value: Any, step: int | None = None) -> None:
+        """Log a metric to the experiment's active run."""
+        self._run_for("add_metric").add_metric(name, value, step)
+
+    def log_metrics(self, values: Mapping[str, Any], step: int | None = None) -> None:
+        """Log several metrics to the active run."""
+        self._run_for("log_metrics").log_metrics(values, step)
+
+    def add_artifact(
+        self,
+        name: str,
+        path: str | Path,
+        is_local: bool = True,
+        is_dir: bool = False,
+        upload_file: bool = True,
+    ) -> dict[str, Any]:
+        """Save a new version of an artifact of the experiment (see :meth:`Run.add_artifact`).
+
+        Inside a run it is that run's save (and listed on its document);
+        outside, the version names no run.
+        """
+        if self.active_run is not None and self.active_run.is_active:
+            return self.active_run.add_artifact(name, path, is_local, is_dir, upload_file)
+        return self.ms._add_artifact(
+            self.name, None, name, path, is_local=is_local, is_dir=is_dir, upload_file=upload_file
+        )
+
+    def get_artifact(self, name: str, version: str | None = None) -> ArtifactVersion:
+        """Version ``version`` (default: the latest) of artifact ``name``, whichever run saved it.
+
+        The result lists the files and downloads them through the local cache
+        (``.download(to)``), verified by sha256.
+        """
+        return self.ms.artifacts.get(self.name, name, version)
+
+    def _run_for(self, what: str) -> Run:
+        run = self.active_run
+        if run is None or not run.is_active:
+            raise ValidationError(
+                f"{what} on experiment {self.name!r} needs an active run",
+                "call it inside `with exper.start_run(...) as run:`",
+            )
+        return run
+
+
+def _fold(fold: Any) -> int | None:
+    if fold is None:
+        return None
+    if isinstance(fold, bool) or not isinstance(fold, int):
+        raise ValidationError(f"fold must be an int, got {fold!r}", "pass e.g. fold=1")
+    return validation.validate_int(fold, "fold")
+
+
+def _model_doc(model: Any) -> dict[str, Any] | None:
+    """``{name, class, ...}`` for a model given as a name, a dict or an object."""
+    if model is None:
+        return None
+    if isinstance(model, str):
+        return {"name": limits.validate_text(model, "model name")}
+    if isinstance(model, Mapping):
+        return validation.validate_params(model, "model")
+    cls = type(model)
+    name = getattr(model, "name", None)
+    return {
+        "name": str(name) if isinstance(name, str) else cls.__name__,
+        "class": f"{cls.__module__}.{cls.__qualname__}",
+    }
+
+
+def _capture_code_and_env(
+    ms: Metastore, policy: str, repo_path: str | os.PathLike[str] | None
+) -> dict[str, Any]:
+    """git and env maps; the diff and the package list become blobs."""
+    from aletheia.tracking import envinfo, gitinfo
+
+    git = gitinfo.capture(Path(repo_path) if repo_path else None, policy=policy)
+    env = envinfo.capture()
+    git_doc = git.to_doc()
+    env_doc = env.to_doc()
+    git_doc["diff_ref"] = _blob_ref(ms, git.diff.encode() if git.diff else None, "text/x-diff")
+    env_doc["packages_ref"] = _blob_ref(ms, env.requirements_text().encode(), "text/plain")
+    return {"git": git_doc, "env": env_doc}
+
+
+def _register_blobs(ms: Metastore, experiment: str, run_id: str, fields: dict[str, Any]) -> None:
+    """Tell the blob registry this run holds its diff and package list (best effort: a
+    blob with no entry is kept by ``datasets rm`` anyway)."""
+    from aletheia.data import blobrefs
+
+    try:
+        blobrefs.record(ms.db, ms.project, blobrefs.run_references(experiment, run_id, fields))
+    except Exception as exc:
+        log.warning("aletheia: could not register the run's blobs (%s)", exc)
+
+
+def _blob_ref(ms: Metastore, data: bytes | None, content_type: str) -> dict[str, Any] | None:
+    if not data:
+        return None
+    try:
+        info = ms.blobstore.put_bytes(data, content_type=content_type)
+    except ConfigError:
+        raise  # a bucket that does not exist: said before the run document is written
+    except Exception as exc:  # the run goes on without the blob
+        log.warning("aletheia: could not store a blob (%s); recorded without it", exc)
+        return None
+    return {"sha256": info.sha256, "uri": info.uri, "size": info.size}
+
+
+class Run:
+    """One run of an experiment: ``.../Runs/{id}``."""
+
+    def __init__(self, exper: Experiment, run_id: str, fields: dict[str, Any]) -> None:
+        self.exper = exper
+        self.ms = exper.ms
+        self.id = run_id
+        self.fields = fields
+        self.status = RUNNING
+        self.ref = RunRef(self.ms.project, exper.name, run_id)
+        self._datasets: list[dict[str, Any]] = []
+        self._artifacts: list[dict[str, str]] = []  # what this run saved, in order
+        self._keys: set[str] = set()  # metric names already validated
+        self._ended = threading.Event()
+        self.journal = journal.JournalWriter(
+            journal.journal_path(self.ms.journal_root, self.ms.project, exper.name, run_id)
+        )
+        self.writer = MetricWriter(
+            self.ref,
+            self.ms.store,
+            self.journal,
+            flush_interval_s=self.ms.flush_interval_s,
+            heartbeat_s=self.ms.heartbeat_s,
+            owner=fields.get(ownership.OWNER),
+            claimed=False,  # _start says whether the document was created
+            on_renamed=self._renamed,
+        )
+
+    def _renamed(self, run_id: str) -> None:
+        """The id belonged to another process's run: this one goes on under ``run_id``."""
+        self.id = run_id
+        self.ref = self.writer.ref
+        self.fields["run"] = run_id
+
+    # ----------------------------------------------------------- lifecycle
+
+    @classmethod
+    def _start(cls, exper: Experiment, fields: dict[str, Any], run_id: str | None) -> Run:
+        ms = exper.ms
+        started = now()
+        fields.update(
+            # Named in the document too, for collection-group queries across a project.
+            project=ms.project,
+            experiment=exper.name,
+            status=RUNNING,
+            started_at=started,
+            heartbeat_at=started,
+            heartbeat_interval_s=ms.heartbeat_s,
+            ended_at=None,
+            saved_model=None,
+            error=None,
+            datasets=[],
+            dataset_refs=[],
+            artifacts=[],
+            summary={},
+            debug=exper.debug,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+        )
+        fields[ownership.OWNER] = ownership.new_token()  # this process owns the run
+        # Whole, as Firestore will hold it (names, int64, size), before anything is written.
+        validation.validate_run_document(fields)
+        journal.ensure_writable(ms.journal_root)  # before the document: no orphan `running` run
+        created = False
+        try:
+            if exper.online:
+                run_id, fields = _create_run(ms, exper, fields, run_id)
+                created = True
+        except TRANSIENT as exc:
+            log.warning("aletheia: Firestore unreachable (%s); the run starts offline", exc)
+        if run_id is None:
+            run_id = time_run_id()
+        fields["run"] = run_id
+        if created:
+            _register_blobs(ms, exper.name, run_id, fields)
+        try:
+            run = cls(exper, run_id, fields)
+        except OSError as exc:  # the journal could not be opened after all (a race, a quota)
+            if created:
+                _record_unjournaled(ms, exper, run_id, exc)
+            raise journal.unwritable(ms.journal_root, exc) from exc
+        run.writer.claimed = created
+        run.writer.journal_safely(
+            run.journal.header,
+            project=ms.project,
+            experiment=exper.name,
+            run=run_id,
+            cloud_project=ms.settings.cloud_project,
+            created=created,
+            fields=fields,
+            heartbeat_s=ms.heartbeat_s,
+        )
+        if not created:
+            run.writer.set_fields(fields)  # the first flush creates the document
+        run.writer.start()
+        exithooks.install()  # so that the exit hook knows how the process ended
+        _ACTIVE.add(run)
+        _OPEN_ORDER.append(weakref.ref(run))
+        return run
+
+    @property
+    def is_active(self) -> bool:
+        """True until the run has ended."""
+        return not self._ended.is_set()
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        status, error = ending_of(exc)
+        self.finish(status, error=error)
+
+    def finish(self, status: str = FINISHED, *, error: str | None = None) -> bool:
+        """End the run with ``status``; flush everything. True if Firestore has it all."""
+        if status not in STATUSES or status == RUNNING:
+            raise ValidationError(f"cannot end a run as {status!r}", f"use one of {STATUSES[1:]}")
+        if self._ended.is_set():
+            return True
+        dying = exithooks.ending()
+        if status == FINISHED and dying is not None:
+            # The process is already ending of an uncaught exception or a failing exit
+            # code; whoever ends the run now (an integration's own exit hook, such as
+            # MLflow's end_run) cannot have seen it finish.
+            status, error = ending_of(dying)
+        handling = sys.exc_info()[1]
+        if error is None and status in (FAILED, INTERRUPTED) and handling is not None:
+            # Ended while an exception is being handled (an integration's __exit__, e.g.
+            # MLflow's ActiveRun, passes only a status): that exception is the reason.
+            error = exithooks.describe(handling, MAX_ERROR_CHARS)
+        self._ended.set()
+        self.status = status
+        end = {"status": status, "ended_at": now(), "error": error}
+        self.fields.update(end)
+        self.writer.set_fields(end)
+        complete = self.writer.close(retry_for_s=self.ms.final_retry_s)
+        if complete:
+            complete = self._write_result()
+        # A journal that cannot be written (disk full) never stops the run: see _report_unkept.
+        self.writer.journal_safely(self.journal.end, status)
+        if complete and not self.writer.rejections:
+            self.writer.journal_safely(self.journal.synced)
+        self.writer.journal_safely(self.journal.close)
+        unkept = None if complete else self.writer.unkept()
+        if unkept is not None and (unkept.points or not unkept.ended):
+            self._report_unkept(unkept)
+        elif self.writer.rejections:  # reported when refused; the journal keeps it for sync
+            complete = False
+            log.warning(
+                "aletheia: run %s ended as %s; Firestore refused part of it (reported above), "
+                "which its journal %s keeps",
+                self.id,
+                status,
+                self.journal.path,
+            )
+        elif not complete:
+            log.warning(
+                "aletheia: run %s ended offline; its journal %s holds everything: "
+                "run `aletheia sync` when Firestore is reachable",
+                self.id,
+                self.journal.path,
+            )
+        _ACTIVE.discard(self)
+        if self.exper.active_run is self:
+            self.exper.active_run = None
+        return complete
+
+    def _report_unkept(self, loss: JournalLoss) -> None:
+        """Say exactly what neither Firestore nor the journal could keep (no traceback)."""
+        log.warning("aletheia: %s", loss.describe(self.id, self.status, self.journal.path))
+
+    def _write_result(self) -> bool:
+        summaries = {k: s.to_doc() for k, s in self.writer.summaries().items()}
+        doc = result_doc(self.ref, {**self.fields, "status": self.status}, summaries)
+        path = layout.result(self.ms.project, self.exper.name, self.id)
+        try:
+            self.ms.store.commit([Write(path, doc)], retry_for_s=self.ms.final_retry_s)
+        except Exception as exc:
+            log.warning("aletheia: could not write Results/%s (%s)", self.id, exc)
+            return False
+        return True
+
+    def flush(self) -> bool:
+        """Send everything logged so far now; True if Firestore acknowledged it."""
+        return self.writer.flush()
+
+    # ----------------------------------------------------------- metrics
+
+    def add_metric(self, name: str, value: Any, step: int | None = None) -> None:
+        """Log one value of metric ``name`` (never blocks on the network)."""
+        key = name if name in self._keys else self._new_key(name)
+        number = validation.validate_metric_value(value, key)
+        if self._ended.is_set():
+            self._require_active()
+        self.writer.add(key, number, None if step is None else validation.validate_step(step))
+
+    def _new_key(self, name: str) -> str:
+        key = validation.validate_metric_key(name)
+        self._keys.add(key)
+        return key
+
+    def log_metrics(self, values: Mapping[str, Any], step: int | None = None) -> None:
+        """Log several metrics at one step; all are validated before any is logged."""
+        checked = {
+            validation.validate_metric_key(k): validation.validate_metric_value(v, str(k))
+            for k, v in values.items()
+        }
+        s = validation.validate_step(step)
+        self._require_active()
+        for key, number in checked.items():
+            self.writer.add(key, number, s)
+
+    # ----------------------------------------------------------- fields
+
+    def set_fold(self, fold: int | None = None) -> None:
+        """Record the fold (default: the one given to ``start_run``)."""
+        value = _fold(fold) if fold is not None else self.fields.get("fold")
+        self._set({"fold": value})
+
+    def set_model(self, model: Any = None, **info: Any) -> None:
+        """Record the model: a name, a dict, or the model object (its class is kept).
+
+        Extra keyword ``info`` (``version=...``) is merged into the map.
+        """
+        doc = _model_doc(model) or {}
+        doc.update(validation.validate_params(info, "model info"))
+        self._set({"model": doc or None})
+
+    def set_params(self, params: Mapping[str, Any]) -> None:
+        """Merge ``params`` into the run's params (validated before any write)."""
+        clean = validation.validate_params(params, "params")
+        merged = {**(self.fields.get("params") or {}), **clean}
+        validation.validate_params(merged, "params")
+        self._set({"params": merged})
+
+    def set_hyper_params(self, hyper_params: Mapping[str, Any]) -> None:
+        """Merge ``hyper_params`` into the run's hyper-parameters."""
+        clean = validation.validate_params(hyper_params, "hyper_params")
+        merged = {**(self.fields.get("hyper_params") or {}), **clean}
+        validation.validate_params(merged, "hyper_params")
+        self._set({"hyper_params": merged})
+
+    def set_log_dir(self, log_dir: str | os.PathLike[str]) -> None:
+        """Where the run's logs (e.g. TensorBoard) are."""
+        self._set({"log_dir": limits.validate_text(log_dir, "log_dir")})
+
+    def set_saved_model(self, location: str | os.PathLike[str]) -> None:
+        """Where the trained model was saved."""
+        self._set({"saved_model": limits.validate_text(location, "saved_model")})
+
+    def _set(self, fields: dict[str, Any]) -> None:
+        self._require_active()
+        # As the document will: nested maps merge. Checked whole before anything is applied.
+        validation.validate_run_document(merge_fields(dict(self.fields), fields))
+        merge_fields(self.fields, fields)
+        self.writer.set_fields(fields)
+
+    def _require_active(self) -> None:
+        if self._ended.is_set():
+            raise ValidationError(
+                f"run {self.id} has ended ({self.status})", "start a new run to log more"
+            )
+
+    # ----------------------------------------------------------- data and artifacts
+
+    def get_dataset(self, name: str, download: bool = True, version: str | None = None) -> Any:
+        """Fetch a dataset (version) and record that this run used it."""
+        from aletheia.data import datasets
+
+        layout.validate_id(name, "dataset name")
+        store = datasets.DatasetStore(
+            self.ms.db,
+            self.ms.blobstore,
+            self.ms.cache,
+            self.ms.project,
+            owner=self.ms.settings.owner,
+        )
+        handle = store.get(name, version=version, download=download)
+        self.record_dataset(handle.name, handle.version)
+        return handle
+
+    def record_dataset(self, name: str, version: str) -> None:
+        """Record the use of dataset ``name@version`` (``datasets`` and ``dataset_refs``)."""
+        entry = {"name": name, "version": version}
+        if entry not in self._datasets:
+            self._datasets.append(entry)
+        refs = [layout.dataset_ref(d["name"], d["version"]) for d in self._datasets]
+        self._set({"datasets": list(self._datasets), "dataset_refs": refs})
+
+    def add_artifact(
+        self,
+        name: str,
+        path: str | Path,
+        is_local: bool = True,
+        is_dir: bool = False,
+        upload_file: bool = True,
+    ) -> dict[str, Any]:
+        """Save a new version of artifact ``name`` (a file, a directory or a remote URI).
+
+        Every save is a version of its own, naming this run; the run document
+        lists them (``artifacts: [{name, version}]``). Returns the version's
+        fields and files.
+        """
+        record: dict[str, Any] = self.ms._add_artifact(
+            self.exper.name,
+            self.id,
+            name,
+            path,
+            is_local=is_local,
+            is_dir=is_dir,
+            upload_file=upload_file,
+        )
+        entry = {"name": name, "version": str(record["version"])}
+        self._artifacts.append(entry)
+        if self.is_active:
+            self._set({"artifacts": list(self._artifacts)})
+        else:  # the writer has stopped: append to the document itself
+            doc = self.ms.db.document(layout.run(self.ms.project, self.exper.name, self.id))
+            doc.update({"artifacts": firestore.ArrayUnion([entry])})
+        return record
+
+    def get_artifact(self, name: str, version: str | None = None) -> ArtifactVersion:
+        """A version of artifact ``name`` that this run saved (default: its last save of it).
+
+        The result lists the files and downloads them through the local cache
+        (``.download(to)``), verified by sha256. A version another run saved
+        is a :class:`~aletheia.errors.NotFoundError`: use
+        :meth:`Experiment.get_artifact` for those.
+        """
+        if version is None:
+            mine = [a["version"] for a in self._artifacts if a["name"] == name]
+            version = mine[-1] if mine else None
+        return self.ms.artifacts.get(self.exper.name, name, version, run=self.id)
+
+
+def _create_run(
+    ms: Metastore, exper: Experiment, fields: dict[str, Any], run_id: str | None
+) -> tuple[str, dict[str, Any]]:
+    """Create the run document; the document itself is the lock on its id."""
+    db = ms.db
+    if run_id is not None:
+        try:
+            db.document(layout.run(ms.project, exper.name, run_id)).create(
+                {**fields, "run": run_id}, timeout=_CREATE_TIMEOUT_S
+            )
+        except gexc.AlreadyExists as exc:
+            raise AletheiaError(
+                f"run {run_id!r} already exists in {exper.name!r}", "choose another run_id"
+            ) from exc
+        return run_id, fields
+    if not exper.auto_inc_ids:
+        while True:
+            candidate = time_run_id()
+            try:
+                db.document(layout.run(ms.project, exper.name, candidate)).create(
+                    {**fields, "run": candidate}, timeout=_CREATE_TIMEOUT_S
+                )
+                return candidate, fields
+            except gexc.AlreadyExists:
+                continue
+    return _create_numbered(db, ms.project, exper.name, fields)
+
+
+def _create_numbered(
+    db: firestore.Client, p: str, e: str, fields: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """Ids 1, 2, 3 ...: optimistic ``create`` of ``Runs/{n}``, n+1 on AlreadyExists.
+
+    ``next_run_id`` on the experiment is only a hint where to start; it never
+    decides an id, so concurrent starters cannot get the same one and no
+    transaction waits on a hot counter document.
+    """
+    snap = db.document(layout.experiment(p, e)).get(timeout=_CREATE_TIMEOUT_S)
+    n = max(1, int((snap.to_dict() or {}).get("next_run_id", 1)))
+    while True:
+        doc = {**fields, "run": str(n), "number": n}
+        try:
+            db.document(layout.run(p, e, str(n))).create(doc, timeout=_CREATE_TIMEOUT_S)
+            break
+        except gexc.AlreadyExists:
+            n += 1
+    try:
+        db.document(layout.experiment(p, e)).update(
+            {"next_run_id": n + 1}, timeout=_CREATE_TIMEOUT_S
+        )
+    except Exception as exc:  # only a hint
+        if not is_transient(exc):
+            raise
+    return str(n), doc
+
+
+def _record_unjournaled(ms: Metastore, exper: Experiment, run_id: str, exc: OSError) -> None:
+    """A run created but never started (no journal) ends ``failed``, not orphaned ``running``."""
+    error = f"the run could not start: its journal could not be opened ({exc})"
+    end = {"status": FAILED, "ended_at": now(), "error": error}
+    try:
+        ms.store.commit([Write(layout.run(ms.project, exper.name, run_id), end, merge=True)])
+    except Exception as write_exc:  # readers see it crashed once its heartbeat is stale
+        log.warning("aletheia: could not mark run %s failed (%s)", run_id, write_exc)
+
+
+# Runs still open at interpreter exit are flushed and ended.
+_ACTIVE: weakref.WeakSet[Run] = weakref.WeakSet()
+# Start order of runs in this process, for ``active_runs`` (dead and ended ones are skipped).
+_OPEN_ORDER: list[weakref.ref[Run]] = []
+
+
+def active_runs() -> list[Run]:
+    """Runs of this process that have not ended, most recently started first.
+
+    Integrations (the MLflow plugin) use it to nest their runs under the
+    aletheia run the user code is inside.
+    """
+    alive = [r for r in (ref() for ref in _OPEN_ORDER) if r is not None and r.is_active]
+    _OPEN_ORDER[:] = [weakref.ref(r) for r in alive]
+    return alive[::-1]
+
+
+def ending_of(exc: BaseException | None) -> tuple[str, str | None]:
+    """Status and ``error`` of a run ended by ``exc`` (``None``: a clean end).
+
+    A clean ``sys.exit()`` finishes; an exception or a non-zero exit code
+    fails, ``KeyboardInterrupt`` interrupts; the traceback goes to ``error``.
+    """
+    if exc is None or exithooks.is_clean_exit(exc):
+        return FINISHED, None
+    status = FAILED if isinstance(exc, Exception | SystemExit) else INTERRUPTED
+    return status, exithooks.describe(exc, MAX_ERROR_CHARS)
+
+
+@atexit.register
+def _finish_open_runs() -> None:
+    # Inside `with`, a run sees its exception; here the hooks say how the process ended.
+    status, error = ending_of(exithooks.ending())
+    for run in list(_ACTIVE):
+        try:
+            run.finish(status, error=error)
+        except Exception as exc:  # never turn a clean exit into a crash
+            log.warning("aletheia: could not end run %s at exit: %s", run.id, exc)

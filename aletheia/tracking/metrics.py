@@ -1,0 +1,551 @@
+"""The buffered, chunked, background writer of a run's metrics and fields.
+
+``add`` (the training thread) stamps a point with its per-key index, appends
+it to an in-memory buffer and one line to the journal, and returns. A writer
+thread wakes every ``flush_interval_s`` and sends what accumulated:
+
+* point ``i`` of key ``k`` belongs to chunk ``i // CHUNK_POINTS``, stored at
+  ``Metrics/{k}~{chunk}`` with the chunk's *whole* content (``set``, not an
+  append), so sending a chunk again writes the same document: replaying the
+  journal is exactly-once by construction;
+* the run document gets the metric summaries and any fields set since the
+  last flush, in the same commits (at most 500 writes each);
+* once Firestore acknowledges, an ``ack`` record goes to the journal.
+
+When Firestore cannot be reached the run goes on: points stay in memory and
+in the journal, a warning is logged once, and each later flush tries again
+(``aletheia sync`` sends whatever a dead process could not).
+
+A write Firestore *refuses* (see :mod:`aletheia.cloud.transient`) is not an
+outage: everything else of the flush is committed, the refusal is reported
+once with its cause, the refused chunk or fields are not sent again by this
+process and stay unacknowledged in the journal (``aletheia sync`` sends
+them once the cause is fixed). Each distinct problem — an outage, a
+refusal, a journal that cannot be written — is reported once, on its own.
+
+The run document summarises the first metrics logged, within
+:class:`~aletheia.tracking.validation.SummaryBudget`; beyond it the summary stops
+growing (and says so in ``summary_capped``) while every series is still
+stored in full.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.api_core import exceptions as gexc
+
+from aletheia.cloud.transient import is_transient
+from aletheia.tracking import ownership, stored
+from aletheia.tracking.journal import JournalWriter
+from aletheia.tracking.journal import read as read_journal
+from aletheia.tracking.journal_loss import JournalLoss
+from aletheia.tracking.runmodel import (
+    CHUNK_POINTS,
+    HEARTBEAT_S,
+    Point,
+    RunRef,
+    Summary,
+    chunk_doc,
+    chunk_of,
+    merge_fields,
+)
+from aletheia.tracking.store import FirestoreStore, Write, WritesRejectedError
+from aletheia.tracking.validation import SummaryBudget
+
+log = logging.getLogger(__name__)
+
+#: Default seconds between flushes (Firestore sustains ~1 write/s per document).
+FLUSH_INTERVAL_S = 1.0
+#: How often buffered journal lines are handed to the OS, Firestore flush or not: what a
+#: SIGKILL can lose (a write syscall per point would cost more than the rest of ``add``).
+JOURNAL_SYNC_S = 0.1
+
+
+@dataclass
+class _Series:
+    """Writer-side state of one metric: unsent chunks and its summary."""
+
+    key: str
+    summary: Summary = field(default_factory=Summary)
+    chunks: dict[int, list[Point]] = field(default_factory=dict)
+    dirty: set[int] = field(default_factory=set)
+    received: int = 0  # points drained from the buffer
+    summarized: bool = True  # within the run document's summary budget
+    refused: set[int] = field(default_factory=set)  # chunks Firestore refused: not resent
+
+    def add(self, point: Point) -> None:
+        n = chunk_of(point.index)
+        self.chunks.setdefault(n, []).append(point)
+        self.dirty.add(n)
+        self.summary.add(point.step, point.value)
+        self.received += 1
+
+    def acknowledged(self, sent: set[int]) -> None:
+        """Forget sent chunks that are full; keep the tail (it will grow)."""
+        self.dirty -= sent
+        for n in sent:
+            if len(self.chunks.get(n, ())) >= CHUNK_POINTS:
+                del self.chunks[n]
+
+
+class MetricWriter:
+    """Buffers a run's points and field updates; a thread flushes them in batches."""
+
+    def __init__(
+        self,
+        ref: RunRef,
+        store: FirestoreStore,
+        journal: JournalWriter,
+        *,
+        flush_interval_s: float = FLUSH_INTERVAL_S,
+        heartbeat_s: float = HEARTBEAT_S,
+        retry_for_s: float = 5.0,
+        owner: str | None = None,
+        claimed: bool = True,
+        on_renamed: Callable[[str], None] | None = None,
+    ) -> None:
+        self.ref = ref
+        #: The owner token of this process's run (see :mod:`aletheia.tracking.ownership`).
+        self.owner = owner
+        #: False for a run started offline: its id is claimed before the first write.
+        self.claimed = claimed or owner is None
+        self._on_renamed = on_renamed
+        self.store = store
+        self.journal = journal
+        self.flush_interval_s = flush_interval_s
+        self.heartbeat_s = heartbeat_s
+        self.retry_for_s = retry_for_s
+        self.points_logged = 0
+        self.offline = False
+        #: Successful flushes still to rewrite everything in memory after an outage: a
+        #: commit that timed out may still be applied late and must not have the last word.
+        self.recovering = 0
+        self._lock = threading.Lock()  # guards the buffer and indexes (training side)
+        self._flush_lock = threading.Lock()  # one flush at a time
+        self._next_index: dict[str, int] = {}
+        self._buffer: list[tuple[str, Point]] = []
+        self._pending_fields: list[dict[str, Any]] = []
+        self._series: dict[str, _Series] = {}
+        self._dirty_summaries: set[str] = set()
+        self._unsent_fields: list[dict[str, Any]] = []
+        self._sets_acked = 0
+        #: A commit succeeded after failures: Firestore may have come back without what it
+        #: had acknowledged (an emulator restarted from an older export), so check.
+        self._reconnected = False
+        self._restore_fields: dict[str, Any] = {}  # run fields Firestore lost, to write again
+        self._last_heartbeat = time.monotonic()
+        self._reported: set[str] = set()  # problems already reported, by kind
+        self._budget = SummaryBudget()
+        #: What Firestore refused for good (one line each); the journal still holds it.
+        self.rejections: list[str] = []
+        self._held: dict[str, int] = {}  # per key: acks stop below its first refused chunk
+        self._acked_upto: dict[str, int] = {}  # per key: Firestore holds indexes below this
+        #: A journal write failed (disk full, unwritable): the journal may lack points.
+        self.journal_failed = False
+        self._sets_ack_cap: int | None = None  # set records acked stop at a refused one
+        #: Firestore refused this identity (rules, credentials): nothing more is sent.
+        self.blocked = False
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._journal_thread: threading.Thread | None = None
+
+    # ----------------------------------------------------------- training thread
+
+    def add(self, key: str, value: float, step: int | None, ts: float | None = None) -> int:
+        """Record one point; returns its per-key index. No network I/O."""
+        ts = time.time() if ts is None else ts
+        with self._lock:
+            index = self._next_index.get(key, 0)
+            self._next_index[key] = index + 1
+            point = Point(index, index if step is None else step, value, ts)
+            self._buffer.append((key, point))
+            self.points_logged += 1
+            self._journal_safely(self.journal.metric, key, index, point.step, value, ts)
+        return index
+
+    def set_fields(self, fields: Mapping[str, Any]) -> None:
+        """Queue a merge of run-document fields (journaled at once)."""
+        with self._lock:
+            self._pending_fields.append(dict(fields))
+            self._journal_safely(self.journal.set_fields, fields)
+
+    def start(self) -> None:
+        """Start the background threads: the Firestore writer and the journal syncer.
+
+        The syncer is separate so that a Firestore commit stuck in retries
+        during an outage never holds points back from the disk.
+        """
+        self._thread = threading.Thread(
+            target=self._loop, name=f"aletheia-writer-{self.ref.run}", daemon=True
+        )
+        self._journal_thread = threading.Thread(
+            target=self._sync_journal, name=f"aletheia-journal-{self.ref.run}", daemon=True
+        )
+        self._thread.start()
+        self._journal_thread.start()
+
+    def close(self, *, retry_for_s: float = 30.0) -> bool:
+        """Stop the thread and flush everything, retrying harder; True if all was sent."""
+        self._stop.set()
+        self._wake.set()
+        for thread in (self._thread, self._journal_thread):
+            if thread is not None and thread is not threading.current_thread():
+                thread.join()
+        complete = self.flush(retry_for_s=retry_for_s)
+        while complete and self.recovering:
+            complete = self.flush(retry_for_s=retry_for_s)
+        return complete
+
+    # ----------------------------------------------------------- writer thread
+
+    def _sync_journal(self) -> None:
+        while not self._stop.wait(JOURNAL_SYNC_S):
+            self._journal_safely(self.journal.flush)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.flush_interval_s)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                self.flush()
+            except Exception as exc:  # a failing tracker never kills training
+                self._warn(f"metric writer error: {exc!r}")
+
+    def flush(self, *, retry_for_s: float | None = None) -> bool:
+        """Send everything buffered now; True when Firestore acknowledged all of it."""
+        with self._flush_lock:
+            complete = self._flush_locked(retry_for_s)
+            if complete and self._reconnected:
+                self._reconnected = False
+                if self._replay_what_was_lost():
+                    complete = self._flush_locked(retry_for_s)
+            return complete
+
+    def _flush_locked(self, retry_for_s: float | None) -> bool:
+        """One flush; the caller holds ``_flush_lock``."""
+        self._drain()
+        self._journal_safely(self.journal.flush)  # durable before Firestore is asked
+        if self.blocked:  # refused for who we are: asking again only hammers
+            return False
+        if not self.claimed and not self._claim(retry_for_s or self.retry_for_s):
+            return False
+        writes = self._writes()
+        if not writes:
+            return True
+        sent = {key: s.dirty - s.refused for key, s in self._series.items() if s.dirty}
+        n_fields = len(self._unsent_fields)
+        try:
+            self.store.commit(writes, retry_for_s=retry_for_s or self.retry_for_s)
+        except WritesRejectedError as exc:
+            self._refused(exc, sent, n_fields)
+            return False
+        except Exception as exc:
+            self._went_offline(exc)
+            return False
+        self._acknowledged(sent, n_fields)
+        return True
+
+    @property
+    def caught_up(self) -> bool:
+        """True when Firestore is reachable and no outage needs a confirming rewrite."""
+        return not self.offline and not self.recovering
+
+    def _drain(self) -> None:
+        with self._lock:
+            buffer, self._buffer = self._buffer, []
+            fields, self._pending_fields = self._pending_fields, []
+        capped = self._budget.full
+        for key, point in buffer:
+            series = self._series.get(key)
+            if series is None:
+                series = self._series[key] = _Series(key)
+                series.summarized = self._budget.admit(key)
+            series.add(point)
+            if series.summarized:
+                self._dirty_summaries.add(key)
+        if self._budget.full and not capped:
+            # Said in the document too, through a journaled set like any other field, after
+            # the sets already journaled (acks count set records in journal order).
+            note = self._budget.note()
+            with self._lock:
+                self._journal_safely(self.journal.set_fields, note)
+                fields += [*self._pending_fields, note]
+                self._pending_fields = []
+            self._warn(
+                f"run {self.ref.run} logs more metrics than its document can summarise: "
+                f"the summary keeps the first {len(self._budget.kept):,} (every point of every "
+                "metric is still stored)",
+                kind="summary",
+            )
+        self._unsent_fields.extend(fields)
+
+    def _writes(self) -> list[Write]:
+        writes = [
+            Write(self.ref.chunk_path(s.key, n), chunk_doc(s.key, n, s.chunks[n]))
+            for s in self._series.values()
+            for n in sorted(s.dirty - s.refused)
+        ]
+        run_fields = self._run_fields()
+        if run_fields:
+            writes.append(Write(self.ref.path, run_fields, merge=True))
+        return writes
+
+    def _run_fields(self) -> dict[str, Any]:
+        merged: dict[str, Any] = dict(self._restore_fields)
+        for update in self._unsent_fields:
+            merge_fields(merged, update)
+        if self._dirty_summaries:
+            merged["summary"] = {
+                key: self._series[key].summary.to_doc() for key in self._dirty_summaries
+            }
+        if merged or time.monotonic() - self._last_heartbeat >= self.heartbeat_s:
+            merged["heartbeat_at"] = dt.datetime.now(dt.timezone.utc)
+        return merged
+
+    def _acknowledged(self, sent: dict[str, set[int]], n_fields: int) -> None:
+        if self.recovering:
+            self.recovering -= 1
+        for key, chunks in sent.items():
+            series = self._series[key]
+            if self.recovering:
+                series.dirty = set(series.chunks)  # rewrite once more, keep in memory
+            else:
+                series.acknowledged(chunks)
+        self._dirty_summaries.clear()
+        self._restore_fields = {}
+        del self._unsent_fields[:n_fields]
+        self._sets_acked += n_fields
+        self._last_heartbeat = time.monotonic()
+        acked = {
+            key: min(s.received, self._held.get(key, s.received))
+            for key, s in self._series.items()
+            if key in sent
+        }
+        if acked or n_fields:
+            sets = self._sets_acked if self._sets_ack_cap is None else self._sets_ack_cap
+            self._journal_safely(self.journal.ack, acked, sets)
+            for key, upto in acked.items():
+                self._acked_upto[key] = max(self._acked_upto.get(key, 0), upto)
+        if self.offline:
+            log.warning("Firestore reachable again: run %s caught up", self.ref.run)
+            self.offline = False
+            self._reconnected = True
+            self._reported.discard("offline")  # a later outage is reported again
+
+    def _refused(self, exc: WritesRejectedError, sent: dict[str, set[int]], n_fields: int) -> None:
+        """Firestore refused some writes for good and took the rest: book both, report once.
+
+        What was refused is dropped from memory, never from the journal, and
+        stays unacknowledged there (set records are acknowledged in order, so
+        after a refused one no later one is).
+        """
+        for rejection in exc.rejections:
+            write, reason = rejection.write, rejection.reason
+            if isinstance(rejection.error, gexc.PermissionDenied | gexc.Unauthenticated):
+                self.blocked = True  # refused for who we are, not for what we write
+            if write.path == self.ref.path:
+                if self._sets_ack_cap is None:
+                    self._sets_ack_cap = self._sets_acked
+                fields = sorted(write.data)
+                if not self.blocked and self._resend_summary(write):  # the user's fields, then
+                    fields = [f for f in fields if f not in ("summary", "heartbeat_at")]
+                what = f"the document of run {self.ref.run} (fields {', '.join(fields)})"
+                kind = f"refused:run:{reason}"
+            else:
+                key, chunk = str(write.data["key"]), int(write.data["chunk"])
+                self._series[key].refused.add(chunk)
+                sent.get(key, set()).discard(chunk)
+                first = chunk * CHUNK_POINTS
+                self._held[key] = min(self._held.get(key, first), first)
+                name = key if len(key) <= 60 else key[:60] + "…"
+                what = f"metric {name!r} of run {self.ref.run} (chunk {chunk})"
+                kind = f"refused:metric:{key}:{type(rejection.error).__name__}"
+            message = f"Firestore refused {what} at {write.path}: {reason.rstrip('.')}"
+            self.rejections.append(message)
+            if self.blocked:
+                self._warn(
+                    f"{message}. This identity may not write to project {self.ref.project}: "
+                    "nothing more is sent; the run goes on, and its journal "
+                    f"{self.journal.path} keeps everything (once you may write again — "
+                    "`aletheia project members` — run `aletheia sync`)",
+                    kind="refused:caller",
+                )
+                continue
+            self._warn(
+                f"{message}. It is not sent again; the run goes on, and its journal "
+                f"{self.journal.path} keeps everything (`aletheia sync` sends it once the "
+                "cause is fixed)",
+                kind=kind,
+            )
+        self._acknowledged(sent, n_fields)
+
+    def _resend_summary(self, refused: Write) -> bool:
+        """Send the metric summaries of a refused run-document write on their own.
+
+        One extra commit tells whether the summaries or the user's fields were
+        refused; innocent summaries then still reach the document.
+        """
+        alone = {k: v for k, v in refused.data.items() if k in ("summary", "heartbeat_at")}
+        if not alone or len(alone) == len(refused.data):
+            return False
+        try:
+            self.store.commit(
+                [Write(refused.path, alone, merge=True)], retry_for_s=self.retry_for_s
+            )
+        except Exception:  # the summaries wait for their metrics' next points
+            return False
+        return True
+
+    def _claim(self, timeout: float) -> bool:
+        """Make this offline-started run's id ours before writing under it.
+
+        If another process owns the id, this run moves to a new id (journaled,
+        reported) and claims that. False while Firestore cannot be reached.
+        """
+        assert self.owner is not None
+        initial: dict[str, Any] = {}
+        for update in self._unsent_fields:
+            merge_fields(initial, update)
+        try:
+            start = self._unsent_fields[0] if self._unsent_fields else {}
+            while not ownership.claim(
+                self.store.client, self.ref.path, self.owner, initial, timeout, smaller=start
+            ):
+                old = self.ref.run
+                new = ownership.conflict_id(old, self.owner)
+                moved = {"run": new, ownership.CONFLICT_OF: old}
+                with self._lock:
+                    self._journal_safely(self.journal.renamed, new, old)
+                    self._journal_safely(self.journal.set_fields, moved)
+                self._unsent_fields.append(moved)
+                merge_fields(initial, moved)
+                start = {**start, **moved}
+                self.ref = RunRef(self.ref.project, self.ref.experiment, new)
+                log.warning(
+                    "aletheia: %s", ownership.conflict_message(old, new, self.ref.experiment)
+                )
+                if self._on_renamed is not None:
+                    self._on_renamed(new)
+        except Exception as exc:
+            if not is_transient(exc):  # refused: nothing is written under a doubtful id
+                self.blocked = isinstance(exc, gexc.PermissionDenied | gexc.Unauthenticated)
+                self._warn(
+                    f"could not claim run id {self.ref.run} ({type(exc).__name__}: {exc}); "
+                    f"nothing more is sent, and its journal {self.journal.path} keeps "
+                    "everything for `aletheia sync`",
+                    kind="claim",
+                )
+                return False
+            self._went_offline(exc)
+            return False
+        self.claimed = True
+        return True
+
+    def _went_offline(self, exc: Exception) -> None:
+        """Note an outage: later successes trigger the check of what Firestore kept."""
+        self.offline = True
+        self.recovering = 2
+        self._warn(
+            f"Firestore unreachable ({type(exc).__name__}); run {self.ref.run} "
+            "keeps logging to its journal and will catch up",
+            kind="offline",
+        )
+
+    def _replay_what_was_lost(self) -> bool:
+        """After a reconnect, queue again from the journal what Firestore no longer holds.
+
+        True when something was queued (the caller flushes once more).
+        """
+        try:
+            state = read_journal(self.journal.path)
+            gaps = stored.find_gaps(
+                self.store.client,
+                self.ref.path,
+                self.ref.chunk_path,
+                state.points,
+                state.merged_fields(),
+                CHUNK_POINTS,
+            )
+        except Exception as exc:  # verifying is a bonus: never a reason to stop training
+            self._warn(
+                f"could not check what Firestore holds of run {self.ref.run} after it came "
+                f"back ({exc!r}); `aletheia sync --verify` checks it later",
+                kind="verify",
+            )
+            return False
+        if not gaps:
+            return False
+        for key, chunks in gaps.chunks.items():
+            series = self._series.get(key)
+            if series is None:
+                continue
+            # Only points this writer already drained: later ones arrive through the buffer.
+            restored: dict[int, list[Point]] = {}
+            for p in state.points[key]:
+                n = chunk_of(p.index)
+                if n in chunks and p.index < series.received and n not in series.chunks:
+                    restored.setdefault(n, []).append(p)
+            series.chunks.update(restored)
+            series.dirty |= {n for n in chunks if n in series.chunks} - series.refused
+        merged = state.merged_fields()
+        self._restore_fields = {k: merged[k] for k in gaps.fields}
+        self._dirty_summaries |= {k for k, s in self._series.items() if s.summarized}
+        self._warn(
+            f"Firestore came back without {gaps.describe()} of run {self.ref.run} that it had "
+            "acknowledged (restarted from an older copy?): writing them again from the "
+            f"journal {self.journal.path}",
+            kind="lost",
+        )
+        return True
+
+    # ----------------------------------------------------------- helpers
+
+    def summaries(self) -> dict[str, Summary]:
+        """Summaries of every metric drained so far (call after :meth:`flush`)."""
+        return {key: s.summary for key, s in self._series.items() if s.summarized}
+
+    def unkept(self) -> JournalLoss | None:
+        """What neither Firestore nor the journal holds (call at the end), or ``None``.
+
+        Only when a journal write failed can anything be missing from both.
+        """
+        if not self.journal_failed:
+            return None
+        return JournalLoss.count(
+            self.journal.path, dict(self._next_index), dict(self._acked_upto), CHUNK_POINTS
+        )
+
+    def journal_safely(self, fn: Callable[..., None], *args: Any, **kwargs: Any) -> None:
+        """Call a journal method; a failure is reported once per kind and never raised.
+
+        Tracking must never stop training: a journal that cannot be written
+        leaves Firestore as the only copy (see :meth:`unkept`).
+        """
+        self._journal_safely(fn, *args, **kwargs)
+
+    def _journal_safely(self, fn: Callable[..., None], *args: Any, **kwargs: Any) -> None:
+        try:
+            fn(*args, **kwargs)
+        except (OSError, ValueError) as exc:  # disk full, closed file
+            self.journal_failed = True
+            self._warn(
+                f"cannot write the journal {self.journal.path}: {exc}; what the run logs is "
+                "kept in memory only until Firestore acknowledges it",
+                kind=f"journal:{type(exc).__name__}:{getattr(exc, 'errno', None)}",
+            )
+
+    def _warn(self, message: str, *, kind: str = "writer") -> None:
+        """Log ``message`` unless a problem of this ``kind`` was already reported."""
+        if kind not in self._reported:
+            self._reported.add(kind)
+            log.warning("aletheia: %s", message)

@@ -1,0 +1,88 @@
+"""A run belongs to the one live process that started it.
+
+Every start draws an owner token, stored on the run document (``owner_token``).
+A start that reached Firestore created the document, so the id is its own.
+A start that could not (Firestore unreachable: the run starts offline) has
+not claimed its id yet: before its first write, its writer — or
+``aletheia sync`` replaying its journal — *creates* the document. If another
+process created it meanwhile (the same explicit ``run_id`` started twice),
+nothing of that run is touched: the offline run is kept under a new id,
+``{id}-conflict-{token}``, whose document says ``conflict_of: {id}``, and
+the user is told.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from google.api_core import exceptions as gexc
+from google.cloud import firestore
+
+from aletheia.cloud import layout
+from aletheia.cloud.transient import is_transient
+
+#: Run-document field holding the owner token of the process that started the run.
+OWNER = "owner_token"
+#: Field of a run kept under a new id because its id belonged to another run.
+CONFLICT_OF = "conflict_of"
+
+
+def new_token() -> str:
+    """A fresh owner token for one run start."""
+    return secrets.token_hex(8)
+
+
+def claim(
+    db: firestore.Client,
+    path: str,
+    owner: str,
+    fields: Mapping[str, Any],
+    timeout: float,
+    *,
+    smaller: Mapping[str, Any] | None = None,
+) -> bool:
+    """Create the run document at ``path`` for ``owner``; False if another owner has it.
+
+    True also when the document already exists with this owner (an earlier
+    create that timed out on our side but landed). If Firestore refuses
+    ``fields`` themselves (a value too large), the document is created from
+    ``smaller`` (the start's validated fields) and the rest follows in the
+    run's ordinary writes, where a refusal is reported as usual.
+    """
+    ref = db.document(path)
+    # One attempt each (no client-side retries): the caller's flush loop is the retry.
+    snap = ref.get(retry=None, timeout=timeout)
+    if snap.exists:
+        return bool((snap.to_dict() or {}).get(OWNER) == owner)
+    attempts = [fields] if smaller is None else [fields, smaller]
+    for n, attempt in enumerate(attempts):
+        try:
+            ref.create({**attempt, OWNER: owner}, retry=None, timeout=timeout)
+            return True
+        except gexc.AlreadyExists:
+            snap = ref.get(retry=None, timeout=timeout)
+            return snap.exists and (snap.to_dict() or {}).get(OWNER) == owner
+        except Exception as exc:
+            if is_transient(exc) or n == len(attempts) - 1:
+                raise
+    return False  # pragma: no cover (the loop returns or raises)
+
+
+def conflict_id(run: str, owner: str) -> str:
+    """The id an offline run takes when ``run`` turned out to be another process's."""
+    candidate = f"{run}-conflict-{owner[:8]}"
+    try:
+        return layout.validate_id(candidate, "run id")
+    except Exception:  # too long for an id: the token alone still says whose it is
+        return layout.validate_id(f"conflict-{owner}", "run id")
+
+
+def conflict_message(old: str, new: str, experiment: str) -> str:
+    """What the user is told."""
+    return (
+        f"run id {old!r} of {experiment!r} was started by another process while this one "
+        f"could not reach Firestore: its data is untouched, and this run's is kept as run "
+        f"{new!r} (field {CONFLICT_OF}: {old!r})"
+    )

@@ -1,0 +1,204 @@
+"""Batched, retried Firestore writes for the tracking client.
+
+Every write the tracker makes after a run has started goes through
+:meth:`FirestoreStore.commit`: a list of whole-document ``set`` operations,
+sent in ``WriteBatch`` commits of at most 500 writes (Firestore's limit),
+each retried with exponential backoff and jitter on transient errors. The
+store counts its commit RPCs and writes, so tests (and ``bench/``) can
+assert how many round trips logging costs.
+
+After a failed commit the client is rebuilt on the next one: a gRPC channel
+that saw its server vanish can sit in reconnect back-off for a long time.
+
+A write Firestore refuses for good (over 1 MiB, an invalid value, not
+allowed) is never retried (:mod:`aletheia.cloud.transient` decides): a refused
+batch is halved until the refused writes are found, everything else is
+committed, and :class:`WritesRejectedError` names each refused write and
+why, so a caller can report the real cause and stop sending it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from google.api_core import exceptions as gexc
+from google.cloud import firestore
+from tenacity import (
+    Retrying,
+    retry_if_exception,
+    stop_after_delay,
+    wait_exponential,
+    wait_random,
+)
+
+from aletheia.cloud.limits import encoded_size
+
+# Re-exported: callers that ask the store which errors are transient get the shared answer.
+from aletheia.cloud.transient import TRANSIENT as TRANSIENT
+from aletheia.cloud.transient import is_transient as is_transient
+from aletheia.errors import RejectedError
+
+log = logging.getLogger(__name__)
+
+#: Firestore's limit of writes in one commit.
+MAX_BATCH_WRITES = 500
+#: Bytes (estimated) in one commit. Firestore takes 10 MiB per request, the
+#: emulator's gRPC server only 4 MiB; a full metric flush is far more than
+#: either, and a too-big request fails the same way on every retry.
+MAX_BATCH_BYTES = 2 * 1024 * 1024
+#: Deadline of one commit RPC.
+COMMIT_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class Write:
+    """One document write: the whole document, or a merge of its given fields."""
+
+    path: str
+    data: dict[str, Any]
+    merge: bool = False
+
+
+@dataclass
+class StoreStats:
+    """What the store sent: commit RPCs (attempts included), writes acknowledged."""
+
+    commits: int = 0
+    failed_commits: int = 0
+    writes: int = 0
+    rejected: int = 0  # writes Firestore refused for good
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """One write Firestore refused, and its answer."""
+
+    write: Write
+    error: BaseException
+
+    @property
+    def reason(self) -> str:
+        """The refusal in one line (the server's message)."""
+        message = getattr(self.error, "message", None) or str(self.error)
+        return f"{type(self.error).__name__}: {message}"
+
+
+class WritesRejectedError(RejectedError):
+    """Firestore refused some writes of a commit for good; all the others were committed."""
+
+    def __init__(self, rejections: Sequence[Rejection]) -> None:
+        self.rejections = list(rejections)
+        first = self.rejections[0]
+        more = f" and {len(self.rejections) - 1} more" if len(self.rejections) > 1 else ""
+        super().__init__(
+            f"Firestore refused the write of {first.write.path}{more}: {first.reason}",
+            "retrying cannot help; fix what is written",
+        )
+
+
+def split_batches(
+    writes: Sequence[Write],
+    max_writes: int = MAX_BATCH_WRITES,
+    max_bytes: int = MAX_BATCH_BYTES,
+) -> list[Sequence[Write]]:
+    """Consecutive groups of ``writes`` within both limits (an oversized write goes alone)."""
+    batches: list[Sequence[Write]] = []
+    start, size = 0, 0
+    for i, write in enumerate(writes):
+        cost = len(write.path) + encoded_size(write.data)
+        if i > start and (i - start >= max_writes or size + cost > max_bytes):
+            batches.append(writes[start:i])
+            start, size = i, 0
+        size += cost
+    if start < len(writes):
+        batches.append(writes[start:])
+    return batches
+
+
+class FirestoreStore:
+    """Sends batches of writes to Firestore, retrying transient failures."""
+
+    def __init__(
+        self,
+        client_factory: Callable[[], firestore.Client],
+        *,
+        commit_timeout_s: float = COMMIT_TIMEOUT_S,
+    ) -> None:
+        self._factory = client_factory
+        self.commit_timeout_s = commit_timeout_s
+        self._client: firestore.Client | None = None
+        self._lock = threading.Lock()
+        self.stats = StoreStats()
+
+    @property
+    def client(self) -> firestore.Client:
+        """The current client (built on first use and after a failure)."""
+        with self._lock:
+            if self._client is None:
+                self._client = self._factory()
+            return self._client
+
+    def commit(self, writes: Sequence[Write], *, retry_for_s: float = 5.0) -> None:
+        """Commit ``writes`` in bounded batches.
+
+        Batches hold at most :data:`MAX_BATCH_WRITES` writes and about
+        :data:`MAX_BATCH_BYTES`. Every write is a full ``set`` (or a merge of
+        explicit fields), so a batch may be sent again after an ambiguous
+        failure without harm. A transient error still failing after
+        ``retry_for_s`` is raised as it is; writes refused for good raise
+        :class:`WritesRejectedError` once every other write is committed.
+        """
+        rejected: list[Rejection] = []
+        for chunk in split_batches(writes):
+            rejected += self._commit_isolating(chunk, retry_for_s)
+        if rejected:
+            self.stats.rejected += len(rejected)
+            raise WritesRejectedError(rejected)
+
+    def _commit_isolating(self, writes: Sequence[Write], retry_for_s: float) -> list[Rejection]:
+        """Commit ``writes``; on a refusal, halve the batch to find the refused writes."""
+        try:
+            self._commit_retrying(writes, retry_for_s)
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            if len(writes) == 1 or isinstance(exc, gexc.PermissionDenied | gexc.Unauthenticated):
+                # A refused caller is refused for every write: no point in halving.
+                return [Rejection(w, exc) for w in writes]
+            half = len(writes) // 2
+            return self._commit_isolating(writes[:half], retry_for_s) + self._commit_isolating(
+                writes[half:], retry_for_s
+            )
+        return []
+
+    def _commit_retrying(self, writes: Sequence[Write], retry_for_s: float) -> None:
+        for attempt in Retrying(
+            stop=stop_after_delay(retry_for_s),
+            wait=wait_exponential(multiplier=0.2, max=2.0) + wait_random(0, 0.2),
+            retry=retry_if_exception(is_transient),
+            reraise=True,
+        ):
+            with attempt:
+                self._commit_once(writes)
+
+    def _commit_once(self, writes: Sequence[Write]) -> None:
+        client = self.client
+        batch = client.batch()
+        for w in writes:
+            # The client library encodes here: a value it cannot encode (an int beyond
+            # int64) raises before any RPC, and is as permanent as a server's refusal.
+            batch.set(client.document(w.path), w.data, merge=w.merge)
+        self.stats.commits += 1
+        try:
+            batch.commit(retry=None, timeout=self.commit_timeout_s)
+        except Exception as exc:
+            self.stats.failed_commits += 1
+            if is_transient(exc):
+                with self._lock:
+                    self._client = None  # a fresh channel reconnects at once
+            raise
+        self.stats.writes += len(writes)
