@@ -458,7 +458,7 @@ class Run:
         self._keys: set[str] = set()  # metric names already validated
         self._ended = threading.Event()
         self.journal = journal.JournalWriter(
-            journal.journal_path(self.ms.journal_root, self.ms.project, exper.name, run_id)
+            journal.new_journal_path(self.ms.journal_root, self.ms.project, exper.name, run_id)
         )
         self.writer = MetricWriter(
             self.ref,
