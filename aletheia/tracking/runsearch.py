@@ -176,8 +176,9 @@ class RunSearch:
 
     @property
     def needed(self) -> int | None:
-        """How many runs, in order, this page needs to know (None: all of them)."""
-        return None if self.limit is None else self.offset + self.limit
+        """How many runs, in order, this page needs to know (None: all of them): those
+        before it, its own, and one more, which says whether a next page exists."""
+        return None if self.limit is None else self.offset + self.limit + 1
 
     def matches(self, doc: Mapping[str, Any]) -> bool:
         """True if a run (with its *effective* status in ``status``) passes every filter."""
