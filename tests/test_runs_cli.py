@@ -14,6 +14,7 @@ from aletheia.cli import app
 from aletheia.cloud import clients, config, layout
 from aletheia.errors import NotFoundError
 from aletheia.tracking.metastore import Metastore
+
 from helpers import count_documents_read
 
 PROJECT = "cli"
