@@ -253,6 +253,12 @@ class FirestoreReader(RunReader):
             series.setdefault(key, []).extend(runmodel.chunk_points(chunk))
         return {k: sorted(v, key=lambda p: p.index) for k, v in series.items()}
 
+    def run_files(self, run: RunRef) -> list[Mapping[str, Any]]:
+        """The ``ArtifactFiles`` entries of ``run`` (one read of the collection), by path."""
+        col = self.db.collection(layout.run_artifact_files(run.project, run.experiment, run.run))
+        entries = [freeze(s.to_dict() or {}) for s in col.stream()]
+        return sorted(entries, key=lambda e: str(e.get("path")))
+
 
 def _project_view(name: str, doc: Mapping[str, Any]) -> ProjectView:
     return ProjectView(

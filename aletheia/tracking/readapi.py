@@ -324,6 +324,10 @@ class RunReader(abc.ABC):
     def metric_histories(self, run: RunRef) -> dict[str, list[Point]]:
         """Every point of every metric of ``run``, by key."""
 
+    @abc.abstractmethod
+    def run_files(self, run: RunRef) -> list[Mapping[str, Any]]:
+        """The files logged to ``run`` through MLflow (``path``, ``sha256``, ``size`` ...)."""
+
 
 __all__ = [
     "ArtifactEntry",
