@@ -1,0 +1,97 @@
+"""``aletheia project list``, ``experiments list``, ``runs list`` across experiments with
+model and dataset filters, and ``runs history``: against the emulator."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from typer.testing import CliRunner
+
+from aletheia.cli import app
+from aletheia.cli.runs_cmd import sparkline
+from aletheia.cloud import config
+from aletheia.errors import NotFoundError
+from aletheia.tracking.metastore import Metastore
+
+PROJECT = "readcli"
+runner = CliRunner()
+
+
+@pytest.fixture()
+def two_experiments(stack: config.Settings) -> Iterator[Metastore]:
+    """`vision`: two resnet runs on mnist@v1/v2; `text`: one bert run on imdb@v1."""
+    ms = Metastore(PROJECT, flush_interval_s=60)
+    vision = ms.exper("vision", git_policy="off")
+    vision.desc = "image models"
+    for version, acc in (("v1", 0.6), ("v2", 0.9)):
+        with vision.start_run(model="resnet", hyper_params={"lr": 0.1}) as run:
+            run.record_dataset("mnist", version)
+            for step in range(30):
+                run.add_metric("val/acc", acc * (step + 1) / 30, step=step)
+    text = ms.exper("text", git_policy="off")
+    with text.start_run(model="bert") as run:
+        run.record_dataset("imdb", "v1")
+        run.add_metric("val/acc", 0.75)
+    yield ms
+
+
+def invoke(*args: str) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_project_and_experiments_list(two_experiments: Metastore) -> None:
+    projects = json.loads(invoke("project", "list", "--json"))
+    assert PROJECT in [p["name"] for p in projects]
+    assert PROJECT in invoke("project", "list")
+    experiments = json.loads(invoke("experiments", "list", "-p", PROJECT, "--json"))
+    assert [(e["name"], e["desc"]) for e in experiments] == [
+        ("text", ""),
+        ("vision", "image models"),
+    ]
+    table = invoke("experiments", "list", "-p", PROJECT)
+    assert "image models" in table and "2 experiment(s)" in table
+
+
+def test_runs_list_across_experiments_by_model_and_dataset(two_experiments: Metastore) -> None:
+    def listed(*args: str) -> list[tuple[str, str]]:
+        out = json.loads(invoke("runs", "list", "-p", PROJECT, "--json", *args))
+        return [(r["experiment"], r["run"]) for r in out]
+
+    assert listed() == [("text", "1"), ("vision", "1"), ("vision", "2")]
+    assert listed("--sort", "val/acc") == [("vision", "2"), ("text", "1"), ("vision", "1")]
+    assert listed("--sort", "val/acc", "-n", "2") == [("vision", "2"), ("text", "1")]
+    assert listed("--model", "resnet") == [("vision", "1"), ("vision", "2")]
+    assert listed("--model", "bert", "--sort", "val/acc") == [("text", "1")]
+    assert listed("--dataset", "mnist") == [("vision", "1"), ("vision", "2")]
+    assert listed("--dataset", "mnist@v2") == [("vision", "2")]
+    assert listed("--dataset", "imdb@v1", "-e", "vision") == []
+    assert listed("--model", "nope") == []
+    bad = runner.invoke(app, ["runs", "list", "-p", PROJECT, "--dataset", "a/b"])
+    assert bad.exit_code != 0
+
+
+def test_runs_history_chart_table_and_json(two_experiments: Metastore) -> None:
+    out = invoke("runs", "history", "2", "val/acc", "-e", "vision", "-p", PROJECT, "--rows", "4")
+    assert "30 point(s)" in out
+    assert sparkline([0.03 * (i + 1) for i in range(30)]) in out
+    for step in ("0", "10", "19", "29"):  # evenly spaced, first and last included
+        assert f"│ {step} " in out
+    points = json.loads(
+        invoke("runs", "history", "2", "val/acc", "-e", "vision", "-p", PROJECT, "--json")
+    )
+    assert [p["step"] for p in points] == list(range(30))
+    assert points[-1]["value"] == pytest.approx(0.9)
+    missing = runner.invoke(app, ["runs", "history", "2", "loss", "-e", "vision", "-p", PROJECT])
+    assert isinstance(missing.exception, NotFoundError)
+    assert "val/acc" in missing.exception.hint  # says which metrics the run has
+
+
+def test_sparkline_shape() -> None:
+    assert sparkline([1, 2, 3, 4, 5, 6, 7, 8]) == "▁▂▃▄▅▆▇█"
+    assert sparkline([2.0, 2.0]) == "▁▁"
+    assert sparkline([float("nan")]) == ""
+    assert len(sparkline(list(range(1000)), width=60)) == 60
