@@ -63,11 +63,12 @@ def test_projects_and_experiments(cv: Experiment) -> None:
     ms.exper("other", git_policy="off")
     assert [e.name for e in ms.experiments()] == ["cv", "other"]
     assert PROJECT in [p.name for p in ms.projects()]
-    view = ms.reader.experiment("cv")
+    view = ms.experiment("cv")
     assert view.name == "cv" and view.created_at is not None
     assert ids(view.runs(order_by="attributes.number")) == [str(n) for n in range(1, 10)]
     with pytest.raises(NotFoundError):
-        ms.reader.experiment("nope")
+        ms.experiment("nope")
+    assert "nope" not in [e.name for e in ms.experiments()]  # reading created nothing
 
 
 def test_runs_filter_on_effective_status_params_model_and_dataset(cv: Experiment) -> None:

@@ -254,6 +254,10 @@ class Metastore:
         """Every experiment of this project, read-only (``.runs()``, ``.run(id)``, frames)."""
         return self.reader.experiments()
 
+    def experiment(self, name: str) -> ExperimentView:
+        """Experiment ``name`` read-only, without creating it (``exper()`` creates)."""
+        return self.reader.experiment(name)
+
 
 def _create_if_missing(db: firestore.Client, path: str, data: dict[str, Any]) -> bool:
     """``create`` a document; False if it already existed."""
