@@ -7,13 +7,16 @@ import json
 from collections.abc import Iterator
 
 import pytest
+from google.cloud import firestore
 from typer.testing import CliRunner
 
 from aletheia.cli import app
 from aletheia.cli.runs_cmd import sparkline
-from aletheia.cloud import config
+from aletheia.cloud import clients, config
 from aletheia.errors import NotFoundError
 from aletheia.tracking.metastore import Metastore
+
+from helpers import count_documents_read
 
 PROJECT = "readcli"
 runner = CliRunner()
@@ -95,3 +98,19 @@ def test_sparkline_shape() -> None:
     assert sparkline([2.0, 2.0]) == "▁▁"
     assert sparkline([float("nan")]) == ""
     assert len(sparkline(list(range(1000)), width=60)) == 60
+
+
+def test_top_n_across_experiments_reads_a_page_from_each(
+    two_experiments: Metastore, db: firestore.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(clients, "firestore_client", lambda *_a, **_k: db)  # counted below
+    with count_documents_read(db) as reads:
+        out = json.loads(
+            invoke("runs", "list", "-p", PROJECT, "--sort", "val/acc", "-n", "1", "--json")
+        )
+    assert [(r["experiment"], r["run"]) for r in out] == [("vision", "2")]
+    # The two experiment documents; `vision`'s top two in the server's order (one more
+    # than the page says whether there is more); `text` has fewer runs with the metric
+    # than that, so its one run is also read by the scan that finds runs without it.
+    assert reads["run_query"] == 2 + 2 + 1 + 1
+    assert reads["run_query calls"] == 4
