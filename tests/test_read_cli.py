@@ -114,3 +114,19 @@ def test_top_n_across_experiments_reads_a_page_from_each(
     # than that, so its one run is also read by the scan that finds runs without it.
     assert reads["run_query"] == 2 + 2 + 1 + 1
     assert reads["run_query calls"] == 4
+
+
+def test_runs_folds_is_the_cross_validation_table(stack: config.Settings) -> None:
+    exper = Metastore(PROJECT, flush_interval_s=60).exper("cv", git_policy="off")
+    for lr, accs in ((0.1, (0.70, 0.72, 0.74)), (0.01, (0.80, 0.80, 0.83))):
+        for fold, acc in enumerate(accs, 1):
+            with exper.start_run(fold=fold, hyper_params={"lr": lr}, model="mlp") as run:
+                run.add_metric("acc", acc)
+    rows = json.loads(invoke("runs", "folds", "-e", "cv", "-p", PROJECT, "--json"))
+    by_lr = {r["hyper_params.lr"]: r for r in rows}
+    assert by_lr[0.1]["folds"] == by_lr[0.01]["folds"] == 3
+    assert by_lr[0.1]["metrics.acc.mean"] == pytest.approx(0.72)
+    assert by_lr[0.1]["metrics.acc.std"] == pytest.approx(0.02)
+    assert by_lr[0.01]["metrics.acc.mean"] == pytest.approx(0.81)
+    table = invoke("runs", "folds", "-e", "cv", "-p", PROJECT)
+    assert "0.72 ± 0.02" in table and "6 finished run(s)" in table

@@ -284,4 +284,41 @@ def history(
     console.print(table)
 
 
+@app.command()
+def folds(
+    experiment: ExperimentOption,
+    status: Annotated[
+        str, typer.Option("--status", "-s", help="Runs counted (default: finished ones).")
+    ] = "finished",
+    project: ProjectOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The cross-validation table: mean ± std of final metrics per hyper-parameter set."""
+    from aletheia.tracking import frames
+
+    if status not in STATUSES:
+        raise typer.BadParameter(f"{status!r} is not one of {', '.join(STATUSES)}")
+    runs = reader(project).search_runs([experiment], status=status, debug=False)
+    table = frames.fold_table(frames.runs_frame(runs))
+    if as_json:
+        console.print_json(table.to_json(orient="records"))
+        return
+    metrics = [c[: -len(".mean")] for c in table.columns if c.endswith(".mean")]
+    keys = [c for c in table.columns if c == "model" or c.startswith(("params.", "hyper_params."))]
+    out = Table(*keys, "folds", *(m.removeprefix("metrics.") for m in metrics))
+    for row in table.to_dict(orient="records"):
+        out.add_row(
+            *(text(_present(row[k])) for k in keys),
+            str(row["folds"]),
+            *(f"{text(row[m + '.mean'])} ± {text(row[m + '.std'])}" for m in metrics),
+        )
+    out.caption = f"{len(runs)} {status} run(s) of {experiment}"
+    console.print(out)
+
+
+def _present(value: Any) -> Any:
+    """None for pandas' NaN of a run without that param (a group key, not a number)."""
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
 __all__ = ["app", "sparkline"]
