@@ -31,7 +31,7 @@ import socket
 import sys
 import threading
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -414,11 +414,32 @@ class Experiment:
 
     # ----------------------------------------------------------- reading (readapi)
 
-    def runs(self, **search: Any) -> RunPage:
-        """Runs of this experiment as read-only views: ``status=``, ``params=``, ``model=``,
-        ``dataset=``, ``order_by="metrics.val/acc DESC"``, ``limit=``, ``page_token=``
-        (see :meth:`aletheia.tracking.readapi.RunReader.search_runs`)."""
-        return self.ms.reader.search_runs([self.name], **search)
+    def runs(
+        self,
+        *,
+        status: str | Iterable[str] | None = None,
+        params: Mapping[str, Any] | None = None,
+        model: str | None = None,
+        dataset: str | None = None,
+        debug: bool | None = None,
+        order_by: str | Sequence[str] | None = None,
+        limit: int | None = None,
+        page_token: str | None = None,
+    ) -> RunPage:
+        """Runs of this experiment as read-only views, e.g. ``status="finished"``,
+        ``order_by="metrics.val/acc DESC"``, ``limit=10`` (every argument:
+        :meth:`aletheia.tracking.readapi.RunReader.search_runs`)."""
+        return self.ms.reader.search_runs(
+            [self.name],
+            status=status,
+            params=params,
+            model=model,
+            dataset=dataset,
+            debug=debug,
+            order_by=order_by,
+            limit=limit,
+            page_token=page_token,
+        )
 
     def run(self, run_id: str) -> RunView:
         """Run ``run_id`` as a read-only :class:`~aletheia.tracking.readapi.RunView`."""
