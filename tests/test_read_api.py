@@ -104,6 +104,35 @@ def test_order_by_metric_puts_runs_without_it_last_either_way(cv: Experiment) ->
     ]  # fmt: skip
 
 
+def test_a_nan_final_value_sorts_last_in_the_servers_order_too(
+    stack: config.Settings,
+) -> None:
+    """Firestore puts NaN before every number; a limited ascending read must not let a
+    diverged run take the place of a real one."""
+    exper = Metastore(PROJECT, flush_interval_s=60).exper("nan", git_policy="off")
+    for loss in (float("nan"), 0.3, float("nan"), 0.1, 0.2):
+        with exper.start_run() as run:
+            run.add_metric("loss", loss)
+    whole = ids(exper.runs(order_by="metrics.loss"))
+    assert whole == ["4", "5", "2", "1", "3"]  # NaN runs tie; ties ascending by id
+    assert ids(exper.runs(order_by="metrics.loss", limit=2)) == ["4", "5"]
+    assert ids(exper.runs(order_by="metrics.loss DESC", limit=3)) == ["2", "5", "4"]
+
+
+def test_ties_at_the_edge_of_a_page_are_cut_as_a_full_sort_cuts_them(
+    stack: config.Settings,
+) -> None:
+    exper = Metastore(PROJECT, flush_interval_s=60).exper("ties", git_policy="off")
+    for acc in (0.5, 0.9, 0.9, 0.9, 0.1):
+        with exper.start_run() as run:
+            run.add_metric("acc", acc)
+    for order in ("metrics.acc DESC", "metrics.acc ASC"):
+        whole = ids(exper.runs(order_by=order))
+        for limit in (1, 2, 3):
+            assert ids(exper.runs(order_by=order, limit=limit)) == whole[:limit], (order, limit)
+    assert whole[:3] == ["5", "1", "2"]
+
+
 def test_pages_walk_every_run_once_in_order(cv: Experiment) -> None:
     for order in ("metrics.val/acc DESC", "attributes.start_time DESC", "params.lr"):
         whole = ids(cv.runs(order_by=order))

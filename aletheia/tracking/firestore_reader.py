@@ -206,9 +206,9 @@ class FirestoreReader(RunReader):
             snaps = list(page.stream())
             for snap in snaps:
                 view = self._view(experiment, snap, at)
-                # Firestore sorts NaN (and non-numbers) where this order does not: left to
-                # the scan, as runs without the value are.
-                if term.value(view.doc) is None or not search.matches(view.doc):
+                # Firestore sorts NaN before every number, this order after them: such runs
+                # are left to the scan, as runs without the value are.
+                if runsearch.is_missing(term.value(view.doc)) or not search.matches(view.doc):
                     continue
                 found.append(view)
                 if len(found) == needed:

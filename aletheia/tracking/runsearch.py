@@ -216,6 +216,11 @@ class RunSearch:
         return list(ordered[self.offset : end]), token
 
 
+def is_missing(value: Any) -> bool:
+    """True for a value that sorts last whatever the direction: None and NaN."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 def _param_matches(stored: Any, wanted: Any) -> bool:
     if stored is None:
         return wanted is None
@@ -224,10 +229,10 @@ def _param_matches(stored: Any, wanted: Any) -> bool:
 
 def _rank(value: Any) -> tuple[int, Any]:
     """(0, number), (1, text) or (2, None) for a value that sorts last."""
-    if value is None:
+    if is_missing(value):
         return 2, None
     if isinstance(value, int | float):  # bool included: False < True
-        return (2, None) if math.isnan(value) else (0, float(value))
+        return 0, float(value)
     if hasattr(value, "timestamp"):
         return 0, value.timestamp()
     return 1, text(value)
@@ -304,6 +309,7 @@ __all__ = [
     "OrderTerm",
     "RunSearch",
     "dataset_names",
+    "is_missing",
     "last_metric",
     "model_name",
     "page_token",
