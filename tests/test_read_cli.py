@@ -130,3 +130,18 @@ def test_runs_folds_is_the_cross_validation_table(stack: config.Settings) -> Non
     assert by_lr[0.01]["metrics.acc.mean"] == pytest.approx(0.81)
     table = invoke("runs", "folds", "-e", "cv", "-p", PROJECT)
     assert "0.72 ± 0.02" in table and "6 finished run(s)" in table
+
+
+def test_runs_list_by_number_reads_only_the_page(
+    two_experiments: Metastore, db: firestore.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vision = two_experiments.exper("vision", git_policy="off")
+    with vision.start_run(run_id="custom"):  # no number: listed after the numbered runs
+        pass
+    monkeypatch.setattr(clients, "firestore_client", lambda *_a, **_k: db)  # counted below
+    with count_documents_read(db) as reads:
+        out = json.loads(invoke("runs", "list", "-p", PROJECT, "-e", "vision", "-n", "1", "--json"))
+    assert [r["run"] for r in out] == ["1"]
+    assert reads["run_query"] == 2  # the page and one more, in the run number's order
+    every = json.loads(invoke("runs", "list", "-p", PROJECT, "-e", "vision", "-n", "3", "--json"))
+    assert [r["run"] for r in every] == ["1", "2", "custom"]

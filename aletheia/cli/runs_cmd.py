@@ -33,7 +33,8 @@ ProjectOption = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 ExperimentOption = Annotated[str, typer.Option("--experiment", "-e", help="Its experiment.")]
-#: Without --sort, runs are listed by experiment, then run number, then start.
+#: Without --sort, runs are listed by experiment, then run number (runs without one after
+#: the numbered ones, by start): served by the number's index, so -n reads little.
 _LIST_ORDER = ("attributes.experiment", "attributes.number", "attributes.start_time")
 
 

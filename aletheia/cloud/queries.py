@@ -118,6 +118,16 @@ def runs_by_start(db: firestore.Client, p: str, e: str, *, descending: bool = Tr
     return db.collection(layout.runs(p, e)).order_by("started_at", direction=direction)
 
 
+@client_query(p="proj", e="exp")
+def runs_by_number(db: firestore.Client, p: str, e: str, *, descending: bool = False) -> Query:
+    """Numbered runs of an experiment (1, 2, 3 ...) in order; single-field index.
+
+    Runs without a number (explicit or time-based ids, MLflow's) are left out.
+    """
+    direction = Query.DESCENDING if descending else Query.ASCENDING
+    return db.collection(layout.runs(p, e)).order_by("number", direction=direction)
+
+
 @client_query(p="proj", e="exp", model="resnet18")
 def runs_by_model(db: firestore.Client, p: str, e: str, model: str) -> Query:
     """Runs of an experiment whose model is named ``model``, newest start first.

@@ -171,12 +171,14 @@ class FirestoreReader(RunReader):
 
     def _ordered_query(self, experiment: str, search: runsearch.RunSearch) -> Query | None:
         """A query returning runs in the search's order, if an index serves it."""
-        if len(search.order) != 1:
+        term = _leading_term(search)
+        if term is None:
             return None
-        term = search.order[0]
         p, e = self.project, experiment
         if term.kind == "metrics":
             return queries.runs_by_metric(self.db, p, e, term.key, descending=term.descending)
+        if (term.kind, term.key) == ("attributes", "number"):
+            return queries.runs_by_number(self.db, p, e, descending=term.descending)
         if (term.kind, term.key) != ("attributes", "start_time"):
             return None
         if term.descending and search.dataset is not None and "@" in search.dataset:
@@ -195,7 +197,8 @@ class FirestoreReader(RunReader):
         """The first ``search.needed`` matches read in the query's order, in bounded pages;
         None when the query runs out first (runs it leaves out may belong on the page)."""
         needed = search.needed or 0
-        term = search.order[0]
+        term = _leading_term(search)
+        assert term is not None  # there is an ordered query
         found: list[RunView] = []
         last: DocumentSnapshot | None = None
         size = min(max(needed, 1), MAX_PAGE)
@@ -258,6 +261,20 @@ class FirestoreReader(RunReader):
         col = self.db.collection(layout.run_artifact_files(run.project, run.experiment, run.run))
         entries = [freeze(s.to_dict() or {}) for s in col.stream()]
         return sorted(entries, key=lambda e: str(e.get("path")))
+
+
+def _leading_term(search: runsearch.RunSearch) -> runsearch.OrderTerm | None:
+    """The one term an experiment's ordered query must follow, if there is one.
+
+    Within one experiment ``attributes.experiment`` is constant and drops out.
+    One term is left, or several whose first is unique within an experiment
+    (the run number): the later terms then only order runs without a number,
+    which the query leaves out and the scan that follows it sorts.
+    """
+    terms = [t for t in search.order if (t.kind, t.key) != ("attributes", "experiment")]
+    if len(terms) == 1 or (terms and (terms[0].kind, terms[0].key) == ("attributes", "number")):
+        return terms[0]
+    return None
 
 
 def _project_view(name: str, doc: Mapping[str, Any]) -> ProjectView:
