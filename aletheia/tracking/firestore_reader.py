@@ -4,9 +4,11 @@ How a search is served (the rule :mod:`aletheia.tracking.runsearch` states
 for the order itself):
 
 * ordered by **one** term that an index serves — one metric
-  (``summary.<metric>.last``, an automatic single-field index), or the start
-  time (automatically; with a status, model or ``name@version`` dataset
-  filter through their composite indexes, newest first) — and with a
+  (``summary.<metric>.last``, an automatic single-field index), the run
+  number (automatic; unique in an experiment, so later terms may follow
+  it), or the start time (automatically; with a status, model or
+  ``name@version`` dataset filter through their composite indexes, newest
+  first) — and with a
   ``limit``: each experiment is read in the server's order, in pages of
   ``limit`` documents (doubling), only until the page is full. Filters the
   query does not express are applied to what comes back. If an
