@@ -243,7 +243,8 @@ def seed_runs(db: firestore.Client, experiment: str, n: int) -> dict[str, float]
             "heartbeat_at": started + dt.timedelta(seconds=i + 60),
             "heartbeat_interval_s": runmodel.HEARTBEAT_S,
             "ended_at": started + dt.timedelta(seconds=i + 60),
-            "summary": {"val/acc": summary.to_doc(), "loss": loss.to_doc()},
+            "summary": {"val/acc": summary.to_doc(), "loss": loss.to_doc()}
+            | ({"test/acc": loss.to_doc()} if i % 1000 == 0 else {}),  # a rare metric
             "datasets": [{"name": "imagenet", "version": "v1"}],
             "dataset_refs": ["imagenet@v1"],
             "artifacts": [],
@@ -295,6 +296,14 @@ def test_top_runs_of_ten_thousand_read_only_what_the_page_shows(
         worst = reader.search_runs(["big"], order_by="metrics.loss DESC", limit=5)
     assert ids(worst) == sorted(finals, key=lambda r: finals[r])[:5]
     assert reads["run_query"] == 6
+
+    # A metric only ten runs have: those ten, then the runs without it in id order (they
+    # tie), read from the documents' own order; never the whole experiment.
+    rare = sorted((r for r in finals if int(r) % 1000 == 0), key=lambda r: -(1 - finals[r]))
+    with count_documents_read(db) as reads:
+        page = reader.search_runs(["big"], order_by="metrics.test/acc DESC", limit=15)
+    assert ids(page) == rare + sorted(set(finals) - set(rare), reverse=True)[:5]
+    assert reads["run_query"] == 10 + 6  # ten with it; the five without it and one more
 
     # Newest first, only resnet18 runs (the model's composite index): also bounded.
     with count_documents_read(db) as reads:

@@ -128,6 +128,17 @@ def runs_by_number(db: firestore.Client, p: str, e: str, *, descending: bool = F
     return db.collection(layout.runs(p, e)).order_by("number", direction=direction)
 
 
+@client_query(p="proj", e="exp")
+def runs_by_id(db: firestore.Client, p: str, e: str, *, descending: bool = False) -> Query:
+    """Every run of an experiment in run id order; single-field index.
+
+    Ordered on the ``run`` field every run document carries (its own id), not on
+    ``__name__``: Firestore refuses descending key scans.
+    """
+    direction = Query.DESCENDING if descending else Query.ASCENDING
+    return db.collection(layout.runs(p, e)).order_by("run", direction=direction)
+
+
 @client_query(p="proj", e="exp", model="resnet18")
 def runs_by_model(db: firestore.Client, p: str, e: str, model: str) -> Query:
     """Runs of an experiment whose model is named ``model``, newest start first.

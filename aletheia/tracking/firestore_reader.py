@@ -13,7 +13,9 @@ for the order itself):
   ``limit`` documents (doubling), only until the page is full. Filters the
   query does not express are applied to what comes back. If an
   experiment's ordered query runs out first (fewer runs have the metric
-  than asked for), that experiment alone is read whole;
+  than asked for), the rest of the page are runs without the value, which
+  tie and so come in run id order: read in pages from the ``run`` field's
+  order (with several terms, that experiment is read whole instead);
 * anything else (several terms, params, no limit): each experiment is read
   whole and filtered and sorted in memory.
 
@@ -163,10 +165,28 @@ class FirestoreReader(RunReader):
         """The runs of one experiment the page may need: its first ``needed`` matches in
         the search's order when an ordered query serves it, else every match."""
         query = self._ordered_query(experiment, search)
-        if query is not None and search.needed is not None:
-            top = self._read_ordered(experiment, query, search, at)
-            if top is not None:
+        term = _leading_term(search)
+        needed = search.needed
+        if query is not None and term is not None and needed is not None:
+
+            def valued(view: RunView) -> bool:
+                # Firestore sorts NaN before every number, this order after them: such
+                # runs are read with the runs that have no value.
+                return not runsearch.is_missing(term.value(view.doc)) and search.matches(view.doc)
+
+            top = self._read_pages(experiment, query, valued, needed, at)
+            if len(top) == needed:
                 return top
+            if _only_term(search, term):
+                # The rest are runs without the value: they tie, so they come in run id
+                # order, the direction of the term, which is the documents' own order.
+                def unvalued(view: RunView) -> bool:
+                    return runsearch.is_missing(term.value(view.doc)) and search.matches(view.doc)
+
+                by_id = queries.runs_by_id(
+                    self.db, self.project, experiment, descending=term.descending
+                )
+                return top + self._read_pages(experiment, by_id, unvalued, needed - len(top), at)
         snaps = self.db.collection(layout.runs(self.project, experiment)).stream()
         views = (self._view(experiment, s, at) for s in snaps)
         return [v for v in views if search.matches(v.doc)]
@@ -193,17 +213,19 @@ class FirestoreReader(RunReader):
             return queries.runs_by_status(self.db, p, e, stored)
         return queries.runs_by_start(self.db, p, e, descending=term.descending)
 
-    def _read_ordered(
-        self, experiment: str, query: Query, search: runsearch.RunSearch, at: Any
-    ) -> list[RunView] | None:
-        """The first ``search.needed`` matches read in the query's order, in bounded pages;
-        None when the query runs out first (runs it leaves out may belong on the page)."""
-        needed = search.needed or 0
-        term = _leading_term(search)
-        assert term is not None  # there is an ordered query
+    def _read_pages(
+        self,
+        experiment: str,
+        query: Query,
+        accept: Callable[[RunView], bool],
+        count: int,
+        at: Any,
+    ) -> list[RunView]:
+        """The first ``count`` runs ``accept`` takes, read in the query's order in pages
+        (``count``, then doubling up to :data:`MAX_PAGE`); fewer if the query runs out."""
         found: list[RunView] = []
         last: DocumentSnapshot | None = None
-        size = min(max(needed, 1), MAX_PAGE)
+        size = min(max(count, 1), MAX_PAGE)
         while True:
             page = query.limit(size)
             if last is not None:
@@ -211,15 +233,12 @@ class FirestoreReader(RunReader):
             snaps = list(page.stream())
             for snap in snaps:
                 view = self._view(experiment, snap, at)
-                # Firestore sorts NaN before every number, this order after them: such runs
-                # are left to the scan, as runs without the value are.
-                if runsearch.is_missing(term.value(view.doc)) or not search.matches(view.doc):
-                    continue
-                found.append(view)
-                if len(found) == needed:
-                    return found
+                if accept(view):
+                    found.append(view)
+                    if len(found) == count:
+                        return found
             if len(snaps) < size:
-                return None
+                return found
             last = snaps[-1]
             size = min(size * 2, MAX_PAGE)
 
@@ -277,6 +296,11 @@ def _leading_term(search: runsearch.RunSearch) -> runsearch.OrderTerm | None:
     if len(terms) == 1 or (terms and (terms[0].kind, terms[0].key) == ("attributes", "number")):
         return terms[0]
     return None
+
+
+def _only_term(search: runsearch.RunSearch, term: runsearch.OrderTerm) -> bool:
+    """True if ``term`` is all of the search's order within one experiment."""
+    return all(t == term or (t.kind, t.key) == ("attributes", "experiment") for t in search.order)
 
 
 def _project_view(name: str, doc: Mapping[str, Any]) -> ProjectView:
