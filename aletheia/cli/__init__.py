@@ -18,6 +18,7 @@ from aletheia.cli import (
     blobrefs_cmd,
     config_cmd,
     datasets_cmd,
+    experiments_cmd,
     export_cmd,
     local_cmd,
     project_cmd,
@@ -45,6 +46,7 @@ datasets_cmd.app.command("reprofile")(reprofile_cmd.reprofile)
 app.add_typer(datasets_cmd.app, name="datasets")
 app.add_typer(artifacts_cmd.app, name="artifacts")
 app.command("config")(config_cmd.show_config)
+app.add_typer(experiments_cmd.app, name="experiments")
 app.add_typer(runs_cmd.app, name="runs")
 app.command("sync")(sync_cmd.sync)
 app.add_typer(export_cmd.app, name="export")

@@ -31,7 +31,7 @@ import socket
 import sys
 import threading
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -45,6 +45,15 @@ from aletheia.errors import AletheiaError, ConfigError, ValidationError
 from aletheia.tracking import exithooks, journal, ownership, validation
 from aletheia.tracking.journal_loss import JournalLoss
 from aletheia.tracking.metrics import FLUSH_INTERVAL_S, MetricWriter
+from aletheia.tracking.readapi import (
+    ArtifactEntry,
+    DatasetEntry,
+    ExperimentView,
+    ProjectView,
+    RunPage,
+    RunReader,
+    RunView,
+)
 from aletheia.tracking.runmodel import (
     FAILED,
     FINISHED,
@@ -52,6 +61,7 @@ from aletheia.tracking.runmodel import (
     INTERRUPTED,
     RUNNING,
     STATUSES,
+    Point,
     RunRef,
     merge_fields,
     now,
@@ -60,6 +70,8 @@ from aletheia.tracking.runmodel import (
 from aletheia.tracking.store import FirestoreStore, Write
 
 if TYPE_CHECKING:
+    import pandas
+
     from aletheia.data.artifacts import ArtifactStore, ArtifactVersion
 
 log = logging.getLogger(__name__)
@@ -225,6 +237,27 @@ class Metastore:
             self.db, self.blobstore, self.cache, self.project, owner=self.settings.owner
         )
 
+    # ----------------------------------------------------------- reading (readapi)
+
+    @property
+    def reader(self) -> RunReader:
+        """The project's :class:`~aletheia.tracking.readapi.RunReader` (reads, never writes)."""
+        from aletheia.tracking.firestore_reader import FirestoreReader
+
+        return FirestoreReader(lambda: self.db, self.project)
+
+    def projects(self) -> list[ProjectView]:
+        """Every aletheia project of the configured cloud project (needs server credentials)."""
+        return self.reader.projects()
+
+    def experiments(self) -> list[ExperimentView]:
+        """Every experiment of this project, read-only (``.runs()``, ``.run(id)``, frames)."""
+        return self.reader.experiments()
+
+    def experiment(self, name: str) -> ExperimentView:
+        """Experiment ``name`` read-only, without creating it (``exper()`` creates)."""
+        return self.reader.experiment(name)
+
 
 def _create_if_missing(db: firestore.Client, path: str, data: dict[str, Any]) -> bool:
     """``create`` a document; False if it already existed."""
@@ -378,6 +411,51 @@ class Experiment:
                 "call it inside `with exper.start_run(...) as run:`",
             )
         return run
+
+    # ----------------------------------------------------------- reading (readapi)
+
+    def runs(
+        self,
+        *,
+        status: str | Iterable[str] | None = None,
+        params: Mapping[str, Any] | None = None,
+        model: str | None = None,
+        dataset: str | None = None,
+        debug: bool | None = None,
+        order_by: str | Sequence[str] | None = None,
+        limit: int | None = None,
+        page_token: str | None = None,
+    ) -> RunPage:
+        """Runs of this experiment as read-only views, e.g. ``status="finished"``,
+        ``order_by="metrics.val/acc DESC"``, ``limit=10`` (every argument:
+        :meth:`aletheia.tracking.readapi.RunReader.search_runs`)."""
+        return self.ms.reader.search_runs(
+            [self.name],
+            status=status,
+            params=params,
+            model=model,
+            dataset=dataset,
+            debug=debug,
+            order_by=order_by,
+            limit=limit,
+            page_token=page_token,
+        )
+
+    def run(self, run_id: str) -> RunView:
+        """Run ``run_id`` as a read-only :class:`~aletheia.tracking.readapi.RunView`."""
+        return self.ms.reader.get_run(self.name, run_id)
+
+    def runs_frame(self, **search: Any) -> pandas.DataFrame:
+        """The runs (filtered as :meth:`runs`) as a pandas DataFrame, one row per run."""
+        from aletheia.tracking import frames
+
+        return frames.runs_frame(self.runs(**search))
+
+    def fold_table(self, *, status: str | None = FINISHED, **search: Any) -> pandas.DataFrame:
+        """Mean ± std of final metrics per hyper-parameter set over folds (finished runs)."""
+        from aletheia.tracking import frames
+
+        return frames.fold_table(frames.runs_frame(self.runs(status=status, **search)))
 
 
 def _fold(fold: Any) -> int | None:
@@ -780,6 +858,21 @@ class Run:
             mine = [a["version"] for a in self._artifacts if a["name"] == name]
             version = mine[-1] if mine else None
         return self.ms.artifacts.get(self.exper.name, name, version, run=self.id)
+
+    # ----------------------------------------------------------- reading (readapi)
+
+    def metric_history(self, key: str) -> list[Point]:
+        """Every point of metric ``key`` logged so far (flushed first, then read back)."""
+        self.flush()
+        return self.ms.reader.metric_history(self.ref, key)
+
+    def artifacts(self) -> list[ArtifactEntry]:
+        """The artifact versions this run saved, in order."""
+        return [ArtifactEntry(a["name"], a["version"]) for a in self._artifacts]
+
+    def datasets(self) -> list[DatasetEntry]:
+        """The dataset versions this run recorded using."""
+        return [DatasetEntry(d["name"], d["version"]) for d in self._datasets]
 
 
 def _create_run(
