@@ -48,7 +48,7 @@ from aletheia.metrics import (
     utc,
 )
 from aletheia.store import FirestoreStore, Write, WritesRejectedError
-from aletheia.stored import find_gaps, run_chunk_path
+from aletheia.stored import chunk_counts, find_gaps, run_chunk_path
 from aletheia.validation import SummaryBudget
 
 log = logging.getLogger(__name__)
@@ -217,13 +217,14 @@ def sync_journal(
         if not verify:
             result.action = "skipped: already synced"
             return result
+        budget = SummaryBudget()  # the metrics the run's own writer summarised
         gaps = find_gaps(
             store.client,
             layout.run(state.project, state.experiment, state.run),
             run_chunk_path(state.project, state.experiment, state.run),
-            state.points,
+            chunk_counts(state.points, CHUNK_POINTS),
             state.merged_fields(),
-            CHUNK_POINTS,
+            {key: len(pts) for key, pts in state.points.items() if budget.admit(key)},
         )
         if not gaps:
             result.action = "verified"
