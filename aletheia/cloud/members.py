@@ -25,7 +25,13 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.field_path import FieldPath
 
 from aletheia.cloud import clients, layout
-from aletheia.errors import AccessDeniedError, ConflictError, NotFoundError, ValidationError
+from aletheia.errors import (
+    AccessDeniedError,
+    AletheiaError,
+    ConflictError,
+    NotFoundError,
+    ValidationError,
+)
 
 #: Roles, weakest first.
 ROLES = ("viewer", "writer", "owner")
@@ -129,6 +135,32 @@ def ensure_project(
         f"writer or owner (an owner adds one with `aletheia project members add <uid> writer "
         f"-p {project}`); otherwise use another project name",
     )
+
+
+class ProjectChecks:
+    """:func:`ensure_project` asked once per project, for a writer of many runs (``sync``).
+
+    A refusal is remembered (every journal of that project is refused the
+    same way without asking again); a transient failure is not.
+    """
+
+    def __init__(self, owner: str | None = None) -> None:
+        self.owner = owner
+        self._ok: set[str] = set()
+        self._refused: dict[str, AletheiaError] = {}
+
+    def require(self, db: firestore.Client, project: str) -> None:
+        """Raise the :class:`AletheiaError` :func:`ensure_project` gives, if any."""
+        if project in self._ok:
+            return
+        if project in self._refused:
+            raise self._refused[project]
+        try:
+            ensure_project(db, project, owner=self.owner)
+        except AletheiaError as exc:
+            self._refused[project] = exc
+            raise
+        self._ok.add(project)
 
 
 def get_project(db: firestore.Client, project: str) -> dict[str, Any]:

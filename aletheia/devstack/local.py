@@ -20,8 +20,9 @@ where is written to ``state.json`` in the stack dir; clients read it, so
 after ``aletheia local up`` nothing needs exporting. The Firestore emulator
 keeps documents in memory only, so ``down`` exports them into the stack
 dir first, a small process exports them every minute meanwhile
-(:mod:`aletheia.devstack.autoexport`), and the next ``up`` imports the newest copy and
-says how old it is (``--discard`` drops them).
+(:mod:`aletheia.devstack.autoexport`; ``--export-every``, 0 for only on ``down``),
+and the next ``up`` imports the newest copy and says how old it is
+(``--discard`` drops them).
 """
 
 from __future__ import annotations
@@ -123,6 +124,8 @@ class StackState:
     started_at: float
     #: The periodic exporter's process group (not a part: it serves no client).
     exporter_pid: int | None = None
+    #: Seconds between its exports (0: Firestore is saved only by ``down``).
+    export_interval_s: float = 0.0
 
     def to_json(self) -> str:
         """Serialise for the state file."""
@@ -137,6 +140,7 @@ class StackState:
             env=dict(data.get("env", {})),
             started_at=data.get("started_at", 0),
             exporter_pid=data.get("exporter_pid"),
+            export_interval_s=float(data.get("export_interval_s") or 0.0),
         )
 
     @property
@@ -166,6 +170,11 @@ def up(config: StackConfig, *, echo: Callable[[str], None] = print) -> StackStat
     if existing is not None:
         if all(status_of(existing.parts.get(p)) == "healthy" for p in config.parts):
             echo(f"reusing the local stack in {config.stack_dir}")
+            if existing.export_interval_s != config.export_interval_s:
+                echo(
+                    f"{export_note(existing)}; to change it, `aletheia local down` "
+                    "then `aletheia local up` again"
+                )
             return existing
         echo("the local stack is partly running: restarting it")
         down(config.stack_dir, echo=echo)
@@ -199,6 +208,15 @@ def down(
     (stack_dir / STACK_STATE_FILE).unlink(missing_ok=True)
     echo(f"stopped: {', '.join(stopped) or 'nothing was running'}")
     return stopped
+
+
+def export_note(state: StackState) -> str:
+    """How often the stack saves Firestore's documents, and whether the saver runs."""
+    if not state.exporter_pid or state.export_interval_s <= 0:
+        return "Firestore is saved only by `aletheia local down` (--export-every 0)"
+    alive = "" if _group_alive(state.exporter_pid) else " (the saver is not running!)"
+    every = autoexport.describe_age(state.export_interval_s)
+    return f"Firestore is saved every {every} and by `aletheia local down`{alive}"
 
 
 def saved_firestore_data(stack_dir: Path) -> Path | None:
@@ -356,6 +374,7 @@ def _start(config: StackConfig, echo: Callable[[str], None]) -> StackState:
         env=env,
         started_at=time.time(),
         exporter_pid=_start_exporter(config) if config.export_interval_s > 0 else None,
+        export_interval_s=config.export_interval_s,
     )
     (config.stack_dir / STACK_STATE_FILE).write_text(state.to_json(), encoding="utf-8")
     echo(f"local stack up in {time.monotonic() - t0:.1f}s ({config.stack_dir})")

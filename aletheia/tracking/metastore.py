@@ -613,7 +613,9 @@ class Run:
             fields=fields,
             heartbeat_s=ms.heartbeat_s,
         )
-        if not created:
+        if created:
+            run.writer.created_with(fields)
+        else:
             run.writer.set_fields(fields)  # the first flush creates the document
         run.writer.start()
         exithooks.install()  # so that the exit hook knows how the process ended

@@ -140,6 +140,7 @@ class MetricWriter:
         #: had acknowledged (an emulator restarted from an older export), so check.
         self._reconnected = False
         self._restore_fields: dict[str, Any] = {}  # run fields Firestore lost, to write again
+        self._fields_set: dict[str, Any] = {}  # every field set so far, merged (to verify)
         self._last_heartbeat = time.monotonic()
         self._reported: set[str] = set()  # problems already reported, by kind
         self._budget = SummaryBudget()
@@ -177,6 +178,10 @@ class MetricWriter:
             self._pending_fields.append(dict(fields))
             self._journal_safely(self.journal.set_fields, fields)
 
+    def created_with(self, fields: Mapping[str, Any]) -> None:
+        """The fields the run document was created with (checked like those set later)."""
+        merge_fields(self._fields_set, fields)
+
     def start(self) -> None:
         """Start the background threads: the Firestore writer and the journal syncer.
 
@@ -202,6 +207,15 @@ class MetricWriter:
         complete = self.flush(retry_for_s=retry_for_s)
         while complete and self.recovering:
             complete = self.flush(retry_for_s=retry_for_s)
+        if complete and not self.rejections and not self.blocked:
+            # Firestore may have been restarted from an older copy between two flushes,
+            # which fails no commit: check before the journal is marked synced.
+            with self._flush_lock:
+                replayed = self._replay_what_was_lost()
+                if replayed is None:
+                    return False  # unchecked: the journal stays unsettled for `sync`
+                if replayed:
+                    complete = self._flush_locked(retry_for_s)
         return complete
 
     # ----------------------------------------------------------- writer thread
@@ -227,7 +241,7 @@ class MetricWriter:
             complete = self._flush_locked(retry_for_s)
             if complete and self._reconnected:
                 self._reconnected = False
-                if self._replay_what_was_lost():
+                if self._replay_what_was_lost():  # None (not checked): the end checks again
                     complete = self._flush_locked(retry_for_s)
             return complete
 
@@ -287,6 +301,8 @@ class MetricWriter:
                 "metric is still stored)",
                 kind="summary",
             )
+        for update in fields:
+            merge_fields(self._fields_set, update)
         self._unsent_fields.extend(fields)
 
     def _writes(self) -> list[Write]:
@@ -428,6 +444,7 @@ class MetricWriter:
                     self._journal_safely(self.journal.renamed, new, old)
                     self._journal_safely(self.journal.set_fields, moved)
                 self._unsent_fields.append(moved)
+                merge_fields(self._fields_set, moved)
                 merge_fields(initial, moved)
                 start = {**start, **moved}
                 self.ref = RunRef(self.ref.project, self.ref.experiment, new)
@@ -461,28 +478,35 @@ class MetricWriter:
             kind="offline",
         )
 
-    def _replay_what_was_lost(self) -> bool:
-        """After a reconnect, queue again from the journal what Firestore no longer holds.
+    def _replay_what_was_lost(self) -> bool | None:
+        """Queue again from the journal what Firestore no longer holds (after a reconnect,
+        and at the end of the run).
 
-        True when something was queued (the caller flushes once more).
+        What this writer sent is known in memory (points per metric, fields
+        set), so the check costs only its reads (:func:`stored.find_gaps`);
+        the journal is read only when something is missing. True when
+        something was queued (the caller flushes once more), None when the
+        check could not be made.
         """
         try:
-            state = read_journal(self.journal.path)
+            sent = {k: s.received for k, s in self._series.items()}
             gaps = stored.find_gaps(
                 self.store.client,
                 self.ref.path,
                 self.ref.chunk_path,
-                state.points,
-                state.merged_fields(),
-                CHUNK_POINTS,
+                stored.gapless_counts(sent, CHUNK_POINTS),
+                self._fields_set,
+                {k: s.received for k, s in self._series.items() if s.summarized},
             )
+            if gaps:
+                state = read_journal(self.journal.path)
         except Exception as exc:  # verifying is a bonus: never a reason to stop training
             self._warn(
-                f"could not check what Firestore holds of run {self.ref.run} after it came "
-                f"back ({exc!r}); `aletheia sync --verify` checks it later",
+                f"could not check what Firestore holds of run {self.ref.run} ({exc!r}); "
+                "`aletheia sync --verify` checks it later",
                 kind="verify",
             )
-            return False
+            return None
         if not gaps:
             return False
         for key, chunks in gaps.chunks.items():
@@ -498,10 +522,10 @@ class MetricWriter:
             series.chunks.update(restored)
             series.dirty |= {n for n in chunks if n in series.chunks} - series.refused
         merged = state.merged_fields()
-        self._restore_fields = {k: merged[k] for k in gaps.fields}
+        self._restore_fields = {k: merged[k] for k in gaps.fields if k in merged}
         self._dirty_summaries |= {k for k, s in self._series.items() if s.summarized}
         self._warn(
-            f"Firestore came back without {gaps.describe()} of run {self.ref.run} that it had "
+            f"Firestore is without {gaps.describe()} of run {self.ref.run} that it had "
             "acknowledged (restarted from an older copy?): writing them again from the "
             f"journal {self.journal.path}",
             kind="lost",
