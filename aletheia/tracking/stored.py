@@ -19,9 +19,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from google.cloud import firestore
-
 from aletheia.cloud import layout
+from aletheia.cloud.lazy import firestore
 from aletheia.tracking.runmodel import Point
 
 #: Documents per ``get_all`` call.
