@@ -40,16 +40,15 @@ from aletheia.cloud import clients, config, layout
 from aletheia.cloud.transient import TRANSIENT as _TRANSIENT
 from aletheia.data import blobstore
 from aletheia.errors import AletheiaError
-from aletheia.stats.profiling import (
+from aletheia.stats.columnstats import ProfileOptions
+from aletheia.stats.formats import (
     Detected,
-    Profile,
     ProfileError,
-    ProfileOptions,
     UnsupportedFormatError,
     detect_format,
     looks_binary,
-    profile,
 )
+from aletheia.stats.profiling import Profile, profile
 from aletheia.stats.rowlimit import RowTooLongError
 
 log = logging.getLogger("aletheia.function.fileevents")
