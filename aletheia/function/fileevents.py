@@ -187,13 +187,13 @@ def _validate_datasets(db: firestore.Client, gcs: Any, bucket: str, ref: layout.
 
     Best effort: a validation problem is logged, never turned into a redelivery.
     """
-    from aletheia.data import datasets
+    from aletheia.data import manifests
     from aletheia.stats import versioncheck  # datasets sits above this module
 
     store = blobstore.BlobStore(gcs, bucket, ref.project)
 
     def manifest(name: str, version: str) -> dict[str, Any]:
-        return datasets.load_manifest(db, store, ref.project, name, version)
+        return manifests.load_manifest(db, store, ref.project, name, version)
 
     try:
         versioncheck.for_file(db, ref.project, ref.sha256, manifest)
