@@ -114,7 +114,7 @@ def run(ctx: Context) -> Section:
     section = Section(
         "startup", "6. Start-up: the CLI and `import aletheia`, beside DVC and MLflow"
     )
-    runs = ctx.sized(15, 3)
+    runs = ctx.sized(15, 1)  # after one warm-up run each
     count = ctx.sized(1_000, 30)
     env = ctx.subprocess_env()
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed package runs from its bytecode cache
