@@ -139,27 +139,26 @@ def run(ctx: Context) -> Section:
         ["command", "wall", "CPU (user+sys)", "wall / aletheia's", "target"],
     )
     section.tables.append(table)
+    missing: dict[str, str] = {}
     for label, cmd in commands:
         if cmd is None:
-            table.add(f"`{label}`", PEER_MISSING, "-", "-", "-")
+            missing[label] = PEER_MISSING
             continue
         try:
             measured[label] = measure(cmd, env, runs)
         except (RuntimeError, OSError) as exc:
             if "aletheia" in label:
                 raise
-            table.add(f"`{label}`", PEER_MISSING, "-", "-", "-")
+            missing[label] = PEER_MISSING
             section.note(f"{label}: {str(exc).splitlines()[0]}")
-            continue
     for label, _cmd in commands:
-        if label not in measured:
+        if label in missing:
+            table.add(f"`{label}`", missing[label], "-", "-", "-")
             continue
         wall, cpu = measured[label]
         base = _baseline(label, measured)
         target = TARGETS.get(label)
-        verdict = (
-            "-" if target is None else f"≤{target:g} s: {'met' if wall <= target else 'not met'}"
-        )
+        verdict = "-" if target is None else f"≤{target:g} s: {_verdict(wall, cpu, target)}"
         table.add(
             f"`{label}`", fmt_s(wall), fmt_s(cpu), ratio(wall, base) if base else "-", verdict
         )
@@ -186,6 +185,13 @@ def run(ctx: Context) -> Section:
         "for the CLIs, `import aletheia` for the imports"
     )
     return section
+
+
+def _verdict(wall: float, cpu: float, target: float) -> str:
+    """Met, or met in CPU time only: on a loaded machine the wall time is mostly waiting."""
+    if wall <= target:
+        return "met"
+    return "met in CPU time, not in wall time (load)" if cpu <= target else "not met"
 
 
 def _baseline(label: str, measured: dict[str, tuple[float, float]]) -> float | None:
