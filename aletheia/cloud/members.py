@@ -20,11 +20,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from google.api_core.exceptions import AlreadyExists, PermissionDenied
-from google.cloud import firestore
-from google.cloud.firestore_v1.field_path import FieldPath
-
 from aletheia.cloud import clients, layout
+from aletheia.cloud.lazy import firestore, gexc
 from aletheia.errors import (
     AccessDeniedError,
     AletheiaError,
@@ -83,7 +80,10 @@ def create_project(
         raise exists
     try:
         db.document(layout.project(project)).create(doc)
-    except (AlreadyExists, PermissionDenied) as exc:  # users cannot even see others' projects
+    except (
+        gexc.AlreadyExists,
+        gexc.PermissionDenied,
+    ) as exc:  # users cannot even see others' projects
         raise exists from exc
     return doc
 
@@ -111,7 +111,7 @@ def ensure_project(
         try:
             ref.create(doc, timeout=timeout)
             return
-        except (AlreadyExists, PermissionDenied):  # it exists (and may not be theirs)
+        except (gexc.AlreadyExists, gexc.PermissionDenied):  # it exists (and may not be theirs)
             pass
         require_role(db, project, uid, "writer")
         return
@@ -120,7 +120,7 @@ def ensure_project(
         try:
             ref.create(doc, timeout=timeout)
             return
-        except AlreadyExists:  # created meanwhile
+        except gexc.AlreadyExists:  # created meanwhile
             snap = ref.get(timeout=timeout)
     stored = snap.to_dict() or {}
     known = dict(stored.get("members") or {})
@@ -183,7 +183,7 @@ def require_role(db: firestore.Client, project: str, uid: str, needed: str) -> s
     hint = f"ask an owner to run `aletheia project members add {uid} {needed} -p {project}`"
     try:
         role = (get_project(db, project).get("members") or {}).get(uid)
-    except PermissionDenied as exc:  # the rules let only members read the project
+    except gexc.PermissionDenied as exc:  # the rules let only members read the project
         raise AccessDeniedError(f"{uid!r} is not a member of project {project!r}", hint) from exc
     if not role_at_least(role, needed):
         raise AccessDeniedError(
@@ -224,6 +224,8 @@ def remove_member(db: firestore.Client, project: str, uid: str) -> str:
 def _change(db: firestore.Client, project: str, uid: str, role: str | None) -> str | None:
     """Set (or delete, for ``None``) one member's role in a transaction."""
     ref = db.document(layout.project(project))
+
+    from google.cloud.firestore_v1.field_path import FieldPath
 
     @firestore.transactional
     def apply(tx: firestore.Transaction) -> str | None:

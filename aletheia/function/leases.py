@@ -38,7 +38,7 @@ from google.cloud import firestore
 
 from aletheia.cloud import layout, queries
 from aletheia.errors import AccessDeniedError
-from aletheia.function import fileevents
+from aletheia.function import fileevents, filestatus
 
 log = logging.getLogger("aletheia.function.leases")
 
@@ -76,10 +76,10 @@ def is_stale(data: dict[str, Any], now: datetime | None = None) -> bool:
     """Whether a Files document is stuck: ``seen`` (lease given back) or an expired lease."""
     now = now or datetime.now(timezone.utc)
     status = data.get("status")
-    if status == fileevents.STATUS_SEEN:
+    if status == filestatus.STATUS_SEEN:
         return True
     lease = data.get("lease_until")
-    return status == fileevents.STATUS_PROCESSING and (lease is None or lease < now)
+    return status == filestatus.STATUS_PROCESSING and (lease is None or lease < now)
 
 
 def object_resource(gcs: Any, bucket: str, project: str, sha256: str) -> dict[str, Any]:
@@ -110,10 +110,10 @@ def redrive(
     doc = db.document(layout.file(project, sha256))
     try:
         if force and not _release(db.transaction(), doc):
-            return Redriven(project, sha256, fileevents.STATUS_PROCESSING, "a worker holds it")
+            return Redriven(project, sha256, filestatus.STATUS_PROCESSING, "a worker holds it")
         fileevents.handle_finalized(object_resource(gcs, bucket, project, sha256), db, gcs)
     except fileevents.LeaseBusyError:
-        return Redriven(project, sha256, fileevents.STATUS_PROCESSING, "a worker holds it")
+        return Redriven(project, sha256, filestatus.STATUS_PROCESSING, "a worker holds it")
     except gexc.PermissionDenied as exc:
         raise ReprofileDeniedError(
             "reprofiling writes the Files registry, which only server credentials may write",
@@ -132,10 +132,10 @@ def _release(tx: firestore.Transaction, doc: Any) -> bool:
     data = snap.to_dict() or {} if snap.exists else {}
     lease = data.get("lease_until")
     live = lease is not None and lease > datetime.now(timezone.utc)
-    if data.get("status") == fileevents.STATUS_PROCESSING and live:
+    if data.get("status") == filestatus.STATUS_PROCESSING and live:
         return False
     if snap.exists:
-        tx.update(doc, {"status": fileevents.STATUS_SEEN, "lease_until": None})
+        tx.update(doc, {"status": filestatus.STATUS_SEEN, "lease_until": None})
     return True
 
 

@@ -36,11 +36,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from google.api_core import exceptions as gexc
-from google.cloud import firestore
-
 from aletheia.cloud import clients, config, layout, limits, members
-from aletheia.cloud.transient import TRANSIENT, is_transient
+from aletheia.cloud.lazy import firestore, gexc
+from aletheia.cloud.transient import is_transient
 from aletheia.errors import AletheiaError, ConfigError, ValidationError
 from aletheia.tracking import exithooks, journal, ownership, validation
 from aletheia.tracking.journal_loss import JournalLoss
@@ -291,6 +289,8 @@ class Experiment:
         self.online = self._ensure()
 
     def _ensure(self) -> bool:
+        from aletheia.cloud.transient import TRANSIENT
+
         self.ms._check_bucket()
         try:
             self.ms._ensure_project()
@@ -310,6 +310,8 @@ class Experiment:
 
     @desc.setter
     def desc(self, value: str) -> None:
+        from aletheia.cloud.transient import TRANSIENT
+
         self._desc = limits.validate_text(value, "experiment description")
         try:
             self.ms.store.commit([Write(self.path, {"desc": self._desc}, merge=True)])
@@ -559,6 +561,8 @@ class Run:
 
     @classmethod
     def _start(cls, exper: Experiment, fields: dict[str, Any], run_id: str | None) -> Run:
+        from aletheia.cloud.transient import TRANSIENT
+
         ms = exper.ms
         started = now()
         fields.update(

@@ -39,8 +39,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from google.api_core import exceptions as gexc
-
+from aletheia.cloud.lazy import gexc
 from aletheia.cloud.transient import is_transient
 from aletheia.tracking import ownership, stored
 from aletheia.tracking.journal import JournalWriter

@@ -17,10 +17,8 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from google.api_core import exceptions as gexc
-from google.cloud import firestore
-
 from aletheia.cloud import layout
+from aletheia.cloud.lazy import firestore, gexc
 from aletheia.cloud.transient import is_transient
 
 #: Run-document field holding the owner token of the process that started the run.

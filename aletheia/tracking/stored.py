@@ -26,9 +26,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from google.cloud import firestore
-
 from aletheia.cloud import layout
+from aletheia.cloud.lazy import firestore
 from aletheia.tracking.runmodel import Point
 
 #: A run's status while it runs (as :mod:`aletheia.tracking.metastore` names it).
