@@ -21,6 +21,7 @@ from aletheia.cli import (
     experiments_cmd,
     export_cmd,
     local_cmd,
+    models_cmd,
     project_cmd,
     reprofile_cmd,
     runs_cmd,
@@ -45,6 +46,7 @@ datasets_cmd.app.command("backfill-refs")(blobrefs_cmd.backfill_refs)
 datasets_cmd.app.command("reprofile")(reprofile_cmd.reprofile)
 app.add_typer(datasets_cmd.app, name="datasets")
 app.add_typer(artifacts_cmd.app, name="artifacts")
+app.add_typer(models_cmd.app, name="models")
 app.command("config")(config_cmd.show_config)
 app.add_typer(experiments_cmd.app, name="experiments")
 app.add_typer(runs_cmd.app, name="runs")
