@@ -59,7 +59,7 @@ MUTABLE_VERSION_FIELDS = ("tags", "description", "stage", "updated_at")
 #: MLflow's deprecated stages, kept as an annotation for its registry API.
 STAGES = ("None", "Staging", "Production", "Archived")
 
-_ALIAS = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_ALIAS = re.compile(r"^[\w-]{1,255}$")  # as MLflow: word characters and "-"
 _VERSION_LIKE = re.compile(r"^[vV]\d+$")
 
 
@@ -82,7 +82,7 @@ def validate_alias(alias: object) -> str:
     if not isinstance(alias, str) or not _ALIAS.match(alias):
         raise ValidationError(
             f"invalid alias {alias!r}",
-            "use letters, digits, '_' and '-' (at most 128), e.g. champion or staging",
+            "use letters, digits, '_' and '-' (at most 255), e.g. champion or staging",
         )
     if alias.lower() == "latest" or _VERSION_LIKE.match(alias):
         raise ValidationError(
@@ -222,6 +222,7 @@ class ModelRegistry:
         flavor: str | None = None,
         description: str | None = None,
         tags: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> ModelVersion:
         """Register a new version of ``name`` (created if new); returns it.
 
@@ -235,6 +236,8 @@ class ModelRegistry:
                 f"model {name!r}: nothing to register", "pass an artifact version or a source URI"
             )
         record = self._record(name, artifact, run, source, flavor, description, tags)
+        # Fields an integration keeps beside the record (MLflow's run id, storage location).
+        record.update({k: v for k, v in (extra or {}).items() if k not in record})
         limits.validate_document(record, "model version", "log fewer params or metrics")
         self.create_model(name)
         if artifact is not None:
