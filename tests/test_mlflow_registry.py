@@ -116,6 +116,11 @@ def registry_program(workdir: Path) -> dict[str, Any]:
         source.endswith(f"{run_ids[0]}/model")
     )
 
+    copied = client.copy_model_version("models:/clf/1", "copy")
+    back = mlflow.artifacts.download_artifacts("models:/copy/1", dst_path=str(workdir / "cp"))
+    seen["copy"] = (copied.name, copied.version, (Path(back) / "model.bin").read_bytes()[:9])
+    client.delete_registered_model("copy")
+
     seen["errors"] = {
         "missing model": _code(lambda: client.get_registered_model("nope")),
         "missing version": _code(lambda: client.get_model_version("clf", "9")),

@@ -284,7 +284,7 @@ class AletheiaRegistryStore(AbstractStore):
         """
         self._check_name(name)
         self.get_registered_model(name)
-        storage, run_id = _storage_location(source, run_id, model_id)
+        storage, run_id = _storage_location(self, source, run_id, model_id)
         facts = None
         if run_id:
             facts = self._run_facts(run_id)
@@ -451,12 +451,18 @@ def _latest_per_stage(versions: list[ModelVersion], stages: list[str] | None) ->
     return [latest[s] for s in wanted if s in latest]
 
 
-def _storage_location(source: str, run_id: str | None, model_id: str | None) -> tuple[str, Any]:
-    """Where a ``models:/`` source's files are (MLflow 3 logged models), and its run."""
-    if model_id is None and urlparse(source).scheme == "models":
+def _storage_location(
+    store: AletheiaRegistryStore, source: str, run_id: str | None, model_id: str | None
+) -> tuple[str, Any]:
+    """Where a ``models:/`` source's files are, and its run (as MLflow's file store decides):
+    a logged model's artifact location, or the download URI of a registered version."""
+    if urlparse(source).scheme == "models":
         from mlflow.store.artifact.utils.models import _parse_model_uri
 
-        model_id = _parse_model_uri(source).model_id
+        parsed = _parse_model_uri(source)
+        if parsed.model_id is None and parsed.name and parsed.version:
+            return store.get_model_version_download_uri(parsed.name, parsed.version), run_id
+        model_id = model_id or parsed.model_id
     if model_id is None:
         return source, run_id
     from mlflow.tracking.client import MlflowClient
