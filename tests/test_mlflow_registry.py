@@ -18,12 +18,14 @@ import pytest
 from google.cloud import firestore
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
+from test_auth import as_user, rules_stack, uid_of
 
-from aletheia.cloud import config, layout
+from aletheia.cloud import config, layout, members
 from aletheia.integrations.mlflow.registry import AletheiaRegistryStore
 from aletheia.tracking.metastore import Metastore
 
 PROJECT = "mlflowregistry"
+__all__ = ["rules_stack"]  # the fixture, shared with test_auth
 
 
 @pytest.fixture()
@@ -192,3 +194,38 @@ def test_aletheia_registered_models_are_visible_to_mlflow(
     assert (got.version, got.run_id, got.aliases) == (1, run.id, ["champion"])
     assert client.get_registered_model("native-clf").aliases == {"champion": "1"}
     assert [m.name for m in client.search_registered_models()] == ["native-clf"]
+
+
+def test_signed_in_users_register_under_the_rules(
+    rules_stack: config.Settings,
+    db: firestore.Client,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    reset_uris: None,
+) -> None:
+    """A writer registers and moves aliases through MLflow; only owners delete versions."""
+    ana = as_user(rules_stack, tmp_path, "ana@example.com")
+    monkeypatch.setenv("ALETHEIA_USER_CREDENTIALS", str(ana.user_credentials))
+    monkeypatch.setenv("ALETHEIA_IDENTITY", "user")
+    mlflow.set_tracking_uri("aletheia://regrules")  # a new project: it becomes ana's
+    mlflow.set_experiment("e")
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "MLmodel").write_text("artifact_path: model\nflavors: {}\n")
+    with mlflow.start_run() as run:
+        mlflow.log_metric("acc", 0.5)
+        mlflow.log_artifacts(str(model_dir), "model")
+    version = mlflow.register_model(f"runs:/{run.info.run_id}/model", "clf").version
+    assert (version, MlflowClient().get_model_version("clf", 1).user_id) == (1, uid_of(ana))
+
+    bob = as_user(rules_stack, tmp_path, "bob@example.com")
+    members.add_member(db, "regrules", uid_of(bob), "writer")
+    monkeypatch.setenv("ALETHEIA_USER_CREDENTIALS", str(bob.user_credentials))
+    as_bob = AletheiaRegistryStore("aletheia://regrules")  # MLflow caches stores per URI
+    assert as_bob.create_model_version("clf", "runs:/x/model").version == 2
+    as_bob.set_registered_model_alias("clf", "champion", 2)
+    assert as_bob.get_model_version_by_alias("clf", "champion").user_id == uid_of(bob)
+    with pytest.raises(MlflowException) as err:
+        as_bob.delete_model_version("clf", 1)
+    assert err.value.error_code == "PERMISSION_DENIED"
+    assert [int(v.version) for v in as_bob.search_model_versions(max_results=10)] == [2, 1]
