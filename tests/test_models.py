@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from google.cloud import firestore
@@ -98,6 +99,12 @@ def test_an_object_is_pickled_and_loads_back(ms: Metastore, tmp_path: Path) -> N
     fresh.set_downloader(tmp_path / "other-cache")
     assert fresh.model("tiny").get(alias="champion").load() == trained
 
+    with exper.start_run() as run:
+        named = run.log_model("tiny", trained, flavor="sklearn")  # pickled whatever the flavor
+    assert (named.flavor, named.serialization, named.load()) == ("sklearn", "pickle", trained)
+    with pytest.raises(ValidationError, match="logged as files"):
+        _files_version(ms, tmp_path).load()
+
     with exper.start_run() as run, pytest.raises(ValidationError, match="cannot be pickled"):
         run.log_model("bad", lambda x: x)
 
@@ -189,3 +196,9 @@ def test_bad_names_and_missing_things_are_clear_errors(ms: Metastore) -> None:
         ms.model("a/b")
     with pytest.raises(NotFoundError, match="does not exist"), exper.start_run() as run:
         run.log_model("m", Path("/nonexistent/model.pt"))
+
+
+def _files_version(ms: Metastore, tmp_path: Path) -> Any:
+    (tmp_path / "m.bin").write_bytes(b"m")
+    with ms.exper(E, git_policy="off").start_run() as run:
+        return run.log_model("as-files", tmp_path / "m.bin")

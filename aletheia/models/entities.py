@@ -137,6 +137,8 @@ class ModelVersion:
     description: str
     aliases: tuple[str, ...] = ()
     updated_at: dt.datetime | None = None
+    #: ``pickle`` when the model was given as an object (whatever its flavor), else None.
+    serialization: str | None = None
     _registry: VersionBackend | None = field(default=None, repr=False, compare=False)
 
     @classmethod
@@ -172,6 +174,7 @@ class ModelVersion:
             description=str(doc.get("description") or ""),
             aliases=tuple(sorted(a for a, v in (aliases or {}).items() if v == version)),
             updated_at=doc.get("updated_at"),
+            serialization=doc.get("serialization"),
             _registry=registry,
         )
 
@@ -195,7 +198,7 @@ class ModelVersion:
         return self._attached().download(self, None if to is None else Path(to), verify=verify)
 
     def load(self) -> Any:
-        """The model object of a version logged from an object (flavor ``pickle``).
+        """The model object of a version logged from a Python object (pickled).
 
         Unpickling runs code from the file: load only models you trust.
         """
@@ -214,6 +217,7 @@ class ModelVersion:
             "version": self.version,
             "aliases": list(self.aliases),
             "flavor": self.flavor,
+            "serialization": self.serialization,
             "source": self.source,
             "experiment": self.experiment,
             "run": self.run,

@@ -31,10 +31,15 @@ def is_path(value: Any) -> bool:
     return isinstance(value, str | os.PathLike)
 
 
+#: How a model given as an object is serialised (recorded on its version).
+PICKLE_SERIALIZATION = "pickle"
+
+
 def stage(model: Any, flavor: str | None, workdir: Path) -> tuple[Path, bool, str]:
     """``(path to store, is_dir, flavor)`` for a model given as a path or an object.
 
-    An object is pickled into ``workdir`` (which the caller removes afterwards).
+    An object is pickled into ``workdir`` (which the caller removes afterwards),
+    whatever its ``flavor`` (``sklearn`` …, default ``pickle``).
     """
     if is_path(model):
         path = Path(model).expanduser()

@@ -503,10 +503,11 @@ class ModelRegistry:
         return self._artifact(mv).download(to, verify=verify)
 
     def load(self, mv: ModelVersion) -> Any:
-        """Unpickle a version logged from a Python object (flavor ``pickle``)."""
-        if mv.flavor != packaging.PICKLE_FLAVOR:
+        """Unpickle a version logged from a Python object (``serialization: pickle``)."""
+        if mv.serialization != packaging.PICKLE_SERIALIZATION:
             raise ValidationError(
-                f"model {mv.name!r} version {mv.version} has flavor {mv.flavor!r}, not pickle",
+                f"model {mv.name!r} version {mv.version} was logged as files "
+                f"(flavor {mv.flavor!r}), not as a Python object",
                 "download() it and load it with its framework",
             )
         return packaging.load_pickled(self.download(mv))

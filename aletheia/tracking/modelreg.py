@@ -88,6 +88,7 @@ def log_model(
     artifact ``name`` of the run's experiment, and register it as a version of model
     ``name`` naming the run, its data and code."""
     layout.validate_id(name, "model name")
+    pickled = not packaging.is_path(model)
     with tempfile.TemporaryDirectory(prefix="aletheia-model-") as tmp:
         path, is_dir, flavor = packaging.stage(model, flavor, Path(tmp))
         record = run.add_artifact(name, path, is_dir=is_dir)
@@ -100,6 +101,7 @@ def log_model(
         flavor=flavor,
         description=description,
         tags=tags,
+        extra={"serialization": packaging.PICKLE_SERIALIZATION} if pickled else None,
     )
 
 
