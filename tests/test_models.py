@@ -156,6 +156,11 @@ def test_register_model_from_a_run_read_back(ms: Metastore, tmp_path: Path) -> N
     files = older.download(tmp_path / "net")
     assert (files / "w.bin").read_bytes() == b"w1" and (files / "cfg/c.json").read_bytes() == b"{}"
     assert ms.model("net").get().version == 2  # the latest
+    ms.model("net").set_alias("champion", 2)
+    ms.model_registry.delete_version("net", 2)  # server credentials: an owner's delete
+    assert [v.version for v in ms.model("net").versions()] == [1]
+    assert (ms.model("net").info().latest_version, ms.model("net").info().aliases) == (1, {})
+    assert ms.model_registry.register("net", artifact=older_artifact(ms, run.id)).version == 3
     assert ms.model("net").get(1).tags == {"team": "vision"}
     assert [m.name for m in ms.models()] == ["net"]
 
@@ -202,3 +207,7 @@ def _files_version(ms: Metastore, tmp_path: Path) -> Any:
     (tmp_path / "m.bin").write_bytes(b"m")
     with ms.exper(E, git_policy="off").start_run() as run:
         return run.log_model("as-files", tmp_path / "m.bin")
+
+
+def older_artifact(ms: Metastore, run_id: str) -> Any:
+    return ms.artifacts.get(E, "weights", "v1", run=run_id)

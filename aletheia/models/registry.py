@@ -468,6 +468,10 @@ class ModelRegistry:
             for a, v in info.aliases.items()
             if v == mv.version
         }
+        if info.latest_version == mv.version:  # the listing's latest becomes the one before
+            newest = queries.model_versions_newest_first(self.db, self.project, name).limit(2)
+            rest = [int((s.to_dict() or {})["version"]) for s in newest.stream()]
+            update["latest_version"] = next((v for v in rest if v != mv.version), None)
         if update:
             update["updated_at"] = firestore.SERVER_TIMESTAMP
             batch.update(self.db.document(layout.model(self.project, name)), update)
