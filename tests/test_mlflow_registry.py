@@ -8,6 +8,7 @@ versions are the registry's documents, with the run's lineage.
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,7 +36,10 @@ def reset_uris(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
     while mlflow.active_run():
         mlflow.end_run()
+    # set_registry_uri also exports MLFLOW_REGISTRY_URI (for subprocesses): drop both, so
+    # that later tests' registry follows their tracking URI again.
     mlflow.set_registry_uri(None)  # type: ignore[arg-type]
+    os.environ.pop("MLFLOW_REGISTRY_URI", None)
 
 
 def _code(call: Any) -> str | None:
