@@ -34,7 +34,6 @@
 
 from __future__ import annotations
 
-import getpass
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -44,16 +43,14 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from google.cloud.firestore_v1.field_path import FieldPath
 
-from aletheia.cloud import clients, layout, limits, members, queries
+from aletheia.cloud import layout, limits, members, queries
 from aletheia.data import blobrefs
 from aletheia.data.artifacts import ArtifactStore, ArtifactVersion
 from aletheia.data.cache import Verify
 from aletheia.errors import ConflictError, IntegrityError, NotFoundError, ValidationError
-from aletheia.models import packaging
-from aletheia.models.entities import ArtifactRef, Model, ModelInfo, ModelVersion, RunFacts
+from aletheia.models import packaging, records
+from aletheia.models.entities import Model, ModelInfo, ModelVersion, RunFacts
 
-#: Attempts at numbering a version when concurrent registrations race for the same number.
-MAX_COMMIT_ATTEMPTS = 50
 #: What may change on a version after its creation (annotations, never what it records).
 MUTABLE_VERSION_FIELDS = ("tags", "description", "stage", "updated_at")
 #: MLflow's deprecated stages, kept as an annotation for its registry API.
@@ -89,13 +86,6 @@ def validate_alias(alias: object) -> str:
             f"alias {alias!r} is reserved", "'latest' and 'v<n>' already name versions"
         )
     return alias
-
-
-def _tag_key(key: object) -> str:
-    text = limits.validate_text(key, "tag key")
-    if not text or len(text) > 250:
-        raise ValidationError(f"invalid tag key {key!r}", "use 1 to 250 characters")
-    return text
 
 
 def _field(*parts: str) -> str:
@@ -151,7 +141,8 @@ class ModelRegistry:
         a :class:`ConflictError`)."""
         path = layout.model(self.project, name)
         clean_tags = {
-            _tag_key(k): limits.validate_text(v, "tag value") for k, v in (tags or {}).items()
+            records.tag_key(k): limits.validate_text(v, "tag value")
+            for k, v in (tags or {}).items()
         }
         doc = {
             "name": name,
@@ -235,7 +226,10 @@ class ModelRegistry:
             raise ValidationError(
                 f"model {name!r}: nothing to register", "pass an artifact version or a source URI"
             )
-        record = self._record(name, artifact, run, source, flavor, description, tags)
+        record = records.version_record(
+            self.project, name, artifact, run, source, flavor, description, tags
+        )
+        record["registered_by"] = records.acting_user(self.db)
         # Fields an integration keeps beside the record (MLflow's run id, storage location).
         record.update({k: v for k, v in (extra or {}).items() if k not in record})
         limits.validate_document(record, "model version", "log fewer params or metrics")
@@ -246,93 +240,8 @@ class ModelRegistry:
                 held.append(artifact.manifest_sha256)
             # Registered before the commit: a crash in between keeps blobs too long, never loses.
             blobrefs.record(self.db, self.project, blobrefs.model_references(name, held))
-        version = self._commit(name, record)
+        version = records.commit_version(self.db, self.project, name, record)
         return ModelVersion.from_doc(self.project, {**record, "version": version}, None, self)
-
-    def _record(
-        self,
-        name: str,
-        artifact: ArtifactVersion | None,
-        run: RunFacts | None,
-        source: str | None,
-        flavor: str | None,
-        description: str | None,
-        tags: Mapping[str, str] | None,
-    ) -> dict[str, Any]:
-        art = None
-        if artifact is not None:
-            art = ArtifactRef(
-                artifact.experiment,
-                artifact.name,
-                artifact.version,
-                artifact.manifest_sha256,
-                len(artifact.files),
-                sum(f.size for f in artifact.files),
-            ).__dict__
-            source = source or (
-                f"aletheia-art://{self.project}/{artifact.experiment}/artifacts/"
-                f"{artifact.name}/{artifact.version}"
-            )
-        datasets = [{"name": n, "version": v} for n, v in (run.datasets if run else ())]
-        git = {k: (run.git if run else {}).get(k) for k in ("commit", "branch", "dirty", "remote")}
-        return {
-            "project": self.project,
-            "model": name,
-            "flavor": limits.validate_text(flavor, "flavor") if flavor else None,
-            "source": limits.validate_text(source, "model source") if source else None,
-            "experiment": run.experiment if run else (artifact.experiment if artifact else None),
-            "run": run.run if run else (artifact.run if artifact else None),
-            "artifact": art,
-            "datasets": datasets,
-            "dataset_refs": [layout.dataset_ref(d["name"], d["version"]) for d in datasets],
-            "git": git,
-            "params": dict(run.params) if run else {},
-            "hyper_params": dict(run.hyper_params) if run else {},
-            "metrics": dict(run.metrics) if run else {},
-            "registered_by": self._who(),
-            "created_at": firestore.SERVER_TIMESTAMP,
-            "tags": {
-                _tag_key(k): limits.validate_text(v, "tag value") for k, v in (tags or {}).items()
-            },
-            "description": limits.validate_text(description or "", "version description"),
-            "stage": "None",
-        }
-
-    def _who(self) -> str:
-        """The signed-in user's uid (the rules check it), else ``server:<login name>``."""
-        uid = clients.acting_uid(self.db)
-        if uid is not None:
-            return uid
-        try:
-            return f"server:{getpass.getuser()}"
-        except (KeyError, OSError):  # no login name (a container without a passwd entry)
-            return "server"
-
-    def _commit(self, name: str, record: dict[str, Any]) -> int:
-        """Create ``Versions/{n}`` and bump the model's counter in one batch; returns n."""
-        model_doc = self.db.document(layout.model(self.project, name))
-        tried = 0
-        for _ in range(MAX_COMMIT_ATTEMPTS):
-            current = model_doc.get().to_dict() or {}
-            n = max(int(current.get("version_count") or 0), tried) + 1
-            batch = self.db.batch()
-            batch.create(
-                self.db.document(layout.model_version(self.project, name, n)),
-                {**record, "version": n},
-            )
-            batch.update(
-                model_doc,
-                {"version_count": n, "latest_version": n, "updated_at": firestore.SERVER_TIMESTAMP},
-            )
-            try:
-                batch.commit()
-                return n
-            except (gexc.AlreadyExists, gexc.Conflict):
-                tried = n  # another registration took this number
-        raise ConflictError(
-            f"could not number a version of model {name!r}: too many concurrent registrations",
-            "register it again",
-        )
 
     # ------------------------------------------------------------------ read
 
@@ -438,12 +347,16 @@ class ModelRegistry:
     def set_tag(self, name: str, key: str, value: str, *, version: int | str | None = None) -> None:
         """Set tag ``key`` on the model, or on one version (tags may change; records do not)."""
         self._annotate(
-            name, version, {_field("tags", _tag_key(key)): limits.validate_text(value, "tag value")}
+            name,
+            version,
+            {_field("tags", records.tag_key(key)): limits.validate_text(value, "tag value")},
         )
 
     def delete_tag(self, name: str, key: str, *, version: int | str | None = None) -> None:
         """Remove tag ``key`` from the model or one version."""
-        self._annotate(name, version, {_field("tags", _tag_key(key)): firestore.DELETE_FIELD})
+        self._annotate(
+            name, version, {_field("tags", records.tag_key(key)): firestore.DELETE_FIELD}
+        )
 
     def set_description(self, name: str, text: str, *, version: int | str | None = None) -> None:
         """Describe the model, or one version."""
