@@ -15,6 +15,7 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.model_selection import GridSearchCV
 
 from aletheia.cloud import config
+
 from mlflow_compare import assert_same, describe, run_on_both
 
 PROJECT = "mlflowautolog"
@@ -78,4 +79,3 @@ def test_sklearn_autolog_logs_what_it_logs_on_mlflows_file_store(uris: tuple[str
     ]
     assert all(m["status"] == "READY" for m in models)
     assert "training_accuracy_score" in {m[0] for m in models[0]["metrics"]}
-

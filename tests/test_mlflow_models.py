@@ -19,11 +19,12 @@ from google.cloud import firestore
 from mlflow import MlflowClient
 from mlflow.entities import LoggedModelStatus
 from mlflow.exceptions import MlflowException
-from mlflow_compare import assert_same, describe, run_on_both
 from sklearn.linear_model import LogisticRegression
 
 from aletheia.cloud import config, layout
 from aletheia.tracking.metastore import Metastore
+
+from mlflow_compare import assert_same, describe, run_on_both
 
 PROJECT = "mlflowmodels"
 X = np.array([[0.0, 1.0], [1.0, 0.0], [0.2, 0.9], [0.9, 0.1], [0.1, 0.8], [0.8, 0.3]])

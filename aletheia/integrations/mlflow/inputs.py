@@ -62,12 +62,17 @@ def inputs_field(datasets: Iterable[DatasetInput]) -> dict[str, Any]:
                 f"aletheia keeps at most {MAX_DATASET_BYTES} per dataset input",
                 error_code=INVALID_PARAMETER_VALUE,
             )
-        key = hashlib.sha256(f"{ds.name}\0{ds.digest}".encode()).hexdigest()[:24]
+        key = entry_key(ds)
         old = entries.get(key)
         if old is not None:
             entry["tags"] = {**old["tags"], **entry["tags"]}
         entries[key] = entry
     return entries
+
+
+def entry_key(dataset: Dataset) -> str:
+    """The key of a dataset's entry in ``mlflow_inputs``: its name and digest, hashed."""
+    return hashlib.sha256(f"{dataset.name}\0{dataset.digest}".encode()).hexdigest()[:24]
 
 
 def dataset_inputs(doc: Mapping[str, Any]) -> list[DatasetInput]:
@@ -104,6 +109,7 @@ __all__ = [
     "MODEL_INPUTS_FIELD",
     "OUTPUTS_FIELD",
     "dataset_inputs",
+    "entry_key",
     "inputs_field",
     "model_inputs",
     "run_outputs",

@@ -56,9 +56,12 @@ from mlflow.utils.search_utils import SearchExperimentsUtils, SearchUtils
 from aletheia.cloud import layout, limits
 from aletheia.cloud.redact import redact_values
 from aletheia.errors import AletheiaError, NotFoundError
+from aletheia.integrations.mlflow import (
+    dataset_links,
+    model_artifacts,  # noqa: F401  (registers aletheia-model://)
+)
 from aletheia.integrations.mlflow import inputs as mlflow_inputs
 from aletheia.integrations.mlflow import late as mlflow_late
-from aletheia.integrations.mlflow import model_artifacts  # noqa: F401  (registers aletheia-model://)
 from aletheia.integrations.mlflow.entities import (
     ARTIFACT_SCHEME,
     DEFAULT_EXPERIMENT_NAME,
@@ -504,10 +507,35 @@ class AletheiaStore(LoggedModels, AbsentFeatures, AbstractStore):
         models the run used as ``mlflow_model_inputs``."""
         if datasets:
             with bad_input():
-                fields = {mlflow_inputs.FIELD: mlflow_inputs.inputs_field(datasets)}
+                entries = mlflow_inputs.inputs_field(datasets)
+            links = self._link_datasets(datasets, entries)
+            fields: dict[str, Any] = {mlflow_inputs.FIELD: entries}
+            run = self._open.get(run_id)
+            if run is not None and run.is_active:
+                for name, version in links:  # as run.get_dataset records them
+                    with bad_input():
+                        run.record_dataset(name, version)
+            elif links:
+                fields.update(dataset_links.run_fields(self._run_doc(run_id)[1], links))
             self._merge_run_fields(run_id, fields)
         if models:
             self._log_model_inputs(run_id, models)
+
+    def _link_datasets(self, datasets: Any, entries: dict[str, Any]) -> list[tuple[str, str]]:
+        """The aletheia dataset versions among ``datasets`` (noted in their entries)."""
+        links = []
+        for item in datasets:
+            path = dataset_links.local_path(item.dataset.source_type, item.dataset.source)
+            found = path and dataset_links.find_version(
+                self.db, self.project, self.ms.cache.root, path
+            )
+            if found:
+                entries[mlflow_inputs.entry_key(item.dataset)]["aletheia_dataset"] = {
+                    "name": found[0],
+                    "version": found[1],
+                }
+                links.append(found)
+        return links
 
     def _merge_run_fields(self, run_id: str, fields: dict[str, Any]) -> None:
         """Merge ``fields`` into the run document, open here or not (checked whole first)."""
