@@ -14,10 +14,11 @@ from typing import Any
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 from google.cloud import firestore
 from mlflow import MlflowClient
-from mlflow.entities import LoggedModelStatus
+from mlflow.entities import LoggedModelInput, LoggedModelStatus
 from mlflow.exceptions import MlflowException
 from sklearn.linear_model import LogisticRegression
 
@@ -69,6 +70,11 @@ def logged_models_program() -> dict[str, Any]:
         mlflow.log_metric("val_acc", 0.5, step=1, model_id=info.model_id)
     run_id = run.info.run_id
     outside = mlflow.sklearn.log_model(clf, name="outside")  # no run: a model of its own
+    with mlflow.start_run(run_name="evaluate"):  # uses a dataset and the logged model
+        frame = pd.DataFrame(X, columns=["a", "b"]).assign(y=Y)
+        dataset = mlflow.data.from_pandas(frame, name="holdout", targets="y")
+        mlflow.log_input(dataset, context="eval", tags={"split": "test"})
+        mlflow.log_input(model=LoggedModelInput(info.model_id))
 
     ext = client.create_logged_model(
         exp_id, name="external", params={"k": "1"}, tags={"t": "x"}, model_type="agent"
@@ -127,9 +133,13 @@ def test_logged_models_answer_as_on_mlflows_file_store(
     clf = next(m for m in on_aletheia["store"]["models"]["models"] if m["name"] == "clf")
     assert ("val_acc", 0.5, 1, None) in clf["metrics"]  # one point per metric: the latest
     assert "MLmodel" in clf["files"]
-    train = on_aletheia["store"]["models"]["runs"][0]
+    train, evaluate = on_aletheia["store"]["models"]["runs"]
     assert train["outputs"] == [("clf", 0)]
     assert train["status"] == "FINISHED"
+    assert evaluate["model_inputs"] == ["clf"]
+    assert [(d[0], d[3]) for d in evaluate["datasets"]] == [
+        ("holdout", (("mlflow.data.context", "eval"), ("split", "test")))
+    ]
 
 
 def test_a_logged_models_files_are_a_versioned_aletheia_artifact(
