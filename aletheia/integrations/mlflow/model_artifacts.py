@@ -103,12 +103,23 @@ class ModelArtifactRepository(ArtifactRepository):
             for p in sorted(root.rglob("*"))
             if p.is_file()
         }
-        self._save(files)
+        as_is = not artifact_path and not self.prefix
+        self._save(files, root if as_is else None)
 
-    def _save(self, new: dict[str, Path]) -> None:
-        """Commit the model's earlier files plus ``new`` as the next artifact version."""
+    def _save(self, new: dict[str, Path], tree: Path | None = None) -> None:
+        """Commit the model's earlier files plus ``new`` as the next artifact version.
+
+        ``tree``: a directory whose files are exactly ``new`` (at the same
+        paths); when the model has no files yet (``log_model``'s one call) it
+        is saved as it is, without a copy.
+        """
+        if not new:
+            return  # an empty directory adds nothing, as on MLflow's own stores
         model = self._model()
         earlier = [e for e in self._files() if e.path not in new]
+        if tree is not None and not earlier:
+            self._commit(tree, model)
+            return
         with tempfile.TemporaryDirectory(prefix="aletheia-model-") as tmp:
             stage = Path(tmp) / "model"
             stage.mkdir()
@@ -121,16 +132,16 @@ class ModelArtifactRepository(ArtifactRepository):
                 dest = safe_join(stage, rel)
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(src, dest)
-            try:
-                saved = self.ms.artifacts.add(
-                    self.exper,
-                    self.model_id,
-                    stage,
-                    run_id=model.get("source_run_id"),
-                    is_dir=True,
-                )
-            except AletheiaError as exc:
-                raise _invalid(exc) from exc
+            self._commit(stage, model)
+
+    def _commit(self, tree: Path, model: dict[str, Any]) -> None:
+        """Save ``tree`` as the next version of the model's artifact; the model names it."""
+        try:
+            saved = self.ms.artifacts.add(
+                self.exper, self.model_id, tree, run_id=model.get("source_run_id"), is_dir=True
+            )
+        except AletheiaError as exc:
+            raise _invalid(exc) from exc
         artifact = {"experiment": self.exper, "name": self.model_id, "version": saved["version"]}
         self.ms.db.document(layout.logged_model(self.project, self.model_id)).set(
             {"artifact": artifact}, merge=True
