@@ -164,3 +164,37 @@ def test_a_logged_models_files_are_a_versioned_aletheia_artifact(
     assert art2.version == "v2"
     assert {f.path for f in art2.files} == {f.path for f in art.files} | {"NOTE.txt"}
     assert _predict(f"models:/{info.model_id}") == [0, 1, 0, 1, 0, 1]
+
+
+def test_logged_models_export_to_a_file_store_mlflow_reads(
+    uris: tuple[str, str], tmp_path: Path
+) -> None:
+    from aletheia.integrations.mlflow.export import export_mlflow
+
+    mlflow.set_tracking_uri(uris[1])
+    mlflow.set_experiment("models")
+    with mlflow.start_run() as run:
+        mlflow.log_metric("acc", 0.75)
+        info = mlflow.sklearn.log_model(LogisticRegression().fit(X, Y), name="clf")
+    ms = Metastore(PROJECT)
+    dest = tmp_path / "export"
+    summary = export_mlflow(ms.db, ms.blobstore, PROJECT, dest)
+    assert summary.logged_models == 1
+    assert not (dest / "models" / "meta.yaml").exists()  # the file store's registry folder
+
+    mlflow.set_tracking_uri(dest.as_uri())
+    client = MlflowClient()
+    (model,) = client.search_logged_models([client.get_experiment_by_name("models").experiment_id])
+    assert (model.model_id, model.name, model.source_run_id) == (
+        info.model_id,
+        "clf",
+        run.info.run_id,
+    )
+    assert str(model.status) == "READY"
+    assert [(m.key, m.value) for m in model.metrics] == [("acc", 0.75)]
+    outputs = client.get_run(run.info.run_id).outputs.model_outputs
+    assert [o.model_id for o in outputs] == [info.model_id]
+    assert _predict(f"models:/{info.model_id}") == [0, 1, 0, 1, 0, 1]
+    assert _predict(f"runs:/{run.info.run_id}/clf") == [0, 1, 0, 1, 0, 1]
+    # The files are the model's, not duplicated among the run's artifacts.
+    assert client.list_artifacts(run.info.run_id) == []
