@@ -55,6 +55,7 @@ RUN_ARTIFACT_FILES = "ArtifactFiles"
 MLFLOW_RUNS = "MlflowRuns"
 MODELS = "Models"
 MODEL_VERSIONS = "Versions"
+LOGGED_MODELS = "LoggedModels"
 
 #: Longest id a user may choose. Firestore allows 1,500 bytes; ids also name
 #: cache directories and console breadcrumbs, where shorter is kinder.
@@ -266,6 +267,16 @@ def mlflow_runs(p: str) -> str:
 def mlflow_run(p: str, run_id: str) -> str:
     """``Projects/{p}/MlflowRuns/{run_id}``."""
     return _join(mlflow_runs(p), validate_id(run_id, "run id"))
+
+
+def logged_models(p: str) -> str:
+    """``Projects/{p}/LoggedModels``: MLflow 3 logged models, by model id (``m-<hex>``)."""
+    return _join(project(p), LOGGED_MODELS)
+
+
+def logged_model(p: str, model_id: str) -> str:
+    """``Projects/{p}/LoggedModels/{model_id}``."""
+    return _join(logged_models(p), validate_id(model_id, "logged model id"))
 
 
 def datasets(p: str) -> str:

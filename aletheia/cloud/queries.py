@@ -182,6 +182,14 @@ def artifact_versions_of_run(db: firestore.Client, p: str, e: str, name: str, ru
     )
 
 
+@client_query(p="proj", e="exp")
+def logged_models_of_experiment(db: firestore.Client, p: str, e: str) -> Query:
+    """MLflow logged models of experiment ``e`` (one equality: no composite index)."""
+    return db.collection(layout.logged_models(p)).where(
+        filter=FieldFilter("experiment", "==", layout.validate_id(e, "experiment name"))
+    )
+
+
 # --------------------------------------------------------------------------- datasets
 
 
