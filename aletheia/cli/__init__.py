@@ -25,6 +25,7 @@ from aletheia.cli import (
     runs_cmd,
     stats_cmd,
     sync_cmd,
+    ui_cmd,
 )
 from aletheia.cli._common import access_denied, console, print_error
 from aletheia.errors import AletheiaError
@@ -48,6 +49,7 @@ app.command("config")(config_cmd.show_config)
 app.add_typer(runs_cmd.app, name="runs")
 app.command("sync")(sync_cmd.sync)
 app.add_typer(export_cmd.app, name="export")
+app.command("ui")(ui_cmd.ui)
 
 
 def main() -> None:
