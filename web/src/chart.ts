@@ -28,6 +28,7 @@ export function metricChart(key: string, lines: [string, Series][], opts: ChartO
     return { label, xs: d.xs, ys };
   });
   const drawn = drawnLines.reduce((n, l) => n + l.xs.length, 0);
+  const yMax = Math.max(...drawnLines.flatMap((l) => l.ys.filter(Number.isFinite)));
   // uPlot wants one shared x array: the union of x values, with gaps (null) elsewhere.
   const xset = new Set<number>();
   for (const l of drawnLines) for (const x of l.xs) xset.add(x);
@@ -42,7 +43,7 @@ export function metricChart(key: string, lines: [string, Series][], opts: ChartO
   const note = `${logged.toLocaleString("en-US")} points logged · ${drawn.toLocaleString("en-US")} drawn` +
     (drawn < logged - nonfinite ? " (min/max per pixel column)" : "") +
     (nonfinite ? ` · ${nonfinite} non-finite not drawable` : "");
-  const box = h("div", { class: "chart", "data-testid": "chart", "data-key": key, "data-logged": logged, "data-drawn": drawn },
+  const box = h("div", { class: "chart", "data-testid": "chart", "data-key": key, "data-logged": logged, "data-drawn": drawn, "data-ymax": yMax },
     h("div", { class: "chart-title" }, h("b", {}, key), " ", h("span", { class: "muted", "data-testid": "points" }, note)),
   );
   const plot = new uPlot(
@@ -56,7 +57,6 @@ export function metricChart(key: string, lines: [string, Series][], opts: ChartO
     [Array.from(xs), ...ys] as uPlot.AlignedData,
     box,
   );
-  box.dataset.drawnAt = String(Date.now());
   void plot;
   return box;
 }

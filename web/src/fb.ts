@@ -66,6 +66,20 @@ function splitHost(hostPort: string): [string, number] {
 
 let pageReads = 0;
 let listeners: (() => void)[] = [];
+let generation = 0;
+
+/**
+ * Thrown by a read that completes after the user moved to another page: the old
+ * page's code stops there, so it neither draws over the new page nor adds to its count.
+ */
+export class StalePage extends Error {}
+
+async function current<R>(work: Promise<R>): Promise<R> {
+  const mine = generation;
+  const result = await work;
+  if (mine !== generation) throw new StalePage("page left");
+  return result;
+}
 
 function count(n: number): void {
   pageReads += n;
@@ -80,6 +94,7 @@ function count(n: number): void {
 export function newPage(): void {
   for (const stop of listeners) stop();
   listeners = [];
+  generation++;
   pageReads = 0;
   count(0);
 }
@@ -95,20 +110,20 @@ export function readsSoFar(): number {
 }
 
 export async function readDoc<T>(ref: DocumentReference<T>): Promise<DocumentSnapshot<T>> {
-  const snap = await getDoc(ref);
+  const snap = await current(getDoc(ref));
   count(1);
   return snap;
 }
 
 export async function readQuery<T>(q: Query<T>): Promise<QuerySnapshot<T>> {
-  const snap = await getDocs(q);
+  const snap = await current(getDocs(q));
   count(Math.max(snap.size, 1));
   return snap;
 }
 
 /** A count aggregation: one read per 1,000 index entries counted (at least one). */
 export async function readCount<T>(q: Query<T>): Promise<number> {
-  const snap = await getCountFromServer(q);
+  const snap = await current(getCountFromServer(q));
   const n = snap.data().count;
   count(Math.max(1, Math.ceil(n / 1000)));
   return n;
@@ -121,11 +136,15 @@ export function watchQuery<T>(
   onError: (err: Error) => void,
 ): () => void {
   let first = true;
-  const stop = onSnapshot(q, (snap) => {
+  // With metadata changes, a snapshot that only confirms the cache is delivered too:
+  // without them, a server result equal to what the cache showed would never arrive.
+  const stop = onSnapshot(q, { includeMetadataChanges: true }, (snap) => {
     // A snapshot from the SDK's cache (documents another query of this page read)
     // is neither billed nor complete: wait for the server's.
     if (snap.metadata.fromCache) return;
-    count(first ? Math.max(snap.size, 1) : snap.docChanges().length);
+    const changed = snap.docChanges().length;
+    if (!first && !changed) return; // metadata only
+    count(first ? Math.max(snap.size, 1) : changed);
     first = false;
     onNext(snap);
   }, onError);
@@ -133,14 +152,18 @@ export function watchQuery<T>(
   return stop;
 }
 
-/** Listen to one document until the page changes. */
+/** Listen to one document until the page changes; each new version of it is a read. */
 export function watchDoc<T>(
   ref: DocumentReference<T>,
   onNext: (snap: DocumentSnapshot<T>) => void,
   onError: (err: Error) => void,
 ): void {
-  const stop = onSnapshot(ref, (snap) => {
+  let last: string | null = null;
+  const stop = onSnapshot(ref, { includeMetadataChanges: true }, (snap) => {
     if (snap.metadata.fromCache) return;
+    const version = JSON.stringify(snap.data() ?? null);
+    if (version === last) return; // metadata only
+    last = version;
     count(1);
     onNext(snap);
   }, onError);

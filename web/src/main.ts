@@ -2,7 +2,7 @@
 // from Firestore under firestore.rules. No server of ours is involved.
 import "./style.css";
 import { onAuthStateChanged, signOut, type User } from "firebase/auth";
-import { auth, connect, newPage } from "./fb";
+import { auth, connect, newPage, StalePage } from "./fb";
 import { h, mount, parseHash, crumbs, errorBox } from "./ui";
 import { loginPage } from "./pages/login";
 import { projectsPage } from "./pages/projects";
@@ -29,7 +29,7 @@ async function route(): Promise<void> {
     if (kind === "d" && name) return await datasetPage(p, name, params);
     mount(h("p", {}, "No such page. ", h("a", { href: "#/" }, "Projects")));
   } catch (err) {
-    mount(errorBox(err));
+    if (!(err instanceof StalePage)) mount(errorBox(err));
   }
 }
 

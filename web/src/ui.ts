@@ -56,7 +56,8 @@ export function fmtTime(t: Timestamp | null | undefined): string {
 
 export function errorBox(err: unknown): HTMLElement {
   const msg = err instanceof Error ? err.message : String(err);
-  const denied = /permission|insufficient/i.test(msg);
+  const code = (err as { code?: string } | null)?.code ?? "";
+  const denied = code === "permission-denied" || /permission-denied|insufficient permissions/i.test(msg);
   return h(
     "p",
     { class: "error", "data-testid": "error" },
