@@ -49,11 +49,13 @@ def app_config(settings: Settings) -> dict[str, Any]:
     if settings.uses_emulators:
         if not settings.firestore_emulator_host:
             raise LocalStackError(
+                "firestore",
                 "no local stack is running (no Firestore emulator host)",
                 "start it with `aletheia local up --auth`",
             )
         if not settings.auth_emulator_host:
             raise LocalStackError(
+                "auth",
                 "the local stack runs no Firebase Auth emulator: nobody could sign in",
                 "restart it with `aletheia local down` and `aletheia local up --auth`",
             )
