@@ -117,10 +117,10 @@ $(BENCH_STAMP): pyproject.toml functions/requirements.txt
 	$(BENCH_VENV)/bin/python -m pip install --quiet -e '.[bench,local]' -r functions/requirements.txt
 	@touch $(BENCH_STAMP)
 
-bench: $(BENCH_STAMP)
+bench: $(BENCH_STAMP) $(FIREBASE_STAMP) $(WEB_DIST) browser
 	$(BENCH_VENV)/bin/python -m bench.run $(BENCH_ARGS)
 
-bench-quick: $(STAMP)
+bench-quick: $(STAMP) $(FIREBASE_STAMP) $(WEB_DIST) browser
 	$(BIN)/python -m bench.run --quick $(BENCH_ARGS)
 
 $(CHECKOV_STAMP):

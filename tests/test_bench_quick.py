@@ -45,7 +45,7 @@ def quick(
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=420,
         check=False,
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
@@ -84,6 +84,15 @@ def test_query_lists_every_seeded_run(quick: tuple[dict[str, Any], str, str]) ->
     counts = quick[0]["query"]["counts"]
     assert counts["query_runs"] == counts["cli_json_runs"] == 200
     assert counts["cli_top_rows"] == 20
+
+
+def test_dashboard_views_read_one_document_per_row_and_per_chunk(
+    quick: tuple[dict[str, Any], str, str],
+) -> None:
+    counts = quick[0]["dashboard"]["counts"]
+    assert counts["table_reads"] == 50  # the first page of 120 runs: one read per row
+    assert counts["chart_reads"] == 1 + math.ceil(3_000 / CHUNK_POINTS)  # the run + its chunks
+    assert 0 < counts["chart_drawn"] <= 3_000
 
 
 def test_datasets_upload_each_file_once_and_nothing_again(
