@@ -17,14 +17,17 @@ are the same Chromium, driven by Playwright.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import os
 import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from bench.common import Context, Section, Table, fmt_s, stopwatch
 
@@ -202,6 +205,38 @@ def mlflow_executable() -> Path | None:
     return path if probe.returncode == 0 else None
 
 
+def wait_healthy(url: str, timeout_s: float = 900.0) -> None:
+    """Until ``mlflow server`` answers (its start-up imports take minutes on a busy machine)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"mlflow server did not answer {url} in {timeout_s:.0f} s")
+
+
+def metric_page_query(run_id: str, exp_id: str) -> str:
+    """The query of MLflow's metric page, as its own links build it (JSON values)."""
+    params: dict[str, Any] = {
+        "runs": [run_id],
+        "metric": LONG_KEY,
+        "experiments": [exp_id],
+        "plot_metric_keys": [LONG_KEY],
+        "plot_layout": {},
+        "x_axis": "step",
+        "y_axis_scale": "linear",
+        "line_smoothness": 1,
+        "show_point": False,
+        "deselected_curves": [],
+        "last_linear_y_axis_range": [],
+    }
+    plain = ("x_axis", "y_axis_scale")  # the page reads these two as text, the rest as JSON
+    return "&".join(f"{k}={v if k in plain else quote(json.dumps(v))}" for k, v in params.items())
+
+
 def time_mlflow(ctx: Context, browser: Any, mlflow: Path, runs: int, points: int) -> list[Any]:
     """Seed MLflow's SQLite store, serve it with ``mlflow server``, time the same two views."""
     from aletheia.local import free_ports
@@ -215,8 +250,10 @@ def time_mlflow(ctx: Context, browser: Any, mlflow: Path, runs: int, points: int
     )
     exp_id, long_id = seed.stdout.split()[-2:]
     port = free_ports()["firestore"]
+    # One worker: a single user's local server (and the start-up of several is minutes here).
     cmd = [str(mlflow), "server", "--backend-store-uri", db_uri, "--host", "127.0.0.1"]
-    cmd += ["--port", str(port), "--default-artifact-root", str(ctx.work / "mlartifacts")]
+    cmd += ["--port", str(port), "--workers", "1"]
+    cmd += ["--default-artifact-root", str(ctx.work / "mlartifacts")]
     proc = subprocess.Popen(
         cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
@@ -225,23 +262,14 @@ def time_mlflow(ctx: Context, browser: Any, mlflow: Path, runs: int, points: int
     page.set_default_timeout(VIEW_TIMEOUT_MS)
     rows = []
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if page.request.get(f"{url}/health").ok:
-                    break
-            except Exception:  # not listening yet
-                time.sleep(0.2)
+        wait_healthy(f"{url}/health")
         newest = f"run-{runs:05d}"
         t0 = time.perf_counter()
-        page.goto(f"{url}/#/experiments/{exp_id}")
+        page.goto(f"{url}/#/experiments/{exp_id}/runs")
         page.get_by_text(newest, exact=True).first.wait_for()
         rows.append([f"runs table, {runs:,} runs: first rows", time.perf_counter() - t0, "-", "-"])
         t0 = time.perf_counter()
-        page.goto(
-            f'{url}/#/metric/{LONG_KEY}?runs=["{long_id}"]&experiments=["{exp_id}"]'
-            '&plot_metric_keys=["loss"]'
-        )
+        page.goto(f"{url}/#/metric?{metric_page_query(long_id, exp_id)}")
         page.wait_for_selector(".js-plotly-plot .scatterlayer path.js-line")
         rows.append(
             [f"metric page, {points:,}-point chart drawn", time.perf_counter() - t0, "-", "-"]
