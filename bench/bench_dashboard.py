@@ -311,6 +311,10 @@ def run(ctx: Context) -> Section:
                 table.add("mlflow ui", "-", "peer not installed", "-", "-")
                 section.note("`mlflow ui` needs the full mlflow package (make bench installs it)")
             else:
+                version = subprocess.run(
+                    [str(mlflow), "--version"], capture_output=True, text=True, check=False
+                ).stdout.strip()
+                section.note(f"`mlflow ui`: {version} ({mlflow}), `mlflow server --workers 1`")
                 for view, seconds, reads, drawn in time_mlflow(ctx, browser, mlflow, runs, points):
                     table.add("mlflow ui", view, fmt_s(seconds), reads, drawn)
         finally:

@@ -248,6 +248,12 @@ def test_a_chart_shows_the_number_of_points_logged_and_reads_only_its_chunks(
     assert reads(page) == 1 + len(chunks)  # the run document and the chunks drawn
     # The spike survives the downsampling: the highest point drawn is the spike.
     assert float(chart.get_attribute("data-ymax") or 0) == 25.0
+    # Time axis and log scale redraw the same points (values <= 0 cannot be drawn on a log axis).
+    page.select_option("[data-testid=axis]", "time")
+    page.check("[data-testid=log]")
+    expect(chart.locator("[data-testid=points]")).to_contain_text("2,500 points logged")
+    assert int(chart.get_attribute("data-logged") or 0) == n
+    assert reads(page) == 1 + len(chunks)  # redrawing reads nothing
 
 
 # --------------------------------------------------------------------------- live updates
