@@ -1,5 +1,5 @@
 # The two commands of README.md, and the checks behind them.
-#   make demo   set up, start the local stack, run examples/quickstart.py
+#   make demo   set up, start the local stack, run examples/quickstart.py, serve the dashboard
 #   make test   set up, run the whole test suite against real emulators
 PYTHON ?= python3
 VENV   ?= .venv
@@ -22,7 +22,15 @@ PROVIDER_SCHEMA       ?= @cdktf/provider-google@16.12.1
 PROVIDER_SCHEMA_DIR   := .tools/provider-google
 PROVIDER_SCHEMA_STAMP := $(PROVIDER_SCHEMA_DIR)/.installed-stamp
 
-.PHONY: demo test test-deps lint format stack-up stack-down clean checkov function-bundle auth-emulator
+.PHONY: demo test test-deps lint format stack-up stack-down clean checkov function-bundle auth-emulator web
+
+# The web dashboard (web/): built with Node into the Python package (aletheia/webui/dist),
+# which ships it as package data, so `aletheia ui` serves it without Node.
+WEB_DIST    := aletheia/webui/dist/index.html
+WEB_MODULES := web/node_modules/.installed-stamp
+WEB_SOURCES := $(wildcard web/src/*.ts web/src/*/*.ts web/src/*.css) web/index.html \
+               web/vite.config.ts web/tsconfig.json web/package-lock.json
+DEMO_PORT   ?= 8765
 
 $(STAMP): pyproject.toml functions/requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "aletheia needs Python >= 3.10")'
@@ -31,17 +39,38 @@ $(STAMP): pyproject.toml functions/requirements.txt
 	$(BIN)/python -m pip install --quiet -e '.[dev]' -r functions/requirements.txt
 	@touch $(STAMP)
 
-demo: $(STAMP)
-	$(BIN)/aletheia local up
+demo: $(STAMP) $(FIREBASE_STAMP) $(WEB_DIST)
+	$(BIN)/aletheia local up --auth
 	$(BIN)/python examples/quickstart.py
+	$(BIN)/python examples/dashboard_user.py
+	$(BIN)/aletheia ui --background --port $(DEMO_PORT)
 	@echo
-	@echo "The local stack keeps running. Stop it with: $(BIN)/aletheia local down"
+	@echo "The local stack and the dashboard keep running. Stop the stack with: $(BIN)/aletheia local down"
+
+web: $(WEB_DIST)
+
+$(WEB_MODULES): web/package.json web/package-lock.json
+	@command -v npm >/dev/null || { echo "npm (Node.js >= 20) is needed to build the dashboard" >&2; exit 1; }
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	@touch $(WEB_MODULES)
+
+$(WEB_DIST): $(WEB_MODULES) $(WEB_SOURCES)
+	cd web && npm run --silent build
 
 test: test-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Everything the tests need; independent, so `make -j3 test-deps` installs them side by side.
-test-deps: $(STAMP) $(CHECKOV_STAMP) $(FIREBASE_STAMP) $(PROVIDER_SCHEMA_STAMP)
+test-deps: $(STAMP) $(CHECKOV_STAMP) $(FIREBASE_STAMP) $(PROVIDER_SCHEMA_STAMP) $(WEB_DIST) browser
+
+# The dashboard tests drive Debian's Chromium with Playwright (its own browser download
+# cannot work offline); installed with apt-get when missing (CI runs as root).
+CHROMIUM ?= /usr/bin/chromium
+.PHONY: browser
+browser:
+	@test -x $(CHROMIUM) || { [ "$$(id -u)" -eq 0 ] && apt-get update -qq \
+		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
+		|| { echo "install Chromium: apt-get install chromium (or set CHROMIUM=path)" >&2; exit 1; }
 
 $(PROVIDER_SCHEMA_STAMP):
 	rm -rf $(PROVIDER_SCHEMA_DIR) && mkdir -p $(PROVIDER_SCHEMA_DIR)
@@ -74,7 +103,7 @@ stack-down: $(STAMP)
 	$(BIN)/aletheia local down
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache *.egg-info .tools
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache *.egg-info .tools web/node_modules aletheia/webui/dist
 
 # Benchmarks against the peers (bench/RESULTS.md). The peers (MLflow, DVC, pandas) live in
 # their own venv so they never enter the package's or the tests' environment.
@@ -88,10 +117,10 @@ $(BENCH_STAMP): pyproject.toml functions/requirements.txt
 	$(BENCH_VENV)/bin/python -m pip install --quiet -e '.[bench,local]' -r functions/requirements.txt
 	@touch $(BENCH_STAMP)
 
-bench: $(BENCH_STAMP)
+bench: $(BENCH_STAMP) $(FIREBASE_STAMP) $(WEB_DIST) browser
 	$(BENCH_VENV)/bin/python -m bench.run $(BENCH_ARGS)
 
-bench-quick: $(STAMP)
+bench-quick: $(STAMP) $(FIREBASE_STAMP) $(WEB_DIST) browser
 	$(BIN)/python -m bench.run --quick $(BENCH_ARGS)
 
 $(CHECKOV_STAMP):

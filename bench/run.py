@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from bench import (
+    bench_dashboard,
     bench_datasets,
     bench_ingest,
     bench_logging,
@@ -40,6 +41,7 @@ BENCHMARKS: dict[str, Callable[[Context], Section]] = {
     "stats": bench_stats.run,
     "query": bench_query.run,
     "startup": bench_startup.run,
+    "dashboard": bench_dashboard.run,
 }
 
 
@@ -66,7 +68,9 @@ def local_stack(stack_dir: Path) -> Iterator[dict[str, str]]:
 
     ports = local.free_ports()
     local.down(stack_dir, keep_data=False, echo=lambda _m: None)
-    state = local.up(local.StackConfig(stack_dir=stack_dir, ports=ports), echo=console.print)
+    # With the Auth emulator: the dashboard benchmark signs a user in.
+    config = local.StackConfig(stack_dir=stack_dir, ports=ports, auth=True)
+    state = local.up(config, echo=console.print)
     try:
         yield {**state.env, "ALETHEIA_STACK_DIR": str(stack_dir)}
     finally:

@@ -21,6 +21,8 @@ import pytest
 from aletheia.tracking.runmodel import CHUNK_POINTS
 
 REPO = Path(__file__).resolve().parents[1]
+# Six benchmarks (one drives a browser) in one subprocess: more than the default per-test ceiling.
+pytestmark = pytest.mark.timeout(600)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +47,7 @@ def quick(
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=540,
         check=False,
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
@@ -92,6 +94,15 @@ def test_startup_loads_no_client_library_for_help_or_import(
     counts = quick[0]["startup"]["counts"]
     assert counts["help_heavy_modules"] == counts["import_heavy_modules"] == []
     assert "aletheia --help" in quick[1] and "runs list" in quick[1]
+
+
+def test_dashboard_views_read_one_document_per_row_and_per_chunk(
+    quick: tuple[dict[str, Any], str, str],
+) -> None:
+    counts = quick[0]["dashboard"]["counts"]
+    assert counts["table_reads"] == 50  # the first page of 120 runs: one read per row
+    assert counts["chart_reads"] == 1 + math.ceil(3_000 / CHUNK_POINTS)  # the run + its chunks
+    assert 0 < counts["chart_drawn"] <= 3_000
 
 
 def test_datasets_upload_each_file_once_and_nothing_again(
