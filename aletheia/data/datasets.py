@@ -43,14 +43,15 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from aletheia.cloud import layout, limits, members, queries
+from aletheia.cloud import layout, limits, queries
 from aletheia.cloud.redact import redact_text
 from aletheia.data import blobrefs, checkout, manifest_check, parents, repo_pin, workspace
 from aletheia.data.blobstore import BlobInfo, BlobStore
 from aletheia.data.cache import LinkMode, LocalCache, Verify
 from aletheia.data.hashing import StatKey, default_workers, sha256_files
 from aletheia.data.lockfile import LockFile, Pin, find_repo_root
-from aletheia.data.transfer import NullReporter, Reporter, run_parallel
+from aletheia.data.projectstore import ProjectFileStore
+from aletheia.data.transfer import Reporter, run_parallel
 from aletheia.errors import ConflictError, IntegrityError, NotFoundError, ValidationError
 from aletheia.stats import versioncheck
 
@@ -285,8 +286,10 @@ def _walk(directory: Path, prefix: str, ancestors: set[tuple[int, int]], out: li
 # --------------------------------------------------------------------------- the store
 
 
-class DatasetStore:
+class DatasetStore(ProjectFileStore):
     """Add, resolve, pull, diff and remove dataset versions of one project."""
+
+    cache: LocalCache  # datasets always go through a cache
 
     def __init__(
         self,
@@ -299,15 +302,8 @@ class DatasetStore:
         reporter: Reporter | None = None,
         owner: str | None = None,
     ) -> None:
-        self.db = db
-        #: Owner of the project if these (server) credentials create it (settings ``owner``).
-        self.owner = owner
-        self._project_ensured = False
-        self.blobs = blobstore
-        self.cache = cache
-        self.project = layout.validate_id(project, "project name")
+        super().__init__(db, blobstore, cache, project, reporter=reporter, owner=owner)
         self.workdir = workdir
-        self.reporter: Reporter = reporter or NullReporter()
         self._seconds: dict[str, float] = {}  # phase times of the add in progress
 
     # ------------------------------------------------------------------ add
@@ -342,9 +338,7 @@ class DatasetStore:
         self._seconds = {}
         place = repo_pin.plan(self.workdir, path, lock)  # refusals before any hashing or upload
         self.blobs.require_bucket()  # a wrong bucket setting, before any document is written
-        if not self._project_ensured:  # once per store: every add writes into it
-            members.ensure_project(self.db, self.project, owner=self.owner)
-            self._project_ensured = True
+        self.ensure_project()  # every add writes into it
         if source is not None:  # every viewer reads it: no credentials (aletheia/cloud/redact.py)
             source = redact_text(source)
         with self._phase("hashing"):

@@ -33,9 +33,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +59,7 @@ from aletheia.tracking.runmodel import (
 )
 from aletheia.tracking.store import FirestoreStore, Write, WritesRejectedError
 from aletheia.tracking.validation import SummaryBudget
+from aletheia.tracking.writing import MetricPoint, RunWriteStore, tag_fields
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +97,14 @@ class _Series:
                 del self.chunks[n]
 
 
-class MetricWriter:
-    """Buffers a run's points and field updates; a thread flushes them in batches."""
+class MetricWriter(RunWriteStore):
+    """Buffers a run's points and field updates; a thread flushes them in batches.
+
+    The :class:`~aletheia.tracking.writing.RunWriteStore` of the one run
+    ``ref`` names, as it is open in this process (calls name that run; after
+    an id conflict it goes on under its new id). ``on_heartbeat`` hears each
+    heartbeat Firestore acknowledged, at most one per ``heartbeat_s``.
+    """
 
     def __init__(
         self,
@@ -110,6 +118,8 @@ class MetricWriter:
         owner: str | None = None,
         claimed: bool = True,
         on_renamed: Callable[[str], None] | None = None,
+        on_heartbeat: Callable[[dt.datetime], None] | None = None,
+        final_retry_s: float = 30.0,
     ) -> None:
         self.ref = ref
         #: The owner token of this process's run (see :mod:`aletheia.tracking.ownership`).
@@ -122,6 +132,11 @@ class MetricWriter:
         self.flush_interval_s = flush_interval_s
         self.heartbeat_s = heartbeat_s
         self.retry_for_s = retry_for_s
+        #: How long :meth:`end_run` retries an unreachable Firestore before leaving it to sync.
+        self.final_retry_s = final_retry_s
+        self._on_heartbeat = on_heartbeat
+        self._beat: dt.datetime | None = None  # heartbeat_at of the commit in flight
+        self._last_beat_event = time.monotonic()
         self.points_logged = 0
         self.offline = False
         #: Successful flushes still to rewrite everything in memory after an outage: a
@@ -171,11 +186,67 @@ class MetricWriter:
             self._journal_safely(self.journal.metric, key, index, point.step, value, ts)
         return index
 
-    def set_fields(self, fields: Mapping[str, Any]) -> None:
+    def queue_fields(self, fields: Mapping[str, Any]) -> None:
         """Queue a merge of run-document fields (journaled at once)."""
         with self._lock:
             self._pending_fields.append(dict(fields))
             self._journal_safely(self.journal.set_fields, fields)
+
+    # ----------------------------------------------------------- the store interface
+
+    def create_run(self, ref: RunRef, fields: Mapping[str, Any]) -> None:
+        """A run created in Firestore already needs nothing; one started offline queues its
+        fields, and the first flush claims its id and creates the document."""
+        if not self.claimed:
+            self.queue_fields(fields)
+
+    def log_batch(
+        self,
+        ref: RunRef,
+        metrics: Sequence[MetricPoint] = (),
+        *,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+        fields: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Queue the fields (params and tags merged in), then the points. No network I/O.
+
+        Nothing is checked here: :class:`~aletheia.tracking.metastore.Run`
+        validates a batch whole before handing it over.
+        """
+        update: dict[str, Any] = {}
+        if params:
+            update["params"] = dict(params)
+        if tags:
+            merge_fields(update, tag_fields(tags))
+        if fields:
+            merge_fields(update, fields)
+        if update:
+            self.queue_fields(update)
+        for point in metrics:
+            self.add(point.key, point.value, point.step, ts=point.ts)
+
+    def set_fields(self, ref: RunRef, fields: Mapping[str, Any]) -> None:
+        """Queue a merge of run-document fields (journaled at once)."""
+        self.queue_fields(fields)
+
+    def heartbeat(self, ref: RunRef) -> None:
+        """Beat at the next flush, which starts now."""
+        self._last_heartbeat = -math.inf
+        self._wake.set()
+
+    def end_run(
+        self,
+        ref: RunRef,
+        status: str,
+        *,
+        ended_at: dt.datetime,
+        error: str | None = None,
+    ) -> bool:
+        """Queue the end, stop the threads and flush everything, retrying for
+        ``final_retry_s``; True when Firestore has it all."""
+        self.queue_fields({"status": status, "ended_at": ended_at, "error": error})
+        return self.close(retry_for_s=self.final_retry_s)
 
     def start(self) -> None:
         """Start the background threads: the Firestore writer and the journal syncer.
@@ -253,7 +324,20 @@ class MetricWriter:
             self._went_offline(exc)
             return False
         self._acknowledged(sent, n_fields)
+        self._heard_beat()
         return True
+
+    def _heard_beat(self) -> None:
+        """Tell ``on_heartbeat`` of an acknowledged heartbeat, at most once per interval."""
+        beat, self._beat = self._beat, None
+        due = time.monotonic() - self._last_beat_event >= self.heartbeat_s
+        if beat is None or self._on_heartbeat is None or not due:
+            return
+        self._last_beat_event = time.monotonic()
+        try:
+            self._on_heartbeat(beat)
+        except Exception as exc:  # an observer never stops the writer
+            self._warn(f"heartbeat observer failed: {exc!r}", kind="observer")
 
     @property
     def caught_up(self) -> bool:
@@ -301,6 +385,7 @@ class MetricWriter:
         return writes
 
     def _run_fields(self) -> dict[str, Any]:
+        self._beat = None
         merged: dict[str, Any] = dict(self._restore_fields)
         for update in self._unsent_fields:
             merge_fields(merged, update)
@@ -309,7 +394,7 @@ class MetricWriter:
                 key: self._series[key].summary.to_doc() for key in self._dirty_summaries
             }
         if merged or time.monotonic() - self._last_heartbeat >= self.heartbeat_s:
-            merged["heartbeat_at"] = dt.datetime.now(dt.timezone.utc)
+            merged["heartbeat_at"] = self._beat = dt.datetime.now(dt.timezone.utc)
         return merged
 
     def _acknowledged(self, sent: dict[str, set[int]], n_fields: int) -> None:
