@@ -17,10 +17,10 @@ from typing import Annotated, Any
 import typer
 
 from aletheia.cli._common import console, settings
-from aletheia.cloud import clients, layout
-from aletheia.data.blobstore import BlobStore
+from aletheia.cloud import layout
 from aletheia.errors import NotFoundError
 from aletheia.tracking import envinfo, reproduce
+from aletheia.tracking.compose import Backend
 
 
 def env(
@@ -64,7 +64,7 @@ def env(
 def _run_env(resolved: Any, experiment: str, run: str) -> dict[str, Any]:
     """The ``env`` map of the run document, or a clear NotFoundError."""
     path = layout.run(resolved.project, experiment, run)
-    snapshot = clients.firestore_client(resolved).document(path).get()
+    snapshot = Backend(resolved).db.document(path).get()
     where = f"run {run!r} of experiment {experiment!r} in project {resolved.project!r}"
     if not snapshot.exists:
         raise NotFoundError(
@@ -82,7 +82,7 @@ def _run_env(resolved: Any, experiment: str, run: str) -> dict[str, Any]:
 
 def _requirements(resolved: Any, recorded: dict[str, Any], experiment: str, run: str) -> str:
     ref = _sha256_of(recorded["packages_ref"])
-    store = BlobStore(clients.storage_client(resolved), resolved.bucket, resolved.project)
+    store = Backend(resolved).blobs
     try:
         return store.get_bytes(ref).decode("utf-8")
     except NotFoundError as exc:

@@ -34,8 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aletheia.cloud import clients, config, layout
+from aletheia.cloud import config, layout
 from aletheia.tracking import journal, ownership
+from aletheia.tracking.compose import Backend
 from aletheia.tracking.runmodel import (
     CHUNK_POINTS,
     CRASHED,
@@ -100,7 +101,7 @@ def sync_all(
     """
     if project is not None:
         layout.validate_id(project, "project name")
-    store = store or FirestoreStore(lambda: clients.firestore_client(settings))
+    store = store or Backend(settings).writes(probe=True)
     root = journal.journal_root(settings.cache_dir, settings.cloud_project)
     results = []
     for path in journal.list_journals(root):  # each settled on its own: a bad one stops none
