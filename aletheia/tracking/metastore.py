@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import sys
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -335,17 +334,7 @@ class Experiment:
         """Replay journals of earlier runs of this experiment that never reached Firestore."""
         from aletheia.tracking import sync
 
-        try:
-            done = sync.sync_experiment(self.ms.settings, self.ms.project, self.name, self.ms.store)
-        except Exception as exc:  # best effort: `aletheia sync` remains
-            log.warning("aletheia: could not replay earlier journals (%s)", exc)
-            return
-        for result in done:
-            # A journal that could not be settled is worth a warning; the others, a note.
-            level = logging.WARNING if result.action.startswith("failed") else logging.INFO
-            log.log(
-                level, "aletheia: replayed run %s of %s: %s", result.run, self.name, result.action
-            )
+        sync.settle_leftovers(self.ms.settings, self.ms.project, self.name, self.ms.store)
 
     def add_metric(self, name: str, value: Any, step: int | None = None) -> None:
         """Log a metric to the experiment's active run."""
@@ -437,27 +426,10 @@ class Run:
     @classmethod
     def _start(cls, exper: Experiment, fields: dict[str, Any], run_id: str | None) -> Run:
         ms = exper.ms
-        started = now()
         fields.update(
-            # Named in the document too, for collection-group queries across a project.
-            project=ms.project,
-            experiment=exper.name,
-            status=RUNNING,
-            started_at=started,
-            heartbeat_at=started,
-            heartbeat_interval_s=ms.heartbeat_s,
-            ended_at=None,
-            saved_model=None,
-            error=None,
-            datasets=[],
-            dataset_refs=[],
-            artifacts=[],
-            summary={},
-            debug=exper.debug,
-            host=socket.gethostname(),
-            pid=os.getpid(),
+            runstart.lifecycle_fields(ms.project, exper.name, ms.heartbeat_s, exper.debug)
         )
-        fields[ownership.OWNER] = ownership.new_token()  # this process owns the run
+        started = fields["started_at"]
         # Whole, as Firestore will hold it (names, int64, size), before anything is written.
         validation.validate_run_document(fields)
         journal.ensure_writable(ms.journal_root)  # before the document: no orphan `running` run

@@ -503,24 +503,15 @@ class MetricWriter(RunWriteStore):
             merge_fields(initial, update)
         try:
             start = self._unsent_fields[0] if self._unsent_fields else {}
-            while not ownership.claim(
-                self.store.client, self.ref.path, self.owner, initial, timeout, smaller=start
-            ):
-                old = self.ref.run
-                new = ownership.conflict_id(old, self.owner)
-                moved = {"run": new, ownership.CONFLICT_OF: old}
-                with self._lock:
-                    self._journal_safely(self.journal.renamed, new, old)
-                    self._journal_safely(self.journal.set_fields, moved)
-                self._unsent_fields.append(moved)
-                merge_fields(initial, moved)
-                start = {**start, **moved}
-                self.ref = RunRef(self.ref.project, self.ref.experiment, new)
-                log.warning(
-                    "aletheia: %s", ownership.conflict_message(old, new, self.ref.experiment)
-                )
-                if self._on_renamed is not None:
-                    self._on_renamed(new)
+            self.ref = ownership.claim_or_move(
+                self.store.client,
+                self.ref,
+                self.owner,
+                initial,
+                timeout,
+                smaller=start,
+                on_move=self._moved,
+            )
         except Exception as exc:
             if not is_transient(exc):  # refused: nothing is written under a doubtful id
                 self.blocked = isinstance(exc, gexc.PermissionDenied | gexc.Unauthenticated)
@@ -535,6 +526,16 @@ class MetricWriter(RunWriteStore):
             return False
         self.claimed = True
         return True
+
+    def _moved(self, ref: RunRef, moved: dict[str, Any]) -> None:
+        """The id was another process's: journal the move, then go on as ``ref``."""
+        with self._lock:
+            self._journal_safely(self.journal.renamed, ref.run, moved[ownership.CONFLICT_OF])
+            self._journal_safely(self.journal.set_fields, moved)
+        self._unsent_fields.append(moved)
+        self.ref = ref
+        if self._on_renamed is not None:
+            self._on_renamed(ref.run)
 
     def _went_offline(self, exc: Exception) -> None:
         """Note an outage: later successes trigger the check of what Firestore kept."""

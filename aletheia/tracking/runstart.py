@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,11 +20,38 @@ from google.cloud import firestore
 from aletheia.cloud import limits
 from aletheia.data.blobstore import BlobStore
 from aletheia.errors import ConfigError, ValidationError
-from aletheia.tracking import validation
-from aletheia.tracking.runmodel import FAILED, RunRef, now
+from aletheia.tracking import ownership, validation
+from aletheia.tracking.runmodel import FAILED, RUNNING, RunRef, now
 from aletheia.tracking.writing import RunWriteStore
 
 log = logging.getLogger(__name__)
+
+
+def lifecycle_fields(
+    project: str, experiment: str, heartbeat_s: float, debug: bool
+) -> dict[str, Any]:
+    """The fields every run starts with: running now, owned by this process, nothing logged."""
+    started = now()
+    return {
+        # Named in the document too, for collection-group queries across a project.
+        "project": project,
+        "experiment": experiment,
+        "status": RUNNING,
+        "started_at": started,
+        "heartbeat_at": started,
+        "heartbeat_interval_s": heartbeat_s,
+        "ended_at": None,
+        "saved_model": None,
+        "error": None,
+        "datasets": [],
+        "dataset_refs": [],
+        "artifacts": [],
+        "summary": {},
+        "debug": debug,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        ownership.OWNER: ownership.new_token(),  # this process owns the run
+    }
 
 
 def fold_value(fold: Any) -> int | None:
