@@ -22,6 +22,8 @@ once with its cause, the refused chunk or fields are not sent again by this
 process and stay unacknowledged in the journal (``aletheia sync`` sends
 them once the cause is fixed). Each distinct problem — an outage, a
 refusal, a journal that cannot be written — is reported once, on its own.
+How refusals, outages, data lost by Firestore and an offline start's id
+claim are handled is :mod:`aletheia.tracking.recovery`.
 
 The run document summarises the first metrics logged, within
 :class:`~aletheia.tracking.validation.SummaryBudget`; beyond it the summary stops
@@ -37,16 +39,11 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-from google.api_core import exceptions as gexc
-
-from aletheia.cloud.transient import is_transient
-from aletheia.tracking import ownership, stored
 from aletheia.tracking.journal import JournalWriter
-from aletheia.tracking.journal import read as read_journal
 from aletheia.tracking.journal_loss import JournalLoss
+from aletheia.tracking.recovery import WriterRecovery
 from aletheia.tracking.runmodel import (
     CHUNK_POINTS,
     HEARTBEAT_S,
@@ -54,9 +51,9 @@ from aletheia.tracking.runmodel import (
     RunRef,
     Summary,
     chunk_doc,
-    chunk_of,
     merge_fields,
 )
+from aletheia.tracking.series import Series
 from aletheia.tracking.store import FirestoreStore, Write, WritesRejectedError
 from aletheia.tracking.validation import SummaryBudget
 from aletheia.tracking.writing import MetricPoint, RunWriteStore, tag_fields
@@ -70,34 +67,7 @@ FLUSH_INTERVAL_S = 1.0
 JOURNAL_SYNC_S = 0.1
 
 
-@dataclass
-class _Series:
-    """Writer-side state of one metric: unsent chunks and its summary."""
-
-    key: str
-    summary: Summary = field(default_factory=Summary)
-    chunks: dict[int, list[Point]] = field(default_factory=dict)
-    dirty: set[int] = field(default_factory=set)
-    received: int = 0  # points drained from the buffer
-    summarized: bool = True  # within the run document's summary budget
-    refused: set[int] = field(default_factory=set)  # chunks Firestore refused: not resent
-
-    def add(self, point: Point) -> None:
-        n = chunk_of(point.index)
-        self.chunks.setdefault(n, []).append(point)
-        self.dirty.add(n)
-        self.summary.add(point.step, point.value)
-        self.received += 1
-
-    def acknowledged(self, sent: set[int]) -> None:
-        """Forget sent chunks that are full; keep the tail (it will grow)."""
-        self.dirty -= sent
-        for n in sent:
-            if len(self.chunks.get(n, ())) >= CHUNK_POINTS:
-                del self.chunks[n]
-
-
-class MetricWriter(RunWriteStore):
+class MetricWriter(WriterRecovery, RunWriteStore):
     """Buffers a run's points and field updates; a thread flushes them in batches.
 
     The :class:`~aletheia.tracking.writing.RunWriteStore` of the one run
@@ -147,7 +117,7 @@ class MetricWriter(RunWriteStore):
         self._next_index: dict[str, int] = {}
         self._buffer: list[tuple[str, Point]] = []
         self._pending_fields: list[dict[str, Any]] = []
-        self._series: dict[str, _Series] = {}
+        self._series: dict[str, Series] = {}
         self._dirty_summaries: set[str] = set()
         self._unsent_fields: list[dict[str, Any]] = []
         self._sets_acked = 0
@@ -352,7 +322,7 @@ class MetricWriter(RunWriteStore):
         for key, point in buffer:
             series = self._series.get(key)
             if series is None:
-                series = self._series[key] = _Series(key)
+                series = self._series[key] = Series(key)
                 series.summarized = self._budget.admit(key)
             series.add(point)
             if series.summarized:
@@ -426,173 +396,6 @@ class MetricWriter(RunWriteStore):
             self.offline = False
             self._reconnected = True
             self._reported.discard("offline")  # a later outage is reported again
-
-    def _refused(self, exc: WritesRejectedError, sent: dict[str, set[int]], n_fields: int) -> None:
-        """Firestore refused some writes for good and took the rest: book both, report once.
-
-        What was refused is dropped from memory, never from the journal, and
-        stays unacknowledged there (set records are acknowledged in order, so
-        after a refused one no later one is).
-        """
-        for rejection in exc.rejections:
-            write, reason = rejection.write, rejection.reason
-            if isinstance(rejection.error, gexc.PermissionDenied | gexc.Unauthenticated):
-                self.blocked = True  # refused for who we are, not for what we write
-            if write.path == self.ref.path:
-                if self._sets_ack_cap is None:
-                    self._sets_ack_cap = self._sets_acked
-                fields = sorted(write.data)
-                if not self.blocked and self._resend_summary(write):  # the user's fields, then
-                    fields = [f for f in fields if f not in ("summary", "heartbeat_at")]
-                what = f"the document of run {self.ref.run} (fields {', '.join(fields)})"
-                kind = f"refused:run:{reason}"
-            else:
-                key, chunk = str(write.data["key"]), int(write.data["chunk"])
-                self._series[key].refused.add(chunk)
-                sent.get(key, set()).discard(chunk)
-                first = chunk * CHUNK_POINTS
-                self._held[key] = min(self._held.get(key, first), first)
-                name = key if len(key) <= 60 else key[:60] + "…"
-                what = f"metric {name!r} of run {self.ref.run} (chunk {chunk})"
-                kind = f"refused:metric:{key}:{type(rejection.error).__name__}"
-            message = f"Firestore refused {what} at {write.path}: {reason.rstrip('.')}"
-            self.rejections.append(message)
-            if self.blocked:
-                self._warn(
-                    f"{message}. This identity may not write to project {self.ref.project}: "
-                    "nothing more is sent; the run goes on, and its journal "
-                    f"{self.journal.path} keeps everything (once you may write again — "
-                    "`aletheia project members` — run `aletheia sync`)",
-                    kind="refused:caller",
-                )
-                continue
-            self._warn(
-                f"{message}. It is not sent again; the run goes on, and its journal "
-                f"{self.journal.path} keeps everything (`aletheia sync` sends it once the "
-                "cause is fixed)",
-                kind=kind,
-            )
-        self._acknowledged(sent, n_fields)
-
-    def _resend_summary(self, refused: Write) -> bool:
-        """Send the metric summaries of a refused run-document write on their own.
-
-        One extra commit tells whether the summaries or the user's fields were
-        refused; innocent summaries then still reach the document.
-        """
-        alone = {k: v for k, v in refused.data.items() if k in ("summary", "heartbeat_at")}
-        if not alone or len(alone) == len(refused.data):
-            return False
-        try:
-            self.store.commit(
-                [Write(refused.path, alone, merge=True)], retry_for_s=self.retry_for_s
-            )
-        except Exception:  # the summaries wait for their metrics' next points
-            return False
-        return True
-
-    def _claim(self, timeout: float) -> bool:
-        """Make this offline-started run's id ours before writing under it.
-
-        If another process owns the id, this run moves to a new id (journaled,
-        reported) and claims that. False while Firestore cannot be reached.
-        """
-        assert self.owner is not None
-        initial: dict[str, Any] = {}
-        for update in self._unsent_fields:
-            merge_fields(initial, update)
-        try:
-            start = self._unsent_fields[0] if self._unsent_fields else {}
-            self.ref = ownership.claim_or_move(
-                self.store.client,
-                self.ref,
-                self.owner,
-                initial,
-                timeout,
-                smaller=start,
-                on_move=self._moved,
-            )
-        except Exception as exc:
-            if not is_transient(exc):  # refused: nothing is written under a doubtful id
-                self.blocked = isinstance(exc, gexc.PermissionDenied | gexc.Unauthenticated)
-                self._warn(
-                    f"could not claim run id {self.ref.run} ({type(exc).__name__}: {exc}); "
-                    f"nothing more is sent, and its journal {self.journal.path} keeps "
-                    "everything for `aletheia sync`",
-                    kind="claim",
-                )
-                return False
-            self._went_offline(exc)
-            return False
-        self.claimed = True
-        return True
-
-    def _moved(self, ref: RunRef, moved: dict[str, Any]) -> None:
-        """The id was another process's: journal the move, then go on as ``ref``."""
-        with self._lock:
-            self._journal_safely(self.journal.renamed, ref.run, moved[ownership.CONFLICT_OF])
-            self._journal_safely(self.journal.set_fields, moved)
-        self._unsent_fields.append(moved)
-        self.ref = ref
-        if self._on_renamed is not None:
-            self._on_renamed(ref.run)
-
-    def _went_offline(self, exc: Exception) -> None:
-        """Note an outage: later successes trigger the check of what Firestore kept."""
-        self.offline = True
-        self.recovering = 2
-        self._warn(
-            f"Firestore unreachable ({type(exc).__name__}); run {self.ref.run} "
-            "keeps logging to its journal and will catch up",
-            kind="offline",
-        )
-
-    def _replay_what_was_lost(self) -> bool:
-        """After a reconnect, queue again from the journal what Firestore no longer holds.
-
-        True when something was queued (the caller flushes once more).
-        """
-        try:
-            state = read_journal(self.journal.path)
-            gaps = stored.find_gaps(
-                self.store.client,
-                self.ref.path,
-                self.ref.chunk_path,
-                state.points,
-                state.merged_fields(),
-                CHUNK_POINTS,
-            )
-        except Exception as exc:  # verifying is a bonus: never a reason to stop training
-            self._warn(
-                f"could not check what Firestore holds of run {self.ref.run} after it came "
-                f"back ({exc!r}); `aletheia sync --verify` checks it later",
-                kind="verify",
-            )
-            return False
-        if not gaps:
-            return False
-        for key, chunks in gaps.chunks.items():
-            series = self._series.get(key)
-            if series is None:
-                continue
-            # Only points this writer already drained: later ones arrive through the buffer.
-            restored: dict[int, list[Point]] = {}
-            for p in state.points[key]:
-                n = chunk_of(p.index)
-                if n in chunks and p.index < series.received and n not in series.chunks:
-                    restored.setdefault(n, []).append(p)
-            series.chunks.update(restored)
-            series.dirty |= {n for n in chunks if n in series.chunks} - series.refused
-        merged = state.merged_fields()
-        self._restore_fields = {k: merged[k] for k in gaps.fields}
-        self._dirty_summaries |= {k for k, s in self._series.items() if s.summarized}
-        self._warn(
-            f"Firestore came back without {gaps.describe()} of run {self.ref.run} that it had "
-            "acknowledged (restarted from an older copy?): writing them again from the "
-            f"journal {self.journal.path}",
-            kind="lost",
-        )
-        return True
 
     # ----------------------------------------------------------- helpers
 
