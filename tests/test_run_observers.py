@@ -152,3 +152,18 @@ def test_direct_create_is_the_lock_on_the_id(stack: config.Settings, db: firesto
     with pytest.raises(RunExistsError, match="already exists"):
         writes.create_run(ref, {"run": "r1", "who": "second"})
     assert (db.document(layout.run(PROJECT, "lock", "r1")).get().to_dict() or {})["who"] == "first"
+
+
+def test_integrations_and_the_cli_write_runs_only_through_the_interface() -> None:
+    """No caller above the tracker reaches into a run's writer or its unchecked ``_set``."""
+    import ast
+
+    package = Path(__file__).resolve().parents[1] / "aletheia"
+    reaching = [
+        f"{path.relative_to(package)}:{node.lineno} .{node.attr}"
+        for area in ("integrations", "cli")
+        for path in sorted((package / area).rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Attribute) and node.attr in {"writer", "_set", "journal"}
+    ]
+    assert reaching == []

@@ -106,6 +106,8 @@ class Metastore:
     Firestore before leaving the rest to ``aletheia sync``. With
     ``sync_on_start`` each new run replays, in the background, the journals
     of earlier runs of its experiment that never fully reached Firestore.
+    ``observers`` (:class:`~aletheia.tracking.writing.RunObserver`) are told
+    of every run's lifecycle: started, heartbeat, completed | failed | interrupted.
     """
 
     def __init__(
