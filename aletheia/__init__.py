@@ -1,6 +1,16 @@
-"""aletheia: a serverless experiment and data tracker on Google Cloud."""
+"""aletheia: a serverless experiment and data tracker on Google Cloud.
 
-from aletheia.cloud.config import Settings, resolve
+The public names are imported when first used (PEP 562): ``import aletheia``
+and the CLI's ``--help`` load no tracker, and ``from aletheia import
+Metastore`` loads the tracker but not the Firestore client, which comes with
+the first client built (:mod:`aletheia.cloud.lazy`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from aletheia.errors import (
     AletheiaError,
     BackendUnavailableError,
@@ -13,9 +23,36 @@ from aletheia.errors import (
     NotFoundError,
     ValidationError,
 )
-from aletheia.tracking.metastore import Experiment, Metastore, Run
+
+if TYPE_CHECKING:
+    from aletheia.cloud.config import Settings, resolve
+    from aletheia.tracking.metastore import Experiment, Metastore, Run
 
 __version__ = "0.1.0"
+
+#: Public names defined elsewhere, and the module each is imported from on first use.
+_LAZY = {
+    "Settings": "aletheia.cloud.config",
+    "resolve": "aletheia.cloud.config",
+    "Experiment": "aletheia.tracking.metastore",
+    "Metastore": "aletheia.tracking.metastore",
+    "Run": "aletheia.tracking.metastore",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name on first use, then keep it as a plain attribute."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "AletheiaError",

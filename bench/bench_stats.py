@@ -39,11 +39,11 @@ CHUNK_ROWS = 500_000
 
 PROFILE_SCRIPT = """
 import json, sys
-from aletheia.stats import profiling
+from aletheia.stats import formats, profiling
 path = sys.argv[1]
 with open(path, "rb") as fh:
     head = fh.read(4096)
-detected = profiling.detect_format(path, None, head)
+detected = formats.detect_format(path, None, head)
 prof = profiling.profile(lambda: open(path, "rb"), detected)
 print(json.dumps({"rows": prof.rows, "columns": len(prof.columns)}))
 """

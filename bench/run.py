@@ -23,7 +23,14 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from bench import bench_datasets, bench_ingest, bench_logging, bench_query, bench_stats
+from bench import (
+    bench_datasets,
+    bench_ingest,
+    bench_logging,
+    bench_query,
+    bench_startup,
+    bench_stats,
+)
 from bench.common import REPO, RESULTS, Context, Section, append_results, console, header
 
 BENCHMARKS: dict[str, Callable[[Context], Section]] = {
@@ -32,6 +39,7 @@ BENCHMARKS: dict[str, Callable[[Context], Section]] = {
     "datasets": bench_datasets.run,
     "stats": bench_stats.run,
     "query": bench_query.run,
+    "startup": bench_startup.run,
 }
 
 

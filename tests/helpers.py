@@ -105,3 +105,41 @@ def count_rpcs(db: Any) -> Iterator[Counter[str]]:
     finally:
         for name in _FIRESTORE_RPCS:
             delattr(api, name)
+
+
+@contextmanager
+def count_documents_read(db: Any) -> Iterator[Counter[str]]:
+    """Count the documents Firestore returns to ``db`` inside the block (what it bills as
+    reads), by method: ``run_query`` results, ``batch_get_documents`` found, ``get_document``.
+
+    The streams still come from the real emulator; each response is counted as the
+    client consumes it, so a query abandoned early counts only what was delivered.
+    """
+    api = db._firestore_api
+    counts: Counter[str] = Counter()
+
+    def streamed(name: str, method: Callable[..., Any], field: str) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            counts[f"{name} calls"] += 1
+            for response in method(*args, **kwargs):
+                if type(response).pb(response).HasField(field):
+                    counts[name] += 1
+                yield response
+
+        return call
+
+    def single(method: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            counts["get_document"] += 1
+            return method(*args, **kwargs)
+
+        return call
+
+    api.run_query = streamed("run_query", api.run_query, "document")
+    api.batch_get_documents = streamed("batch_get_documents", api.batch_get_documents, "found")
+    api.get_document = single(api.get_document)
+    try:
+        yield counts
+    finally:
+        for name in ("run_query", "batch_get_documents", "get_document"):
+            delattr(api, name)

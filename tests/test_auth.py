@@ -20,7 +20,7 @@ from test_rules import RULES_FILE, load_rules
 from typer.testing import CliRunner
 
 from aletheia.cli import app
-from aletheia.cloud import auth, clients, config, layout, members, queries
+from aletheia.cloud import auth, clients, config, layout, members, queries, usercreds
 from aletheia.data.blobstore import BlobStore
 from aletheia.data.cache import LocalCache
 from aletheia.data.datasets import DatasetStore
@@ -175,7 +175,7 @@ def test_an_expired_id_token_is_renewed_from_the_refresh_token(
 ) -> None:
     user_db = owner_client(rules_stack, tmp_path, db)
     creds = user_db._credentials
-    assert isinstance(creds, auth.FirebaseUserCredentials)
+    assert isinstance(creds, usercreds.FirebaseUserCredentials)
     assert user_db.document(layout.project("vision")).get().exists
     past = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(minutes=1)
     creds.expiry = past

@@ -86,6 +86,14 @@ def test_query_lists_every_seeded_run(quick: tuple[dict[str, Any], str, str]) ->
     assert counts["cli_top_rows"] == 20
 
 
+def test_startup_loads_no_client_library_for_help_or_import(
+    quick: tuple[dict[str, Any], str, str],
+) -> None:
+    counts = quick[0]["startup"]["counts"]
+    assert counts["help_heavy_modules"] == counts["import_heavy_modules"] == []
+    assert "aletheia --help" in quick[1] and "runs list" in quick[1]
+
+
 def test_datasets_upload_each_file_once_and_nothing_again(
     quick: tuple[dict[str, Any], str, str],
 ) -> None:
@@ -116,5 +124,13 @@ def test_results_file_records_machine_versions_and_command(
     assert "- command: `python -m bench.run --quick" in results
     assert "CPUs" in results and "RAM" in results and "- python: " in results
     assert "google-cloud-firestore" in results and "dvc " in results
-    for title in ("1. Logging", "2. Ingest", "3. Dataset add", "4. Statistics", "5. Query"):
+    titles = (
+        "1. Logging",
+        "2. Ingest",
+        "3. Dataset add",
+        "4. Statistics",
+        "5. Query",
+        "6. Start-up",
+    )
+    for title in titles:
         assert f"### {title}" in results

@@ -11,10 +11,12 @@ import pytest
 from google.cloud import firestore, storage
 
 from aletheia.cloud import config, layout
-from aletheia.data import datasets
+from aletheia.data import lineage
 from aletheia.data.blobstore import BlobStore
 from aletheia.data.cache import LocalCache
-from aletheia.data.datasets import DatasetStore, load_manifest
+from aletheia.data.datasets import DatasetStore
+from aletheia.data.filesindex import FilesIndex
+from aletheia.data.manifests import load_manifest
 from aletheia.errors import IntegrityError, NotFoundError, ValidationError
 
 PROJECT = "p1"
@@ -286,11 +288,11 @@ def test_files_index_left_stale_by_a_crash_is_repaired_by_the_next_add(
         raise KeyboardInterrupt  # the process dies right after the version commit
 
     with monkeypatch.context() as patched:
-        patched.setattr(DatasetStore, "_sync_files", crash)
+        patched.setattr(FilesIndex, "sync", crash)
         with pytest.raises(KeyboardInterrupt):
             store.add("crashy", data)
     assert store.latest_version("crashy")["version"] == "v2"
-    assert datasets.dataset_versions_with_file(store.db, PROJECT, sha(b"3\n")) == []  # stale
+    assert lineage.dataset_versions_with_file(store.db, PROJECT, sha(b"3\n")) == []  # stale
 
     again = store.add("crashy", data)  # nothing new to add, but files/ gets repaired
     assert (again.version, again.created) == ("v2", False)
@@ -303,5 +305,5 @@ def test_files_index_left_stale_by_a_crash_is_repaired_by_the_next_add(
     }
     assert shown == {"a.csv": sha(b"1\n"), "b.csv": sha(b"changed\n"), "c.csv": sha(b"3\n")}
     assert store.info("crashy")["files_version"] == "v2"
-    hits = datasets.dataset_versions_with_file(store.db, PROJECT, sha(b"3\n"))
+    hits = lineage.dataset_versions_with_file(store.db, PROJECT, sha(b"3\n"))
     assert [(h["dataset"], h["path"]) for h in hits] == [("crashy", "c.csv")]

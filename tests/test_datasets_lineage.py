@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from test_datasets import make_tree, sha
 
-from aletheia.data import datasets
+from aletheia.data import datasets, lineage
 from aletheia.data.blobstore import BlobStore
 from aletheia.data.cache import LocalCache
 from aletheia.tracking.metastore import Metastore
@@ -30,20 +30,20 @@ def test_run_records_version_and_both_queries_work(stack, db, gcs, tmp_path, mon
     with exper.start_run() as other:
         other.get_dataset("ds")  # latest
 
-    assert datasets.datasets_used_by_run(db, "lin", "e1", run_id) == [
+    assert lineage.datasets_used_by_run(db, "lin", "e1", run_id) == [
         {"name": "ds", "version": "v1"}
     ]
-    users = datasets.runs_using_dataset(db, "lin", "ds", "v1")
+    users = lineage.runs_using_dataset(db, "lin", "ds", "v1")
     assert users == [f"Projects/lin/Experiments/e1/Runs/{run_id}"]
-    assert len(datasets.runs_using_dataset(db, "lin", "ds", "v2")) == 1
+    assert len(lineage.runs_using_dataset(db, "lin", "ds", "v2")) == 1
     # another project using the same name@version is not mixed in
     ms2 = Metastore("other", settings=stack)
     ms2.set_downloader(tmp_path / "cache2")
     with ms2.exper("e1").start_run() as r:
         r.record_dataset("ds", "v1")
-    assert datasets.runs_using_dataset(db, "lin", "ds", "v1") == users
+    assert lineage.runs_using_dataset(db, "lin", "ds", "v1") == users
 
     # which dataset versions hold some bytes (for the storage function)
-    hits = datasets.dataset_versions_with_file(db, "lin", sha(b"2\n"))
+    hits = lineage.dataset_versions_with_file(db, "lin", sha(b"2\n"))
     assert hits == [{"dataset": "ds", "path": "x.csv", "version": "v2", "size": 2}]
-    assert datasets.dataset_versions_with_file(db, "lin", sha(b"1\n")) == []
+    assert lineage.dataset_versions_with_file(db, "lin", sha(b"1\n")) == []

@@ -16,7 +16,8 @@ from aletheia.cloud import layout
 from aletheia.data import blobrefs
 from aletheia.data.blobstore import BlobStore
 from aletheia.data.cache import LocalCache
-from aletheia.data.datasets import DatasetStore, dataset_versions_with_file, runs_using_dataset
+from aletheia.data.datasets import DatasetStore
+from aletheia.data.lineage import dataset_versions_with_file, runs_using_dataset
 from aletheia.errors import ConflictError
 from aletheia.integrations.mlflow.artifacts import AletheiaArtifactRepository
 

@@ -11,8 +11,9 @@ import pytest
 from test_datasets import make_tree, sha, store_for
 
 from aletheia.cloud import layout
-from aletheia.data.datasets import PULL_STATE, DatasetStore
+from aletheia.data.datasets import DatasetStore
 from aletheia.data.lockfile import LockFile
+from aletheia.data.workspace import PULL_STATE
 from aletheia.errors import ConflictError, NotFoundError, ValidationError
 from aletheia.stats import versioncheck
 

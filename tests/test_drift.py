@@ -9,14 +9,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from aletheia.stats import drift, profiling
+from aletheia.stats import drift, formats, profiling
 
 
 def _profile(table: pa.Table) -> dict[str, Any]:
     sink = io.BytesIO()
     pa_csv.write_csv(table, sink)
-    opener = profiling.open_bytes(sink.getvalue())
-    return profiling.profile(opener, profiling.Detected("csv")).to_dict()
+    opener = formats.open_bytes(sink.getvalue())
+    return profiling.profile(opener, formats.Detected("csv")).to_dict()
 
 
 def _table(seed: int, n: int = 3000, shift: float = 0.0, **extra: Any) -> pa.Table:

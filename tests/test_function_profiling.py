@@ -24,7 +24,7 @@ from test_terraform import expiring_prefixes
 
 from aletheia.cloud import config, layout
 from aletheia.data.blobstore import BlobStore
-from aletheia.function.fileevents import PATH_METADATA
+from aletheia.function.analysis import PATH_METADATA
 
 from helpers import GENEROUS_S, wait_for_document
 

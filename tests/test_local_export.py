@@ -1,4 +1,4 @@
-"""The local Firestore emulator's documents are saved every minute, not only on ``down``.
+"""The local Firestore emulator's documents are saved periodically, not only on ``down``.
 
 An emulator that dies (killed, out of memory) loses what it held since the
 last save; the next ``up`` loads the newest copy and says how old it is.
@@ -12,11 +12,17 @@ from pathlib import Path
 import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore
+from typer.testing import CliRunner
 
-from aletheia.cloud import layout
+from aletheia.cli import app
+from aletheia.cloud import config, layout
+from aletheia.cloud.config import LOCAL_CLOUD_PROJECT
 from aletheia.devstack import local
+from aletheia.errors import ConfigError
 
 from helpers import wait_for
+
+runner = CliRunner()
 
 
 def test_up_after_the_emulator_died_loads_the_periodic_copy_and_says_how_old(
@@ -48,3 +54,56 @@ def test_up_after_the_emulator_died_loads_the_periodic_copy_and_says_how_old(
         assert doc.exists and doc.get("desc") == "written between saves"
     finally:
         local.down(tmp_path, keep_data=False, echo=lambda _m: None)
+
+
+def test_export_every_is_a_flag_and_a_setting_and_status_shows_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack_dir = tmp_path / "stack"
+    ports = local.free_ports()
+    args = ["local", "up", "--stack-dir", str(stack_dir)]
+    for part, port in ports.items():
+        args += [f"--{part}-port", str(port)]
+    monkeypatch.setenv("ALETHEIA_CONFIG", str(tmp_path / "config.toml"))
+    status = ["local", "status", "--stack-dir", str(stack_dir)]
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{ports['firestore']}")
+    db = firestore.Client(project=LOCAL_CLOUD_PROJECT, credentials=AnonymousCredentials())
+    try:
+        # 0: saved only by `down`, and no saver process runs.
+        started = runner.invoke(app, [*args, "--export-every", "0"])
+        assert started.exit_code == 0, started.output
+        state = local.load_state(stack_dir)
+        assert state is not None and state.exporter_pid is None
+        shown = runner.invoke(app, status)
+        assert shown.exit_code == 0, shown.output
+        assert "saved only by `aletheia local down`" in " ".join(shown.output.split())
+        db.document(layout.project("kept")).set({"desc": "saved by down"})
+        assert local.saved_firestore_data(stack_dir) is None
+        assert runner.invoke(app, ["local", "down", "--stack-dir", str(stack_dir)]).exit_code == 0
+        assert local.saved_firestore_data(stack_dir) is not None
+
+        # The setting, from the config file: every second.
+        (tmp_path / "config.toml").write_text('[aletheia]\nexport_every = "1"\n', "utf-8")
+        started = runner.invoke(app, args)
+        assert started.exit_code == 0, started.output
+        shown = runner.invoke(app, status)
+        assert "saved every 1 s and by `aletheia local down`" in " ".join(shown.output.split())
+        db.document(layout.project("kept")).set({"desc": "saved meanwhile"})
+        written = time.time()
+
+        def saved_since() -> bool:
+            saved = local.saved_firestore_data(stack_dir)
+            return saved is not None and saved.stat().st_mtime > written
+
+        wait_for(saved_since, what="a save every second, without `down`")
+    finally:
+        local.down(stack_dir, keep_data=False, echo=lambda _m: None)
+
+
+def test_export_every_must_be_seconds() -> None:
+    with pytest.raises(ConfigError, match="export_every"):
+        config.resolve({"export_every": "soon"})
+    with pytest.raises(ConfigError, match="export_every"):
+        config.resolve({"export_every": "-5"})
+    assert config.resolve({"export_every": "0"}).export_every == 0.0
+    assert config.resolve({}, env={}).export_every == 60.0

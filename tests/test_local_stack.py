@@ -12,19 +12,19 @@ from typer.testing import CliRunner
 
 from aletheia.cli import app, main
 from aletheia.cloud import clients, config
-from aletheia.devstack import local
+from aletheia.devstack import local, processes
 from aletheia.errors import LocalStackError
 
 runner = CliRunner()
 
 
 def _listening(ports: dict[str, int]) -> list[str]:
-    return [part for part, port in ports.items() if local._port_in_use("127.0.0.1", port)]
+    return [part for part, port in ports.items() if processes.port_in_use("127.0.0.1", port)]
 
 
 def _group_alive(pgid: int) -> bool:
-    members = local._group_members(pgid) or []
-    return any(not local._is_zombie(pid) for pid in members)
+    members = processes.group_members(pgid) or []
+    return any(not processes.is_zombie(pid) for pid in members)
 
 
 def test_up_twice_reuses_the_running_stack(stack_state: local.StackState) -> None:

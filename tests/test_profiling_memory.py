@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pytest
 
-from aletheia.stats import profiling
+from aletheia.stats import readers
 
 ROWS = 3_300_000  # ~110 MB of CSV
 LIMIT_MIB = 512
@@ -86,7 +86,7 @@ def test_read_ahead_hands_over_items_then_the_readers_error_in_order() -> None:
 
     got = []
     with pytest.raises(ValueError, match="bad block"):
-        for item in profiling._prefetched(reader()):
+        for item in readers.prefetched(reader()):
             got.append(item)
     assert got == [1, 2]
 
@@ -98,7 +98,7 @@ def test_read_ahead_stops_its_thread_when_the_consumer_stops_early() -> None:
             n += 1
             yield n
 
-    batches = profiling._prefetched(endless(), depth=2)
+    batches = readers.prefetched(endless(), depth=2)
     assert next(batches) == 1
     batches.close()
     assert not [t for t in threading.enumerate() if t.name == "aletheia-profile-read"]

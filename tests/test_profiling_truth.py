@@ -20,7 +20,8 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pytest
 
-from aletheia.stats.profiling import Detected, Profile, ProfileError, detect_format, profile
+from aletheia.stats.formats import Detected, ProfileError, detect_format
+from aletheia.stats.profiling import Profile, profile
 
 
 def _profile(path: Path) -> Profile:

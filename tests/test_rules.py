@@ -178,6 +178,8 @@ ARTIFACT = layout.artifact(PROJECT, EXPERIMENT, "model")
 ENDED_METRIC = layout.metric_chunk(PROJECT, EXPERIMENT, "finished", "loss", 0)
 RESULT = layout.result(PROJECT, EXPERIMENT, "1")
 ENDED_RESULT = layout.result(PROJECT, EXPERIMENT, "finished")
+#: A run kept under a conflict id beside run "1" (aletheia/tracking/ownership.py).
+CONFLICT_RUN = layout.run(PROJECT, EXPERIMENT, "1-conflict-t2")
 RUNS = layout.runs(PROJECT, EXPERIMENT)
 #: Seeded run id per status: run "1" is running, the others are named after theirs.
 RUN_IDS = {"running": "1", "finished": "finished", "failed": "failed", "crashed": "crashed"}
@@ -203,7 +205,8 @@ MEMBERS = {OWNER: "owner", WRITER: "writer", VIEWER: "viewer"}
 SEED: dict[str, dict[str, Any]] = {
     P: {"name": "acme", "created_at": T0, "members": MEMBERS},
     EXP: {"name": EXPERIMENT, "desc": "", "created_at": T0, "next_run_id": 2},
-    RUN: run_doc(),
+    RUN: run_doc(owner_token="t-1", run="1"),
+    CONFLICT_RUN: run_doc(owner_token="t-2", run="1-conflict-t2", conflict_of="1"),
     **{layout.run(PROJECT, EXPERIMENT, s): run_doc(s) for s in ("finished", "failed", "crashed")},
     METRIC: {"steps": [0, 1], "values": [0.9, 0.8], "times": [T0, T1]},
     DATASET: {"created_at": T0, "desc": "digits", "latest_version": "v2", "version_count": 2},
@@ -737,8 +740,75 @@ def integrity_cases() -> list[Case]:
     ]
 
 
+def ownership_cases() -> list[Case]:
+    """Which process owns a run (owner token, conflict copy, its id) is never rewritten."""
+    crashed = layout.run(PROJECT, EXPERIMENT, "crashed")  # seeded without an owner token
+    beat = {"heartbeat_at": T1}
+    return [
+        Case("run owner_token changed", WRITER, "update", RUN, False, {"owner_token": "t-eve"}),
+        Case("run owner_token cleared", WRITER, "update", RUN, False, {"owner_token": None}),
+        Case("owner changes owner_token", OWNER, "update", RUN, False, {"owner_token": "t-own"}),
+        Case("run owner_token kept", WRITER, "update", RUN, True, {"owner_token": "t-1"} | beat),
+        Case(
+            "legacy run gets an owner_token",
+            WRITER,
+            "update",
+            crashed,
+            True,
+            {"owner_token": "t-9"},
+        ),
+        Case(
+            "conflict run forgets conflict_of",
+            WRITER,
+            "update",
+            CONFLICT_RUN,
+            False,
+            {"conflict_of": None},
+        ),
+        Case(
+            "conflict run points elsewhere",
+            WRITER,
+            "update",
+            CONFLICT_RUN,
+            False,
+            {"conflict_of": "finished"},
+        ),
+        Case(
+            "conflict run keeps conflict_of",
+            WRITER,
+            "update",
+            CONFLICT_RUN,
+            True,
+            {"conflict_of": "1"} | beat,
+        ),
+        Case("run names another run id", WRITER, "update", RUN, False, {"run": "finished"}),
+        Case("run names its own id", WRITER, "update", RUN, True, {"run": "1"} | beat),
+        Case(
+            "run created under another id",
+            WRITER,
+            "create",
+            layout.run(PROJECT, EXPERIMENT, "7"),
+            False,
+            run_doc(run="1"),
+        ),
+        Case(
+            "run created naming its id",
+            WRITER,
+            "create",
+            layout.run(PROJECT, EXPERIMENT, "7"),
+            True,
+            run_doc(run="7", owner_token="t-7"),
+        ),
+    ]
+
+
 ALL_CASES = (
-    matrix_cases() + transition_cases() + validation_cases() + forgery_cases() + integrity_cases()
+    matrix_cases()
+    + transition_cases()
+    + validation_cases()
+    + forgery_cases()
+    + integrity_cases()
+    + ownership_cases()
 )
 _RUN_IDS = itertools.count()
 
@@ -964,6 +1034,21 @@ MUTATIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "\n        && !('server_managed' in incoming());",
         ";",
         ("user creates a server-managed project",),
+    ),
+    "owner_token stays once set": (
+        "\n            && keptOnceSet('owner_token')",
+        "",
+        ("run owner_token changed", "run owner_token cleared", "owner changes owner_token"),
+    ),
+    "conflict_of stays once set": (
+        "\n            && keptOnceSet('conflict_of')",
+        "",
+        ("conflict run forgets conflict_of", "conflict run points elsewhere"),
+    ),
+    "runs name their own id": (
+        "function namesRun(r) { return incoming().get('run', r) == r; }",
+        "function namesRun(r) { return true; }",
+        ("run names another run id", "run created under another id"),
     ),
     "server_managed stays": (
         "\n        && unchanged('server_managed');",

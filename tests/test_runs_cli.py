@@ -10,10 +10,12 @@ import pytest
 from google.cloud import firestore
 from typer.testing import CliRunner
 
-from aletheia.cli import app, runs_cmd
-from aletheia.cloud import config, layout
+from aletheia.cli import app
+from aletheia.cloud import clients, config, layout
 from aletheia.errors import NotFoundError
 from aletheia.tracking.metastore import Metastore
+
+from helpers import count_documents_read
 
 PROJECT = "cli"
 runner = CliRunner()
@@ -62,28 +64,27 @@ def test_list_sorts_by_metric_and_filters(runs: Metastore) -> None:
 
 
 def test_top_n_of_one_experiment_reads_in_the_servers_order_without_a_full_scan(
-    runs: Metastore, monkeypatch: pytest.MonkeyPatch
+    runs: Metastore, db: firestore.Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     scanned = json.loads(invoke("list", "-e", "sweep", "--sort", "val/acc", "--json"))
-    calls: list[str | None] = []
-    real_load = runs_cmd.load_runs
-
-    def counting_load(db: firestore.Client, p: str, experiment: str | None) -> list:
-        calls.append(experiment)
-        return real_load(db, p, experiment)
-
-    monkeypatch.setattr(runs_cmd, "load_runs", counting_load)
-    top = json.loads(invoke("list", "-e", "sweep", "--sort", "val/acc", "-n", "2", "--json"))
+    monkeypatch.setattr(clients, "firestore_client", lambda *_a, **_k: db)  # counted below
+    with count_documents_read(db) as reads:
+        top = json.loads(invoke("list", "-e", "sweep", "--sort", "val/acc", "-n", "2", "--json"))
     assert [r["run"] for r in top] == [r["run"] for r in scanned[:2]] == ["2", "3"]
-    assert calls == []  # served by the ordered query alone
-    worst = json.loads(
-        invoke("list", "-e", "sweep", "--sort", "val/acc", "--asc", "-n", "1", "--json")
-    )
-    assert [r["run"] for r in worst] == ["1"] and calls == []
+    assert reads["run_query"] == 3  # the two runs and one more (is there a next page?)
+    with count_documents_read(db) as reads:
+        worst = json.loads(
+            invoke("list", "-e", "sweep", "--sort", "val/acc", "--asc", "-n", "1", "--json")
+        )
+    assert [r["run"] for r in worst] == ["1"] and reads["run_query"] == 2
     # More runs asked for than have the metric: the runs without it come from the full scan.
-    everything = json.loads(invoke("list", "-e", "sweep", "--sort", "val/acc", "-n", "5", "--json"))
+    with count_documents_read(db) as reads:
+        everything = json.loads(
+            invoke("list", "-e", "sweep", "--sort", "val/acc", "-n", "5", "--json")
+        )
     assert [r["run"] for r in everything] == [r["run"] for r in scanned]
-    assert calls == ["sweep"]
+    # The ordered query runs out at 3; the rest come in run id order, skipping those 3 again.
+    assert reads["run_query"] == 3 + 3 + 2
 
 
 def test_show_and_compare(runs: Metastore) -> None:

@@ -13,14 +13,16 @@ import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import requests
 from google.cloud import firestore, storage
 from test_function_profiling import upload, wait_terminal
 from typer.testing import CliRunner
 
 from aletheia.cli import app
 from aletheia.cloud import config, layout
+from aletheia.devstack import local
 
-from helpers import wait_for_document
+from helpers import wait_for, wait_for_document
 
 PROJECT = "vision"  # the project test_function_profiling.upload writes into
 runner = CliRunner()
@@ -93,3 +95,48 @@ def test_reprofile_stuck_redrives_only_the_files_that_never_finished(
     statuses = {r["sha256"]: r["status"] for r in json.loads(again.stdout)["reprofiled"]}
     assert statuses == {a: "done", b: "done"}
     assert db.document(layout.file(PROJECT, a)).get().get("attempts") == 2
+
+
+def test_reprofile_stuck_goes_through_the_deployed_function(
+    stack: config.Settings, db: firestore.Client, gcs: storage.Client, tmp_path: Path, monkeypatch
+) -> None:
+    """The command re-sends the bucket's event; the function, not the command, profiles."""
+    monkeypatch.chdir(tmp_path)
+    data = tmp_path / "d"
+    data.mkdir()
+    contents = {"a.csv": b"p,q\n1,2\n", "b.csv": b"p,q\n3,4\n5,6\n7,8\n"}
+    for name, content in contents.items():
+        (data / name).write_bytes(content)
+    delivered = _delivered(stack)
+    added = runner.invoke(app, ["datasets", "add", "fn", str(data), "-p", PROJECT, "--json"])
+    assert added.exit_code == 0, added.output
+    a, b = (hashlib.sha256(c).hexdigest() for c in contents.values())
+    for digest in (a, b):
+        assert wait_terminal(db, digest)["status"] == "done"
+    # Every event of the add handled (and the sweep after each done): none can sweep b.
+    objects = len(list(gcs.bucket(stack.bucket).list_blobs()))
+    wait_for(lambda: _delivered(stack) - delivered >= objects, what="the add's events")
+    blob = gcs.bucket(stack.bucket).get_blob(layout.blob_name(PROJECT, b))
+    before = blob.generation
+    leave_as_a_killed_worker_would(db, b)  # processing, lease expired, no result
+
+    result = runner.invoke(app, ["datasets", "reprofile", "fn", "--stuck", "-p", PROJECT, "--json"])
+
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert [(r["sha256"], r["status"]) for r in report["reprofiled"]] == [(b, "done")]
+    doc = db.document(layout.file(PROJECT, b)).get().to_dict() or {}
+    assert doc["status"] == "done" and doc["rows"] == 3 and doc["attempts"] == 2
+    # The event the function handled is the bucket's new one: a new generation of the
+    # same bytes, finalized by the command's rewrite and delivered by the bucket's path.
+    now = gcs.bucket(stack.bucket).get_blob(layout.blob_name(PROJECT, b))
+    assert now.generation != before and doc["generation"] == str(now.generation)
+    assert now.crc32c == blob.crc32c
+    assert db.document(layout.file(PROJECT, a)).get().get("attempts") == 1
+
+
+def _delivered(settings: config.Settings) -> int:
+    """Events the local bridge delivered to the function so far."""
+    state = local.load_state(settings.stack_dir)
+    assert state is not None
+    return int(requests.get(state.parts["bridge"].health_url, timeout=10).json()["delivered"])

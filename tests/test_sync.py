@@ -139,7 +139,7 @@ def test_sync_prunes_old_settled_journals_and_never_unsettled_ones(
     # An old journal of a run that died before reaching Firestore: it holds the only copy.
     unsettled = journal.journal_path(root, "prune", "e", "offline-run")
     script = (
-        "import sys\nfrom aletheia import journal\n"
+        "import sys\nfrom aletheia.tracking import journal\n"
         "w = journal.JournalWriter(journal.Path(sys.argv[1]))\n"
         "w.header(project='prune', experiment='e', run='offline-run', cloud_project='x',"
         " created=False, fields={'status': 'running'}, heartbeat_s=1.0)\n"

@@ -3,6 +3,12 @@
 Commands stay thin: parse, call the library, print. Library errors
 (:class:`~aletheia.errors.AletheiaError`) become one red line and their
 exit code, never a traceback.
+
+Sub-commands are listed in :data:`COMMANDS` by name and imported only when
+they run (:mod:`aletheia.cli.lazygroup`), so ``aletheia --help`` and each
+command load only what they use. Help is click's plain format: Typer's rich
+help imports a Markdown renderer, which alone costs more start-up than the
+rest of ``--help``.
 """
 
 from __future__ import annotations
@@ -10,44 +16,73 @@ from __future__ import annotations
 import sys
 
 import typer
-from google.api_core import exceptions as gexc
 
-from aletheia.cli import (
-    artifacts_cmd,
-    auth_cmd,
-    blobrefs_cmd,
-    config_cmd,
-    datasets_cmd,
-    export_cmd,
-    local_cmd,
-    project_cmd,
-    reprofile_cmd,
-    runs_cmd,
-    stats_cmd,
-    sync_cmd,
-)
-from aletheia.cli._common import access_denied, console, print_error
+from aletheia.cli.lazygroup import Lazy, LazyGroup
 from aletheia.errors import AletheiaError
+
+#: Every sub-command: where it lives and the line the root's ``--help`` shows, in that order.
+COMMANDS: dict[str, Lazy] = {
+    "config": Lazy(
+        "aletheia.cli.config_cmd:show_config",
+        "Show the resolved settings (argument > env > config file > default).",
+    ),
+    "sync": Lazy(
+        "aletheia.cli.sync_cmd:sync",
+        "Replay local run journals into Firestore (exactly once; safe to run again).",
+    ),
+    "local": Lazy(
+        "aletheia.cli.local_cmd:app",
+        "Run Firestore, Cloud Storage, Pub/Sub and the storage function locally.",
+    ),
+    "project": Lazy(
+        "aletheia.cli.project_cmd:app",
+        "aletheia projects and their members (viewer < writer < owner).",
+    ),
+    "auth": Lazy(
+        "aletheia.cli.auth_cmd:app",
+        "Sign in as a Firebase user so Firestore's rules (project roles) apply to you.",
+    ),
+    "datasets": Lazy(
+        "aletheia.cli.datasets_cmd:app",
+        "Versioned datasets: content-addressed files in Cloud Storage.",
+        extra={
+            "stats": "aletheia.cli.stats_cmd:stats",
+            "split": "aletheia.cli.stats_cmd:split",
+            "backfill-refs": "aletheia.cli.blobrefs_cmd:backfill_refs",
+            "reprofile": "aletheia.cli.reprofile_cmd:reprofile",
+        },
+    ),
+    "artifacts": Lazy(
+        "aletheia.cli.artifacts_cmd:app",
+        "Versioned artifacts of an experiment (models, plots, logs): every save is a version "
+        "naming the run that saved it.",
+    ),
+    "experiments": Lazy("aletheia.cli.experiments_cmd:app", "The experiments of a project."),
+    "runs": Lazy("aletheia.cli.runs_cmd:app", "List, show and compare runs."),
+    "export": Lazy("aletheia.cli.export_cmd:app", "Export runs to other tools' formats."),
+}
+
+
+class RootGroup(LazyGroup):
+    """The root group, knowing :data:`COMMANDS`."""
+
+    lazy = COMMANDS
+
 
 app = typer.Typer(
     name="aletheia",
     help="Serverless experiment and data tracker on Google Cloud (Firestore + Cloud Storage).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    cls=RootGroup,
 )
-app.add_typer(local_cmd.app, name="local")
-app.add_typer(project_cmd.app, name="project")
-app.add_typer(auth_cmd.app, name="auth")
-datasets_cmd.app.command("stats")(stats_cmd.stats)
-datasets_cmd.app.command("split")(stats_cmd.split)
-datasets_cmd.app.command("backfill-refs")(blobrefs_cmd.backfill_refs)
-datasets_cmd.app.command("reprofile")(reprofile_cmd.reprofile)
-app.add_typer(datasets_cmd.app, name="datasets")
-app.add_typer(artifacts_cmd.app, name="artifacts")
-app.command("config")(config_cmd.show_config)
-app.add_typer(runs_cmd.app, name="runs")
-app.command("sync")(sync_cmd.sync)
-app.add_typer(export_cmd.app, name="export")
+
+
+@app.callback()
+def root() -> None:
+    """Serverless experiment and data tracker on Google Cloud (Firestore + Cloud Storage)."""
+    # Every command is a sub-command (COMMANDS); a callback is what makes the root a group.
 
 
 def main() -> None:
@@ -55,12 +90,21 @@ def main() -> None:
     try:
         app()
     except AletheiaError as exc:
-        print_error(exc)
-        sys.exit(exc.exit_code)
-    except gexc.PermissionDenied as exc:
-        denied = access_denied(exc)
-        print_error(denied)
-        sys.exit(denied.exit_code)
+        _fail(exc)
+    except Exception as exc:
+        from aletheia.cli._common import as_access_denied
+
+        denied = as_access_denied(exc)
+        if denied is None:
+            raise
+        _fail(denied)
 
 
-__all__ = ["app", "console", "main"]
+def _fail(exc: AletheiaError) -> None:
+    from aletheia.cli._common import print_error
+
+    print_error(exc)
+    sys.exit(exc.exit_code)
+
+
+__all__ = ["COMMANDS", "app", "main"]

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import functools
+import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from google.api_core import exceptions as gexc
 from rich.console import Console
 
 from aletheia.cloud import config
+from aletheia.cloud.lazy import gexc
 from aletheia.errors import AccessDeniedError, AletheiaError
 
 console = Console()
@@ -53,12 +54,23 @@ def exit_on_error(func: _F) -> _F:
         except AletheiaError as exc:
             print_error(exc)
             raise typer.Exit(exc.exit_code) from exc
-        except gexc.PermissionDenied as exc:
-            denied = access_denied(exc)
+        except Exception as exc:
+            denied = as_access_denied(exc)
+            if denied is None:
+                raise
             print_error(denied)
             raise typer.Exit(denied.exit_code) from exc
 
     return wrapper  # type: ignore[return-value]
+
+
+def as_access_denied(exc: BaseException) -> AccessDeniedError | None:
+    """:func:`access_denied` for a refusal by Firestore's rules, ``None`` for any other error."""
+    # A module never imported raised nothing: asking it would import gRPC on every exit.
+    exceptions = sys.modules.get("google.api_core.exceptions")
+    if exceptions is None or not isinstance(exc, exceptions.PermissionDenied):
+        return None
+    return access_denied(exc)
 
 
 def access_denied(exc: gexc.PermissionDenied) -> AccessDeniedError:

@@ -19,7 +19,7 @@ from aletheia.cli._datasets_common import (
     version_validation,
 )
 from aletheia.data import pull as pulling
-from aletheia.data.datasets import FileEntry
+from aletheia.data.manifests import FileEntry
 
 app = typer.Typer(help="Versioned datasets: content-addressed files in Cloud Storage.")
 

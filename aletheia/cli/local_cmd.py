@@ -46,9 +46,21 @@ def up(
     function_source: Annotated[
         Path | None, typer.Option(help="functions/main.py to serve (default: the checkout's).")
     ] = None,
+    export_every: Annotated[
+        float | None,
+        typer.Option(
+            "--export-every",
+            metavar="SECONDS",
+            min=0,
+            help="Save Firestore's documents into the stack dir this often, so an emulator "
+            "that dies loses at most this much; 0: only on `local down` "
+            "(setting export_every, ALETHEIA_EXPORT_EVERY; default 60).",
+        ),
+    ] = None,
 ) -> None:
     """Start the local stack in the background (or reuse it if it is already healthy)."""
-    resolved = settings(stack_dir=stack_dir)
+    every = None if export_every is None else repr(export_every)
+    resolved = settings(stack_dir=stack_dir, export_every=every)
     ports = {
         "firestore": firestore_port,
         "storage": storage_port,
@@ -63,9 +75,11 @@ def up(
         startup_timeout_s=timeout,
         function_source=function_source,
         auth=auth,
+        export_interval_s=resolved.export_every,
     )
     state = local.up(cfg, echo=console.print)
     _print_state(state)
+    console.print(local.export_note(state))
     console.print("\nClients find this stack by themselves; other tools need:")
     for key, value in state.env.items():
         console.print(f"  export {key}={value}", highlight=False, soft_wrap=True)
@@ -95,6 +109,7 @@ def status(stack_dir: StackDirOption = None) -> None:
         console.print(f"no local stack in {resolved.stack_dir} (start one: aletheia local up)")
         raise typer.Exit(1)
     health = _print_state(state)
+    console.print(local.export_note(state))
     if any(v != "healthy" for v in health.values()):
         raise typer.Exit(1)
 

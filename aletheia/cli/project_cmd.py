@@ -1,4 +1,4 @@
-"""``aletheia project create | show`` and ``aletheia project members add | rm | list``."""
+"""``aletheia project create | show | list`` and ``aletheia project members add | rm | list``."""
 
 from __future__ import annotations
 
@@ -71,6 +71,28 @@ def show(project: ProjectOption = None, as_json: JsonOption = False) -> None:
     console.print(f"[bold]{name}[/]  {doc.get('description') or ''}")
     console.print(f"created {doc.get('created_at', '-')}")
     _print_members(members.list_members(db, name))
+
+
+@app.command("list")
+@exit_on_error
+def list_projects(as_json: JsonOption = False) -> None:
+    """List every aletheia project of the configured cloud project (server credentials)."""
+    from aletheia.cli._reading import reader
+
+    found = reader(None).projects()
+    if as_json:
+        rows = [
+            {"name": p.name, "description": p.description, "created_at": p.created_at}
+            for p in found
+        ]
+        console.print_json(json.dumps(rows, default=str))
+        return
+    table = Table("project", "description", "created", "members")
+    for p in found:
+        created = p.created_at.strftime("%Y-%m-%d %H:%M:%S") if p.created_at else "-"
+        table.add_row(p.name, p.description or "-", created, str(len(p.members)))
+    table.caption = f"{len(found)} project(s)"
+    console.print(table)
 
 
 @members_app.command("list")

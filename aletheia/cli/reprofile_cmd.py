@@ -1,9 +1,11 @@
 """``aletheia datasets reprofile``: profile a version's files again (all, stuck ones, or one).
 
-A plain command function, registered on the ``datasets`` sub-app. It runs
-the storage function's own code path (:mod:`aletheia.function.leases`) in this
-process, so it needs credentials that may write the ``Files`` registry
-(server credentials, or the local stack).
+A plain command function, registered on the ``datasets`` sub-app. It makes
+the bucket send each file's finalize event again, so the deployed storage
+function does the work (:func:`aletheia.function.leases.reemit`), and waits for the
+results; ``--in-process`` runs the function's code path here instead
+(credentials that may write the ``Files`` registry: server credentials, or
+the local stack).
 """
 
 from __future__ import annotations
@@ -41,10 +43,24 @@ def reprofile(
         list[str] | None,
         typer.Option("--sha", help="Only this file (sha256 of its content); repeatable."),
     ] = None,
+    in_process: Annotated[
+        bool,
+        typer.Option(
+            "--in-process",
+            help="Profile here, with the function's code, instead of re-sending the bucket's "
+            "event to the deployed function.",
+        ),
+    ] = False,
+    wait: Annotated[
+        float,
+        typer.Option(
+            "--wait", metavar="SECONDS", min=0, help="How long to wait for the function's results."
+        ),
+    ] = 600.0,
     project: ProjectOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Profile a version's files again through the storage function's code path."""
+    """Profile a version's files again: the storage function does it (or --in-process)."""
     store = dataset_store(project, quiet=True)
     handle = store.get(name, version, download=False)
     digests = {e.sha256 for e in handle.files}
@@ -73,6 +89,8 @@ def reprofile(
         digests,
         stuck_only=stuck,
         on_file=progress,
+        in_process=in_process,
+        wait_s=wait,
     )
     if as_json:
         typer.echo(

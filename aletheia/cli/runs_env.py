@@ -17,10 +17,12 @@ from typing import Annotated, Any
 import typer
 
 from aletheia.cli._common import console, settings
+from aletheia.cli._reading import reader
 from aletheia.cloud import layout
 from aletheia.errors import NotFoundError
 from aletheia.tracking import envinfo, reproduce
 from aletheia.tracking.compose import Backend
+from aletheia.tracking.readapi import thaw
 
 
 def env(
@@ -63,15 +65,15 @@ def env(
 
 def _run_env(resolved: Any, experiment: str, run: str) -> dict[str, Any]:
     """The ``env`` map of the run document, or a clear NotFoundError."""
-    path = layout.run(resolved.project, experiment, run)
-    snapshot = Backend(resolved).db.document(path).get()
     where = f"run {run!r} of experiment {experiment!r} in project {resolved.project!r}"
-    if not snapshot.exists:
+    try:
+        view = reader(resolved.project).get_run(experiment, run)
+    except NotFoundError as exc:
         raise NotFoundError(
             f"there is no {where}",
             f"check the ids with `aletheia runs list -e {experiment}` and the project with -p",
-        )
-    recorded = (snapshot.to_dict() or {}).get("env")
+        ) from exc
+    recorded = thaw(view.doc.get("env"))
     if not isinstance(recorded, dict) or not recorded.get("packages_ref"):
         raise NotFoundError(
             f"{where} has no recorded environment",

@@ -26,15 +26,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import requests
-from google.auth import credentials as ga_credentials
-
 from aletheia.cloud.config import Settings, default_user_credentials
+from aletheia.cloud.lazy import requests
 from aletheia.errors import BackendUnavailableError, ConfigError, CredentialsError
 
 #: API key sent to the Auth emulator, which accepts any.
@@ -152,38 +149,6 @@ def _auth_error(resp: requests.Response) -> CredentialsError:
     )
 
 
-class FirebaseUserCredentials(ga_credentials.Credentials):  # type: ignore[misc]
-    """google-auth credentials whose bearer token is a Firebase ID token.
-
-    Given to a Firestore client, every RPC carries the user's ID token; it is
-    renewed from the refresh token shortly before it expires.
-    """
-
-    def __init__(self, toolkit: IdentityToolkit, user: SignedInUser) -> None:
-        super().__init__()
-        self.toolkit = toolkit
-        self.user = user
-        self._lock = threading.Lock()
-
-    @property
-    def uid(self) -> str:
-        """The Firebase uid the rules see as ``request.auth.uid``."""
-        return self.user.uid
-
-    def refresh(self, request: Any) -> None:
-        """Trade the refresh token for a new ID token (google-auth calls this)."""
-        grant = self.toolkit.refresh(self.user.refresh_token)
-        self.token = grant.id_token
-        self.expiry = grant.expires_at
-
-    def fresh_token(self) -> str:
-        """A valid ID token, renewed first if it is missing or about to expire."""
-        with self._lock:
-            if not self.valid:
-                self.refresh(None)
-            return str(self.token)
-
-
 # --------------------------------------------------------------------------- settings
 
 
@@ -263,22 +228,6 @@ def _unreadable(path: Path, exc: Exception) -> CredentialsError:
         f"the signed-in user file {path} is unreadable: {exc}",
         "run `aletheia auth logout`, then `aletheia auth login`",
     )
-
-
-def user_credentials(settings: Settings) -> FirebaseUserCredentials | None:
-    """The Firebase user the Firestore client acts as, or ``None`` for server credentials."""
-    if settings.identity == "server":
-        return None
-    user = signed_in_user(settings)
-    if user is None:
-        if settings.identity == "user":
-            raise CredentialsError(
-                "identity is 'user' but nobody is signed in for cloud project "
-                f"{settings.cloud_project!r}",
-                "run `aletheia auth login`, or set ALETHEIA_IDENTITY=server",
-            )
-        return None
-    return FirebaseUserCredentials(toolkit_for(settings), user)
 
 
 def _save(path: Path, user: SignedInUser) -> None:

@@ -15,12 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import requests
-from google.auth.credentials import AnonymousCredentials
-from google.cloud import firestore, storage  # type: ignore[attr-defined]
-
-from aletheia.cloud import auth
 from aletheia.cloud.config import Settings
+from aletheia.cloud.lazy import firestore, requests, storage
 from aletheia.errors import BackendUnavailableError, CredentialsError
 
 _ENV_LOCK = threading.Lock()
@@ -55,14 +51,18 @@ def firestore_client(settings: Settings, *, probe: bool = True) -> firestore.Cli
     When a Firebase user is signed in (see :mod:`aletheia.cloud.auth`), the client
     acts as that user and the security rules apply.
     """
-    user = auth.user_credentials(settings)
+    from aletheia.cloud import usercreds  # google-auth: only when a client is built
+
+    user = usercreds.user_credentials(settings)
     if settings.uses_emulators:
         host = _require_emulator(settings.firestore_emulator_host, "firestore", settings)
         if probe:
             probe_emulator(f"http://{host}/", "firestore")
         with _temporary_env(FIRESTORE_EMULATOR_HOST=host):
             if user is not None:
-                return _EmulatorUserClient(project=settings.cloud_project, credentials=user)
+                return usercreds.EmulatorUserClient(
+                    project=settings.cloud_project, credentials=user
+                )
             return firestore.Client(project=settings.cloud_project)
     credentials = user or _cloud_credentials(settings)
     with _temporary_env(FIRESTORE_EMULATOR_HOST=None):
@@ -71,23 +71,10 @@ def firestore_client(settings: Settings, *, probe: bool = True) -> firestore.Cli
 
 def acting_uid(db: firestore.Client) -> str | None:
     """The Firebase uid a client acts as, or ``None`` for server credentials."""
+    from aletheia.cloud.usercreds import FirebaseUserCredentials
+
     creds = getattr(db, "_credentials", None)
-    return creds.uid if isinstance(creds, auth.FirebaseUserCredentials) else None
-
-
-class _EmulatorUserClient(firestore.Client):  # type: ignore[misc]
-    """A Firestore client that talks to the emulator as a signed-in Firebase user.
-
-    In emulator mode the library sends ``Bearer owner`` on every call, which
-    bypasses the rules; this client sends the user's ID token instead, so
-    the emulator judges each call exactly as production would.
-    """
-
-    @property
-    def _rpc_metadata(self) -> list[tuple[str, str]]:
-        base = [(k, v) for k, v in super()._rpc_metadata if k != "authorization"]
-        token = self._credentials.fresh_token()
-        return [*base, ("authorization", f"Bearer {token}")]
+    return creds.uid if isinstance(creds, FirebaseUserCredentials) else None
 
 
 def storage_client(settings: Settings, *, probe: bool = True) -> storage.Client:
@@ -96,6 +83,8 @@ def storage_client(settings: Settings, *, probe: bool = True) -> storage.Client:
         url = _require_emulator(settings.storage_emulator_host, "storage", settings)
         if probe:
             probe_emulator(f"{url}/storage/v1/b?project={settings.cloud_project}", "storage")
+        from google.auth.credentials import AnonymousCredentials
+
         with _temporary_env(STORAGE_EMULATOR_HOST=url):
             return storage.Client(
                 project=settings.cloud_project, credentials=AnonymousCredentials()

@@ -58,8 +58,11 @@ ENV_VARS: dict[str, tuple[str, ...]] = {
     "auth_emulator_host": ("ALETHEIA_AUTH_EMULATOR_HOST", "FIREBASE_AUTH_EMULATOR_HOST"),
     "user_credentials": ("ALETHEIA_USER_CREDENTIALS",),
     "owner": ("ALETHEIA_OWNER",),
+    "export_every": ("ALETHEIA_EXPORT_EVERY",),
 }
 CONFIG_FILE_ENV = "ALETHEIA_CONFIG"
+#: Default seconds between the local stack's periodic Firestore exports.
+DEFAULT_EXPORT_EVERY_S = 60.0
 #: File in the stack dir where ``aletheia local up`` records what runs where.
 STACK_STATE_FILE = "state.json"
 
@@ -123,6 +126,8 @@ class Settings:
     #: Firebase uid that server-credential clients act for: owner of the projects
     #: they create, and the member an existing project must name for them to write.
     owner: str | None = None
+    #: Seconds between the local stack's periodic Firestore exports (0: only on ``down``).
+    export_every: float = DEFAULT_EXPORT_EVERY_S
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
     #: Settings that were overridden or look wrong (shown by ``aletheia config``).
     notes: tuple[str, ...] = field(default=(), compare=False)
@@ -272,9 +277,29 @@ def _complete(values: dict[str, Any], sources: dict[str, str], env: Mapping[str,
         if values.get("user_credentials")
         else default_user_credentials(cloud_project),
         owner=values.get("owner") or None,
+        export_every=_seconds(values, sources, "export_every", DEFAULT_EXPORT_EVERY_S),
         sources=sources,
         notes=tuple(notes),
     )
+
+
+def _seconds(
+    values: Mapping[str, Any], sources: Mapping[str, str], name: str, default: float
+) -> float:
+    """A setting holding a number of seconds, 0 or more."""
+    raw = values.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        seconds = float(raw)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if not (seconds >= 0 and seconds != float("inf")):
+        raise ConfigError(
+            f"{name} is {raw!r} ({sources.get(name, 'argument')})",
+            "give a number of seconds, 0 or more (0: only when the stack stops)",
+        )
+    return seconds
 
 
 def read_stack_state(stack_dir: Path) -> dict[str, Any]:

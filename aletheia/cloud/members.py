@@ -20,12 +20,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from google.api_core.exceptions import AlreadyExists, PermissionDenied
-from google.cloud import firestore
-from google.cloud.firestore_v1.field_path import FieldPath
-
 from aletheia.cloud import clients, layout
-from aletheia.errors import AccessDeniedError, ConflictError, NotFoundError, ValidationError
+from aletheia.cloud.lazy import firestore, gexc
+from aletheia.errors import (
+    AccessDeniedError,
+    AletheiaError,
+    ConflictError,
+    NotFoundError,
+    ValidationError,
+)
 
 #: Roles, weakest first.
 ROLES = ("viewer", "writer", "owner")
@@ -77,7 +80,10 @@ def create_project(
         raise exists
     try:
         db.document(layout.project(project)).create(doc)
-    except (AlreadyExists, PermissionDenied) as exc:  # users cannot even see others' projects
+    except (
+        gexc.AlreadyExists,
+        gexc.PermissionDenied,
+    ) as exc:  # users cannot even see others' projects
         raise exists from exc
     return doc
 
@@ -105,7 +111,7 @@ def ensure_project(
         try:
             ref.create(doc, timeout=timeout)
             return
-        except (AlreadyExists, PermissionDenied):  # it exists (and may not be theirs)
+        except (gexc.AlreadyExists, gexc.PermissionDenied):  # it exists (and may not be theirs)
             pass
         require_role(db, project, uid, "writer")
         return
@@ -114,7 +120,7 @@ def ensure_project(
         try:
             ref.create(doc, timeout=timeout)
             return
-        except AlreadyExists:  # created meanwhile
+        except gexc.AlreadyExists:  # created meanwhile
             snap = ref.get(timeout=timeout)
     stored = snap.to_dict() or {}
     known = dict(stored.get("members") or {})
@@ -129,6 +135,32 @@ def ensure_project(
         f"writer or owner (an owner adds one with `aletheia project members add <uid> writer "
         f"-p {project}`); otherwise use another project name",
     )
+
+
+class ProjectChecks:
+    """:func:`ensure_project` asked once per project, for a writer of many runs (``sync``).
+
+    A refusal is remembered (every journal of that project is refused the
+    same way without asking again); a transient failure is not.
+    """
+
+    def __init__(self, owner: str | None = None) -> None:
+        self.owner = owner
+        self._ok: set[str] = set()
+        self._refused: dict[str, AletheiaError] = {}
+
+    def require(self, db: firestore.Client, project: str) -> None:
+        """Raise the :class:`AletheiaError` :func:`ensure_project` gives, if any."""
+        if project in self._ok:
+            return
+        if project in self._refused:
+            raise self._refused[project]
+        try:
+            ensure_project(db, project, owner=self.owner)
+        except AletheiaError as exc:
+            self._refused[project] = exc
+            raise
+        self._ok.add(project)
 
 
 def get_project(db: firestore.Client, project: str) -> dict[str, Any]:
@@ -151,7 +183,7 @@ def require_role(db: firestore.Client, project: str, uid: str, needed: str) -> s
     hint = f"ask an owner to run `aletheia project members add {uid} {needed} -p {project}`"
     try:
         role = (get_project(db, project).get("members") or {}).get(uid)
-    except PermissionDenied as exc:  # the rules let only members read the project
+    except gexc.PermissionDenied as exc:  # the rules let only members read the project
         raise AccessDeniedError(f"{uid!r} is not a member of project {project!r}", hint) from exc
     if not role_at_least(role, needed):
         raise AccessDeniedError(
@@ -192,6 +224,8 @@ def remove_member(db: firestore.Client, project: str, uid: str) -> str:
 def _change(db: firestore.Client, project: str, uid: str, role: str | None) -> str | None:
     """Set (or delete, for ``None``) one member's role in a transaction."""
     ref = db.document(layout.project(project))
+
+    from google.cloud.firestore_v1.field_path import FieldPath
 
     @firestore.transactional
     def apply(tx: firestore.Transaction) -> str | None:

@@ -54,15 +54,19 @@ def client_query(**example: Any) -> Callable[[_F], _F]:
 
 @client_query(p="proj", e="exp", status="running")
 def runs_by_status(
-    db: firestore.Client, p: str, e: str, status: str, limit: int | None = None
+    db: firestore.Client, p: str, e: str, status: str | list[str], limit: int | None = None
 ) -> Query:
-    """Runs of an experiment with one status, newest start first.
+    """Runs of an experiment with one stored status (or any of a list), newest start first.
 
-    Needs the composite index ``Runs (status ASC, started_at DESC)``.
+    Needs the composite index ``Runs (status ASC, started_at DESC)`` (``in`` is
+    an equality to Firestore's indexes).
     """
+    match = FieldFilter("status", "==", status)
+    if isinstance(status, list):
+        match = FieldFilter("status", "in", status)
     query = (
         db.collection(layout.runs(p, e))
-        .where(filter=FieldFilter("status", "==", status))
+        .where(filter=match)
         .order_by("started_at", direction=Query.DESCENDING)
     )
     return query.limit(limit) if limit else query
@@ -105,6 +109,53 @@ def runs_using_dataset(db: firestore.Client, p: str, e: str, dataset_ref: str) -
         .where(filter=FieldFilter("dataset_refs", "array_contains", dataset_ref))
         .order_by("started_at", direction=Query.DESCENDING)
     )
+
+
+@client_query(p="proj", e="exp")
+def runs_by_start(db: firestore.Client, p: str, e: str, *, descending: bool = True) -> Query:
+    """Runs of an experiment by start time (newest first by default); single-field index."""
+    direction = Query.DESCENDING if descending else Query.ASCENDING
+    return db.collection(layout.runs(p, e)).order_by("started_at", direction=direction)
+
+
+@client_query(p="proj", e="exp")
+def runs_by_number(db: firestore.Client, p: str, e: str, *, descending: bool = False) -> Query:
+    """Numbered runs of an experiment (1, 2, 3 ...) in order; single-field index.
+
+    Runs without a number (explicit or time-based ids, MLflow's) are left out.
+    """
+    direction = Query.DESCENDING if descending else Query.ASCENDING
+    return db.collection(layout.runs(p, e)).order_by("number", direction=direction)
+
+
+@client_query(p="proj", e="exp")
+def runs_by_id(db: firestore.Client, p: str, e: str, *, descending: bool = False) -> Query:
+    """Every run of an experiment in run id order; single-field index.
+
+    Ordered on the ``run`` field every run document carries (its own id), not on
+    ``__name__``: Firestore refuses descending key scans.
+    """
+    direction = Query.DESCENDING if descending else Query.ASCENDING
+    return db.collection(layout.runs(p, e)).order_by("run", direction=direction)
+
+
+@client_query(p="proj", e="exp", model="resnet18")
+def runs_by_model(db: firestore.Client, p: str, e: str, model: str) -> Query:
+    """Runs of an experiment whose model is named ``model``, newest start first.
+
+    Needs the composite index ``Runs (model.name ASC, started_at DESC)``.
+    """
+    return (
+        db.collection(layout.runs(p, e))
+        .where(filter=FieldFilter("model.name", "==", model))
+        .order_by("started_at", direction=Query.DESCENDING)
+    )
+
+
+@client_query(p="proj", e="exp", r="3", key="val/loss")
+def metric_chunks_of_key(db: firestore.Client, p: str, e: str, r: str, key: str) -> Query:
+    """The chunk documents of one metric of a run (the ``key`` field; single-field)."""
+    return db.collection(layout.metrics(p, e, r)).where(filter=FieldFilter("key", "==", key))
 
 
 # --------------------------------------------------------------------------- artifacts

@@ -12,29 +12,46 @@ reported as permanent, the same way everywhere.
 
 from __future__ import annotations
 
-import requests
-from google.api_core import exceptions as gexc
+import functools
+from typing import TYPE_CHECKING
 
+from aletheia.cloud.lazy import gexc, requests
 from aletheia.errors import BackendUnavailableError
 
-#: Error types worth retrying (see :func:`is_transient` for the exceptions within them).
-TRANSIENT: tuple[type[BaseException], ...] = (
-    gexc.ServiceUnavailable,  # 503 / UNAVAILABLE
-    gexc.DeadlineExceeded,  # DEADLINE_EXCEEDED
-    gexc.InternalServerError,  # 500 / INTERNAL
-    gexc.BadGateway,  # 502
-    gexc.GatewayTimeout,  # 504
-    gexc.TooManyRequests,  # 429
-    gexc.ResourceExhausted,  # RESOURCE_EXHAUSTED: quota, overload
-    gexc.Aborted,  # ABORTED: transaction contention
-    gexc.Unknown,  # UNKNOWN: a dropped stream
-    gexc.RetryError,  # a library retry that ran out of time
-    BackendUnavailableError,  # our probe found no emulator/service
-    requests.ConnectionError,
-    requests.Timeout,
-    ConnectionError,
-    TimeoutError,
-)
+if TYPE_CHECKING:
+    #: Error types worth retrying (see :func:`is_transient` for the exceptions within them).
+    #: Built on first use (:func:`transient_errors`): naming them imports gRPC.
+    TRANSIENT: tuple[type[BaseException], ...]
+
+
+@functools.cache
+def transient_errors() -> tuple[type[BaseException], ...]:
+    """Error types worth retrying: the same tuple object on every call."""
+    return (
+        gexc.ServiceUnavailable,  # 503 / UNAVAILABLE
+        gexc.DeadlineExceeded,  # DEADLINE_EXCEEDED
+        gexc.InternalServerError,  # 500 / INTERNAL
+        gexc.BadGateway,  # 502
+        gexc.GatewayTimeout,  # 504
+        gexc.TooManyRequests,  # 429
+        gexc.ResourceExhausted,  # RESOURCE_EXHAUSTED: quota, overload
+        gexc.Aborted,  # ABORTED: transaction contention
+        gexc.Unknown,  # UNKNOWN: a dropped stream
+        gexc.RetryError,  # a library retry that ran out of time
+        BackendUnavailableError,  # our probe found no emulator/service
+        requests.ConnectionError,
+        requests.Timeout,
+        ConnectionError,
+        TimeoutError,
+    )
+
+
+def __getattr__(name: str) -> object:
+    """``TRANSIENT`` is :func:`transient_errors`, built when first read (PEP 562)."""
+    if name == "TRANSIENT":
+        return transient_errors()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 # RESOURCE_EXHAUSTED also says "this request is bigger than the server accepts" (the
 # emulator's 4 MiB gRPC limit): the same bytes will never fit.
@@ -49,4 +66,4 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, gexc.TooManyRequests):  # ResourceExhausted is one
         text = str(exc).lower()
         return not any(marker in text for marker in _TOO_LARGE)
-    return isinstance(exc, TRANSIENT)
+    return isinstance(exc, transient_errors())

@@ -11,7 +11,7 @@ Every save is a new version, never an overwrite::
   the run that saved it (``None`` for a save outside a run), and the run
   document lists what it saved (``artifacts: [{name, version}]``).
 * A version's files are a manifest, content-addressed exactly like a dataset
-  version's (:func:`aletheia.data.datasets.encode_manifest`), so the version
+  version's (:func:`aletheia.data.manifests.encode_manifest`), so the version
   document stays small whatever the file count. Bytes are the project's
   content-addressed blobs: a model saved twice is stored once.
 * The version document is the commit point: ``create`` of ``Versions/v{n}``
@@ -41,9 +41,10 @@ from aletheia.cloud.redact import redact_url
 from aletheia.data import artifacts_legacy, blobrefs
 from aletheia.data.blobstore import BlobStore
 from aletheia.data.cache import LinkMode, LocalCache, Verify, safe_join
-from aletheia.data.datasets import FileEntry, decode_manifest, encode_manifest, scan_tree
 from aletheia.data.hashing import sha256_files
+from aletheia.data.manifests import FileEntry, decode_manifest, encode_manifest
 from aletheia.data.projectstore import ProjectFileStore
+from aletheia.data.scan import scan_tree
 from aletheia.data.transfer import run_parallel
 from aletheia.errors import ConflictError, NotFoundError, ValidationError
 

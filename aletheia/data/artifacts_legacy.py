@@ -18,7 +18,7 @@ from google.cloud import firestore
 from aletheia.cloud import layout
 from aletheia.data import blobrefs
 from aletheia.data.blobstore import BlobStore
-from aletheia.data.datasets import FileEntry, encode_manifest
+from aletheia.data.manifests import FileEntry, encode_manifest
 
 
 def is_legacy(artifact_doc: dict[str, Any]) -> bool:

@@ -25,9 +25,6 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import requests
-from google.api_core import exceptions as gexc
-from google.cloud import storage  # type: ignore[attr-defined]
 from tenacity import (
     retry,
     retry_if_exception,
@@ -38,6 +35,7 @@ from tenacity import (
 
 from aletheia.cloud import layout
 from aletheia.cloud.config import LOCAL_BUCKET
+from aletheia.cloud.lazy import gexc, requests, storage
 from aletheia.cloud.transient import is_transient
 from aletheia.errors import (
     AletheiaError,

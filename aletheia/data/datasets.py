@@ -24,68 +24,51 @@ Decisions (docs/datasets.md has the long form):
   bucket. A failed add leaves blobs (harmless, content-addressed) but no
   version and no dataset document.
 * Only files new to the parent version are uploaded (one HEAD each first).
+
+Reading (:mod:`aletheia.data.catalog`), getting a version onto disk
+(:mod:`aletheia.data.getversion`), removing one (:mod:`aletheia.data.removal`),
+manifests (:mod:`aletheia.data.manifests`), the ``files/`` index
+(:mod:`aletheia.data.filesindex`) and lineage (:mod:`aletheia.data.lineage`)
+live in their own modules; this one adds versions.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import socket
-import stat
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from google.api_core import exceptions as gexc
-from google.cloud import firestore
-
-from aletheia.cloud import layout, limits, queries
+from aletheia.cloud import layout, limits
+from aletheia.cloud.lazy import firestore, gexc
 from aletheia.cloud.redact import redact_text
-from aletheia.data import blobrefs, checkout, manifest_check, parents, repo_pin, workspace
+from aletheia.data import (
+    blobrefs,
+    getversion,
+    parents,
+    removal,
+    repo_pin,
+    workspace,
+)
 from aletheia.data.blobstore import BlobInfo, BlobStore
 from aletheia.data.cache import LinkMode, LocalCache, Verify
+from aletheia.data.catalog import DatasetCatalog
+from aletheia.data.filesindex import FILES_VERSION
+from aletheia.data.getversion import DatasetHandle
 from aletheia.data.hashing import StatKey, default_workers, sha256_files
-from aletheia.data.lockfile import LockFile, Pin, find_repo_root
-from aletheia.data.projectstore import ProjectFileStore
+from aletheia.data.manifests import FileEntry, diff_manifests, encode_manifest
+from aletheia.data.removal import RemoveResult
+from aletheia.data.scan import scan_tree
 from aletheia.data.transfer import Reporter, run_parallel
-from aletheia.errors import ConflictError, IntegrityError, NotFoundError, ValidationError
+from aletheia.errors import ConflictError, IntegrityError
 from aletheia.stats import versioncheck
 
-MANIFEST_FORMAT = 1
-#: Files written per Firestore batch (the API allows 500 writes).
-BATCH_SIZE = 400
-#: Field of the dataset document naming the version ``files/`` shows.
-FILES_VERSION = "files_version"
-#: Directories never taken into a dataset (aletheia's and git's own).
-SKIP_DIRS = workspace.OWN_DIRS
-#: Written into a ``--to`` directory: which version and files a previous pull placed there.
-PULL_STATE = workspace.PULL_STATE
 #: Attempts at committing a version when concurrent adders race for the same id.
 MAX_COMMIT_ATTEMPTS = 20
-
-
-@dataclass(frozen=True)
-class FileEntry:
-    """One file of a manifest."""
-
-    path: str
-    sha256: str
-    size: int
-
-
-@dataclass(frozen=True)
-class DatasetHandle:
-    """A resolved dataset version, optionally with its files on local disk."""
-
-    name: str
-    version: str
-    local_path: Path | None
-    files: list[FileEntry] = field(default_factory=list)
-    manifest_sha256: str = ""
 
 
 @dataclass(frozen=True)
@@ -113,183 +96,8 @@ class AddResult:
     gitignore_added: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class Diff:
-    """Files added, removed and changed between two manifests."""
-
-    added: list[FileEntry]
-    removed: list[FileEntry]
-    changed: list[tuple[FileEntry, FileEntry]]
-
-    @property
-    def counts(self) -> dict[str, int]:
-        """``{"added": n, "removed": n, "changed": n}``."""
-        return {
-            "added": len(self.added),
-            "removed": len(self.removed),
-            "changed": len(self.changed),
-        }
-
-
-@dataclass(frozen=True)
-class RemoveResult:
-    """What removing a version did, counting each distinct blob (files and manifest) once."""
-
-    name: str
-    version: str
-    blobs_deleted: int
-    #: Still referenced (by another version, dataset, artifact, run or MLflow file) or unknown.
-    blobs_kept: int
-    dataset_deleted: bool
-    latest_version: str | None
-    #: Kept because the blob registry has no entry for them (stored before it existed).
-    blobs_unregistered: int = 0
-    #: Recorded runs that used the version (removed anyway with ``force``).
-    runs: list[str] = field(default_factory=list)
-    #: Versions whose manifest is damaged (their blobs, and this one's, were kept).
-    damaged: list[str] = field(default_factory=list)
-
-
-# --------------------------------------------------------------------------- manifests
-
-
-def encode_manifest(entries: Iterable[FileEntry]) -> bytes:
-    """Canonical bytes of a manifest: same files → same bytes → same digest."""
-    rows = sorted([e.path, e.sha256, e.size] for e in entries)
-    return json.dumps(
-        {"format": MANIFEST_FORMAT, "files": rows}, separators=(",", ":"), ensure_ascii=False
-    ).encode()
-
-
-def decode_manifest(data: bytes, what: str = "manifest") -> dict[str, FileEntry]:
-    """Inverse of :func:`encode_manifest`; :class:`IntegrityError` naming ``what`` if damaged."""
-    rows = manifest_check.parse_manifest(data, MANIFEST_FORMAT, what)
-    return {p: FileEntry(p, s, n) for p, s, n in rows}
-
-
-def diff_manifests(old: dict[str, FileEntry], new: dict[str, FileEntry]) -> Diff:
-    """Files added, removed and changed (by content) from ``old`` to ``new``."""
-    added = [new[p] for p in sorted(new.keys() - old.keys())]
-    removed = [old[p] for p in sorted(old.keys() - new.keys())]
-    changed = [
-        (old[p], new[p]) for p in sorted(old.keys() & new.keys()) if old[p].sha256 != new[p].sha256
-    ]
-    return Diff(added, removed, changed)
-
-
-def load_manifest(
-    db: firestore.Client,
-    blobstore: BlobStore,
-    project: str,
-    name: str,
-    version: str,
-    cache: LocalCache | None = None,
-) -> dict[str, FileEntry]:
-    """``{relpath: FileEntry}`` of one dataset version."""
-    doc = _version_doc(db, project, name, version)
-    return _read_manifest(blobstore, doc, cache, f"the manifest of {name} {version}")
-
-
-def _read_manifest(
-    blobstore: BlobStore, version_doc: dict[str, Any], cache: LocalCache | None, what: str
-) -> dict[str, FileEntry]:
-    digest = version_doc.get("manifest_sha256")
-    if not isinstance(digest, str) or not manifest_check.SHA256.match(digest):
-        raise manifest_check.damaged(what, f"manifest_sha256 is {digest!r:.80}")
-    if cache is not None and cache.has(digest):
-        return decode_manifest(cache.path(digest).read_bytes(), what)
-    data = blobstore.get_bytes(digest)  # verified against its digest
-    if cache is not None:
-        with cache.open_for_write(digest) as fh:
-            fh.write(data)
-    return decode_manifest(data, what)
-
-
-def _version_doc(db: firestore.Client, project: str, name: str, version: str) -> dict[str, Any]:
-    snap = db.document(layout.dataset_version(project, name, version)).get()
-    if not snap.exists:
-        raise NotFoundError(
-            f"dataset {name!r} has no version {version!r} in project {project!r}",
-            f"list them with `aletheia datasets versions {name}`",
-        )
-    return snap.to_dict() or {}
-
-
-# --------------------------------------------------------------------------- scanning
-
-
-def scan_tree(path: Path) -> list[tuple[str, Path]]:
-    """``(relpath, absolute path)`` of every file under ``path`` (or ``path`` itself).
-
-    Symlinks are followed (their targets' bytes are the data); a symlink loop,
-    a dangling link, an unreadable directory, a special file or an empty tree
-    is a :class:`ValidationError` raised before anything is uploaded.
-    Aletheia's own files (:mod:`aletheia.data.workspace`: the pull state, ``.aletheia/``,
-    partial downloads) and ``.git/`` are never data and are left out.
-    """
-    root = Path(path).expanduser()
-    if not root.exists():
-        if root.is_symlink():
-            raise ValidationError(f"{root} is a dangling symlink", "point it at real data")
-        raise ValidationError(f"{root} does not exist", "check the path you passed")
-    if root.is_file():
-        if workspace.is_own_file(root.name):
-            raise ValidationError(f"{root} is aletheia's own file, not data", "add your data")
-        return [(layout.validate_relpath(root.name), root.resolve())]
-    found: list[tuple[str, Path]] = []
-    _walk(root.resolve(), "", {_dir_key(root)}, found)
-    if not found:
-        raise ValidationError(f"{root} contains no files", "a dataset needs at least one file")
-    found.sort()
-    return found
-
-
-def _dir_key(path: Path) -> tuple[int, int]:
-    st = path.stat()
-    return (st.st_dev, st.st_ino)
-
-
-def _walk(directory: Path, prefix: str, ancestors: set[tuple[int, int]], out: list) -> None:
-    try:
-        entries = sorted(os.scandir(directory), key=lambda e: e.name)
-    except PermissionError as exc:
-        raise ValidationError(
-            f"cannot list {directory}: permission denied", "fix its permissions or leave it out"
-        ) from exc
-    for entry in entries:
-        if entry.name in SKIP_DIRS or workspace.is_own_file(entry.name):
-            continue  # by name, before following links: never data, whatever it points at
-        rel = f"{prefix}{entry.name}"
-        full = Path(entry.path)
-        try:
-            st = full.stat()  # follows symlinks
-        except FileNotFoundError as exc:
-            raise ValidationError(f"{full} is a dangling symlink", "fix or remove it") from exc
-        except OSError as exc:  # ELOOP: a link pointing at itself
-            raise ValidationError(
-                f"cannot follow {full}: {exc.strerror}", "fix or remove it"
-            ) from exc
-        if stat.S_ISDIR(st.st_mode):
-            key = (st.st_dev, st.st_ino)
-            if key in ancestors:
-                raise ValidationError(
-                    f"symlink loop: {full} leads back to one of its parent directories",
-                    "remove the link or add a directory below it",
-                )
-            _walk(full, f"{rel}/", ancestors | {key}, out)
-        elif stat.S_ISREG(st.st_mode):
-            out.append((layout.validate_relpath(rel), full))
-        else:
-            raise ValidationError(f"{full} is not a regular file", "leave sockets/devices out")
-
-
-# --------------------------------------------------------------------------- the store
-
-
-class DatasetStore(ProjectFileStore):
+class DatasetStore(DatasetCatalog):
     """Add, resolve, pull, diff and remove dataset versions of one project."""
-
-    cache: LocalCache  # datasets always go through a cache
 
     def __init__(
         self,
@@ -302,8 +110,9 @@ class DatasetStore(ProjectFileStore):
         reporter: Reporter | None = None,
         owner: str | None = None,
     ) -> None:
-        super().__init__(db, blobstore, cache, project, reporter=reporter, owner=owner)
-        self.workdir = workdir
+        super().__init__(
+            db, blobstore, cache, project, workdir=workdir, reporter=reporter, owner=owner
+        )
         self._seconds: dict[str, float] = {}  # phase times of the add in progress
 
     # ------------------------------------------------------------------ add
@@ -346,7 +155,7 @@ class DatasetStore(ProjectFileStore):
             entries, hashed, sources = self._hash(files)
         manifest = {e.path: e for e in entries}
         body = encode_manifest(entries)
-        digest = _sha256_bytes(body)
+        digest = sha256_bytes(body)
         latest = self.latest_version(name)
         if latest is not None:
             self._repair_files_if_stale(name, latest)
@@ -455,7 +264,7 @@ class DatasetStore(ProjectFileStore):
         created_by_run: str | None,
     ) -> AddResult:
         base, latest, parent_from = bases
-        parent_manifest = self._manifest_of(base, name) if base is not None else {}
+        parent_manifest = self.manifest_of(base, name) if base is not None else {}
         before = self.blobs.stats.snapshot()
         with self._phase("uploading"):
             uploaded = self._upload_new(manifest, parent_manifest, sources)
@@ -485,9 +294,9 @@ class DatasetStore(ProjectFileStore):
                 elif base is not None and previous["version"] == base["version"]:
                     shown = parent_manifest
                 else:
-                    shown = self._manifest_of(previous, name)
-                self._sync_files(name, version, shown, manifest)
-                self._mark_files(name, version)
+                    shown = self.manifest_of(previous, name)
+                self.index.sync(name, version, shown, manifest)
+                self.index.mark(name, version)
         return AddResult(
             name,
             version,
@@ -583,7 +392,7 @@ class DatasetStore(ProjectFileStore):
                 latest = fresh
                 if follow_latest:
                     base = latest
-                    parent_manifest = self._manifest_of(base, name) if base else {}
+                    parent_manifest = self.manifest_of(base, name) if base else {}
                     self._upload_new(manifest, parent_manifest, sources)
             seq = max(used, int(latest["seq"]) if latest else 0) + 1
             version = f"v{seq}"
@@ -657,31 +466,6 @@ class DatasetStore(ProjectFileStore):
             fields["source"] = f"{socket.gethostname()}:{Path(path).resolve()}"
         return fields
 
-    def _sync_files(
-        self, name: str, version: str, old: dict[str, FileEntry], new: dict[str, FileEntry]
-    ) -> None:
-        """Bring ``files/`` (the latest manifest, queryable by sha256) up to date: diffs only."""
-        change = diff_manifests(old, new)
-        writes: list[tuple[str, dict[str, Any] | None]] = [
-            (e.path, self._file_fields(name, version, e))
-            for e in [*change.added, *(n for _, n in change.changed)]
-        ]
-        writes += [(e.path, None) for e in change.removed]
-        for start in range(0, len(writes), BATCH_SIZE):
-            batch = self.db.batch()
-            for relpath, data in writes[start : start + BATCH_SIZE]:
-                ref = self.db.document(layout.dataset_file(self.project, name, relpath))
-                if data is None:
-                    batch.delete(ref)
-                else:
-                    batch.set(ref, data)
-            batch.commit()
-
-    def _mark_files(self, name: str, version: str) -> None:
-        """Record that ``files/`` now shows ``version`` (written last: a crash before leaves
-        the old mark, and the next add repairs ``files/``)."""
-        self.db.document(layout.dataset(self.project, name)).update({FILES_VERSION: version})
-
     def _repair_files_if_stale(self, name: str, latest: dict[str, Any]) -> None:
         """Bring ``files/`` to the latest version if an earlier add or rm stopped midway.
 
@@ -690,114 +474,12 @@ class DatasetStore(ProjectFileStore):
         """
         if self.info(name).get(FILES_VERSION) == latest["version"]:
             return
-        self._sync_files(
-            name, latest["version"], self._shown_files(name), self._manifest_of(latest, name)
+        self.index.sync(
+            name, latest["version"], self.index.shown(name), self.manifest_of(latest, name)
         )
-        self._mark_files(name, latest["version"])
+        self.index.mark(name, latest["version"])
 
-    def _shown_files(self, name: str) -> dict[str, FileEntry]:
-        """What ``files/`` holds now (read back when no manifest says it)."""
-        return {
-            str(d["path"]): FileEntry(str(d["path"]), str(d["sha256"]), int(d.get("size") or 0))
-            for d in (
-                snap.to_dict() or {}
-                for snap in self.db.collection(layout.dataset_files(self.project, name)).stream()
-            )
-            if d.get("path") and d.get("sha256")
-        }
-
-    def _file_fields(self, name: str, version: str, e: FileEntry) -> dict[str, Any]:
-        return {
-            "path": e.path,
-            "sha256": e.sha256,
-            "size": e.size,
-            "blob": self.blobs.uri(e.sha256),
-            "version": version,
-            "project": self.project,
-            "dataset": name,
-            "kind": "dataset",
-        }
-
-    # ------------------------------------------------------------------ read
-
-    def latest_version(self, name: str) -> dict[str, Any] | None:
-        """The newest version document of ``name``, or ``None``."""
-        query = queries.dataset_versions_newest_first(self.db, self.project, name).limit(1)
-        for snap in query.stream():
-            return snap.to_dict()
-        return None
-
-    def versions(self, name: str) -> list[dict[str, Any]]:
-        """Every version document of ``name``, oldest first."""
-        docs = [
-            s.to_dict() or {}
-            for s in queries.dataset_versions_newest_first(self.db, self.project, name).stream()
-        ]
-        return sorted(docs, key=lambda d: int(d.get("seq", 0)))
-
-    def info(self, name: str) -> dict[str, Any]:
-        """The dataset document."""
-        snap = self.db.document(layout.dataset(self.project, name)).get()
-        if not snap.exists:
-            raise NotFoundError(
-                f"no dataset {name!r} in project {self.project!r}",
-                "see `aletheia datasets list`, or add it with `aletheia datasets add`",
-            )
-        return snap.to_dict() or {}
-
-    def list_datasets(self) -> list[dict[str, Any]]:
-        """Every dataset document of the project, by name."""
-        docs = self.db.collection(layout.datasets(self.project)).stream()
-        return sorted((s.to_dict() or {} for s in docs), key=lambda d: str(d.get("name", "")))
-
-    def _manifest_of(self, version_doc: dict[str, Any], name: str = "") -> dict[str, FileEntry]:
-        what = f"the manifest of {name} {version_doc.get('version')}".replace("  ", " ")
-        return _read_manifest(self.blobs, version_doc, self.cache, what)
-
-    def manifest(self, name: str, version: str) -> dict[str, FileEntry]:
-        """``{relpath: FileEntry}`` of a version."""
-        return self._manifest_of(_version_doc(self.db, self.project, name, version), name)
-
-    def file_records(self, entries: Iterable[FileEntry]) -> dict[str, dict[str, Any]]:
-        """``Files/{sha256}`` documents (status, schema, stats) of these entries, if present."""
-        refs = [
-            self.db.document(layout.file(self.project, s))
-            for s in sorted({e.sha256 for e in entries})
-        ]
-        out: dict[str, dict[str, Any]] = {}
-        for start in range(0, len(refs), BATCH_SIZE):
-            for snap in self.db.get_all(refs[start : start + BATCH_SIZE]):
-                if snap.exists:
-                    out[snap.id] = snap.to_dict() or {}
-        return out
-
-    def resolve_version(self, name: str, version: str | None = None) -> str:
-        """``version``, else the git repo's pin, else the latest version."""
-        return self._resolve(name, version)[0]
-
-    def _resolve(self, name: str, version: str | None) -> tuple[str, str | None]:
-        """``(version, manifest digest the lock file expects or None)``."""
-        if version is not None:
-            return layout.validate_id(version, "dataset version"), None
-        root = find_repo_root(self.workdir)
-        if root is not None:
-            pin = LockFile.load(root).get(self.project, name)
-            if pin is not None:
-                return pin.version, pin.manifest_sha256
-        latest = self.latest_version(name)
-        if latest is None:
-            layout.dataset(self.project, name)
-            raise NotFoundError(
-                f"no dataset {name!r} in project {self.project!r}",
-                "see `aletheia datasets list`, or add it with `aletheia datasets add`",
-            )
-        return str(latest["version"]), None
-
-    def diff(self, name: str, v1: str, v2: str) -> Diff:
-        """Files added, removed and changed from version ``v1`` to ``v2``."""
-        return diff_manifests(self.manifest(name, v1), self.manifest(name, v2))
-
-    # ------------------------------------------------------------------ get / pull
+    # ------------------------------------------------------------------ get / remove
 
     def get(
         self,
@@ -811,221 +493,15 @@ class DatasetStore(ProjectFileStore):
         lock: bool = False,
         force: bool = False,
     ) -> DatasetHandle:
-        """Resolve a version and (with ``download``) put its files on local disk.
-
-        Without ``to`` the files are hard-linked (read-only) into a checkout
-        directory inside the cache; with ``to`` they are copied there (``link``
-        overrides) and files an earlier pull placed there but this version
-        lacks are removed. A file there holding bytes no version placed (a local
-        edit) is never overwritten or removed unless ``force``
-        (:class:`ConflictError`). Cached objects are verified (``verify``) and
-        re-downloaded when missing or corrupt.
-        """
-        resolved, expected = self._resolve(name, version)
-        place = repo_pin.plan(self.workdir, to, True, is_dir=True) if lock else None
-        doc = _version_doc(self.db, self.project, name, resolved)
-        if expected is not None and doc["manifest_sha256"] != expected:
-            raise ConflictError(
-                f"{name} {resolved} in the bucket is not the data the lock file pinned",
-                "the version was removed and re-created; pin a version again with `pull --lock`",
-            )
-        manifest = self._manifest_of(doc, name)
-        files = sorted(manifest.values(), key=lambda e: e.path)
-        local_path: Path | None = None
-        if download:
-            self._fetch_missing(files, verify)
-            if to is None:
-                local_path = self.cache.root / "checkouts" / self.project / name / resolved
-                mode: LinkMode = link or "hardlink"
-            else:
-                local_path = Path(to).expanduser().resolve()
-                mode = link or "copy"
-            what = (name, resolved, doc["manifest_sha256"])
-            self._checkout(files, local_path, mode, what, force)
-        if lock:
-            repo_pin.pin(place, self.project, name, resolved, doc["manifest_sha256"])
-        return DatasetHandle(name, resolved, local_path, files, doc["manifest_sha256"])
-
-    def _fetch_missing(self, files: list[FileEntry], verify: Verify) -> None:
-        unique = {e.sha256: e for e in files}
-        missing = [e for e in unique.values() if not self.cache.has(e.sha256, verify=verify)]
-        total = sum(e.size for e in missing)
-        with self.reporter.phase("downloading", total) as advance:
-
-            def one(e: FileEntry) -> None:
-                with self.cache.open_for_write(e.sha256) as fh:
-                    self.blobs.download_to(e.sha256, fh, on_bytes=advance)
-
-            run_parallel(one, missing)
-
-    def _checkout(
-        self,
-        files: list[FileEntry],
-        root: Path,
-        mode: LinkMode,
-        what: tuple[str, str, str],
-        force: bool = False,
-    ) -> None:
-        """Place ``files`` under ``root`` (:func:`aletheia.data.checkout.place`: local edits are
-        never overwritten unless ``force``); record ``what`` (name, version, digest)."""
-        name, version, digest = what
-        state = workspace.PullState.load(root)
-        entry = state.get(self.project, name)
-        previous: dict[str, str] = {}
-        if entry is not None and entry.version is not None:
-            doc = parents.version_or_none(
-                self.db, self.project, name, Pin(entry.version, entry.manifest_sha256)
-            )
-            if doc is not None:
-                previous = {
-                    p: e.sha256 for p, e in (self._readable_manifest(doc, name, True) or {}).items()
-                }
-        plan = checkout.Placement(
-            {e.path: e.sha256 for e in files},
-            previous,
-            state.previous_files(self.project, name),
+        """Resolve a version and (with ``download``) put it on disk (:func:`.getversion.get`)."""
+        return getversion.get(
+            self, name, version, download, to=to, link=link, verify=verify, lock=lock, force=force
         )
-        checkout.place(self.cache, root, plan, mode, stored=self.blobs.exists, force=force)
-        state.record(self.project, name, version, digest, sorted(plan.files))
-        state.save()
-
-    # ------------------------------------------------------------------ remove
 
     def remove_version(self, name: str, version: str, *, force: bool = False) -> RemoveResult:
-        """Delete one version, and the blobs nothing else references.
-
-        A version that recorded runs used is refused (:class:`ConflictError`
-        naming them) unless ``force``. A blob is deleted only if no other
-        version of ``name`` holds it and the blob registry
-        (:mod:`aletheia.data.blobrefs`) names no other holder; a blob the registry
-        has no entry for is kept. The cost is a few reads plus one batched read
-        per 300 candidate blobs, whatever the number of datasets and versions.
-        """
-        doc = _version_doc(self.db, self.project, name, version)
-        runs = [
-            _run_label(path) for path in runs_using_dataset(self.db, self.project, name, version)
-        ]
-        if runs and not force:
-            shown = ", ".join(runs[:10]) + (f" and {len(runs) - 10} more" if len(runs) > 10 else "")
-            raise ConflictError(
-                f"{name} {version} was used by {len(runs)} recorded run(s) "
-                f"(experiment/run): {shown}",
-                "pass --force (force=True) to remove it anyway; those runs' data is then gone",
-            )
-        manifest = self._readable_manifest(doc, name, force)
-        others = [v for v in self.versions(name) if v["version"] != version]
-        readable = {o["version"]: self._readable_manifest(o, name, True) for o in others}
-        damaged = sorted(v for v, m in readable.items() if m is None)
-        others_damaged = bool(damaged)
-        damaged += [version] if manifest is None else []
-        referenced: set[str] = {str(o.get("manifest_sha256")) for o in others}
-        for other in readable.values():
-            referenced.update(e.sha256 for e in (other or {}).values())
-        digest = doc.get("manifest_sha256")
-        own = {digest} if isinstance(digest, str) and manifest_check.SHA256.match(digest) else set()
-        blobs = {e.sha256 for e in (manifest or {}).values()} | own
-        # What a damaged manifest lists is unknown: deleting anything could lose its data.
-        candidates = set() if others_damaged else blobs - referenced
-        verdict = blobrefs.classify(blobrefs.lookup(self.db, self.project, candidates), name)
-        self.db.document(layout.dataset_version(self.project, name, version)).delete()
-        new_latest = max(others, key=lambda d: int(d["seq"])) if others else None
-        new_manifest = readable[new_latest["version"]] if new_latest else None
-        self._after_remove(name, version, manifest, new_latest, new_manifest or {})
-        deleted = sum(run_parallel(self.blobs.delete, verdict.deletable))
-        blobrefs.release_dataset(self.db, self.project, name, verdict.deletable, verdict.held)
-        return RemoveResult(
-            name,
-            version,
-            deleted,
-            len(blobs) - len(verdict.deletable),
-            new_latest is None,
-            new_latest["version"] if new_latest else None,
-            blobs_unregistered=len(verdict.unregistered),
-            runs=runs,
-            damaged=damaged,
-        )
-
-    def _readable_manifest(
-        self, doc: dict[str, Any], name: str, tolerate: bool
-    ) -> dict[str, FileEntry] | None:
-        """The manifest of a version, or ``None`` if it is damaged and ``tolerate``."""
-        try:
-            return self._manifest_of(doc, name)
-        except IntegrityError as exc:
-            if not tolerate:
-                raise IntegrityError(
-                    exc.message,
-                    "pass --force (force=True) to remove that version anyway; the blobs "
-                    "of its files are kept, since which ones only it holds cannot be read",
-                ) from exc
-            return None
-
-    def _after_remove(
-        self,
-        name: str,
-        version: str,
-        removed: dict[str, FileEntry] | None,
-        new_latest: dict[str, Any] | None,
-        new_manifest: dict[str, FileEntry],
-    ) -> None:
-        """Repoint the dataset (and its ``files/``) when the latest version was removed.
-
-        ``removed`` is ``None`` when its manifest is damaged: ``files/`` is then
-        read back instead of diffed. A damaged new latest shows no files.
-        """
-        if self.info(name).get("latest_version") != version:
-            return  # files/ shows a version that still exists
-        shown = removed if removed is not None else self._shown_files(name)
-        dataset_ref = self.db.document(layout.dataset(self.project, name))
-        if new_latest is None:
-            self._sync_files(name, version, shown, {})
-            dataset_ref.delete()
-            return
-        self._sync_files(name, new_latest["version"], shown, new_manifest)
-        dataset_ref.update(
-            {
-                "latest_version": new_latest["version"],
-                FILES_VERSION: new_latest["version"],
-                "updated_at": firestore.SERVER_TIMESTAMP,
-            }
-        )
+        """Delete one version, and the blobs nothing else references (:mod:`.removal`)."""
+        return removal.remove_version(self, name, version, force=force)
 
 
-def _run_label(path: str) -> str:
-    """``experiment/run`` of a run document path ``Projects/p/Experiments/e/Runs/r``."""
-    parts = path.split("/")
-    return f"{parts[3]}/{parts[5]}" if len(parts) >= 6 else path
-
-
-def _sha256_bytes(data: bytes) -> str:
+def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-# --------------------------------------------------------------------------- lineage
-
-
-def datasets_used_by_run(
-    db: firestore.Client, project: str, experiment: str, run_id: str
-) -> list[dict[str, str]]:
-    """ "Which data did this run use": the ``{name, version}`` list on the run document."""
-    snap = db.document(layout.run(project, experiment, run_id)).get()
-    if not snap.exists:
-        raise NotFoundError(f"no run {run_id!r} in experiment {experiment!r}")
-    return list((snap.to_dict() or {}).get("datasets", []))
-
-
-def runs_using_dataset(db: firestore.Client, project: str, name: str, version: str) -> list[str]:
-    """ "Which runs used this data": document paths of runs (any experiment) that used it."""
-    query = queries.project_runs_using_dataset(db, project, name, version)
-    return [snap.reference.path for snap in queries.under_project(query.stream(), project)]
-
-
-def dataset_versions_with_file(
-    db: firestore.Client, project: str, sha256: str
-) -> list[dict[str, Any]]:
-    """Latest-manifest entries of datasets holding these bytes: ``{dataset, path, version}``."""
-    query = queries.dataset_versions_with_file(db, project, sha256)
-    return [
-        {k: d.get(k) for k in ("dataset", "path", "version", "size")}
-        for d in (s.to_dict() or {} for s in queries.under_project(query.stream(), project))
-    ]

@@ -8,9 +8,8 @@ keeps their shared state and the one-time project claim in one place.
 
 from __future__ import annotations
 
-from google.cloud import firestore
-
 from aletheia.cloud import layout, members
+from aletheia.cloud.lazy import firestore
 from aletheia.data.blobstore import BlobStore
 from aletheia.data.cache import LocalCache
 from aletheia.data.transfer import NullReporter, Reporter

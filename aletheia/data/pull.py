@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from aletheia.data import gitignore
-from aletheia.data.datasets import DatasetHandle, DatasetStore, FileEntry
+from aletheia.data.datasets import DatasetStore
+from aletheia.data.getversion import DatasetHandle
 from aletheia.data.lockfile import LockFile, find_repo_root
+from aletheia.data.manifests import FileEntry
 from aletheia.errors import ValidationError
 
 

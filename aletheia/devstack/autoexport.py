@@ -1,11 +1,13 @@
-"""Saving the local Firestore emulator's documents, on ``down`` and every minute meanwhile.
+"""Saving the local Firestore emulator's documents, on ``down`` and periodically meanwhile.
 
 The emulator keeps documents in memory only. An export on ``down`` alone
 loses everything since the last ``down`` when the emulator dies (killed, out
 of memory, a reboot), and the next ``up`` silently brings back an old copy.
 So a small process started with the stack (``python -m aletheia.devstack.autoexport``)
-also exports every ``interval`` seconds through the emulator's export
-endpoint, and ``up`` says which copy it loaded and how old it is.
+also exports every ``interval`` seconds (a minute unless ``local up
+--export-every`` or the ``export_every`` setting says otherwise; 0 turns it
+off) through the emulator's export endpoint, and ``up`` says which copy it
+loaded and how old it is.
 
 An export lands in ``incoming/`` and is moved into place only once the
 emulator says it is complete, so an interrupted export never replaces a
@@ -22,12 +24,12 @@ from pathlib import Path
 
 import requests
 
-from aletheia.cloud.config import STACK_STATE_FILE
+from aletheia.cloud.config import DEFAULT_EXPORT_EVERY_S, STACK_STATE_FILE
 
 #: Where the stack keeps the Firestore emulator's saved documents for the next ``up``.
 FIRESTORE_DATA_DIR = "firestore-data"
-#: Seconds between periodic exports.
-EXPORT_INTERVAL_S = 60.0
+#: Seconds between periodic exports (``aletheia local up --export-every``, 0: only on ``down``).
+EXPORT_INTERVAL_S = DEFAULT_EXPORT_EVERY_S
 
 log = logging.getLogger("aletheia.devstack.autoexport")
 

@@ -22,16 +22,11 @@ propagate.
 from __future__ import annotations
 
 import functools
-import hashlib
-import io
-import json
 import logging
 import os
-import time
 import uuid
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import IO, Any
+from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
@@ -40,39 +35,26 @@ from aletheia.cloud import clients, config, layout
 from aletheia.cloud.transient import TRANSIENT as _TRANSIENT
 from aletheia.data import blobstore
 from aletheia.errors import AletheiaError
-from aletheia.stats.profiling import (
-    Detected,
-    Profile,
-    ProfileError,
-    ProfileOptions,
+from aletheia.function import analysis
+from aletheia.function.filestatus import (
+    STATUS_DONE,
+    STATUS_FAILED,
+    STATUS_PROCESSING,
+    STATUS_SEEN,
+    STATUS_UNSUPPORTED,
+    TERMINAL,
+)
+from aletheia.stats.columnstats import ProfileOptions
+from aletheia.stats.formats import (
     UnsupportedFormatError,
     detect_format,
-    looks_binary,
-    profile,
 )
-from aletheia.stats.rowlimit import RowTooLongError
 
 log = logging.getLogger("aletheia.function.fileevents")
 
-STATUS_SEEN = "seen"
-STATUS_PROCESSING = "processing"
-STATUS_DONE = "done"
-STATUS_FAILED = "failed"
-STATUS_UNSUPPORTED = "unsupported"
-TERMINAL = frozenset({STATUS_DONE, STATUS_FAILED, STATUS_UNSUPPORTED})
-
-#: Custom object metadata holding the file's original relative path (``train/part-0.csv.gz``).
-PATH_METADATA = "aletheia-path"
-#: Other metadata keys accepted for the same purpose (``BlobStore.upload_file`` writes its own).
-PATH_METADATA_ALIASES = (blobstore.PATH_METADATA, "filename")
 #: A worker's claim lasts this long; a longer-running (crashed) claim is taken over.
 #: Above the function's 540 s timeout so a live worker is never overtaken.
 LEASE_SECONDS = int(os.environ.get("ALETHEIA_LEASE_SECONDS", "600"))
-#: Budget for the schema and statistics kept on the document (the rest goes to a blob).
-DOC_BUDGET_BYTES = 200_000
-DOC_MAX_COLUMNS = 100
-_READ_CHUNK = 4 << 20
-_SNIFF_BYTES = 64 << 10
 
 
 class LeaseBusyError(AletheiaError):
@@ -135,7 +117,7 @@ def handle_finalized(
     if claim == "busy":
         raise LeaseBusyError(f"{ref.sha256} is being processed", "it will be delivered again")
     try:
-        result = _analyse(obj, ref, gcs or _gcs(), options or ProfileOptions())
+        result = analysis.analyse(obj, ref, gcs or _gcs(), options or ProfileOptions())
     except _TRANSIENT as exc:
         # Give the lease back so the redelivery does not wait for it to expire.
         doc.update({"status": STATUS_SEEN, "last_error": _short(exc), "lease_until": None})
@@ -160,7 +142,7 @@ def _plainly_unsupported(obj: dict[str, Any], gcs: Any) -> str | None:
     blob = gcs.bucket(obj["bucket"]).blob(obj["name"])
     try:
         magic = blob.download_as_bytes(start=0, end=3, checksum=None)
-        detect_format(original_path(obj), obj.get("contentType"), magic)
+        detect_format(analysis.original_path(obj), obj.get("contentType"), magic)
     except UnsupportedFormatError as exc:
         return str(exc)
     except (gexc.NotFound, gexc.RequestRangeNotSatisfiable):
@@ -188,13 +170,13 @@ def _validate_datasets(db: firestore.Client, gcs: Any, bucket: str, ref: layout.
 
     Best effort: a validation problem is logged, never turned into a redelivery.
     """
-    from aletheia.data import datasets
+    from aletheia.data import manifests
     from aletheia.stats import versioncheck  # datasets sits above this module
 
     store = blobstore.BlobStore(gcs, bucket, ref.project)
 
     def manifest(name: str, version: str) -> dict[str, Any]:
-        return datasets.load_manifest(db, store, ref.project, name, version)
+        return manifests.load_manifest(db, store, ref.project, name, version)
 
     try:
         versioncheck.for_file(db, ref.project, ref.sha256, manifest)
@@ -206,15 +188,6 @@ def _short(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:500]
 
 
-def original_path(obj: dict[str, Any]) -> str | None:
-    """The file's original relative path, from the object's custom metadata."""
-    meta = obj.get("metadata") or {}
-    for key in (PATH_METADATA, *PATH_METADATA_ALIASES):
-        if meta.get(key):
-            return str(meta[key])
-    return None
-
-
 def _blob_fields(obj: dict[str, Any]) -> dict[str, Any]:
     """The object's metadata as typed fields the console shows readably."""
     return {
@@ -223,7 +196,7 @@ def _blob_fields(obj: dict[str, Any]) -> dict[str, Any]:
         "crc32c": obj.get("crc32c"),
         "md5": obj.get("md5Hash"),
         "content_type": obj.get("contentType"),
-        "path": original_path(obj),
+        "path": analysis.original_path(obj),
         "generation": str(obj.get("generation", "")),
         "seen_at": firestore.SERVER_TIMESTAMP,
     }
@@ -271,180 +244,3 @@ def _finish(tx: firestore.Transaction, doc: Any, worker: str, result: dict[str, 
         {**result, "lease_until": None, "finished_at": firestore.SERVER_TIMESTAMP},
         merge=True,
     )
-
-
-# --------------------------------------------------------------------------- the analysis
-
-
-def _analyse(obj: dict[str, Any], ref: layout.BlobRef, gcs: Any, opts: ProfileOptions) -> dict:
-    """Profile the object; a dict of fields for the document (terminal status included)."""
-    started = time.monotonic()
-    source = _Source(gcs.bucket(obj["bucket"]).blob(obj["name"]), ref.sha256)
-    head = source.head()
-    try:
-        detected = detect_format(original_path(obj), obj.get("contentType"), head)
-        _check_text(source, detected)
-        result = profile(source.open, detected, opts)
-        source.verify()
-    except UnsupportedFormatError as exc:
-        return {"status": STATUS_UNSUPPORTED, "reason": str(exc)}
-    except (ProfileError, RowTooLongError) as exc:
-        return {"status": STATUS_FAILED, "reason": str(exc)}
-    elapsed = time.monotonic() - started
-    fields = _result_fields(result, ref, gcs.bucket(obj["bucket"]))
-    fields["timings"] = {
-        "total_s": round(elapsed, 3),
-        "bytes_read": source.bytes_read,
-        "mb_per_s": round(source.bytes_read / 1e6 / elapsed, 2) if elapsed else None,
-    }
-    return fields
-
-
-def _check_text(source: _Source, detected: Detected) -> None:
-    if detected.format == "parquet":
-        return
-    head = source.head(decompress=detected.gzip)
-    if not head:
-        raise ProfileError("the file is empty")
-    if looks_binary(head):
-        raise ProfileError(
-            f"binary content, not {detected.format.upper()} text",
-            "upload the file with its real name/extension",
-        )
-
-
-def _result_fields(result: Profile, ref: layout.BlobRef, bucket: Any) -> dict[str, Any]:
-    """Document fields: schema+stats within budget; full profile and sample as blobs."""
-    full = result.to_dict()
-    sample_name = layout.sample_blob_name(ref.project, ref.sha256)
-    bucket.blob(sample_name).upload_from_string(
-        result.sample_jsonl(), content_type="application/x-ndjson"
-    )
-    profile_name = layout.profile_blob_name(ref.project, ref.sha256)
-    bucket.blob(profile_name).upload_from_string(
-        json.dumps(full, ensure_ascii=False).encode(), content_type="application/json"
-    )
-    kept = _columns_within_budget(full["stats"])
-    truncated = kept < result.columns_total
-    return {
-        "status": STATUS_DONE,
-        "reason": "; ".join(result.warnings) or None,
-        "partial": result.partial,
-        "warnings": result.warnings[:20],
-        "notes": result.notes[:20],
-        "format": result.format,
-        "gzip": result.gzip,
-        "rows": result.rows,
-        "schema": {
-            "columns": full["schema"][:kept],
-            "columns_total": result.columns_total,
-            "columns_in_doc": kept,
-            "truncated": truncated,
-        },
-        "stats": {"columns": full["stats"][:kept]},
-        "profile": f"gs://{bucket.name}/{profile_name}",
-        "sample": {"blob": f"gs://{bucket.name}/{sample_name}", "rows": len(result.sample)},
-    }
-
-
-def _columns_within_budget(stats: list[dict[str, Any]]) -> int:
-    """How many leading columns fit the document budget (schema and stats both count)."""
-    used = 0
-    for i, column in enumerate(stats[:DOC_MAX_COLUMNS]):
-        used += 2 * len(json.dumps(column, default=str))
-        if used > DOC_BUDGET_BYTES:
-            return i
-    return min(len(stats), DOC_MAX_COLUMNS)
-
-
-@dataclass
-class _Source:
-    """Opens the object for reading, hashing what is read in order to verify its name."""
-
-    blob: Any
-    sha256: str
-    bytes_read: int = 0
-    _verified: bool = False
-
-    def open(self) -> IO[bytes]:
-        reader = _HashingReader(self.blob.open("rb", chunk_size=_READ_CHUNK), self)
-        return reader  # type: ignore[return-value]
-
-    def head(self, decompress: bool = False) -> bytes:
-        """The first bytes of the object (decompressed when ``decompress``)."""
-        import gzip
-
-        with self.blob.open("rb", chunk_size=_SNIFF_BYTES) as raw:
-            if not decompress:
-                return bytes(raw.read(_SNIFF_BYTES))
-            try:
-                return gzip.GzipFile(fileobj=raw).read(_SNIFF_BYTES)
-            except (OSError, EOFError) as exc:
-                raise ProfileError(f"corrupt gzip stream: {exc}") from exc
-
-    def completed(self, digest: str) -> None:
-        if digest != self.sha256:
-            raise ProfileError(
-                f"content does not match its name (sha256 {digest})", "upload the file again"
-            )
-        self._verified = True
-
-    def verify(self) -> None:
-        """Hash the whole object unless a sequential read already did."""
-        if self._verified:
-            return
-        reader = self.open()
-        while reader.read(_READ_CHUNK):
-            pass
-        reader.close()
-        if not self._verified:
-            raise ProfileError("could not verify the content's sha256")
-
-
-class _HashingReader(io.RawIOBase):
-    """A file object over a blob reader that hashes bytes read front to back."""
-
-    def __init__(self, raw: Any, source: _Source) -> None:
-        self.raw = raw
-        self.source = source
-        self.digest = hashlib.sha256()
-        self.hashed = 0  # bytes hashed so far, all from offset 0
-        self.pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.raw.read(len(buffer))
-        n = len(data)
-        buffer[:n] = data
-        self._account(data)
-        return n
-
-    def read(self, size: int = -1) -> bytes:
-        data = bytes(self.raw.read(size))
-        self._account(data)
-        return data
-
-    def _account(self, data: bytes) -> None:
-        if self.pos == self.hashed:
-            self.digest.update(data)
-            self.hashed += len(data)
-            if not data:
-                self.source.completed(self.digest.hexdigest())
-        self.pos += len(data)
-        self.source.bytes_read += len(data)
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        self.pos = self.raw.seek(offset, whence)
-        return self.pos
-
-    def tell(self) -> int:
-        return self.pos
-
-    def close(self) -> None:
-        self.raw.close()
-        super().close()

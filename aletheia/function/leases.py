@@ -11,16 +11,23 @@ would ever look at that document again, so stale leases are swept:
   entry point, see ``terraform/sweep.tf``);
 * on demand, ``aletheia datasets reprofile NAME [--stuck]``.
 
-Each re-drive rebuilds the object resource the bucket would send (read
-back from Cloud Storage, so it is the object as it is now) and runs it
-through :func:`aletheia.function.fileevents.handle_finalized`: the same lease, the
-same analysis, the same terminal statuses.
+The sweeps run inside the function: each rebuilds the object resource the
+bucket would send (read back from Cloud Storage, so it is the object as it
+is now) and runs it through :func:`aletheia.function.fileevents.handle_finalized`:
+the same lease, the same analysis, the same terminal statuses. The command
+re-drives through the deployed function itself (:func:`reemit`): it
+rewrites the object onto itself, same bytes, so the bucket sends a new
+OBJECT_FINALIZE event down the real path (notification, Eventarc or the
+local bridge, the function, with its memory and time limits), then waits
+for the Files documents to reach a terminal status. ``--in-process``
+profiles in the command's own process instead (no function needed).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -31,7 +38,7 @@ from google.cloud import firestore
 
 from aletheia.cloud import layout, queries
 from aletheia.errors import AccessDeniedError
-from aletheia.function import fileevents
+from aletheia.function import fileevents, filestatus
 
 log = logging.getLogger("aletheia.function.leases")
 
@@ -69,10 +76,10 @@ def is_stale(data: dict[str, Any], now: datetime | None = None) -> bool:
     """Whether a Files document is stuck: ``seen`` (lease given back) or an expired lease."""
     now = now or datetime.now(timezone.utc)
     status = data.get("status")
-    if status == fileevents.STATUS_SEEN:
+    if status == filestatus.STATUS_SEEN:
         return True
     lease = data.get("lease_until")
-    return status == fileevents.STATUS_PROCESSING and (lease is None or lease < now)
+    return status == filestatus.STATUS_PROCESSING and (lease is None or lease < now)
 
 
 def object_resource(gcs: Any, bucket: str, project: str, sha256: str) -> dict[str, Any]:
@@ -103,10 +110,10 @@ def redrive(
     doc = db.document(layout.file(project, sha256))
     try:
         if force and not _release(db.transaction(), doc):
-            return Redriven(project, sha256, fileevents.STATUS_PROCESSING, "a worker holds it")
+            return Redriven(project, sha256, filestatus.STATUS_PROCESSING, "a worker holds it")
         fileevents.handle_finalized(object_resource(gcs, bucket, project, sha256), db, gcs)
     except fileevents.LeaseBusyError:
-        return Redriven(project, sha256, fileevents.STATUS_PROCESSING, "a worker holds it")
+        return Redriven(project, sha256, filestatus.STATUS_PROCESSING, "a worker holds it")
     except gexc.PermissionDenied as exc:
         raise ReprofileDeniedError(
             "reprofiling writes the Files registry, which only server credentials may write",
@@ -125,11 +132,49 @@ def _release(tx: firestore.Transaction, doc: Any) -> bool:
     data = snap.to_dict() or {} if snap.exists else {}
     lease = data.get("lease_until")
     live = lease is not None and lease > datetime.now(timezone.utc)
-    if data.get("status") == fileevents.STATUS_PROCESSING and live:
+    if data.get("status") == filestatus.STATUS_PROCESSING and live:
         return False
     if snap.exists:
-        tx.update(doc, {"status": fileevents.STATUS_SEEN, "lease_until": None})
+        tx.update(doc, {"status": filestatus.STATUS_SEEN, "lease_until": None})
     return True
+
+
+#: Object metadata a re-emitted finalize event carries (when, for the record).
+REEMITTED_AT = "aletheia-reemitted-at"
+
+
+def reemit(gcs: Any, bucket: str, project: str, sha256: str) -> bool:
+    """Make the bucket send these bytes' OBJECT_FINALIZE event again; False if they are gone.
+
+    A rewrite of the object onto itself (same bytes, one metadata key
+    changed) finalizes a new generation, which the bucket notifies like an
+    upload: the event reaches the function by its real path.
+    """
+    blob = gcs.bucket(bucket).get_blob(layout.blob_name(project, sha256))
+    if blob is None:
+        return False
+    blob.metadata = {**(blob.metadata or {}), REEMITTED_AT: f"{time.time():.3f}"}
+    token, _done, _total = blob.rewrite(blob)
+    while token is not None:  # large objects may take several calls
+        token, _done, _total = blob.rewrite(blob, token=token)
+    return True
+
+
+def wait_terminal(
+    db: firestore.Client, project: str, digests: Iterable[str], timeout_s: float
+) -> dict[str, dict[str, Any]]:
+    """The Files documents of ``digests`` once each is terminal, or as they are at the timeout."""
+    refs = {s: db.document(layout.file(project, s)) for s in digests}
+    deadline = time.monotonic() + timeout_s
+    found: dict[str, dict[str, Any]] = {}
+    while True:
+        for snap in db.get_all(list(refs.values())):
+            found[snap.id] = snap.to_dict() or {} if snap.exists else {}
+        pending = [s for s in refs if found.get(s, {}).get("status") not in fileevents.TERMINAL]
+        if not pending or time.monotonic() >= deadline:
+            return found
+        refs = {s: refs[s] for s in pending}
+        time.sleep(1.0)
 
 
 def stale_in(db: firestore.Client, project: str, limit: int | None = None) -> list[str]:
@@ -179,20 +224,55 @@ def reprofile(
     *,
     stuck_only: bool,
     on_file: Callable[[Redriven], None] | None = None,
+    in_process: bool = False,
+    wait_s: float = 600.0,
 ) -> list[Redriven]:
-    """Re-drive profiling of these files (``stuck_only``: only those that never finished)."""
+    """Re-drive profiling of these files (``stuck_only``: only those that never finished).
+
+    By default through the deployed function (:func:`reemit`), waiting up to
+    ``wait_s`` for each file's terminal status; ``in_process`` profiles here.
+    """
     wanted = sorted(set(digests))
     records = {}
     refs = [db.document(layout.file(project, s)) for s in wanted]
     for snap in db.get_all(refs):
         records[snap.id] = snap.to_dict() or {} if snap.exists else {}
-    done = []
-    for sha in wanted:
-        data = records.get(sha, {})
-        if stuck_only and data and not is_stale(data):
-            continue  # finished, or a live worker has it
-        result = redrive(db, gcs, bucket, project, sha, force=not stuck_only)
-        done.append(result)
+    chosen = [s for s in wanted if not (stuck_only and records.get(s) and not is_stale(records[s]))]
+    if in_process:
+        done = []
+        for sha in chosen:
+            result = redrive(db, gcs, bucket, project, sha, force=not stuck_only)
+            done.append(result)
+            if on_file is not None:
+                on_file(result)
+        return done
+    sent, results = [], {}
+    for sha in chosen:
+        doc = db.document(layout.file(project, sha))
+        try:
+            if not stuck_only and not _release(db.transaction(), doc):
+                results[sha] = Redriven(
+                    project, sha, fileevents.STATUS_PROCESSING, "a worker holds it"
+                )
+                continue
+        except gexc.PermissionDenied as exc:
+            raise ReprofileDeniedError(
+                "profiling a finished file again resets its Files entry, which only server "
+                "credentials may write",
+                "run it with server credentials, or use --stuck (which only re-sends events)",
+            ) from exc
+        if reemit(gcs, bucket, project, sha):
+            sent.append(sha)
+        else:  # the bytes are gone: the function's own code records that here
+            results[sha] = redrive(db, gcs, bucket, project, sha)
+    final = wait_terminal(db, project, sent, wait_s) if sent else {}
+    for sha in sent:
+        data = final.get(sha, {})
+        status = data.get("status")
+        late = None if status in fileevents.TERMINAL else f"not finished after {wait_s:.0f} s"
+        results[sha] = Redriven(project, sha, status, data.get("reason") or late)
+    done = [results[s] for s in chosen]
+    for result in done:
         if on_file is not None:
             on_file(result)
     return done

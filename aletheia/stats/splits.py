@@ -25,7 +25,7 @@ import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
 from aletheia.errors import ValidationError
-from aletheia.stats.profiling import Detected, UnsupportedFormatError, detect_format
+from aletheia.stats.formats import Detected, UnsupportedFormatError, detect_format
 
 _BLOCK = 1 << 20
 _MASK = np.uint64(0xFFFFFFFFFFFFFFFF)

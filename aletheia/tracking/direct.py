@@ -30,10 +30,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from google.api_core import exceptions as gexc
-from google.cloud import firestore
-
 from aletheia.cloud import clients, layout
+from aletheia.cloud.lazy import firestore, gexc
 from aletheia.errors import ConflictError, NotFoundError, ValidationError
 from aletheia.tracking import validation
 from aletheia.tracking.runmodel import (
@@ -105,7 +103,8 @@ class DirectWrites(RunWriteStore):
                 _reopen(self.db, ref)
                 update = {"status": doc["status"], "ended_at": doc.get("ended_at")} | update
                 update.setdefault("resumed_at", None)
-        _apply(
+        # Wrapped at call time: a module-level decorator would import the client library.
+        firestore.transactional(_apply)(
             self.db.transaction(),
             self.db,
             ref,
@@ -145,7 +144,9 @@ class DirectWrites(RunWriteStore):
         process that started it (another process may attach to it: its params
         and tags merge, its metric points are refused).
         """
-        return bool(_resume(self.db.transaction(), self.db, ref, heartbeat_s))
+        return bool(
+            firestore.transactional(_resume)(self.db.transaction(), self.db, ref, heartbeat_s)
+        )
 
 
 def _reopen(db: firestore.Client, ref: RunRef) -> None:
@@ -158,7 +159,6 @@ def _missing(ref: RunRef) -> NotFoundError:
     return NotFoundError(f"Run '{ref.run}' not found")
 
 
-@firestore.transactional
 def _apply(
     transaction: firestore.Transaction,
     db: firestore.Client,
@@ -268,7 +268,6 @@ def _append(
 _FIELDS = {"count", "last", "last_step", "min", "max", "nonfinite"}
 
 
-@firestore.transactional
 def _resume(
     transaction: firestore.Transaction, db: firestore.Client, ref: RunRef, heartbeat_s: float
 ) -> bool:

@@ -23,10 +23,17 @@ run starts) keeps what the hook needs:
 
 Interactive sessions (the REPL, ``python -i``) survive uncaught exceptions,
 so there nothing is recorded.
+
+Ending runs at exit talks to Firestore, and that can cost a Ctrl-C'd
+process its exit status: :func:`exit_as_interrupted` restores it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import signal
 import sys
 import threading
 import traceback
@@ -84,6 +91,25 @@ def ending() -> BaseException | None:
         return None
     last = getattr(sys, "last_value", None)
     return last if isinstance(last, BaseException) else None
+
+
+def exit_as_interrupted() -> None:
+    """End the process by SIGINT, as Python does after an uncaught ``KeyboardInterrupt``.
+
+    CPython ends such a process by SIGINT (status 130 in a shell), but it keeps
+    that in a flag that importing a Cython-compiled module resets; gRPC's error
+    path imports some the first time a call fails, which ending a run at exit
+    can be, and the process then exits 1. Called after the runs are ended: the
+    output streams and logging are flushed first, since nothing runs after this.
+    """
+    if os.name != "posix" or not isinstance(ending(), KeyboardInterrupt):
+        return
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # closed or replaced
+            stream.flush()
+    logging.shutdown()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGINT)
 
 
 def is_clean_exit(exc: BaseException | None) -> bool:

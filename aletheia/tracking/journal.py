@@ -47,6 +47,8 @@ BUFFER_BYTES = 256 * 1024
 SUFFIX = ".jsonl"
 #: Longest journal file name before it is hashed (file systems allow 255 bytes).
 MAX_NAME_BYTES = 200
+#: Separates a journal name from the count of earlier runs that had the same id.
+AGAIN_MARK = "+"
 
 
 def journal_root(cache_dir: Path, cloud_project: str) -> Path:
@@ -66,11 +68,30 @@ def journal_path(root: Path, project: str, experiment: str, run: str) -> Path:
     return root / f"{name}{SUFFIX}"
 
 
+def new_journal_path(root: Path, project: str, experiment: str, run: str) -> Path:
+    """A file of its own for the journal of a run starting now.
+
+    A run id can come back: Firestore wiped, or restored from an older export,
+    counts runs from 1 again. Appending to the earlier run's journal would mix
+    two runs' points, and ``aletheia sync`` would replay the earlier run's
+    into the new one; so the later run gets ``…+1.jsonl`` (``+2`` …) and the
+    earlier journal is kept as it is. (``+`` never occurs in the quoted name.)
+    """
+    path = journal_path(root, project, experiment, run)
+    base = path.name[: -len(SUFFIX)]
+    again = 0
+    while path.exists():
+        again += 1
+        path = root / f"{base}{AGAIN_MARK}{again}{SUFFIX}"
+    return path
+
+
 def parse_journal_name(path: Path) -> tuple[str, str, str] | None:
     """``(project, experiment, run)`` from a journal file name, or ``None``."""
     if not path.name.endswith(SUFFIX):
         return None
-    parts = unquote(path.name[: -len(SUFFIX)]).split("/")
+    base = path.name[: -len(SUFFIX)].split(AGAIN_MARK)[0]
+    parts = unquote(base).split("/")
     return (parts[0], parts[1], parts[2]) if len(parts) == 3 else None
 
 

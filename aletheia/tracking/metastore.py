@@ -32,11 +32,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from google.api_core import exceptions as gexc
-from google.cloud import firestore
-
 from aletheia.cloud import config, layout, limits, members
-from aletheia.cloud.transient import TRANSIENT
+from aletheia.cloud.lazy import firestore, gexc
 from aletheia.errors import ConfigError, ValidationError
 from aletheia.tracking import (
     direct,
@@ -53,6 +50,15 @@ from aletheia.tracking.direct import DirectWrites
 from aletheia.tracking.journal_loss import JournalLoss
 from aletheia.tracking.metrics import FLUSH_INTERVAL_S, MetricWriter
 from aletheia.tracking.openruns import MAX_ERROR_CHARS, ending_of
+from aletheia.tracking.readapi import (
+    ArtifactEntry,
+    DatasetEntry,
+    ExperimentView,
+    ProjectView,
+    RunPage,
+    RunReader,
+    RunView,
+)
 from aletheia.tracking.runids import time_run_id
 from aletheia.tracking.runmodel import (
     FAILED,
@@ -61,6 +67,7 @@ from aletheia.tracking.runmodel import (
     INTERRUPTED,
     RUNNING,
     STATUSES,
+    Point,
     RunRef,
     merge_fields,
     now,
@@ -79,6 +86,8 @@ from aletheia.tracking.writing import (
 )
 
 if TYPE_CHECKING:
+    import pandas
+
     from aletheia.data.artifacts import ArtifactStore, ArtifactVersion
     from aletheia.data.blobstore import BlobStore
     from aletheia.data.cache import LocalCache
@@ -237,6 +246,27 @@ class Metastore:
         """The project's :class:`~aletheia.data.artifacts.ArtifactStore` (via ``cache``)."""
         return self.backend.artifacts()
 
+    # ----------------------------------------------------------- reading (readapi)
+
+    @property
+    def reader(self) -> RunReader:
+        """The project's :class:`~aletheia.tracking.readapi.RunReader` (reads, never writes)."""
+        from aletheia.tracking.firestore_reader import FirestoreReader
+
+        return FirestoreReader(lambda: self.db, self.project)
+
+    def projects(self) -> list[ProjectView]:
+        """Every aletheia project of the configured cloud project (needs server credentials)."""
+        return self.reader.projects()
+
+    def experiments(self) -> list[ExperimentView]:
+        """Every experiment of this project, read-only (``.runs()``, ``.run(id)``, frames)."""
+        return self.reader.experiments()
+
+    def experiment(self, name: str) -> ExperimentView:
+        """Experiment ``name`` read-only, without creating it (``exper()`` creates)."""
+        return self.reader.experiment(name)
+
 
 def _create_if_missing(db: firestore.Client, path: str, data: dict[str, Any]) -> bool:
     """``create`` a document; False if it already existed."""
@@ -270,6 +300,8 @@ class Experiment:
         self.online = self._ensure()
 
     def _ensure(self) -> bool:
+        from aletheia.cloud.transient import TRANSIENT
+
         self.ms._check_bucket()
         try:
             self.ms._ensure_project()
@@ -289,6 +321,8 @@ class Experiment:
 
     @desc.setter
     def desc(self, value: str) -> None:
+        from aletheia.cloud.transient import TRANSIENT
+
         self._desc = limits.validate_text(value, "experiment description")
         try:
             self.ms.store.commit([Write(self.path, {"desc": self._desc}, merge=True)])
@@ -382,6 +416,51 @@ class Experiment:
             )
         return run
 
+    # ----------------------------------------------------------- reading (readapi)
+
+    def runs(
+        self,
+        *,
+        status: str | Iterable[str] | None = None,
+        params: Mapping[str, Any] | None = None,
+        model: str | None = None,
+        dataset: str | None = None,
+        debug: bool | None = None,
+        order_by: str | Sequence[str] | None = None,
+        limit: int | None = None,
+        page_token: str | None = None,
+    ) -> RunPage:
+        """Runs of this experiment as read-only views, e.g. ``status="finished"``,
+        ``order_by="metrics.val/acc DESC"``, ``limit=10`` (every argument:
+        :meth:`aletheia.tracking.readapi.RunReader.search_runs`)."""
+        return self.ms.reader.search_runs(
+            [self.name],
+            status=status,
+            params=params,
+            model=model,
+            dataset=dataset,
+            debug=debug,
+            order_by=order_by,
+            limit=limit,
+            page_token=page_token,
+        )
+
+    def run(self, run_id: str) -> RunView:
+        """Run ``run_id`` as a read-only :class:`~aletheia.tracking.readapi.RunView`."""
+        return self.ms.reader.get_run(self.name, run_id)
+
+    def runs_frame(self, **search: Any) -> pandas.DataFrame:
+        """The runs (filtered as :meth:`runs`) as a pandas DataFrame, one row per run."""
+        from aletheia.tracking import frames
+
+        return frames.runs_frame(self.runs(**search))
+
+    def fold_table(self, *, status: str | None = FINISHED, **search: Any) -> pandas.DataFrame:
+        """Mean ± std of final metrics per hyper-parameter set over folds (finished runs)."""
+        from aletheia.tracking import frames
+
+        return frames.fold_table(frames.runs_frame(self.runs(status=status, **search)))
+
 
 class Run:
     """One run of an experiment: ``.../Runs/{id}``."""
@@ -398,7 +477,7 @@ class Run:
         self._keys: set[str] = set()  # metric names already validated
         self._ended = threading.Event()
         self.journal = journal.JournalWriter(
-            journal.journal_path(self.ms.journal_root, self.ms.project, exper.name, run_id)
+            journal.new_journal_path(self.ms.journal_root, self.ms.project, exper.name, run_id)
         )
         self.writer = MetricWriter(
             self.ref,
@@ -427,6 +506,8 @@ class Run:
 
     @classmethod
     def _start(cls, exper: Experiment, fields: dict[str, Any], run_id: str | None) -> Run:
+        from aletheia.cloud.transient import TRANSIENT
+
         ms = exper.ms
         fields.update(
             runstart.lifecycle_fields(ms.project, exper.name, ms.heartbeat_s, exper.debug)
@@ -755,6 +836,21 @@ class Run:
             mine = [a["version"] for a in self._artifacts if a["name"] == name]
             version = mine[-1] if mine else None
         return self.ms.artifacts.get(self.exper.name, name, version, run=self.id)
+
+    # ----------------------------------------------------------- reading (readapi)
+
+    def metric_history(self, key: str) -> list[Point]:
+        """Every point of metric ``key`` logged so far (flushed first, then read back)."""
+        self.flush()
+        return self.ms.reader.metric_history(self.ref, key)
+
+    def artifacts(self) -> list[ArtifactEntry]:
+        """The artifact versions this run saved, in order."""
+        return [ArtifactEntry(a["name"], a["version"]) for a in self._artifacts]
+
+    def datasets(self) -> list[DatasetEntry]:
+        """The dataset versions this run recorded using."""
+        return [DatasetEntry(d["name"], d["version"]) for d in self._datasets]
 
 
 def active_runs() -> list[Run]:

@@ -125,6 +125,7 @@ class MetricWriter(WriterRecovery, RunWriteStore):
         #: had acknowledged (an emulator restarted from an older export), so check.
         self._reconnected = False
         self._restore_fields: dict[str, Any] = {}  # run fields Firestore lost, to write again
+        self._fields_set: dict[str, Any] = {}  # every field set so far, merged (to verify)
         self._last_heartbeat = time.monotonic()
         self._reported: set[str] = set()  # problems already reported, by kind
         self._budget = SummaryBudget()
@@ -165,9 +166,12 @@ class MetricWriter(WriterRecovery, RunWriteStore):
     # ----------------------------------------------------------- the store interface
 
     def create_run(self, ref: RunRef, fields: Mapping[str, Any]) -> None:
-        """A run created in Firestore already needs nothing; one started offline queues its
-        fields, and the first flush claims its id and creates the document."""
-        if not self.claimed:
+        """A run created in Firestore already needs nothing sent (its fields are remembered,
+        to verify at the end); one started offline queues its fields, and the first flush
+        claims its id and creates the document."""
+        if self.claimed:
+            self.created_with(fields)
+        else:
             self.queue_fields(fields)
 
     def log_batch(
@@ -218,6 +222,10 @@ class MetricWriter(WriterRecovery, RunWriteStore):
         self.queue_fields({"status": status, "ended_at": ended_at, "error": error})
         return self.close(retry_for_s=self.final_retry_s)
 
+    def created_with(self, fields: Mapping[str, Any]) -> None:
+        """The fields the run document was created with (checked like those set later)."""
+        merge_fields(self._fields_set, fields)
+
     def start(self) -> None:
         """Start the background threads: the Firestore writer and the journal syncer.
 
@@ -243,6 +251,15 @@ class MetricWriter(WriterRecovery, RunWriteStore):
         complete = self.flush(retry_for_s=retry_for_s)
         while complete and self.recovering:
             complete = self.flush(retry_for_s=retry_for_s)
+        if complete and not self.rejections and not self.blocked:
+            # Firestore may have been restarted from an older copy between two flushes,
+            # which fails no commit: check before the journal is marked synced.
+            with self._flush_lock:
+                replayed = self._replay_what_was_lost()
+                if replayed is None:
+                    return False  # unchecked: the journal stays unsettled for `sync`
+                if replayed:
+                    complete = self._flush_locked(retry_for_s)
         return complete
 
     # ----------------------------------------------------------- writer thread
@@ -268,7 +285,7 @@ class MetricWriter(WriterRecovery, RunWriteStore):
             complete = self._flush_locked(retry_for_s)
             if complete and self._reconnected:
                 self._reconnected = False
-                if self._replay_what_was_lost():
+                if self._replay_what_was_lost():  # None (not checked): the end checks again
                     complete = self._flush_locked(retry_for_s)
             return complete
 
@@ -341,6 +358,8 @@ class MetricWriter(WriterRecovery, RunWriteStore):
                 "metric is still stored)",
                 kind="summary",
             )
+        for update in fields:
+            merge_fields(self._fields_set, update)
         self._unsent_fields.extend(fields)
 
     def _writes(self) -> list[Write]:

@@ -79,8 +79,11 @@ def ending_of(exc: BaseException | None) -> tuple[str, str | None]:
 def _finish_open_runs() -> None:
     # Inside `with`, a run sees its exception; here the hooks say how the process ended.
     status, error = ending_of(exithooks.ending())
-    for run in list(_ACTIVE):
+    open_runs = list(_ACTIVE)
+    for run in open_runs:
         try:
             run.finish(status, error=error)
         except Exception as exc:  # never turn a clean exit into a crash
             log.warning("aletheia: could not end run %s at exit: %s", run.id, exc)
+    if open_runs:
+        exithooks.exit_as_interrupted()  # Ctrl-C still exits as Ctrl-C (130)

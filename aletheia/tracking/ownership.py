@@ -18,10 +18,8 @@ import secrets
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from google.api_core import exceptions as gexc
-from google.cloud import firestore
-
 from aletheia.cloud import layout
+from aletheia.cloud.lazy import firestore, gexc
 from aletheia.cloud.transient import is_transient
 from aletheia.tracking.runmodel import RunRef
 

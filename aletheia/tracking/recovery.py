@@ -11,9 +11,10 @@ this is its unhappy path, kept apart so the happy one reads in one sitting:
   credentials) stops all sending;
 * an *outage* is noted, and the first flushes after it rewrite everything
   still in memory (a commit that timed out may yet be applied late);
-* after a reconnect, what Firestore no longer holds of what it had
-  acknowledged (an emulator restarted from an older export) is queued again
-  from the journal;
+* after a reconnect, and at the end of the run before its journal is marked
+  synced, what Firestore no longer holds of what it had acknowledged (an
+  emulator restarted from an older export, which fails no commit) is queued
+  again from the journal;
 * a run started offline *claims* its id before its first write, moving to a
   new id if another process owns it (:mod:`aletheia.tracking.ownership`).
 """
@@ -24,8 +25,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from google.api_core import exceptions as gexc
-
+from aletheia.cloud.lazy import gexc
 from aletheia.cloud.transient import is_transient
 from aletheia.tracking import ownership, stored
 from aletheia.tracking.journal import JournalWriter
@@ -58,6 +58,7 @@ class WriterRecovery:
     _sets_ack_cap: int | None
     _unsent_fields: list[dict[str, Any]]
     _restore_fields: dict[str, Any]
+    _fields_set: dict[str, Any]
     _dirty_summaries: set[str]
     _on_renamed: Callable[[str], None] | None
 
@@ -176,6 +177,7 @@ class WriterRecovery:
             self._journal_safely(self.journal.renamed, ref.run, moved[ownership.CONFLICT_OF])
             self._journal_safely(self.journal.set_fields, moved)
         self._unsent_fields.append(moved)
+        merge_fields(self._fields_set, moved)
         self.ref = ref
         if self._on_renamed is not None:
             self._on_renamed(ref.run)
@@ -190,28 +192,35 @@ class WriterRecovery:
             kind="offline",
         )
 
-    def _replay_what_was_lost(self) -> bool:
-        """After a reconnect, queue again from the journal what Firestore no longer holds.
+    def _replay_what_was_lost(self) -> bool | None:
+        """Queue again from the journal what Firestore no longer holds (after a reconnect,
+        and at the end of the run).
 
-        True when something was queued (the caller flushes once more).
+        What this writer sent is known in memory (points per metric, fields
+        set), so the check costs only its reads (:func:`stored.find_gaps`);
+        the journal is read only when something is missing. True when
+        something was queued (the caller flushes once more), None when the
+        check could not be made.
         """
         try:
-            state = read_journal(self.journal.path)
+            sent = {k: s.received for k, s in self._series.items()}
             gaps = stored.find_gaps(
                 self.store.client,
                 self.ref.path,
                 self.ref.chunk_path,
-                state.points,
-                state.merged_fields(),
-                CHUNK_POINTS,
+                stored.gapless_counts(sent, CHUNK_POINTS),
+                self._fields_set,
+                {k: s.received for k, s in self._series.items() if s.summarized},
             )
+            if gaps:
+                state = read_journal(self.journal.path)
         except Exception as exc:  # verifying is a bonus: never a reason to stop training
             self._warn(
-                f"could not check what Firestore holds of run {self.ref.run} after it came "
-                f"back ({exc!r}); `aletheia sync --verify` checks it later",
+                f"could not check what Firestore holds of run {self.ref.run} ({exc!r}); "
+                "`aletheia sync --verify` checks it later",
                 kind="verify",
             )
-            return False
+            return None
         if not gaps:
             return False
         for key, chunks in gaps.chunks.items():
@@ -227,10 +236,10 @@ class WriterRecovery:
             series.chunks.update(restored)
             series.dirty |= {n for n in chunks if n in series.chunks} - series.refused
         merged = state.merged_fields()
-        self._restore_fields = {k: merged[k] for k in gaps.fields}
+        self._restore_fields = {k: merged[k] for k in gaps.fields if k in merged}
         self._dirty_summaries |= {k for k, s in self._series.items() if s.summarized}
         self._warn(
-            f"Firestore came back without {gaps.describe()} of run {self.ref.run} that it had "
+            f"Firestore is without {gaps.describe()} of run {self.ref.run} that it had "
             "acknowledged (restarted from an older copy?): writing them again from the "
             f"journal {self.journal.path}",
             kind="lost",

@@ -11,9 +11,8 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from google.cloud import firestore
-
 from aletheia.cloud import layout
+from aletheia.cloud.lazy import firestore
 from aletheia.cloud.transient import is_transient
 from aletheia.tracking import direct
 from aletheia.tracking.direct import RunExistsError

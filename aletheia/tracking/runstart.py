@@ -13,16 +13,17 @@ import os
 import socket
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-from google.cloud import firestore
+from typing import TYPE_CHECKING, Any
 
 from aletheia.cloud import limits
-from aletheia.data.blobstore import BlobStore
+from aletheia.cloud.lazy import firestore
 from aletheia.errors import ConfigError, ValidationError
 from aletheia.tracking import ownership, validation
 from aletheia.tracking.runmodel import FAILED, RUNNING, RunRef, now
 from aletheia.tracking.writing import RunWriteStore
+
+if TYPE_CHECKING:
+    from aletheia.data.blobstore import BlobStore
 
 log = logging.getLogger(__name__)
 

@@ -25,20 +25,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from google.api_core import exceptions as gexc
-from google.cloud import firestore
-from tenacity import (
-    Retrying,
-    retry_if_exception,
-    stop_after_delay,
-    wait_exponential,
-    wait_random,
-)
-
+from aletheia.cloud.lazy import firestore, gexc
 from aletheia.cloud.limits import encoded_size
 
 # Re-exported: callers that ask the store which errors are transient get the shared answer.
-from aletheia.cloud.transient import TRANSIENT as TRANSIENT
 from aletheia.cloud.transient import is_transient as is_transient
 from aletheia.errors import RejectedError
 
@@ -176,6 +166,14 @@ class FirestoreStore:
         return []
 
     def _commit_retrying(self, writes: Sequence[Write], retry_for_s: float) -> None:
+        from tenacity import (
+            Retrying,
+            retry_if_exception,
+            stop_after_delay,
+            wait_exponential,
+            wait_random,
+        )
+
         for attempt in Retrying(
             stop=stop_after_delay(retry_for_s),
             wait=wait_exponential(multiplier=0.2, max=2.0) + wait_random(0, 0.2),

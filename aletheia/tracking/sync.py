@@ -34,7 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aletheia.cloud import config, layout
+from aletheia.cloud import config, layout, members
+from aletheia.errors import AletheiaError
 from aletheia.tracking import journal, ownership
 from aletheia.tracking.compose import Backend
 from aletheia.tracking.runmodel import (
@@ -56,7 +57,7 @@ from aletheia.tracking.runmodel import (
     utc,
 )
 from aletheia.tracking.store import FirestoreStore, Write, WritesRejectedError
-from aletheia.tracking.stored import find_gaps, run_chunk_path
+from aletheia.tracking.stored import chunk_counts, find_gaps, run_chunk_path
 from aletheia.tracking.validation import SummaryBudget
 
 log = logging.getLogger(__name__)
@@ -103,9 +104,12 @@ def sync_all(
         layout.validate_id(project, "project name")
     store = store or Backend(settings).writes(probe=True)
     root = journal.journal_root(settings.cache_dir, settings.cloud_project)
+    checks = members.ProjectChecks(settings.owner)
     results = []
     for path in journal.list_journals(root):  # each settled on its own: a bad one stops none
-        results.append(_sync_safely(path, store, force=force, project=project, verify=verify))
+        results.append(
+            _sync_safely(path, store, force=force, project=project, verify=verify, checks=checks)
+        )
     return [r for r in results if project is None or r.project == project]
 
 
@@ -116,10 +120,11 @@ def _sync_safely(
     force: bool = False,
     project: str | None = None,
     verify: bool = False,
+    checks: members.ProjectChecks | None = None,
 ) -> SyncResult:
     """:func:`sync_journal`, with any failure reported as this journal's ``failed: …`` action."""
     try:
-        return sync_journal(path, store, force=force, project=project, verify=verify)
+        return sync_journal(path, store, force=force, project=project, verify=verify, checks=checks)
     except OSError as exc:
         reason = f"cannot read or update {path} ({exc.strerror or exc}): {_WHAT_TO_DO}"
     except Exception as exc:  # Firestore unreachable, a record of an unexpected shape
@@ -162,10 +167,11 @@ def sync_experiment(
     """
     root = journal.journal_root(settings.cache_dir, settings.cloud_project)
     prefix = journal.journal_path(root, project, experiment, "x").name[: -len("x.jsonl")]
+    checks = members.ProjectChecks(settings.owner)
     results = []
     for path in journal.list_journals(root):
         if path.name.startswith(prefix) and not _settled(path):
-            result = _sync_safely(path, store, project=project)
+            result = _sync_safely(path, store, project=project, checks=checks)
             if not result.action.startswith("skipped"):
                 results.append(result)
     return results
@@ -209,8 +215,15 @@ def sync_journal(
     force: bool = False,
     project: str | None = None,
     verify: bool = False,
+    checks: members.ProjectChecks | None = None,
 ) -> SyncResult:
-    """Replay one journal (see the module docstring); only if it is ``project``'s, if given."""
+    """Replay one journal (see the module docstring); only if it is ``project``'s, if given.
+
+    Before its first write the journal's project is checked as an online
+    start checks it (``checks``, :func:`aletheia.cloud.members.ensure_project`): a
+    run started offline never was, and a project someone else registered
+    meanwhile is refused (``refused: …``), its journal kept as it is.
+    """
     state = journal.read(path)
     result = SyncResult(state.project, state.experiment, state.run, "synced", path=path)
     result.points = state.point_count
@@ -231,13 +244,14 @@ def sync_journal(
         if not verify:
             result.action = "skipped: already synced"
             return result
+        budget = SummaryBudget()  # the metrics the run's own writer summarised
         gaps = find_gaps(
             store.client,
             layout.run(state.project, state.experiment, state.run),
             run_chunk_path(state.project, state.experiment, state.run),
-            state.points,
+            chunk_counts(state.points, CHUNK_POINTS),
             state.merged_fields(),
-            CHUNK_POINTS,
+            {key: len(pts) for key, pts in state.points.items() if budget.admit(key)},
         )
         if not gaps:
             result.action = "verified"
@@ -252,6 +266,12 @@ def sync_journal(
     crashed = state.ended is None and not ended_in_firestore
     if crashed and (_process_alive(state) or _beating_elsewhere(state, store)):
         result.action = "skipped: still running"
+        return result
+    try:
+        (checks or members.ProjectChecks()).require(store.client, state.project)
+    except AletheiaError as exc:
+        hint = f"; {exc.hint}" if exc.hint else ""
+        result.action = f"refused: {exc.message}{hint}; the journal {path} keeps everything"
         return result
     renamed = _claim(state, store)
     if renamed:

@@ -25,6 +25,9 @@ from aletheia.data.hashing import sha256_file
 from aletheia.errors import AletheiaError
 from aletheia.integrations.mlflow.schemes import ARTIFACT_SCHEME
 from aletheia.tracking.compose import Backend
+from aletheia.tracking.firestore_reader import FirestoreReader
+from aletheia.tracking.readapi import thaw
+from aletheia.tracking.runmodel import RunRef
 
 if TYPE_CHECKING:
     from google.cloud import firestore
@@ -92,8 +95,8 @@ class AletheiaArtifactRepository(ArtifactRepository):
         )
 
     def _entries(self) -> list[dict[str, Any]]:
-        col = self.db.collection(layout.run_artifact_files(self.project, self.exper, self.run))
-        return [s.to_dict() or {} for s in col.stream()]
+        ref = RunRef(self.project, self.exper, self.run)
+        return [thaw(e) for e in FirestoreReader(self.db, self.project).run_files(ref)]
 
     def list_artifacts(self, path: str | None = None) -> list[FileInfo]:
         """Files and directories directly under ``path`` (paths relative to the run root)."""

@@ -2,18 +2,17 @@
 
 The mapping of docs/MLFLOW.md, shared by the tracking store
 (:mod:`aletheia.integrations.mlflow.store`): ids, run documents as MLflow ``Run`` objects,
-metric histories from chunk documents, and which search filters aletheia
+metric points as MLflow metrics, and which search filters aletheia
 evaluates faithfully.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from google.cloud import firestore
 from mlflow.entities import (
     LifecycleStage,
     Metric,
@@ -28,7 +27,6 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.utils.search_utils import SearchUtils
 
-from aletheia.cloud import layout
 from aletheia.errors import AletheiaError
 from aletheia.integrations.mlflow import inputs as mlflow_inputs
 from aletheia.integrations.mlflow.schemes import ARTIFACT_SCHEME
@@ -132,25 +130,9 @@ def to_mlflow_run(project: str, experiment: str, doc: Mapping[str, Any]) -> Run:
     return Run(info, data, run_inputs=RunInputs(dataset_inputs=mlflow_inputs.dataset_inputs(doc)))
 
 
-def metric_history(
-    db: firestore.Client, project: str, exper: str, doc: Mapping[str, Any], key: str
-) -> list[Metric]:
-    """Every point of metric ``key`` of a run, in logging order, as MLflow metrics.
-
-    Chunk documents are read by id (the summary's count says how many), so no
-    query is needed.
-    """
-    count = int(((doc.get("summary") or {}).get(key) or {}).get("count") or 0)
-    run = str(doc["run"])
-    paths = [
-        layout.metric_chunk(project, exper, run, key, n) for n in range(runmodel.chunk_count(count))
-    ]
-    points: list[runmodel.Point] = []
-    for snap in db.get_all([db.document(p) for p in paths]):
-        if snap.exists:
-            points.extend(runmodel.chunk_points(snap.to_dict() or {}))
-    # Chunks may come back in any order: the per-key index is the logging order.
-    points.sort(key=lambda p: p.index)
+def mlflow_metrics(key: str, points: Iterable[runmodel.Point]) -> list[Metric]:
+    """A metric's points (as the read interface returns them, in logging order) as MLflow
+    metrics."""
     return [Metric(key, p.value, p.epoch_ms, p.step) for p in points]
 
 
@@ -182,7 +164,7 @@ __all__ = [
     "experiment_id_of",
     "experiment_name_of",
     "invalid",
-    "metric_history",
+    "mlflow_metrics",
     "ms",
     "run_params",
     "run_tags",

@@ -25,7 +25,7 @@
   artifacts this run produced (under ``artifacts/<artifact name>/``),
   downloaded from the blob store.
 
-Reads are whole-collection streams and document gets: no queries.
+Every read goes through the read interface (:mod:`aletheia.tracking.readapi`).
 """
 
 from __future__ import annotations
@@ -43,7 +43,9 @@ from google.cloud import firestore
 
 from aletheia.cloud import layout
 from aletheia.errors import AletheiaError, NotFoundError
-from aletheia.tracking.runmodel import chunk_points, effective_status
+from aletheia.tracking.firestore_reader import FirestoreReader
+from aletheia.tracking.readapi import thaw
+from aletheia.tracking.runmodel import RunRef, effective_status
 
 _MLFLOW_ID = re.compile(r"^[a-zA-Z0-9][\w\-]{0,63}$")
 #: Characters MLflow's file store accepts in param, metric and tag names (not on Windows: ``:``).
@@ -136,11 +138,11 @@ class MlflowExporter:
         self.project = layout.validate_id(project, "project name")
         self.dest = Path(dest)
         self.summary = ExportSummary()
+        self.reader = FirestoreReader(db, self.project)
 
     def run(self, experiments: Iterable[str] | None = None) -> ExportSummary:
         """Export ``experiments`` (default: every experiment of the project)."""
-        col = self.db.collection(layout.experiments(self.project))
-        docs = {s.id: s.to_dict() or {} for s in col.stream()}
+        docs = {e.name: thaw(e.doc) for e in self.reader.experiments()}
         names = list(experiments) if experiments is not None else sorted(docs)
         for name in names:
             if name not in docs:
@@ -170,10 +172,9 @@ class MlflowExporter:
         )
         _write_files(exp_dir / "tags", _texts(doc.get("mlflow_tags")))
         self.summary.experiments += 1
-        runs = self.db.collection(layout.runs(self.project, name)).stream()
         artifacts = self._aletheia_artifacts(name)
-        for snap in runs:
-            self._run(name, exp_dir, snap.to_dict() or {}, artifacts.get(snap.id, []))
+        for view in self.reader.search_runs([name], order_by="attributes.run_id"):
+            self._run(name, exp_dir, thaw(view.doc), artifacts.get(view.id, []))
 
     def _run(
         self, exper: str, exp_dir: Path, doc: Mapping[str, Any], files: list[tuple[str, str]]
@@ -252,20 +253,15 @@ class MlflowExporter:
             )
 
     def _metrics(self, exper: str, run: str) -> dict[str, list[str]]:
-        """Every chunk of every series, in order: ``{key: ["timestamp value step", ...]}``."""
-        series: dict[str, list[tuple[int, str]]] = {}
-        for snap in self.db.collection(layout.metrics(self.project, exper, run)).stream():
-            chunk = snap.to_dict() or {}
-            key = str(chunk.get("key") or layout.parse_metric_chunk_id(snap.id)[0])
-            for p in chunk_points(chunk):
-                line = f"{p.epoch_ms} {p.value} {p.step}"
-                series.setdefault(key, []).append((p.index, line))
-        return {key: [line for _, line in sorted(points)] for key, points in series.items()}
+        """Every point of every series, in order: ``{key: ["timestamp value step", ...]}``."""
+        series = self.reader.metric_histories(RunRef(self.project, exper, run))
+        return {
+            key: [f"{p.epoch_ms} {p.value} {p.step}" for p in points]
+            for key, points in series.items()
+        }
 
     def _mlflow_artifacts(self, exper: str, run: str, art_dir: Path) -> None:
-        col = self.db.collection(layout.run_artifact_files(self.project, exper, run))
-        for snap in col.stream():
-            entry = snap.to_dict() or {}
+        for entry in self.reader.run_files(RunRef(self.project, exper, run)):
             self._download(str(entry["sha256"]), _safe_key_path(art_dir, str(entry["path"])))
 
     def _aletheia_artifacts(self, exper: str) -> dict[str, list[tuple[str, str]]]:

@@ -56,7 +56,7 @@ from mlflow.utils.search_utils import SearchExperimentsUtils, SearchUtils
 
 from aletheia.cloud import layout, limits
 from aletheia.cloud.redact import redact_values
-from aletheia.errors import AletheiaError
+from aletheia.errors import AletheiaError, NotFoundError
 from aletheia.integrations.mlflow import inputs as mlflow_inputs
 from aletheia.integrations.mlflow.entities import (
     ARTIFACT_SCHEME,
@@ -70,7 +70,7 @@ from aletheia.integrations.mlflow.entities import (
     experiment_id_of,
     experiment_name_of,
     invalid,
-    metric_history,
+    mlflow_metrics,
     ms,
     to_mlflow_run,
 )
@@ -79,6 +79,7 @@ from aletheia.integrations.mlflow.features import AbsentFeatures, disable_unimpl
 from aletheia.integrations.mlflow.schemes import TRACKING_SCHEME
 from aletheia.tracking import metastore, validation
 from aletheia.tracking.direct import DirectWrites, Heartbeat
+from aletheia.tracking.readapi import RunReader
 from aletheia.tracking.runmodel import RunRef
 from aletheia.tracking.writing import MetricPoint
 
@@ -156,15 +157,24 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
             )
         return str((snap.to_dict() or {})["experiment"])
 
-    def _run_doc(self, run_id: str) -> tuple[str, dict[str, Any]]:
+    @property
+    def reader(self) -> RunReader:
+        """The read interface every read of runs goes through."""
+        return self.ms.reader
+
+    def _run_doc(self, run_id: str) -> tuple[str, Mapping[str, Any]]:
+        """The experiment and (read-only) document of run ``run_id``."""
         exper = self._locate(run_id)
         run = self._open.get(run_id)
         if run is not None:
             run.flush()  # a read sees everything logged so far
-        snap = self.db.document(layout.run(self.project, exper, run_id)).get()
-        if not snap.exists:
-            raise MlflowException(f"Run '{run_id}' not found", error_code=RESOURCE_DOES_NOT_EXIST)
-        return exper, snap.to_dict() or {}
+        try:
+            view = self.reader.get_run(exper, run_id)
+        except NotFoundError as exc:
+            raise MlflowException(
+                f"Run '{run_id}' not found", error_code=RESOURCE_DOES_NOT_EXIST
+            ) from exc
+        return exper, view.doc
 
     # ------------------------------------------------------------- experiments
 
@@ -225,8 +235,7 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
         page_token=None,
     ):
         """Every experiment of the project, filtered and sorted by MLflow's own rules."""
-        col = self.db.collection(layout.experiments(self.project))
-        exps = [self._to_experiment(s.id, s.to_dict() or {}) for s in col.stream()]
+        exps = [self._to_experiment(e.name, e.doc) for e in self.reader.experiments()]
         exps = [e for e in exps if LifecycleStage.matches_view_type(view_type, e.lifecycle_stage)]
         if filter_string:
             exps = SearchExperimentsUtils.filter(exps, filter_string)
@@ -455,7 +464,8 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
     def get_metric_history(self, run_id, metric_key, max_results=None, page_token=None):
         """Every point of a metric, read from its chunk documents."""
         exper, doc = self._run_doc(run_id)
-        history = metric_history(self.db, self.project, exper, doc, metric_key)
+        points = self.reader.metric_history(RunRef(self.project, exper, run_id), metric_key, doc)
+        history = mlflow_metrics(metric_key, points)
         start = SearchUtils.parse_start_offset_from_page_token(page_token) if page_token else 0
         end = len(history) if max_results is None else start + max_results
         token = SearchUtils.create_page_token(end) if end < len(history) else None
@@ -505,11 +515,9 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
         for run in self._open.values():
             if run.is_active:
                 run.flush()
-        runs: list[Run] = []
-        for experiment_id in experiment_ids:
-            exper = self._exper_name(experiment_id)
-            col = self.db.collection(layout.runs(self.project, exper))
-            runs += [to_mlflow_run(self.project, exper, s.to_dict() or {}) for s in col.stream()]
+        names = [self._exper_name(experiment_id) for experiment_id in experiment_ids]
+        views = self.reader.search_runs(names) if names else []
+        runs: list[Run] = [to_mlflow_run(self.project, v.experiment, v.doc) for v in views]
         runs = [
             r
             for r in runs
@@ -559,7 +567,7 @@ __all__ = [
     "artifact_uri",
     "experiment_id_of",
     "experiment_name_of",
-    "metric_history",
+    "mlflow_metrics",
     "to_mlflow_run",
     "unsupported",
 ]

@@ -1,0 +1,111 @@
+"""Dataset manifests: which files (path, sha256, size) a version holds, as canonical bytes.
+
+The full manifest is itself a content-addressed blob (sorted
+``[path, sha256, size]`` rows, canonical JSON); the version document keeps
+its digest, so it stays a few hundred bytes whatever the file count.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from aletheia.cloud import layout
+from aletheia.cloud.lazy import firestore
+from aletheia.data import manifest_check
+from aletheia.data.blobstore import BlobStore
+from aletheia.data.cache import LocalCache
+from aletheia.errors import NotFoundError
+
+MANIFEST_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One file of a manifest."""
+
+    path: str
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Diff:
+    """Files added, removed and changed between two manifests."""
+
+    added: list[FileEntry]
+    removed: list[FileEntry]
+    changed: list[tuple[FileEntry, FileEntry]]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """``{"added": n, "removed": n, "changed": n}``."""
+        return {
+            "added": len(self.added),
+            "removed": len(self.removed),
+            "changed": len(self.changed),
+        }
+
+
+def encode_manifest(entries: Iterable[FileEntry]) -> bytes:
+    """Canonical bytes of a manifest: same files → same bytes → same digest."""
+    rows = sorted([e.path, e.sha256, e.size] for e in entries)
+    return json.dumps(
+        {"format": MANIFEST_FORMAT, "files": rows}, separators=(",", ":"), ensure_ascii=False
+    ).encode()
+
+
+def decode_manifest(data: bytes, what: str = "manifest") -> dict[str, FileEntry]:
+    """Inverse of :func:`encode_manifest`; :class:`IntegrityError` naming ``what`` if damaged."""
+    rows = manifest_check.parse_manifest(data, MANIFEST_FORMAT, what)
+    return {p: FileEntry(p, s, n) for p, s, n in rows}
+
+
+def diff_manifests(old: dict[str, FileEntry], new: dict[str, FileEntry]) -> Diff:
+    """Files added, removed and changed (by content) from ``old`` to ``new``."""
+    added = [new[p] for p in sorted(new.keys() - old.keys())]
+    removed = [old[p] for p in sorted(old.keys() - new.keys())]
+    changed = [
+        (old[p], new[p]) for p in sorted(old.keys() & new.keys()) if old[p].sha256 != new[p].sha256
+    ]
+    return Diff(added, removed, changed)
+
+
+def load_manifest(
+    db: firestore.Client,
+    blobstore: BlobStore,
+    project: str,
+    name: str,
+    version: str,
+    cache: LocalCache | None = None,
+) -> dict[str, FileEntry]:
+    """``{relpath: FileEntry}`` of one dataset version."""
+    doc = version_doc(db, project, name, version)
+    return read_manifest(blobstore, doc, cache, f"the manifest of {name} {version}")
+
+
+def read_manifest(
+    blobstore: BlobStore, version_doc: dict[str, Any], cache: LocalCache | None, what: str
+) -> dict[str, FileEntry]:
+    digest = version_doc.get("manifest_sha256")
+    if not isinstance(digest, str) or not manifest_check.SHA256.match(digest):
+        raise manifest_check.damaged(what, f"manifest_sha256 is {digest!r:.80}")
+    if cache is not None and cache.has(digest):
+        return decode_manifest(cache.path(digest).read_bytes(), what)
+    data = blobstore.get_bytes(digest)  # verified against its digest
+    if cache is not None:
+        with cache.open_for_write(digest) as fh:
+            fh.write(data)
+    return decode_manifest(data, what)
+
+
+def version_doc(db: firestore.Client, project: str, name: str, version: str) -> dict[str, Any]:
+    snap = db.document(layout.dataset_version(project, name, version)).get()
+    if not snap.exists:
+        raise NotFoundError(
+            f"dataset {name!r} has no version {version!r} in project {project!r}",
+            f"list them with `aletheia datasets versions {name}`",
+        )
+    return snap.to_dict() or {}

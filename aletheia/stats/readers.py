@@ -1,0 +1,331 @@
+"""Reading a data file as Arrow record batches, in blocks, whatever it turns out to hold.
+
+pyarrow's streaming CSV and JSON readers and Parquet row batches give
+blocks of bounded size. A :class:`ReadPlan` says how to read the file this
+time; when a later block contradicts what the first one suggested (an int
+column meeting ``1.5``, text that is not UTF-8, a row longer than a block,
+a quote that never closes) the reader raises :class:`Restart` with a better
+plan, or :func:`replan` derives one from pyarrow's error. Every change is a
+note the profile reports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import queue
+import re
+import threading
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass, field, replace
+from typing import IO, Any
+
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.json as pa_json
+import pyarrow.parquet as pq
+
+from aletheia.stats import csvshape, jsonarray
+from aletheia.stats.formats import Detected, Opener, ProfileError
+from aletheia.stats.rowlimit import RowLimitedReader
+
+_MAX_BLOCK = 16 << 20  # longest row accepted; rows beyond are reported, not read
+_SNIFF_BYTES = 1 << 20  # of a CSV file, to find its header
+
+
+@dataclass(frozen=True)
+class ReadPlan:
+    """How to read the file this time (what earlier attempts taught us)."""
+
+    block_size: int
+    column_types: tuple[tuple[str, str], ...] = ()
+    encoding: str | None = None
+    ignore_new_fields: bool = False
+    json_ints_as_floats: bool = False
+    quoting: bool = True
+    notes: tuple[str, ...] = ()
+    shape: csvshape.CsvShape = field(default_factory=csvshape.CsvShape)
+
+
+def head(open_stream: Opener, detected: Detected) -> tuple[bytes, bool]:
+    """The first bytes of the (decompressed) file, and whether that is all of it."""
+    with contextlib.closing(open_stream()) as raw:
+        stream: IO[bytes] = gzip.GzipFile(fileobj=raw) if detected.gzip else raw  # type: ignore[assignment]
+        chunks, size = [], 0
+        try:
+            while size <= _SNIFF_BYTES:
+                chunk = stream.read(_SNIFF_BYTES + 1 - size)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+        except (EOFError, OSError) as exc:
+            raise ProfileError(f"corrupt gzip stream: {exc}") from exc
+    data = b"".join(chunks)
+    return data[:_SNIFF_BYTES], len(data) <= _SNIFF_BYTES
+
+
+class Restart(Exception):  # noqa: N818 - control flow, not an error
+    """Read the file again from its start, under ``plan``."""
+
+    def __init__(self, plan: ReadPlan) -> None:
+        self.plan = plan
+
+
+_CONVERSION = re.compile(r"In CSV column #(\d+): CSV conversion error to (\w+)")
+_JSON_INT = re.compile(r"Failed to convert JSON to u?int\d+")
+
+
+def replan(plan: ReadPlan, detected: Detected, message: str) -> ReadPlan:
+    """The next plan after a reader error, or :class:`ProfileError` if none helps."""
+    # A header longer than a block reads as an "empty block": retry with bigger blocks too.
+    header_too_long = "Empty CSV file or block" in message
+    if "straddl" in message or "block size" in message or header_too_long:
+        if plan.block_size >= _MAX_BLOCK:
+            what = "the file is empty or its first line" if header_too_long else "a row"
+            raise ProfileError(
+                f"{what} is longer than {_MAX_BLOCK >> 20} MiB",
+                "split very long records or store them as files",
+            )
+        return replace(plan, block_size=min(plan.block_size * 4, _MAX_BLOCK))
+    if "unexpected field" in message and not plan.ignore_new_fields:
+        note = "fields that first appear after the first block are not profiled"
+        return replace(plan, ignore_new_fields=True, notes=(*plan.notes, note))
+    if "Empty CSV file" in message or "Empty file" in message:
+        raise ProfileError("the file is empty")
+    if _JSON_INT.search(message) and not plan.json_ints_as_floats:
+        # The first block had only whole numbers in some field, a later one a fraction.
+        note = "integer fields read as float64: a later value has a fraction"
+        return replace(plan, json_ints_as_floats=True, notes=(*plan.notes, note))
+    match = _CONVERSION.search(message)
+    if match is None:
+        raise ProfileError(f"not readable as {_describe(detected)}: {message[:300]}")
+    index, failed_type = int(match[1]), match[2]
+    return _widen(plan, index, failed_type, message)
+
+
+def _widen(plan: ReadPlan, index: int, failed_type: str, message: str) -> ReadPlan:
+    """Read column ``index`` with a wider type than the first block suggested."""
+    wider = "float64" if failed_type.startswith(("int", "uint")) else "string"
+    value = re.search(r"invalid value '([^']*)'", message)
+    if wider == "float64" and value and not _is_float(value[1]):
+        wider = "string"
+    types = dict(plan.column_types)
+    key = f"#{index}"
+    types[key] = wider
+    note = f"column #{index} read as {wider}: later rows do not fit {failed_type}"
+    return replace(plan, column_types=tuple(types.items()), notes=(*plan.notes, note))
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _describe(detected: Detected) -> str:
+    return ("gzip'd " if detected.gzip else "") + detected.format.upper()
+
+
+# --------------------------------------------------------------------------- reading
+
+
+class BatchReader:
+    """One pass over the file under one plan: its record batches, and what reading them found."""
+
+    def __init__(self, opener: Opener, detected: Detected, plan: ReadPlan, *, batch_rows: int):
+        self.opener = opener
+        self.detected = detected
+        self.plan = plan
+        self.batch_rows = batch_rows  # Parquet
+        self.ragged = 0
+        self.runaway = 0  # bad rows that are many rows swallowed by an unclosed quote
+        self.delimiter = ","
+        self.notes: list[str] = list(plan.shape.notes)
+        self.streams: list[IO[bytes]] = []
+        self.schema: pa.Schema | None = None
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        """The file's record batches, from its start (:class:`Restart` when the plan is wrong)."""
+        return self._batches(self._reopen())
+
+    def close(self) -> None:
+        """Close every stream this pass opened."""
+        for stream in self.streams:
+            stream.close()
+
+    def _batches(self, stream: IO[bytes]) -> Iterator[pa.RecordBatch]:
+        fmt = self.detected.format
+        if fmt in ("csv", "tsv"):
+            expected = "\t" if fmt == "tsv" else ","
+            yield from self._csv(stream, self.plan.shape.delimiter or expected)
+        elif fmt == "jsonl":
+            yield from self._json(stream)
+        else:
+            yield from self._parquet(stream)
+
+    def _csv(self, stream: IO[bytes], delimiter: str) -> Iterator[pa.RecordBatch]:
+        shape = self.plan.shape
+        read = pa_csv.ReadOptions(block_size=self.plan.block_size, skip_rows=shape.skip_rows)
+        if shape.column_names is not None:
+            read.column_names = list(shape.column_names)
+        if self.plan.encoding:
+            read.encoding = self.plan.encoding
+        parse = pa_csv.ParseOptions(
+            delimiter=delimiter,
+            quote_char='"' if self.plan.quoting else False,
+            invalid_row_handler=self._skip_ragged,
+        )
+        self.delimiter = delimiter
+        convert = pa_csv.ConvertOptions()
+        if shape.include_columns is not None:
+            convert.include_columns = list(shape.include_columns)
+        reader = pa_csv.open_csv(
+            stream, read_options=read, parse_options=parse, convert_options=convert
+        )
+        if self.plan.column_types:
+            # Types are keyed by position (names may repeat); reopen with names known.
+            names = reader.schema.names
+            types = {names[int(k[1:])]: pa.type_for_alias(v) for k, v in self.plan.column_types}
+            stream = self._reopen()
+            convert.column_types = types
+            reader = pa_csv.open_csv(
+                stream, read_options=read, parse_options=parse, convert_options=convert
+            )
+        if not self.plan.encoding and any(pa.types.is_binary(t) for t in reader.schema.types):
+            note = "text is not valid UTF-8: decoded as Latin-1"
+            raise Restart(replace(self.plan, encoding="latin-1", notes=(*self.plan.notes, note)))
+        self.schema = reader.schema
+        for batch in reader:
+            if self.plan.quoting and (self.runaway or csvshape.holds_rows(batch, delimiter)):
+                note = (
+                    "a field opens a quote that never closes and swallowed the rows after it: "
+                    "read without quoting"
+                )
+                plan = replace(self.plan, quoting=False, notes=(*self.plan.notes, note))
+                raise Restart(plan)
+            yield csvshape.empty_text_as_missing(batch)
+
+    def _reopen(self) -> IO[bytes]:
+        stream = self._open()
+        if self.detected.gzip:
+            stream = gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[assignment]
+        if self.detected.format == "parquet":
+            return stream
+        return RowLimitedReader(stream)  # type: ignore[return-value]
+
+    def _open(self) -> IO[bytes]:
+        stream = self.opener()
+        self.streams.append(stream)
+        return stream
+
+    def _skip_ragged(self, row: Any) -> str:
+        fields = len(self.schema) if self.schema is not None else 0
+        if self.plan.quoting and csvshape.runaway_quote(row.text, self.delimiter, fields):
+            self.runaway += 1
+        self.ragged += 1
+        return "skip"
+
+    def _json(self, stream: IO[bytes]) -> Iterator[pa.RecordBatch]:
+        read = pa_json.ReadOptions(block_size=self.plan.block_size)
+        behaviour = "ignore" if self.plan.ignore_new_fields else "error"
+        parse = pa_json.ParseOptions(unexpected_field_behavior=behaviour)
+        buffered: Any = stream if hasattr(stream, "peek") else io.BufferedReader(stream)  # type: ignore[type-var]
+        if jsonarray.starts_an_array(buffered.peek(64)):
+            # Rows are the array's elements: the same as the file's JSON Lines equivalent.
+            self.notes.append(
+                "a JSON array of records: profiled as JSON Lines, one row per element"
+            )
+            buffered = jsonarray.ArrayAsLines(buffered)
+        if self.plan.json_ints_as_floats:
+            buffered = self._json_with_floats(buffered, read, parse)
+        reader = pa_json.open_json(buffered, read_options=read, parse_options=parse)
+        self.schema = reader.schema
+        yield from reader
+
+    def _json_with_floats(
+        self, buffered: Any, read: pa_json.ReadOptions, parse: pa_json.ParseOptions
+    ) -> Any:
+        """Fix the first block's schema with every integer field as float64; reopen."""
+        schema = pa_json.open_json(buffered, read_options=read, parse_options=parse).schema
+        fields = [
+            pa.field(f.name, pa.float64()) if pa.types.is_integer(f.type) else f for f in schema
+        ]
+        parse.explicit_schema = pa.schema(fields)
+        reopened: Any = io.BufferedReader(self._reopen())  # type: ignore[type-var]
+        if isinstance(buffered, jsonarray.ArrayAsLines):
+            reopened = jsonarray.ArrayAsLines(reopened)
+        return reopened
+
+    def _parquet(self, stream: IO[bytes]) -> Iterator[pa.RecordBatch]:
+        try:
+            # Unbuffered, single-threaded reads decode one column chunk at a time: a
+            # file with big row groups otherwise peaks past the function's 512 MiB.
+            parquet = pq.ParquetFile(stream, pre_buffer=False, buffer_size=1 << 20)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise ProfileError(f"not a readable Parquet file: {exc}") from exc
+        self.schema = parquet.schema_arrow
+        yield from parquet.iter_batches(batch_size=self.batch_rows, use_threads=False)
+
+
+_END = object()
+
+
+def prefetched(items: Iterator[Any], depth: int = 1) -> Generator[Any, None, None]:
+    """``items``, produced up to ``depth`` ahead on a thread of their own.
+
+    pyarrow parses a block without the GIL, so reading the next block
+    overlaps the sketches' work on this one: the two halves of profiling
+    run on two cores, for the memory of one more block. Errors raised while
+    producing (a restart, a parse error) are raised here, in order.
+    """
+    slots: queue.Queue[tuple[Any, BaseException | None]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(entry: tuple[Any, BaseException | None]) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((_END, None))
+        except BaseException as exc:  # handed to the consumer, which raises it
+            put((None, exc))
+
+    worker = threading.Thread(target=produce, name="aletheia-profile-read", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, error = slots.get()
+            if error is not None:
+                raise error
+            if item is _END:
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join()  # the reader's streams are closed only after it has stopped
+
+
+def conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """A later batch in the first batch's schema (JSON blocks may order fields differently)."""
+    arrays = []
+    for fld in schema:
+        index = batch.schema.get_field_index(fld.name)
+        if index < 0:
+            arrays.append(pa.nulls(batch.num_rows, fld.type))
+            continue
+        column = batch.column(index)
+        arrays.append(column if column.type == fld.type else column.cast(fld.type, safe=False))
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
