@@ -21,6 +21,7 @@ LAYERS: list[set[str]] = [
     {"cloud"},
     {"stats"},
     {"data"},
+    {"models"},
     {"tracking"},
     {"function", "devstack", "integrations", "webui"},
     {"cli"},

@@ -114,7 +114,7 @@ def test_log_table_appends_and_loads(tracking: str) -> None:
 # ------------------------------------------------------------------ the rest of AbstractStore
 
 
-def test_logged_models_and_traces_are_empty_not_missing(tracking: str) -> None:
+def test_logged_models_and_traces_start_empty_not_missing(tracking: str) -> None:
     mlflow.set_experiment("models")
     with mlflow.start_run() as run:
         mlflow.log_metric("m", 1.0)
@@ -125,9 +125,9 @@ def test_logged_models_and_traces_are_empty_not_missing(tracking: str) -> None:
     with pytest.raises(MlflowException) as missing:
         mlflow.get_logged_model("m-0123456789abcdef")
     assert missing.value.error_code == "RESOURCE_DOES_NOT_EXIST"
-    with pytest.raises(MlflowException) as disabled:
-        mlflow.create_external_model(name="model")
-    assert disabled.value.error_code == "FEATURE_DISABLED"
+    external = mlflow.create_external_model(name="model")  # logged models are kept
+    assert str(external.status) == "READY"
+    assert [m.name for m in MlflowClient().search_logged_models([exp_id])] == ["model"]
 
 
 def test_experiment_tags_can_be_deleted(tracking: str) -> None:

@@ -58,6 +58,11 @@ COMMANDS: dict[str, Lazy] = {
         "naming the run that saved it.",
     ),
     "experiments": Lazy("aletheia.cli.experiments_cmd:app", "The experiments of a project."),
+    "models": Lazy(
+        "aletheia.cli.models_cmd:app",
+        "Registered models: numbered immutable versions naming their run, data and code; "
+        "aliases (champion, staging ...) that move.",
+    ),
     "runs": Lazy("aletheia.cli.runs_cmd:app", "List, show and compare runs."),
     "export": Lazy("aletheia.cli.export_cmd:app", "Export runs to other tools' formats."),
 }

@@ -17,6 +17,8 @@ The hierarchy (see docs/DESIGN.md)::
       Blobs/{sha256}                   who references these bytes (aletheia.data.blobrefs)
         Refs/{ref}
       Metadata/{name}
+      Models/{name}                    registered models (aletheia.models): aliases, tags
+        Versions/{n}                   one immutable registration: run, artifact, data
 
 Nothing else in aletheia spells a collection name or joins a path: it calls
 these functions, so the layout can be read (and changed) here alone. Every id
@@ -51,6 +53,9 @@ BLOBS = "Blobs"
 BLOB_REFS = "Refs"
 RUN_ARTIFACT_FILES = "ArtifactFiles"
 MLFLOW_RUNS = "MlflowRuns"
+MODELS = "Models"
+MODEL_VERSIONS = "Versions"
+LOGGED_MODELS = "LoggedModels"
 
 #: Longest id a user may choose. Firestore allows 1,500 bytes; ids also name
 #: cache directories and console breadcrumbs, where shorter is kinder.
@@ -264,6 +269,16 @@ def mlflow_run(p: str, run_id: str) -> str:
     return _join(mlflow_runs(p), validate_id(run_id, "run id"))
 
 
+def logged_models(p: str) -> str:
+    """``Projects/{p}/LoggedModels``: MLflow 3 logged models, by model id (``m-<hex>``)."""
+    return _join(project(p), LOGGED_MODELS)
+
+
+def logged_model(p: str, model_id: str) -> str:
+    """``Projects/{p}/LoggedModels/{model_id}``."""
+    return _join(logged_models(p), validate_id(model_id, "logged model id"))
+
+
 def datasets(p: str) -> str:
     """The ``Datasets`` collection of a project."""
     return _join(project(p), DATASETS)
@@ -346,6 +361,30 @@ def metadata(p: str) -> str:
 def metadata_doc(p: str, name: str) -> str:
     """``Projects/{p}/Metadata/{name}``."""
     return _join(metadata(p), validate_id(name, "metadata name"))
+
+
+def models(p: str) -> str:
+    """The ``Models`` collection of a project: the model registry."""
+    return _join(project(p), MODELS)
+
+
+def model(p: str, name: str) -> str:
+    """``Projects/{p}/Models/{name}``: a registered model (aliases, tags, description)."""
+    return _join(models(p), validate_id(name, "model name"))
+
+
+def model_versions(p: str, name: str) -> str:
+    """The ``Versions`` collection of a registered model."""
+    return _join(model(p, name), MODEL_VERSIONS)
+
+
+def model_version(p: str, name: str, version: int) -> str:
+    """``Projects/{p}/Models/{name}/Versions/{n}``: version ``n`` (1, 2, 3 ...) of a model."""
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ValidationError(
+            f"invalid model version {version!r}", "model versions are whole numbers from 1"
+        )
+    return _join(model_versions(p, name), str(version))
 
 
 def dataset_ref(name: str, version: str) -> str:

@@ -182,6 +182,14 @@ def artifact_versions_of_run(db: firestore.Client, p: str, e: str, name: str, ru
     )
 
 
+@client_query(p="proj", e="exp")
+def logged_models_of_experiment(db: firestore.Client, p: str, e: str) -> Query:
+    """MLflow logged models of experiment ``e`` (one equality: no composite index)."""
+    return db.collection(layout.logged_models(p)).where(
+        filter=FieldFilter("experiment", "==", layout.validate_id(e, "experiment name"))
+    )
+
+
 # --------------------------------------------------------------------------- datasets
 
 
@@ -224,6 +232,41 @@ def dataset_versions_with_file(db: firestore.Client, p: str, sha256: str) -> Que
         .where(filter=FieldFilter("project", "==", layout.validate_id(p, "project name")))
         .where(filter=FieldFilter("kind", "==", "dataset"))
         .where(filter=FieldFilter("sha256", "==", layout.validate_sha256(sha256)))
+    )
+
+
+# --------------------------------------------------------------------------- models
+
+
+@client_query(p="proj", name="clf")
+def model_versions_newest_first(db: firestore.Client, p: str, name: str) -> Query:
+    """Versions of a registered model, newest first (single-field: no composite index)."""
+    return db.collection(layout.model_versions(p, name)).order_by(
+        "version", direction=Query.DESCENDING
+    )
+
+
+@client_query(p="proj")
+def models_by_name(db: firestore.Client, p: str) -> Query:
+    """Registered models of a project, by name (single-field: no composite index)."""
+    return db.collection(layout.models(p)).order_by("name")
+
+
+@client_query(p="proj", name="mnist", version="v3")
+def model_versions_using_dataset(db: firestore.Client, p: str, name: str, version: str) -> Query:
+    """Model versions of every model of project ``p`` trained on ``name@version``.
+
+    A collection-group query over ``Versions`` (model versions are the only
+    ones with ``dataset_refs``), kept inside the project by the ``project``
+    field every model version carries. Needs the collection-group index
+    ``Versions (project ASC, dataset_refs CONTAINS)``.
+    """
+    return (
+        db.collection_group(layout.MODEL_VERSIONS)
+        .where(filter=FieldFilter("project", "==", layout.validate_id(p, "project name")))
+        .where(
+            filter=FieldFilter("dataset_refs", "array_contains", layout.dataset_ref(name, version))
+        )
     )
 
 

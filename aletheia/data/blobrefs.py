@@ -14,7 +14,7 @@ with one batched read, whatever the number of datasets, versions or files::
   versions exactly is in the dataset's manifests, so a new version writes
   entries only for blobs its parent lacked (a one-file change is one write),
   and an unchanged re-add writes nothing.
-* ``holders`` names the other kinds (``artifact``, ``mlflow``, ``run``)
+* ``holders`` names the other kinds (``artifact``, ``mlflow``, ``run``, ``model``)
   present; each holder also has its own ``Refs`` document saying exactly who.
   The summary stays bounded (one key per dataset or kind) while ``Refs``
   holds any number of holders, so no document grows without bound.
@@ -37,8 +37,8 @@ from google.cloud import firestore
 
 from aletheia.cloud import layout
 
-DATASET, ARTIFACT, MLFLOW, RUN = "dataset", "artifact", "mlflow", "run"
-KINDS = (DATASET, ARTIFACT, MLFLOW, RUN)
+DATASET, ARTIFACT, MLFLOW, RUN, MODEL = "dataset", "artifact", "mlflow", "run", "model"
+KINDS = (DATASET, ARTIFACT, MLFLOW, RUN, MODEL)
 #: Writes per batch (Firestore allows 500; registry documents are a few hundred bytes).
 BATCH_WRITES = 400
 #: Documents per batched read.
@@ -67,6 +67,17 @@ def artifact_references(
     where = {"experiment": experiment, "artifact": name, "run": run}
     holder = f"{ARTIFACT}:{experiment}/{name}"
     return [Reference(s, ARTIFACT, holder, where) for s in sorted(set(digests))]
+
+
+def model_references(name: str, digests: Iterable[str]) -> list[Reference]:
+    """Registered model ``name`` holds these blobs (files and manifests of its versions).
+
+    The artifact versions it was registered from hold them too; the model's
+    own entry keeps them whatever happens to those artifacts.
+    """
+    where = {"model": name}
+    holder = f"{MODEL}:{name}"
+    return [Reference(s, MODEL, holder, where) for s in sorted(set(digests))]
 
 
 def mlflow_reference(experiment: str, run: str, sha256: str, path: str) -> Reference:

@@ -91,6 +91,7 @@ if TYPE_CHECKING:
     from aletheia.data.artifacts import ArtifactStore, ArtifactVersion
     from aletheia.data.blobstore import BlobStore
     from aletheia.data.cache import LocalCache
+    from aletheia.models import Model, ModelInfo, ModelRegistry, ModelVersion
 
 log = logging.getLogger(__name__)
 
@@ -266,6 +267,57 @@ class Metastore:
     def experiment(self, name: str) -> ExperimentView:
         """Experiment ``name`` read-only, without creating it (``exper()`` creates)."""
         return self.reader.experiment(name)
+
+    # ----------------------------------------------------------- models (aletheia.models)
+
+    @property
+    def model_registry(self) -> ModelRegistry:
+        """The project's :class:`~aletheia.models.ModelRegistry`."""
+        from aletheia.tracking import modelreg
+
+        return modelreg.registry(self)
+
+    def model(self, name: str) -> Model:
+        """Registered model ``name``: ``.versions()``, ``.get(alias=...)``, ``.set_alias()``."""
+        return self.model_registry.model(name)
+
+    def models(self) -> list[ModelInfo]:
+        """Every registered model of the project."""
+        return self.model_registry.models()
+
+    def register_model(
+        self,
+        name: str,
+        *,
+        run: Any,
+        artifact: Any,
+        version: str | None = None,
+        flavor: str | None = None,
+        description: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> ModelVersion:
+        """Register an artifact version a run saved as a new version of model ``name``.
+
+        ``run`` is a run, a run read back or ``"experiment/run"``; ``artifact``
+        an artifact name (``version``: which of the run's saves, default its
+        last) or an ``ArtifactVersion``. See :mod:`aletheia.tracking.modelreg`.
+        """
+        from aletheia.tracking import modelreg
+
+        return modelreg.register_model(
+            self,
+            name,
+            run=run,
+            artifact=artifact,
+            version=version,
+            flavor=flavor,
+            description=description,
+            tags=tags,
+        )
+
+    def models_trained_on(self, dataset: str, version: str) -> list[ModelVersion]:
+        """Model versions whose training run used ``dataset@version`` (lineage)."""
+        return self.model_registry.trained_on(dataset, version)
 
 
 def _create_if_missing(db: firestore.Client, path: str, data: dict[str, Any]) -> bool:
@@ -836,6 +888,25 @@ class Run:
             mine = [a["version"] for a in self._artifacts if a["name"] == name]
             version = mine[-1] if mine else None
         return self.ms.artifacts.get(self.exper.name, name, version, run=self.id)
+
+    def log_model(
+        self,
+        name: str,
+        model: Any,
+        flavor: str | None = None,
+        *,
+        description: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> ModelVersion:
+        """Save ``model`` and register it: an artifact version and a model version at once.
+
+        ``model`` is a file or directory (stored as it is) or any Python object
+        (pickled to ``model.pkl``, flavor ``pickle``). The version records this
+        run, the dataset versions it used, its commit, params and metrics so far.
+        """
+        from aletheia.tracking import modelreg
+
+        return modelreg.log_model(self, name, model, flavor, description=description, tags=tags)
 
     # ----------------------------------------------------------- reading (readapi)
 

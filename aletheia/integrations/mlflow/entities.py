@@ -127,7 +127,11 @@ def to_mlflow_run(project: str, experiment: str, doc: Mapping[str, Any]) -> Run:
     ]
     params = [Param(k, v) for k, v in run_params(doc).items()]
     data = RunData(metrics=metrics, params=params, tags=[RunTag(k, v) for k, v in tags.items()])
-    return Run(info, data, run_inputs=RunInputs(dataset_inputs=mlflow_inputs.dataset_inputs(doc)))
+    run_inputs = RunInputs(
+        dataset_inputs=mlflow_inputs.dataset_inputs(doc),
+        model_inputs=mlflow_inputs.model_inputs(doc),
+    )
+    return Run(info, data, run_inputs=run_inputs, run_outputs=mlflow_inputs.run_outputs(doc))
 
 
 def mlflow_metrics(key: str, points: Iterable[runmodel.Point]) -> list[Metric]:

@@ -4,8 +4,9 @@
 ``DIR/<exp_id>/<run_id>/{meta.yaml, params/, metrics/, tags/, artifacts/}``:
 
 * experiment ids: ``0`` for ``Default``; otherwise the experiment's name when
-  it is a valid MLflow id (letters, digits, ``_``, ``-``), else ``x`` + a
-  hash of the name;
+  it is a valid MLflow id (letters, digits, ``_``, ``-``) and not ``models``
+  (the folder of the file store's model registry), else ``x`` + a hash of
+  the name;
 * run ids: MLflow-created runs keep their 32-hex id; other aletheia runs get a
   deterministic uuid5 of ``project/experiment/run`` (MLflow looks runs up by
   id alone, and aletheia's ``1, 2, 3`` repeat across experiments); the
@@ -21,6 +22,8 @@
 * deleted experiments go to ``.trash/`` as the file store keeps them; a run's
   status is the one readers see (a run whose heartbeat stopped is FAILED);
 * dataset inputs (``mlflow.log_input``) as the file store keeps them;
+* MLflow 3 logged models, their files, and runs' outputs and model inputs, as
+  the file store keeps them (:mod:`aletheia.integrations.mlflow.export_models`);
 * artifacts: the files logged through MLflow, and the files of aletheia
   artifacts this run produced (under ``artifacts/<artifact name>/``),
   downloaded from the blob store.
@@ -43,6 +46,7 @@ from google.cloud import firestore
 
 from aletheia.cloud import layout
 from aletheia.errors import AletheiaError, NotFoundError
+from aletheia.integrations.mlflow import export_models
 from aletheia.tracking.firestore_reader import FirestoreReader
 from aletheia.tracking.readapi import thaw
 from aletheia.tracking.runmodel import RunRef, effective_status
@@ -52,6 +56,8 @@ _MLFLOW_ID = re.compile(r"^[a-zA-Z0-9][\w\-]{0,63}$")
 _NOT_IN_MLFLOW_NAME = re.compile(r"[^/\w.\- :]")
 _RENAMED_TAG = "aletheia.renamed_keys"
 _TRASH = ".trash"
+#: Folders at a file store's root that are not experiments (its model registry's).
+_RESERVED_ROOT_FOLDERS = {"models"}
 _UUID_HEX = re.compile(r"^[0-9a-f]{32}$")
 # MLflow's RunStatus enum values as stored in a file store's meta.yaml.
 _STATUS = {"running": 1, "finished": 3, "failed": 4, "crashed": 4, "interrupted": 5}
@@ -67,13 +73,14 @@ class ExportSummary:
     runs: int = 0
     metric_points: int = 0
     artifact_files: int = 0
+    logged_models: int = 0
 
 
 def export_experiment_id(name: str) -> str:
     """The MLflow experiment id an aletheia experiment gets in the export."""
     if name == "Default":
         return "0"
-    if _MLFLOW_ID.match(name):
+    if _MLFLOW_ID.match(name) and name not in _RESERVED_ROOT_FOLDERS:
         return name
     return "x" + hashlib.sha256(name.encode()).hexdigest()[:16]
 
@@ -172,9 +179,30 @@ class MlflowExporter:
         )
         _write_files(exp_dir / "tags", _texts(doc.get("mlflow_tags")))
         self.summary.experiments += 1
-        artifacts = self._aletheia_artifacts(name)
+        models = export_models.logged_models(self.db, self.project, name)
+        model_ids = {str(m["model_id"]) for m in models}
+        artifacts = {  # a logged model's files are exported as the model's, not the run's
+            run: [(path, sha) for path, sha in files if path.split("/")[0] not in model_ids]
+            for run, files in self._aletheia_artifacts(name).items()
+        }
         for view in self.reader.search_runs([name], order_by="attributes.run_id"):
             self._run(name, exp_dir, thaw(view.doc), artifacts.get(view.id, []))
+        for model in models:
+            self._model(name, exp_dir, model)
+
+    def _model(self, exper: str, exp_dir: Path, model: Mapping[str, Any]) -> None:
+        from aletheia.data.artifacts import ArtifactStore
+
+        art_dir = export_models.write_model(
+            model, exp_dir, lambda run: export_run_id(self.project, exper, run), _yaml, _write_files
+        )
+        art = model.get("artifact")
+        if art:
+            store = ArtifactStore(self.db, self.blobs, None, self.project)
+            version = store.get(str(art["experiment"]), str(art["name"]), str(art["version"]))
+            for entry in version.files:
+                self._download(entry.sha256, _safe_key_path(art_dir, entry.path))
+        self.summary.logged_models += 1
 
     def _run(
         self, exper: str, exp_dir: Path, doc: Mapping[str, Any], files: list[tuple[str, str]]
@@ -226,6 +254,7 @@ class MlflowExporter:
         _write_files(run_dir / "tags", tags)
         self.summary.metric_points += sum(len(v) for v in series.values())
         self._inputs(exp_dir, run_dir, run_id, doc.get("mlflow_inputs") or {})
+        export_models.write_run_side(run_dir, run_id, doc, _yaml)
         art_dir.mkdir(parents=True, exist_ok=True)
         self._mlflow_artifacts(exper, run, art_dir)
         for relpath, sha256 in files:

@@ -1,15 +1,13 @@
 """How aletheia's MLflow store answers for the MLflow features it does not keep.
 
-MLflow's ``AbstractStore`` grows with every release (logged models, traces,
-evaluation datasets, scorers, the AI gateway ...), and its defaults raise
+MLflow's ``AbstractStore`` grows with every release (traces, evaluation
+datasets, scorers, the AI gateway ...), and its defaults raise
 ``NotImplementedError``, which MLflow's own callers do not expect from a store:
-``mlflow.artifacts.list_artifacts("runs:/RUN/dir")`` asks the store for the
-run's logged models, and a ``NotImplementedError`` there breaks an ordinary
-listing. So, as MLflow's own file store does for what it lacks:
+an ordinary call that asks in passing for one of them would break. So, as
+MLflow's own file store does for what it lacks:
 
 * searches of features aletheia does not store answer *empty* (nothing of the
-  kind can be created here, so none exists: the truthful answer), and a lookup
-  by id answers ``RESOURCE_DOES_NOT_EXIST``;
+  kind can be created here, so none exists: the truthful answer);
 * everything else answers ``MlflowException`` with ``FEATURE_DISABLED``
   (:func:`disable_unimplemented` covers every such method, including those a
   newer MLflow adds).
@@ -23,7 +21,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from mlflow.exceptions import MlflowException, MlflowNotImplementedException
-from mlflow.protos.databricks_pb2 import FEATURE_DISABLED, RESOURCE_DOES_NOT_EXIST
+from mlflow.protos.databricks_pb2 import FEATURE_DISABLED
 from mlflow.store.entities.paged_list import PagedList
 
 T = TypeVar("T", bound=type)
@@ -44,18 +42,6 @@ class AbsentFeatures:
     Arguments are taken loosely: their names change between MLflow releases,
     and the answer does not depend on them.
     """
-
-    def search_logged_models(self, *args: Any, **kwargs: Any) -> PagedList:
-        """No logged models (``mlflow.<flavor>.log_model`` is not supported yet)."""
-        return PagedList([], None)
-
-    def get_logged_model(self, model_id: str, *args: Any, **kwargs: Any) -> Any:
-        """No logged model has this id: none can be created here."""
-        raise MlflowException(
-            f"Logged model with ID '{model_id}' not found: aletheia's MLflow store keeps no "
-            "logged models (log the model files with mlflow.log_artifacts)",
-            error_code=RESOURCE_DOES_NOT_EXIST,
-        )
 
     def search_traces(self, *args: Any, **kwargs: Any) -> tuple[list[Any], str | None]:
         """No traces (tracing is not supported)."""

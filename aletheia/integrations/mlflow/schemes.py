@@ -9,3 +9,5 @@ not pull either plugin in.
 TRACKING_SCHEME = "aletheia"
 #: ``aletheia-art://PROJECT/EXPERIMENT/RUN``: the artifact repository.
 ARTIFACT_SCHEME = "aletheia-art"
+#: ``aletheia-model://PROJECT/EXPERIMENT/MODEL_ID``: the files of an MLflow logged model.
+MODEL_ARTIFACT_SCHEME = "aletheia-model"

@@ -57,6 +57,10 @@ from mlflow.utils.search_utils import SearchExperimentsUtils, SearchUtils
 from aletheia.cloud import layout, limits
 from aletheia.cloud.redact import redact_values
 from aletheia.errors import AletheiaError, NotFoundError
+from aletheia.integrations.mlflow import (
+    dataset_links,
+    model_artifacts,  # noqa: F401  (registers aletheia-model://)
+)
 from aletheia.integrations.mlflow import inputs as mlflow_inputs
 from aletheia.integrations.mlflow.entities import (
     ARTIFACT_SCHEME,
@@ -76,6 +80,7 @@ from aletheia.integrations.mlflow.entities import (
 )
 from aletheia.integrations.mlflow.errors import tracking_errors
 from aletheia.integrations.mlflow.features import AbsentFeatures, disable_unimplemented, unsupported
+from aletheia.integrations.mlflow.logged_models import LoggedModels
 from aletheia.integrations.mlflow.schemes import TRACKING_SCHEME
 from aletheia.tracking import metastore, validation
 from aletheia.tracking.direct import DirectWrites, Heartbeat
@@ -85,12 +90,13 @@ from aletheia.tracking.writing import MetricPoint
 
 
 @disable_unimplemented
-class AletheiaStore(AbsentFeatures, AbstractStore):
+class AletheiaStore(LoggedModels, AbsentFeatures, AbstractStore):
     """MLflow's ``AbstractStore`` over an aletheia project (``aletheia://PROJECT``).
 
-    What MLflow asks of a store beyond runs and experiments (logged models,
-    traces, ...) is answered by :mod:`aletheia.integrations.mlflow.features`: empty searches,
-    else ``FEATURE_DISABLED``.
+    Logged models come from :class:`~aletheia.integrations.mlflow.logged_models.LoggedModels`.
+    What MLflow asks of a store beyond runs, experiments and models (traces,
+    ...) is answered by :mod:`aletheia.integrations.mlflow.features`: empty
+    searches, else ``FEATURE_DISABLED``.
     """
 
     def __init__(self, store_uri: str | None = None, artifact_uri: str | None = None) -> None:
@@ -427,6 +433,7 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
                 run.log_batch(points, params=new_params, tags=tag_map)
             else:
                 self._direct.log_batch(self._ref(run_id), points, params=new_params, tags=tag_map)
+        self._log_model_metrics(run_id, metrics)  # metrics MLflow logged for a logged model
 
     def log_metric(self, run_id, metric):
         """One metric point (through :meth:`log_batch`)."""
@@ -472,34 +479,48 @@ class AletheiaStore(AbsentFeatures, AbstractStore):
         return PagedList(history[start:end], token)
 
     def log_inputs(self, run_id, datasets=None, models=None):
-        """Dataset inputs (``mlflow.log_input``) as the run's ``mlflow_inputs`` map."""
+        """Dataset inputs (``mlflow.log_input``) as the run's ``mlflow_inputs`` map; logged
+        models the run used as ``mlflow_model_inputs``."""
+        if datasets:
+            with bad_input():
+                entries = mlflow_inputs.inputs_field(datasets)
+            links = self._link_datasets(datasets, entries)
+            fields: dict[str, Any] = {mlflow_inputs.FIELD: entries}
+            run = self._open.get(run_id)
+            if run is not None and run.is_active:
+                for name, version in links:  # as run.get_dataset records them
+                    with bad_input():
+                        run.record_dataset(name, version)
+            elif links:
+                fields.update(dataset_links.run_fields(self._run_doc(run_id)[1], links))
+            self._merge_run_fields(run_id, fields)
         if models:
-            raise unsupported("logged model inputs", "logged models are not kept")
-        if not datasets:
-            return
+            self._log_model_inputs(run_id, models)
+
+    def _link_datasets(self, datasets: Any, entries: dict[str, Any]) -> list[tuple[str, str]]:
+        """The aletheia dataset versions among ``datasets`` (noted in their entries)."""
+        links = []
+        for item in datasets:
+            path = dataset_links.local_path(item.dataset.source_type, item.dataset.source)
+            found = path and dataset_links.find_version(
+                self.db, self.project, self.ms.cache.root, path
+            )
+            if found:
+                entries[mlflow_inputs.entry_key(item.dataset)]["aletheia_dataset"] = {
+                    "name": found[0],
+                    "version": found[1],
+                }
+                links.append(found)
+        return links
+
+    def _merge_run_fields(self, run_id: str, fields: dict[str, Any]) -> None:
+        """Merge ``fields`` into the run document, open here or not (checked whole first)."""
         run = self._open.get(run_id)
-        with bad_input():  # both paths check the run document whole before writing
-            fields = {mlflow_inputs.FIELD: mlflow_inputs.inputs_field(datasets)}
+        with bad_input():
             if run is not None and run.is_active:
                 run.set_fields(fields)
             else:
                 self._direct.log_batch(self._ref(run_id), fields=fields)
-
-    def log_outputs(self, run_id, models):
-        """Not supported (logged models)."""
-        raise unsupported("logged model outputs")
-
-    def record_logged_model(self, run_id, mlflow_model):
-        """Not supported (MLflow models)."""
-        raise unsupported("mlflow.<flavor>.log_model", "log the model files with log_artifacts")
-
-    def create_logged_model(self, *args, **kwargs):
-        """Not supported (logged models: ``mlflow.<flavor>.log_model``)."""
-        raise unsupported("logged models", "log the model files with mlflow.log_artifacts")
-
-    def log_logged_model_params(self, model_id, params):
-        """Not supported (logged models)."""
-        raise unsupported("logged models")
 
     def link_traces_to_run(self, trace_ids, run_id):
         """Not supported (tracing)."""
