@@ -221,14 +221,17 @@ def test_a_journal_that_cannot_be_opened_after_creation_leaves_no_running_orphan
     stack: config.Settings, db: firestore.Client
 ) -> None:
     ms = Metastore(PROJECT, sync_on_start=False)
-    # The directory is writable, but this run's journal file cannot be opened.
+    # The directory is writable, but this run's journal file cannot be opened: its name is
+    # free (a link to nowhere does not exist), and opening it fails (the link's directory
+    # does not exist either).
     taken = journal.journal_path(ms.journal_root, PROJECT, "taken", "r7")
-    taken.mkdir(parents=True)
+    taken.parent.mkdir(parents=True, exist_ok=True)
+    taken.symlink_to(ms.journal_root / "no such directory" / "r7.jsonl")
     try:
         with pytest.raises(ConfigError):
             ms.exper("taken", git_policy="off").start_run(run_id="r7")
     finally:  # the journal directory is shared by the whole session
-        taken.rmdir()
+        taken.unlink()
     doc = db.document(layout.run(PROJECT, "taken", "r7")).get().to_dict()
     assert doc["status"] == "failed" and "journal" in doc["error"]
 

@@ -13,7 +13,7 @@ from google.cloud import firestore, storage
 from mlflow import MlflowClient
 
 from aletheia.cloud import config, layout
-from aletheia.data import datasets
+from aletheia.data import datasets, lineage
 from aletheia.tracking.metastore import Metastore
 
 PROJECT = "mlflowlinks"
@@ -56,7 +56,7 @@ def test_log_input_of_an_aletheia_dataset_records_its_version(
         later.info.run_id, [mlflow.entities.DatasetInput(dataset._to_mlflow_entity(), [])]
     )
 
-    users = sorted(datasets.runs_using_dataset(db, PROJECT, "iris", "v1"))
+    users = sorted(lineage.runs_using_dataset(db, PROJECT, "iris", "v1"))
     assert users == sorted(layout.run(PROJECT, "links", r.info.run_id) for r in (run, later))
     doc = db.document(layout.run(PROJECT, "links", run.info.run_id)).get().to_dict()
     assert doc["datasets"] == [{"name": "iris", "version": "v1"}]

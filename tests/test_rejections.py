@@ -116,7 +116,7 @@ def test_a_refused_write_is_reported_once_not_resent_and_kept_in_the_journal(
     run.add_metric("ok", 1.0)
     bad = "é" * 250  # percent-encoded, a document id of 1,507 bytes (at most 1,500)
     run.writer.add(bad, 1.0, 0)
-    run.writer.set_fields({"notes": "n" * 1_100_000})  # over 1 MiB
+    run.writer.set_fields(run.ref, {"notes": "n" * 1_100_000})  # over 1 MiB
     assert not run.flush()
     stored = db.document(layout.metric_chunk(PROJECT, "refused", run.id, "ok", 0)).get()
     assert stored.get("values") == [1.0]  # what was acceptable went through

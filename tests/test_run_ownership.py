@@ -18,7 +18,7 @@ from test_faults import stored_points
 
 from aletheia.cloud import config, layout
 from aletheia.devstack import local
-from aletheia.tracking import metastore, sync
+from aletheia.tracking import direct, metastore, sync
 from aletheia.tracking.metastore import Metastore
 
 PROJECT = "faults"
@@ -32,7 +32,7 @@ def test_second_offline_start_of_the_same_run_id_takes_over_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     # A start gives up on Firestore after 2 s here (30 s by default) so the freeze stays short.
-    monkeypatch.setattr(metastore, "_CREATE_TIMEOUT_S", 2.0)
+    monkeypatch.setattr(direct, "CREATE_TIMEOUT_S", 2.0)
     cfg = local.StackConfig(stack_dir=tmp_path / "stack", ports=local.free_ports())
     part = local.start_part(cfg, "firestore")
     try:
@@ -88,9 +88,9 @@ def test_second_offline_start_of_the_same_run_id_takes_over_nothing(
 
 OFFLINE_TRAINING = """
 import sys
-from aletheia.tracking import metastore
+from aletheia.tracking import direct
 from aletheia.tracking.metastore import Metastore
-metastore._CREATE_TIMEOUT_S = 1.0  # nothing answers: give up quickly
+direct.CREATE_TIMEOUT_S = 1.0  # nothing answers: give up quickly
 ms = Metastore("faults", flush_interval_s=0.2)
 ms.store.commit_timeout_s = 0.5
 run = ms.exper("shared", git_policy="off").start_run(run_id="r1", params={"who": "offline"})

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from aletheia.cli import app
 from aletheia.cloud import clients, config, layout, members
 from aletheia.devstack import local
-from aletheia.tracking import journal, metastore, sync
+from aletheia.tracking import direct, journal, sync
 from aletheia.tracking.metastore import Metastore
 
 __all__ = ["rules_stack"]  # the fixture, shared with test_auth
@@ -32,7 +32,7 @@ runner = CliRunner()
 
 def _offline_journal(tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A finished run of PROJECT that never reached Firestore: only its journal has it."""
-    monkeypatch.setattr(metastore, "_CREATE_TIMEOUT_S", 2.0)
+    monkeypatch.setattr(direct, "CREATE_TIMEOUT_S", 2.0)
     cfg = local.StackConfig(stack_dir=tmp_path / "private", ports=local.free_ports())
     part = local.start_part(cfg, "firestore")  # a Firestore this run never gets to write to
     try:

@@ -18,9 +18,7 @@ from rich.progress import (
 )
 
 from aletheia.cli._common import console, err_console, settings
-from aletheia.cloud import clients, layout
-from aletheia.data.blobstore import BlobStore
-from aletheia.data.cache import LocalCache
+from aletheia.cloud import layout
 from aletheia.data.datasets import DatasetStore
 from aletheia.data.hashing import OnBytes
 from aletheia.stats import versioncheck
@@ -62,21 +60,10 @@ class RichReporter:
 
 def dataset_store(project: str | None, *, quiet: bool = False) -> DatasetStore:
     """The project's DatasetStore, with progress bars unless ``quiet``."""
-    resolved = settings(project=project)
-    blobs = BlobStore(
-        clients.storage_client(resolved),
-        resolved.bucket,
-        resolved.project,
-        bucket_from=resolved.sources.get("bucket", "default"),
-    )
-    return DatasetStore(
-        clients.firestore_client(resolved),
-        blobs,
-        LocalCache(resolved.cache_dir / "files"),  # shared with Metastore
-        resolved.project,
-        reporter=None if quiet else RichReporter(),
-        owner=resolved.owner,
-    )
+    from aletheia.tracking.compose import Backend
+
+    backend = Backend(settings(project=project))
+    return backend.datasets(reporter=None if quiet else RichReporter())
 
 
 def jsonable(value: Any) -> Any:

@@ -12,10 +12,7 @@ from rich.table import Table
 
 from aletheia.cli._common import console, exit_on_error, settings
 from aletheia.cli._datasets_common import JsonOption, ProjectOption, RichReporter, jsonable
-from aletheia.cloud import clients
 from aletheia.data.artifacts import ArtifactStore
-from aletheia.data.blobstore import BlobStore
-from aletheia.data.cache import LocalCache
 
 app = typer.Typer(
     help="Versioned artifacts of an experiment (models, plots, logs): every save is a version "
@@ -38,16 +35,10 @@ RunOption = Annotated[
 
 
 def _store(project: str | None, *, quiet: bool) -> ArtifactStore:
-    resolved = settings(project=project)
-    blobs = BlobStore(clients.storage_client(resolved), resolved.bucket, resolved.project)
-    return ArtifactStore(
-        clients.firestore_client(resolved),
-        blobs,
-        LocalCache(resolved.cache_dir / "files"),  # shared with Metastore and datasets
-        resolved.project,
-        reporter=None if quiet else RichReporter(),
-        owner=resolved.owner,
-    )
+    from aletheia.tracking.compose import Backend
+
+    backend = Backend(settings(project=project))
+    return backend.artifacts(reporter=None if quiet else RichReporter())
 
 
 def _emit_json(value: Any) -> None:

@@ -9,9 +9,8 @@ from typing import Annotated
 import typer
 
 from aletheia.cli._common import console, settings
-from aletheia.cloud import clients, layout
-from aletheia.data.blobstore import BlobStore
 from aletheia.integrations.mlflow.export import export_mlflow
+from aletheia.tracking.compose import Backend
 
 app = typer.Typer(help="Export runs to other tools' formats.", no_args_is_help=True)
 
@@ -31,10 +30,8 @@ def mlflow_export(
 ) -> None:
     """Write runs (params, metrics, tags, artifacts) in MLflow's file-store layout."""
     resolved = settings(project=project)
-    p = layout.validate_id(resolved.project, "project name")
-    db = clients.firestore_client(resolved)
-    blobs = BlobStore(clients.storage_client(resolved), resolved.bucket, p)
-    summary = export_mlflow(db, blobs, p, dest, experiment or None)
+    backend = Backend(resolved)
+    summary = export_mlflow(backend.db, backend.blobs, backend.project, dest, experiment or None)
     if as_json:
         console.print_json(json.dumps({"dest": str(dest), **vars(summary)}))
         return

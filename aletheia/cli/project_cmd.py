@@ -12,6 +12,7 @@ from rich.table import Table
 from aletheia.cli._common import console, exit_on_error, settings
 from aletheia.cloud import clients, members
 from aletheia.errors import ValidationError
+from aletheia.tracking.compose import Backend
 
 app = typer.Typer(help="aletheia projects and their members (viewer < writer < owner).")
 members_app = typer.Typer(
@@ -34,7 +35,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts
 
 def _db_and_project(project: str | None) -> tuple[firestore.Client, str]:
     resolved = settings(project=project)
-    return clients.firestore_client(resolved), resolved.project
+    return Backend(resolved).db, resolved.project
 
 
 @app.command()

@@ -18,10 +18,10 @@ import typer
 
 from aletheia.cli._common import console, settings
 from aletheia.cli._reading import reader
-from aletheia.cloud import clients, layout
-from aletheia.data.blobstore import BlobStore
+from aletheia.cloud import layout
 from aletheia.errors import NotFoundError
 from aletheia.tracking import envinfo, reproduce
+from aletheia.tracking.compose import Backend
 from aletheia.tracking.readapi import thaw
 
 
@@ -84,7 +84,7 @@ def _run_env(resolved: Any, experiment: str, run: str) -> dict[str, Any]:
 
 def _requirements(resolved: Any, recorded: dict[str, Any], experiment: str, run: str) -> str:
     ref = _sha256_of(recorded["packages_ref"])
-    store = BlobStore(clients.storage_client(resolved), resolved.bucket, resolved.project)
+    store = Backend(resolved).blobs
     try:
         return store.get_bytes(ref).decode("utf-8")
     except NotFoundError as exc:

@@ -36,15 +36,16 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from aletheia.cloud import layout, limits, members, queries
+from aletheia.cloud import layout, limits, queries
 from aletheia.cloud.redact import redact_url
 from aletheia.data import artifacts_legacy, blobrefs
 from aletheia.data.blobstore import BlobStore
 from aletheia.data.cache import LinkMode, LocalCache, Verify, safe_join
 from aletheia.data.hashing import sha256_files
 from aletheia.data.manifests import FileEntry, decode_manifest, encode_manifest
+from aletheia.data.projectstore import ProjectFileStore
 from aletheia.data.scan import scan_tree
-from aletheia.data.transfer import NullReporter, Reporter, run_parallel
+from aletheia.data.transfer import run_parallel
 from aletheia.errors import ConflictError, NotFoundError, ValidationError
 
 #: Attempts at committing a version when concurrent savers race for the same id.
@@ -101,27 +102,12 @@ class ArtifactVersion:
         }
 
 
-class ArtifactStore:
-    """Save, list, resolve and download artifact versions of one project."""
+class ArtifactStore(ProjectFileStore):
+    """Save, list, resolve and download artifact versions of one project.
 
-    def __init__(
-        self,
-        db: firestore.Client,
-        blobstore: BlobStore,
-        cache: LocalCache | None,
-        project: str,
-        *,
-        reporter: Reporter | None = None,
-        owner: str | None = None,
-    ) -> None:
-        self.db = db
-        #: Owner of the project if these (server) credentials create it (settings ``owner``).
-        self.owner = owner
-        self._project_ensured = False
-        self.blobs = blobstore
-        self.cache = cache
-        self.project = layout.validate_id(project, "project name")
-        self.reporter: Reporter = reporter or NullReporter()
+    Built like every project file store (:class:`~aletheia.data.projectstore.ProjectFileStore`);
+    without a cache it still saves and lists, and downloads need one.
+    """
 
     # ------------------------------------------------------------------ save
 
@@ -146,9 +132,7 @@ class ArtifactStore:
         layout.artifact(self.project, experiment, name)  # validates the ids before any I/O
         if run_id is not None:
             layout.validate_id(run_id, "run id")
-        if not self._project_ensured:  # once per store: every add writes into it
-            members.ensure_project(self.db, self.project, owner=self.owner)
-            self._project_ensured = True
+        self.ensure_project()  # every add writes into it
         if not is_local:
             uri = limits.validate_text(path, "remote artifact URI")
             return self._add_remote(experiment, name, uri, run_id, is_dir)

@@ -23,12 +23,19 @@ from aletheia.data.manifests import (
     read_manifest,
     version_doc,
 )
-from aletheia.data.transfer import NullReporter, Reporter
+from aletheia.data.projectstore import ProjectFileStore
+from aletheia.data.transfer import Reporter
 from aletheia.errors import IntegrityError, NotFoundError
 
 
-class DatasetCatalog:
-    """The datasets of one project, read: documents, versions, manifests, file records."""
+class DatasetCatalog(ProjectFileStore):
+    """The datasets of one project, read: documents, versions, manifests, file records.
+
+    Built like every project file store (:class:`~aletheia.data.projectstore.ProjectFileStore`),
+    always with a cache.
+    """
+
+    cache: LocalCache  # datasets always go through a cache
 
     def __init__(
         self,
@@ -41,15 +48,8 @@ class DatasetCatalog:
         reporter: Reporter | None = None,
         owner: str | None = None,
     ) -> None:
-        self.db = db
-        #: Owner of the project if these (server) credentials create it (settings ``owner``).
-        self.owner = owner
-        self._project_ensured = False
-        self.blobs = blobstore
-        self.cache = cache
-        self.project = layout.validate_id(project, "project name")
+        super().__init__(db, blobstore, cache, project, reporter=reporter, owner=owner)
         self.workdir = workdir
-        self.reporter: Reporter = reporter or NullReporter()
         self.index = FilesIndex(db, blobstore, self.project)
 
     def latest_version(self, name: str) -> dict[str, Any] | None:

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from aletheia.cloud import layout, limits, members
+from aletheia.cloud import layout, limits
 from aletheia.cloud.lazy import firestore, gexc
 from aletheia.cloud.redact import redact_text
 from aletheia.data import (
@@ -147,9 +147,7 @@ class DatasetStore(DatasetCatalog):
         self._seconds = {}
         place = repo_pin.plan(self.workdir, path, lock)  # refusals before any hashing or upload
         self.blobs.require_bucket()  # a wrong bucket setting, before any document is written
-        if not self._project_ensured:  # once per store: every add writes into it
-            members.ensure_project(self.db, self.project, owner=self.owner)
-            self._project_ensured = True
+        self.ensure_project()  # every add writes into it
         if source is not None:  # every viewer reads it: no credentials (aletheia/cloud/redact.py)
             source = redact_text(source)
         with self._phase("hashing"):

@@ -39,6 +39,7 @@ from urllib.parse import quote, unquote
 
 from aletheia.errors import ConfigError
 from aletheia.tracking.runmodel import Point
+from aletheia.tracking.writing import RunEvent, RunObserver
 
 JOURNAL_DIR = "journal"
 #: User-space buffer for metric lines (handed to the OS at every flush).
@@ -156,8 +157,13 @@ def _number(value: float) -> str:
 # --------------------------------------------------------------------------- writing
 
 
-class JournalWriter:
-    """Appends records to one run's journal; safe to share between threads."""
+class JournalWriter(RunObserver):
+    """Appends records to one run's journal; safe to share between threads.
+
+    As an observer of its run (:class:`~aletheia.tracking.writing.RunObserver`),
+    it writes the header when the run starts and the ``end`` record when it
+    ends; metric points and field sets come from the run's writer.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -192,6 +198,23 @@ class JournalWriter:
                 "fields": dict(fields),
             }
         )
+
+    def started_event(self, event: RunEvent) -> None:
+        """The header, from the started event (its ``info`` says where the run is kept)."""
+        self.header(
+            project=event.ref.project,
+            experiment=event.ref.experiment,
+            run=event.ref.run,
+            cloud_project=str(event.info.get("cloud_project", "")),
+            created=bool(event.info.get("created")),
+            fields=event.fields,
+            heartbeat_s=float(event.info.get("heartbeat_s", 30.0)),
+        )
+
+    def _ended(self, event: RunEvent) -> None:
+        self.end(event.status or event.kind)
+
+    completed_event = failed_event = interrupted_event = _ended
 
     def metric(self, key: str, index: int, step: int, value: float, ts: float) -> None:
         """One metric point (hand-formatted: this is the hot path)."""

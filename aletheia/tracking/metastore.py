@@ -23,26 +23,33 @@ the ``with`` block (or interpreter exit) flushes; an exception marks the run
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
-import secrets
-import socket
 import sys
 import threading
-import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from aletheia.cloud import clients, config, layout, limits, members
+from aletheia.cloud import config, layout, limits, members
 from aletheia.cloud.lazy import firestore, gexc
-from aletheia.cloud.transient import is_transient
-from aletheia.errors import AletheiaError, ConfigError, ValidationError
-from aletheia.tracking import exithooks, journal, ownership, validation
+from aletheia.errors import ConfigError, ValidationError
+from aletheia.tracking import (
+    direct,
+    exithooks,
+    journal,
+    openruns,
+    ownership,
+    runids,
+    runstart,
+    validation,
+)
+from aletheia.tracking.compose import Backend
+from aletheia.tracking.direct import DirectWrites
 from aletheia.tracking.journal_loss import JournalLoss
 from aletheia.tracking.metrics import FLUSH_INTERVAL_S, MetricWriter
+from aletheia.tracking.openruns import MAX_ERROR_CHARS, ending_of
 from aletheia.tracking.readapi import (
     ArtifactEntry,
     DatasetEntry,
@@ -52,6 +59,7 @@ from aletheia.tracking.readapi import (
     RunReader,
     RunView,
 )
+from aletheia.tracking.runids import time_run_id
 from aletheia.tracking.runmodel import (
     FAILED,
     FINISHED,
@@ -65,26 +73,37 @@ from aletheia.tracking.runmodel import (
     now,
     result_doc,
 )
-from aletheia.tracking.store import FirestoreStore, Write
+from aletheia.tracking.store import Write
+from aletheia.tracking.writing import (
+    HEARTBEAT,
+    STARTED,
+    MetricPoint,
+    Observers,
+    RunEvent,
+    RunObserver,
+    ending_event,
+    tag_fields,
+)
 
 if TYPE_CHECKING:
     import pandas
 
     from aletheia.data.artifacts import ArtifactStore, ArtifactVersion
+    from aletheia.data.blobstore import BlobStore
+    from aletheia.data.cache import LocalCache
     from aletheia.models import Model, ModelInfo, ModelRegistry, ModelVersion
 
 log = logging.getLogger(__name__)
 
-#: Longest traceback kept in a failed run's ``error`` field (its tail).
-MAX_ERROR_CHARS = 32 * 1024
-#: Deadline of the few synchronous calls (experiment and run creation); generous because
-#: a fresh emulator takes seconds for its first write.
-_CREATE_TIMEOUT_S = 30.0
-
-
-def time_run_id() -> str:
-    """A sortable unique run id: ``20261123T101500-ab12cd`` (UTC start, random tail)."""
-    return f"{now():%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
+__all__ = [
+    "MAX_ERROR_CHARS",
+    "Experiment",
+    "Metastore",
+    "Run",
+    "active_runs",
+    "ending_of",
+    "time_run_id",
+]
 
 
 class Metastore:
@@ -97,6 +116,8 @@ class Metastore:
     Firestore before leaving the rest to ``aletheia sync``. With
     ``sync_on_start`` each new run replays, in the background, the journals
     of earlier runs of its experiment that never fully reached Firestore.
+    ``observers`` (:class:`~aletheia.tracking.writing.RunObserver`) are told
+    of every run's lifecycle: started, heartbeat, completed | failed | interrupted.
     """
 
     def __init__(
@@ -108,6 +129,7 @@ class Metastore:
         heartbeat_s: float = HEARTBEAT_S,
         final_retry_s: float = 30.0,
         sync_on_start: bool = True,
+        observers: Iterable[RunObserver] = (),
         **overrides: Any,
     ) -> None:
         self.project = layout.validate_id(project, "project name")
@@ -116,10 +138,12 @@ class Metastore:
         self.heartbeat_s = heartbeat_s
         self.final_retry_s = final_retry_s
         self.sync_on_start = sync_on_start
-        self._db: firestore.Client | None = None
-        self._blobstore: Any = None
-        self._cache_dir = self.settings.cache_dir / "files"
-        self.store = FirestoreStore(lambda: clients.firestore_client(self.settings, probe=False))
+        #: Told of every run's lifecycle events (see :mod:`aletheia.tracking.writing`).
+        self.observers = Observers(observers)
+        #: Clients and stores, built from the settings on first use (the composition root).
+        self.backend = Backend(self.settings, self.project)
+        #: Every write of this project's runs goes through it (its stats count the commits).
+        self.store = self.backend.writes()
         self._project_ensured = False
 
     # ----------------------------------------------------------- plumbing
@@ -127,40 +151,31 @@ class Metastore:
     @property
     def db(self) -> firestore.Client:
         """The Firestore client (the emulator is probed on first use)."""
-        if self._db is None:
-            self._db = clients.firestore_client(self.settings)
-        return self._db
+        return self.backend.db
 
     @property
-    def blobstore(self) -> Any:
+    def blobstore(self) -> BlobStore:
         """The project's content-addressed :class:`~aletheia.data.blobstore.BlobStore`."""
-        if self._blobstore is None:
-            from aletheia.data.blobstore import BlobStore
+        return self.backend.blobs
 
-            gcs = clients.storage_client(self.settings)
-            self._blobstore = BlobStore(
-                gcs,
-                self.settings.bucket,
-                self.project,
-                bucket_from=self.settings.sources.get("bucket", "default"),
-            )
-        return self._blobstore
+    @property
+    def direct(self) -> DirectWrites:
+        """Synchronous writes of runs not open in this process (and the creation of runs)."""
+        return DirectWrites(self.db)
 
     @property
     def journal_root(self) -> Path:
         """Where this target's run journals live."""
-        return journal.journal_root(self.settings.cache_dir, self.settings.cloud_project)
+        return self.backend.journal_root
 
     def set_downloader(self, cache_dir: str | os.PathLike[str]) -> None:
         """Use ``cache_dir`` as the local content-addressed cache for datasets and artifacts."""
-        self._cache_dir = Path(cache_dir).expanduser()
+        self.backend.cache_dir = Path(cache_dir).expanduser()
 
     @property
-    def cache(self) -> Any:
+    def cache(self) -> LocalCache:
         """The :class:`~aletheia.data.cache.LocalCache` set by :meth:`set_downloader`."""
-        from aletheia.data.cache import LocalCache
-
-        return LocalCache(self._cache_dir)
+        return self.backend.cache
 
     def _check_bucket(self) -> None:
         """A bucket that does not exist is a :class:`ConfigError` before any document is
@@ -177,7 +192,7 @@ class Metastore:
         if self._project_ensured:
             return
         members.ensure_project(
-            self.db, self.project, owner=self.settings.owner, timeout=_CREATE_TIMEOUT_S
+            self.db, self.project, owner=self.settings.owner, timeout=direct.CREATE_TIMEOUT_S
         )
         self._project_ensured = True
 
@@ -230,11 +245,7 @@ class Metastore:
     @property
     def artifacts(self) -> ArtifactStore:
         """The project's :class:`~aletheia.data.artifacts.ArtifactStore` (via ``cache``)."""
-        from aletheia.data.artifacts import ArtifactStore
-
-        return ArtifactStore(
-            self.db, self.blobstore, self.cache, self.project, owner=self.settings.owner
-        )
+        return self.backend.artifacts()
 
     # ----------------------------------------------------------- reading (readapi)
 
@@ -312,7 +323,7 @@ class Metastore:
 def _create_if_missing(db: firestore.Client, path: str, data: dict[str, Any]) -> bool:
     """``create`` a document; False if it already existed."""
     try:
-        db.document(path).create(data, timeout=_CREATE_TIMEOUT_S)
+        db.document(path).create(data, timeout=direct.CREATE_TIMEOUT_S)
     except gexc.AlreadyExists:
         return False
     return True
@@ -348,7 +359,7 @@ class Experiment:
             self.ms._ensure_project()
             doc = {"name": self.name, "desc": "", "next_run_id": 1, "created_at": now()}
             if not _create_if_missing(self.ms.db, self.path, doc):
-                snap = self.ms.db.document(self.path).get(timeout=_CREATE_TIMEOUT_S)
+                snap = self.ms.db.document(self.path).get(timeout=direct.CREATE_TIMEOUT_S)
                 self._desc = str((snap.to_dict() or {}).get("desc", ""))
         except TRANSIENT as exc:
             log.warning("aletheia: Firestore unreachable (%s); experiment works offline", exc)
@@ -389,13 +400,14 @@ class Experiment:
         refusal leaves no trace.
         """
         fields = {
-            "fold": _fold(fold),
-            "model": _model_doc(model),
+            "fold": runstart.fold_value(fold),
+            "model": runstart.model_doc(model),
             "params": validation.validate_params(params or {}, "params"),
             "hyper_params": validation.validate_params(hyper_params or {}, "hyper_params"),
             "log_dir": limits.validate_text(log_dir, "log_dir") if log_dir else None,
         }
-        fields.update(_capture_code_and_env(self.ms, git_policy or self.git_policy, repo_path))
+        policy = git_policy or self.git_policy
+        fields.update(runstart.capture_code_and_env(self.ms.blobstore, policy, repo_path))
         if run_id is not None:
             layout.validate_id(run_id, "run id")
         run = Run._start(self, fields, run_id)
@@ -410,17 +422,7 @@ class Experiment:
         """Replay journals of earlier runs of this experiment that never reached Firestore."""
         from aletheia.tracking import sync
 
-        try:
-            done = sync.sync_experiment(self.ms.settings, self.ms.project, self.name, self.ms.store)
-        except Exception as exc:  # best effort: `aletheia sync` remains
-            log.warning("aletheia: could not replay earlier journals (%s)", exc)
-            return
-        for result in done:
-            # A journal that could not be settled is worth a warning; the others, a note.
-            level = logging.WARNING if result.action.startswith("failed") else logging.INFO
-            log.log(
-                level, "aletheia: replayed run %s of %s: %s", result.run, self.name, result.action
-            )
+        sync.settle_leftovers(self.ms.settings, self.ms.project, self.name, self.ms.store)
 
     def add_metric(self, name: str, value: Any, step: int | None = None) -> None:
         """Log a metric to the experiment's active run."""
@@ -512,69 +514,6 @@ class Experiment:
         return frames.fold_table(frames.runs_frame(self.runs(status=status, **search)))
 
 
-def _fold(fold: Any) -> int | None:
-    if fold is None:
-        return None
-    if isinstance(fold, bool) or not isinstance(fold, int):
-        raise ValidationError(f"fold must be an int, got {fold!r}", "pass e.g. fold=1")
-    return validation.validate_int(fold, "fold")
-
-
-def _model_doc(model: Any) -> dict[str, Any] | None:
-    """``{name, class, ...}`` for a model given as a name, a dict or an object."""
-    if model is None:
-        return None
-    if isinstance(model, str):
-        return {"name": limits.validate_text(model, "model name")}
-    if isinstance(model, Mapping):
-        return validation.validate_params(model, "model")
-    cls = type(model)
-    name = getattr(model, "name", None)
-    return {
-        "name": str(name) if isinstance(name, str) else cls.__name__,
-        "class": f"{cls.__module__}.{cls.__qualname__}",
-    }
-
-
-def _capture_code_and_env(
-    ms: Metastore, policy: str, repo_path: str | os.PathLike[str] | None
-) -> dict[str, Any]:
-    """git and env maps; the diff and the package list become blobs."""
-    from aletheia.tracking import envinfo, gitinfo
-
-    git = gitinfo.capture(Path(repo_path) if repo_path else None, policy=policy)
-    env = envinfo.capture()
-    git_doc = git.to_doc()
-    env_doc = env.to_doc()
-    git_doc["diff_ref"] = _blob_ref(ms, git.diff.encode() if git.diff else None, "text/x-diff")
-    env_doc["packages_ref"] = _blob_ref(ms, env.requirements_text().encode(), "text/plain")
-    return {"git": git_doc, "env": env_doc}
-
-
-def _register_blobs(ms: Metastore, experiment: str, run_id: str, fields: dict[str, Any]) -> None:
-    """Tell the blob registry this run holds its diff and package list (best effort: a
-    blob with no entry is kept by ``datasets rm`` anyway)."""
-    from aletheia.data import blobrefs
-
-    try:
-        blobrefs.record(ms.db, ms.project, blobrefs.run_references(experiment, run_id, fields))
-    except Exception as exc:
-        log.warning("aletheia: could not register the run's blobs (%s)", exc)
-
-
-def _blob_ref(ms: Metastore, data: bytes | None, content_type: str) -> dict[str, Any] | None:
-    if not data:
-        return None
-    try:
-        info = ms.blobstore.put_bytes(data, content_type=content_type)
-    except ConfigError:
-        raise  # a bucket that does not exist: said before the run document is written
-    except Exception as exc:  # the run goes on without the blob
-        log.warning("aletheia: could not store a blob (%s); recorded without it", exc)
-        return None
-    return {"sha256": info.sha256, "uri": info.uri, "size": info.size}
-
-
 class Run:
     """One run of an experiment: ``.../Runs/{id}``."""
 
@@ -601,7 +540,13 @@ class Run:
             owner=fields.get(ownership.OWNER),
             claimed=False,  # _start says whether the document was created
             on_renamed=self._renamed,
+            on_heartbeat=self._heard,
+            final_retry_s=self.ms.final_retry_s,
         )
+
+    def _heard(self, at: Any) -> None:
+        """Firestore acknowledged a heartbeat: the observers hear it."""
+        self.ms.observers.notify(RunEvent(HEARTBEAT, self.ref, at))
 
     def _renamed(self, run_id: str) -> None:
         """The id belonged to another process's run: this one goes on under ``run_id``."""
@@ -616,34 +561,25 @@ class Run:
         from aletheia.cloud.transient import TRANSIENT
 
         ms = exper.ms
-        started = now()
         fields.update(
-            # Named in the document too, for collection-group queries across a project.
-            project=ms.project,
-            experiment=exper.name,
-            status=RUNNING,
-            started_at=started,
-            heartbeat_at=started,
-            heartbeat_interval_s=ms.heartbeat_s,
-            ended_at=None,
-            saved_model=None,
-            error=None,
-            datasets=[],
-            dataset_refs=[],
-            artifacts=[],
-            summary={},
-            debug=exper.debug,
-            host=socket.gethostname(),
-            pid=os.getpid(),
+            runstart.lifecycle_fields(ms.project, exper.name, ms.heartbeat_s, exper.debug)
         )
-        fields[ownership.OWNER] = ownership.new_token()  # this process owns the run
+        started = fields["started_at"]
         # Whole, as Firestore will hold it (names, int64, size), before anything is written.
         validation.validate_run_document(fields)
         journal.ensure_writable(ms.journal_root)  # before the document: no orphan `running` run
         created = False
         try:
             if exper.online:
-                run_id, fields = _create_run(ms, exper, fields, run_id)
+                run_id, fields = runids.create_run(
+                    ms.direct,
+                    ms.db,
+                    ms.project,
+                    exper.name,
+                    fields,
+                    run_id,
+                    numbered=exper.auto_inc_ids,
+                )
                 created = True
         except TRANSIENT as exc:
             log.warning("aletheia: Firestore unreachable (%s); the run starts offline", exc)
@@ -651,32 +587,25 @@ class Run:
             run_id = time_run_id()
         fields["run"] = run_id
         if created:
-            _register_blobs(ms, exper.name, run_id, fields)
+            runstart.register_blobs(ms.db, ms.project, exper.name, run_id, fields)
         try:
             run = cls(exper, run_id, fields)
         except OSError as exc:  # the journal could not be opened after all (a race, a quota)
             if created:
-                _record_unjournaled(ms, exper, run_id, exc)
+                runstart.record_unjournaled(ms.direct, RunRef(ms.project, exper.name, run_id), exc)
             raise journal.unwritable(ms.journal_root, exc) from exc
         run.writer.claimed = created
-        run.writer.journal_safely(
-            run.journal.header,
-            project=ms.project,
-            experiment=exper.name,
-            run=run_id,
-            cloud_project=ms.settings.cloud_project,
-            created=created,
-            fields=fields,
-            heartbeat_s=ms.heartbeat_s,
-        )
-        if created:
-            run.writer.created_with(fields)
-        else:
-            run.writer.set_fields(fields)  # the first flush creates the document
+        info = {
+            "cloud_project": ms.settings.cloud_project,
+            "created": created,
+            "heartbeat_s": ms.heartbeat_s,
+        }
+        event = RunEvent(STARTED, run.ref, started, fields=fields, info=info)
+        run.writer.journal_safely(run.journal.on_event, event)  # the journal's header
+        run.writer.create_run(run.ref, fields)  # started offline: the first flush creates it
         run.writer.start()
-        exithooks.install()  # so that the exit hook knows how the process ended
-        _ACTIVE.add(run)
-        _OPEN_ORDER.append(weakref.ref(run))
+        openruns.opened(run)
+        ms.observers.notify(event)
         return run
 
     @property
@@ -715,14 +644,14 @@ class Run:
             error = exithooks.describe(handling, MAX_ERROR_CHARS)
         self._ended.set()
         self.status = status
-        end = {"status": status, "ended_at": now(), "error": error}
-        self.fields.update(end)
-        self.writer.set_fields(end)
-        complete = self.writer.close(retry_for_s=self.ms.final_retry_s)
+        ended_at = now()
+        self.fields.update({"status": status, "ended_at": ended_at, "error": error})
+        complete = self.writer.end_run(self.ref, status, ended_at=ended_at, error=error)
         if complete:
             complete = self._write_result()
         # A journal that cannot be written (disk full) never stops the run: see _report_unkept.
-        self.writer.journal_safely(self.journal.end, status)
+        event = RunEvent(ending_event(status), self.ref, ended_at, status=status, error=error)
+        self.writer.journal_safely(self.journal.on_event, event)  # the journal's end record
         if complete and not self.writer.rejections:
             self.writer.journal_safely(self.journal.synced)
         self.writer.journal_safely(self.journal.close)
@@ -745,9 +674,10 @@ class Run:
                 self.id,
                 self.journal.path,
             )
-        _ACTIVE.discard(self)
+        openruns.closed(self)
         if self.exper.active_run is self:
             self.exper.active_run = None
+        self.ms.observers.notify(event)
         return complete
 
     def _report_unkept(self, loss: JournalLoss) -> None:
@@ -795,11 +725,53 @@ class Run:
         for key, number in checked.items():
             self.writer.add(key, number, s)
 
+    def log_batch(
+        self,
+        metrics: Sequence[MetricPoint] = (),
+        *,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+        fields: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Log metric points, params, tags and other fields together (never blocks).
+
+        Everything is checked first, the run document whole as it will be,
+        so a batch is logged whole or refused whole
+        (:class:`~aletheia.errors.ValidationError`). Unlike
+        :meth:`set_params`, a param already logged keeps its value: logging
+        another value is refused (MLflow's rule for ``log_batch``). Steps
+        may be negative; ``ts`` is epoch seconds (default: now).
+        """
+        self._require_active()
+        points = [
+            MetricPoint(
+                key := validation.validate_metric_key(p.key),
+                validation.validate_metric_value(p.value, key),
+                validation.validate_step(p.step, negative=True),
+                None if p.ts is None else validation.validate_timestamp(p.ts, "metric timestamp"),
+            )
+            for p in metrics
+        ]
+        update: dict[str, Any] = {}
+        if params:
+            new = validation.validate_params(params, "params")
+            old = self.fields.get("params") or {}
+            direct.check_params_unchanged(self.id, old, new)
+            update["params"] = validation.validate_params({**old, **new}, "params")
+        if tags:
+            merge_fields(update, tag_fields(validation.validate_params(tags, "tags")))
+        if fields:
+            merge_fields(update, fields)
+        if update:
+            self._set(update)  # the whole run document is checked before anything is queued
+        if points:
+            self.writer.log_batch(self.ref, points)
+
     # ----------------------------------------------------------- fields
 
     def set_fold(self, fold: int | None = None) -> None:
         """Record the fold (default: the one given to ``start_run``)."""
-        value = _fold(fold) if fold is not None else self.fields.get("fold")
+        value = runstart.fold_value(fold) if fold is not None else self.fields.get("fold")
         self._set({"fold": value})
 
     def set_model(self, model: Any = None, **info: Any) -> None:
@@ -807,7 +779,7 @@ class Run:
 
         Extra keyword ``info`` (``version=...``) is merged into the map.
         """
-        doc = _model_doc(model) or {}
+        doc = runstart.model_doc(model) or {}
         doc.update(validation.validate_params(info, "model info"))
         self._set({"model": doc or None})
 
@@ -833,12 +805,20 @@ class Run:
         """Where the trained model was saved."""
         self._set({"saved_model": limits.validate_text(location, "saved_model")})
 
+    def set_fields(self, fields: Mapping[str, Any]) -> None:
+        """Merge ``fields`` into the run document (checked whole first; nested maps merge).
+
+        For fields of the run's own (``run_name``, an integration's maps);
+        the ``set_*`` methods above check what they set.
+        """
+        self._set(dict(fields))
+
     def _set(self, fields: dict[str, Any]) -> None:
         self._require_active()
         # As the document will: nested maps merge. Checked whole before anything is applied.
         validation.validate_run_document(merge_fields(dict(self.fields), fields))
         merge_fields(self.fields, fields)
-        self.writer.set_fields(fields)
+        self.writer.set_fields(self.ref, fields)
 
     def _require_active(self) -> None:
         if self._ended.is_set():
@@ -850,16 +830,8 @@ class Run:
 
     def get_dataset(self, name: str, download: bool = True, version: str | None = None) -> Any:
         """Fetch a dataset (version) and record that this run used it."""
-        from aletheia.data import datasets
-
         layout.validate_id(name, "dataset name")
-        store = datasets.DatasetStore(
-            self.ms.db,
-            self.ms.blobstore,
-            self.ms.cache,
-            self.ms.project,
-            owner=self.ms.settings.owner,
-        )
+        store = self.ms.backend.datasets()
         handle = store.get(name, version=version, download=download)
         self.record_dataset(handle.name, handle.version)
         return handle
@@ -900,7 +872,7 @@ class Run:
         if self.is_active:
             self._set({"artifacts": list(self._artifacts)})
         else:  # the writer has stopped: append to the document itself
-            doc = self.ms.db.document(layout.run(self.ms.project, self.exper.name, self.id))
+            doc = self.ms.db.document(self.ref.path)
             doc.update({"artifacts": firestore.ArrayUnion([entry])})
         return record
 
@@ -952,110 +924,10 @@ class Run:
         return [DatasetEntry(d["name"], d["version"]) for d in self._datasets]
 
 
-def _create_run(
-    ms: Metastore, exper: Experiment, fields: dict[str, Any], run_id: str | None
-) -> tuple[str, dict[str, Any]]:
-    """Create the run document; the document itself is the lock on its id."""
-    db = ms.db
-    if run_id is not None:
-        try:
-            db.document(layout.run(ms.project, exper.name, run_id)).create(
-                {**fields, "run": run_id}, timeout=_CREATE_TIMEOUT_S
-            )
-        except gexc.AlreadyExists as exc:
-            raise AletheiaError(
-                f"run {run_id!r} already exists in {exper.name!r}", "choose another run_id"
-            ) from exc
-        return run_id, fields
-    if not exper.auto_inc_ids:
-        while True:
-            candidate = time_run_id()
-            try:
-                db.document(layout.run(ms.project, exper.name, candidate)).create(
-                    {**fields, "run": candidate}, timeout=_CREATE_TIMEOUT_S
-                )
-                return candidate, fields
-            except gexc.AlreadyExists:
-                continue
-    return _create_numbered(db, ms.project, exper.name, fields)
-
-
-def _create_numbered(
-    db: firestore.Client, p: str, e: str, fields: dict[str, Any]
-) -> tuple[str, dict[str, Any]]:
-    """Ids 1, 2, 3 ...: optimistic ``create`` of ``Runs/{n}``, n+1 on AlreadyExists.
-
-    ``next_run_id`` on the experiment is only a hint where to start; it never
-    decides an id, so concurrent starters cannot get the same one and no
-    transaction waits on a hot counter document.
-    """
-    snap = db.document(layout.experiment(p, e)).get(timeout=_CREATE_TIMEOUT_S)
-    n = max(1, int((snap.to_dict() or {}).get("next_run_id", 1)))
-    while True:
-        doc = {**fields, "run": str(n), "number": n}
-        try:
-            db.document(layout.run(p, e, str(n))).create(doc, timeout=_CREATE_TIMEOUT_S)
-            break
-        except gexc.AlreadyExists:
-            n += 1
-    try:
-        db.document(layout.experiment(p, e)).update(
-            {"next_run_id": n + 1}, timeout=_CREATE_TIMEOUT_S
-        )
-    except Exception as exc:  # only a hint
-        if not is_transient(exc):
-            raise
-    return str(n), doc
-
-
-def _record_unjournaled(ms: Metastore, exper: Experiment, run_id: str, exc: OSError) -> None:
-    """A run created but never started (no journal) ends ``failed``, not orphaned ``running``."""
-    error = f"the run could not start: its journal could not be opened ({exc})"
-    end = {"status": FAILED, "ended_at": now(), "error": error}
-    try:
-        ms.store.commit([Write(layout.run(ms.project, exper.name, run_id), end, merge=True)])
-    except Exception as write_exc:  # readers see it crashed once its heartbeat is stale
-        log.warning("aletheia: could not mark run %s failed (%s)", run_id, write_exc)
-
-
-# Runs still open at interpreter exit are flushed and ended.
-_ACTIVE: weakref.WeakSet[Run] = weakref.WeakSet()
-# Start order of runs in this process, for ``active_runs`` (dead and ended ones are skipped).
-_OPEN_ORDER: list[weakref.ref[Run]] = []
-
-
 def active_runs() -> list[Run]:
     """Runs of this process that have not ended, most recently started first.
 
     Integrations (the MLflow plugin) use it to nest their runs under the
     aletheia run the user code is inside.
     """
-    alive = [r for r in (ref() for ref in _OPEN_ORDER) if r is not None and r.is_active]
-    _OPEN_ORDER[:] = [weakref.ref(r) for r in alive]
-    return alive[::-1]
-
-
-def ending_of(exc: BaseException | None) -> tuple[str, str | None]:
-    """Status and ``error`` of a run ended by ``exc`` (``None``: a clean end).
-
-    A clean ``sys.exit()`` finishes; an exception or a non-zero exit code
-    fails, ``KeyboardInterrupt`` interrupts; the traceback goes to ``error``.
-    """
-    if exc is None or exithooks.is_clean_exit(exc):
-        return FINISHED, None
-    status = FAILED if isinstance(exc, Exception | SystemExit) else INTERRUPTED
-    return status, exithooks.describe(exc, MAX_ERROR_CHARS)
-
-
-@atexit.register
-def _finish_open_runs() -> None:
-    # Inside `with`, a run sees its exception; here the hooks say how the process ended.
-    status, error = ending_of(exithooks.ending())
-    open_runs = list(_ACTIVE)
-    for run in open_runs:
-        try:
-            run.finish(status, error=error)
-        except Exception as exc:  # never turn a clean exit into a crash
-            log.warning("aletheia: could not end run %s at exit: %s", run.id, exc)
-    if open_runs:
-        exithooks.exit_as_interrupted()  # Ctrl-C still exits as Ctrl-C (130)
+    return [run for run in openruns.active_runs() if isinstance(run, Run)]

@@ -22,6 +22,8 @@ once with its cause, the refused chunk or fields are not sent again by this
 process and stay unacknowledged in the journal (``aletheia sync`` sends
 them once the cause is fixed). Each distinct problem — an outage, a
 refusal, a journal that cannot be written — is reported once, on its own.
+How refusals, outages, data lost by Firestore and an offline start's id
+claim are handled is :mod:`aletheia.tracking.recovery`.
 
 The run document summarises the first metrics logged, within
 :class:`~aletheia.tracking.validation.SummaryBudget`; beyond it the summary stops
@@ -33,18 +35,15 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from aletheia.cloud.lazy import gexc
-from aletheia.cloud.transient import is_transient
-from aletheia.tracking import ownership, stored
 from aletheia.tracking.journal import JournalWriter
-from aletheia.tracking.journal import read as read_journal
 from aletheia.tracking.journal_loss import JournalLoss
+from aletheia.tracking.recovery import WriterRecovery
 from aletheia.tracking.runmodel import (
     CHUNK_POINTS,
     HEARTBEAT_S,
@@ -52,11 +51,12 @@ from aletheia.tracking.runmodel import (
     RunRef,
     Summary,
     chunk_doc,
-    chunk_of,
     merge_fields,
 )
+from aletheia.tracking.series import Series
 from aletheia.tracking.store import FirestoreStore, Write, WritesRejectedError
 from aletheia.tracking.validation import SummaryBudget
+from aletheia.tracking.writing import MetricPoint, RunWriteStore, tag_fields
 
 log = logging.getLogger(__name__)
 
@@ -67,35 +67,14 @@ FLUSH_INTERVAL_S = 1.0
 JOURNAL_SYNC_S = 0.1
 
 
-@dataclass
-class _Series:
-    """Writer-side state of one metric: unsent chunks and its summary."""
+class MetricWriter(WriterRecovery, RunWriteStore):
+    """Buffers a run's points and field updates; a thread flushes them in batches.
 
-    key: str
-    summary: Summary = field(default_factory=Summary)
-    chunks: dict[int, list[Point]] = field(default_factory=dict)
-    dirty: set[int] = field(default_factory=set)
-    received: int = 0  # points drained from the buffer
-    summarized: bool = True  # within the run document's summary budget
-    refused: set[int] = field(default_factory=set)  # chunks Firestore refused: not resent
-
-    def add(self, point: Point) -> None:
-        n = chunk_of(point.index)
-        self.chunks.setdefault(n, []).append(point)
-        self.dirty.add(n)
-        self.summary.add(point.step, point.value)
-        self.received += 1
-
-    def acknowledged(self, sent: set[int]) -> None:
-        """Forget sent chunks that are full; keep the tail (it will grow)."""
-        self.dirty -= sent
-        for n in sent:
-            if len(self.chunks.get(n, ())) >= CHUNK_POINTS:
-                del self.chunks[n]
-
-
-class MetricWriter:
-    """Buffers a run's points and field updates; a thread flushes them in batches."""
+    The :class:`~aletheia.tracking.writing.RunWriteStore` of the one run
+    ``ref`` names, as it is open in this process (calls name that run; after
+    an id conflict it goes on under its new id). ``on_heartbeat`` hears each
+    heartbeat Firestore acknowledged, at most one per ``heartbeat_s``.
+    """
 
     def __init__(
         self,
@@ -109,6 +88,8 @@ class MetricWriter:
         owner: str | None = None,
         claimed: bool = True,
         on_renamed: Callable[[str], None] | None = None,
+        on_heartbeat: Callable[[dt.datetime], None] | None = None,
+        final_retry_s: float = 30.0,
     ) -> None:
         self.ref = ref
         #: The owner token of this process's run (see :mod:`aletheia.tracking.ownership`).
@@ -121,6 +102,11 @@ class MetricWriter:
         self.flush_interval_s = flush_interval_s
         self.heartbeat_s = heartbeat_s
         self.retry_for_s = retry_for_s
+        #: How long :meth:`end_run` retries an unreachable Firestore before leaving it to sync.
+        self.final_retry_s = final_retry_s
+        self._on_heartbeat = on_heartbeat
+        self._beat: dt.datetime | None = None  # heartbeat_at of the commit in flight
+        self._last_beat_event = time.monotonic()
         self.points_logged = 0
         self.offline = False
         #: Successful flushes still to rewrite everything in memory after an outage: a
@@ -131,7 +117,7 @@ class MetricWriter:
         self._next_index: dict[str, int] = {}
         self._buffer: list[tuple[str, Point]] = []
         self._pending_fields: list[dict[str, Any]] = []
-        self._series: dict[str, _Series] = {}
+        self._series: dict[str, Series] = {}
         self._dirty_summaries: set[str] = set()
         self._unsent_fields: list[dict[str, Any]] = []
         self._sets_acked = 0
@@ -171,11 +157,70 @@ class MetricWriter:
             self._journal_safely(self.journal.metric, key, index, point.step, value, ts)
         return index
 
-    def set_fields(self, fields: Mapping[str, Any]) -> None:
+    def queue_fields(self, fields: Mapping[str, Any]) -> None:
         """Queue a merge of run-document fields (journaled at once)."""
         with self._lock:
             self._pending_fields.append(dict(fields))
             self._journal_safely(self.journal.set_fields, fields)
+
+    # ----------------------------------------------------------- the store interface
+
+    def create_run(self, ref: RunRef, fields: Mapping[str, Any]) -> None:
+        """A run created in Firestore already needs nothing sent (its fields are remembered,
+        to verify at the end); one started offline queues its fields, and the first flush
+        claims its id and creates the document."""
+        if self.claimed:
+            self.created_with(fields)
+        else:
+            self.queue_fields(fields)
+
+    def log_batch(
+        self,
+        ref: RunRef,
+        metrics: Sequence[MetricPoint] = (),
+        *,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+        fields: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Queue the fields (params and tags merged in), then the points. No network I/O.
+
+        Nothing is checked here: :class:`~aletheia.tracking.metastore.Run`
+        validates a batch whole before handing it over.
+        """
+        update: dict[str, Any] = {}
+        if params:
+            update["params"] = dict(params)
+        if tags:
+            merge_fields(update, tag_fields(tags))
+        if fields:
+            merge_fields(update, fields)
+        if update:
+            self.queue_fields(update)
+        for point in metrics:
+            self.add(point.key, point.value, point.step, ts=point.ts)
+
+    def set_fields(self, ref: RunRef, fields: Mapping[str, Any]) -> None:
+        """Queue a merge of run-document fields (journaled at once)."""
+        self.queue_fields(fields)
+
+    def heartbeat(self, ref: RunRef) -> None:
+        """Beat at the next flush, which starts now."""
+        self._last_heartbeat = -math.inf
+        self._wake.set()
+
+    def end_run(
+        self,
+        ref: RunRef,
+        status: str,
+        *,
+        ended_at: dt.datetime,
+        error: str | None = None,
+    ) -> bool:
+        """Queue the end, stop the threads and flush everything, retrying for
+        ``final_retry_s``; True when Firestore has it all."""
+        self.queue_fields({"status": status, "ended_at": ended_at, "error": error})
+        return self.close(retry_for_s=self.final_retry_s)
 
     def created_with(self, fields: Mapping[str, Any]) -> None:
         """The fields the run document was created with (checked like those set later)."""
@@ -266,7 +311,20 @@ class MetricWriter:
             self._went_offline(exc)
             return False
         self._acknowledged(sent, n_fields)
+        self._heard_beat()
         return True
+
+    def _heard_beat(self) -> None:
+        """Tell ``on_heartbeat`` of an acknowledged heartbeat, at most once per interval."""
+        beat, self._beat = self._beat, None
+        due = time.monotonic() - self._last_beat_event >= self.heartbeat_s
+        if beat is None or self._on_heartbeat is None or not due:
+            return
+        self._last_beat_event = time.monotonic()
+        try:
+            self._on_heartbeat(beat)
+        except Exception as exc:  # an observer never stops the writer
+            self._warn(f"heartbeat observer failed: {exc!r}", kind="observer")
 
     @property
     def caught_up(self) -> bool:
@@ -281,7 +339,7 @@ class MetricWriter:
         for key, point in buffer:
             series = self._series.get(key)
             if series is None:
-                series = self._series[key] = _Series(key)
+                series = self._series[key] = Series(key)
                 series.summarized = self._budget.admit(key)
             series.add(point)
             if series.summarized:
@@ -316,6 +374,7 @@ class MetricWriter:
         return writes
 
     def _run_fields(self) -> dict[str, Any]:
+        self._beat = None
         merged: dict[str, Any] = dict(self._restore_fields)
         for update in self._unsent_fields:
             merge_fields(merged, update)
@@ -324,7 +383,7 @@ class MetricWriter:
                 key: self._series[key].summary.to_doc() for key in self._dirty_summaries
             }
         if merged or time.monotonic() - self._last_heartbeat >= self.heartbeat_s:
-            merged["heartbeat_at"] = dt.datetime.now(dt.timezone.utc)
+            merged["heartbeat_at"] = self._beat = dt.datetime.now(dt.timezone.utc)
         return merged
 
     def _acknowledged(self, sent: dict[str, set[int]], n_fields: int) -> None:
@@ -356,180 +415,6 @@ class MetricWriter:
             self.offline = False
             self._reconnected = True
             self._reported.discard("offline")  # a later outage is reported again
-
-    def _refused(self, exc: WritesRejectedError, sent: dict[str, set[int]], n_fields: int) -> None:
-        """Firestore refused some writes for good and took the rest: book both, report once.
-
-        What was refused is dropped from memory, never from the journal, and
-        stays unacknowledged there (set records are acknowledged in order, so
-        after a refused one no later one is).
-        """
-        for rejection in exc.rejections:
-            write, reason = rejection.write, rejection.reason
-            if isinstance(rejection.error, gexc.PermissionDenied | gexc.Unauthenticated):
-                self.blocked = True  # refused for who we are, not for what we write
-            if write.path == self.ref.path:
-                if self._sets_ack_cap is None:
-                    self._sets_ack_cap = self._sets_acked
-                fields = sorted(write.data)
-                if not self.blocked and self._resend_summary(write):  # the user's fields, then
-                    fields = [f for f in fields if f not in ("summary", "heartbeat_at")]
-                what = f"the document of run {self.ref.run} (fields {', '.join(fields)})"
-                kind = f"refused:run:{reason}"
-            else:
-                key, chunk = str(write.data["key"]), int(write.data["chunk"])
-                self._series[key].refused.add(chunk)
-                sent.get(key, set()).discard(chunk)
-                first = chunk * CHUNK_POINTS
-                self._held[key] = min(self._held.get(key, first), first)
-                name = key if len(key) <= 60 else key[:60] + "…"
-                what = f"metric {name!r} of run {self.ref.run} (chunk {chunk})"
-                kind = f"refused:metric:{key}:{type(rejection.error).__name__}"
-            message = f"Firestore refused {what} at {write.path}: {reason.rstrip('.')}"
-            self.rejections.append(message)
-            if self.blocked:
-                self._warn(
-                    f"{message}. This identity may not write to project {self.ref.project}: "
-                    "nothing more is sent; the run goes on, and its journal "
-                    f"{self.journal.path} keeps everything (once you may write again — "
-                    "`aletheia project members` — run `aletheia sync`)",
-                    kind="refused:caller",
-                )
-                continue
-            self._warn(
-                f"{message}. It is not sent again; the run goes on, and its journal "
-                f"{self.journal.path} keeps everything (`aletheia sync` sends it once the "
-                "cause is fixed)",
-                kind=kind,
-            )
-        self._acknowledged(sent, n_fields)
-
-    def _resend_summary(self, refused: Write) -> bool:
-        """Send the metric summaries of a refused run-document write on their own.
-
-        One extra commit tells whether the summaries or the user's fields were
-        refused; innocent summaries then still reach the document.
-        """
-        alone = {k: v for k, v in refused.data.items() if k in ("summary", "heartbeat_at")}
-        if not alone or len(alone) == len(refused.data):
-            return False
-        try:
-            self.store.commit(
-                [Write(refused.path, alone, merge=True)], retry_for_s=self.retry_for_s
-            )
-        except Exception:  # the summaries wait for their metrics' next points
-            return False
-        return True
-
-    def _claim(self, timeout: float) -> bool:
-        """Make this offline-started run's id ours before writing under it.
-
-        If another process owns the id, this run moves to a new id (journaled,
-        reported) and claims that. False while Firestore cannot be reached.
-        """
-        assert self.owner is not None
-        initial: dict[str, Any] = {}
-        for update in self._unsent_fields:
-            merge_fields(initial, update)
-        try:
-            start = self._unsent_fields[0] if self._unsent_fields else {}
-            while not ownership.claim(
-                self.store.client, self.ref.path, self.owner, initial, timeout, smaller=start
-            ):
-                old = self.ref.run
-                new = ownership.conflict_id(old, self.owner)
-                moved = {"run": new, ownership.CONFLICT_OF: old}
-                with self._lock:
-                    self._journal_safely(self.journal.renamed, new, old)
-                    self._journal_safely(self.journal.set_fields, moved)
-                self._unsent_fields.append(moved)
-                merge_fields(self._fields_set, moved)
-                merge_fields(initial, moved)
-                start = {**start, **moved}
-                self.ref = RunRef(self.ref.project, self.ref.experiment, new)
-                log.warning(
-                    "aletheia: %s", ownership.conflict_message(old, new, self.ref.experiment)
-                )
-                if self._on_renamed is not None:
-                    self._on_renamed(new)
-        except Exception as exc:
-            if not is_transient(exc):  # refused: nothing is written under a doubtful id
-                self.blocked = isinstance(exc, gexc.PermissionDenied | gexc.Unauthenticated)
-                self._warn(
-                    f"could not claim run id {self.ref.run} ({type(exc).__name__}: {exc}); "
-                    f"nothing more is sent, and its journal {self.journal.path} keeps "
-                    "everything for `aletheia sync`",
-                    kind="claim",
-                )
-                return False
-            self._went_offline(exc)
-            return False
-        self.claimed = True
-        return True
-
-    def _went_offline(self, exc: Exception) -> None:
-        """Note an outage: later successes trigger the check of what Firestore kept."""
-        self.offline = True
-        self.recovering = 2
-        self._warn(
-            f"Firestore unreachable ({type(exc).__name__}); run {self.ref.run} "
-            "keeps logging to its journal and will catch up",
-            kind="offline",
-        )
-
-    def _replay_what_was_lost(self) -> bool | None:
-        """Queue again from the journal what Firestore no longer holds (after a reconnect,
-        and at the end of the run).
-
-        What this writer sent is known in memory (points per metric, fields
-        set), so the check costs only its reads (:func:`stored.find_gaps`);
-        the journal is read only when something is missing. True when
-        something was queued (the caller flushes once more), None when the
-        check could not be made.
-        """
-        try:
-            sent = {k: s.received for k, s in self._series.items()}
-            gaps = stored.find_gaps(
-                self.store.client,
-                self.ref.path,
-                self.ref.chunk_path,
-                stored.gapless_counts(sent, CHUNK_POINTS),
-                self._fields_set,
-                {k: s.received for k, s in self._series.items() if s.summarized},
-            )
-            if gaps:
-                state = read_journal(self.journal.path)
-        except Exception as exc:  # verifying is a bonus: never a reason to stop training
-            self._warn(
-                f"could not check what Firestore holds of run {self.ref.run} ({exc!r}); "
-                "`aletheia sync --verify` checks it later",
-                kind="verify",
-            )
-            return None
-        if not gaps:
-            return False
-        for key, chunks in gaps.chunks.items():
-            series = self._series.get(key)
-            if series is None:
-                continue
-            # Only points this writer already drained: later ones arrive through the buffer.
-            restored: dict[int, list[Point]] = {}
-            for p in state.points[key]:
-                n = chunk_of(p.index)
-                if n in chunks and p.index < series.received and n not in series.chunks:
-                    restored.setdefault(n, []).append(p)
-            series.chunks.update(restored)
-            series.dirty |= {n for n in chunks if n in series.chunks} - series.refused
-        merged = state.merged_fields()
-        self._restore_fields = {k: merged[k] for k in gaps.fields if k in merged}
-        self._dirty_summaries |= {k for k, s in self._series.items() if s.summarized}
-        self._warn(
-            f"Firestore is without {gaps.describe()} of run {self.ref.run} that it had "
-            "acknowledged (restarted from an older copy?): writing them again from the "
-            f"journal {self.journal.path}",
-            kind="lost",
-        )
-        return True
 
     # ----------------------------------------------------------- helpers
 

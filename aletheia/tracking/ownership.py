@@ -13,13 +13,17 @@ the user is told.
 
 from __future__ import annotations
 
+import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aletheia.cloud import layout
 from aletheia.cloud.lazy import firestore, gexc
 from aletheia.cloud.transient import is_transient
+from aletheia.tracking.runmodel import RunRef
+
+log = logging.getLogger(__name__)
 
 #: Run-document field holding the owner token of the process that started the run.
 OWNER = "owner_token"
@@ -66,6 +70,36 @@ def claim(
             if is_transient(exc) or n == len(attempts) - 1:
                 raise
     return False  # pragma: no cover (the loop returns or raises)
+
+
+def claim_or_move(
+    db: firestore.Client,
+    ref: RunRef,
+    owner: str,
+    fields: Mapping[str, Any],
+    timeout: float,
+    *,
+    smaller: Mapping[str, Any],
+    on_move: Callable[[RunRef, dict[str, Any]], None],
+) -> RunRef:
+    """Claim ``ref``'s id for ``owner``; while another process owns it, move to a new id.
+
+    Each move is handed to ``on_move`` (the new run, and the fields that say
+    so: ``run`` and ``conflict_of``) before anything is written under the
+    new id, so the caller can journal it; the user is told. Returns the run
+    the id of which is now ``owner``'s.
+    """
+    fields, smaller = dict(fields), dict(smaller)
+    while not claim(db, ref.path, owner, fields, timeout, smaller=smaller):
+        old = ref.run
+        new = conflict_id(old, owner)
+        moved = {"run": new, CONFLICT_OF: old}
+        ref = RunRef(ref.project, ref.experiment, new)
+        on_move(ref, moved)
+        fields.update(moved)
+        smaller.update(moved)
+        log.warning("aletheia: %s", conflict_message(old, new, ref.experiment))
+    return ref
 
 
 def conflict_id(run: str, owner: str) -> str:

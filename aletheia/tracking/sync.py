@@ -34,9 +34,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aletheia.cloud import clients, config, layout, members
+from aletheia.cloud import config, layout, members
 from aletheia.errors import AletheiaError
 from aletheia.tracking import journal, ownership
+from aletheia.tracking.compose import Backend
 from aletheia.tracking.runmodel import (
     CHUNK_POINTS,
     CRASHED,
@@ -101,7 +102,7 @@ def sync_all(
     """
     if project is not None:
         layout.validate_id(project, "project name")
-    store = store or FirestoreStore(lambda: clients.firestore_client(settings))
+    store = store or Backend(settings).writes(probe=True)
     root = journal.journal_root(settings.cache_dir, settings.cloud_project)
     checks = members.ProjectChecks(settings.owner)
     results = []
@@ -174,6 +175,24 @@ def sync_experiment(
             if not result.action.startswith("skipped"):
                 results.append(result)
     return results
+
+
+def settle_leftovers(
+    settings: config.Settings, project: str, experiment: str, store: FirestoreStore
+) -> None:
+    """:func:`sync_experiment` as a new run does it, in the background: best effort, logged.
+
+    A journal that could not be settled is worth a warning; the others, a
+    note; a failure of the whole leaves it to ``aletheia sync``.
+    """
+    try:
+        done = sync_experiment(settings, project, experiment, store)
+    except Exception as exc:
+        log.warning("aletheia: could not replay earlier journals (%s)", exc)
+        return
+    for result in done:
+        level = logging.WARNING if result.action.startswith("failed") else logging.INFO
+        log.log(level, "aletheia: replayed run %s of %s: %s", result.run, experiment, result.action)
 
 
 def _settled(path: Path) -> bool:
@@ -418,21 +437,19 @@ def _claim(state: journal.JournalState, store: FirestoreStore) -> dict[str, Any]
     owner = state.initial.get(ownership.OWNER)
     if not owner:
         return {}
-    moved: dict[str, Any] = {}
+    moves: list[dict[str, Any]] = []
+
+    def moved(ref: RunRef, fields: dict[str, Any]) -> None:
+        moves.append(fields)
+        state.sets.append(fields)
+        state.renamed_from = state.renamed_from or fields[ownership.CONFLICT_OF]
+        state.run = ref.run
+
     ref = RunRef(state.project, state.experiment, state.run)
-    start = dict(state.initial)
-    while not ownership.claim(
-        store.client, ref.path, owner, state.merged_fields(), 30.0, smaller=start
-    ):
-        old, new = state.run, ownership.conflict_id(state.run, owner)
-        moved = {"run": new, ownership.CONFLICT_OF: old}
-        state.sets.append(moved)
-        state.renamed_from = state.renamed_from or old
-        state.run = new
-        start.update(moved)
-        ref = RunRef(state.project, state.experiment, new)
-        log.warning("aletheia: %s", ownership.conflict_message(old, new, state.experiment))
-    return moved
+    ownership.claim_or_move(
+        store.client, ref, owner, state.merged_fields(), 30.0, smaller=state.initial, on_move=moved
+    )
+    return moves[-1] if moves else {}
 
 
 def _settle(

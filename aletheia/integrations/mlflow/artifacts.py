@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import posixpath
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from mlflow.entities import FileInfo
@@ -19,14 +19,20 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST
 from mlflow.store.artifact.artifact_repo import ArtifactRepository
 
-from aletheia.cloud import clients, config, layout
+from aletheia.cloud import config, layout
 from aletheia.data import blobrefs
 from aletheia.data.hashing import sha256_file
 from aletheia.errors import AletheiaError
 from aletheia.integrations.mlflow.schemes import ARTIFACT_SCHEME
+from aletheia.tracking.compose import Backend
 from aletheia.tracking.firestore_reader import FirestoreReader
 from aletheia.tracking.readapi import thaw
 from aletheia.tracking.runmodel import RunRef
+
+if TYPE_CHECKING:
+    from google.cloud import firestore
+
+    from aletheia.data.blobstore import BlobStore
 
 
 def parse_uri(uri: str) -> tuple[str, str, str, str]:
@@ -48,25 +54,17 @@ class AletheiaArtifactRepository(ArtifactRepository):
         super().__init__(artifact_uri, tracking_uri=tracking_uri, **kwargs)
         self.project, self.exper, self.run, self.prefix = parse_uri(artifact_uri)
         self.settings = config.resolve()
-        self._db: Any = None
-        self._blobs: Any = None
+        self.backend = Backend(self.settings, self.project)
 
     @property
-    def db(self) -> Any:
+    def db(self) -> firestore.Client:
         """The Firestore client."""
-        if self._db is None:
-            self._db = clients.firestore_client(self.settings)
-        return self._db
+        return self.backend.db
 
     @property
-    def blobs(self) -> Any:
+    def blobs(self) -> BlobStore:
         """The project's :class:`~aletheia.data.blobstore.BlobStore`."""
-        if self._blobs is None:
-            from aletheia.data.blobstore import BlobStore
-
-            gcs = clients.storage_client(self.settings)
-            self._blobs = BlobStore(gcs, self.settings.bucket, self.project)
-        return self._blobs
+        return self.backend.blobs
 
     def _rel(self, *parts: str | None) -> str:
         joined = posixpath.join(self.prefix, *(p for p in parts if p))

@@ -8,16 +8,18 @@ MLflow code logs into aletheia's own documents, unchanged. The mapping
 * run id = a 32-hex uuid that *is* the aletheia run id (``Runs/{uuid}``);
   ``Projects/{p}/MlflowRuns/{uuid}`` records which experiment holds it, since
   MLflow looks runs up by id alone;
-* params -> the run's ``params``; tags -> ``mlflow_tags``; metrics go through
-  the run's :class:`~aletheia.tracking.metrics.MetricWriter` (memory + journal, flushed
-  in the background), so ``log_metric`` never waits on Firestore;
+* params -> the run's ``params``; tags -> ``mlflow_tags``; every write goes
+  through the tracker's run store interface
+  (:class:`~aletheia.tracking.writing.RunWriteStore`): a run this process
+  started logs through its buffered writer (memory + journal, flushed in the
+  background, so ``log_metric`` never waits on Firestore);
 * a run MLflow starts while an aletheia run of this process is open is
   nested under it (``parent`` field and tag ``mlflow.parentRunId``).
 
-Runs this process started log through their buffered writer; finished and
-resumed runs (``mlflow.start_run(run_id=...)``) are written directly by
-:mod:`aletheia.integrations.mlflow.late`. Reads (``get_run``, ``search_runs``) work on every
-run, including runs aletheia itself created. What MLflow asks beyond runs
+Finished and resumed runs (``mlflow.start_run(run_id=...)``) are written
+directly, one transaction per call (:class:`~aletheia.tracking.direct.DirectWrites`).
+Reads (``get_run``, ``search_runs``) work on every run, including runs
+aletheia itself created. What MLflow asks beyond runs
 (logged models, traces ...) is answered by :mod:`aletheia.integrations.mlflow.features`.
 """
 
@@ -25,7 +27,6 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
-import time
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -61,7 +62,6 @@ from aletheia.integrations.mlflow import (
     model_artifacts,  # noqa: F401  (registers aletheia-model://)
 )
 from aletheia.integrations.mlflow import inputs as mlflow_inputs
-from aletheia.integrations.mlflow import late as mlflow_late
 from aletheia.integrations.mlflow.entities import (
     ARTIFACT_SCHEME,
     DEFAULT_EXPERIMENT_NAME,
@@ -78,12 +78,15 @@ from aletheia.integrations.mlflow.entities import (
     ms,
     to_mlflow_run,
 )
+from aletheia.integrations.mlflow.errors import tracking_errors
 from aletheia.integrations.mlflow.features import AbsentFeatures, disable_unimplemented, unsupported
 from aletheia.integrations.mlflow.logged_models import LoggedModels
 from aletheia.integrations.mlflow.schemes import TRACKING_SCHEME
 from aletheia.tracking import metastore, validation
+from aletheia.tracking.direct import DirectWrites, Heartbeat
 from aletheia.tracking.readapi import RunReader
 from aletheia.tracking.runmodel import RunRef
+from aletheia.tracking.writing import MetricPoint
 
 
 @disable_unimplemented
@@ -108,7 +111,7 @@ class AletheiaStore(LoggedModels, AbsentFeatures, AbstractStore):
             raise invalid(f"{exc.message} ({exc.hint})") from exc
         self.project = self.ms.project
         self._open: dict[str, metastore.Run] = {}
-        self._beats: dict[str, mlflow_late.Heartbeat] = {}  # runs resumed by this process
+        self._beats: dict[str, Heartbeat] = {}  # runs resumed by this process
 
     # ------------------------------------------------------------- plumbing
 
@@ -116,6 +119,11 @@ class AletheiaStore(LoggedModels, AbsentFeatures, AbstractStore):
     def db(self) -> firestore.Client:
         """The Firestore client."""
         return self.ms.db
+
+    @property
+    def _direct(self) -> DirectWrites:
+        """Writes of runs not open in this process (finished, resumed, started elsewhere)."""
+        return self.ms.direct
 
     def _exper_name(self, experiment_id: Any) -> str:
         name = experiment_name_of(str(experiment_id))
@@ -373,12 +381,16 @@ class AletheiaStore(LoggedModels, AbsentFeatures, AbstractStore):
                 beat = self._beats.pop(run_id, None)
                 if beat is not None:
                     beat.stop()
-                mlflow_late.end(self.db, self._ref(run_id), FROM_MLFLOW_STATUS[status], end)
+                with tracking_errors():
+                    self._direct.end_run(
+                        self._ref(run_id), FROM_MLFLOW_STATUS[status], ended_at=end
+                    )
         elif status == "RUNNING" and not open_here and run_id not in self._beats:
             # mlflow.start_run(run_id=...): the run is running again, logged to from here.
             ref = self._ref(run_id)
-            if mlflow_late.resume(self.db, ref, self.ms.heartbeat_s):
-                self._beats[run_id] = mlflow_late.Heartbeat(self.db, ref, self.ms.heartbeat_s)
+            with tracking_errors():
+                if self._direct.resume(ref, self.ms.heartbeat_s):
+                    self._beats[run_id] = Heartbeat(self._direct, ref, self.ms.heartbeat_s)
         return self.get_run(run_id).info
 
     def _ref(self, run_id: str) -> RunRef:
@@ -388,10 +400,9 @@ class AletheiaStore(LoggedModels, AbsentFeatures, AbstractStore):
         run = self._open.get(run_id)
         if run is not None and run.is_active:
             with bad_input():
-                run._set(fields)
+                run.set_fields(fields)
         else:
-            exper = self._locate(run_id)
-            self.db.document(layout.run(self.project, exper, run_id)).set(fields, merge=True)
+            self._direct.set_fields(self._ref(run_id), fields)
 
     def delete_run(self, run_id):
         """Mark the run deleted (MLflow's soft delete)."""
@@ -404,60 +415,25 @@ class AletheiaStore(LoggedModels, AbsentFeatures, AbstractStore):
     # ------------------------------------------------------------- logging
 
     def log_batch(self, run_id, metrics, params, tags):
-        """Metrics through the run's background writer; params and tags as field merges.
+        """Metrics, params and tags in one call of the run store interface.
 
         Everything is checked against Firestore's limits first, so a batch
         MLflow hands over is logged whole or refused whole
-        (``INVALID_PARAMETER_VALUE``). A run not open in this process
-        (finished, resumed, or started elsewhere and ended) is written
-        directly, one transaction per call (:mod:`aletheia.integrations.mlflow.late`).
+        (``INVALID_PARAMETER_VALUE``). A run open in this process logs through
+        its background writer; any other run (finished, resumed, or started
+        elsewhere and ended) is written directly, one transaction per call.
         """
         with bad_input():
             points = [_point(m) for m in metrics]
             new_params = _strings(params, "params")
             tag_map = redact_values(_strings(tags, "tags"))  # every viewer reads them
         run = self._open.get(run_id)
-        if run is None or not run.is_active:
-            self._log_late(run_id, points, new_params, tag_map)
-            self._log_model_metrics(run_id, metrics)
-            return
-        fields: dict[str, Any] = {}
-        if new_params:
-            fields["params"] = self._merged_params(run, new_params)
-        if tag_map:
-            fields["mlflow_tags"] = tag_map
-            if RUN_NAME_TAG in tag_map:
-                fields["run_name"] = tag_map[RUN_NAME_TAG]
-        with bad_input():
-            if fields:
-                run._set(fields)  # the whole run document is checked before anything is queued
-            for key, value, step, ts in points:
-                run.writer.add(key, value, step, ts=ts)
+        with tracking_errors():
+            if run is not None and run.is_active:
+                run.log_batch(points, params=new_params, tags=tag_map)
+            else:
+                self._direct.log_batch(self._ref(run_id), points, params=new_params, tags=tag_map)
         self._log_model_metrics(run_id, metrics)  # metrics MLflow logged for a logged model
-
-    def _log_late(
-        self,
-        run_id: str,
-        points: list[tuple[str, float, int, float | None]],
-        params: dict[str, str],
-        tags: dict[str, str],
-    ) -> None:
-        late = [(k, v, s, time.time() if ts is None else ts) for k, v, s, ts in points]
-        with bad_input():
-            mlflow_late.log(self.db, self._ref(run_id), late, params=params, tags=tags)
-
-    def _merged_params(self, run: metastore.Run, new: dict[str, str]) -> dict[str, Any]:
-        """The run's params with ``new`` added (MLflow refuses changing a logged value)."""
-        old = run.fields.get("params") or {}
-        for key, value in new.items():
-            if key in old and str(old[key]) != value:
-                raise invalid(
-                    f"Changing param values is not allowed. Param with key='{key}' was already"
-                    f" logged with value='{old[key]}' for run ID='{run.id}'. Attempted logging"
-                    f" new value '{value}'."
-                )
-        with bad_input():
-            return validation.validate_params({**old, **new}, "params")
 
     def log_metric(self, run_id, metric):
         """One metric point (through :meth:`log_batch`)."""
@@ -542,9 +518,9 @@ class AletheiaStore(LoggedModels, AbsentFeatures, AbstractStore):
         run = self._open.get(run_id)
         with bad_input():
             if run is not None and run.is_active:
-                run._set(fields)
+                run.set_fields(fields)
             else:
-                mlflow_late.log(self.db, self._ref(run_id), fields=fields)
+                self._direct.log_batch(self._ref(run_id), fields=fields)
 
     def link_traces_to_run(self, trace_ids, run_id):
         """Not supported (tracing)."""
@@ -573,15 +549,15 @@ class AletheiaStore(LoggedModels, AbsentFeatures, AbstractStore):
         return SearchUtils.paginate(runs, page_token, max_results)
 
 
-def _point(metric: Any) -> tuple[str, float, int, float | None]:
-    """``(key, value, step, epoch seconds or None)`` of an MLflow metric, or raise."""
+def _point(metric: Any) -> MetricPoint:
+    """The point of an MLflow metric (timestamp in epoch seconds, or None), or raise."""
     key = validation.validate_metric_key(metric.key)
     value = validation.validate_metric_value(metric.value, key)
     step = validation.validate_step(metric.step or 0, negative=True) or 0
     ts = None
     if metric.timestamp:
         ts = validation.validate_timestamp(metric.timestamp, "metric timestamp", per_second=1000)
-    return key, value, step, ts
+    return MetricPoint(key, value, step, ts)
 
 
 def _strings(entries: Iterable[Any] | None, what: str) -> dict[str, str]:
