@@ -57,6 +57,11 @@ $(WEB_MODULES): web/package.json web/package-lock.json
 $(WEB_DIST): $(WEB_MODULES) $(WEB_SOURCES)
 	cd web && npm run --silent build
 
+# Two workers, each with its own local stack on free ports: most of a test's time is spent
+# waiting on emulators and subprocesses, so two share the machine's cores well. A test
+# file stays on one worker (module fixtures). PYTEST_ARGS= runs them in one process.
+PYTEST_ARGS ?= -n 2 --dist loadfile
+
 test: test-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
