@@ -54,8 +54,8 @@ from aletheia.data import (
     repo_pin,
     workspace,
 )
-from aletheia.data.blobstore import BlobInfo, BlobStore
-from aletheia.data.cache import LinkMode, LocalCache, Verify
+from aletheia.data.blobstore import BlobInfo
+from aletheia.data.cache import LinkMode, Verify
 from aletheia.data.catalog import DatasetCatalog
 from aletheia.data.filesindex import FILES_VERSION
 from aletheia.data.getversion import DatasetHandle
@@ -63,7 +63,7 @@ from aletheia.data.hashing import StatKey, default_workers, sha256_files
 from aletheia.data.manifests import FileEntry, diff_manifests, encode_manifest
 from aletheia.data.removal import RemoveResult
 from aletheia.data.scan import scan_tree
-from aletheia.data.transfer import Reporter, run_parallel
+from aletheia.data.transfer import run_parallel
 from aletheia.errors import ConflictError, IntegrityError
 from aletheia.stats import versioncheck
 
@@ -99,21 +99,8 @@ class AddResult:
 class DatasetStore(DatasetCatalog):
     """Add, resolve, pull, diff and remove dataset versions of one project."""
 
-    def __init__(
-        self,
-        db: firestore.Client,
-        blobstore: BlobStore,
-        cache: LocalCache,
-        project: str,
-        *,
-        workdir: Path | None = None,
-        reporter: Reporter | None = None,
-        owner: str | None = None,
-    ) -> None:
-        super().__init__(
-            db, blobstore, cache, project, workdir=workdir, reporter=reporter, owner=owner
-        )
-        self._seconds: dict[str, float] = {}  # phase times of the add in progress
+    #: Phase times of the add in progress (reset by each ``add``).
+    _seconds: dict[str, float]
 
     # ------------------------------------------------------------------ add
 
