@@ -119,7 +119,8 @@ def test_sigkill_then_sync_loses_nothing_and_marks_crashed(
     logged = state.point_count
     assert logged >= 5000 and state.ended is None
 
-    result = CliRunner().invoke(app, ["sync", "--json"])
+    # This project's journals: the session's cache also holds other tests' (refused ones too).
+    result = CliRunner().invoke(app, ["sync", "--json", "-p", PROJECT])
     assert result.exit_code == 0, result.output
     assert '"action": "crashed"' in result.output
     doc = db.document(layout.run(PROJECT, "killed", state.run)).get().to_dict()
@@ -137,7 +138,7 @@ def test_sigkill_then_sync_loses_nothing_and_marks_crashed(
         s.id: s.to_dict()
         for s in db.collection(layout.metrics(PROJECT, "killed", state.run)).stream()
     }
-    again = CliRunner().invoke(app, ["sync", "--json"])
+    again = CliRunner().invoke(app, ["sync", "--json", "-p", PROJECT])
     assert again.exit_code == 0 and "already synced" in again.output
     forced = CliRunner().invoke(app, ["sync", "--force", "-p", PROJECT])
     assert forced.exit_code == 0, forced.output
