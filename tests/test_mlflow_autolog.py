@@ -53,9 +53,22 @@ def autolog_program() -> dict[str, Any]:
     return {"score": round(score, 6), "store": describe(["auto"], load=_predict)}
 
 
+def _model_param_names(described: dict[str, Any]) -> dict[str, Any]:
+    """Logged models' params as names only.
+
+    ``Model.log`` copies the run's params onto a new model while autologging's
+    client is still writing them from its own thread, and MLflow's file store
+    can then read a param file not yet filled (``''``): the values race on the
+    reference side. They are the run's params, compared in full with the runs.
+    """
+    for model in described["store"]["auto"]["models"]:
+        model["params"] = sorted(model["params"])
+    return described
+
+
 def test_sklearn_autolog_logs_what_it_logs_on_mlflows_file_store(uris: tuple[str, str]) -> None:
     on_file, on_aletheia = run_on_both(autolog_program, *uris)
-    assert_same(on_aletheia, on_file)
+    assert_same(_model_param_names(on_aletheia), _model_param_names(on_file))
 
     # And what it logs is what autolog is for, not merely the same.
     runs = {r["label"]: r for r in on_aletheia["store"]["auto"]["runs"]}
