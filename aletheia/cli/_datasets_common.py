@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -69,6 +70,18 @@ def dataset_store(project: str | None, *, quiet: bool = False) -> DatasetStore:
 def jsonable(value: Any) -> Any:
     """Timestamps and other Firestore values as JSON-friendly text."""
     return json.loads(json.dumps(value, default=str))
+
+
+def emit_json(value: Any) -> None:
+    """Print ``value`` as the indented, key-sorted JSON ``--json`` promises."""
+    typer.echo(json.dumps(jsonable(value), indent=2, sort_keys=True))
+
+
+#: Where ``pull`` copies a stored version's files (artifacts and models alike).
+ToOption = Annotated[
+    Path | None,
+    typer.Option("--to", help="Copy the files here (default: a read-only cache checkout)."),
+]
 
 
 def version_validation(store: DatasetStore, name: str, version: str) -> dict[str, Any] | None:

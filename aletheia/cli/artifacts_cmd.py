@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -11,7 +9,13 @@ from rich.filesize import decimal
 from rich.table import Table
 
 from aletheia.cli._common import console, exit_on_error, settings
-from aletheia.cli._datasets_common import JsonOption, ProjectOption, RichReporter, jsonable
+from aletheia.cli._datasets_common import (
+    JsonOption,
+    ProjectOption,
+    RichReporter,
+    ToOption,
+    emit_json,
+)
 from aletheia.data.artifacts import ArtifactStore
 
 app = typer.Typer(
@@ -41,10 +45,6 @@ def _store(project: str | None, *, quiet: bool) -> ArtifactStore:
     return backend.artifacts(reporter=None if quiet else RichReporter())
 
 
-def _emit_json(value: Any) -> None:
-    typer.echo(json.dumps(jsonable(value), indent=2, sort_keys=True))
-
-
 def _size(n: Any) -> str:
     return decimal(int(n)) if isinstance(n, int) else "-"
 
@@ -57,7 +57,7 @@ def list_(
     """List the artifacts of an experiment with their latest version."""
     rows = _store(project, quiet=True).list_artifacts(experiment)
     if as_json:
-        _emit_json(rows)
+        emit_json(rows)
         return
     table = Table("name", "latest", "versions", "run", "kind", "files", "size")
     for r in rows:
@@ -84,7 +84,7 @@ def versions(
     """List every version of NAME, oldest first, with the run that saved it."""
     rows = _store(project, quiet=True).versions(experiment, name)
     if as_json:
-        _emit_json(rows)
+        emit_json(rows)
         return
     table = Table("version", "run", "kind", "files", "size", "created")
     for v in rows:
@@ -112,7 +112,7 @@ def show(
     """Show one version of NAME: the run that saved it and its files."""
     av = _store(project, quiet=True).get(experiment, name, version, run=run)
     if as_json:
-        _emit_json(av.to_dict())
+        emit_json(av.to_dict())
         return
     console.print(
         f"[bold]{name}[/] {av.version}  saved by run {av.run or '-'}  ({av.kind}"
@@ -133,10 +133,7 @@ def pull(
     experiment: ExperimentOption,
     version: VersionOption = None,
     run: RunOption = None,
-    to: Annotated[
-        Path | None,
-        typer.Option("--to", help="Copy the files here (default: a read-only cache checkout)."),
-    ] = None,
+    to: ToOption = None,
     project: ProjectOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -144,6 +141,6 @@ def pull(
     av = _store(project, quiet=as_json).get(experiment, name, version, run=run)
     where = av.download(to, verify="full")
     if as_json:
-        _emit_json({**av.to_dict(), "local_path": str(where)})
+        emit_json({**av.to_dict(), "local_path": str(where)})
         return
     console.print(f"{name} {av.version} (run {av.run or '-'}): {len(av.files)} files in {where}")

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from aletheia.cli._common import console, exit_on_error, settings
-from aletheia.cli._datasets_common import JsonOption, ProjectOption, jsonable
+from aletheia.cli._datasets_common import JsonOption, ProjectOption, ToOption, emit_json
 from aletheia.cloud import layout
 from aletheia.errors import ValidationError
 from aletheia.models import ModelRegistry, ModelVersion
@@ -40,10 +38,6 @@ def _metastore(project: str | None) -> Metastore:
 
 def _registry(project: str | None) -> ModelRegistry:
     return _metastore(project).model_registry
-
-
-def _emit_json(value: Any) -> None:
-    typer.echo(json.dumps(jsonable(value), indent=2, sort_keys=True))
 
 
 def _one(registry: ModelRegistry, name: str, which: str | None, alias: str | None) -> ModelVersion:
@@ -83,7 +77,7 @@ def list_(
         layout.dataset_ref(name, version)
         found = registry.trained_on(name, version)
         if as_json:
-            _emit_json([mv.to_dict() for mv in found])
+            emit_json([mv.to_dict() for mv in found])
             return
         table = Table("model", "version", "aliases", "experiment", "run", "metrics")
         for mv in found:
@@ -99,7 +93,7 @@ def list_(
         return
     models = registry.models()
     if as_json:
-        _emit_json([m.to_dict() for m in models])
+        emit_json([m.to_dict() for m in models])
         return
     table = Table("name", "latest", "aliases", "description")
     for m in models:
@@ -123,7 +117,7 @@ def show(
         info = registry.info(name)
         versions = registry.versions(name)
         if as_json:
-            _emit_json({**info.to_dict(), "versions": [mv.to_dict() for mv in versions]})
+            emit_json({**info.to_dict(), "versions": [mv.to_dict() for mv in versions]})
             return
         console.print(f"[bold]{name}[/]  {info.description}")
         table = Table("version", "aliases", "flavor", "run", "data", "metrics", "by", "created")
@@ -142,7 +136,7 @@ def show(
         return
     mv = _one(registry, name, version, alias)
     if as_json:
-        _emit_json(mv.to_dict())
+        emit_json(mv.to_dict())
         return
     art = mv.artifact
     console.print(f"[bold]{name}[/] version {mv.version}  aliases: {', '.join(mv.aliases) or '-'}")
@@ -201,7 +195,7 @@ def register(
     for each in alias or []:
         ms.model(name).set_alias(each, mv.version)
     if as_json:
-        _emit_json({**mv.to_dict(), "aliases": list(alias or [])})
+        emit_json({**mv.to_dict(), "aliases": list(alias or [])})
         return
     console.print(f"registered {name} version {mv.version} from run {run}")
 
@@ -235,10 +229,7 @@ def pull(
     name: NameArgument,
     version: VersionOption = None,
     alias: AliasOption = None,
-    to: Annotated[
-        Path | None,
-        typer.Option("--to", help="Copy the files here (default: a read-only cache checkout)."),
-    ] = None,
+    to: ToOption = None,
     project: ProjectOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -246,7 +237,7 @@ def pull(
     mv = _one(_registry(project), name, version, alias)
     where = mv.download(to, verify="full")
     if as_json:
-        _emit_json({**mv.to_dict(), "local_path": str(where)})
+        emit_json({**mv.to_dict(), "local_path": str(where)})
         return
     console.print(f"{name} version {mv.version}: {where}")
 
@@ -284,7 +275,7 @@ def compare(
     a, b = _pick(registry, name, first), _pick(registry, name, second)
     rows = comparison(a, b)
     if as_json:
-        _emit_json([{"field": f, "a": x, "b": y} for f, x, y in rows])
+        emit_json([{"field": f, "a": x, "b": y} for f, x, y in rows])
         return
     table = Table("", f"v{a.version}", f"v{b.version}")
     for field, x, y in rows:
