@@ -226,7 +226,7 @@ def test_signed_in_users_register_under_the_rules(
     members.add_member(db, "regrules", uid_of(bob), "writer")
     monkeypatch.setenv("ALETHEIA_USER_CREDENTIALS", str(bob.user_credentials))
     as_bob = AletheiaRegistryStore("aletheia://regrules")  # MLflow caches stores per URI
-    assert as_bob.create_model_version("clf", "runs:/x/model").version == 2
+    assert as_bob.create_model_version("clf", f"runs:/{run.info.run_id}/model").version == 2
     as_bob.set_registered_model_alias("clf", "champion", 2)
     assert as_bob.get_model_version_by_alias("clf", "champion").user_id == uid_of(bob)
     with pytest.raises(MlflowException) as err:

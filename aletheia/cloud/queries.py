@@ -190,6 +190,14 @@ def logged_models_of_experiment(db: firestore.Client, p: str, e: str) -> Query:
     )
 
 
+@client_query(p="proj", run="0" * 32)
+def logged_models_of_run(db: firestore.Client, p: str, run: str) -> Query:
+    """MLflow logged models run ``run`` logged (one equality: no composite index)."""
+    return db.collection(layout.logged_models(p)).where(
+        filter=FieldFilter("source_run_id", "==", layout.validate_id(run, "run id"))
+    )
+
+
 # --------------------------------------------------------------------------- datasets
 
 

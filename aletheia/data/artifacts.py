@@ -28,6 +28,7 @@ Every save is a new version, never an overwrite::
 
 from __future__ import annotations
 
+import hashlib
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,6 +177,53 @@ class ArtifactStore(ProjectFileStore):
             for e in entries
         ]
         return {**fields, "name": name, "version": version, "run": run_id, "files": files}
+
+    def add_stored(
+        self, experiment: str, name: str, entries: list[FileEntry], *, run_id: str | None
+    ) -> ArtifactVersion:
+        """Files already in the project's bucket (``entries``) as a version of artifact ``name``.
+
+        Nothing is uploaded: every blob must exist. When the latest version
+        ``run_id`` saved has exactly these files, that version is returned
+        rather than a copy of it.
+        """
+        layout.artifact(self.project, experiment, name)
+        if not entries:
+            raise ValidationError(f"artifact {name!r}: no files", "name a path that holds files")
+        body = encode_manifest(entries)
+        digest = hashlib.sha256(body).hexdigest()
+        try:
+            latest = self.get(experiment, name, run=run_id)
+        except NotFoundError:
+            latest = None
+        if latest is not None and latest.manifest_sha256 == digest:
+            return latest
+        unique = list({e.sha256: e for e in entries}.values())
+        present = run_parallel(lambda e: self.blobs.exists(e.sha256), unique)
+        missing = [e.path for e, ok in zip(unique, present, strict=True) if not ok]
+        if missing:
+            raise NotFoundError(
+                f"artifact {name!r}: the bytes of {missing[:3]} are not in the project's bucket",
+                "log the files again",
+            )
+        self.ensure_project()
+        manifest = self.blobs.put_bytes(body, content_type="application/json")
+        held = [manifest.sha256, *(e.sha256 for e in entries)]
+        blobrefs.record(
+            self.db, self.project, blobrefs.artifact_references(experiment, name, held, run_id)
+        )
+        fields = {
+            "kind": "dir",
+            "is_dir": True,
+            "uploaded": True,
+            "uri": None,
+            "manifest_sha256": manifest.sha256,
+            "manifest_blob": manifest.uri,
+            "file_count": len(entries),
+            "total_bytes": sum(e.size for e in entries),
+        }
+        version = self._commit(experiment, name, fields, run_id)
+        return self.get(experiment, name, version)
 
     def _hash(
         self, path: Path, is_dir: bool, copy_to_cache: bool

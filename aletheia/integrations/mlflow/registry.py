@@ -56,6 +56,7 @@ from aletheia.cloud import layout, queries
 from aletheia.errors import AletheiaError, ConflictError, NotFoundError, ValidationError
 from aletheia.integrations.mlflow.entities import invalid, ms
 from aletheia.integrations.mlflow.features import disable_unimplemented, unsupported
+from aletheia.integrations.mlflow.registry_sources import SourceResolver
 from aletheia.models import ModelInfo
 from aletheia.models import ModelVersion as AletheiaVersion
 from aletheia.models.registry import ModelRegistry
@@ -284,7 +285,8 @@ class AletheiaRegistryStore(AbstractStore):
         """
         self._check_name(name)
         self.get_registered_model(name)
-        storage, run_id = _storage_location(self, source, run_id, model_id)
+        resolved = SourceResolver(self).resolve(source, model_id)
+        storage, run_id = _storage_location(self, source, run_id or resolved.run_id, model_id)
         facts = None
         if run_id:
             facts = self._run_facts(run_id)
@@ -297,6 +299,7 @@ class AletheiaRegistryStore(AbstractStore):
         with _as_mlflow():
             mv = self.registry.register(
                 name,
+                artifact=resolved.artifact,
                 source=source,
                 run=facts,
                 description=description,
