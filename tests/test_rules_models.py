@@ -41,6 +41,7 @@ from test_rules import (
 )
 
 from aletheia.cloud import config, layout, members
+from aletheia.models import rename
 from aletheia.tracking.metastore import Metastore
 
 __all__ = ["rules_stack"]  # the fixture, shared with test_auth
@@ -337,3 +338,53 @@ def test_signed_in_writer_registers_and_viewer_follows_lineage(
     carol = as_user(rules_stack, tmp_path, "carol@example.com")
     with pytest.raises(gexc.PermissionDenied):
         Metastore("reg", settings=carol).models_trained_on("digits", "v1")
+
+
+def test_writers_rename_models_and_cannot_drop_versions_that_way(
+    rules_stack: config.Settings, db: firestore.Client, tmp_path: Path
+) -> None:
+    """MLflow's rename is an update: a writer renames (in several batches, under the
+    rules' per-batch read limit); a viewer cannot; nobody but an owner loses a version."""
+    ana = as_user(rules_stack, tmp_path, "ana@example.com")
+    ms = Metastore("renrules", settings=ana, flush_interval_s=0.2)
+    with ms.exper("e", git_policy="off").start_run() as run:
+        run.record_dataset("digits", "v1")
+        for i in range(rename.USER_BATCH + 3):  # more than one batch
+            run.log_model("clf", {"w": i})
+        run.log_model("other", {"w": 0})
+    ms.model("clf").set_alias("champion", 2)
+    bob, carol = (as_user(rules_stack, tmp_path, f"{n}@example.com") for n in ("bob", "carol"))
+    members.add_member(db, "renrules", uid_of(bob), "writer")
+    members.add_member(db, "renrules", uid_of(carol), "viewer")
+
+    with pytest.raises(gexc.PermissionDenied):
+        Metastore("renrules", settings=carol).model_registry.rename_model("clf", "nope")
+    writer = Metastore("renrules", settings=bob)
+    writer.model_registry.rename_model("clf", "clf2")
+    moved = writer.model("clf2").versions()
+    assert [v.version for v in moved] == list(range(1, rename.USER_BATCH + 4))
+    assert moved[0].registered_by == uid_of(ana) and moved[1].aliases == ("champion",)
+    assert not db.document(layout.model("renrules", "clf")).get().exists
+    assert writer.models_trained_on("digits", "v1")[0].name == "clf2"
+
+    # A writer marking a model as renamed still cannot delete a version without its copy,
+    # nor copy it with a changed record.
+    user_db = writer.db
+    user_db.document(layout.model("renrules", "other")).update({"renaming_to": "x"})
+    original = layout.model_version("renrules", "other", 1)
+    doc = db.document(original).get().to_dict() or {}
+    x = {
+        "name": "x",
+        "project": "renrules",
+        "created_at": doc["created_at"],
+        "renamed_from": "other",
+    }
+    for copy in (None, {**doc, "model": "x", "metrics": {"acc": 1.0}}):
+        batch = user_db.batch()
+        batch.create(user_db.document(layout.model("renrules", "x")), x)
+        if copy is not None:
+            batch.create(user_db.document(layout.model_version("renrules", "x", 1)), copy)
+        batch.delete(user_db.document(original))
+        with pytest.raises(gexc.PermissionDenied):
+            batch.commit()
+    assert db.document(original).get().exists

@@ -1,4 +1,4 @@
-"""``aletheia models``: list, show, register, alias, pull and compare registered models."""
+"""``aletheia models``: list, show, register, alias, rename, pull and compare registered models."""
 
 from __future__ import annotations
 
@@ -221,6 +221,18 @@ def alias_(
         raise typer.BadParameter("give the VERSION the alias points at (or --delete)")
     registry.set_alias(name, alias, version)
     console.print(f"{name}: {alias} → version {parse_version(version)}")
+
+
+@app.command("rename")
+@exit_on_error
+def rename(
+    name: NameArgument,
+    new_name: Annotated[str, typer.Argument(help="The model's new name (not registered yet).")],
+    project: ProjectOption = None,
+) -> None:
+    """Rename NAME to NEW_NAME: its versions, aliases, tags and description move."""
+    _registry(project).rename_model(name, new_name)
+    console.print(f"{name} renamed to {new_name}")
 
 
 @app.command("pull")

@@ -278,6 +278,17 @@ def model_versions_using_dataset(db: firestore.Client, p: str, name: str, versio
     )
 
 
+# --------------------------------------------------------------------------- blobs
+
+
+@client_query(p="proj", sha256="0" * 64, kind="model")
+def blob_refs_of_kind(db: firestore.Client, p: str, sha256: str, kind: str) -> Query:
+    """Holders of one kind of blob ``sha256`` (one equality: no composite index)."""
+    return db.collection(layout.blob_refs(p, layout.validate_sha256(sha256))).where(
+        filter=FieldFilter("kind", "==", kind)
+    )
+
+
 # --------------------------------------------------------------------------- collection groups
 
 

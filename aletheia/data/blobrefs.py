@@ -34,8 +34,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from google.cloud import firestore
+from google.cloud.firestore_v1.field_path import FieldPath
 
-from aletheia.cloud import layout
+from aletheia.cloud import layout, queries
 
 DATASET, ARTIFACT, MLFLOW, RUN, MODEL = "dataset", "artifact", "mlflow", "run", "model"
 KINDS = (DATASET, ARTIFACT, MLFLOW, RUN, MODEL)
@@ -76,8 +77,12 @@ def model_references(name: str, digests: Iterable[str]) -> list[Reference]:
     own entry keeps them whatever happens to those artifacts.
     """
     where = {"model": name}
-    holder = f"{MODEL}:{name}"
-    return [Reference(s, MODEL, holder, where) for s in sorted(set(digests))]
+    return [Reference(s, MODEL, model_holder(name), where) for s in sorted(set(digests))]
+
+
+def model_holder(name: str) -> str:
+    """The holder id of registered model ``name`` (every version of it)."""
+    return f"{MODEL}:{name}"
 
 
 def mlflow_reference(experiment: str, run: str, sha256: str, path: str) -> Reference:
@@ -210,6 +215,50 @@ def release_dataset(
         for s in sorted(set(held))
     ]
     _commit_groups(db, groups)
+
+
+def release(
+    db: firestore.Client, project: str, kind: str, holder: str, digests: Iterable[str]
+) -> list[str]:
+    """Drop ``holder``'s references to these blobs; returns those nothing holds any more.
+
+    One transaction per blob: the holder's ``Refs`` document goes, and the
+    summary's ``holders[kind]`` with it when no other holder of that kind is
+    left, read in the same transaction (so a reference recorded meanwhile is
+    never dropped). A blob then holding nothing (no dataset, no holder) is
+    returned: whatever frees bytes (``datasets rm``) may delete it.
+    """
+    if kind not in KINDS or kind == DATASET:
+        raise ValueError(f"cannot release a {kind!r} reference this way")
+    unheld = []
+    for sha256 in sorted(set(digests)):
+        if _release_one(db.transaction(), db, project, kind, holder, sha256):
+            unheld.append(sha256)
+    return unheld
+
+
+@firestore.transactional
+def _release_one(
+    tx: firestore.Transaction,
+    db: firestore.Client,
+    project: str,
+    kind: str,
+    holder: str,
+    sha256: str,
+) -> bool:
+    summary_ref = db.document(layout.blob_record(project, sha256))
+    snap = summary_ref.get(transaction=tx)
+    query = queries.blob_refs_of_kind(db, project, sha256, kind).limit(2)
+    others = [s for s in tx.get(query) if (s.to_dict() or {}).get("holder") != holder]
+    tx.delete(db.document(layout.blob_ref(project, sha256, holder)))
+    if not snap.exists:
+        return False  # stored before the registry: unknown holders, never freed
+    doc = snap.to_dict() or {}
+    held = {k for k, v in (doc.get("holders") or {}).items() if v}
+    if not others:
+        held.discard(kind)
+        tx.update(summary_ref, {FieldPath("holders", kind).to_api_repr(): firestore.DELETE_FIELD})
+    return not held and not doc.get("datasets")
 
 
 def holders(db: firestore.Client, project: str, sha256: str) -> list[str]:

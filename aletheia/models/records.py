@@ -18,6 +18,7 @@ from google.cloud import firestore
 from aletheia.cloud import clients, layout, limits
 from aletheia.data.artifacts import ArtifactVersion
 from aletheia.errors import ConflictError, ValidationError
+from aletheia.models import rename
 from aletheia.models.entities import ArtifactRef, RunFacts
 
 #: Attempts at numbering a version when concurrent registrations race for the same number.
@@ -97,6 +98,7 @@ def commit_version(db: firestore.Client, project: str, name: str, record: dict[s
     tried = 0
     for _ in range(MAX_COMMIT_ATTEMPTS):
         current = model_doc.get().to_dict() or {}
+        rename.ensure_not_renaming(name, current)
         n = max(int(current.get("version_count") or 0), tried) + 1
         batch = db.batch()
         batch.create(

@@ -48,7 +48,7 @@ from aletheia.data import blobrefs
 from aletheia.data.artifacts import ArtifactStore, ArtifactVersion
 from aletheia.data.cache import Verify
 from aletheia.errors import ConflictError, IntegrityError, NotFoundError, ValidationError
-from aletheia.models import packaging, records
+from aletheia.models import holds, packaging, records, rename
 from aletheia.models.entities import Model, ModelInfo, ModelVersion, RunFacts
 
 #: What may change on a version after its creation (annotations, never what it records).
@@ -187,19 +187,34 @@ class ModelRegistry:
             for s in queries.models_by_name(self.db, self.project).stream()
         ]
 
-    def delete_model(self, name: str) -> None:
-        """Delete model ``name`` and every version of it (owners only, under the rules)."""
+    def delete_model(self, name: str) -> list[str]:
+        """Delete model ``name`` and every version of it (owners only, under the rules).
+
+        Its hold on its versions' blobs is released; returns the blobs nothing
+        holds any more (:mod:`aletheia.models.holds`).
+        """
         self._model_doc(name)
-        refs = [
-            s.reference
-            for s in self.db.collection(layout.model_versions(self.project, name)).stream()
-        ]
-        for start in range(0, len(refs), 400):
+        snaps = list(self.db.collection(layout.model_versions(self.project, name)).stream())
+        versions = [ModelVersion.from_doc(self.project, s.to_dict() or {}) for s in snaps]
+        held = holds.digests(self.artifacts, versions)
+        for start in range(0, len(snaps), 400):
             batch = self.db.batch()
-            for ref in refs[start : start + 400]:
-                batch.delete(ref)
+            for snap in snaps[start : start + 400]:
+                batch.delete(snap.reference)
             batch.commit()
         self.db.document(layout.model(self.project, name)).delete()
+        # Released after the deletes: a crash in between keeps bytes too long, never loses.
+        return holds.release(self.db, self.project, name, held, set())
+
+    def rename_model(self, name: str, new_name: str) -> None:
+        """Rename model ``name`` to ``new_name``: versions, aliases, tags and description move
+        (:mod:`aletheia.models.rename`); :class:`ConflictError` if ``new_name`` is taken."""
+        doc = self._model_doc(name)
+        layout.model(self.project, new_name)
+        held = holds.digests(self.artifacts, self.versions(name))
+        holds.hold(self.db, self.project, new_name, held)
+        rename.rename_model(self.db, self.project, name, new_name, doc)
+        holds.release_renamed(self.db, self.project, name, held)
 
     # ------------------------------------------------------------------ register
 
@@ -370,9 +385,15 @@ class ModelRegistry:
             raise ValidationError(f"invalid stage {stage!r}", f"use one of {', '.join(STAGES)}")
         self._annotate(name, version, {"stage": stage})
 
-    def delete_version(self, name: str, version: int | str) -> None:
-        """Delete one version (owners only, under the rules); aliases on it go too."""
+    def delete_version(self, name: str, version: int | str) -> list[str]:
+        """Delete one version (owners only, under the rules); aliases on it go too.
+
+        The model's hold on blobs no other version of it holds is released;
+        returns the blobs nothing holds any more.
+        """
         mv = self.get(name, version)
+        others = [v for v in self.versions(name) if v.version != mv.version]
+        gone, kept = holds.digests(self.artifacts, [mv]), holds.digests(self.artifacts, others)
         info = self.info(name)
         batch = self.db.batch()
         batch.delete(self.db.document(layout.model_version(self.project, name, mv.version)))
@@ -389,6 +410,7 @@ class ModelRegistry:
             update["updated_at"] = firestore.SERVER_TIMESTAMP
             batch.update(self.db.document(layout.model(self.project, name)), update)
         batch.commit()
+        return holds.release(self.db, self.project, name, gone, kept)
 
     # ------------------------------------------------------------------ files
 

@@ -5,7 +5,10 @@ Registered models and versions are the documents of :mod:`aletheia.models`
 (``Projects/{p}/Models/{name}/Versions/{n}``): what ``aletheia models`` and
 ``Metastore.model()`` show. The mapping (docs/MLFLOW.md):
 
-* a version's ``source`` is MLflow's (``runs:/…``, ``models:/m-…``, a path);
+* a version's ``source`` is MLflow's (``runs:/…``, ``models:/m-…``, ``aletheia-art://…``),
+  resolved to the aletheia artifact version holding its files
+  (:mod:`aletheia.integrations.mlflow.registry_sources`: ``aletheia models pull``
+  works; a source aletheia does not store is refused);
   ``get_model_version_download_uri`` answers its storage location, as
   MLflow's own file store does, so ``mlflow.pyfunc.load_model("models:/NAME@ALIAS")``
   loads through the tracking store's artifacts;
@@ -17,8 +20,8 @@ Registered models and versions are the documents of :mod:`aletheia.models`
 
 Searches evaluate MLflow's own filter and order (``SearchModelUtils``,
 ``SearchModelVersionUtils``) over the project's models, as the file store
-does. Renaming a model is refused (a model's name is its document id), as
-are MLflow's prompts and webhooks (``FEATURE_DISABLED``).
+does. Renaming a model moves its documents (:mod:`aletheia.models.rename`).
+MLflow's prompts and webhooks answer ``FEATURE_DISABLED``.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ from mlflow.utils.validation import (
 from aletheia.cloud import layout, queries
 from aletheia.errors import AletheiaError, ConflictError, NotFoundError, ValidationError
 from aletheia.integrations.mlflow.entities import invalid, ms
-from aletheia.integrations.mlflow.features import disable_unimplemented, unsupported
+from aletheia.integrations.mlflow.features import disable_unimplemented
 from aletheia.integrations.mlflow.registry_sources import SourceResolver
 from aletheia.models import ModelInfo
 from aletheia.models import ModelVersion as AletheiaVersion
@@ -225,10 +228,20 @@ class AletheiaRegistryStore(AbstractStore):
         return self.get_registered_model(name)
 
     def rename_registered_model(self, name, new_name):
-        """Refused: a model's name is its document id (register it under the new name)."""
-        raise unsupported(
-            "renaming registered models", "a model's name is its id: register a new model"
-        )
+        """Rename the model: its versions, aliases, tags and description move; the old
+        name is gone. RESOURCE_ALREADY_EXISTS if ``new_name`` is registered."""
+        self._check_name(new_name)
+        self.get_registered_model(name)
+        try:
+            with _as_mlflow():
+                self.registry.rename_model(name, new_name)
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_ALREADY_EXISTS":
+                raise MlflowException(
+                    f"Registered Model (name={new_name}) already exists.", RESOURCE_ALREADY_EXISTS
+                ) from exc
+            raise
+        return self.get_registered_model(new_name)
 
     def delete_registered_model(self, name):
         """Delete the model and its versions (owners only, under the rules)."""
