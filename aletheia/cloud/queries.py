@@ -260,6 +260,23 @@ def models_by_name(db: firestore.Client, p: str) -> Query:
     return db.collection(layout.models(p)).order_by("name")
 
 
+@client_query(p="proj")
+def model_versions_of_project(db: firestore.Client, p: str) -> Query:
+    """Every version of every registered model of project ``p``, by model and number.
+
+    A collection-group query over ``Versions``, kept inside the project by the
+    ``project`` field every model version carries; ordering on ``model``
+    leaves out artifact and dataset versions (they have no such field). Needs
+    the collection-group index ``Versions (project ASC, model ASC, version ASC)``.
+    """
+    return (
+        db.collection_group(layout.MODEL_VERSIONS)
+        .where(filter=FieldFilter("project", "==", layout.validate_id(p, "project name")))
+        .order_by("model")
+        .order_by("version")
+    )
+
+
 @client_query(p="proj", name="mnist", version="v3")
 def model_versions_using_dataset(db: firestore.Client, p: str, name: str, version: str) -> Query:
     """Model versions of every model of project ``p`` trained on ``name@version``.

@@ -149,6 +149,23 @@ class AletheiaRegistryStore(AbstractStore):
         ]
         return sorted(found, key=lambda v: int(v.version))
 
+    def _every_version(self) -> tuple[list[ModelInfo], dict[str, list[ModelVersion]]]:
+        """Every model of the project and its versions (oldest first): two queries,
+        whatever the number of models (the searches' one read of the registry)."""
+        infos = self.registry.models()
+        aliases = {info.name: info.aliases for info in infos}
+        found: dict[str, list[ModelVersion]] = {info.name: [] for info in infos}
+        query = queries.model_versions_of_project(self.ms.db, self.project)
+        for snap in queries.under_project(query.stream(), self.project):
+            doc = snap.to_dict() or {}
+            name = str(doc.get("model"))
+            if name in found:  # a version whose model is gone (mid-rename) is not listed
+                mv = AletheiaVersion.from_doc(self.project, doc, aliases[name])
+                found[name].append(self._to_version(mv, doc))
+        for versions in found.values():
+            versions.sort(key=lambda v: int(v.version))
+        return infos, found
+
     def _version(self, name: str, version: Any) -> ModelVersion:
         with _as_mlflow():
             info = self.registry.info(name)
@@ -254,9 +271,8 @@ class AletheiaRegistryStore(AbstractStore):
     ):
         """MLflow's filter and order over every registered model of the project."""
         with _as_mlflow():
-            models = [
-                self._to_model(info, self._versions(info.name)) for info in self.registry.models()
-            ]
+            infos, versions = self._every_version()
+            models = [self._to_model(info, versions[info.name]) for info in infos]
         filtered = SearchModelUtils.filter(models, filter_string)
         return _page(SearchModelUtils.sort(filtered, order_by), max_results, page_token)
 
@@ -393,7 +409,8 @@ class AletheiaRegistryStore(AbstractStore):
     ):
         """MLflow's filter and order over every version of every model of the project."""
         with _as_mlflow():
-            versions = [v for info in self.registry.models() for v in self._versions(info.name)]
+            infos, by_model = self._every_version()
+            versions = [v for info in infos for v in by_model[info.name]]
         filtered = SearchModelVersionUtils.filter(versions, filter_string)
         ordered = SearchModelVersionUtils.sort(
             filtered,
