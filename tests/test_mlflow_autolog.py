@@ -34,6 +34,8 @@ def uris(
     # model, nothing to do with the store): both stores fall back to the flavor's defaults.
     monkeypatch.setenv("MLFLOW_REQUIREMENTS_INFERENCE_TIMEOUT", "1")
     yield (tmp_path / "mlruns").as_uri(), f"aletheia://{PROJECT}"
+    # Autologging is global to the process: later tests' fits must not log.
+    mlflow.sklearn.autolog(disable=True)
 
 
 def _predict(uri: str) -> list[float]:

@@ -14,7 +14,7 @@ from test_datasets import make_tree
 from test_models import ms
 
 from aletheia.cloud import layout
-from aletheia.data import blobrefs
+from aletheia.data import blobrefs, datasets
 from aletheia.tracking.metastore import Metastore
 
 __all__ = ["ms"]  # the fixture, shared with test_models
@@ -55,3 +55,29 @@ def test_deleted_versions_and_models_release_their_blobs(
     for sha256 in (a, b):
         assert clf not in blobrefs.holders(db, P, sha256)
         assert _summary(db, sha256)["holders"] == {"artifact": True}
+
+
+def test_gc_frees_a_deleted_models_bytes_once_nothing_else_holds_them(
+    ms: Metastore, db: firestore.Client, tmp_path: Path
+) -> None:
+    """A model registered from an artifact saved before the blob registry is the only
+    registered holder of its bytes; once it is deleted, ``datasets rm`` (which frees bytes
+    nothing holds) deletes them, as it would not while the model's reference stayed."""
+    info = ms.blobstore.put_bytes(b"old weights")  # an artifact from before the registry
+    db.document(layout.artifact(P, "train", "old")).set(
+        {"name": "old", "kind": "file", "is_dir": False, "uploaded": True, "latest_version": 1}
+    )
+    db.document(layout.artifact_file(P, "train", "old", "w.bin")).set(
+        {"path": "w.bin", "sha256": info.sha256, "size": info.size, "blob": info.uri}
+    )
+    ms.model_registry.register("legacy", artifact=ms.artifacts.get("train", "old"))
+    store = datasets.DatasetStore(db, ms.blobstore, ms.cache, P)
+    store.add("same-bytes", make_tree(tmp_path / "d", {"w.bin": b"old weights"}))
+    assert set(blobrefs.holders(db, P, info.sha256)) == {
+        "dataset:same-bytes",
+        blobrefs.model_holder("legacy"),
+    }
+
+    assert ms.model_registry.delete_model("legacy") == []  # the dataset still holds them
+    removed = store.remove_version("same-bytes", "v1")
+    assert removed.blobs_kept == 0 and not ms.blobstore.exists(info.sha256)

@@ -419,7 +419,8 @@ class ModelRegistry:
             raise NotFoundError(
                 f"model {mv.name!r} version {mv.version} was registered from {mv.source!r}, "
                 "not from an aletheia artifact",
-                "load it with MLflow (models:/NAME/VERSION)",
+                "load it with MLflow (models:/NAME/VERSION), or register its source again: "
+                "versions registered through MLflow now record their files",
             )
         if self.artifacts is None:
             raise ValidationError(

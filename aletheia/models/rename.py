@@ -68,7 +68,7 @@ def rename_model(
     first = versions[:size] if not new_snap.exists else []
     batch = db.batch()
     if not new_snap.exists:
-        copy = {k: v for k, v in old_doc.items() if k != RENAMING_TO}
+        copy = {k: v for k, v in old_doc.items() if k not in (RENAMING_TO, RENAMED_FROM)}
         copy.update({"name": new, RENAMED_FROM: old, "updated_at": firestore.SERVER_TIMESTAMP})
         try:
             _move(db, project, new, first, batch, create_model=(new_ref, copy))
@@ -92,7 +92,12 @@ def rename_model(
             f"rename {old!r} to {new!r} again to finish",
         )
     old_ref.delete()
-    new_ref.update({RENAMED_FROM: firestore.DELETE_FIELD})
+    # A version registered into the old name after the copy was taken moved too: count it.
+    counted = int((new_ref.get().to_dict() or {}).get("version_count") or 0)
+    final: dict[str, Any] = {RENAMED_FROM: firestore.DELETE_FIELD}
+    if moved and max(moved) > counted:
+        final.update(version_count=max(moved), latest_version=max(moved))
+    new_ref.update(final)
     return sorted(moved)
 
 

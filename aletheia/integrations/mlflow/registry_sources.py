@@ -82,8 +82,6 @@ class SourceResolver:
         try:
             if scheme == "models":
                 return self._models_uri(source, model_id, hops)
-            if model_id:
-                return self._logged_model(model_id)
             if scheme == "runs":
                 return self._runs_uri(source)
             if scheme == ARTIFACT_SCHEME:
@@ -94,6 +92,8 @@ class SourceResolver:
                 project, _, found, path = parse_model_uri(source)
                 self._same_project(project, source)
                 return self._logged_model(found, path)
+            if model_id:  # a source elsewhere, for a logged model stored here
+                return self._logged_model(model_id)
         except NotFoundError as exc:
             raise _missing(str(exc)) from exc
         except AletheiaError as exc:
