@@ -369,22 +369,73 @@ def test_writers_rename_models_and_cannot_drop_versions_that_way(
 
     # A writer marking a model as renamed still cannot delete a version without its copy,
     # nor copy it with a changed record.
-    user_db = writer.db
-    user_db.document(layout.model("renrules", "other")).update({"renaming_to": "x"})
-    original = layout.model_version("renrules", "other", 1)
+    assert not any(_drop_attempts(db, writer.db, "renrules").values())
+
+
+def _drop_attempts(db: firestore.Client, user_db: firestore.Client, p: str) -> dict[str, bool]:
+    """Whether a writer may, while "renaming" ``other`` to ``x``: delete its version 1
+    without a copy, move it with a changed copy, or write a changed copy beside it (a
+    version forged in another's name). Refused attempts leave the version as it was."""
+    user_db.document(layout.model(p, "other")).update({"renaming_to": "x"})
+    original = layout.model_version(p, "other", 1)
     doc = db.document(original).get().to_dict() or {}
-    x = {
-        "name": "x",
-        "project": "renrules",
-        "created_at": doc["created_at"],
-        "renamed_from": "other",
-    }
-    for copy in (None, {**doc, "model": "x", "metrics": {"acc": 1.0}}):
+    x = {"name": "x", "project": p, "created_at": doc["created_at"], "renamed_from": "other"}
+    forged = {**doc, "model": "x", "metrics": {"forged": 1.0}}
+    allowed = {}
+    for what, copy, delete in (
+        ("no copy", None, True),
+        ("changed copy", forged, True),
+        ("forged copy", forged, False),
+    ):
         batch = user_db.batch()
-        batch.create(user_db.document(layout.model("renrules", "x")), x)
+        batch.create(user_db.document(layout.model(p, "x")), x)
         if copy is not None:
-            batch.create(user_db.document(layout.model_version("renrules", "x", 1)), copy)
-        batch.delete(user_db.document(original))
-        with pytest.raises(gexc.PermissionDenied):
+            batch.create(user_db.document(layout.model_version(p, "x", 1)), copy)
+        if delete:
+            batch.delete(user_db.document(original))
+        try:
             batch.commit()
-    assert db.document(original).get().exists
+            allowed[what] = True
+            break  # something was written: the next attempt would start elsewhere
+        except gexc.PermissionDenied:
+            allowed[what] = False
+            assert db.document(original).get().to_dict() == doc
+    return allowed
+
+
+# Each mutation weakens one clause of the rename rules; the named attempt must then pass.
+RENAME_MUTATIONS = {
+    "originals go only with their copy": (
+        "return to is string\n"
+        "        && getAfter(modelVersionPath(p, to, v)).data.diff(resource.data).affectedKeys()\n"
+        "          .hasOnly(['model']);",
+        "return to is string;",
+        "no copy",
+    ),
+    "copies are unchanged": (
+        "\n        && incoming().diff(get(modelVersionPath(p, from, v)).data).affectedKeys()"
+        ".hasOnly(['model']);",
+        ";",
+        "forged copy",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RENAME_MUTATIONS))
+def test_dropping_a_rename_clause_lets_a_writer_drop_a_version(
+    rules_stack: config.Settings, db: firestore.Client, tmp_path: Path, name: str
+) -> None:
+    old, new, attempt = RENAME_MUTATIONS[name]
+    rules = RULES_FILE.read_text(encoding="utf-8")
+    assert rules.count(old) == 1, f"mutation {name!r} no longer matches firestore.rules"
+    ana = as_user(rules_stack, tmp_path, "ana@example.com")
+    with Metastore("renmut", settings=ana).exper("e", git_policy="off").start_run() as run:
+        run.log_model("other", {"w": 0})
+    bob = as_user(rules_stack, tmp_path, "bob@example.com")
+    members.add_member(db, "renmut", uid_of(bob), "writer")
+    load_rules(rules_stack, rules.replace(old, new))
+    try:
+        allowed = _drop_attempts(db, Metastore("renmut", settings=bob).db, "renmut")
+    finally:
+        load_rules(rules_stack, rules)
+    assert allowed[attempt], f"without {name!r} the writer is still refused: {allowed}"

@@ -27,10 +27,8 @@ def digests(artifacts: ArtifactStore | None, versions: Iterable[ModelVersion]) -
     found: set[str] = set()
     if artifacts is None:
         return found
-    for mv in versions:
-        ref = mv.artifact
-        if ref is None:
-            continue
+    refs = {(r.experiment, r.name, r.version): r for mv in versions if (r := mv.artifact)}
+    for ref in refs.values():  # versions registered from one artifact version read it once
         try:
             av = artifacts.get(ref.experiment, ref.name, ref.version)
         except NotFoundError:
