@@ -159,6 +159,27 @@ def test_every_aletheia_source_is_pullable_and_a_foreign_one_is_refused(
     )
 
 
+def test_log_model_with_a_registered_name_and_a_model_without_files(
+    tmp_path: Path, mlflow_env: None
+) -> None:
+    """``log_model(..., registered_model_name=...)`` registers a pullable version; a
+    logged model without files registers as on MLflow's stores, with nothing to pull."""
+    mlflow.set_experiment("named")
+    clf = LogisticRegression().fit(X, [0, 1, 0, 1, 0, 1])
+    with mlflow.start_run():
+        info = mlflow.sklearn.log_model(clf, name="model", registered_model_name="named")
+    assert info.registered_model_version == 1
+    pulled = mlflow.sklearn.load_model(_pull("named", 1, tmp_path / "named")["local_path"])
+    assert list(pulled.predict(X)) == list(clf.predict(X))
+
+    exp_id = mlflow.get_experiment_by_name("named").experiment_id
+    bare = MlflowClient().create_logged_model(exp_id, name="agent")  # no files logged
+    mv = mlflow.register_model(f"models:/{bare.model_id}", "agent")
+    assert (int(mv.version), mv.model_id) == (1, bare.model_id)
+    result = CliRunner().invoke(app, ["models", "pull", "agent", "-p", PROJECT])
+    assert result.exit_code != 0 and "not from an aletheia artifact" in result.output
+
+
 #: Every registry method the issue's flows call (register, aliases, tags, search, rename ...).
 FLOW_METHODS = {
     "create_registered_model",

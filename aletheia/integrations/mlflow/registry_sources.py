@@ -7,7 +7,8 @@ models pull``, ``ModelVersion.download()`` and lineage then work as for a
 version registered natively.
 
 * ``models:/m-<id>`` and ``aletheia-model://P/EXP/m-<id>``: a logged model,
-  whose files are a version of the artifact named after its id;
+  whose files are a version of the artifact named after its id (an external
+  model has none: its version records no files, as MLflow's does);
 * ``runs:/RUN/PATH`` and ``aletheia-art://P/EXP/RUN/PATH``: files logged to a
   run (``mlflow.log_artifacts``), made into a version of the experiment's
   artifact named after ``PATH`` without moving a byte (the blobs are already
@@ -50,7 +51,8 @@ MAX_HOPS = 5
 class Resolved:
     """The artifact version holding a source's files, and the MLflow run that logged them."""
 
-    artifact: ArtifactVersion
+    #: None for a logged model without files (``mlflow.create_external_model``).
+    artifact: ArtifactVersion | None
     run_id: str | None
 
 
@@ -113,8 +115,8 @@ class SourceResolver:
         doc = snap.to_dict() or {}
         art = doc.get("artifact")
         run_id = doc.get("source_run_id")
-        if not art:
-            raise _missing(f"logged model {model_id!r} has no files yet: log them first")
+        if not art:  # an external model (an agent, a service): nothing to pull, as in MLflow
+            return Resolved(None, run_id)
         whole = self.ms.artifacts.get(str(art["experiment"]), str(art["name"]), str(art["version"]))
         return Resolved(self._subtree(whole, path, run_id), run_id)
 
