@@ -131,6 +131,9 @@ def test_rename_answers_as_on_mlflows_file_store(
     files = ms.artifacts.get(mv.artifact.experiment, mv.artifact.name, mv.artifact.version).files
     held = {h for f in files for h in blobrefs.holders(db, PROJECT, f.sha256)}
     assert blobrefs.model_holder("new") in held and blobrefs.model_holder("old") not in held
+    renamed = ms.model("new").rename("newest")  # the Python API
+    assert [v.version for v in renamed.versions()] == [1, 3, 4]
+    assert renamed.info().aliases == {"champion": 3}
 
 
 def _register(ms: Metastore, name: str, count: int) -> None:

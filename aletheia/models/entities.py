@@ -41,6 +41,7 @@ class VersionBackend(Protocol):
     def set_description(
         self, name: str, text: str, *, version: int | str | None = None
     ) -> None: ...
+    def rename_model(self, name: str, new_name: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -268,6 +269,12 @@ class Model:
     def set_description(self, text: str, *, version: int | str | None = None) -> None:
         """Describe the model (or one of its versions)."""
         self.registry.set_description(self.name, text, version=version)
+
+    def rename(self, new_name: str) -> Model:
+        """Rename the model (versions, aliases, tags and description move); the handle on
+        ``new_name`` is returned."""
+        self.registry.rename_model(self.name, new_name)
+        return Model(self.registry, new_name)
 
     def __repr__(self) -> str:
         return f"Model({self.registry.project!r}, {self.name!r})"
