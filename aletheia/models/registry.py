@@ -34,6 +34,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -212,8 +213,9 @@ class ModelRegistry:
         doc = self._model_doc(name)
         layout.model(self.project, new_name)
         held = holds.digests(self.artifacts, self.versions(name))
-        holds.hold(self.db, self.project, new_name, held)
-        rename.rename_model(self.db, self.project, name, new_name, doc)
+        # The new name holds the blobs before any version moves: never a moment unheld.
+        before = functools.partial(holds.hold, self.db, self.project, new_name, held)
+        rename.rename_model(self.db, self.project, name, new_name, doc, before)
         holds.release_renamed(self.db, self.project, name, held)
 
     # ------------------------------------------------------------------ register

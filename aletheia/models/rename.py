@@ -25,6 +25,7 @@ credentials.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from google.api_core import exceptions as gexc
@@ -41,9 +42,17 @@ RENAMING_TO, RENAMED_FROM = "renaming_to", "renamed_from"
 
 
 def rename_model(
-    db: firestore.Client, project: str, old: str, new: str, old_doc: dict[str, Any]
+    db: firestore.Client,
+    project: str,
+    old: str,
+    new: str,
+    old_doc: dict[str, Any],
+    before_move: Callable[[], None] | None = None,
 ) -> list[int]:
-    """Rename model ``old`` (its document ``old_doc``) to ``new``; returns the versions moved."""
+    """Rename model ``old`` (its document ``old_doc``) to ``new``; returns the versions moved.
+
+    ``before_move`` runs once the new name is known to be free, before anything moves.
+    """
     layout.model(project, new)  # validates the new name before any I/O
     if old == new:
         raise ConflictError(f"model {old!r} already has that name", "choose another name")
@@ -60,6 +69,8 @@ def rename_model(
             f"model {old!r} is being renamed to {old_doc[RENAMING_TO]!r}",
             f"finish that: rename {old!r} to {old_doc[RENAMING_TO]!r} again",
         )
+    if before_move is not None:
+        before_move()
     if old_doc.get(RENAMING_TO) != new:
         old_ref.update({RENAMING_TO: new})
         old_doc = {**old_doc, RENAMING_TO: new}
