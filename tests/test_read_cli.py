@@ -161,7 +161,9 @@ def test_runs_list_of_runs_without_numbers_reads_only_the_page(
     assert [r["run"] for r in every][:3] == ["zeta", "alpha", "mid"]  # by start
     monkeypatch.setattr(clients, "firestore_client", lambda *_a, **_k: db)  # counted below
     with count_documents_read(db) as reads:
-        page = json.loads(invoke("runs", "list", "-p", PROJECT, "-e", "imported", "-n", "3", "--json"))
+        page = json.loads(
+            invoke("runs", "list", "-p", PROJECT, "-e", "imported", "-n", "3", "--json")
+        )
     assert page == every[:3]
     # None has a number (an empty page); then the page and one more, in start order.
     assert reads["run_query"] == 0 + 4
