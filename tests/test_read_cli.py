@@ -146,3 +146,24 @@ def test_runs_list_by_number_reads_only_the_page(
     assert reads["run_query"] == 2  # the page and one more, in the run number's order
     every = json.loads(invoke("runs", "list", "-p", PROJECT, "-e", "vision", "-n", "3", "--json"))
     assert [r["run"] for r in every] == ["1", "2", "custom"]
+
+
+def test_runs_list_of_runs_without_numbers_reads_only_the_page(
+    stack: config.Settings, db: firestore.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runs without a number (MLflow's, explicit ids) are listed by start: a page of them
+    reads the page, not the whole experiment."""
+    exper = Metastore(PROJECT, flush_interval_s=60).exper("imported", git_policy="off")
+    for name in ("zeta", "alpha", "mid", "beta", "omega", "kappa", "delta", "eta"):
+        with exper.start_run(run_id=name):
+            pass
+    every = json.loads(invoke("runs", "list", "-p", PROJECT, "-e", "imported", "--json"))
+    assert [r["run"] for r in every][:3] == ["zeta", "alpha", "mid"]  # by start
+    monkeypatch.setattr(clients, "firestore_client", lambda *_a, **_k: db)  # counted below
+    with count_documents_read(db) as reads:
+        page = json.loads(
+            invoke("runs", "list", "-p", PROJECT, "-e", "imported", "-n", "3", "--json")
+        )
+    assert page == every[:3]
+    # None has a number (an empty page); then the page and one more, in start order.
+    assert reads["run_query"] == 0 + 4

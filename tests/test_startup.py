@@ -1,4 +1,5 @@
-"""Start-up: importing aletheia and asking the CLI for help load no cloud client or data library.
+"""Start-up: importing aletheia and asking the CLI for help load no cloud client or data library;
+listing runs loads the Firestore read path and nothing else.
 
 Counted, never timed: each check runs a fresh interpreter and reads which
 heavy modules ended up in ``sys.modules``. Their import is most of a second
@@ -17,6 +18,8 @@ from typer.testing import CliRunner
 
 from aletheia.cli import COMMANDS, app
 from aletheia.cli.lazygroup import load
+from aletheia.cloud import config
+from aletheia.tracking.metastore import Metastore
 
 #: What neither ``import aletheia`` nor ``aletheia --help`` may import.
 HEAVY = (
@@ -34,11 +37,36 @@ HEAVY = (
 )
 
 
-def _heavy_loaded(code: str) -> list[str]:
-    """Run ``code`` in a fresh interpreter; the :data:`HEAVY` modules it left loaded."""
+#: What ``aletheia runs list`` may not import: other concerns' libraries and modules (their
+#: prefixes). Reading runs needs the Firestore client, the read API and a table, no more.
+NOT_FOR_READING = (
+    "google.cloud.storage",
+    "pyarrow",
+    "numpy",
+    "pandas",
+    "duckdb",
+    "mlflow",
+    "aletheia.data",
+    "aletheia.stats",
+    "aletheia.integrations",
+    "aletheia.tracking.compose",
+    "aletheia.tracking.envinfo",
+    "aletheia.tracking.reproduce",
+    "aletheia.tracking.metastore",
+    "aletheia.tracking.journal",
+    "aletheia.tracking.sync",
+)
+
+
+def _heavy_loaded(code: str, heavy: tuple[str, ...] = HEAVY) -> list[str]:
+    """Run ``code`` in a fresh interpreter; the ``heavy`` modules (or packages: every module
+    under them counts) it left loaded."""
     probe = (
         "import atexit, json, sys\n"
-        f"atexit.register(lambda: print(json.dumps([m for m in {HEAVY!r} if m in sys.modules])))\n"
+        f"heavy = {heavy!r}\n"
+        "loaded = lambda: sorted(m for m in sys.modules if m in heavy or m.startswith("
+        "tuple(h + '.' for h in heavy)))\n"
+        "atexit.register(lambda: print(json.dumps(loaded())))\n"
         f"{code}\n"
     )
     done = subprocess.run(
@@ -80,6 +108,22 @@ def test_config_command_loads_no_client_library(tmp_path) -> None:
         "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
     )
     assert _heavy_loaded(code) == []
+
+
+def test_runs_list_loads_only_the_read_path(stack: config.Settings) -> None:
+    """``runs list`` (the command people run most) imports Firestore's client and the read
+    API; not the environment capture of ``runs env``, the storage client or data libraries."""
+    exper = Metastore("startup", flush_interval_s=60).exper("e", git_policy="off")
+    for _ in range(2):
+        with exper.start_run():
+            pass
+    code = (
+        "sys.argv = ['aletheia', 'runs', 'list', '-p', 'startup', '-e', 'e', '-n', '1', '--json']\n"
+        "from aletheia.cli import main\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "assert 'google.cloud.firestore' in sys.modules\n"
+    )
+    assert _heavy_loaded(code, NOT_FOR_READING) == []
 
 
 def test_help_lists_every_command_without_importing_it() -> None:

@@ -20,9 +20,10 @@ from aletheia.cli._common import console, settings
 from aletheia.cli._reading import reader
 from aletheia.cloud import layout
 from aletheia.errors import NotFoundError
-from aletheia.tracking import envinfo, reproduce
-from aletheia.tracking.compose import Backend
 from aletheia.tracking.readapi import thaw
+
+# The environment capture, the requirements diff and the storage client are imported
+# by this command when it runs: `runs` registers it, so `runs list` imports this module.
 
 
 def env(
@@ -83,6 +84,8 @@ def _run_env(resolved: Any, experiment: str, run: str) -> dict[str, Any]:
 
 
 def _requirements(resolved: Any, recorded: dict[str, Any], experiment: str, run: str) -> str:
+    from aletheia.tracking.compose import Backend
+
     ref = _sha256_of(recorded["packages_ref"])
     store = Backend(resolved).blobs
     try:
@@ -109,6 +112,8 @@ def _python_of(recorded: dict[str, Any]) -> str:
 
 
 def _show_diff(text: str, recorded_python: str, json_output: bool, show_extra: bool) -> None:
+    from aletheia.tracking import envinfo, reproduce
+
     result = reproduce.diff_env(
         reproduce.parse_requirements(text), recorded_python, envinfo.capture()
     )

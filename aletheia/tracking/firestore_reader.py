@@ -15,7 +15,10 @@ for the order itself):
   experiment's ordered query runs out first (fewer runs have the metric
   than asked for), the rest of the page are runs without the value, which
   tie and so come in run id order: read in pages from the ``run`` field's
-  order (with several terms, that experiment is read whole instead);
+  order. Ordered by the run number, then the start time (the CLI's
+  listing), the runs without a number (MLflow's, explicitly named ones)
+  come next, read in pages in the start time's order. With other later
+  terms, that experiment is read whole instead;
 * anything else (several terms, params, no limit): each experiment is read
   whole and filtered and sorted in memory.
 
@@ -187,9 +190,49 @@ class FirestoreReader(RunReader):
                     self.db, self.project, experiment, descending=term.descending
                 )
                 return top + self._read_pages(experiment, by_id, unvalued, needed - len(top), at)
+            rest = self._unnumbered_by_start(experiment, search, term, needed - len(top), at)
+            if rest is not None:
+                return top + rest
         snaps = self.db.collection(layout.runs(self.project, experiment)).stream()
         views = (self._view(experiment, s, at) for s in snaps)
         return [v for v in views if search.matches(v.doc)]
+
+    def _unnumbered_by_start(
+        self,
+        experiment: str,
+        search: runsearch.RunSearch,
+        term: runsearch.OrderTerm,
+        count: int,
+        at: Any,
+    ) -> list[RunView] | None:
+        """After the numbered runs, the next ``count`` runs without a number, read in start
+        order, when the order is the run number then the start time (the CLI's listing;
+        MLflow's and explicitly named runs have no number); ``None`` when that does not
+        serve the search or does not find ``count`` of them (runs without a start time are
+        not in that index: only a full read finds them)."""
+        terms = [t for t in search.order if (t.kind, t.key) != ("attributes", "experiment")]
+        if (term.kind, term.key) != ("attributes", "number") or len(terms) != 2:
+            return None
+        then = terms[1]
+        # Equal start times come in id order in the query's direction; the search breaks
+        # ties in the first term's direction: the query serves it only when they agree.
+        if (then.kind, then.key) != ("attributes", "start_time") or (
+            then.descending != search.order[0].descending
+        ):
+            return None
+
+        def unnumbered(view: RunView) -> bool:
+            return (
+                runsearch.is_missing(term.value(view.doc))
+                and not runsearch.is_missing(then.value(view.doc))
+                and search.matches(view.doc)
+            )
+
+        by_start = queries.runs_by_start(
+            self.db, self.project, experiment, descending=then.descending
+        )
+        found = self._read_pages(experiment, by_start, unnumbered, count, at)
+        return found if len(found) == count else None
 
     def _ordered_query(self, experiment: str, search: runsearch.RunSearch) -> Query | None:
         """A query returning runs in the search's order, if an index serves it."""
