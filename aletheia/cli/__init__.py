@@ -63,7 +63,11 @@ COMMANDS: dict[str, Lazy] = {
         "Registered models: numbered immutable versions naming their run, data and code; "
         "aliases (champion, staging ...) that move.",
     ),
-    "runs": Lazy("aletheia.cli.runs_cmd:app", "List, show and compare runs."),
+    "runs": Lazy(
+        "aletheia.cli.runs_cmd:app",
+        "List, show and compare runs.",
+        extra={"checkout": "aletheia.cli.runs_checkout:checkout"},
+    ),
     "export": Lazy("aletheia.cli.export_cmd:app", "Export runs to other tools' formats."),
     "ui": Lazy(
         "aletheia.cli.ui_cmd:ui",

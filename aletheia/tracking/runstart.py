@@ -86,13 +86,13 @@ def capture_code_and_env(
     repo_path: str | os.PathLike[str] | None,
     snapshot_max_bytes: int | None = None,
 ) -> dict[str, Any]:
-    """git and env maps; the diff, the untracked files and the package list become blobs.
+    """git and env maps; the diff, the untracked files and the package lists become blobs.
 
     The untracked files are kept within ``snapshot_max_bytes`` (default
     :data:`aletheia.tracking.snapshot.DEFAULT_MAX_BYTES`; 0: not kept), and
     not at all under the ``off`` policy, which records only what is cheap.
     """
-    from aletheia.tracking import envinfo, gitinfo, snapshot
+    from aletheia.tracking import envinfo, envorigins, gitinfo, snapshot
 
     git = gitinfo.capture(Path(repo_path) if repo_path else None, policy=policy)
     env = envinfo.capture()
@@ -105,6 +105,10 @@ def capture_code_and_env(
         blobs, git.root if wanted else None, limit
     )
     env_doc["packages_ref"] = _blob_ref(blobs, env.requirements_text().encode(), "text/plain")
+    # Where each package came from and which the process imported (envfile renders them).
+    dists = envorigins.capture()
+    env_doc["imported_count"] = sum(1 for d in dists if d.imported)
+    env_doc["distributions_ref"] = _blob_ref(blobs, envorigins.encode(dists), "application/json")
     return {"git": git_doc, "env": env_doc}
 
 
