@@ -68,6 +68,7 @@ COMMANDS: dict[str, Lazy] = {
         "List, show and compare runs.",
         extra={"checkout": "aletheia.cli.runs_checkout:checkout"},
     ),
+    "env": Lazy("aletheia.cli.env_cmd:app", "Build the environment a run used."),
     "export": Lazy("aletheia.cli.export_cmd:app", "Export runs to other tools' formats."),
     "ui": Lazy(
         "aletheia.cli.ui_cmd:ui",

@@ -16,7 +16,7 @@ Each distribution is written as what can install it again
 so an editable or local package is never written as an index name it does not
 own (``aletheia==0.1.0`` is someone else's package on PyPI). Runs recorded
 before origins were kept have only ``name==version`` lines; those are
-written as they are, under a comment saying so.
+written as they are.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def requirement(dist: Distribution, repo_root: str | None) -> tuple[str, str | N
             target = "." if inside == "." else f"./{inside}"
             return (f"-e {target}" if dist.origin == EDITABLE else target), None
         if dist.git_remote and dist.git_commit:
-            line = f"{dist.name} @ git+{dist.git_remote}@{dist.git_commit}"
+            line = f"{dist.name} @ git+{git_url(dist.git_remote)}@{dist.git_commit}"
             if dist.git_subdirectory:
                 line += f"#subdirectory={dist.git_subdirectory}"
             note = (
@@ -68,11 +68,22 @@ def requirement(dist: Distribution, repo_root: str | None) -> tuple[str, str | N
     return f"{dist.name}=={dist.version}", None
 
 
+def git_url(remote: str) -> str:
+    """A git remote as a URL pip understands: a local path becomes ``file://``, an
+    scp-like ``git@host:org/repo`` becomes ``ssh://git@host/org/repo``."""
+    if "://" in remote:
+        return remote
+    head, sep, rest = remote.partition(":")
+    if sep and "/" not in head and not Path(remote).exists():
+        return f"ssh://{head}/{rest}"
+    return Path(remote).resolve().as_uri()
+
+
 def _inside(path: str, repo_root: str | None) -> str | None:
     if not repo_root:
         return None
     try:
-        rel = Path(os.path.normpath(path)).relative_to(Path(os.path.normpath(repo_root)))
+        rel = Path(os.path.realpath(path)).relative_to(Path(os.path.realpath(repo_root)))
     except ValueError:
         return None
     return rel.as_posix() or "."
@@ -111,6 +122,8 @@ def render(
     if fmt not in FORMATS:
         raise ValidationError(f"unknown format {fmt!r}", f"use one of: {', '.join(FORMATS)}")
     if dists is None:
+        if fmt == "requirements":
+            return legacy_text or ""  # as recorded: nothing more is known about it
         lines = [ln for ln in (legacy_text or "").splitlines() if ln.strip()]
         notes = ["recorded before package origins were kept: every line is an index name"]
     else:
