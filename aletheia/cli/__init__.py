@@ -50,6 +50,7 @@ COMMANDS: dict[str, Lazy] = {
             "split": "aletheia.cli.stats_cmd:split",
             "backfill-refs": "aletheia.cli.blobrefs_cmd:backfill_refs",
             "reprofile": "aletheia.cli.reprofile_cmd:reprofile",
+            "status": "aletheia.cli.datasets_status:status",
         },
     ),
     "artifacts": Lazy(
