@@ -170,7 +170,10 @@ class DatasetStore(DatasetCatalog):
             )
         if result.created:  # an unchanged re-add reads nothing more
             versioncheck.after_commit(self.db, self.project, name, result.version, self.manifest)
-        workspace.remember(path, self.project, name, result.version, digest, sorted(manifest))
+        pinned_here = place is not None and place.rel is not None  # data living with git
+        workspace.remember(
+            path, self.project, name, result.version, digest, sorted(manifest), start=pinned_here
+        )
         lock_file, rel, added = repo_pin.pin(place, self.project, name, result.version, digest)
         return replace(
             result,
