@@ -44,7 +44,7 @@ def files_of(root: Path, skip: tuple[str, ...] = ()) -> dict[str, bytes]:
     found = {}
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).as_posix()
-        own = rel.startswith(".git/") or any(rel.startswith(s) for s in skip)
+        own = rel == ".git" or rel.startswith(".git/") or any(rel.startswith(s) for s in skip)
         if path.is_file() and not own:
             found[rel] = path.read_bytes()
     return found
@@ -132,8 +132,9 @@ def test_without_a_local_clone_the_commit_comes_from_the_remote(
     there = gitinfo.capture(elsewhere / "co", policy="off")
     assert there.changed == trained["git"]["changed"]
     assert (elsewhere / "co" / "helpers.py").read_text() == (moved / "helpers.py").read_text()
-    # --data-only then fills that checkout with the data and the model.
-    monkeypatch.chdir(elsewhere / "co")
+    # --data-only then fills that checkout with the data and the model (from a subdirectory
+    # too: workspaces are relative to the repository root).
+    monkeypatch.chdir(elsewhere / "co" / "tools")
     out = cli("runs", "checkout", trained["run"], "-e", "ck", "--data-only")
     assert out["datasets"] == {"mnist@v1": "data/mnist"}
     assert (elsewhere / "co" / "out" / "model.bin").read_bytes() == b"weights" * 100

@@ -15,7 +15,10 @@ from aletheia.cloud import config, layout
 from aletheia.data import blobrefs
 from aletheia.errors import ConfigError
 from aletheia.tracking import snapshot
+from aletheia.tracking.gitinfo import GitPolicyWarning
 from aletheia.tracking.metastore import Metastore
+
+pytestmark = pytest.mark.filterwarnings(f"ignore::{GitPolicyWarning.__module__}.GitPolicyWarning")
 
 PROJECT = "snap"
 ENV = {
@@ -115,8 +118,13 @@ def test_a_bad_budget_is_a_clear_config_error() -> None:
 
 
 def test_manifest_is_deterministic_and_smallest_files_first(repo: Path) -> None:
+    # A name that is not UTF-8 (Firestore cannot hold it): bytes, decoded as Python does.
+    (repo / os.fsdecode(b"bad\xff.py")).write_bytes(b"x = 1\n")
     snap = snapshot.capture(repo, max_bytes=100)
     assert [f.path for f in snap.files] == ["helpers.py", "pkg/tool.sh"]
+    assert {"path": "bad\ufffd.py", "size": None, "reason": "its name is not valid UTF-8"} in (
+        snap.summary()["skipped"]
+    )
     again = snapshot.capture(repo, max_bytes=100)
     assert hashlib.sha256(snap.manifest()).digest() == hashlib.sha256(again.manifest()).digest()
     assert json.loads(snap.manifest())["format"] == snapshot.MANIFEST_FORMAT

@@ -35,7 +35,7 @@ from typing import Any
 
 from aletheia.cloud import layout
 from aletheia.data.cache import safe_join
-from aletheia.data.lockfile import LockFile
+from aletheia.data.lockfile import LockFile, find_repo_root
 from aletheia.data.pull import workspace_target
 from aletheia.errors import ConflictError, IntegrityError, NotFoundError, ValidationError
 from aletheia.tracking import envfile, snapshot
@@ -104,6 +104,9 @@ def checkout(
         _restore_untracked(backend, git, to, result)
     elif not to.is_dir():
         raise NotFoundError(f"{to} is not a directory", "check out the code first, or pass --to")
+    else:  # --data-only, maybe from a subdirectory: workspaces are relative to the root
+        to = find_repo_root(to) or to
+        result.path = to.resolve()
     _ensure_run_dir(to)
     if code:
         result.env_file = _write_env(backend, view, to, result)
@@ -249,8 +252,9 @@ def _place_datasets(backend: Backend, view: RunView, to: Path, result: CheckoutR
     used = view.datasets()
     if not used:
         return
-    pins = LockFile.load(to).pins_of(view.project) if (to / ".git").exists() else {}
-    store = backend.datasets(workdir=to)
+    root = find_repo_root(to) or to  # --data-only may be run from a subdirectory
+    pins = LockFile.load(root).pins_of(view.project) if (root / ".git").exists() else {}
+    store = backend.datasets(workdir=root)
     for entry in used:
         if not entry.version:
             result.missing.append(f"dataset {entry.name} (no version recorded)")
@@ -258,12 +262,13 @@ def _place_datasets(backend: Backend, view: RunView, to: Path, result: CheckoutR
         pin = pins.get(entry.name)
         if pin is not None and pin.path is not None:
             files = list(store.manifest(entry.name, entry.version).values())
-            target = workspace_target(to, pin.path, files)
+            target = workspace_target(root, pin.path, files)
         else:
-            target = to / RUN_DIR / "datasets" / entry.name
-        # lock=False: the commit's lock file is part of the recorded code, never rewritten.
-        store.get(entry.name, entry.version, to=target, verify="full", lock=False, force=True)
-        result.datasets[f"{entry.name}@{entry.version}"] = _rel(to, target)
+            target = root / RUN_DIR / "datasets" / entry.name
+        # lock=False: the lock file is part of the recorded code, never rewritten here;
+        # local edits in the way (--data-only into a worked-on checkout) stop it, named.
+        store.get(entry.name, entry.version, to=target, verify="full", lock=False)
+        result.datasets[f"{entry.name}@{entry.version}"] = _rel(root, target)
 
 
 def _place_artifacts(

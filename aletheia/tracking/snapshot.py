@@ -135,6 +135,9 @@ def capture(root: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> Snapshot:
     snap = Snapshot(max_bytes=max_bytes, listing_cut=cut)
     sized: list[tuple[int, str]] = []
     for rel in paths:
+        if not _is_text(rel):  # Firestore and JSON manifests hold only valid UTF-8 names
+            snap.skipped.append(Skipped(_printable(rel), None, "its name is not valid UTF-8"))
+            continue
         try:
             info = os.lstat(root / rel)
         except OSError as exc:  # deleted since git listed it
@@ -158,6 +161,18 @@ def capture(root: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> Snapshot:
         budget = max_bytes - snap.total_bytes
     snap.skipped.sort(key=lambda s: s.path)
     return snap
+
+
+def _is_text(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes, kept as lone surrogates
+        return False
+    return True
+
+
+def _printable(name: str) -> str:
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _keep(root: Path, rel: str, snap: Snapshot) -> None:
