@@ -128,3 +128,22 @@ def test_manifest_is_deterministic_and_smallest_files_first(repo: Path) -> None:
     again = snapshot.capture(repo, max_bytes=100)
     assert hashlib.sha256(snap.manifest()).digest() == hashlib.sha256(again.manifest()).digest()
     assert json.loads(snap.manifest())["format"] == snapshot.MANIFEST_FORMAT
+
+
+def test_a_run_started_in_jupyter_keeps_its_notebook(
+    stack: config.Settings, db: firestore.Client, repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    notebook = repo / "explore.ipynb"
+    content = json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+    notebook.write_text(content)
+    # What Jupyter Server puts in the environment of the kernel it starts for a notebook.
+    monkeypatch.setenv("JPY_SESSION_NAME", str(notebook))
+    ms = Metastore(PROJECT, flush_interval_s=0.2)
+    doc = start(ms, repo, "nb")
+    assert doc["notebook"]["path"] == str(notebook.resolve())
+    ref = doc["notebook"]["content_ref"]["sha256"]
+    assert ms.blobstore.get_bytes(ref) == content.encode()
+    holders = blobrefs.holders(db, PROJECT, ref)
+    assert f"run:nb/{doc['run']}:notebook.content_ref" in holders  # and as an untracked file
+    monkeypatch.setenv("JPY_SESSION_NAME", str(repo / "gone.ipynb"))  # no such file: no claim
+    assert "notebook" not in start(ms, repo, "nb")

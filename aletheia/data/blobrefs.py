@@ -92,13 +92,14 @@ RUN_BLOB_FIELDS = (
     ("git", "snapshot_ref"),
     ("env", "packages_ref"),
     ("env", "distributions_ref"),
+    ("notebook", "content_ref"),
 )
 
 
 def run_references(
     experiment: str, run: str, fields: Mapping[str, Any], extra: Iterable[str] = ()
 ) -> list[Reference]:
-    """The blobs of a run document's ``git``/``env`` maps (:data:`RUN_BLOB_FIELDS`).
+    """The blobs of a run document's ``git``/``env``/``notebook`` maps (:data:`RUN_BLOB_FIELDS`).
 
     ``extra``: blobs those name in turn (the files of the untracked-files snapshot).
     """

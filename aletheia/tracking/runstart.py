@@ -86,13 +86,14 @@ def capture_code_and_env(
     repo_path: str | os.PathLike[str] | None,
     snapshot_max_bytes: int | None = None,
 ) -> dict[str, Any]:
-    """git and env maps; the diff, the untracked files and the package lists become blobs.
+    """git and env maps (and ``notebook`` in Jupyter); the diff, the untracked files, the
+    package lists and the notebook become blobs.
 
     The untracked files are kept within ``snapshot_max_bytes`` (default
     :data:`aletheia.tracking.snapshot.DEFAULT_MAX_BYTES`; 0: not kept), and
     not at all under the ``off`` policy, which records only what is cheap.
     """
-    from aletheia.tracking import envinfo, envorigins, gitinfo, snapshot
+    from aletheia.tracking import envinfo, envorigins, gitinfo, notebook, snapshot
 
     git = gitinfo.capture(Path(repo_path) if repo_path else None, policy=policy)
     env = envinfo.capture()
@@ -109,7 +110,15 @@ def capture_code_and_env(
     dists = envorigins.capture()
     env_doc["imported_count"] = sum(1 for d in dists if d.imported)
     env_doc["distributions_ref"] = _blob_ref(blobs, envorigins.encode(dists), "application/json")
-    return {"git": git_doc, "env": env_doc}
+    found: dict[str, Any] = {"git": git_doc, "env": env_doc}
+    path = notebook.current_path()
+    if path is not None:  # started in Jupyter: the notebook itself, not a diff of its JSON
+        content = notebook.read(path)
+        found["notebook"] = {
+            "path": str(path),
+            "content_ref": _blob_ref(blobs, content, "application/x-ipynb+json"),
+        }
+    return found
 
 
 def register_blobs(
