@@ -42,8 +42,9 @@ log = logging.getLogger(__name__)
 
 #: Default budget for untracked files' bytes, in all.
 DEFAULT_MAX_BYTES = config.DEFAULT_SNAPSHOT_MAX_BYTES
-#: Most files kept in one snapshot (each is a blob upload the first time).
-MAX_FILES = 1000
+#: Most files kept in one snapshot: each is a blob upload the first time, and the first
+#: start of a run in a tree of many small unignored files must not take seconds.
+MAX_FILES = 300
 #: Most untracked paths read from git; a tree with more (an unignored venv) is cut here.
 MAX_LISTED = 20_000
 #: Most skipped paths named on the run document (the count is always exact).
