@@ -94,3 +94,9 @@ class RejectedError(AletheiaError):
     """Firestore refused a request for good (too large, invalid, not allowed): no retry helps."""
 
     exit_code = 11
+
+
+class EnvironmentBuildError(AletheiaError):
+    """Building a run's environment failed (venv creation or a package install)."""
+
+    exit_code = 12

@@ -50,6 +50,7 @@ COMMANDS: dict[str, Lazy] = {
             "split": "aletheia.cli.stats_cmd:split",
             "backfill-refs": "aletheia.cli.blobrefs_cmd:backfill_refs",
             "reprofile": "aletheia.cli.reprofile_cmd:reprofile",
+            "status": "aletheia.cli.datasets_status:status",
         },
     ),
     "artifacts": Lazy(
@@ -63,7 +64,13 @@ COMMANDS: dict[str, Lazy] = {
         "Registered models: numbered immutable versions naming their run, data and code; "
         "aliases (champion, staging ...) that move.",
     ),
-    "runs": Lazy("aletheia.cli.runs_cmd:app", "List, show and compare runs."),
+    "runs": Lazy(
+        "aletheia.cli.runs_cmd:app",
+        "List, show and compare runs.",
+        extra={"checkout": "aletheia.cli.runs_checkout:checkout"},
+    ),
+    "git": Lazy("aletheia.cli.git_cmd:app", "Git hooks that keep datasets in step with commits."),
+    "env": Lazy("aletheia.cli.env_cmd:app", "Build the environment a run used."),
     "export": Lazy("aletheia.cli.export_cmd:app", "Export runs to other tools' formats."),
     "ui": Lazy(
         "aletheia.cli.ui_cmd:ui",

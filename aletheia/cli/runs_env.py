@@ -1,8 +1,11 @@
 """``aletheia runs env RUN``: a run's requirements, or how this environment differs from it.
 
-Without ``--diff`` the run's installed packages are written as
-``name==version`` lines to ``--output`` (or stdout), ready for
-``pip install -r``. With ``--diff`` a table shows what is missing here,
+Without ``--diff`` the run's installed packages are written to ``--output``
+(or stdout) as a file that installs them (:mod:`aletheia.tracking.envfile`):
+``--format requirements`` (for ``pip install -r``; editable and local
+packages as their source, never as an index name they may not own),
+``conda`` (an ``environment.yml``) or ``dockerfile``; ``--imported`` keeps
+only the packages the run imported. With ``--diff`` a table shows what is missing here,
 installed in another version, and whether python differs; the exit code is
 0 when the local environment matches the run (extra local packages do not
 count) and 1 when it does not, so scripts can gate on it.
@@ -49,17 +52,36 @@ def env(
     show_extra: Annotated[
         bool, typer.Option("--extra", help="With --diff: also list packages only installed here.")
     ] = False,
+    fmt: Annotated[
+        str,
+        typer.Option("--format", "-f", help="requirements, conda (environment.yml) or dockerfile."),
+    ] = "requirements",
+    imported: Annotated[
+        bool, typer.Option("--imported", help="Only the packages the run imported.")
+    ] = False,
 ) -> None:
     """Write a run's requirements, or with --diff show how this environment differs."""
+    from aletheia.tracking import envfile
+
     resolved = settings(project=project)
     recorded_env = _run_env(resolved, experiment, run)
     text = _requirements(resolved, recorded_env, experiment, run)
-    if output is not None:
-        output.write_text(text, encoding="utf-8")
-        if not diff:
-            console.print(f"wrote {len(text.splitlines())} requirements to {output}")
-    elif not diff:
-        typer.echo(text, nl=False)
+    if output is not None or not diff:
+        view = reader(resolved.project).get_run(experiment, run)
+        rendered = envfile.render_for_run(
+            Backend(resolved).blobs, view, fmt, imported_only=imported
+        )
+        if output is not None:
+            output.write_text(rendered, encoding="utf-8")
+            if diff:
+                pass  # the differences are the output
+            elif fmt == "requirements":
+                count = sum(1 for ln in rendered.splitlines() if ln and not ln.startswith("#"))
+                console.print(f"wrote {count} requirements to {output}")
+            else:
+                console.print(f"wrote the environment ({fmt}) to {output}")
+        else:
+            typer.echo(rendered, nl=False)
     if diff:
         _show_diff(text, _python_of(recorded_env), json_output, show_extra)
 

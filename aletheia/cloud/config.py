@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import warnings
 from collections.abc import Mapping
@@ -59,10 +60,13 @@ ENV_VARS: dict[str, tuple[str, ...]] = {
     "user_credentials": ("ALETHEIA_USER_CREDENTIALS",),
     "owner": ("ALETHEIA_OWNER",),
     "export_every": ("ALETHEIA_EXPORT_EVERY",),
+    "snapshot_max_bytes": ("ALETHEIA_SNAPSHOT_MAX_BYTES",),
 }
 CONFIG_FILE_ENV = "ALETHEIA_CONFIG"
 #: Default seconds between the local stack's periodic Firestore exports.
 DEFAULT_EXPORT_EVERY_S = 60.0
+#: Default budget for a run's snapshot of untracked files (bytes, in all).
+DEFAULT_SNAPSHOT_MAX_BYTES = 10 * 1024 * 1024
 #: File in the stack dir where ``aletheia local up`` records what runs where.
 STACK_STATE_FILE = "state.json"
 
@@ -128,6 +132,8 @@ class Settings:
     owner: str | None = None
     #: Seconds between the local stack's periodic Firestore exports (0: only on ``down``).
     export_every: float = DEFAULT_EXPORT_EVERY_S
+    #: Bytes of untracked files a run start keeps, in all (0: none).
+    snapshot_max_bytes: int = DEFAULT_SNAPSHOT_MAX_BYTES
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
     #: Settings that were overridden or look wrong (shown by ``aletheia config``).
     notes: tuple[str, ...] = field(default=(), compare=False)
@@ -278,6 +284,7 @@ def _complete(values: dict[str, Any], sources: dict[str, str], env: Mapping[str,
         else default_user_credentials(cloud_project),
         owner=values.get("owner") or None,
         export_every=_seconds(values, sources, "export_every", DEFAULT_EXPORT_EVERY_S),
+        snapshot_max_bytes=_byte_count(values, sources, "snapshot_max_bytes"),
         sources=sources,
         notes=tuple(notes),
     )
@@ -300,6 +307,21 @@ def _seconds(
             "give a number of seconds, 0 or more (0: only when the stack stops)",
         )
     return seconds
+
+
+def _byte_count(values: Mapping[str, Any], sources: Mapping[str, str], name: str) -> int:
+    """A setting holding a number of bytes, 0 or more (``10MB``, ``512kB`` and ``0`` too)."""
+    raw = values.get(name)
+    if raw is None or raw == "":
+        return DEFAULT_SNAPSHOT_MAX_BYTES
+    match = re.fullmatch(r"\s*(\d+)\s*([kKmMgG]?)i?[bB]?\s*", str(raw))
+    if match is None:
+        raise ConfigError(
+            f"{name} is {raw!r} ({sources.get(name, 'argument')})",
+            "give a number of bytes, 0 or more, e.g. 10000000 or 10MB (0: keep none)",
+        )
+    scale = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[match[2].lower()]
+    return int(match[1]) * scale
 
 
 def read_stack_state(stack_dir: Path) -> dict[str, Any]:

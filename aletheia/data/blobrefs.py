@@ -91,10 +91,25 @@ def mlflow_reference(experiment: str, run: str, sha256: str, path: str) -> Refer
     return Reference(sha256, MLFLOW, holder, {"experiment": experiment, "run": run, "path": path})
 
 
-def run_references(experiment: str, run: str, fields: Mapping[str, Any]) -> list[Reference]:
-    """The git diff and package list blobs of a run document's ``git``/``env`` maps."""
+#: The blob references a run document holds, as ``(map, key)``.
+RUN_BLOB_FIELDS = (
+    ("git", "diff_ref"),
+    ("git", "snapshot_ref"),
+    ("env", "packages_ref"),
+    ("env", "distributions_ref"),
+    ("notebook", "content_ref"),
+)
+
+
+def run_references(
+    experiment: str, run: str, fields: Mapping[str, Any], extra: Iterable[str] = ()
+) -> list[Reference]:
+    """The blobs of a run document's ``git``/``env``/``notebook`` maps (:data:`RUN_BLOB_FIELDS`).
+
+    ``extra``: blobs those name in turn (the files of the untracked-files snapshot).
+    """
     found: list[Reference] = []
-    for section, key in (("git", "diff_ref"), ("env", "packages_ref")):
+    for section, key in RUN_BLOB_FIELDS:
         ref = (fields.get(section) or {}).get(key) or {}
         if ref.get("sha256"):
             what = f"{section}.{key}"
@@ -102,6 +117,9 @@ def run_references(experiment: str, run: str, fields: Mapping[str, Any]) -> list
             found.append(
                 Reference(str(ref["sha256"]), RUN, f"{RUN}:{experiment}/{run}:{what}", where)
             )
+    where = {"experiment": experiment, "run": run, "field": "git.snapshot"}
+    for sha256 in sorted(set(extra)):  # one Refs document per file blob, under its own blob
+        found.append(Reference(sha256, RUN, f"{RUN}:{experiment}/{run}:git.snapshot", where))
     return found
 
 

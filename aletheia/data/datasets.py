@@ -50,6 +50,7 @@ from aletheia.data import (
     blobrefs,
     getversion,
     parents,
+    profilehtml,
     removal,
     repo_pin,
     workspace,
@@ -61,6 +62,7 @@ from aletheia.data.filesindex import FILES_VERSION
 from aletheia.data.getversion import DatasetHandle
 from aletheia.data.hashing import StatKey, default_workers, sha256_files
 from aletheia.data.manifests import FileEntry, diff_manifests, encode_manifest
+from aletheia.data.profilehtml import VersionProfile
 from aletheia.data.removal import RemoveResult
 from aletheia.data.scan import scan_tree
 from aletheia.data.transfer import run_parallel
@@ -170,7 +172,10 @@ class DatasetStore(DatasetCatalog):
             )
         if result.created:  # an unchanged re-add reads nothing more
             versioncheck.after_commit(self.db, self.project, name, result.version, self.manifest)
-        workspace.remember(path, self.project, name, result.version, digest, sorted(manifest))
+        pinned_here = place is not None and place.rel is not None  # data living with git
+        workspace.remember(
+            path, self.project, name, result.version, digest, sorted(manifest), start=pinned_here
+        )
         lock_file, rel, added = repo_pin.pin(place, self.project, name, result.version, digest)
         return replace(
             result,
@@ -484,6 +489,11 @@ class DatasetStore(DatasetCatalog):
         return getversion.get(
             self, name, version, download, to=to, link=link, verify=verify, lock=lock, force=force
         )
+
+    def profile(self, name: str, version: str | None = None) -> VersionProfile:
+        """A version's profile (default: the pinned, else the latest version); a notebook
+        displays it as tables (:mod:`aletheia.data.profilehtml`)."""
+        return profilehtml.profile(self, self.get(name, version, download=False))
 
     def remove_version(self, name: str, version: str, *, force: bool = False) -> RemoveResult:
         """Delete one version, and the blobs nothing else references (:mod:`.removal`)."""

@@ -75,10 +75,20 @@ class LockFile:
         """The lock file of a repository (empty if it has none yet)."""
         path = lock_path(repo_root)
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return cls(path)
-        except (OSError, ValueError) as exc:
+        except OSError as exc:
+            raise ConfigError(f"{path} cannot be read: {exc}", "check its permissions") from exc
+        return cls.from_text(text, path)
+
+    @classmethod
+    def from_text(cls, text: str, path: Path) -> LockFile:
+        """A lock file's content as read from anywhere (``git show COMMIT:...``); ``path``
+        names it in errors."""
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
             raise ConfigError(
                 f"{path} is not a valid lock file: {exc}",
                 "resolve the merge conflict in it, or delete it and pin again",

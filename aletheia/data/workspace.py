@@ -146,17 +146,28 @@ def workspace_dir(path: Path) -> Path:
 
 
 def remember(
-    path: Path, project: str, name: str, version: str, digest: str, files: list[str]
+    path: Path,
+    project: str,
+    name: str,
+    version: str,
+    digest: str,
+    files: list[str],
+    *,
+    start: bool = False,
 ) -> None:
     """After an add from ``path``: its workspace now holds ``version`` (the next edit
     there descends from it).
 
     Only a workspace that already has a pull state is updated (an add does
-    not start writing into directories aletheia never pulled into); a
-    read-only one is left as it is: the state only ever saves work.
+    not start writing into directories aletheia never pulled into), unless
+    ``start``: a workspace pinned in its git repository (kept out of git,
+    where switching branches pulls other versions into it) starts its state
+    at its first add, so the next pull knows which files that version placed
+    and removes the ones the new version lacks. A read-only one is left as it
+    is: the state only ever saves work.
     """
     directory = workspace_dir(Path(path).expanduser())
-    if not (directory / PULL_STATE).is_file():
+    if not start and not (directory / PULL_STATE).is_file():
         return
     state = PullState.load(directory)
     state.record(project, name, version, digest, files)

@@ -324,10 +324,17 @@ def _diff(repo: Any, max_bytes: int) -> tuple[str, bool]:
     """``git diff HEAD`` (staged and unstaged), read as a stream and cut at ``max_bytes``.
 
     No external diff drivers or textconv filters: the diff must be a plain
-    patch that ``git apply`` understands, and must not run user tools.
+    patch that ``git apply`` understands, and must not run user tools;
+    ``--binary`` so a changed binary file is in it too, not "Binary files differ".
     """
     proc = repo.git.diff(
-        "HEAD", "--no-color", "--no-ext-diff", "--no-textconv", as_process=True, env=_GIT_ENV
+        "HEAD",
+        "--binary",
+        "--no-color",
+        "--no-ext-diff",
+        "--no-textconv",
+        as_process=True,
+        env=_GIT_ENV,
     )
     try:
         data = proc.proc.stdout.read(max_bytes + 1)

@@ -407,7 +407,8 @@ class Experiment:
             "log_dir": limits.validate_text(log_dir, "log_dir") if log_dir else None,
         }
         policy = git_policy or self.git_policy
-        fields.update(runstart.capture_code_and_env(self.ms.blobstore, policy, repo_path))
+        limit = self.ms.settings.snapshot_max_bytes  # of untracked files kept
+        fields.update(runstart.capture_code_and_env(self.ms.blobstore, policy, repo_path, limit))
         if run_id is not None:
             layout.validate_id(run_id, "run id")
         run = Run._start(self, fields, run_id)

@@ -81,29 +81,59 @@ def model_doc(model: Any) -> dict[str, Any] | None:
 
 
 def capture_code_and_env(
-    blobs: BlobStore, policy: str, repo_path: str | os.PathLike[str] | None
+    blobs: BlobStore,
+    policy: str,
+    repo_path: str | os.PathLike[str] | None,
+    snapshot_max_bytes: int | None = None,
 ) -> dict[str, Any]:
-    """git and env maps; the diff and the package list become blobs."""
-    from aletheia.tracking import envinfo, gitinfo
+    """git and env maps (and ``notebook`` in Jupyter); the diff, the untracked files, the
+    package lists and the notebook become blobs.
+
+    The untracked files are kept within ``snapshot_max_bytes`` (default
+    :data:`aletheia.tracking.snapshot.DEFAULT_MAX_BYTES`; 0: not kept), and
+    not at all under the ``off`` policy, which records only what is cheap.
+    """
+    from aletheia.tracking import envinfo, envorigins, gitinfo, notebook, snapshot
 
     git = gitinfo.capture(Path(repo_path) if repo_path else None, policy=policy)
     env = envinfo.capture()
     git_doc = git.to_doc()
     env_doc = env.to_doc()
     git_doc["diff_ref"] = _blob_ref(blobs, git.diff.encode() if git.diff else None, "text/x-diff")
+    limit = snapshot.DEFAULT_MAX_BYTES if snapshot_max_bytes is None else snapshot_max_bytes
+    wanted = policy != "off" and git.commit is not None and git.untracked_count > 0
+    git_doc["snapshot_ref"], git_doc["snapshot"] = snapshot.capture_and_store(
+        blobs, git.root if wanted else None, limit
+    )
     env_doc["packages_ref"] = _blob_ref(blobs, env.requirements_text().encode(), "text/plain")
-    return {"git": git_doc, "env": env_doc}
+    # Where each package came from and which the process imported (envfile renders them).
+    dists = envorigins.capture()
+    env_doc["imported_count"] = sum(1 for d in dists if d.imported)
+    env_doc["distributions_ref"] = _blob_ref(blobs, envorigins.encode(dists), "application/json")
+    found: dict[str, Any] = {"git": git_doc, "env": env_doc}
+    path = notebook.current_path()
+    if path is not None:  # started in Jupyter: the notebook itself, not a diff of its JSON
+        content = notebook.read(path)
+        found["notebook"] = {
+            "path": str(path),
+            "content_ref": _blob_ref(blobs, content, "application/x-ipynb+json"),
+        }
+    return found
 
 
 def register_blobs(
     db: firestore.Client, project: str, experiment: str, run_id: str, fields: dict[str, Any]
 ) -> None:
-    """Tell the blob registry this run holds its diff and package list (best effort: a
-    blob with no entry is kept by ``datasets rm`` anyway)."""
+    """Tell the blob registry this run holds its diff, untracked files and package lists
+    (best effort: a blob with no entry is kept by ``datasets rm`` anyway)."""
     from aletheia.data import blobrefs
+    from aletheia.tracking import snapshot
 
+    manifest = ((fields.get("git") or {}).get("snapshot_ref") or {}).get("sha256")
+    files = snapshot.file_digests(manifest) if manifest else []
     try:
-        blobrefs.record(db, project, blobrefs.run_references(experiment, run_id, fields))
+        refs = blobrefs.run_references(experiment, run_id, fields, files)
+        blobrefs.record(db, project, refs)
     except Exception as exc:
         log.warning("aletheia: could not register the run's blobs (%s)", exc)
 
