@@ -62,6 +62,7 @@ def env(
 ) -> None:
     """Write a run's requirements, or with --diff show how this environment differs."""
     from aletheia.tracking import envfile
+    from aletheia.tracking.compose import Backend
 
     resolved = settings(project=project)
     recorded_env = _run_env(resolved, experiment, run)
