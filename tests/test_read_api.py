@@ -89,6 +89,8 @@ def test_runs_filter_on_effective_status_params_model_and_dataset(cv: Experiment
         cv.runs(order_by="metrics.")
     with pytest.raises(ValidationError):
         cv.runs(limit=0)
+    with pytest.raises(ValidationError, match="takes no 'stauts'"):  # a typo is no filter
+        cv.runs(stauts="failed")
 
 
 def test_order_by_metric_puts_runs_without_it_last_either_way(cv: Experiment) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,10 +23,12 @@ from aletheia.tracking.project import Project
 from aletheia.tracking.readapi import RunPage, RunView
 from aletheia.tracking.run import Run
 from aletheia.tracking.runmodel import FINISHED, now
+from aletheia.tracking.runsearch import RunQuery
 from aletheia.tracking.store import Write
 
 if TYPE_CHECKING:
     import pandas
+    from typing_extensions import Unpack  # typing.Unpack is Python 3.11+
 
     from aletheia.data.artifacts import ArtifactVersion
 
@@ -183,48 +185,29 @@ class Experiment:
 
     # ----------------------------------------------------------- reading (readapi)
 
-    def runs(
-        self,
-        *,
-        status: str | Iterable[str] | None = None,
-        params: Mapping[str, Any] | None = None,
-        model: str | None = None,
-        dataset: str | None = None,
-        debug: bool | None = None,
-        order_by: str | Sequence[str] | None = None,
-        limit: int | None = None,
-        page_token: str | None = None,
-    ) -> RunPage:
+    def runs(self, **query: Unpack[RunQuery]) -> RunPage:
         """Runs of this experiment as read-only views, e.g. ``status="finished"``,
-        ``order_by="metrics.val/acc DESC"``, ``limit=10`` (every argument:
-        :meth:`aletheia.tracking.readapi.RunReader.search_runs`)."""
-        return self.ms.reader.search_runs(
-            [self.name],
-            status=status,
-            params=params,
-            model=model,
-            dataset=dataset,
-            debug=debug,
-            order_by=order_by,
-            limit=limit,
-            page_token=page_token,
-        )
+        ``order_by="metrics.val/acc DESC"``, ``limit=10`` (every keyword:
+        :class:`~aletheia.tracking.runsearch.RunQuery`)."""
+        return self.ms.reader.search_runs([self.name], **query)
 
     def run(self, run_id: str) -> RunView:
         """Run ``run_id`` as a read-only :class:`~aletheia.tracking.readapi.RunView`."""
         return self.ms.reader.get_run(self.name, run_id)
 
-    def runs_frame(self, **search: Any) -> pandas.DataFrame:
+    def runs_frame(self, **query: Unpack[RunQuery]) -> pandas.DataFrame:
         """The runs (filtered as :meth:`runs`) as a pandas DataFrame, one row per run."""
         from aletheia.tracking import frames
 
-        return frames.runs_frame(self.runs(**search))
+        return frames.runs_frame(self.runs(**query))
 
-    def fold_table(self, *, status: str | None = FINISHED, **search: Any) -> pandas.DataFrame:
-        """Mean ± std of final metrics per hyper-parameter set over folds (finished runs)."""
+    def fold_table(self, **query: Unpack[RunQuery]) -> pandas.DataFrame:
+        """Mean ± std of final metrics per hyper-parameter set over folds (``finished`` runs
+        unless ``status`` says otherwise)."""
         from aletheia.tracking import frames
 
-        return frames.fold_table(frames.runs_frame(self.runs(status=status, **search)))
+        query.setdefault("status", FINISHED)
+        return frames.fold_table(frames.runs_frame(self.runs(**query)))
 
 
 __all__ = ["Experiment"]

@@ -50,16 +50,10 @@ __all__ = [
 class Metastore(Project):
     """Entry point: one aletheia project (``Projects/{project}``) on the configured target.
 
-    ``settings`` (or keyword ``overrides`` of any :mod:`aletheia.cloud.config`
-    setting) choose the cloud project or local stack. ``flush_interval_s``
-    and ``heartbeat_s`` tune the background writer of every run;
-    ``final_retry_s`` is how long a run's end keeps retrying an unreachable
-    Firestore before leaving the rest to ``aletheia sync``. With
-    ``sync_on_start`` each new run replays, in the background, the journals
-    of earlier runs of its experiment that never fully reached Firestore.
-    ``observers`` (:class:`~aletheia.tracking.writing.RunObserver`) are told
-    of every run's lifecycle: started, heartbeat, completed | failed | interrupted.
-    The plumbing (clients, stores, cache) is :class:`~aletheia.tracking.project.Project`'s.
+    Its arguments (settings or keyword overrides, the run writer's tuning,
+    ``sync_on_start``, ``observers``) and plumbing (clients, stores, cache)
+    are :class:`~aletheia.tracking.project.Project`'s; this class adds the
+    API: ``exper()``, the reads (``experiments()``, ``experiment()``) and models.
     """
 
     # ----------------------------------------------------------- API
