@@ -19,7 +19,7 @@ from google.cloud import firestore
 
 from aletheia.cloud import config, layout
 from aletheia.errors import AletheiaError, NotFoundError, ValidationError
-from aletheia.tracking import runmodel
+from aletheia.tracking import runmodel, runsearch
 from aletheia.tracking.firestore_reader import FirestoreReader
 from aletheia.tracking.metastore import Experiment, Metastore
 from aletheia.tracking.readapi import ArtifactEntry, DatasetEntry, RunView
@@ -329,3 +329,12 @@ def test_top_runs_of_ten_thousand_read_only_what_the_page_shows(
         by_seed = reader.search_runs(["small"], order_by="params.seed DESC", limit=3)
     assert ids(by_seed) == ["20", "19", "18"]
     assert reads["run_query"] == 20
+
+
+def test_a_param_filter_matches_the_params_full_text() -> None:
+    """``params={"lr": "0.123456789"}`` finds the run that logged 0.123456789 (its text as
+    MLflow shows it), not only the six digits ``aletheia runs list`` prints."""
+    doc = {"run": "1", "status": "finished", "params": {"lr": 0.123456789}}
+    assert runsearch.run_search(params={"lr": "0.123456789"}).matches(doc)
+    assert runsearch.run_search(params={"lr": "0.123457"}).matches(doc)
+    assert not runsearch.run_search(params={"lr": "0.12"}).matches(doc)

@@ -257,7 +257,9 @@ def is_missing(value: Any) -> bool:
 def _param_matches(stored: Any, wanted: Any) -> bool:
     if stored is None:
         return wanted is None
-    return bool(stored == wanted) or text(stored) == text(wanted) or text(stored) == str(wanted)
+    if bool(stored == wanted) or str(stored) == str(wanted):
+        return True
+    return text(stored) == text(wanted) or text(stored) == str(wanted)
 
 
 def _rank(value: Any) -> tuple[int, Any]:

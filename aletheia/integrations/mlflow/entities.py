@@ -53,6 +53,11 @@ _SUPPORTED_FILTER_TYPES = {"metric", "parameter", "tag", "attribute"}
 _SUPPORTED_ATTRIBUTES = {"status", "run_name", "start_time", "end_time", "run_id"}
 
 
+def statuses_of(mlflow_status: str) -> frozenset[str]:
+    """The effective aletheia statuses shown as ``mlflow_status`` (none for one it never shows)."""
+    return frozenset(s for s, shown in _TO_MLFLOW_STATUS.items() if shown == mlflow_status)
+
+
 def invalid(message: str) -> MlflowException:
     """MLflow's INVALID_PARAMETER_VALUE error."""
     return MlflowException(message, error_code=INVALID_PARAMETER_VALUE)
@@ -191,6 +196,7 @@ __all__ = [
     "ms",
     "run_params",
     "run_tags",
+    "statuses_of",
     "string_map",
     "to_mlflow_run",
 ]
