@@ -13,7 +13,6 @@ import datetime as dt
 import math
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from mlflow.tracking._tracking_service.utils import _get_store
 from aletheia.cloud import config, layout
 from aletheia.tracking import runmodel
 
-from helpers import count_documents_read
+from helpers import count_documents_read, write_documents
 from mlflow_compare import assert_same, run_on_both
 
 PROJECT = "mlflowsearch"
@@ -82,14 +81,7 @@ def seed_mlflow_runs(db: firestore.Client, experiment: str, n: int) -> dict[str,
         writes.append((layout.run(PROJECT, experiment, run_id), doc))
         writes.append((layout.mlflow_run(PROJECT, run_id), {"experiment": experiment}))
 
-    def commit(group: list[tuple[str, dict[str, Any]]]) -> None:
-        batch = db.batch()
-        for path, doc in group:
-            batch.set(db.document(path), doc)
-        batch.commit()
-
-    with ThreadPoolExecutor(4) as pool:
-        list(pool.map(commit, [writes[i : i + 500] for i in range(0, len(writes), 500)]))
+    write_documents(db, writes)
     return finals
 
 

@@ -10,7 +10,6 @@ import dataclasses
 import datetime as dt
 import sys
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from aletheia.tracking.firestore_reader import FirestoreReader
 from aletheia.tracking.metastore import Experiment, Metastore
 from aletheia.tracking.readapi import ArtifactEntry, DatasetEntry, RunView
 
-from helpers import count_documents_read
+from helpers import count_documents_read, write_documents
 
 PROJECT = "reads"
 
@@ -254,14 +253,7 @@ def seed_runs(db: firestore.Client, experiment: str, n: int) -> dict[str, float]
         }
         writes.append((layout.run(PROJECT, experiment, str(i)), doc))
 
-    def commit(group: list[tuple[str, dict[str, Any]]]) -> None:
-        batch = db.batch()
-        for path, doc in group:
-            batch.set(db.document(path), doc)
-        batch.commit()
-
-    with ThreadPoolExecutor(4) as pool:
-        list(pool.map(commit, [writes[i : i + 500] for i in range(0, len(writes), 500)]))
+    write_documents(db, writes)
     return finals
 
 
