@@ -132,6 +132,17 @@ def test_the_top_runs_by_a_metric_read_the_page_not_the_experiment(tracking: str
     assert [r.info.run_id for r in top_finished] == expected
     assert reads["run_query"] < N_RUNS / 10
 
+    # Deleted runs are few: looking for them reads every run once, not in doubling pages.
+    with count_documents_read(store.db) as reads:
+        deleted = client.search_runs(
+            [exp.experiment_id],
+            run_view_type=ViewType.DELETED_ONLY,
+            order_by=["metrics.acc DESC"],
+            max_results=10,
+        )
+    assert list(deleted) == []
+    assert reads["run_query"] == N_RUNS
+
     # An order no index serves (a param) reads every run, and MLflow sorts them.
     with count_documents_read(store.db) as reads:
         by_seed = client.search_runs(

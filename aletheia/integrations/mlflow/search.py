@@ -30,7 +30,7 @@ class RunSearching(StoreBase):
     ):
         """Runs of the experiments, filtered, sorted and paged by MLflow's own rules."""
         check_filter(filter_string)
-        plan = searchplan.plan(filter_string, order_by)  # MLflow's errors before any read
+        plan = searchplan.plan(filter_string, order_by, run_view_type)  # errors before reads
         for run in self._open.values():
             if run.is_active:
                 run.flush()

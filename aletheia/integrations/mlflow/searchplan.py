@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlflow.entities import Run
+from mlflow.entities import Run, ViewType
 from mlflow.utils.search_utils import SearchUtils
 
 from aletheia.integrations.mlflow.entities import statuses_of
@@ -74,8 +74,11 @@ class SearchPlan:
         return self.order_by is not None
 
 
-def plan(filter_string: str | None, order_by: list[str] | None) -> SearchPlan:
-    """The plan for MLflow's ``filter_string`` and ``order_by`` (MLflow's errors for bad ones)."""
+def plan(
+    filter_string: str | None, order_by: list[str] | None, view_type: int = ViewType.ACTIVE_ONLY
+) -> SearchPlan:
+    """The plan for MLflow's ``filter_string``, ``order_by`` and ``view_type`` (MLflow's
+    errors for bad ones)."""
     query = _query(SearchUtils.parse_search_filter(filter_string) if filter_string else [])
     if order_by:
         key_type, key, ascending = SearchUtils.parse_order_by_for_search_runs(order_by[0])
@@ -83,6 +86,10 @@ def plan(filter_string: str | None, order_by: list[str] | None) -> SearchPlan:
     else:
         key_type, key, ascending = NATURAL_ORDER
     direction = "ASC" if ascending else "DESC"
+    if view_type == ViewType.DELETED_ONLY:
+        # Deleted runs are few: reading in order to find them would read nearly every
+        # run, the first pages more than once. They are read once, whole.
+        return SearchPlan(query)
     if key_type == "metric":
         return SearchPlan(query, f"metrics.{key} {direction}", key_type, key)
     if (key_type, key, ascending) == NATURAL_ORDER:
