@@ -11,7 +11,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -143,3 +144,17 @@ def count_documents_read(db: Any) -> Iterator[Counter[str]]:
     finally:
         for name in ("run_query", "batch_get_documents", "get_document"):
             delattr(api, name)
+
+
+def write_documents(db: firestore.Client, writes: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    """Set every ``(path, document)`` in batches of 500, four batches at a time (seeding
+    thousands of runs in seconds, in the shape the tracker writes them)."""
+
+    def commit(group: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        batch = db.batch()
+        for path, doc in group:
+            batch.set(db.document(path), doc)
+        batch.commit()
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(commit, [writes[i : i + 500] for i in range(0, len(writes), 500)]))

@@ -10,7 +10,6 @@ import dataclasses
 import datetime as dt
 import sys
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +18,12 @@ from google.cloud import firestore
 
 from aletheia.cloud import config, layout
 from aletheia.errors import AletheiaError, NotFoundError, ValidationError
-from aletheia.tracking import runmodel
+from aletheia.tracking import runmodel, runsearch
 from aletheia.tracking.firestore_reader import FirestoreReader
 from aletheia.tracking.metastore import Experiment, Metastore
 from aletheia.tracking.readapi import ArtifactEntry, DatasetEntry, RunView
 
-from helpers import count_documents_read
+from helpers import count_documents_read, write_documents
 
 PROJECT = "reads"
 
@@ -89,6 +88,8 @@ def test_runs_filter_on_effective_status_params_model_and_dataset(cv: Experiment
         cv.runs(order_by="metrics.")
     with pytest.raises(ValidationError):
         cv.runs(limit=0)
+    with pytest.raises(ValidationError, match="takes no 'stauts'"):  # a typo is no filter
+        cv.runs(stauts="failed")
 
 
 def test_order_by_metric_puts_runs_without_it_last_either_way(cv: Experiment) -> None:
@@ -252,14 +253,7 @@ def seed_runs(db: firestore.Client, experiment: str, n: int) -> dict[str, float]
         }
         writes.append((layout.run(PROJECT, experiment, str(i)), doc))
 
-    def commit(group: list[tuple[str, dict[str, Any]]]) -> None:
-        batch = db.batch()
-        for path, doc in group:
-            batch.set(db.document(path), doc)
-        batch.commit()
-
-    with ThreadPoolExecutor(4) as pool:
-        list(pool.map(commit, [writes[i : i + 500] for i in range(0, len(writes), 500)]))
+    write_documents(db, writes)
     return finals
 
 
@@ -327,3 +321,12 @@ def test_top_runs_of_ten_thousand_read_only_what_the_page_shows(
         by_seed = reader.search_runs(["small"], order_by="params.seed DESC", limit=3)
     assert ids(by_seed) == ["20", "19", "18"]
     assert reads["run_query"] == 20
+
+
+def test_a_param_filter_matches_the_params_full_text() -> None:
+    """``params={"lr": "0.123456789"}`` finds the run that logged 0.123456789 (its text as
+    MLflow shows it), not only the six digits ``aletheia runs list`` prints."""
+    doc = {"run": "1", "status": "finished", "params": {"lr": 0.123456789}}
+    assert runsearch.run_search(params={"lr": "0.123456789"}).matches(doc)
+    assert runsearch.run_search(params={"lr": "0.123457"}).matches(doc)
+    assert not runsearch.run_search(params={"lr": "0.12"}).matches(doc)

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
@@ -49,6 +49,10 @@ from aletheia.tracking.readapi import (
     freeze,
 )
 from aletheia.tracking.runmodel import Point, RunRef
+from aletheia.tracking.runsearch import RunQuery
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing.Unpack is Python 3.11+
 
 #: The order of a search that names none: newest start first (as MLflow lists runs).
 DEFAULT_ORDER = ("attributes.start_time DESC",)
@@ -125,29 +129,12 @@ class FirestoreReader(RunReader):
         return self._view(experiment, snap, runmodel.now())
 
     def search_runs(
-        self,
-        experiments: Sequence[str] | None = None,
-        *,
-        status: str | Iterable[str] | None = None,
-        params: Mapping[str, Any] | None = None,
-        model: str | None = None,
-        dataset: str | None = None,
-        debug: bool | None = None,
-        order_by: str | Sequence[str] | None = None,
-        limit: int | None = None,
-        page_token: str | None = None,
+        self, experiments: Sequence[str] | None = None, **query: Unpack[RunQuery]
     ) -> RunPage:
         """See :meth:`RunReader.search_runs`; how it is served: the module doc."""
-        search = runsearch.run_search(
-            status=status,
-            params=params,
-            model=model,
-            dataset=dataset,
-            debug=debug,
-            order_by=order_by or DEFAULT_ORDER,
-            limit=limit,
-            page_token=page_token,
-        )
+        search = runsearch.run_search(**query)
+        if not search.order:
+            search = search.ordered_by(DEFAULT_ORDER)
         names = (
             [layout.validate_id(e, "experiment name") for e in experiments]
             if experiments is not None

@@ -20,7 +20,7 @@ from aletheia.models import ModelRegistry, ModelVersion, RunFacts, packaging
 from aletheia.tracking.readapi import RunView, thaw
 
 # The Metastore and its Run are passed in (typed Any): importing them here would
-# make a cycle with aletheia.tracking.metastore, whose methods call this module.
+# make a cycle with aletheia.tracking.metastore and .run, whose methods call this module.
 Metastore = Any
 Run = Any
 

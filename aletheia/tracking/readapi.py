@@ -25,9 +25,11 @@ from typing import TYPE_CHECKING, Any
 
 from aletheia.tracking import runsearch
 from aletheia.tracking.runmodel import Point, RunRef, effective_status
+from aletheia.tracking.runsearch import RunQuery
 
 if TYPE_CHECKING:  # pandas is optional: only the frame methods need it
     import pandas
+    from typing_extensions import Unpack  # typing.Unpack is Python 3.11+
 
 
 def freeze(value: Any) -> Any:
@@ -212,36 +214,16 @@ class ExperimentView:
     doc: Mapping[str, Any] = field(repr=False)
     reader: RunReader | None = field(default=None, repr=False, compare=False)
 
-    def runs(
-        self,
-        *,
-        status: str | Iterable[str] | None = None,
-        params: Mapping[str, Any] | None = None,
-        model: str | None = None,
-        dataset: str | None = None,
-        debug: bool | None = None,
-        order_by: str | Sequence[str] | None = None,
-        limit: int | None = None,
-        page_token: str | None = None,
-    ) -> RunPage:
-        """This experiment's runs; see :meth:`RunReader.search_runs` for the arguments."""
-        return self._reader().search_runs(
-            [self.name],
-            status=status,
-            params=params,
-            model=model,
-            dataset=dataset,
-            debug=debug,
-            order_by=order_by,
-            limit=limit,
-            page_token=page_token,
-        )
+    def runs(self, **query: Unpack[RunQuery]) -> RunPage:
+        """This experiment's runs, e.g. ``status="finished"``, ``order_by="metrics.val/acc
+        DESC"``, ``limit=10`` (every keyword: :class:`~aletheia.tracking.runsearch.RunQuery`)."""
+        return self._reader().search_runs([self.name], **query)
 
     def run(self, run_id: str) -> RunView:
         """Run ``run_id`` of this experiment (:class:`~aletheia.errors.NotFoundError` if none)."""
         return self._reader().get_run(self.name, run_id)
 
-    def runs_frame(self, **search: Any) -> pandas.DataFrame:
+    def runs_frame(self, **query: Unpack[RunQuery]) -> pandas.DataFrame:
         """The runs (filtered as :meth:`runs`) as a pandas DataFrame, one row per run.
 
         Columns: ``experiment, run, status, fold, model, started_at, ended_at``,
@@ -249,9 +231,9 @@ class ExperimentView:
         """
         from aletheia.tracking import frames
 
-        return frames.runs_frame(self.runs(**search))
+        return frames.runs_frame(self.runs(**query))
 
-    def fold_table(self, *, status: str | None = "finished", **search: Any) -> pandas.DataFrame:
+    def fold_table(self, **query: Unpack[RunQuery]) -> pandas.DataFrame:
         """Mean ± std of final metrics per hyper-parameter set over its folds.
 
         One row per distinct set of params, hyper-params and model; columns
@@ -260,7 +242,8 @@ class ExperimentView:
         """
         from aletheia.tracking import frames
 
-        return frames.fold_table(frames.runs_frame(self.runs(status=status, **search)))
+        query.setdefault("status", "finished")
+        return frames.fold_table(frames.runs_frame(self.runs(**query)))
 
     def _reader(self) -> RunReader:
         if self.reader is None:
@@ -289,28 +272,13 @@ class RunReader(abc.ABC):
 
     @abc.abstractmethod
     def search_runs(
-        self,
-        experiments: Sequence[str] | None = None,
-        *,
-        status: str | Iterable[str] | None = None,
-        params: Mapping[str, Any] | None = None,
-        model: str | None = None,
-        dataset: str | None = None,
-        debug: bool | None = None,
-        order_by: str | Sequence[str] | None = None,
-        limit: int | None = None,
-        page_token: str | None = None,
+        self, experiments: Sequence[str] | None = None, **query: Unpack[RunQuery]
     ) -> RunPage:
         """Runs of ``experiments`` (None: every experiment) that pass every filter, in order.
 
-        ``status``: effective status(es); ``params``: ``{key: value}`` on params
-        or hyper-params; ``model``: model name; ``dataset``: ``name`` or
-        ``name@version``; ``debug``: None for all runs, False without debug
-        runs. ``order_by``: terms like ``"metrics.val/acc DESC"``,
-        ``"params.lr"``, ``"attributes.start_time DESC"`` (default: newest
-        start first). ``limit`` and ``page_token`` page through the result
-        (the page's ``next_page_token``). Ordering and missing values follow
-        :mod:`aletheia.tracking.runsearch`.
+        The keywords are a :class:`~aletheia.tracking.runsearch.RunQuery`
+        (filters, ``order_by``, ``limit``, ``page_token``); ordering and
+        missing values follow :mod:`aletheia.tracking.runsearch`.
         """
 
     @abc.abstractmethod

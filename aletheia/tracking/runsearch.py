@@ -21,16 +21,45 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import functools
 import json
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from aletheia.cloud import layout
 from aletheia.errors import ValidationError
 from aletheia.tracking.runmodel import CRASHED, RUNNING, STATUSES
+
+if TYPE_CHECKING:  # typing.Unpack is Python 3.11+; only the type checker reads it
+    from typing_extensions import Unpack
+
+
+class RunQuery(TypedDict, total=False):
+    """A run search's arguments, written once: ``exper.runs(**query)``, every reader's
+    ``search_runs(experiments, **query)`` and :func:`run_search` take these keywords.
+
+    ``status``: effective status(es) (a ``running`` run whose heartbeat went
+    stale is ``crashed``); ``params``: ``{key: value}`` on params or
+    hyper-params; ``model``: model name; ``dataset``: ``name`` or
+    ``name@version``; ``debug``: None for all runs, False without debug runs,
+    True only them. ``order_by``: terms like ``"metrics.val/acc DESC"``,
+    ``"params.lr"``, ``"attributes.start_time DESC"`` (a reader's default:
+    newest start first). ``limit`` and ``page_token`` page through the
+    result (the page's ``next_page_token``).
+    """
+
+    status: str | Iterable[str] | None
+    params: Mapping[str, Any] | None
+    model: str | None
+    dataset: str | None
+    debug: bool | None
+    order_by: str | Sequence[str] | None
+    limit: int | None
+    page_token: str | None
+
 
 #: Attributes a search may order by: ``attributes.<name>`` -> how to read it from a run.
 ATTRIBUTES: dict[str, Callable[[Mapping[str, Any]], Any]] = {
@@ -180,6 +209,10 @@ class RunSearch:
         before it, its own, and one more, which says whether a next page exists."""
         return None if self.limit is None else self.offset + self.limit + 1
 
+    def ordered_by(self, terms: str | Sequence[str]) -> RunSearch:
+        """This search in the order of ``terms`` (a reader's default order)."""
+        return dataclasses.replace(self, order=parse_order_by(terms))
+
     def matches(self, doc: Mapping[str, Any]) -> bool:
         """True if a run (with its *effective* status in ``status``) passes every filter."""
         if self.statuses and doc.get("status") not in self.statuses:
@@ -224,7 +257,9 @@ def is_missing(value: Any) -> bool:
 def _param_matches(stored: Any, wanted: Any) -> bool:
     if stored is None:
         return wanted is None
-    return bool(stored == wanted) or text(stored) == text(wanted) or text(stored) == str(wanted)
+    if bool(stored == wanted) or str(stored) == str(wanted):
+        return True
+    return text(stored) == text(wanted) or text(stored) == str(wanted)
 
 
 def _rank(value: Any) -> tuple[int, Any]:
@@ -269,18 +304,15 @@ def parse_page_token(token: str | None) -> int:
     return offset
 
 
-def run_search(
-    *,
-    status: str | Iterable[str] | None = None,
-    params: Mapping[str, Any] | None = None,
-    model: str | None = None,
-    dataset: str | None = None,
-    debug: bool | None = None,
-    order_by: str | Sequence[str] | None = None,
-    limit: int | None = None,
-    page_token: str | None = None,
-) -> RunSearch:
+def run_search(**query: Unpack[RunQuery]) -> RunSearch:
     """Check a search's arguments (before any I/O) and build it."""
+    unexpected = sorted(set(query) - RunQuery.__optional_keys__)
+    if unexpected:  # keywords are not checked by Python once they travel as a dict
+        raise ValidationError(
+            f"a run search takes no {', '.join(map(repr, unexpected))}",
+            f"search with {', '.join(sorted(RunQuery.__optional_keys__))}",
+        )
+    status, limit, dataset = query.get("status"), query.get("limit"), query.get("dataset")
     statuses = frozenset([status] if isinstance(status, str) else status or ())
     unknown = sorted(statuses - set(STATUSES))
     if unknown:
@@ -294,19 +326,20 @@ def run_search(
         dataset = layout.dataset_ref(name, version) if at else layout.validate_id(name, "dataset")
     return RunSearch(
         statuses=statuses,
-        params=dict(params or {}),
-        model=model,
+        params=dict(query.get("params") or {}),
+        model=query.get("model"),
         dataset=dataset,
-        debug=debug,
-        order=parse_order_by(order_by),
+        debug=query.get("debug"),
+        order=parse_order_by(query.get("order_by")),
         limit=limit,
-        offset=parse_page_token(page_token),
+        offset=parse_page_token(query.get("page_token")),
     )
 
 
 __all__ = [
     "ATTRIBUTES",
     "OrderTerm",
+    "RunQuery",
     "RunSearch",
     "dataset_names",
     "is_missing",

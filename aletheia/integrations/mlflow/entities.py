@@ -1,9 +1,9 @@
 """How aletheia's run and experiment documents read as MLflow entities.
 
 The mapping of docs/MLFLOW.md, shared by the tracking store
-(:mod:`aletheia.integrations.mlflow.store`): ids, run documents as MLflow ``Run`` objects,
-metric points as MLflow metrics, and which search filters aletheia
-evaluates faithfully.
+(:mod:`aletheia.integrations.mlflow.store` and its parts): ids, run documents
+as MLflow ``Run`` objects, metric points both ways, params and tags as
+checked maps, and which search filters aletheia evaluates faithfully.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from mlflow.utils.search_utils import SearchUtils
 from aletheia.errors import AletheiaError
 from aletheia.integrations.mlflow import inputs as mlflow_inputs
 from aletheia.integrations.mlflow.schemes import ARTIFACT_SCHEME
-from aletheia.tracking import runmodel
+from aletheia.tracking import runmodel, validation
+from aletheia.tracking.writing import MetricPoint
 
 #: MLflow's default experiment id and the aletheia experiment it maps to.
 DEFAULT_EXPERIMENT_ID = "0"
@@ -50,6 +51,11 @@ FROM_MLFLOW_STATUS["KILLED"] = runmodel.INTERRUPTED
 #: Filter entity types evaluated faithfully over aletheia's runs.
 _SUPPORTED_FILTER_TYPES = {"metric", "parameter", "tag", "attribute"}
 _SUPPORTED_ATTRIBUTES = {"status", "run_name", "start_time", "end_time", "run_id"}
+
+
+def statuses_of(mlflow_status: str) -> frozenset[str]:
+    """The effective aletheia statuses shown as ``mlflow_status`` (none for one it never shows)."""
+    return frozenset(s for s, shown in _TO_MLFLOW_STATUS.items() if shown == mlflow_status)
 
 
 def invalid(message: str) -> MlflowException:
@@ -140,6 +146,23 @@ def mlflow_metrics(key: str, points: Iterable[runmodel.Point]) -> list[Metric]:
     return [Metric(key, p.value, p.epoch_ms, p.step) for p in points]
 
 
+def metric_point(metric: Any) -> MetricPoint:
+    """The point of an MLflow metric (timestamp in epoch seconds, or None), or raise."""
+    key = validation.validate_metric_key(metric.key)
+    value = validation.validate_metric_value(metric.value, key)
+    step = validation.validate_step(metric.step or 0, negative=True) or 0
+    ts = None
+    if metric.timestamp:
+        ts = validation.validate_timestamp(metric.timestamp, "metric timestamp", per_second=1000)
+    return MetricPoint(key, value, step, ts)
+
+
+def string_map(entries: Iterable[Any] | None, what: str) -> dict[str, str]:
+    """MLflow params or tags (``.key``/``.value``) as a checked map of strings."""
+    found = {e.key: str(e.value) for e in entries or ()}
+    return validation.validate_params(found, what) if found else {}
+
+
 def check_filter(filter_string: str | None) -> None:
     """Refuse a search filter aletheia cannot evaluate faithfully (MLflow's own error)."""
     if not filter_string:
@@ -168,9 +191,12 @@ __all__ = [
     "experiment_id_of",
     "experiment_name_of",
     "invalid",
+    "metric_point",
     "mlflow_metrics",
     "ms",
     "run_params",
     "run_tags",
+    "statuses_of",
+    "string_map",
     "to_mlflow_run",
 ]
