@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aletheia.cli._common import settings
+from aletheia.errors import NotFoundError
 from aletheia.tracking.readapi import RunReader
+
+if TYPE_CHECKING:
+    from aletheia.cloud.config import Settings
+    from aletheia.tracking.readapi import RunView
 
 
 def reader(project: str | None) -> RunReader:
@@ -15,4 +22,15 @@ def reader(project: str | None) -> RunReader:
     return FirestoreReader(clients.firestore_client(resolved), resolved.project)
 
 
-__all__ = ["reader"]
+def run_view(resolved: Settings, experiment: str, run: str) -> RunView:
+    """Run ``run`` of ``experiment`` in the resolved project, or a NotFoundError with the fix."""
+    try:
+        return reader(resolved.project).get_run(experiment, run)
+    except NotFoundError as exc:
+        raise NotFoundError(
+            f"there is no run {run!r} of experiment {experiment!r} in project {resolved.project!r}",
+            f"check the ids with `aletheia runs list -e {experiment}` and the project with -p",
+        ) from exc
+
+
+__all__ = ["reader", "run_view"]

@@ -14,8 +14,7 @@ from typing import Annotated
 import typer
 
 from aletheia.cli._common import console, settings
-from aletheia.cli._reading import reader
-from aletheia.errors import NotFoundError
+from aletheia.cli._reading import run_view
 
 app = typer.Typer(help="Build the environment a run used.", no_args_is_help=True)
 
@@ -58,13 +57,7 @@ def create(
     from aletheia.tracking.compose import Backend
 
     resolved = settings(project=project)
-    try:
-        view = reader(resolved.project).get_run(experiment, run)
-    except NotFoundError as exc:
-        raise NotFoundError(
-            f"there is no run {run!r} of experiment {experiment!r} in project {resolved.project!r}",
-            f"check the ids with `aletheia runs list -e {experiment}` and the project with -p",
-        ) from exc
+    view = run_view(resolved, experiment, run)
     blobs = Backend(resolved).blobs
     dists, text = envfile.recorded(blobs, view)
     recorded_packages = reproduce.parse_requirements(text or "")

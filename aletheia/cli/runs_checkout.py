@@ -14,8 +14,8 @@ from typing import Annotated
 import typer
 
 from aletheia.cli._common import console, settings
-from aletheia.cli._reading import reader
-from aletheia.errors import NotFoundError, ValidationError
+from aletheia.cli._reading import run_view
+from aletheia.errors import ValidationError
 
 
 def checkout(
@@ -55,13 +55,7 @@ def checkout(
     if code_only and data_only:
         raise ValidationError("--code-only and --data-only exclude each other", "choose one")
     resolved = settings(project=project)
-    try:
-        view = reader(resolved.project).get_run(experiment, run)
-    except NotFoundError as exc:
-        raise NotFoundError(
-            f"there is no run {run!r} of experiment {experiment!r} in project {resolved.project!r}",
-            f"check the ids with `aletheia runs list -e {experiment}` and the project with -p",
-        ) from exc
+    view = run_view(resolved, experiment, run)
     target = to or (Path.cwd() if data_only else Path(f"{experiment}-run-{run}"))
     result = checkout_mod.checkout(
         Backend(resolved),

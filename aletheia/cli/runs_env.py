@@ -20,7 +20,7 @@ from typing import Annotated, Any
 import typer
 
 from aletheia.cli._common import console, settings
-from aletheia.cli._reading import reader
+from aletheia.cli._reading import run_view
 from aletheia.cloud import layout
 from aletheia.errors import NotFoundError
 from aletheia.tracking.readapi import thaw
@@ -68,7 +68,7 @@ def env(
     recorded_env = _run_env(resolved, experiment, run)
     text = _requirements(resolved, recorded_env, experiment, run)
     if output is not None or not diff:
-        view = reader(resolved.project).get_run(experiment, run)
+        view = run_view(resolved, experiment, run)
         rendered = envfile.render_for_run(
             Backend(resolved).blobs, view, fmt, imported_only=imported
         )
@@ -90,13 +90,7 @@ def env(
 def _run_env(resolved: Any, experiment: str, run: str) -> dict[str, Any]:
     """The ``env`` map of the run document, or a clear NotFoundError."""
     where = f"run {run!r} of experiment {experiment!r} in project {resolved.project!r}"
-    try:
-        view = reader(resolved.project).get_run(experiment, run)
-    except NotFoundError as exc:
-        raise NotFoundError(
-            f"there is no {where}",
-            f"check the ids with `aletheia runs list -e {experiment}` and the project with -p",
-        ) from exc
+    view = run_view(resolved, experiment, run)
     recorded = thaw(view.doc.get("env"))
     if not isinstance(recorded, dict) or not recorded.get("packages_ref"):
         raise NotFoundError(
