@@ -37,6 +37,7 @@ from aletheia.tracking import validation
 from aletheia.tracking.runmodel import (
     CHUNK_POINTS,
     ENDED,
+    LATEST_FIELD,
     RUNNING,
     Point,
     RunRef,
@@ -176,7 +177,9 @@ def _apply(
         _check_loggable(ref, doc, params, bool(points))
     update: dict[str, Any] = dict(fields)
     if points:
-        update["summary"] = _append(transaction, db, ref, doc, points)
+        update["summary"], latest = _append(transaction, db, ref, doc, points)
+        if latest:
+            update[LATEST_FIELD] = latest
     if params:
         # Checked whole, as the document will hold them, before anything is written.
         validation.validate_params({**(doc.get("params") or {}), **params}, "params")
@@ -232,40 +235,49 @@ def _append(
     ref: RunRef,
     doc: Mapping[str, Any],
     points: list[tuple[str, float, int | None, float]],
-) -> dict[str, Any]:
-    """Write the points after the stored ones; returns the new ``summary.{key}`` maps."""
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Write the points after the stored ones; returns the new ``summary.{key}`` maps and
+    the ``metric_latest.{key}`` maps of the metrics whose latest is not their last point."""
     stored = doc.get("summary") or {}
+    stored_latest = doc.get(LATEST_FIELD) or {}
     by_key: dict[str, list[tuple[str, float, int | None, float]]] = {}
     for point in points:
         by_key.setdefault(point[0], []).append(point)
     counts = {key: int((stored.get(key) or {}).get("count") or 0) for key in by_key}
-    # A partly filled last chunk is read, so that writing it back keeps what it holds.
-    tails = [
-        db.document(ref.chunk_path(key, chunk_of(n)))
+    # A partly filled last chunk is read, so that writing it back keeps what it holds; a
+    # full one only when the time of its last point is needed to go on folding the latest.
+    reads = {
+        (key, chunk_of(n - 1))
         for key, n in counts.items()
-        if n % CHUNK_POINTS
-    ]
+        if n and (n % CHUNK_POINTS or key not in stored_latest)
+    }
+    last_ts: dict[str, float] = {}
     chunks: dict[tuple[str, int], list[Point]] = {}
     # (No call for no document: the emulator fails a transaction's empty batch read.)
+    tails = [db.document(ref.chunk_path(key, n)) for key, n in sorted(reads)]
     for snap in db.get_all(tails, transaction=transaction) if tails else ():
         if snap.exists:
             chunk = snap.to_dict() or {}
-            chunks[(str(chunk["key"]), int(chunk["chunk"]))] = chunk_points(chunk)
+            key, pts = str(chunk["key"]), chunk_points(chunk)
+            if pts:
+                last_ts[key] = pts[-1].ts
+            if counts[key] % CHUNK_POINTS:
+                chunks[(key, int(chunk["chunk"]))] = pts
     summaries: dict[str, Any] = {}
+    latest: dict[str, Any] = {}
     for key, series in by_key.items():
-        summary = Summary(**{k: v for k, v in (stored.get(key) or {}).items() if k in _FIELDS})
+        summary = Summary.stored(stored.get(key) or {}, stored_latest.get(key), last_ts.get(key))
         for offset, (_, value, step, ts) in enumerate(series):
             index = counts[key] + offset
             stored_point = Point(index, index if step is None else step, value, ts)
             chunks.setdefault((key, chunk_of(index)), []).append(stored_point)
-            summary.add(stored_point.step, value)
+            summary.add(stored_point.step, value, ts)
         summaries[key] = summary.to_doc()
+        if (latest_doc := summary.latest_doc()) is not None:
+            latest[key] = latest_doc
     for (key, n), pts in chunks.items():
         transaction.set(db.document(ref.chunk_path(key, n)), chunk_doc(key, n, pts))
-    return summaries
-
-
-_FIELDS = {"count", "last", "last_step", "min", "max", "nonfinite"}
+    return summaries, latest
 
 
 def _resume(

@@ -47,6 +47,7 @@ from aletheia.tracking.recovery import WriterRecovery
 from aletheia.tracking.runmodel import (
     CHUNK_POINTS,
     HEARTBEAT_S,
+    LATEST_FIELD,
     Point,
     RunRef,
     Summary,
@@ -382,6 +383,13 @@ class MetricWriter(WriterRecovery, RunWriteStore):
             merged["summary"] = {
                 key: self._series[key].summary.to_doc() for key in self._dirty_summaries
             }
+            latest = {
+                key: doc
+                for key in self._dirty_summaries
+                if (doc := self._series[key].summary.latest_doc()) is not None
+            }
+            if latest:
+                merged[LATEST_FIELD] = latest
         if merged or time.monotonic() - self._last_heartbeat >= self.heartbeat_s:
             merged["heartbeat_at"] = self._beat = dt.datetime.now(dt.timezone.utc)
         return merged

@@ -30,9 +30,19 @@ from aletheia.cloud.transient import is_transient
 from aletheia.tracking import ownership, stored
 from aletheia.tracking.journal import JournalWriter
 from aletheia.tracking.journal import read as read_journal
-from aletheia.tracking.runmodel import CHUNK_POINTS, Point, RunRef, chunk_of, merge_fields
+from aletheia.tracking.runmodel import (
+    CHUNK_POINTS,
+    LATEST_FIELD,
+    Point,
+    RunRef,
+    chunk_of,
+    merge_fields,
+)
 from aletheia.tracking.series import Series
 from aletheia.tracking.store import FirestoreStore, Write, WritesRejectedError
+
+#: The run-document fields the writer folds from the points (resent apart from the user's).
+_SUMMARY_FIELDS = ("summary", LATEST_FIELD, "heartbeat_at")
 
 
 class WriterRecovery:
@@ -87,7 +97,7 @@ class WriterRecovery:
                     self._sets_ack_cap = self._sets_acked
                 fields = sorted(write.data)
                 if not self.blocked and self._resend_summary(write):  # the user's fields, then
-                    fields = [f for f in fields if f not in ("summary", "heartbeat_at")]
+                    fields = [f for f in fields if f not in _SUMMARY_FIELDS]
                 what = f"the document of run {self.ref.run} (fields {', '.join(fields)})"
                 kind = f"refused:run:{reason}"
             else:
@@ -124,7 +134,7 @@ class WriterRecovery:
         One extra commit tells whether the summaries or the user's fields were
         refused; innocent summaries then still reach the document.
         """
-        alone = {k: v for k, v in refused.data.items() if k in ("summary", "heartbeat_at")}
+        alone = {k: v for k, v in refused.data.items() if k in _SUMMARY_FIELDS}
         if not alone or len(alone) == len(refused.data):
             return False
         try:

@@ -151,9 +151,36 @@ def merge_fields(into: dict[str, Any], update: Mapping[str, Any]) -> dict[str, A
     return into
 
 
+#: Run-document map of the points MLflow reports as a metric's latest, for the metrics whose
+#: latest is not their last logged point (docs/DESIGN.md). Exempt from indexing
+#: (firestore.indexes.json), so it costs none of the run document's index entries.
+LATEST_FIELD = "metric_latest"
+
+#: A point's MLflow order: the latest is the greatest ``(step, timestamp ms, value)``.
+LatestKey = tuple[int, int, float]
+
+
+def epoch_ms(ts: float) -> int:
+    """Epoch seconds as MLflow's whole epoch milliseconds.
+
+    Rounded, not truncated: a millisecond stamp read back from a Firestore
+    timestamp is a float a hair below or above it.
+    """
+    return round(ts * 1000)
+
+
 @dataclass
 class Summary:
-    """Running summary of one metric: what the run document shows."""
+    """Running summary of one metric: what the run document shows.
+
+    ``last`` is the last point logged (aletheia's rule). Beside it the summary
+    folds MLflow's rule: ``latest`` is the greatest ``(step, timestamp ms,
+    value)`` in logging order, as MLflow's stores keep it (a later point
+    replaces it only when strictly greater, so among NaN ties the first
+    stays). While the last logged point is also the latest (steps in order,
+    the common case) nothing more is stored; once they part, :meth:`latest_doc`
+    is written to the run document's :data:`LATEST_FIELD` and kept up to date.
+    """
 
     count: int = 0
     last: float | None = None
@@ -161,11 +188,19 @@ class Summary:
     min: float | None = None
     max: float | None = None
     nonfinite: int = 0
+    latest: LatestKey | None = None
+    #: True once the latest and the last logged point parted (the latest is then stored).
+    parted: bool = False
 
-    def add(self, step: int, value: float) -> None:
+    def add(self, step: int, value: float, ts: float | None = None) -> None:
         """Fold one point in (non-finite values are counted, not min/max'd)."""
         self.count += 1
         self.last, self.last_step = value, step
+        point = (step, 0 if ts is None else epoch_ms(ts), value)
+        if self.latest is None or point > self.latest:
+            self.latest = point
+        elif point != self.latest:
+            self.parted = True
         if not math.isfinite(value):
             self.nonfinite += 1
             return
@@ -183,13 +218,58 @@ class Summary:
             "nonfinite": self.nonfinite,
         }
 
+    def latest_doc(self) -> dict[str, Any] | None:
+        """The ``metric_latest.{key}`` map, or None while the last point is the latest."""
+        if not self.parted or self.latest is None:
+            return None
+        step, stamp, value = self.latest
+        return {"step": step, "timestamp": stamp, "value": value}
+
+    @classmethod
+    def stored(
+        cls,
+        summary: Mapping[str, Any],
+        latest: Mapping[str, Any] | None,
+        last_ts: float | None,
+    ) -> Summary:
+        """Continue a stored summary: its ``summary.{key}`` map, its ``metric_latest.{key}``
+        map (if any) and the time of its last logged point."""
+        out = cls(**{k: summary[k] for k in _SUMMARY_FIELDS if k in summary})
+        if latest:
+            out.parted = True
+            out.latest = (int(latest["step"]), int(latest["timestamp"]), float(latest["value"]))
+        elif out.last is not None:
+            stamp = 0 if last_ts is None else epoch_ms(last_ts)
+            out.latest = (int(out.last_step or 0), stamp, float(out.last))
+        return out
+
+
+_SUMMARY_FIELDS = ("count", "last", "last_step", "min", "max", "nonfinite")
+
 
 def summarize(points: Iterable[Point]) -> Summary:
     """Summary of a series, in index order."""
     summary = Summary()
     for p in sorted(points, key=lambda p: p.index):
-        summary.add(p.step, p.value)
+        summary.add(p.step, p.value, p.ts)
     return summary
+
+
+def latest_points(doc: Mapping[str, Any]) -> dict[str, tuple[float, int, int | None]]:
+    """Each summarised metric's latest point by MLflow's rule: ``key -> (value, step, ms)``.
+
+    The last logged point, unless the run document stores another as the
+    latest (the time is then known; otherwise it is None).
+    """
+    stored = doc.get(LATEST_FIELD) or {}
+    out: dict[str, tuple[float, int, int | None]] = {}
+    for key, summary in (doc.get("summary") or {}).items():
+        latest = stored.get(key)
+        if latest and latest.get("value") is not None:
+            out[key] = (float(latest["value"]), int(latest["step"]), int(latest["timestamp"]))
+        elif summary.get("last") is not None:
+            out[key] = (float(summary["last"]), int(summary.get("last_step") or 0), None)
+    return out
 
 
 def result_doc(

@@ -23,7 +23,7 @@ class Series:
         n = chunk_of(point.index)
         self.chunks.setdefault(n, []).append(point)
         self.dirty.add(n)
-        self.summary.add(point.step, point.value)
+        self.summary.add(point.step, point.value, point.ts)
         self.received += 1
 
     def acknowledged(self, sent: set[int]) -> None:

@@ -41,6 +41,7 @@ from aletheia.tracking.compose import Backend
 from aletheia.tracking.runmodel import (
     CHUNK_POINTS,
     CRASHED,
+    LATEST_FIELD,
     RUNNING,
     STALE_HEARTBEATS,
     Point,
@@ -356,15 +357,21 @@ def _writes(
             fields.pop(name, None)
     budget = SummaryBudget()  # the names the run's own writer summarised (same order)
     old_summaries = stored.get("summary") or {}
-    summaries = {}
+    summaries, latest = {}, {}
     for key, points in series.items():
         if budget.admit(key):
-            summary = summarize(points).to_doc()
+            folded = summarize(points)
+            summary = folded.to_doc()
             if summary["count"] > (old_summaries.get(key) or {}).get("count", -1):
                 summaries[key] = summary
+                if (latest_doc := folded.latest_doc()) is not None:
+                    latest[key] = latest_doc
     fields.pop("summary", None)  # an empty map in a merge would clear the stored one
+    fields.pop(LATEST_FIELD, None)
     if summaries:
         fields["summary"] = summaries
+    if latest:
+        fields[LATEST_FIELD] = latest
     if budget.full:
         fields.update(budget.note())
     writes.append(Write(ref.path, fields, merge=True))

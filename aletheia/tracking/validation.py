@@ -35,6 +35,7 @@ from aletheia.cloud.limits import (
     short_repr,
 )
 from aletheia.errors import ValidationError
+from aletheia.tracking.runmodel import LATEST_FIELD
 
 #: Longest metric name (it becomes part of a document id, percent-encoded).
 MAX_METRIC_KEY_LENGTH = 250
@@ -54,8 +55,9 @@ MAX_PARAM_DEPTH = 10
 # room for status, error and timestamps.
 #: Most metrics summarised in the run document (7 fields each).
 MAX_SUMMARY_KEYS = 1000
-#: Bytes (estimated) of the run document's metric summary.
-MAX_SUMMARY_BYTES = 256 * 1024
+#: Bytes (estimated) of the run document's metric summary, with room for each metric's
+#: entry in ``metric_latest`` (unindexed; only written for a metric whose steps went back).
+MAX_SUMMARY_BYTES = 320 * 1024
 #: Bytes (estimated) of everything else in a run document.
 MAX_RUN_FIELDS_BYTES = 640 * 1024
 #: Fields of everything else in a run document.
@@ -217,7 +219,8 @@ def validate_run_document(fields: Mapping[str, Any], what: str = "run") -> None:
     that passes here is never refused for its size, however many metrics
     the run logs.
     """
-    rest = {k: v for k, v in fields.items() if k != "summary"}
+    # The stored latest points are the summary's (its budget, no index entries).
+    rest = {k: v for k, v in fields.items() if k not in ("summary", LATEST_FIELD)}
     hint = "log large values (configs, notes, tables, long lists) as an artifact instead"
     check_values(rest, what)
     size, count, entries = encoded_size(rest), count_fields(rest), count_index_entries(rest)
@@ -241,6 +244,8 @@ def validate_run_document(fields: Mapping[str, Any], what: str = "run") -> None:
 
 #: Bytes (estimated) of one metric's entry in the summary besides its name.
 SUMMARY_ENTRY_BYTES = 160
+#: Bytes (estimated) of one metric's entry in ``metric_latest`` besides its name.
+LATEST_ENTRY_BYTES = 48
 
 
 class SummaryBudget:
@@ -261,7 +266,8 @@ class SummaryBudget:
         """True if ``key`` is (now) summarised."""
         if key in self.kept:
             return True
-        cost = encoded_size(key) + SUMMARY_ENTRY_BYTES
+        # Its name is counted twice: the summary and a stored latest both key on it.
+        cost = 2 * encoded_size(key) + SUMMARY_ENTRY_BYTES + LATEST_ENTRY_BYTES
         if (
             self.full
             or len(self.kept) >= MAX_SUMMARY_KEYS

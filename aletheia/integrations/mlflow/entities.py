@@ -126,10 +126,11 @@ def to_mlflow_run(project: str, experiment: str, doc: Mapping[str, Any]) -> Run:
         run_name=tags[RUN_NAME_TAG],
     )
     stamp = end or ms(doc.get("heartbeat_at")) or info.start_time
+    # MLflow's latest value of a metric (greatest step, then time, then value), not
+    # aletheia's last logged: the two differ when steps were logged out of order.
     metrics = [
-        Metric(k, float(s["last"]), stamp, int(s.get("last_step") or 0))
-        for k, s in (doc.get("summary") or {}).items()
-        if s.get("last") is not None
+        Metric(k, value, stamp if at is None else at, step)
+        for k, (value, step, at) in runmodel.latest_points(doc).items()
     ]
     params = [Param(k, v) for k, v in run_params(doc).items()]
     data = RunData(metrics=metrics, params=params, tags=[RunTag(k, v) for k, v in tags.items()])
