@@ -4,6 +4,7 @@
 import { collection, collectionGroup, doc, limit, orderBy, query, where } from "firebase/firestore";
 import { db, readDoc, readQuery } from "../fb";
 import * as paths from "../paths";
+import { trainedOn } from "./models";
 import { crumbs, enc, fmt, fmtTime, h, mount, section } from "../ui";
 
 type Row = Record<string, unknown>;
@@ -45,6 +46,9 @@ export async function datasetPage(p: string, name: string, params: URLSearchPara
     return h("li", {}, h("a", { href: `#/p/${enc(p)}/e/${enc(e)}/r/${enc(d.id)}` }, `${e} / run ${d.id}`), ` ${fmt(r.status)}`);
   });
 
+  // Lineage the other way: model versions trained on the chosen version.
+  const models = await trainedOn(p, name, chosen);
+
   // Statistics of the latest manifest's files (the Files registry, written by the storage function).
   const files = await readQuery(query(collection(db, paths.datasetFiles(p, name)), limit(FILES_SHOWN)));
   const stats = await Promise.all(files.docs.map(async (f) => {
@@ -68,6 +72,7 @@ export async function datasetPage(p: string, name: string, params: URLSearchPara
     ),
     section(`Validation of ${chosen}`, validationBlock(validation)),
     section(`Runs that used ${chosen}`, lineage.length ? h("ul", { "data-testid": "lineage" }, lineage) : h("p", { class: "muted", "data-testid": "lineage" }, "none")),
+    section(`Models trained on ${chosen}`, models),
     section(`Statistics (files of the latest version, ${latest})`,
       chosen !== latest ? h("p", { class: "muted" }, `Anomalies shown are those of ${chosen}; statistics are stored per file, listed here for ${latest}.`) : null,
       stats.map(([path, fd]) => fileStats(path, fd, anomaliesByPath.get(path) ?? [])),
