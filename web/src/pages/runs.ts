@@ -23,6 +23,20 @@ export const PAGE_SIZE = 50;
 export const MAX_PAGE_SIZE = 200;
 const OPS: WhereFilterOp[] = ["==", "!=", "<", "<=", ">", ">="];
 const FIXED = ["run", "status", "fold", "started_at", "git", "datasets"];
+/**
+ * Columns whose `==` filter has a composite index with the sort on `started_at`
+ * (either direction) in firestore.indexes.json (tests/test_webui_indexes.py checks
+ * it). Any other filter + sort on another column needs an index the cloud names in
+ * its error: params, hyper-parameters and metrics are the user's own keys.
+ */
+export const INDEXED_FILTERS = ["status", "fold", "git"];
+
+/** True when production Firestore has the index this filter + sort needs. */
+export function indexed(fcol: string, fop: string, sort: string): boolean {
+  if (!fcol || fcol === sort) return true; // single-field indexes serve it
+  if (fop !== "==") return false;
+  return sort === "started_at" && INDEXED_FILTERS.includes(fcol);
+}
 
 type Row = Record<string, unknown>;
 
@@ -168,7 +182,8 @@ export async function runsPage(p: string, e: string, params: URLSearchParams): P
     status.textContent = `${lastSnap.length} run(s) on this page, sorted by ${sort} ${dir}` +
       (fcol ? `, where ${fcol} ${fop} ${fval}` : "") +
       (crashedFilter ? ` (${recorded.length} recorded, ${silent.length} with a stale heartbeat)` : "") +
-      (sort !== "started_at" && sort !== "run" ? ` (runs without ${sort} are not listed)` : "");
+      (sort !== "started_at" && sort !== "run" ? ` (runs without ${sort} are not listed)` : "") +
+      (indexed(fcol, fop, sort) ? "" : " (in the cloud this filter and sort need a composite index: Firestore's error names it)");
     render();
   };
   let stop: (() => void) | null = null;
