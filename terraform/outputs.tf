@@ -33,3 +33,13 @@ output "config_toml" {
     bucket = "${google_storage_bucket.data.name}"
   EOT
 }
+
+output "hosting_site" {
+  description = "ALETHEIA_HOSTING_SITE: the Firebase Hosting site `aletheia ui deploy` uploads the dashboard to."
+  value       = google_firebase_hosting_site.dashboard.site_id
+}
+
+output "dashboard_url" {
+  description = "Where the deployed dashboard is served."
+  value       = google_firebase_hosting_site.dashboard.default_url
+}
