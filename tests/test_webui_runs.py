@@ -29,7 +29,7 @@ import sys, time
 from aletheia.tracking.metastore import Metastore
 
 ms = Metastore("vision", heartbeat_s=float(sys.argv[1]))
-run = ms.exper("train", git_policy="off").start_run()
+run = ms.exper("crashes", git_policy="off").start_run()
 run.add_metric("loss", 1.0)
 run.flush()
 print(run.id, flush=True)
@@ -65,7 +65,7 @@ def test_the_crashed_filter_finds_recorded_crashes_and_runs_whose_heartbeat_stop
 ) -> None:
     uid = sign_up(web, "ana@example.com")
     owner = as_owner(web, uid)
-    with Metastore("vision", settings=owner).exper("train", git_policy="off").start_run() as done:
+    with Metastore("vision", settings=owner).exper("crashes", git_policy="off").start_run() as done:
         done.add_metric("loss", 0.5)
     env = {**os.environ, "ALETHEIA_OWNER": uid, "ALETHEIA_IDENTITY": "server"}
     alive, alive_id = _train(env, heartbeat_s=5.0)  # beats every 5 s: crashed only after 15 s
@@ -74,11 +74,13 @@ def test_the_crashed_filter_finds_recorded_crashes_and_runs_whose_heartbeat_stop
         recorded_proc, recorded_id = _train(env, heartbeat_s=1.0)
         _kill(recorded_proc)
         results = sync.sync_all(owner, project="vision")
-        assert [r.action for r in results if r.run == recorded_id] == ["crashed"]
+        # (Other tests' journals share the session's cache: this experiment is this test's.)
+        mine = [r.action for r in results if (r.experiment, r.run) == ("crashes", recorded_id)]
+        assert mine == ["crashed"]
         # A crash nobody recorded: killed, and no sync; Firestore still says running.
         silent_proc, silent_id = _train(env, heartbeat_s=1.0)
         _kill(silent_proc)
-        silent_path = layout.run("vision", "train", silent_id)
+        silent_path = layout.run("vision", "crashes", silent_id)
         wait_for(
             lambda: effective_status(db.document(silent_path).get().to_dict() or {}) == "crashed",
             what="the killed run's heartbeat to go stale",
@@ -86,7 +88,7 @@ def test_the_crashed_filter_finds_recorded_crashes_and_runs_whose_heartbeat_stop
         assert db.document(silent_path).get().get("status") == "running"
 
         sign_in(page, ui_url, "ana@example.com")
-        page.goto(f"{ui_url}#/p/vision/e/train?f=status&op=%3D%3D&v=crashed&sort=run&dir=asc")
+        page.goto(f"{ui_url}#/p/vision/e/crashes?f=status&op=%3D%3D&v=crashed&sort=run&dir=asc")
         rows = page.locator("table[data-testid=runs] tr[data-run]")
         expect(rows).to_have_count(2)
         assert shown_runs(page) == sorted([recorded_id, silent_id], key=str)
