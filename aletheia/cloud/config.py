@@ -59,6 +59,7 @@ ENV_VARS: dict[str, tuple[str, ...]] = {
     "user_credentials": ("ALETHEIA_USER_CREDENTIALS",),
     "owner": ("ALETHEIA_OWNER",),
     "export_every": ("ALETHEIA_EXPORT_EVERY",),
+    "downloads_url": ("ALETHEIA_DOWNLOADS_URL",),
 }
 CONFIG_FILE_ENV = "ALETHEIA_CONFIG"
 #: Default seconds between the local stack's periodic Firestore exports.
@@ -128,6 +129,8 @@ class Settings:
     owner: str | None = None
     #: Seconds between the local stack's periodic Firestore exports (0: only on ``down``).
     export_every: float = DEFAULT_EXPORT_EVERY_S
+    #: The download function's URL, which the dashboard fetches diffs and artifacts through.
+    downloads_url: str | None = None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
     #: Settings that were overridden or look wrong (shown by ``aletheia config``).
     notes: tuple[str, ...] = field(default=(), compare=False)
@@ -278,6 +281,7 @@ def _complete(values: dict[str, Any], sources: dict[str, str], env: Mapping[str,
         else default_user_credentials(cloud_project),
         owner=values.get("owner") or None,
         export_every=_seconds(values, sources, "export_every", DEFAULT_EXPORT_EVERY_S),
+        downloads_url=values.get("downloads_url") or None,
         sources=sources,
         notes=tuple(notes),
     )
@@ -332,6 +336,7 @@ def _fill_from_stack_state(
         ("cloud_project", "GOOGLE_CLOUD_PROJECT"),
         ("bucket", "ALETHEIA_BUCKET"),
         ("auth_emulator_host", "FIREBASE_AUTH_EMULATOR_HOST"),
+        ("downloads_url", "ALETHEIA_DOWNLOADS_URL"),
     ):
         if not values.get(name) and isinstance(env.get(var), str) and env[var]:
             values[name] = env[var]

@@ -66,6 +66,7 @@ def app_config(settings: Settings) -> dict[str, Any]:
             "firestoreEmulator": settings.firestore_emulator_host,
             "authEmulator": settings.auth_emulator_host,
             "defaultProject": settings.project,
+            "downloadsUrl": settings.downloads_url,
         }
     if not settings.firebase_api_key:
         raise ConfigError(
@@ -79,6 +80,7 @@ def app_config(settings: Settings) -> dict[str, Any]:
         "firestoreEmulator": None,
         "authEmulator": None,
         "defaultProject": settings.project,
+        "downloadsUrl": settings.downloads_url,
     }
 
 
