@@ -43,3 +43,8 @@ output "dashboard_url" {
   description = "Where the deployed dashboard is served."
   value       = google_firebase_hosting_site.dashboard.default_url
 }
+
+output "downloads_url" {
+  description = "ALETHEIA_DOWNLOADS_URL: the download function the dashboard fetches run diffs and artifacts through."
+  value       = google_cloudfunctions2_function.download.url
+}
