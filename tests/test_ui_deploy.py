@@ -99,3 +99,9 @@ def test_google_sign_in_is_enabled_once_an_oauth_client_is_given(tf: dict[str, A
     assert google["idp_id"] == "google.com" and google["enabled"] is True
     assert google["count"] == '${var.google_oauth_client_id == "" ? 0 : 1}'
     assert tf["variable"]["google_oauth_client_secret"]["sensitive"] is True
+
+
+def test_the_cloud_config_names_the_download_function() -> None:
+    url = "https://europe-west1-demo-proj.cloudfunctions.net/aletheia-profile-download"
+    assert server.app_config(_cloud(downloads_url=url))["downloadsUrl"] == url
+    assert server.app_config(_cloud())["downloadsUrl"] is None  # the page says none is deployed
