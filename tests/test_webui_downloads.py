@@ -11,6 +11,7 @@ token (401) and anything the run does not record (404).
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
 import subprocess
@@ -23,6 +24,7 @@ from playwright.sync_api import Page, expect
 from test_webui import PASSWORD, as_owner, sign_in
 
 from aletheia.cloud import auth, config
+from aletheia.function import downloads
 from aletheia.tracking.metastore import Metastore
 
 from helpers import GENEROUS_S
@@ -195,6 +197,25 @@ def _unsigned_token(token: str, **changes: object) -> str:
     """The emulator's token with some claims changed (it is unsigned, so anyone can)."""
     header, payload, _ = token.split(".")
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    claims.update(changes, exp=int(time.time()) + 600)
+    claims.update({"exp": int(time.time()) + 600, **changes})
     body = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
     return f"{header}.{body}."
+
+
+def test_unsigned_tokens_are_taken_only_when_the_auth_emulator_is_configured() -> None:
+    now = int(time.time())
+    claims = {
+        "aud": "demo-proj",
+        "iss": "https://securetoken.google.com/demo-proj",
+        "sub": "mallory",
+        "iat": now,
+        "exp": now + 600,
+    }
+    header = base64.urlsafe_b64encode(b'{"alg":"none","typ":"JWT"}').rstrip(b"=").decode()
+    forged = "Bearer " + _unsigned_token(f"{header}.e30.", **claims)
+    cloud = config.resolve({"mode": "cloud", "cloud_project": "demo-proj"})
+    emulated = dataclasses.replace(cloud, mode="local", auth_emulator_host="127.0.0.1:9099")
+    assert downloads.verify_token(forged, emulated) == "mallory"
+    for settings in (cloud, dataclasses.replace(emulated, auth_emulator_host=None)):
+        with pytest.raises(downloads.UnauthenticatedError, match="RS256"):
+            downloads.verify_token(forged, settings)

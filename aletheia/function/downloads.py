@@ -27,8 +27,10 @@ loopback for ``aletheia ui``) send the ``Authorization`` header.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import functools
+import json
 import logging
 import os
 import time
@@ -45,7 +47,13 @@ from google.oauth2 import id_token
 
 from aletheia.cloud import clients, config, layout, members
 from aletheia.data.blobstore import BlobStore
-from aletheia.errors import AccessDeniedError, AletheiaError, NotFoundError, ValidationError
+from aletheia.errors import (
+    AccessDeniedError,
+    AletheiaError,
+    BackendUnavailableError,
+    NotFoundError,
+    ValidationError,
+)
 from aletheia.function import downloadables
 
 log = logging.getLogger("aletheia.function.downloads")
@@ -144,19 +152,37 @@ def verify_token(header: str | None, settings: config.Settings) -> str:
         raise UnauthenticatedError(
             "no Firebase ID token", "sign in and send it as `Authorization: Bearer <token>`"
         )
+    token = token.strip()
     try:
         if settings.uses_emulators and settings.auth_emulator_host:
-            claims = _emulator_claims(token.strip(), settings.cloud_project)
+            claims = _emulator_claims(token, settings.cloud_project)
         else:
-            claims = id_token.verify_firebase_token(
-                token.strip(), auth_requests.Request(), audience=settings.cloud_project
-            )
+            claims = _verified_claims(token, settings.cloud_project)
+    except auth_exceptions.TransportError as exc:
+        raise BackendUnavailableError(
+            f"Google's token keys could not be fetched: {exc}", "try again"
+        ) from exc
     except (ValueError, auth_exceptions.GoogleAuthError) as exc:
         raise UnauthenticatedError(f"the ID token is not valid: {exc}", "sign in again") from exc
     uid = (claims or {}).get("sub")
     if not isinstance(uid, str) or not uid:
         raise UnauthenticatedError("the ID token names no user", "sign in again")
     return uid
+
+
+def _verified_claims(token: str, cloud_project: str) -> Mapping[str, Any]:
+    """Claims of a Firebase ID token signed by Google (RS256; the emulator's are unsigned)."""
+    header = token.split(".", 1)[0]
+    try:
+        alg = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4))).get("alg")
+    except (ValueError, AttributeError) as exc:
+        raise ValueError("the token is not a JWT") from exc
+    if alg != "RS256":  # refused before any key is fetched
+        raise ValueError(f"the token is signed with {alg!r}, not RS256")
+    claims: Mapping[str, Any] = id_token.verify_firebase_token(
+        token, auth_requests.Request(), audience=cloud_project
+    )
+    return claims
 
 
 def _emulator_claims(token: str, cloud_project: str) -> Mapping[str, Any]:
@@ -238,6 +264,8 @@ def _error(exc: AletheiaError) -> flask.Response:
         status = 403
     elif isinstance(exc, NotFoundError):
         status = 404
+    elif isinstance(exc, BackendUnavailableError):
+        status = 503
     return _json({"error": exc.message, "hint": exc.hint}, status)
 
 
