@@ -42,7 +42,10 @@ def test_config_points_the_app_at_the_local_stack(settings: config.Settings) -> 
     assert cfg["authEmulator"] == settings.auth_emulator_host
     assert cfg["apiKey"]
     # The download function the stack serves (the run page's diff and artifacts).
-    assert cfg["downloadsUrl"] == settings.downloads_url
+    assert (
+        cfg["downloadsUrl"]
+        == f"http://{local.load_state(settings.stack_dir).parts['downloads'].address}/"
+    )
     assert requests.get(cfg["downloadsUrl"], timeout=GENEROUS_S).status_code == 401
 
 

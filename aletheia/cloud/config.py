@@ -129,7 +129,8 @@ class Settings:
     owner: str | None = None
     #: Seconds between the local stack's periodic Firestore exports (0: only on ``down``).
     export_every: float = DEFAULT_EXPORT_EVERY_S
-    #: The download function's URL, which the dashboard fetches diffs and artifacts through.
+    #: The deployed download function's URL (the dashboard's diffs and artifacts; cloud mode:
+    #: the local stack's own is found in its state file).
     downloads_url: str | None = None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
     #: Settings that were overridden or look wrong (shown by ``aletheia config``).
@@ -336,7 +337,6 @@ def _fill_from_stack_state(
         ("cloud_project", "GOOGLE_CLOUD_PROJECT"),
         ("bucket", "ALETHEIA_BUCKET"),
         ("auth_emulator_host", "FIREBASE_AUTH_EMULATOR_HOST"),
-        ("downloads_url", "ALETHEIA_DOWNLOADS_URL"),
     ):
         if not values.get(name) and isinstance(env.get(var), str) and env[var]:
             values[name] = env[var]

@@ -87,7 +87,6 @@ def client_env(config: StackConfig) -> dict[str, str]:
         "FIRESTORE_EMULATOR_HOST": config.address("firestore"),
         "STORAGE_EMULATOR_HOST": f"http://{config.address('storage')}",
         "PUBSUB_EMULATOR_HOST": config.address("pubsub"),
-        "ALETHEIA_DOWNLOADS_URL": f"http://{config.address('downloads')}/",
     }
     if config.auth:
         env["FIREBASE_AUTH_EMULATOR_HOST"] = config.address("auth")
