@@ -109,6 +109,12 @@ def test_a_member_sees_the_dirty_diff_and_downloads_an_artifact_byte_for_byte(
     download = info.value
     assert download.suggested_filename == "model.bin"
     assert Path(download.path()).read_bytes() == saved.data
+    with page.expect_download(timeout=GENEROUS_S * 1000) as info:
+        page.click("[data-testid=diff-download]")
+    assert "+" + EDIT in Path(info.value.path()).read_text()
+    with page.expect_download(timeout=GENEROUS_S * 1000) as info:
+        page.click("[data-testid=packages-download]")
+    assert "requests==" in Path(info.value.path()).read_text().lower()
 
 
 def test_the_diff_on_the_page_is_cut_at_its_cap_and_says_so(
@@ -145,6 +151,8 @@ def test_the_download_function_refuses_outsiders_callers_without_a_token_and_unr
     got = _ask(web, saved.token, **model)
     assert got.status_code == 200, got.text
     assert got.content == saved.data
+    packages = _ask(web, saved.token, **run, object="packages")
+    assert packages.status_code == 200 and "requests==" in packages.text.lower(), packages.text
     listing = _ask(web, saved.token, **{k: v for k, v in model.items() if k != "path"})
     assert [f["path"] for f in listing.json()["files"]] == ["model.bin"]
 

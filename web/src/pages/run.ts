@@ -96,7 +96,12 @@ function details(p: string, e: string, r: string, d: Row, fetched: Map<string, H
         ? h("ul", { "data-testid": "artifacts" }, arts.map(([name, version]) => once(`artifact:${name}@${version}`, () => artifactView(p, e, r, name, version))))
         : h("p", { class: "muted" }, "none"),
     ),
-    section("Environment", kvTable(flatten(env), "env")),
+    section("Environment", kvTable(flatten(env), "env"),
+      env.packages_ref ? h("p", {}, h("a", { href: "#", "data-testid": "packages-download", onclick: (ev: Event) => {
+        ev.preventDefault();
+        save(p, e, r, "packages", {}, `${r}-requirements.txt`).catch((err) => (ev.target as HTMLElement).after(errorBox(err)));
+      } }, "download the package list")) : null,
+    ),
   ];
 }
 
