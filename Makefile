@@ -21,6 +21,10 @@ FIREBASE_STAMP   := $(FIREBASE_DIR)/.installed-stamp
 PROVIDER_SCHEMA       ?= @cdktf/provider-google@16.12.1
 PROVIDER_SCHEMA_DIR   := .tools/provider-google
 PROVIDER_SCHEMA_STAMP := $(PROVIDER_SCHEMA_DIR)/.installed-stamp
+# Firebase Hosting's resources are in the google-beta provider only.
+BETA_SCHEMA           ?= @cdktf/provider-google-beta@16.12.1
+BETA_SCHEMA_DIR       := .tools/provider-google-beta
+BETA_SCHEMA_STAMP     := $(BETA_SCHEMA_DIR)/.installed-stamp
 
 .PHONY: demo test test-deps lint format stack-up stack-down clean checkov function-bundle auth-emulator web
 
@@ -66,7 +70,7 @@ test: test-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Everything the tests need; independent, so `make -j3 test-deps` installs them side by side.
-test-deps: $(STAMP) $(CHECKOV_STAMP) $(FIREBASE_STAMP) $(PROVIDER_SCHEMA_STAMP) $(WEB_DIST) browser
+test-deps: $(STAMP) $(CHECKOV_STAMP) $(FIREBASE_STAMP) $(PROVIDER_SCHEMA_STAMP) $(BETA_SCHEMA_STAMP) $(WEB_DIST) browser
 
 # The dashboard tests drive Debian's Chromium with Playwright (its own browser download
 # cannot work offline); installed with apt-get when missing (CI runs as root).
@@ -83,6 +87,13 @@ $(PROVIDER_SCHEMA_STAMP):
 		&& tar xzf "$$(cat tarball.txt)" --wildcards 'package/lib/*/index.d.ts' \
 		&& rm -f "$$(cat tarball.txt)" tarball.txt
 	@touch $(PROVIDER_SCHEMA_STAMP)
+
+$(BETA_SCHEMA_STAMP):
+	rm -rf $(BETA_SCHEMA_DIR) && mkdir -p $(BETA_SCHEMA_DIR)
+	cd $(BETA_SCHEMA_DIR) && npm pack --silent $(BETA_SCHEMA) > tarball.txt \
+		&& tar xzf "$$(cat tarball.txt)" --wildcards 'package/lib/*/index.d.ts' \
+		&& rm -f "$$(cat tarball.txt)" tarball.txt
+	@touch $(BETA_SCHEMA_STAMP)
 
 $(FIREBASE_STAMP):
 	@command -v npm >/dev/null || { echo "npm (Node.js >= 20) is needed for the Firebase Auth emulator" >&2; exit 1; }

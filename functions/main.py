@@ -1,4 +1,5 @@
-"""Cloud Function entry point: react to every object finalized in the aletheia bucket.
+"""Cloud Function entry points: react to every object finalized in the aletheia bucket,
+and hand project members the run files the dashboard cannot read (``download``).
 
 Deployed as a 2nd-gen function with an Eventarc trigger on
 ``google.cloud.storage.object.v1.finalized``; locally served by
@@ -11,10 +12,11 @@ from __future__ import annotations
 
 import logging
 
+import flask
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from aletheia.function import fileevents, leases
+from aletheia.function import downloads, fileevents, leases
 from aletheia.function.fileevents import handle_finalized
 
 log = logging.getLogger("aletheia.function")
@@ -38,6 +40,12 @@ def sweep_stale_leases(event: CloudEvent) -> None:
     """Re-drive files whose worker died mid-profile (Cloud Scheduler, through Pub/Sub)."""
     del event  # the schedule's message carries nothing: the sweep reads Firestore
     _sweep(fileevents.bucket_name(), leases.SWEEP_PER_SCHEDULE)
+
+
+@functions_framework.http
+def download(request: flask.Request) -> flask.Response:
+    """A project member's download of a run's diff, package list or artifact files (HTTP)."""
+    return downloads.handle(request)
 
 
 def _sweep(bucket: str, limit: int) -> None:

@@ -5,6 +5,15 @@
 resource "google_identity_platform_config" "auth" {
   project = var.project_id
 
+  # Where the dashboard may sign users in from: `aletheia ui` on localhost and
+  # the Firebase Hosting site (terraform/hosting.tf).
+  authorized_domains = [
+    "localhost",
+    "${var.project_id}.firebaseapp.com",
+    "${local.hosting_site_id}.web.app",
+    "${local.hosting_site_id}.firebaseapp.com",
+  ]
+
   sign_in {
     allow_duplicate_emails = false
     email {
@@ -44,4 +53,20 @@ resource "google_apikeys_key" "client" {
   }
 
   depends_on = [google_project_service.apis]
+}
+
+# "Sign in with Google" on the dashboard: Google as an identity provider, once an
+# OAuth client exists (Google Cloud console > APIs & Services > Credentials, a
+# "Web application" client whose redirect URI is
+# https://<hosting site>.firebaseapp.com/__/auth/handler). Without one, the
+# dashboard offers email/password only.
+resource "google_identity_platform_default_supported_idp_config" "google" {
+  count         = var.google_oauth_client_id == "" ? 0 : 1
+  project       = var.project_id
+  idp_id        = "google.com"
+  client_id     = var.google_oauth_client_id
+  client_secret = var.google_oauth_client_secret
+  enabled       = true
+
+  depends_on = [google_identity_platform_config.auth]
 }

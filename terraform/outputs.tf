@@ -33,3 +33,18 @@ output "config_toml" {
     bucket = "${google_storage_bucket.data.name}"
   EOT
 }
+
+output "hosting_site" {
+  description = "ALETHEIA_HOSTING_SITE: the Firebase Hosting site `aletheia ui deploy` uploads the dashboard to."
+  value       = google_firebase_hosting_site.dashboard.site_id
+}
+
+output "dashboard_url" {
+  description = "Where the deployed dashboard is served."
+  value       = google_firebase_hosting_site.dashboard.default_url
+}
+
+output "downloads_url" {
+  description = "ALETHEIA_DOWNLOADS_URL: the download function the dashboard fetches run diffs and artifacts through."
+  value       = google_cloudfunctions2_function.download.url
+}

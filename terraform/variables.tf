@@ -86,3 +86,22 @@ variable "sweep_schedule" {
   type        = string
   default     = "*/10 * * * *"
 }
+
+variable "google_oauth_client_id" {
+  description = "OAuth 2.0 web client id for \"Sign in with Google\" on the dashboard; empty: email/password only."
+  type        = string
+  default     = ""
+}
+
+variable "google_oauth_client_secret" {
+  description = "The secret of google_oauth_client_id."
+  type        = string
+  default     = ""
+  sensitive   = true
+}
+
+variable "hosting_site_id" {
+  description = "Firebase Hosting site of the dashboard (<id>.web.app); empty means \"<project_id>-aletheia\"."
+  type        = string
+  default     = ""
+}

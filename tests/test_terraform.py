@@ -23,6 +23,7 @@ import hcl2
 import pytest
 
 from aletheia.cloud import config, layout
+from aletheia.function import downloads
 
 ROOT = Path(__file__).resolve().parents[1]
 TF = ROOT / "terraform"
@@ -173,15 +174,16 @@ def expiring_prefixes(tf: dict[str, Any], project: str) -> list[str]:
     return out
 
 
-def _entry_points() -> list[str]:
+def _entry_points(kind: str = "cloud_event") -> list[str]:
+    """functions/main.py's entry points of one signature (``cloud_event``, ``http``)."""
     tree = ast.parse((ROOT / "functions" / "main.py").read_text(encoding="utf-8"))
     names = [
         node.name
         for node in tree.body
         if isinstance(node, ast.FunctionDef)
-        and any("cloud_event" in ast.unparse(d) for d in node.decorator_list)
+        and any(ast.unparse(d).endswith(f".{kind}") for d in node.decorator_list)
     ]
-    assert names, "functions/main.py declares no CloudEvent entry point"
+    assert names, f"functions/main.py declares no {kind} entry point"
     return names
 
 
@@ -300,7 +302,8 @@ def test_sign_up_is_invite_only_by_default(tf: dict[str, Any]) -> None:
 
 
 def test_each_project_prefix_has_its_own_object_access(tf: dict[str, Any]) -> None:
-    """Only the function holds the whole bucket; every other object grant is conditioned on
+    """Only the functions hold the whole bucket (the download function to read, for members
+    it checks itself); every other object grant is conditioned on
     one aletheia project's prefix, so a member of one project cannot read another's blobs
     (or the function's row samples under ``{project}/samples/``)."""
     object_grants = {
@@ -309,7 +312,10 @@ def test_each_project_prefix_has_its_own_object_access(tf: dict[str, Any]) -> No
         if key.startswith("google_storage_bucket_iam_member.")
     }
     unconditioned = [key for key, body in object_grants.items() if "condition" not in body]
-    assert unconditioned == ["google_storage_bucket_iam_member.function_objects"]
+    assert unconditioned == [
+        "google_storage_bucket_iam_member.downloads_objects",
+        "google_storage_bucket_iam_member.function_objects",
+    ]
     grant = object_grants["google_storage_bucket_iam_member.project_objects"]
     assert grant["for_each"] == "${local.project_grants}"
     expression = _one(grant["condition"])["expression"]
@@ -404,3 +410,29 @@ def test_function_bundle_holds_the_function_and_the_wheel(tmp_path: Path) -> Non
         "aletheia/cloud/layout.py",
         "aletheia/cloud/config.py",
     } <= names
+
+
+def test_download_function_is_public_http_reading_as_its_own_account(tf: dict[str, Any]) -> None:
+    fn = tf["resource"]["google_cloudfunctions2_function.download"]
+    build = _one(fn["build_config"])
+    assert build["entry_point"] == "download" and "download" in _entry_points("http")
+    assert "event_trigger" not in fn  # HTTP: the dashboard calls it
+    service = _one(fn["service_config"])
+    assert service["service_account_email"] == "${google_service_account.downloads.email}"
+    known = {v for names in config.ENV_VARS.values() for v in names} | {downloads.ORIGINS_ENV}
+    assert set(service["environment_variables"]) <= known
+    # Browsers hold Firebase tokens, not Google credentials: anyone may invoke, the
+    # function checks who asks.
+    invoker = tf["resource"]["google_cloud_run_service_iam_member.anyone_invokes_download"]
+    assert (invoker["role"], invoker["member"]) == ("roles/run.invoker", "allUsers")
+    roles = {(role, member) for role, member in _roles(tf).values()}
+    sa = "${google_service_account.downloads.member}"
+    # It reads: no write role anywhere, and it signs only as itself.
+    assert {r for r, m in roles if m == sa} == {
+        "roles/datastore.viewer",
+        "roles/storage.objectViewer",
+        "roles/iam.serviceAccountTokenCreator",
+    }
+    signer = tf["resource"]["google_service_account_iam_member.downloads_signs_as_itself"]
+    assert signer["service_account_id"] == "${google_service_account.downloads.name}"
+    assert "downloads_url" in tf["output"]

@@ -14,6 +14,7 @@ wrong level or a missing required argument fails here, as it would fail
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 TF = ROOT / "terraform"
 SCHEMA = ROOT / ".tools" / "provider-google" / "package" / "lib"
+# Firebase Hosting is in the google-beta provider only (@cdktf/provider-google-beta 16.12.1,
+# whose directories carry a ``google-`` prefix).
+SCHEMA_BETA = (
+    Path(os.environ.get("ALETHEIA_BETA_SCHEMA", ROOT / ".tools" / "provider-google-beta"))
+    / "package"
+    / "lib"
+)
 # Terraform's own meta-arguments, valid on any resource.
 META_ARGUMENTS = {"count", "for_each", "depends_on", "provider", "lifecycle"}
 
@@ -41,10 +49,13 @@ class Block:
     arguments: dict[str, tuple[str, bool]] = field(default_factory=dict)
 
 
-def load_schema(type_name: str, kind: str) -> tuple[str, dict[str, Block]]:
+def load_schema(type_name: str, kind: str, beta: bool = False) -> tuple[str, dict[str, Block]]:
     """The root interface name and every interface of one resource or data source."""
     short = type_name.removeprefix("google_").replace("_", "-")
-    directory = SCHEMA / (f"data-google-{short}" if kind == "data" else short)
+    if beta:
+        directory = SCHEMA_BETA / (f"data-google-{short}" if kind == "data" else f"google-{short}")
+    else:
+        directory = SCHEMA / (f"data-google-{short}" if kind == "data" else short)
     source = (directory / "index.d.ts").read_text(encoding="utf-8")
     blocks: dict[str, Block] = {}
     for name, body in _INTERFACE.findall(source):
@@ -107,8 +118,11 @@ def resources() -> list[tuple[str, str, str, dict[str, Any]]]:
 
 @pytest.fixture(scope="module", autouse=True)
 def _schema_present() -> None:
-    if not SCHEMA.is_dir():
-        pytest.fail(f"{SCHEMA} is missing: run `make test-deps` (it unpacks the provider schema)")
+    for schema in (SCHEMA, SCHEMA_BETA):
+        if not schema.is_dir():
+            pytest.fail(
+                f"{schema} is missing: run `make test-deps` (it unpacks the provider schema)"
+            )
 
 
 @pytest.mark.parametrize(
@@ -119,7 +133,8 @@ def _schema_present() -> None:
 def test_arguments_match_the_provider_schema(
     kind: str, rtype: str, name: str, body: dict[str, Any]
 ) -> None:
-    root, blocks = load_schema(rtype, kind)
+    beta = "google-beta" in str(body.get("provider", ""))
+    root, blocks = load_schema(rtype, kind, beta)
     assert check_body(body, blocks[root], blocks, f"{rtype}.{name}") == []
 
 

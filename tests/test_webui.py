@@ -403,5 +403,7 @@ def test_dataset_page_shows_histograms_and_the_anomalies_of_a_drifting_version(
     expect(anomalies).to_contain_text("drift age")
     expect(anomalies).to_contain_text("new_column score")
     expect(page.locator("[data-testid=lineage]")).to_contain_text(f"train / run {run.id}")
-    # dataset + 2 versions + 1 lineage run + 1 manifest entry + its Files document
+    expect(page.locator("[data-testid=trained-models]")).to_have_text("none")
+    # dataset + 2 versions + 1 lineage run + no model (an empty query is one read)
+    # + the Files document of the one file the version lists
     assert reads(page) == 1 + 2 + 1 + 1 + 1

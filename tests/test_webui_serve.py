@@ -20,7 +20,7 @@ from aletheia.devstack import local
 from aletheia.errors import ConfigError, LocalStackError
 from aletheia.webui import server
 
-from helpers import wait_for
+from helpers import GENEROUS_S, wait_for
 
 WEB_SRC = Path(__file__).resolve().parents[1] / "web" / "src"
 #: The Firebase SDK's functions that read documents (and so cost reads).
@@ -41,6 +41,12 @@ def test_config_points_the_app_at_the_local_stack(settings: config.Settings) -> 
     assert cfg["firestoreEmulator"] == settings.firestore_emulator_host
     assert cfg["authEmulator"] == settings.auth_emulator_host
     assert cfg["apiKey"]
+    # The download function the stack serves (the run page's diff and artifacts).
+    assert (
+        cfg["downloadsUrl"]
+        == f"http://{local.load_state(settings.stack_dir).parts['downloads'].address}/"
+    )
+    assert requests.get(cfg["downloadsUrl"], timeout=GENEROUS_S).status_code == 401
 
 
 def test_a_stack_without_the_auth_emulator_is_a_clear_error(settings: config.Settings) -> None:

@@ -73,8 +73,9 @@ COMMANDS: dict[str, Lazy] = {
     "env": Lazy("aletheia.cli.env_cmd:app", "Build the environment a run used."),
     "export": Lazy("aletheia.cli.export_cmd:app", "Export runs to other tools' formats."),
     "ui": Lazy(
-        "aletheia.cli.ui_cmd:ui",
-        "Serve the dashboard against the local stack (or the cloud project) until Ctrl-C.",
+        "aletheia.cli.ui_cmd:app",
+        "Serve the dashboard against the local stack (or the cloud project) until Ctrl-C; "
+        "`ui deploy` publishes it on Firebase Hosting.",
     ),
 }
 

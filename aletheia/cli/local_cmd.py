@@ -32,6 +32,7 @@ def up(
     function_port: Annotated[int, _port("function")] = local.DEFAULT_PORTS["function"],
     bridge_port: Annotated[int, _port("bridge")] = local.DEFAULT_PORTS["bridge"],
     auth_port: Annotated[int, _port("auth")] = local.DEFAULT_PORTS["auth"],
+    downloads_port: Annotated[int, _port("downloads")] = local.DEFAULT_PORTS["downloads"],
     auth: Annotated[
         bool,
         typer.Option(
@@ -68,6 +69,7 @@ def up(
         "function": function_port,
         "bridge": bridge_port,
         "auth": auth_port,
+        "downloads": downloads_port,
     }
     cfg = local.StackConfig(
         stack_dir=resolved.stack_dir,

@@ -1,4 +1,5 @@
-"""``aletheia ui``: serve the web dashboard on localhost (no Node needed)."""
+"""``aletheia ui``: serve the web dashboard on localhost (no Node needed);
+``aletheia ui deploy``: publish it on Firebase Hosting."""
 
 from __future__ import annotations
 
@@ -13,9 +14,37 @@ from aletheia.webui import server
 
 DEFAULT_PORT = 8765
 
+app = typer.Typer(
+    invoke_without_command=True,
+    no_args_is_help=False,
+    help="Serve the dashboard against the local stack (or the cloud project) until Ctrl-C; "
+    "`ui deploy` publishes it on Firebase Hosting.",
+)
 
+
+@app.command()
+@exit_on_error
+def deploy(
+    site: Annotated[
+        str | None,
+        typer.Option(
+            envvar="ALETHEIA_HOSTING_SITE",
+            help="Firebase Hosting site (`terraform output -raw hosting_site`; "
+            "default <cloud project>-aletheia).",
+        ),
+    ] = None,
+) -> None:
+    """Upload the built dashboard with the cloud project's config to Firebase Hosting."""
+    from aletheia.webui import hosting
+
+    url = hosting.deploy(settings(), site)
+    console.print(f"Dashboard deployed: {url}")
+
+
+@app.callback()
 @exit_on_error
 def ui(
+    ctx: typer.Context,
     port: Annotated[
         int, typer.Option(help="Port to serve on (0: any free port).", min=0, max=65535)
     ] = DEFAULT_PORT,
@@ -29,6 +58,8 @@ def ui(
     stack_dir: StackDirOption = None,
 ) -> None:
     """Serve the dashboard against the local stack (or the cloud project) until Ctrl-C."""
+    if ctx.invoked_subcommand is not None:
+        return
     resolved = settings(stack_dir=stack_dir)
     httpd = server.make_server(resolved, host, port)  # fails here, not in the child
     url = server.url_of(httpd)

@@ -61,6 +61,7 @@ ENV_VARS: dict[str, tuple[str, ...]] = {
     "owner": ("ALETHEIA_OWNER",),
     "export_every": ("ALETHEIA_EXPORT_EVERY",),
     "snapshot_max_bytes": ("ALETHEIA_SNAPSHOT_MAX_BYTES",),
+    "downloads_url": ("ALETHEIA_DOWNLOADS_URL",),
 }
 CONFIG_FILE_ENV = "ALETHEIA_CONFIG"
 #: Default seconds between the local stack's periodic Firestore exports.
@@ -134,6 +135,9 @@ class Settings:
     export_every: float = DEFAULT_EXPORT_EVERY_S
     #: Bytes of untracked files a run start keeps, in all (0: none).
     snapshot_max_bytes: int = DEFAULT_SNAPSHOT_MAX_BYTES
+    #: The deployed download function's URL (the dashboard's diffs and artifacts; cloud mode:
+    #: the local stack's own is found in its state file).
+    downloads_url: str | None = None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
     #: Settings that were overridden or look wrong (shown by ``aletheia config``).
     notes: tuple[str, ...] = field(default=(), compare=False)
@@ -285,6 +289,7 @@ def _complete(values: dict[str, Any], sources: dict[str, str], env: Mapping[str,
         owner=values.get("owner") or None,
         export_every=_seconds(values, sources, "export_every", DEFAULT_EXPORT_EVERY_S),
         snapshot_max_bytes=_byte_count(values, sources, "snapshot_max_bytes"),
+        downloads_url=values.get("downloads_url") or None,
         sources=sources,
         notes=tuple(notes),
     )

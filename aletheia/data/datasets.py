@@ -17,8 +17,10 @@ Decisions (docs/datasets.md has the long form):
   (versions form a tree; the latest is the highest number). Re-adding data
   identical to the parent or the latest version creates nothing.
 * The full manifest (sorted ``[path, sha256, size]`` rows, canonical JSON) is
-  itself a content-addressed blob; the version document keeps its digest and
-  a summary, so it stays a few hundred bytes whatever the file count.
+  itself a content-addressed blob; the version document keeps its digest, a
+  summary and the first 50 files' paths and digests (tables first: readers
+  without the bucket find their profiles), so it stays a few kilobytes
+  whatever the file count.
 * The version document is the commit point: it is written, together with the
   dataset document, in one batch after every blob and the manifest are in the
   bucket. A failed add leaves blobs (harmless, content-addressed) but no
@@ -61,7 +63,7 @@ from aletheia.data.catalog import DatasetCatalog
 from aletheia.data.filesindex import FILES_VERSION
 from aletheia.data.getversion import DatasetHandle
 from aletheia.data.hashing import StatKey, default_workers, sha256_files
-from aletheia.data.manifests import FileEntry, diff_manifests, encode_manifest
+from aletheia.data.manifests import FileEntry, diff_manifests, encode_manifest, listed_files
 from aletheia.data.profilehtml import VersionProfile
 from aletheia.data.removal import RemoveResult
 from aletheia.data.scan import scan_tree
@@ -398,6 +400,7 @@ class DatasetStore(DatasetCatalog):
                 "manifest_blob": self.blobs.uri(digest),
                 "file_count": len(manifest),
                 "total_bytes": sum(e.size for e in manifest.values()),
+                "files_listed": listed_files(manifest),
                 "changes": change.counts,
                 "created_by_run": created_by_run,
                 "created_at": firestore.SERVER_TIMESTAMP,

@@ -2,7 +2,8 @@
 
 The full manifest is itself a content-addressed blob (sorted
 ``[path, sha256, size]`` rows, canonical JSON); the version document keeps
-its digest, so it stays a few hundred bytes whatever the file count.
+its digest and at most :data:`LISTED_FILES` entries, so it stays a few
+kilobytes whatever the file count.
 """
 
 from __future__ import annotations
@@ -18,8 +19,13 @@ from aletheia.data import manifest_check
 from aletheia.data.blobstore import BlobStore
 from aletheia.data.cache import LocalCache
 from aletheia.errors import NotFoundError
+from aletheia.stats.formats import tabular_name
 
 MANIFEST_FORMAT = 1
+#: Files a version document lists by path and sha256 (tables first): readers that
+#: cannot read the bucket (the dashboard) find these files' profiles in ``Files/``
+#: for any version, not only the latest, whose whole manifest ``files/`` holds.
+LISTED_FILES = 50
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,12 @@ def decode_manifest(data: bytes, what: str = "manifest") -> dict[str, FileEntry]
     """Inverse of :func:`encode_manifest`; :class:`IntegrityError` naming ``what`` if damaged."""
     rows = manifest_check.parse_manifest(data, MANIFEST_FORMAT, what)
     return {p: FileEntry(p, s, n) for p, s, n in rows}
+
+
+def listed_files(manifest: dict[str, FileEntry]) -> list[dict[str, str]]:
+    """The first :data:`LISTED_FILES` entries, files with a table's name first, by path."""
+    order = sorted(manifest, key=lambda path: (not tabular_name(path), path))
+    return [{"path": p, "sha256": manifest[p].sha256} for p in order[:LISTED_FILES]]
 
 
 def diff_manifests(old: dict[str, FileEntry], new: dict[str, FileEntry]) -> Diff:

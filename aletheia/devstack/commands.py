@@ -11,6 +11,7 @@ from pathlib import Path
 from aletheia.devstack import autoexport
 from aletheia.devstack.processes import port_in_use
 from aletheia.devstack.stackconfig import (
+    DOWNLOADS_TARGET,
     FUNCTION_TARGET,
     SUBSCRIPTION,
     TOPIC,
@@ -114,6 +115,12 @@ def command(config: StackConfig, name: str) -> tuple[list[str], str]:
         cmd += ["--signature-type", "cloudevent", "--source", str(source)]
         cmd += ["--host", config.host, "--port", str(config.ports[name])]
         return cmd, f"http://{addr}/"
+    if name == "downloads":
+        source = function_source(config)
+        cmd = [sibling_script("functions-framework"), "--target", DOWNLOADS_TARGET]
+        cmd += ["--signature-type", "http", "--source", str(source)]
+        cmd += ["--host", config.host, "--port", str(config.ports[name])]
+        return cmd, f"http://{addr}/"  # answers 401 (no token) once it serves
     if name == "bridge":
         cmd = [sys.executable, "-m", "aletheia.devstack.eventbridge"]
         cmd += ["--pubsub", config.address("pubsub"), "--project", config.cloud_project]

@@ -1,6 +1,6 @@
 """Start, reuse, inspect and stop the local cloud stack.
 
-Five real processes stand in for Google Cloud on a laptop::
+Six real processes stand in for Google Cloud on a laptop::
 
     firestore  gcloud's Firestore emulator, loaded with firestore.rules
     pubsub     gcloud's Pub/Sub emulator (carries bucket notifications)
@@ -8,8 +8,10 @@ Five real processes stand in for Google Cloud on a laptop::
     function   functions-framework serving functions/main.py
     bridge     aletheia.devstack.eventbridge: Pub/Sub -> CloudEvent -> function,
                acking on 2xx only (at-least-once, like Eventarc)
+    downloads  functions-framework serving functions/main.py's HTTP ``download``
+               (the dashboard's diffs and artifacts, for project members)
 
-and, with ``auth`` (``aletheia local up --auth``), a sixth::
+and, with ``auth`` (``aletheia local up --auth``), a seventh::
 
     auth       the Firebase Auth emulator (firebase-tools), for signing in
                as a Firebase user whose requests the rules then judge
@@ -245,9 +247,9 @@ def _start(config: StackConfig, echo: Callable[[str], None]) -> StackState:
         for name in slow:
             _wait_healthy(config, started[name])
         _create_topic_and_subscription(config)
-        for name in ("storage", "function", "bridge"):
+        for name in ("storage", "function", "bridge", "downloads"):
             started[name] = _spawn(config, name)
-        for name in ("storage", "function", "bridge"):
+        for name in ("storage", "function", "bridge", "downloads"):
             _wait_healthy(config, started[name])
         _create_bucket(config)
     except BaseException:

@@ -22,6 +22,8 @@ TOPIC = "aletheia-objects"
 SUBSCRIPTION = "aletheia-objects-function"
 #: Name of the CloudEvent function in functions/main.py.
 FUNCTION_TARGET = "on_object_finalized"
+#: Name of the HTTP download function in functions/main.py (the dashboard's diffs and artifacts).
+DOWNLOADS_TARGET = "download"
 
 DEFAULT_PORTS = {
     "firestore": 8681,
@@ -30,8 +32,9 @@ DEFAULT_PORTS = {
     "function": 8684,
     "bridge": 8685,
     "auth": 8686,
+    "downloads": 8687,
 }
-PARTS = ("firestore", "pubsub", "storage", "function", "bridge")
+PARTS = ("firestore", "pubsub", "storage", "function", "bridge", "downloads")
 #: Parts started only when asked for.
 OPTIONAL_PARTS = ("auth",)
 

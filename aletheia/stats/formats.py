@@ -59,6 +59,13 @@ _CONTENT_TYPES = {
 }
 
 
+def tabular_name(name: str) -> bool:
+    """True if ``name``'s extension names a format aletheia profiles (``.csv``, ``.pq.gz`` ...)."""
+    lower = name.lower()
+    stem = lower[:-3] if lower.endswith(".gz") else lower
+    return any(stem.endswith(ext) for ext in _EXTENSIONS)
+
+
 def detect_format(name: str | None, content_type: str | None, head: bytes) -> Detected:
     """The format of a file from its original name, content type and first bytes.
 

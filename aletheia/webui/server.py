@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from aletheia.cloud.auth import EMULATOR_API_KEY
-from aletheia.cloud.config import Settings
+from aletheia.cloud.config import Settings, read_stack_state
 from aletheia.errors import ConfigError, LocalStackError
 
 #: Where ``make web`` puts the build, inside the package so wheels carry it.
@@ -66,6 +66,7 @@ def app_config(settings: Settings) -> dict[str, Any]:
             "firestoreEmulator": settings.firestore_emulator_host,
             "authEmulator": settings.auth_emulator_host,
             "defaultProject": settings.project,
+            "downloadsUrl": stack_downloads_url(settings),
         }
     if not settings.firebase_api_key:
         raise ConfigError(
@@ -79,7 +80,19 @@ def app_config(settings: Settings) -> dict[str, Any]:
         "firestoreEmulator": None,
         "authEmulator": None,
         "defaultProject": settings.project,
+        "downloadsUrl": settings.downloads_url,
     }
+
+
+def stack_downloads_url(settings: Settings) -> str | None:
+    """The local stack's download function (its state file), or ``None`` if it runs none.
+
+    Locally only the stack's own function will do: it is the one that accepts the
+    Auth emulator's unsigned tokens, so a cloud URL left in the environment is ignored.
+    """
+    part = (read_stack_state(settings.stack_dir).get("parts") or {}).get("downloads") or {}
+    address = part.get("address") if isinstance(part, dict) else None
+    return f"http://{address}/" if isinstance(address, str) and address else None
 
 
 class _Handler(SimpleHTTPRequestHandler):

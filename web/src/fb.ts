@@ -33,6 +33,8 @@ export interface AppConfig {
   firestoreEmulator: string | null;
   authEmulator: string | null;
   defaultProject: string;
+  /** The download function (run diffs and artifacts); null when none is deployed. */
+  downloadsUrl: string | null;
 }
 
 export let config: AppConfig;

@@ -11,6 +11,7 @@ import { runsPage } from "./pages/runs";
 import { runPage } from "./pages/run";
 import { comparePage } from "./pages/compare";
 import { datasetPage } from "./pages/dataset";
+import { modelPage, modelVersionPage } from "./pages/models";
 
 let user: User | null = null;
 
@@ -27,6 +28,8 @@ async function route(): Promise<void> {
     if (kind === "e" && name && sub === "r" && r) return await runPage(p, name, r);
     if (kind === "e" && name && sub === "compare") return await comparePage(p, name, params);
     if (kind === "d" && name) return await datasetPage(p, name, params);
+    if (kind === "m" && name && !sub) return await modelPage(p, name);
+    if (kind === "m" && name && sub === "v" && r) return await modelVersionPage(p, name, r);
     mount(h("p", {}, "No such page. ", h("a", { href: "#/" }, "Projects")));
   } catch (err) {
     if (!(err instanceof StalePage)) mount(errorBox(err));

@@ -19,3 +19,7 @@ export function parseChunkId(id: string): [string, number] {
   const i = id.lastIndexOf("~");
   return [decodeURIComponent(id.slice(0, i)), Number(id.slice(i + 1))];
 }
+export const models = (p: string) => `${project(p)}/Models`;
+export const model = (p: string, m: string) => `${models(p)}/${m}`;
+export const modelVersions = (p: string, m: string) => `${model(p, m)}/Versions`;
+export const modelVersion = (p: string, m: string, n: string | number) => `${modelVersions(p, m)}/${n}`;

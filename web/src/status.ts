@@ -17,3 +17,16 @@ export function effectiveStatus(doc: Record<string, unknown>, nowMs = Date.now()
   }
   return status;
 }
+
+/**
+ * The shortest heartbeat interval the crashed filter is exact for. Firestore cannot
+ * compare each run's heartbeat with its own interval, so the filter asks for
+ * `running` runs silent for STALE_HEARTBEATS of these and keeps those whose own
+ * interval says crashed; a run beating faster shows 3 s after its last beat.
+ */
+export const MIN_HEARTBEAT_S = 1;
+
+/** Runs silent since before this instant may be crashed (the Firestore side of the filter). */
+export function staleCutoffMs(nowMs = Date.now()): number {
+  return nowMs - STALE_HEARTBEATS * MIN_HEARTBEAT_S * 1000;
+}

@@ -4,6 +4,7 @@
 import { collection, collectionGroup, doc, limit, orderBy, query, where } from "firebase/firestore";
 import { db, readDoc, readQuery } from "../fb";
 import * as paths from "../paths";
+import { trainedOn } from "./models";
 import { crumbs, enc, fmt, fmtTime, h, mount, section } from "../ui";
 
 type Row = Record<string, unknown>;
@@ -45,13 +46,29 @@ export async function datasetPage(p: string, name: string, params: URLSearchPara
     return h("li", {}, h("a", { href: `#/p/${enc(p)}/e/${enc(e)}/r/${enc(d.id)}` }, `${e} / run ${d.id}`), ` ${fmt(r.status)}`);
   });
 
-  // Statistics of the latest manifest's files (the Files registry, written by the storage function).
-  const files = await readQuery(query(collection(db, paths.datasetFiles(p, name)), limit(FILES_SHOWN)));
-  const stats = await Promise.all(files.docs.map(async (f) => {
-    const fd = f.data() as Row;
-    const sha = String(fd.sha256 ?? "");
+  // Lineage the other way: model versions trained on the chosen version.
+  const models = await trainedOn(p, name, chosen);
+
+  // Statistics of the chosen version's files: the version lists its first files by
+  // path and sha256 (the profiles in Files/ are by content), so any version has them
+  // without the bucket; a version recorded before that field falls back to files/,
+  // which holds the latest manifest.
+  const listed = (vdoc?.files_listed as { path: string; sha256: string }[] | undefined) ?? null;
+  let entries: [string, string][] | null;
+  let more = false;
+  if (listed) {
+    entries = listed.slice(0, FILES_SHOWN).map((f) => [f.path, f.sha256]);
+    more = Number(vdoc?.file_count ?? 0) > entries.length;
+  } else if (chosen === latest) {
+    const files = await readQuery(query(collection(db, paths.datasetFiles(p, name)), limit(FILES_SHOWN)));
+    entries = files.docs.map((f) => [String((f.data() as Row).path ?? f.id), String((f.data() as Row).sha256 ?? "")]);
+    more = files.size >= FILES_SHOWN;
+  } else {
+    entries = null;
+  }
+  const stats = await Promise.all((entries ?? []).map(async ([path, sha]) => {
     const snap = sha ? await readDoc(doc(db, paths.file(p, sha))) : null;
-    return [String(fd.path ?? f.id), (snap?.data() ?? {}) as Row] as [string, Row];
+    return [path, sha, (snap?.data() ?? {}) as Row] as [string, string, Row];
   }));
   const anomaliesByPath = new Map<string, Anomaly[]>();
   for (const f of Object.values(((validation?.files ?? {}) as Record<string, Row>))) {
@@ -68,10 +85,12 @@ export async function datasetPage(p: string, name: string, params: URLSearchPara
     ),
     section(`Validation of ${chosen}`, validationBlock(validation)),
     section(`Runs that used ${chosen}`, lineage.length ? h("ul", { "data-testid": "lineage" }, lineage) : h("p", { class: "muted", "data-testid": "lineage" }, "none")),
-    section(`Statistics (files of the latest version, ${latest})`,
-      chosen !== latest ? h("p", { class: "muted" }, `Anomalies shown are those of ${chosen}; statistics are stored per file, listed here for ${latest}.`) : null,
-      stats.map(([path, fd]) => fileStats(path, fd, anomaliesByPath.get(path) ?? [])),
-      files.size >= FILES_SHOWN ? h("p", { class: "muted" }, `First ${FILES_SHOWN} files shown.`) : null,
+    section(`Models trained on ${chosen}`, models),
+    section(`Statistics of ${chosen}`,
+      entries === null
+        ? h("p", { class: "muted", "data-testid": "no-stats" }, `${chosen} was recorded without its file list; its manifest is in Cloud Storage: \`aletheia datasets stats ${name} -v ${chosen}\`.`)
+        : stats.map(([path, sha, fd]) => fileStats(path, sha, fd, anomaliesByPath.get(path) ?? [])),
+      more ? h("p", { class: "muted" }, `First ${FILES_SHOWN} files shown (tables first).`) : null,
     ),
   );
 }
@@ -85,13 +104,13 @@ function validationBlock(v: Row | null): HTMLElement {
     items.length ? h("ul", { "data-testid": "anomalies" }, items) : null);
 }
 
-function fileStats(path: string, fd: Row, anomalies: Anomaly[]): HTMLElement {
+function fileStats(path: string, sha: string, fd: Row, anomalies: Anomaly[]): HTMLElement {
   const status = String(fd.status ?? "not profiled yet");
   const cols = (((fd.stats as Row | undefined)?.columns ?? []) as Row[]);
   const byColumn = new Map<string, Anomaly[]>();
   for (const a of anomalies) byColumn.set(a.column, [...(byColumn.get(a.column) ?? []), a]);
   const head = ["column", "type", "count", "missing %", "distinct", "min", "max", "mean", "distribution", "anomalies"];
-  return h("div", { class: "file-stats", "data-testid": "file-stats", "data-path": path },
+  return h("div", { class: "file-stats", "data-testid": "file-stats", "data-path": path, "data-sha": sha },
     h("h3", {}, path, h("span", { class: "muted" }, ` [${status}]${fd.rows !== undefined ? ` · ${fmt(fd.rows)} rows · ${fmt(fd.format)}` : ""}`)),
     cols.length
       ? h("table", { class: "grid" }, h("tr", {}, head.map((c) => h("th", {}, c))),

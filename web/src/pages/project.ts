@@ -4,6 +4,7 @@ import { collection, deleteField, doc, FieldPath, limit, orderBy, query, updateD
 import { db, readCount, readDoc, readQuery } from "../fb";
 import * as paths from "../paths";
 import { crumbs, enc, errorBox, fmt, fmtTime, h, mount, section } from "../ui";
+import { modelsSection } from "./models";
 import { ROLES } from "./projects";
 
 export async function projectPage(user: User, p: string): Promise<void> {
@@ -11,9 +12,10 @@ export async function projectPage(user: User, p: string): Promise<void> {
   const proj = await readDoc(doc(db, paths.project(p)));
   if (!proj.exists()) throw new Error("permission-denied");
   const members = (proj.data().members ?? {}) as Record<string, string>;
-  const [exps, sets] = await Promise.all([
+  const [exps, sets, models] = await Promise.all([
     readQuery(query(collection(db, paths.experiments(p)), limit(200))),
     readQuery(query(collection(db, paths.datasets(p)), limit(200))),
+    modelsSection(p),
   ]);
   // Per experiment: a count aggregation and the newest run (one read each).
   const expRows = await Promise.all(
@@ -53,6 +55,7 @@ export async function projectPage(user: User, p: string): Promise<void> {
         ? h("table", { class: "grid", "data-testid": "datasets" }, h("tr", {}, h("th", {}, "dataset"), h("th", {}, "latest"), h("th", {}, "versions"), h("th", {}, "description")), setRows)
         : h("p", { class: "muted" }, "No datasets yet."),
     ),
+    models,
     section("Members", membersTable(user, p, members)),
   );
 }

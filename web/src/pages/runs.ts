@@ -8,6 +8,7 @@ import {
   orderBy,
   query,
   startAfter,
+  Timestamp,
   where,
   type DocumentSnapshot,
   type QueryConstraint,
@@ -15,13 +16,27 @@ import {
 } from "firebase/firestore";
 import { db, onLeave, watchQuery } from "../fb";
 import * as paths from "../paths";
-import { effectiveStatus } from "../status";
+import { effectiveStatus, staleCutoffMs } from "../status";
 import { crumbs, enc, errorBox, fmt, fmtTime, h, mount } from "../ui";
 
 export const PAGE_SIZE = 50;
 export const MAX_PAGE_SIZE = 200;
 const OPS: WhereFilterOp[] = ["==", "!=", "<", "<=", ">", ">="];
 const FIXED = ["run", "status", "fold", "started_at", "git", "datasets"];
+/**
+ * Columns whose `==` filter has a composite index with the sort on `started_at`
+ * (either direction) in firestore.indexes.json (tests/test_webui_indexes.py checks
+ * it). Any other filter + sort on another column needs an index the cloud names in
+ * its error: params, hyper-parameters and metrics are the user's own keys.
+ */
+export const INDEXED_FILTERS = ["status", "fold", "git"];
+
+/** True when production Firestore has the index this filter + sort needs. */
+export function indexed(fcol: string, fop: string, sort: string): boolean {
+  if (!fcol || fcol === sort) return true; // single-field indexes serve it
+  if (fop !== "==") return false;
+  return sort === "started_at" && INDEXED_FILTERS.includes(fcol);
+}
 
 type Row = Record<string, unknown>;
 
@@ -155,7 +170,35 @@ export async function runsPage(p: string, e: string, params: URLSearchParams): P
     );
   };
 
+  // `status == crashed` also means `running` runs whose heartbeat went stale: nothing
+  // records those, so a second query finds them (status + heartbeat time) and the
+  // browser keeps the ones effectiveStatus calls crashed, on the first page.
+  const crashedFilter = fcol === "status" && fop === "==" && fval.trim() === "crashed";
+  let recorded: { id: string; data: Row }[] = [];
+  let stale: { id: string; data: Row }[] = [];
+  const show = () => {
+    const silent = page === 0 ? stale.filter((r) => effectiveStatus(r.data) === "crashed") : [];
+    lastSnap = silent.length ? sortRows([...silent, ...recorded], sort, dir) : recorded;
+    status.textContent = `${lastSnap.length} run(s) on this page, sorted by ${sort} ${dir}` +
+      (fcol ? `, where ${fcol} ${fop} ${fval}` : "") +
+      (crashedFilter ? ` (${recorded.length} recorded, ${silent.length} with a stale heartbeat)` : "") +
+      (sort !== "started_at" && sort !== "run" ? ` (runs without ${sort} are not listed)` : "") +
+      (indexed(fcol, fop, sort) ? "" : " (in the cloud this filter and sort need a composite index: Firestore's error names it)");
+    render();
+  };
   let stop: (() => void) | null = null;
+  let stopStale: (() => void) | null = null;
+  const watchStale = () => {
+    stopStale?.();
+    stopStale = null;
+    stale = [];
+    if (!crashedFilter || page !== 0) return;
+    const silent = query(collection(db, paths.runs(p, e)), ...staleRunsConstraints(Timestamp.fromMillis(staleCutoffMs())));
+    stopStale = watchQuery(silent, (snap) => {
+      stale = snap.docs.map((d) => ({ id: d.id, data: d.data() as Row }));
+      show();
+    }, (err) => status.replaceChildren(errorBox(err)));
+  };
   const subscribe = () => {
     stop?.();
     const cons: QueryConstraint[] = [];
@@ -165,19 +208,44 @@ export async function runsPage(p: string, e: string, params: URLSearchParams): P
     if (after) cons.push(startAfter(after));
     cons.push(limit(pageSize));
     status.textContent = "Loading…";
+    watchStale();
     stop = watchQuery(query(collection(db, paths.runs(p, e)), ...cons), (snap) => {
-      lastSnap = snap.docs.map((d) => ({ id: d.id, data: d.data() as Row }));
+      recorded = snap.docs.map((d) => ({ id: d.id, data: d.data() as Row }));
       pageEnd = snap.docs[snap.docs.length - 1] ?? null;
-      status.textContent = `${lastSnap.length} run(s) on this page, sorted by ${sort} ${dir}` +
-        (fcol ? `, where ${fcol} ${fop} ${fval}` : "") +
-        (sort !== "started_at" && sort !== "run" ? ` (runs without ${sort} are not listed)` : "");
-      render();
+      show();
     }, (err) => status.replaceChildren(errorBox(err)));
   };
 
   mount(h("h1", {}, e), filterForm, chooser, h("div", {}, compareBtn), status, table, pager);
   subscribe();
   // A running run turns crashed when its heartbeat stops, without any document change.
-  const timer = window.setInterval(() => { if (lastSnap.length) render(); }, 15000);
+  // The crashed filter asks again for runs that went silent since (reading only those).
+  const timer = window.setInterval(() => {
+    if (crashedFilter) watchStale();
+    else if (lastSnap.length) render();
+  }, 15000);
+  onLeave(() => stopStale?.());
   onLeave(() => window.clearInterval(timer));
+}
+
+/** Candidates for a crash nobody recorded: `running`, silent since `cutoff`, stalest first. */
+export function staleRunsConstraints(cutoff: Timestamp): QueryConstraint[] {
+  return [where("status", "==", "running"), where("heartbeat_at", "<", cutoff), orderBy("heartbeat_at", "asc"), limit(MAX_PAGE_SIZE)];
+}
+
+/** Rows of two queries in the table's order (values compared as Firestore orders numbers and text). */
+function sortRows(rows: { id: string; data: Row }[], sort: string, dir: "asc" | "desc"): { id: string; data: Row }[] {
+  const key = (r: { id: string; data: Row }): unknown => {
+    if (sort === "run") return r.id;
+    if (sort === "started_at" || sort === "heartbeat_at") return (r.data[sort] as Timestamp | undefined)?.toMillis?.() ?? 0;
+    if (sort === "status") return effectiveStatus(r.data);
+    return cell(sort, r.id, r.data);
+  };
+  const cmp = (a: unknown, b: unknown): number => {
+    if (typeof a === "number" && typeof b === "number") return a - b;
+    return String(a ?? "").localeCompare(String(b ?? ""));
+  };
+  const seen = new Set<string>();
+  const unique = rows.filter((r) => !seen.has(r.id) && seen.add(r.id));
+  return unique.sort((a, b) => (dir === "asc" ? 1 : -1) * cmp(key(a), key(b)));
 }
