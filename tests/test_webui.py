@@ -165,6 +165,52 @@ def test_register_sign_in_and_an_outsider_sees_no_project_of_others(
     expect(page.locator("[data-testid=project-link]")).to_have_text(["vision"])
 
 
+def switch_user(page: Page, url: str, email: str) -> None:
+    page.click("text=Sign out")
+    expect(page.locator("[data-testid=login]")).to_be_visible()
+    sign_in(page, url, email)
+
+
+def test_an_owner_manages_members_from_the_project_page(
+    web: config.Settings, db: firestore.Client, page: Page, ui_url: str
+) -> None:
+    ana = sign_up(web, "ana@example.com")
+    bo = sign_up(web, "bo@example.com")
+    sign_up(web, "cy@example.com")
+    Metastore("vision", settings=as_owner(web, ana)).exper("resnet", git_policy="off")
+    members_table = "table[data-testid=members]"
+
+    # Ana (owner) adds Bo as a viewer from the page.
+    sign_in(page, ui_url, "ana@example.com")
+    page.goto(ui_url + "#/p/vision")
+    page.fill('input[placeholder="member\'s Firebase uid"]', bo)
+    page.select_option(f"{members_table} ~ form select", "viewer")
+    page.click("text=Add / change")
+    expect(page.locator(members_table)).to_contain_text(bo)
+    assert members.list_members(db, "vision").get(bo) == "viewer"
+
+    # Bo now lists the project and opens it; a viewer gets no form to change members
+    # (the rules refuse such a write anyway: tests/test_rules.py).
+    switch_user(page, ui_url, "bo@example.com")
+    page.goto(ui_url + "#/")
+    expect(page.locator("[data-testid=project-link]")).to_have_text(["vision"])
+    page.goto(ui_url + "#/p/vision")
+    expect(page.locator(members_table)).to_contain_text(f"{bo} (you)")
+    expect(page.locator("text=Add / change")).to_have_count(0)
+    assert members.list_members(db, "vision").get(bo) == "viewer"
+
+    # Cy, who is no member, still sees nothing; then Ana removes Bo, who loses the project.
+    switch_user(page, ui_url, "cy@example.com")
+    expect(page.locator("[data-testid=no-projects]")).to_be_visible()
+    switch_user(page, ui_url, "ana@example.com")
+    page.goto(ui_url + "#/p/vision")
+    page.locator(f"{members_table} tr", has_text=bo).locator("text=remove").click()
+    expect(page.locator(members_table)).not_to_contain_text(bo)
+    assert bo not in members.list_members(db, "vision")
+    switch_user(page, ui_url, "bo@example.com")
+    expect(page.locator("[data-testid=no-projects]")).to_be_visible()
+
+
 # --------------------------------------------------------------------------- runs table
 
 
