@@ -13,7 +13,7 @@ reported as permanent, the same way everywhere.
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aletheia.cloud.lazy import gexc, requests
 from aletheia.errors import BackendUnavailableError
@@ -67,3 +67,35 @@ def is_transient(exc: BaseException) -> bool:
         text = str(exc).lower()
         return not any(marker in text for marker in _TOO_LARGE)
     return isinstance(exc, transient_errors())
+
+
+#: Each attempt of a bounded call gets this share of its deadline, so a call that hangs
+#: (a frozen server) is still tried again within the deadline rather than once.
+_ATTEMPT_SHARE = 3
+
+
+def bounded(deadline_s: float, *, idempotent: bool = True) -> dict[str, Any]:
+    """``retry=`` and ``timeout=`` keyword arguments that give up within ``deadline_s``.
+
+    A per-call ``timeout`` alone does not bound a Google client call: it is
+    the deadline of one *attempt*, and the library's default retry (e.g.
+    300 s for Firestore reads, with ``DEADLINE_EXCEEDED`` retried) starts
+    another attempt with the same timeout until its own deadline passes.
+    Here the retry stops at ``deadline_s`` and each attempt gets a third of
+    it, so the call returns or raises within 4/3 of ``deadline_s``; what is
+    retried is what :func:`is_transient` says a retry can cure. A call that
+    ran out of time raises ``RetryError`` (itself transient).
+
+    A call that is not ``idempotent`` (a ``create``: an attempt that timed
+    out may have been applied, and its retry would then fail as "exists") is
+    made once, with the whole deadline.
+    """
+    from google.api_core import retry as gretry
+
+    if not idempotent:
+        return {"retry": None, "timeout": deadline_s}
+    attempt = max(1.0, deadline_s / _ATTEMPT_SHARE)
+    policy = gretry.Retry(
+        predicate=is_transient, initial=0.2, maximum=2.0, multiplier=2.0, timeout=deadline_s
+    )
+    return {"retry": policy, "timeout": attempt}

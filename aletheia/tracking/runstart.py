@@ -19,6 +19,7 @@ from aletheia.cloud import limits
 from aletheia.cloud.lazy import firestore
 from aletheia.errors import ConfigError, ValidationError
 from aletheia.tracking import ownership, validation
+from aletheia.tracking.direct import start_call
 from aletheia.tracking.runmodel import FAILED, RUNNING, RunRef, now
 from aletheia.tracking.writing import RunWriteStore
 
@@ -103,7 +104,8 @@ def register_blobs(
     from aletheia.data import blobrefs
 
     try:
-        blobrefs.record(db, project, blobrefs.run_references(experiment, run_id, fields))
+        refs = blobrefs.run_references(experiment, run_id, fields)
+        blobrefs.record(db, project, refs, call=start_call())
     except Exception as exc:
         log.warning("aletheia: could not register the run's blobs (%s)", exc)
 
