@@ -194,3 +194,25 @@ def test_start_against_unreachable_firestore_goes_offline_within_its_deadline(
         if fault == "frozen":
             local.resume_part(part)
         local.stop_part(part)
+
+
+def test_start_with_the_whole_local_stack_down_goes_offline(
+    stack: config.Settings, tmp_path: Path
+) -> None:
+    """Nothing answers, Cloud Storage included: the run still starts, without its code blobs."""
+    settings = config.resolve(
+        {
+            "identity": "server",
+            "firestore_emulator_host": f"127.0.0.1:{local.free_port()}",  # nothing listens
+            "storage_emulator_host": f"http://127.0.0.1:{local.free_port()}",
+            "cache_dir": str(tmp_path / "cache"),
+        }
+    )
+    ms = Metastore("offline", settings=settings, final_retry_s=1.0, sync_on_start=False)
+    exper = ms.exper("train", git_policy="off")
+    assert not exper.online
+    run = exper.start_run(params={"lr": 0.1})
+    run.add_metric("loss", 1.0)
+    assert not run.finish()
+    state = journal.read(run.journal.path)
+    assert state.point_count == 1 and state.merged_fields()["params"] == {"lr": 0.1}

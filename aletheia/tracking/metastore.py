@@ -407,7 +407,7 @@ class Experiment:
             "log_dir": limits.validate_text(log_dir, "log_dir") if log_dir else None,
         }
         policy = git_policy or self.git_policy
-        fields.update(runstart.capture_code_and_env(self.ms.blobstore, policy, repo_path))
+        fields.update(runstart.capture_code_and_env(lambda: self.ms.blobstore, policy, repo_path))
         if run_id is not None:
             layout.validate_id(run_id, "run id")
         run = Run._start(self, fields, run_id)

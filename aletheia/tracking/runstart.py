@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -82,9 +82,14 @@ def model_doc(model: Any) -> dict[str, Any] | None:
 
 
 def capture_code_and_env(
-    blobs: BlobStore, policy: str, repo_path: str | os.PathLike[str] | None
+    blobs: Callable[[], BlobStore], policy: str, repo_path: str | os.PathLike[str] | None
 ) -> dict[str, Any]:
-    """git and env maps; the diff and the package list become blobs."""
+    """git and env maps; the diff and the package list become blobs.
+
+    ``blobs`` builds the blob store when a blob is stored: Cloud Storage that
+    cannot be reached (a local stack that is down) costs the run its blobs,
+    never its start.
+    """
     from aletheia.tracking import envinfo, gitinfo
 
     git = gitinfo.capture(Path(repo_path) if repo_path else None, policy=policy)
@@ -110,11 +115,13 @@ def register_blobs(
         log.warning("aletheia: could not register the run's blobs (%s)", exc)
 
 
-def _blob_ref(blobs: BlobStore, data: bytes | None, content_type: str) -> dict[str, Any] | None:
+def _blob_ref(
+    blobs: Callable[[], BlobStore], data: bytes | None, content_type: str
+) -> dict[str, Any] | None:
     if not data:
         return None
     try:
-        info = blobs.put_bytes(data, content_type=content_type)
+        info = blobs().put_bytes(data, content_type=content_type)
     except ConfigError:
         raise  # a bucket that does not exist: said before the run document is written
     except Exception as exc:  # the run goes on without the blob
