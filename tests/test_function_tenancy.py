@@ -11,6 +11,7 @@ functions-framework with a real CloudEvent); the user is real (Auth emulator).
 from __future__ import annotations
 
 import hashlib
+import uuid
 from pathlib import Path
 
 from google.cloud import firestore, storage
@@ -18,7 +19,7 @@ from test_auth import as_user, rules_stack, uid_of
 
 from aletheia.cloud import clients, config, layout, members
 from aletheia.devstack import local
-from aletheia.function import fileevents, tenancy
+from aletheia.function import fileevents
 from aletheia.function.analysis import PATH_METADATA
 
 from helpers import count_rpcs, wait_for
@@ -35,6 +36,10 @@ def _upload(gcs: storage.Client, settings: config.Settings, project: str, data: 
     blob.metadata = {PATH_METADATA: "people.csv"}
     blob.upload_from_string(data)
     return digest
+
+
+def _status(db: firestore.Client, project: str, digest: str) -> str | None:
+    return (db.document(layout.file(project, digest)).get().to_dict() or {}).get("status")
 
 
 def test_function_refuses_to_profile_into_a_squatted_project(
@@ -71,22 +76,25 @@ def test_function_checks_a_project_once_per_instance(
     stack: config.Settings, db: firestore.Client, gcs: storage.Client
 ) -> None:
     """The check costs one read of the project per instance, not one per event."""
+    from aletheia.function import tenancy
+
     tenancy.forget()
-    first = _upload(gcs, stack, "teamdata", CSV)
-    second = _upload(gcs, stack, "teamdata", CSV + b"carol,300\n")
+    team = f"team-{uuid.uuid4().hex[:8]}"  # new to the function instance too
+    first = _upload(gcs, stack, team, CSV)
+    second = _upload(gcs, stack, team, CSV + b"carol,300\n")
     for digest in (first, second):  # profiled by the real function first
         wait_for(
-            lambda d=digest: db.document(layout.file("teamdata", d)).get().exists,
+            lambda d=digest: _status(db, team, d) == "done",
             what="the function to profile it",
         )
-    project = db.document(layout.project("teamdata")).get().to_dict() or {}
+    project = db.document(layout.project(team)).get().to_dict() or {}
     assert project.get(members.SERVER_MANAGED) is True  # created as the team's, first
 
     with count_rpcs(db) as rpcs:
         for digest in (first, second):
             obj = {
                 "bucket": stack.bucket,
-                "name": layout.blob_name("teamdata", digest),
+                "name": layout.blob_name(team, digest),
                 "metadata": {PATH_METADATA: "people.csv"},
             }
             fileevents.handle_finalized(obj, db, gcs)

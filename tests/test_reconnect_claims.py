@@ -11,6 +11,7 @@ emulator are the session's, real.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from test_faults import stored_points
 
 from aletheia.cloud import clients, config, layout, members
 from aletheia.devstack import local
+from aletheia.errors import ConflictError
 from aletheia.tracking import direct, journal, sync
 from aletheia.tracking.metastore import Metastore
 
@@ -57,7 +59,13 @@ def test_offline_started_run_refuses_a_project_squatted_before_it_reconnects(
 
     # Meanwhile Eve registers the team's project name first.
     eve = as_user(rules_stack, tmp_path, "eve@example.com")
-    members.create_project(clients.firestore_client(eve), PROJECT, uid_of(eve))
+    # Right after the emulator thaws, an attempt of Eve's can land and still be retried
+    # (then "exists"): what counts is that the project is hers, and nothing else is there.
+    with contextlib.suppress(ConflictError):
+        members.create_project(clients.firestore_client(eve), PROJECT, uid_of(eve))
+    squatted = db.document(layout.project(PROJECT)).get().to_dict() or {}
+    assert squatted["members"] == {uid_of(eve): "owner"}, squatted
+    assert members.SERVER_MANAGED not in squatted
 
     with caplog.at_level(logging.WARNING, logger="aletheia"):
         assert not run.flush()  # Firestore answers again: the project is checked first
