@@ -52,6 +52,7 @@ class WriterRecovery:
     store: FirestoreStore
     journal: JournalWriter
     retry_for_s: float
+    final_retry_s: float
     offline: bool
     recovering: int
     blocked: bool
@@ -240,7 +241,9 @@ class WriterRecovery:
                 stored.gapless_counts(sent, CHUNK_POINTS),
                 self._fields_set,
                 {k: s.received for k, s in self._series.items() if s.summarized},
-                call=transient.bounded(self.retry_for_s),
+                # Bounded like the run's end: a thawing server must not hold training for
+                # the library's 300 s, nor a slow one be cut off at the first attempt.
+                call=transient.bounded(max(self.retry_for_s, self.final_retry_s)),
             )
             if gaps:
                 state = read_journal(self.journal.path)
