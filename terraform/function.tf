@@ -48,6 +48,7 @@ resource "google_cloudfunctions2_function" "on_object_finalized" {
       ALETHEIA_MODE          = "cloud"
       ALETHEIA_CLOUD_PROJECT = var.project_id
       ALETHEIA_BUCKET        = google_storage_bucket.data.name
+      ALETHEIA_OWNER         = var.owner_uid
     }
   }
 

@@ -59,6 +59,7 @@ resource "google_cloudfunctions2_function" "sweep_stale_leases" {
       ALETHEIA_MODE          = "cloud"
       ALETHEIA_CLOUD_PROJECT = var.project_id
       ALETHEIA_BUCKET        = google_storage_bucket.data.name
+      ALETHEIA_OWNER         = var.owner_uid
     }
   }
 

@@ -27,6 +27,12 @@ variable "function_name" {
   default     = "aletheia-on-object-finalized"
 }
 
+variable "owner_uid" {
+  description = "Firebase uid the storage function writes for (ALETHEIA_OWNER): it profiles data of server-created projects and of projects naming this uid as writer or owner; empty: server-created ones only."
+  type        = string
+  default     = ""
+}
+
 variable "aletheia_projects" {
   description = "aletheia projects (Projects/{p}) whose tmp/ prefix gets a lifecycle rule."
   type        = list(string)

@@ -211,6 +211,8 @@ def test_function_gen2_from_functions_dir_with_storage_trigger(tf: dict[str, Any
         "ALETHEIA_MODE": "cloud",
         "ALETHEIA_CLOUD_PROJECT": "${var.project_id}",
         "ALETHEIA_BUCKET": "${google_storage_bucket.data.name}",
+        # Whose projects the function profiles besides server-created ones (function/tenancy.py).
+        "ALETHEIA_OWNER": "${var.owner_uid}",
     }
     # The variables the deployed function sets are the ones aletheia.cloud.config reads.
     known = {v for names in config.ENV_VARS.values() for v in names}

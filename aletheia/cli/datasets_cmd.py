@@ -321,6 +321,11 @@ def rm(
     console.print(
         f"removed {name} {version}: {result.blobs_deleted} blobs deleted, "
         f"{result.blobs_kept} kept{unknown}; latest is now {result.latest_version or '(none)'}"
+        + (
+            f"; {result.derived_deleted} row sample/profile object(s) of them deleted too"
+            if result.derived_deleted
+            else ""
+        )
     )
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from aletheia.cloud import clients, layout
+from aletheia.cloud import clients, layout, transient
 from aletheia.cloud.lazy import firestore, gexc
 from aletheia.errors import (
     AccessDeniedError,
@@ -103,25 +103,29 @@ def ensure_project(
     creates a missing project as its owner, or must be a writer of it. Server
     credentials create a missing project (with ``owner`` as its owner, if
     configured); an existing one must be theirs (see the module docstring).
+    With ``timeout``, every call gives up within about that many seconds
+    (:func:`~aletheia.cloud.transient.bounded`), whatever the library's retry.
     """
     uid = clients.acting_uid(db)
     ref = db.document(layout.project(project))
     doc = _new_project(db, project, uid or owner)
+    once = transient.bounded(timeout, idempotent=False) if timeout is not None else {}
+    read = transient.bounded(timeout) if timeout is not None else {}
     if uid is not None:  # the rules let users read only projects they are members of
         try:
-            ref.create(doc, timeout=timeout)
+            ref.create(doc, **once)
             return
         except (gexc.AlreadyExists, gexc.PermissionDenied):  # it exists (and may not be theirs)
             pass
-        require_role(db, project, uid, "writer")
+        require_role(db, project, uid, "writer", timeout=timeout)
         return
-    snap = ref.get(timeout=timeout)  # a read, not a refused create, in the usual case
+    snap = ref.get(**read)  # a read, not a refused create, in the usual case
     if not snap.exists:
         try:
-            ref.create(doc, timeout=timeout)
+            ref.create(doc, **once)
             return
         except gexc.AlreadyExists:  # created meanwhile
-            snap = ref.get(timeout=timeout)
+            snap = ref.get(**read)
     stored = snap.to_dict() or {}
     known = dict(stored.get("members") or {})
     if stored.get(SERVER_MANAGED) or not known or role_at_least(known.get(owner or ""), "writer"):
@@ -149,23 +153,29 @@ class ProjectChecks:
         self._ok: set[str] = set()
         self._refused: dict[str, AletheiaError] = {}
 
-    def require(self, db: firestore.Client, project: str) -> None:
-        """Raise the :class:`AletheiaError` :func:`ensure_project` gives, if any."""
+    def require(self, db: firestore.Client, project: str, *, timeout: float | None = None) -> None:
+        """Raise the :class:`AletheiaError` :func:`ensure_project` gives, if any.
+
+        ``timeout``: each of its calls gives up within about that many seconds.
+        """
         if project in self._ok:
             return
         if project in self._refused:
             raise self._refused[project]
         try:
-            ensure_project(db, project, owner=self.owner)
+            ensure_project(db, project, owner=self.owner, timeout=timeout)
         except AletheiaError as exc:
             self._refused[project] = exc
             raise
         self._ok.add(project)
 
 
-def get_project(db: firestore.Client, project: str) -> dict[str, Any]:
-    """The project document, or :class:`NotFoundError`."""
-    snapshot = db.document(layout.project(project)).get()
+def get_project(
+    db: firestore.Client, project: str, *, timeout: float | None = None
+) -> dict[str, Any]:
+    """The project document, or :class:`NotFoundError` (within ``timeout``, if given)."""
+    read = transient.bounded(timeout) if timeout is not None else {}
+    snapshot = db.document(layout.project(project)).get(**read)
     if not snapshot.exists:
         raise NotFoundError(
             f"project {project!r} does not exist",
@@ -174,7 +184,9 @@ def get_project(db: firestore.Client, project: str) -> dict[str, Any]:
     return snapshot.to_dict() or {}
 
 
-def require_role(db: firestore.Client, project: str, uid: str, needed: str) -> str:
+def require_role(
+    db: firestore.Client, project: str, uid: str, needed: str, *, timeout: float | None = None
+) -> str:
     """The role of ``uid`` in ``project``; :class:`AccessDeniedError` unless it covers ``needed``.
 
     Asked before a signed-in user starts writing, so a missing role is one
@@ -182,7 +194,7 @@ def require_role(db: firestore.Client, project: str, uid: str, needed: str) -> s
     """
     hint = f"ask an owner to run `aletheia project members add {uid} {needed} -p {project}`"
     try:
-        role = (get_project(db, project).get("members") or {}).get(uid)
+        role = (get_project(db, project, timeout=timeout).get("members") or {}).get(uid)
     except gexc.PermissionDenied as exc:  # the rules let only members read the project
         raise AccessDeniedError(f"{uid!r} is not a member of project {project!r}", hint) from exc
     if not role_at_least(role, needed):

@@ -13,7 +13,9 @@ reported as permanent, the same way everywhere.
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from aletheia.cloud.lazy import gexc, requests
 from aletheia.errors import BackendUnavailableError
@@ -67,3 +69,60 @@ def is_transient(exc: BaseException) -> bool:
         text = str(exc).lower()
         return not any(marker in text for marker in _TOO_LARGE)
     return isinstance(exc, transient_errors())
+
+
+#: The least time an attempt is given, however close to its deadline it starts.
+_MIN_ATTEMPT_S = 0.5
+
+
+class _UntilDeadline:
+    """A google.api_core timeout: each attempt gets the time left until the call's deadline.
+
+    api_core's own ``TimeToDeadlineTimeout`` (what a plain number becomes)
+    gives an attempt that starts less than a second before the deadline the
+    whole timeout again; this one never gives more than what is left (but at
+    least :data:`_MIN_ATTEMPT_S`). Applied by the library once per call, so
+    the clock starts when the call does.
+    """
+
+    def __init__(self, deadline_s: float) -> None:
+        self.deadline_s = deadline_s
+
+    def __call__(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        started = time.monotonic()
+
+        @functools.wraps(func)
+        def attempt(*args: Any, **kwargs: Any) -> Any:
+            left = self.deadline_s - (time.monotonic() - started)
+            kwargs["timeout"] = max(_MIN_ATTEMPT_S, left)
+            return func(*args, **kwargs)
+
+        return attempt
+
+
+def bounded(deadline_s: float, *, idempotent: bool = True) -> dict[str, Any]:
+    """``retry=`` and ``timeout=`` keyword arguments that give up within ``deadline_s``.
+
+    A per-call ``timeout`` alone does not bound a Google client call: it is
+    the deadline of one *attempt*, and the library's default retry (e.g.
+    300 s for Firestore reads, with ``DEADLINE_EXCEEDED`` retried) starts
+    another attempt with the same timeout until its own deadline passes.
+    Here the retries stop at ``deadline_s`` and each attempt gets what is
+    left of it: a server that is slow but alive (a fresh emulator's first
+    call on a loaded machine) has the whole deadline to answer, a refused
+    connection is tried again until the deadline. What is retried is what
+    :func:`is_transient` says a retry can cure; a call that ran out of time
+    raises ``RetryError`` or ``DeadlineExceeded`` (both transient).
+
+    A call that is not ``idempotent`` (a ``create``: an attempt that timed
+    out may have been applied, and its retry would then fail as "exists") is
+    made once, with the whole deadline.
+    """
+    from google.api_core import retry as gretry
+
+    if not idempotent:
+        return {"retry": None, "timeout": deadline_s}
+    policy = gretry.Retry(
+        predicate=is_transient, initial=0.2, maximum=2.0, multiplier=2.0, timeout=deadline_s
+    )
+    return {"retry": policy, "timeout": _UntilDeadline(deadline_s)}

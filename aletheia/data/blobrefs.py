@@ -123,11 +123,18 @@ def run_references(
     return found
 
 
-def record(db: firestore.Client, project: str, refs: Iterable[Reference]) -> int:
+def record(
+    db: firestore.Client,
+    project: str,
+    refs: Iterable[Reference],
+    *,
+    call: Mapping[str, Any] | None = None,
+) -> int:
     """Write these references (batched, idempotent); returns the number of writes.
 
     A holder's ``Refs`` document and its blob's summary go in the same batch,
-    so neither exists without the other.
+    so neither exists without the other. ``call``: ``retry=``/``timeout=`` of
+    each commit (:func:`aletheia.cloud.transient.bounded`), the library's if not given.
     """
     groups: list[list[tuple[str, dict[str, Any]]]] = []
     for ref in refs:
@@ -153,18 +160,21 @@ def record(db: firestore.Client, project: str, refs: Iterable[Reference]) -> int
                 (layout.blob_ref(project, ref.sha256, ref.holder), entry),
             ]
         )
-    return _commit_groups(db, groups)
+    return _commit_groups(db, groups, call or {})
 
 
 def _commit_groups(
-    db: firestore.Client, groups: Sequence[Sequence[tuple[str, dict[str, Any] | None]]]
+    db: firestore.Client,
+    groups: Sequence[Sequence[tuple[str, dict[str, Any] | None]]],
+    call: Mapping[str, Any] | None = None,
 ) -> int:
     """Commit groups of merges (``None``: a delete), a group never split across batches."""
+    call = call or {}
     written = 0
     batch, pending = db.batch(), 0
     for group in groups:
         if pending + len(group) > BATCH_WRITES:
-            batch.commit()
+            batch.commit(**call)
             batch, pending = db.batch(), 0
         for path, data in group:
             if data is None:
@@ -174,7 +184,7 @@ def _commit_groups(
         pending += len(group)
         written += len(group)
     if pending:
-        batch.commit()
+        batch.commit(**call)
     return written
 
 

@@ -309,6 +309,22 @@ class BlobStore:
         self._count(deletes=1)
         return True
 
+    def delete_derived(self, sha256: str) -> int:
+        """Delete what the storage function derived from blob ``sha256``: its row sample and
+        full profile, which hold real rows and values. Returns how many existed."""
+        deleted = 0
+        for name in (
+            layout.sample_blob_name(self.project, sha256),
+            layout.profile_blob_name(self.project, sha256),
+        ):
+            try:
+                _call(self.bucket.blob(name).delete)
+            except gexc.NotFound:
+                continue
+            deleted += 1
+        self._count(deletes=deleted)
+        return deleted
+
 
 def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Call a storage method with retries, turning unreachable backends into our error."""

@@ -2,8 +2,9 @@
 
 A blob is deleted only if no other version of the dataset holds it and the
 blob registry (:mod:`aletheia.data.blobrefs`) names no other holder; a blob
-the registry has no entry for is kept. A version recorded runs used is
-refused unless forced.
+the registry has no entry for is kept. What the storage function derived
+from a deleted blob (its row sample and full profile) goes with it. A
+version recorded runs used is refused unless forced.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ class RemoveResult:
     runs: list[str] = field(default_factory=list)
     #: Versions whose manifest is damaged (their blobs, and this one's, were kept).
     damaged: list[str] = field(default_factory=list)
+    #: Row samples and full profiles the storage function derived from the deleted blobs
+    #: (they hold real rows): deleted with them.
+    derived_deleted: int = 0
 
 
 def remove_version(
@@ -83,6 +87,9 @@ def remove_version(
     new_manifest = readable[new_latest["version"]] if new_latest else None
     _after_remove(catalog, name, version, manifest, new_latest, new_manifest or {})
     deleted = sum(run_parallel(catalog.blobs.delete, verdict.deletable))
+    # Derived from bytes nothing references any more (blob names are per project, so no
+    # other project's data shares them): a sample without its data is an orphan of real rows.
+    derived = sum(run_parallel(catalog.blobs.delete_derived, verdict.deletable))
     blobrefs.release_dataset(catalog.db, catalog.project, name, verdict.deletable, verdict.held)
     return RemoveResult(
         name,
@@ -94,6 +101,7 @@ def remove_version(
         blobs_unregistered=len(verdict.unregistered),
         runs=runs,
         damaged=damaged,
+        derived_deleted=derived,
     )
 
 

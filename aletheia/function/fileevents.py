@@ -12,7 +12,9 @@ transaction) → ``done`` | ``failed`` | ``unsupported``, each terminal status
 with its reason. A redelivered event finds a terminal status and does
 nothing; one that finds a live lease raises :class:`LeaseBusyError` (non-2xx, so
 it is delivered again later); an expired lease (a crashed worker) is taken
-over. An object whose name, content type and first four bytes already rule
+over. Nothing is written into a project these credentials may not write
+into (:mod:`aletheia.function.tenancy`): such an event is logged as an error
+and dropped. An object whose name, content type and first four bytes already rule
 out a table (an image, a model file) is written ``unsupported`` at once, in
 one write, with no lease. Bad input always ends in a terminal status and a normal return, so
 no event is redelivered forever; only transient infrastructure errors
@@ -35,7 +37,7 @@ from aletheia.cloud import clients, config, layout
 from aletheia.cloud.transient import TRANSIENT as _TRANSIENT
 from aletheia.data import blobstore
 from aletheia.errors import AletheiaError
-from aletheia.function import analysis
+from aletheia.function import analysis, tenancy
 from aletheia.function.filestatus import (
     STATUS_DONE,
     STATUS_FAILED,
@@ -105,6 +107,10 @@ def handle_finalized(
         log.info("ignoring %s: not a content-addressed aletheia blob", name)
         return None
     db = db or _db()
+    refused = tenancy.refusal(db, ref.project, _settings().owner)
+    if refused is not None:  # a normal return: the same event would be refused again
+        log.error("refusing to profile %s: %s; nothing was recorded for it", name, refused)
+        return None
     doc = db.document(layout.file(ref.project, ref.sha256))
     reason = _plainly_unsupported(obj, gcs or _gcs())
     if reason is not None:

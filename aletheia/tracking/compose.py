@@ -137,11 +137,14 @@ class Backend:
         """
         store = self._writes.get(probe)
         if store is None:
-            from aletheia.cloud import clients
+            from aletheia.cloud import clients, members
             from aletheia.tracking.store import FirestoreStore
 
             settings = self.settings
-            store = FirestoreStore(lambda: clients.firestore_client(settings, probe=probe))
+            store = FirestoreStore(
+                lambda: clients.firestore_client(settings, probe=probe),
+                checks=members.ProjectChecks(settings.owner),
+            )
             self._writes[probe] = store
         return store
 

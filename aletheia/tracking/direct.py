@@ -30,7 +30,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from aletheia.cloud import clients, layout
+from aletheia.cloud import clients, layout, transient
 from aletheia.cloud.lazy import firestore, gexc
 from aletheia.errors import ConflictError, NotFoundError, ValidationError
 from aletheia.tracking import validation
@@ -55,8 +55,22 @@ from aletheia.tracking.writing import TAGS_FIELD, MetricPoint, RunWriteStore, ta
 log = logging.getLogger(__name__)
 
 #: Deadline of the few synchronous calls of a run's start (experiment and run creation);
-#: generous because a fresh emulator takes seconds for its first write.
+#: generous because a fresh emulator takes seconds for its first write. Past it, the run
+#: starts offline.
 CREATE_TIMEOUT_S = 30.0
+
+
+def start_call(*, idempotent: bool = True) -> dict[str, Any]:
+    """``retry=``/``timeout=`` of every synchronous Firestore call of a run's start.
+
+    The one place they are decided: each such call gives up within about
+    :data:`CREATE_TIMEOUT_S` (read at call time), the library's own retry
+    deadline (up to 300 s) never applies; a ``create`` is made once (see
+    :func:`aletheia.cloud.transient.bounded`).
+    """
+    return transient.bounded(CREATE_TIMEOUT_S, idempotent=idempotent)
+
+
 #: ``lifecycle_stage`` of a run deleted through MLflow (its soft delete): not loggable.
 DELETED_STAGE = "deleted"
 
@@ -74,7 +88,7 @@ class DirectWrites(RunWriteStore):
     def create_run(self, ref: RunRef, fields: Mapping[str, Any]) -> None:
         """``create`` the run document (fails with :class:`RunExistsError` if the id is taken)."""
         try:
-            self.db.document(ref.path).create(dict(fields), timeout=CREATE_TIMEOUT_S)
+            self.db.document(ref.path).create(dict(fields), **start_call(idempotent=False))
         except gexc.AlreadyExists as exc:
             raise RunExistsError(
                 f"run {ref.run!r} already exists in {ref.experiment!r}", "choose another run_id"

@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 def _create_if_missing(db: firestore.Client, path: str, data: dict[str, Any]) -> bool:
     """``create`` a document; False if it already existed."""
     try:
-        db.document(path).create(data, timeout=direct.CREATE_TIMEOUT_S)
+        db.document(path).create(data, **direct.start_call(idempotent=False))
     except gexc.AlreadyExists:
         return False
     return True
@@ -74,7 +74,7 @@ class Experiment:
             self.ms._ensure_project()
             doc = {"name": self.name, "desc": "", "next_run_id": 1, "created_at": now()}
             if not _create_if_missing(self.ms.db, self.path, doc):
-                snap = self.ms.db.document(self.path).get(timeout=direct.CREATE_TIMEOUT_S)
+                snap = self.ms.db.document(self.path).get(**direct.start_call())
                 self._desc = str((snap.to_dict() or {}).get("desc", ""))
         except TRANSIENT as exc:
             log.warning("aletheia: Firestore unreachable (%s); experiment works offline", exc)
@@ -123,7 +123,9 @@ class Experiment:
         }
         policy = git_policy or self.git_policy
         limit = self.ms.settings.snapshot_max_bytes  # of untracked files kept
-        fields.update(runstart.capture_code_and_env(self.ms.blobstore, policy, repo_path, limit))
+        fields.update(runstart.capture_code_and_env(
+            lambda: self.ms.blobstore, policy, repo_path, limit
+        ))
         if run_id is not None:
             layout.validate_id(run_id, "run id")
         run = runopen.open_run(self, fields, run_id)

@@ -15,8 +15,11 @@ this is its unhappy path, kept apart so the happy one reads in one sitting:
   synced, what Firestore no longer holds of what it had acknowledged (an
   emulator restarted from an older export, which fails no commit) is queued
   again from the journal;
-* a run started offline *claims* its id before its first write, moving to a
-  new id if another process owns it (:mod:`aletheia.tracking.ownership`).
+* a run started offline first checks its project as an online start does
+  (:func:`aletheia.cloud.members.ensure_project`: a project someone else
+  registered meanwhile under the same name is refused, and nothing is sent),
+  then *claims* its id before its first write, moving to a new id if another
+  process owns it (:mod:`aletheia.tracking.ownership`).
 """
 
 from __future__ import annotations
@@ -25,8 +28,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from aletheia.cloud import transient
 from aletheia.cloud.lazy import gexc
 from aletheia.cloud.transient import is_transient
+from aletheia.errors import AletheiaError
 from aletheia.tracking import ownership, stored
 from aletheia.tracking.journal import JournalWriter
 from aletheia.tracking.journal import read as read_journal
@@ -57,6 +62,7 @@ class WriterRecovery:
     store: FirestoreStore
     journal: JournalWriter
     retry_for_s: float
+    final_retry_s: float
     offline: bool
     recovering: int
     blocked: bool
@@ -148,13 +154,25 @@ class WriterRecovery:
     def _claim(self, timeout: float) -> bool:
         """Make this offline-started run's id ours before writing under it.
 
-        If another process owns the id, this run moves to a new id (journaled,
-        reported) and claims that. False while Firestore cannot be reached.
+        Its project is checked first, as an online start checks it: a run that
+        started offline never was. If another process owns the id, this run
+        moves to a new id (journaled, reported) and claims that. False while
+        Firestore cannot be reached, or when the project is refused.
         """
         assert self.owner is not None
         initial: dict[str, Any] = {}
         for update in self._unsent_fields:
             merge_fields(initial, update)
+        try:
+            self.store.checks.require(self.store.client, self.ref.project, timeout=timeout)
+        except AletheiaError as exc:  # not ours to write into: nothing is sent
+            self._project_refused(exc)
+            return False
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            self._went_offline(exc)
+            return False
         try:
             start = self._unsent_fields[0] if self._unsent_fields else {}
             self.ref = ownership.claim_or_move(
@@ -180,6 +198,18 @@ class WriterRecovery:
             return False
         self.claimed = True
         return True
+
+    def _project_refused(self, exc: AletheiaError) -> None:
+        """The project refused this identity: stop sending, say what to do, keep the journal."""
+        self.blocked = True
+        hint = f" ({exc.hint})" if exc.hint else ""
+        message = (
+            f"run {self.ref.run} was not written to Firestore: {exc.message}{hint}. "
+            f"Nothing more is sent; the run goes on, and its journal {self.journal.path} "
+            "keeps everything: once the project is yours to write, run `aletheia sync`"
+        )
+        self.rejections.append(message)
+        self._warn(message, kind="refused:project")
 
     def _moved(self, ref: RunRef, moved: dict[str, Any]) -> None:
         """The id was another process's: journal the move, then go on as ``ref``."""
@@ -221,6 +251,9 @@ class WriterRecovery:
                 stored.gapless_counts(sent, CHUNK_POINTS),
                 self._fields_set,
                 {k: s.received for k, s in self._series.items() if s.summarized},
+                # Bounded like the run's end: a thawing server must not hold training for
+                # the library's 300 s, nor a slow one be cut off at the first attempt.
+                call=transient.bounded(max(self.retry_for_s, self.final_retry_s)),
             )
             if gaps:
                 state = read_journal(self.journal.path)

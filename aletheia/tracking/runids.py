@@ -65,7 +65,7 @@ def _create_numbered(
     ``next_run_id`` on the experiment is only a hint where to start; it never
     decides an id, so concurrent starters cannot get the same one.
     """
-    snap = db.document(layout.experiment(p, e)).get(timeout=direct.CREATE_TIMEOUT_S)
+    snap = db.document(layout.experiment(p, e)).get(**direct.start_call())
     n = max(1, int((snap.to_dict() or {}).get("next_run_id", 1)))
     while True:
         doc = {**fields, "run": str(n), "number": n}
@@ -75,9 +75,7 @@ def _create_numbered(
         except RunExistsError:
             n += 1
     try:
-        db.document(layout.experiment(p, e)).update(
-            {"next_run_id": n + 1}, timeout=direct.CREATE_TIMEOUT_S
-        )
+        db.document(layout.experiment(p, e)).update({"next_run_id": n + 1}, **direct.start_call())
     except Exception as exc:  # only a hint
         if not is_transient(exc):
             raise

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +19,7 @@ from aletheia.cloud import limits
 from aletheia.cloud.lazy import firestore
 from aletheia.errors import ConfigError, ValidationError
 from aletheia.tracking import ownership, validation
+from aletheia.tracking.direct import start_call
 from aletheia.tracking.runmodel import FAILED, RUNNING, RunRef, now
 from aletheia.tracking.writing import RunWriteStore
 
@@ -81,13 +82,17 @@ def model_doc(model: Any) -> dict[str, Any] | None:
 
 
 def capture_code_and_env(
-    blobs: BlobStore,
+    blobs: Callable[[], BlobStore],
     policy: str,
     repo_path: str | os.PathLike[str] | None,
     snapshot_max_bytes: int | None = None,
 ) -> dict[str, Any]:
     """git and env maps (and ``notebook`` in Jupyter); the diff, the untracked files, the
     package lists and the notebook become blobs.
+
+    ``blobs`` builds the blob store when a blob is stored: Cloud Storage that
+    cannot be reached (a local stack that is down) costs the run its blobs,
+    never its start.
 
     The untracked files are kept within ``snapshot_max_bytes`` (default
     :data:`aletheia.tracking.snapshot.DEFAULT_MAX_BYTES`; 0: not kept), and
@@ -133,16 +138,18 @@ def register_blobs(
     files = snapshot.file_digests(manifest) if manifest else []
     try:
         refs = blobrefs.run_references(experiment, run_id, fields, files)
-        blobrefs.record(db, project, refs)
+        blobrefs.record(db, project, refs, call=start_call())
     except Exception as exc:
         log.warning("aletheia: could not register the run's blobs (%s)", exc)
 
 
-def _blob_ref(blobs: BlobStore, data: bytes | None, content_type: str) -> dict[str, Any] | None:
+def _blob_ref(
+    blobs: Callable[[], BlobStore], data: bytes | None, content_type: str
+) -> dict[str, Any] | None:
     if not data:
         return None
     try:
-        info = blobs.put_bytes(data, content_type=content_type)
+        info = blobs().put_bytes(data, content_type=content_type)
     except ConfigError:
         raise  # a bucket that does not exist: said before the run document is written
     except Exception as exc:  # the run goes on without the blob

@@ -240,7 +240,7 @@ def store(blobs: BlobStore, snap: Snapshot) -> dict[str, Any] | None:
 
 
 def capture_and_store(
-    blobs: BlobStore, root: str | None, max_bytes: int
+    blobs: Callable[[], BlobStore], root: str | None, max_bytes: int
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """``(snapshot_ref, snapshot summary)`` for the run document; never fails the run.
 
@@ -257,7 +257,7 @@ def capture_and_store(
         return None, {"error": str(exc)[:500]}
     summary = snap.summary()
     try:
-        ref = store(blobs, snap)
+        ref = store(blobs(), snap)
     except ConfigError:
         raise
     except Exception as exc:  # the run goes on without its snapshot

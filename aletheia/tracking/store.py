@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from aletheia.cloud import members
 from aletheia.cloud.lazy import firestore, gexc
 from aletheia.cloud.limits import encoded_size
 
@@ -117,9 +118,13 @@ class FirestoreStore:
         client_factory: Callable[[], firestore.Client],
         *,
         commit_timeout_s: float = COMMIT_TIMEOUT_S,
+        checks: members.ProjectChecks | None = None,
     ) -> None:
         self._factory = client_factory
         self.commit_timeout_s = commit_timeout_s
+        #: Whether this identity may write into a project, asked once per project before a
+        #: writer that has not checked (a run started offline) writes into it.
+        self.checks = checks or members.ProjectChecks()
         self._client: firestore.Client | None = None
         self._lock = threading.Lock()
         self.stats = StoreStats()

@@ -73,8 +73,11 @@ def find_gaps(
     chunks: Mapping[str, Mapping[int, int]],
     fields: Mapping[str, Any],
     summaries: Mapping[str, int] | None = None,
+    *,
+    call: Mapping[str, Any] | None = None,
 ) -> Gaps:
-    """Compare Firestore with what a run logged.
+    """Compare Firestore with what a run logged (each read with ``call``'s ``retry=``/
+    ``timeout=``, see :func:`aletheia.cloud.transient.bounded`; the library's if not given).
 
     ``chunk_path(key, n)`` builds a chunk's document path; ``chunks`` the
     number of points logged per key and chunk (:func:`chunk_counts`);
@@ -89,7 +92,8 @@ def find_gaps(
             expected[path] = count
             where[path] = (key, n)
     gaps = Gaps()
-    run = db.document(run_path).get()
+    call = call or {}
+    run = db.document(run_path).get(**call)
     if not run.exists:
         gaps.run_missing = True
         gaps.fields = sorted(fields)
@@ -102,7 +106,7 @@ def find_gaps(
         )
         if behind and "summary" not in gaps.fields:
             gaps.fields.append("summary")
-    stored_counts = _stored_counts(db, list(expected))
+    stored_counts = _stored_counts(db, list(expected), call)
     for path, count in expected.items():
         if stored_counts.get(path, 0) < count:
             key, n = where[path]
@@ -155,12 +159,14 @@ def _chunk_counts(points: Iterable[Point], chunk_points: int) -> dict[int, int]:
     return counts
 
 
-def _stored_counts(db: firestore.Client, paths: list[str]) -> dict[str, int]:
+def _stored_counts(
+    db: firestore.Client, paths: list[str], call: Mapping[str, Any]
+) -> dict[str, int]:
     """``count`` of each chunk document that exists."""
     out: dict[str, int] = {}
     for start in range(0, len(paths), _READ_BATCH):
         refs = [db.document(p) for p in paths[start : start + _READ_BATCH]]
-        for snap in db.get_all(refs, field_paths=["count"]):
+        for snap in db.get_all(refs, field_paths=["count"], **call):
             if snap.exists:
                 out[snap.reference.path] = int((snap.to_dict() or {}).get("count") or 0)
     return out

@@ -1,0 +1,218 @@
+"""An experiment started while Firestore cannot be reached starts offline within its deadline.
+
+A per-call ``timeout`` does not bound a Google client call: the library's
+default retry (300 s for reads, 60 s for commits) starts attempt after
+attempt. Every Firestore call from ``Metastore(...)`` through ``exper()``,
+``start_run()``, logging and ``finish()`` gives up within the configured
+start deadline (``direct.CREATE_TIMEOUT_S``), and the run lands in its
+journal. Firestore is a real emulator, frozen (SIGSTOP: it accepts
+connections and answers nothing) or stopped (nothing listens any more),
+reached with server credentials and as a signed-in user.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_auth import as_user
+
+from aletheia.cloud import config
+from aletheia.devstack import local
+from aletheia.tracking import direct, journal
+from aletheia.tracking.metastore import Experiment, Metastore
+
+DEADLINE_S = 2.0
+#: Only a start that waits for the library's own retry deadline (300 s) gets here.
+CEILING_S = 150.0
+
+
+@dataclass
+class Attempts:
+    """Every RPC attempt a client made: the logical call it belongs to, when, its timeout."""
+
+    rows: list[tuple[int, str, float, Any]] = field(default_factory=list)
+    _calls: itertools.count[int] = field(default_factory=itertools.count)
+    _current: threading.local = field(default_factory=threading.local)
+
+    def spans(self) -> dict[int, float]:
+        """Seconds from a call's first attempt to its last attempt's start, per call."""
+        first: dict[int, float] = {}
+        last: dict[int, float] = {}
+        for call, _name, at, _timeout in self.rows:
+            first.setdefault(call, at)
+            last[call] = at
+        return {call: last[call] - first[call] for call in first}
+
+
+@contextmanager
+def record_attempts(db: Any, attempts: Attempts) -> Iterator[None]:
+    """Record each attempt of each RPC ``db`` makes (the calls still reach the emulator).
+
+    The client's API methods mark which logical call is under way; the
+    transport's raw stubs, below the library's retry, record every attempt.
+    """
+    api = db._firestore_api
+    wrapped = api._transport._wrapped_methods
+    names = {gapic: name for name, gapic in _gapic_by_name(api).items()}
+    saved_api = {name: getattr(api, name) for name in names.values()}
+    saved_targets = {gapic: gapic._target for gapic in wrapped.values()}
+
+    def call_of(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            attempts._current.call = next(attempts._calls)
+            return method(*args, **kwargs)
+
+        return call
+
+    def attempt_of(name: str, target: Callable[..., Any]) -> Callable[..., Any]:
+        def attempt(*args: Any, **kwargs: Any) -> Any:
+            row = (getattr(attempts._current, "call", -1), name, time.monotonic())
+            attempts.rows.append((*row, kwargs.get("timeout")))
+            return target(*args, **kwargs)
+
+        return attempt
+
+    for name in saved_api:
+        setattr(api, name, call_of(name, saved_api[name]))
+    for gapic, target in saved_targets.items():
+        gapic._target = attempt_of(names.get(gapic, "?"), target)
+    try:
+        yield
+    finally:
+        for name in saved_api:
+            delattr(api, name)
+        for gapic, target in saved_targets.items():
+            gapic._target = target
+
+
+def _gapic_by_name(api: Any) -> dict[str, Any]:
+    transport = api._transport
+    out = {}
+    for name in ("batch_get_documents", "commit", "get_document", "run_query", "batch_write"):
+        out[name] = transport._wrapped_methods[getattr(transport, name)]
+    return out
+
+
+def _in_thread(fn: Callable[[], Any]) -> Any:
+    """``fn()``, failing the test if it is still waiting after :data:`CEILING_S`."""
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            result["value"] = fn()
+        except BaseException as exc:
+            result["error"] = exc
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(CEILING_S)
+    assert not worker.is_alive(), f"still waiting for Firestore after {CEILING_S} s"
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
+
+
+def _check(attempts: Attempts) -> None:
+    """Each attempt had at most the deadline; each call stopped retrying at the deadline."""
+    assert attempts.rows, "no Firestore call was made"
+    timeouts = [t for *_, t in attempts.rows]
+    assert all(t is not None and float(t) <= DEADLINE_S for t in timeouts), attempts.rows
+    # The last attempt of a call starts before its retry deadline (the library's would be
+    # 60 s or 300 s); one spare second for a loaded machine's scheduling.
+    spans = attempts.spans()
+    assert max(spans.values()) <= DEADLINE_S + 1.0, (spans, attempts.rows)
+
+
+@pytest.mark.parametrize("fault", ["frozen", "stopped"])
+@pytest.mark.parametrize("identity", ["server", "user"])
+def test_start_against_unreachable_firestore_goes_offline_within_its_deadline(
+    stack: config.Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fault: str,
+    identity: str,
+) -> None:
+    cfg = local.StackConfig(stack_dir=tmp_path / "private", ports=local.free_ports())
+    part = local.start_part(cfg, "firestore")  # the session stack's Firestore is never touched
+    try:
+        if identity == "user":
+            email = f"ana-{fault}-{uuid.uuid4().hex[:8]}@example.com"
+            as_user(stack, tmp_path, email)  # signed up in the session's Auth emulator
+            base = {"identity": "user", "user_credentials": str(tmp_path / f"{email}.json")}
+        else:
+            base = {"identity": "server"}
+        settings = config.resolve(
+            {
+                **base,
+                "firestore_emulator_host": part.address,
+                "cache_dir": str(tmp_path / "cache"),
+            }
+        )
+        online = Metastore("offline", settings=settings, final_retry_s=1.0, sync_on_start=False)
+        exper = online.exper("train", git_policy="off")
+        assert exper.online
+        # A second process's client, built (and its emulator probed) while Firestore answered.
+        later = Metastore("offline", settings=settings, final_retry_s=1.0, sync_on_start=False)
+        later.store.commit_timeout_s = 1.0
+        online.store.commit_timeout_s = 1.0
+        # Short from here on (a fresh emulator's first write takes seconds).
+        monkeypatch.setattr(direct, "CREATE_TIMEOUT_S", DEADLINE_S)
+        attempts = Attempts()
+        with record_attempts(later.db, attempts), record_attempts(online.db, attempts):
+            if fault == "frozen":
+                local.suspend_part(part)
+            else:
+                local.stop_part(part)
+
+            # An online experiment numbers its next run: that read gives up in time.
+            first = _in_thread(lambda: exper.start_run(params={"lr": 0.1}))
+            first.add_metric("loss", 1.0)
+            assert not _in_thread(first.finish)  # ended offline
+
+            # The project check of a new experiment object gives up in time too.
+            offline: Experiment = _in_thread(lambda: later.exper("train", git_policy="off"))
+            assert not offline.online
+            run = _in_thread(lambda: offline.start_run(params={"lr": 0.2}))
+            for i in range(10):
+                run.add_metric("loss", float(i))
+            assert not _in_thread(run.finish)
+        _check(attempts)
+        for started, points in ((first, 1), (run, 10)):
+            state = journal.read(started.journal.path)
+            assert state.point_count == points and not state.synced
+            assert state.merged_fields()["status"] == "finished"
+    finally:
+        if fault == "frozen":
+            local.resume_part(part)
+        local.stop_part(part)
+
+
+def test_start_with_the_whole_local_stack_down_goes_offline(
+    stack: config.Settings, tmp_path: Path
+) -> None:
+    """Nothing answers, Cloud Storage included: the run still starts, without its code blobs."""
+    settings = config.resolve(
+        {
+            "identity": "server",
+            "firestore_emulator_host": f"127.0.0.1:{local.free_port()}",  # nothing listens
+            "storage_emulator_host": f"http://127.0.0.1:{local.free_port()}",
+            "cache_dir": str(tmp_path / "cache"),
+        }
+    )
+    ms = Metastore("offline", settings=settings, final_retry_s=1.0, sync_on_start=False)
+    exper = ms.exper("train", git_policy="off")
+    assert not exper.online
+    run = exper.start_run(params={"lr": 0.1})
+    run.add_metric("loss", 1.0)
+    assert not run.finish()
+    state = journal.read(run.journal.path)
+    assert state.point_count == 1 and state.merged_fields()["params"] == {"lr": 0.1}
