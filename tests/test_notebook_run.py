@@ -40,7 +40,9 @@ def write_notebook(path: Path, *cells: str) -> Path:
     )
     nb = new_notebook(
         cells=[params, train, *(new_code_cell(c) for c in cells)],
-        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        },
     )
     nbformat.write(nb, path)
     return path
@@ -66,7 +68,8 @@ def executed_notebook(settings: config.Settings, doc: dict) -> nbformat.Notebook
 
 def outputs_text(cell: nbformat.NotebookNode) -> str:
     return "".join(
-        o.get("text", "") + o.get("ename", "") + ": " + o.get("evalue", "") if "ename" in o
+        o.get("text", "") + o.get("ename", "") + ": " + o.get("evalue", "")
+        if "ename" in o
         else o.get("text", "")
         for o in cell.get("outputs", [])
     )
@@ -78,8 +81,20 @@ def test_notebook_run_records_params_metrics_and_executed_notebook(
     nb = write_notebook(tmp_path / "train.ipynb", "run.finish()\n")
     out = tmp_path / "out.ipynb"
     done = aletheia(
-        "run", str(nb), "-p", "lr=0.05", "-p", "epochs=2", "-e", "E", "--output", str(out),
-        "--project", P, "--json", cwd=tmp_path,
+        "run",
+        str(nb),
+        "-p",
+        "lr=0.05",
+        "-p",
+        "epochs=2",
+        "-e",
+        "E",
+        "--output",
+        str(out),
+        "--project",
+        P,
+        "--json",
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(done.stdout)

@@ -16,7 +16,6 @@ from aletheia.cli._common import console, err_console, settings
 from aletheia.errors import NotebookFailedError
 
 
-
 def run(
     notebook: Annotated[
         Path, typer.Argument(help="The notebook, e.g. train.ipynb.", show_default=False)
@@ -62,9 +61,7 @@ def run(
         console.print_json(
             json.dumps(
                 {
-                    "runs": [
-                        {"experiment": ref.experiment, "run": ref.run} for ref in done.runs
-                    ],
+                    "runs": [{"experiment": ref.experiment, "run": ref.run} for ref in done.runs],
                     "executed_ref": done.executed_ref,
                     "output": str(output) if output else None,
                     "error": done.error.describe(notebook.name) if done.error else None,

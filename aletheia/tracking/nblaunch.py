@@ -45,7 +45,7 @@ def note_started(ref: RunRef) -> None:
     if not path:
         return
     line = json.dumps({"project": ref.project, "experiment": ref.experiment, "run": ref.run})
-    with open(path, "a", encoding="utf-8") as f:
+    with Path(path).open("a", encoding="utf-8") as f:
         f.write(line + "\n")
     _end_runs_on_cell_errors()
 

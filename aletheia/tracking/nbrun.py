@@ -80,7 +80,7 @@ class NotebookRun:
 
 
 def parse_parameters(pairs: Sequence[str]) -> dict[str, Any]:
-    """``["lr=0.1", "name=a"]`` as papermill's ``-p`` reads them: True/False/None, int, float, text."""
+    """``["lr=0.1", "b=x"]`` as papermill's ``-p`` reads them: True/False/None, int, float, text."""
     parameters: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -208,7 +208,7 @@ def _set_env(name: str, value: str | None) -> None:
 
 
 def _this_python_kernel() -> type:
-    """A kernel manager that starts ipykernel in this interpreter, ignoring installed kernelspecs."""
+    """A kernel manager starting ipykernel in this interpreter, whatever kernelspecs exist."""
     from jupyter_client.kernelspec import KernelSpec
     from jupyter_client.manager import AsyncKernelManager
     from traitlets import Float

@@ -36,6 +36,8 @@ from aletheia.data.transfer import run_parallel
 from aletheia.errors import ConfigError, IntegrityError, ValidationError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from aletheia.data.blobstore import BlobStore
 
 log = logging.getLogger(__name__)
