@@ -15,11 +15,12 @@ import sys
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from aletheia.cloud import config
 from aletheia.data.blobstore import BlobStore
-from aletheia.errors import NotebookFailedError
+from aletheia.errors import NotebookFailedError, ValidationError
 from aletheia.tracking.metastore import Metastore
 from aletheia.tracking.runmodel import FAILED, FINISHED
 
@@ -36,7 +37,8 @@ def write_notebook(path: Path, *cells: str) -> Path:
         f"run = Metastore({P!r}).exper().start_run(params={{'lr': lr, 'epochs': epochs}})\n"
         "for step in range(epochs):\n"
         "    run.add_metric('loss', lr * (step + 1), step)\n"
-        "print('trained with lr', lr)\n"
+        "import sys\n"
+        "print('trained with lr', lr, 'in', sys.executable)\n"
     )
     nb = new_notebook(
         cells=[params, train, *(new_code_cell(c) for c in cells)],
@@ -78,7 +80,7 @@ def outputs_text(cell: nbformat.NotebookNode) -> str:
 def test_notebook_run_records_params_metrics_and_executed_notebook(
     stack: config.Settings, tmp_path: Path
 ) -> None:
-    nb = write_notebook(tmp_path / "train.ipynb", "run.finish()\n")
+    nb = write_notebook(tmp_path / "train.ipynb")  # the run is left open: the kernel ends it
     out = tmp_path / "out.ipynb"
     done = aletheia(
         "run",
@@ -111,7 +113,8 @@ def test_notebook_run_records_params_metrics_and_executed_notebook(
     executed = executed_notebook(stack, doc)
     # papermill's injected cell follows the `parameters` cell, and the outputs are there.
     assert "injected-parameters" in executed.cells[1].metadata.get("tags", [])
-    assert "trained with lr 0.05" in outputs_text(executed.cells[2])
+    # ... by a kernel of this interpreter, whatever kernelspecs the machine has.
+    assert f"trained with lr 0.05 in {sys.executable}" in outputs_text(executed.cells[2])
     assert nbformat.read(out, as_version=4).cells[2].outputs == executed.cells[2].outputs
 
 
@@ -142,3 +145,11 @@ def test_bad_parameter_is_refused(stack: config.Settings, tmp_path: Path) -> Non
     assert done.returncode == 2
     assert "NAME=VALUE" in done.stderr
     assert Metastore(P, settings=stack).experiments() == []  # nothing was executed
+
+
+def test_exper_without_a_name_outside_aletheia_run_says_what_to_do(
+    stack: config.Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ALETHEIA_EXPERIMENT", raising=False)
+    with pytest.raises(ValidationError, match="needs an experiment name"):
+        Metastore(P, settings=stack).exper()
