@@ -100,3 +100,9 @@ class EnvironmentBuildError(AletheiaError):
     """Building a run's environment failed (venv creation or a package install)."""
 
     exit_code = 12
+
+
+class NotebookFailedError(AletheiaError):
+    """A notebook executed by ``aletheia run`` stopped at a cell that raised."""
+
+    exit_code = 13

@@ -69,6 +69,11 @@ COMMANDS: dict[str, Lazy] = {
         "List, show and compare runs.",
         extra={"checkout": "aletheia.cli.runs_checkout:checkout"},
     ),
+    "run": Lazy(
+        "aletheia.cli.run_cmd:run",
+        "Execute a notebook headless with parameters; the executed notebook is saved with "
+        "its runs.",
+    ),
     "git": Lazy("aletheia.cli.git_cmd:app", "Git hooks that keep datasets in step with commits."),
     "env": Lazy("aletheia.cli.env_cmd:app", "Build the environment a run used."),
     "export": Lazy("aletheia.cli.export_cmd:app", "Export runs to other tools' formats."),

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from aletheia.cloud import layout, limits
 from aletheia.cloud.lazy import firestore, gexc
 from aletheia.errors import ValidationError
-from aletheia.tracking import direct, runopen, runstart, validation
+from aletheia.tracking import direct, nblaunch, runopen, runstart, validation
 from aletheia.tracking.project import Project
 from aletheia.tracking.readapi import RunPage, RunView
 from aletheia.tracking.run import Run
@@ -130,6 +130,7 @@ class Experiment:
             layout.validate_id(run_id, "run id")
         run = runopen.open_run(self, fields, run_id)
         self.active_run = run
+        nblaunch.note_started(run.ref)  # for `aletheia run nb.ipynb`, when it started us
         if self.ms.sync_on_start and self.online:
             threading.Thread(
                 target=self._settle_leftovers, name="aletheia-sync", daemon=True

@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from aletheia.errors import ValidationError
 from aletheia.tracking.experiment import Experiment
 from aletheia.tracking.openruns import MAX_ERROR_CHARS, ending_of
 from aletheia.tracking.project import Project
@@ -60,7 +61,7 @@ class Metastore(Project):
 
     def exper(
         self,
-        name: str,
+        name: str | None = None,
         debug: bool = False,
         auto_inc_ids: bool = True,
         *,
@@ -71,7 +72,18 @@ class Metastore(Project):
         ``auto_inc_ids`` numbers runs 1, 2, 3 ...; otherwise run ids are
         sortable ``20261123T101500-ab12cd``. ``debug`` runs are tagged
         ``debug: true`` and hidden by ``aletheia runs list`` unless asked for.
+        ``name`` may be left out in a notebook run by ``aletheia run -e NAME``.
         """
+        if name is None:
+            from aletheia.tracking import nblaunch
+
+            name = nblaunch.default_experiment()
+            if name is None:
+                raise ValidationError(
+                    "exper() needs an experiment name",
+                    "pass one, e.g. ms.exper('baseline') (or run the notebook with "
+                    "`aletheia run NB.ipynb -e NAME`)",
+                )
         return Experiment(self, name, debug=debug, auto_inc_ids=auto_inc_ids, git_policy=git_policy)
 
     def sync(self) -> Any:

@@ -9,8 +9,9 @@ content-addressed blob the run document names (``notebook``:
 The kernel learns its notebook from the server that started it: Jupyter
 Server sets ``JPY_SESSION_NAME`` in the kernel's environment (and ipykernel
 mirrors it as ``__session__`` in the user namespace); VS Code sets
-``__vsc_ipynb_file__`` there. :func:`current_path` reads them, in that
-order, and believes only an existing ``.ipynb`` file.
+``__vsc_ipynb_file__`` there; ``aletheia run`` (:mod:`aletheia.tracking.nbrun`)
+sets :data:`NOTEBOOK_ENV`. :func:`current_path` reads them (``aletheia run``'s
+first), and believes only an existing ``.ipynb`` file.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from pathlib import Path
 
 #: Largest notebook kept (outputs can hold images); a bigger one is recorded by path only.
 MAX_NOTEBOOK_BYTES = 20 * 1024 * 1024
+#: The notebook ``aletheia run`` executes, named to its kernel (papermill sets no session name).
+NOTEBOOK_ENV = "ALETHEIA_NOTEBOOK"
 
 
 def current_path() -> Path | None:
@@ -28,6 +31,7 @@ def current_path() -> Path | None:
     main = sys.modules.get("__main__")
     namespace = vars(main) if main is not None else {}
     for candidate in (
+        os.environ.get(NOTEBOOK_ENV),
         os.environ.get("JPY_SESSION_NAME"),
         namespace.get("__session__"),
         namespace.get("__vsc_ipynb_file__"),
