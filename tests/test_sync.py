@@ -161,3 +161,25 @@ def test_sync_prunes_old_settled_journals_and_never_unsettled_ones(
     assert not old_run.journal.path.exists()
     assert recent_run.journal.path.exists() and unsettled.exists()
     assert db.document(layout.run("prune", "e", "offline-run")).get().get("status") == "crashed"
+
+
+def test_sync_leaves_a_journal_this_process_still_writes_alone(
+    stack: config.Settings, db: firestore.Client
+) -> None:
+    """The next run's background sync can read a journal between its run's ``end`` and
+    ``synced`` records; the run's own writer settles it, so nobody else may replay it."""
+    from aletheia.tracking.sync import sync_journal
+
+    ms = Metastore("sync-live", flush_interval_s=3600.0, sync_on_start=False)
+    run = ms.exper("e", git_policy="off").start_run()
+    run.add_metric("loss", 1.0)
+    path = run.journal.path
+    run.journal.end("finished")  # what the writer has written when the other thread reads
+    assert sync_journal(path, ms.store).action == "skipped: still running"
+    before = path.read_bytes()
+    assert run.finish()
+    state = journal.read(path)
+    assert state.synced and path.read_bytes().startswith(before)
+    assert path.read_bytes().count(b'{"t":"synced"}') == 1
+    # Once its writer has closed it, a journal is anyone's to settle again.
+    assert sync_journal(path, ms.store).action == "skipped: already synced"

@@ -157,6 +157,19 @@ def _number(value: float) -> str:
 # --------------------------------------------------------------------------- writing
 
 
+#: Journals a writer of this process has open: their run's own writer settles them (between
+#: its ``end`` and ``synced`` records a journal looks ended and unsettled, and the next
+#: run's background sync must not replay it then).
+_open_here: set[Path] = set()
+_open_here_lock = threading.Lock()
+
+
+def open_in_this_process(path: Path) -> bool:
+    """True while a :class:`JournalWriter` of this process has ``path`` open."""
+    with _open_here_lock:
+        return path.resolve() in _open_here
+
+
 class JournalWriter(RunObserver):
     """Appends records to one run's journal; safe to share between threads.
 
@@ -171,6 +184,8 @@ class JournalWriter(RunObserver):
         self._file: IO[str] = path.open("a", encoding="utf-8", buffering=BUFFER_BYTES)
         self._lock = threading.Lock()
         self._keys: dict[str, str] = {}
+        with _open_here_lock:
+            _open_here.add(path.resolve())
 
     def header(
         self,
@@ -256,6 +271,8 @@ class JournalWriter(RunObserver):
         with self._lock:
             if not self._file.closed:
                 self._file.close()
+        with _open_here_lock:
+            _open_here.discard(self.path.resolve())
 
     def _write(self, record: Mapping[str, Any]) -> None:
         line = json.dumps(record, default=_default, separators=(",", ":")) + "\n"

@@ -241,6 +241,9 @@ def sync_journal(
     if project is not None and state.project != project:
         result.action = "skipped: another project"
         return result
+    if journal.open_in_this_process(path):  # its run's own writer settles it
+        result.action = "skipped: still running"
+        return result
     if state.synced and not force:
         if not verify:
             result.action = "skipped: already synced"
