@@ -51,6 +51,8 @@ COMMANDS: dict[str, Lazy] = {
             "backfill-refs": "aletheia.cli.blobrefs_cmd:backfill_refs",
             "reprofile": "aletheia.cli.reprofile_cmd:reprofile",
             "status": "aletheia.cli.datasets_status:status",
+            "copy": "aletheia.cli.datasets_copy:copy",
+            "sample": "aletheia.cli.datasets_copy:sample",
         },
     ),
     "artifacts": Lazy(
