@@ -77,7 +77,7 @@ def test_sample_is_deterministic_within_bounds_and_linked(
     assert 5 <= counts["files_kept"] <= 40 and counts["files_kept"] + counts["files_dropped"] == 200
     rows = _csv_rows(a / "train/rows.csv")
     original = set(_csv_rows(tmp_path / "data/train/rows.csv"))
-    assert rows[0] == "id,name,score" or rows[0] == '"id","name","score"'
+    assert rows[0] == "id,name,score"  # written back as read: quoted only where needed
     assert 1700 <= len(rows) - 1 <= 2300
     parsed = pacsv.read_csv(a / "train/rows.csv")
     first_id = parsed.column("id")[0].as_py()
@@ -112,6 +112,37 @@ def test_sample_is_deterministic_within_bounds_and_linked(
         "big-seed8",
         "big-20",
     }
+
+
+def test_tables_pyarrow_cannot_read_are_sampled_as_files(
+    stack: config.Settings, db: firestore.Client, gcs: storage.Client, tmp_path: Path
+) -> None:
+    store = _store(db, gcs, stack.bucket, "smp-odd", tmp_path)
+    multiline = "a,b\n" + "".join(f'{i},"line\n{i}"\n' for i in range(400))
+    odd = {
+        "empty.csv": b"",
+        "ragged.csv": b"a,b\n1,2\n3\n4,5,6\n",
+        "broken.parquet": b"not parquet",
+        "multi.csv": multiline.encode(),
+    }
+    store.add("odd", make_tree(tmp_path / "d", odd))
+
+    _, counts = sample_dataset(store, "odd", 0.5, seed=1)
+
+    assert counts["tables"] == 1 and counts["tables_unreadable"] == 3
+    assert 100 <= counts["rows_out"] <= 300 and counts["rows_in"] == 400
+    out = store.get("odd-sample", to=tmp_path / "o").local_path
+    assert out is not None
+    got = _files(out)
+    for name in ("empty.csv", "ragged.csv", "broken.parquet"):  # whole, or not at all
+        assert got.get(name, odd[name]) == odd[name]
+    table = pacsv.read_csv(
+        out / "multi.csv", parse_options=pacsv.ParseOptions(newlines_in_values=True)
+    )
+    assert all(
+        b == f"line\n{a}"
+        for a, b in zip(table["a"].to_pylist(), table["b"].to_pylist(), strict=True)
+    )
 
 
 def test_fraction_is_checked() -> None:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from aletheia.cli._common import console, exit_on_error, settings
+from aletheia.cli._common import console, err_console, exit_on_error, settings
 from aletheia.cli._datasets_common import (
     JsonOption,
     NameArgument,
@@ -90,3 +90,8 @@ def sample(
         f"rows in {counts['tables']} tables, {counts['files_kept']} of "
         f"{counts['files_kept'] + counts['files_dropped']} other files"
     )
+    if counts["tables_unreadable"]:
+        err_console.print(
+            f"[yellow]warning:[/] {counts['tables_unreadable']} tables could not be read "
+            "(empty or malformed): sampled as whole files"
+        )

@@ -1,6 +1,7 @@
 """A deterministic sample of a dataset version, registered as its own dataset.
 
-Tables (``.csv``, ``.tsv``, ``.parquet``/``.pq``) keep the rows whose index,
+Tables (``.csv``, ``.tsv``, ``.parquet``/``.pq``; compressed ones are
+files like any other) keep the rows whose index,
 hashed with the seed, falls below the fraction; every other file is kept
 whole or left out by a hash of its path and the seed. Hashes, not a random
 generator: the same version, fraction and seed give the same rows, files
@@ -8,7 +9,8 @@ and bytes on any machine, and a larger fraction keeps every row a smaller
 one kept. Tables are streamed in batches through pyarrow, so a file larger
 than memory can be sampled; CSV cells are read and written as text, so
 values are not reformatted (quoting may be). A sampled table keeps its
-header and schema even when no row is picked.
+header and schema even when no row is picked; a "table" pyarrow cannot read
+(empty, ragged) is sampled as a whole file, and counted.
 
 The sample is added like any data (:meth:`~aletheia.data.datasets.DatasetStore.add`)
 with ``sampled_from: {dataset, version, fraction, seed}`` committed on its
@@ -18,7 +20,9 @@ dataset (its lineage).
 
 from __future__ import annotations
 
+import csv as stdcsv
 import hashlib
+import io
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -76,7 +80,14 @@ def path_key(path: str, seed: int) -> float:
 
 def sample_tree(src: Path, dst: Path, fraction: float, seed: int) -> dict[str, int]:
     """Write the sample of the files under ``src`` into ``dst``; returns counts."""
-    counts = {"tables": 0, "rows_in": 0, "rows_out": 0, "files_kept": 0, "files_dropped": 0}
+    counts = {
+        "tables": 0,
+        "rows_in": 0,
+        "rows_out": 0,
+        "files_kept": 0,
+        "files_dropped": 0,
+        "tables_unreadable": 0,
+    }
     for rel, path in scan_tree(src):
         out = dst / rel
         suffix = Path(rel).suffix.lower()
@@ -88,15 +99,17 @@ def sample_tree(src: Path, dst: Path, fraction: float, seed: int) -> dict[str, i
                     if suffix in _CSV
                     else _sample_parquet(path, out, fraction, seed)
                 )
-            except ValueError as exc:  # pyarrow.ArrowInvalid is a ValueError
-                raise ValidationError(
-                    f"{rel} cannot be read as a table: {exc}",
-                    "fix or rename the file (files that are not tables are sampled whole)",
-                ) from exc
-            counts["tables"] += 1
-            counts["rows_in"] += seen
-            counts["rows_out"] += kept
-        elif path_key(rel, seed) < fraction:
+            except (ValueError, OSError):  # pyarrow.ArrowInvalid is a ValueError
+                # An empty or malformed "table" is data like any file: sampled whole, by its
+                # path, rather than failing the sample of everything else.
+                out.unlink(missing_ok=True)
+                counts["tables_unreadable"] += 1
+            else:
+                counts["tables"] += 1
+                counts["rows_in"] += seen
+                counts["rows_out"] += kept
+                continue
+        if path_key(rel, seed) < fraction:
             out.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, out)
             counts["files_kept"] += 1
@@ -127,16 +140,24 @@ def _sample_csv(
     import pyarrow as pa
     from pyarrow import csv
 
-    parse = csv.ParseOptions(delimiter=delimiter)
+    parse = csv.ParseOptions(delimiter=delimiter, newlines_in_values=True)
     with csv.open_csv(src, parse_options=parse) as probe:
         names = probe.schema.names
 
     # Every cell as text: values are written back as they were read, not reformatted.
     convert = csv.ConvertOptions(column_types={n: pa.string() for n in names})
     seen = kept = 0
-    with csv.open_csv(src, parse_options=parse, convert_options=convert) as reader:
-        options = csv.WriteOptions(delimiter=delimiter)
-        with csv.CSVWriter(dst, reader.schema, write_options=options) as writer:
+    # pyarrow quotes every header name; the header is written as the rows are: quoted
+    # only where needed.
+    header = io.StringIO()
+    stdcsv.writer(header, delimiter=delimiter, lineterminator="\n").writerow(names)
+    options = csv.WriteOptions(delimiter=delimiter, quoting_style="needed", include_header=False)
+    with (
+        csv.open_csv(src, parse_options=parse, convert_options=convert) as reader,
+        open(dst, "wb") as fh,  # noqa: PTH123
+    ):
+        fh.write(header.getvalue().encode())
+        with csv.CSVWriter(fh, reader.schema, write_options=options) as writer:
             for batch, rows in _filtered(iter(reader), fraction, seed):
                 writer.write_batch(batch)
                 seen += rows
