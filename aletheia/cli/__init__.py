@@ -22,6 +22,10 @@ from aletheia.errors import AletheiaError
 
 #: Every sub-command: where it lives and the line the root's ``--help`` shows, in that order.
 COMMANDS: dict[str, Lazy] = {
+    "init": Lazy(
+        "aletheia.cli.init_cmd:init",
+        "Create a project skeleton: data/ git-ignored, notebooks/, src/, models/, git init.",
+    ),
     "config": Lazy(
         "aletheia.cli.config_cmd:show_config",
         "Show the resolved settings (argument > env > config file > default).",
