@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import pytest
@@ -117,7 +118,7 @@ def test_copy_the_latest_to_another_bucket_under_a_new_name(
 ) -> None:
     source = _store(db, gcs, stack.bucket, "cp-b", tmp_path)
     _two_versions(source, tmp_path)
-    other = gcs.create_bucket("aletheia-copy-target")
+    other = gcs.create_bucket(f"aletheia-copy-{uuid.uuid4().hex[:12]}")
     target = _store(db, gcs, other.name, "cp-b", tmp_path)
 
     result = copy_dataset(source, target, "iris", new_name="iris-archive")
