@@ -123,9 +123,9 @@ class Experiment:
         }
         policy = git_policy or self.git_policy
         limit = self.ms.settings.snapshot_max_bytes  # of untracked files kept
-        fields.update(
-            runstart.capture_code_and_env(lambda: self.ms.blobstore, policy, repo_path, limit)
-        )
+        fields.update(runstart.capture_code_and_env(
+            lambda: self.ms.blobstore, policy, repo_path, limit
+        ))
         if run_id is not None:
             layout.validate_id(run_id, "run id")
         run = runopen.open_run(self, fields, run_id)
