@@ -22,6 +22,10 @@ from aletheia.errors import AletheiaError
 
 #: Every sub-command: where it lives and the line the root's ``--help`` shows, in that order.
 COMMANDS: dict[str, Lazy] = {
+    "init": Lazy(
+        "aletheia.cli.init_cmd:init",
+        "Create a project skeleton: data/ git-ignored, notebooks/, src/, models/, git init.",
+    ),
     "config": Lazy(
         "aletheia.cli.config_cmd:show_config",
         "Show the resolved settings (argument > env > config file > default).",
@@ -51,6 +55,8 @@ COMMANDS: dict[str, Lazy] = {
             "backfill-refs": "aletheia.cli.blobrefs_cmd:backfill_refs",
             "reprofile": "aletheia.cli.reprofile_cmd:reprofile",
             "status": "aletheia.cli.datasets_status:status",
+            "copy": "aletheia.cli.datasets_copy:copy",
+            "sample": "aletheia.cli.datasets_copy:sample",
         },
     ),
     "artifacts": Lazy(

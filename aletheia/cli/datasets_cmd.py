@@ -20,6 +20,7 @@ from aletheia.cli._datasets_common import (
 )
 from aletheia.data import pull as pulling
 from aletheia.data.manifests import FileEntry
+from aletheia.data.sample import samples_of
 
 app = typer.Typer(help="Versioned datasets: content-addressed files in Cloud Storage.")
 
@@ -167,9 +168,18 @@ def show(
     handle = store.get(name, version, download=False)
     records = store.file_records(handle.files)
     validation = version_validation(store, name, handle.version)
+    samples = samples_of(store, name)
     if as_json:
         files = [{**_entry(e), **_analysis(records.get(e.sha256, {}))} for e in handle.files]
-        _emit_json({**info, "version": handle.version, "files": files, "validation": validation})
+        _emit_json(
+            {
+                **info,
+                "version": handle.version,
+                "files": files,
+                "validation": validation,
+                "samples": samples,
+            }
+        )
         return
     console.print(f"[bold]{name}[/] {handle.version}  {info.get('desc') or ''}")
     table = Table("path", "size", "sha256", "status", "schema")
@@ -177,7 +187,28 @@ def show(
         rec = _analysis(records.get(e.sha256, {}))
         table.add_row(e.path, _size(e.size), e.sha256[:12], rec["status"] or "", rec["schema"])
     console.print(table)
+    _print_lineage(info, samples)
     print_validation(validation)
+
+
+def _print_lineage(info: dict[str, Any], samples: list[dict[str, Any]]) -> None:
+    """Where the dataset came from (a copy, a sample) and the samples made of it."""
+    origin = info.get("sampled_from")
+    if isinstance(origin, dict):
+        console.print(
+            f"sampled from {origin.get('dataset')} {origin.get('version')} "
+            f"(fraction {origin.get('fraction')}, seed {origin.get('seed')})"
+        )
+    copied = info.get("copied_from")
+    if isinstance(copied, dict):
+        console.print(
+            f"copied from {copied.get('dataset')} in project {copied.get('project')} "
+            f"(gs://{copied.get('bucket')})"
+        )
+    for s in samples:
+        console.print(
+            f"sample: {s['dataset']} of {s['version']} (fraction {s['fraction']}, seed {s['seed']})"
+        )
 
 
 def _analysis(record: dict[str, Any]) -> dict[str, Any]:

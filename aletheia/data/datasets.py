@@ -118,6 +118,7 @@ class DatasetStore(DatasetCatalog):
         created_by_run: str | None = None,
         lock: bool | None = False,
         parent: str | None = None,
+        derived: dict[str, Any] | None = None,
     ) -> AddResult:
         """Register the files under ``path`` as the next version of ``name``.
 
@@ -128,6 +129,9 @@ class DatasetStore(DatasetCatalog):
         repo's lock file (``None``: only when ``workdir``/cwd is inside a git
         repo; the CLI's default); a pinned ``path`` inside the repository is
         also recorded there and kept out of git (:mod:`aletheia.data.repo_pin`).
+        ``derived``: fields naming the data this version was made from (e.g.
+        ``sampled_from``, :mod:`aletheia.data.sample`), committed with the version
+        and on the dataset document.
         """
         layout.dataset(self.project, name)  # validates the name before any I/O
         # Free text lands in the dataset document: bounded before any hashing or upload.
@@ -171,6 +175,7 @@ class DatasetStore(DatasetCatalog):
                 desc,
                 source,
                 created_by_run,
+                derived or {},
             )
         if result.created:  # an unchanged re-add reads nothing more
             versioncheck.after_commit(self.db, self.project, name, result.version, self.manifest)
@@ -256,6 +261,7 @@ class DatasetStore(DatasetCatalog):
         desc: str | None,
         source: str | None,
         created_by_run: str | None,
+        derived: dict[str, Any],
     ) -> AddResult:
         base, latest, parent_from = bases
         parent_manifest = self.manifest_of(base, name) if base is not None else {}
@@ -277,6 +283,7 @@ class DatasetStore(DatasetCatalog):
                 desc,
                 source,
                 created_by_run,
+                derived,
             )
         self._register(name, manifest, parent_manifest, digest, registered)  # if the parent moved
         change = diff_manifests(parent_manifest, manifest)
@@ -363,6 +370,7 @@ class DatasetStore(DatasetCatalog):
         desc: str | None,
         source: str | None,
         created_by_run: str | None,
+        derived: dict[str, Any],
     ) -> tuple[str, str | None, dict[str, FileEntry], dict[str, Any] | None]:
         """Write the version and dataset documents in one batch (the commit point).
 
@@ -405,8 +413,10 @@ class DatasetStore(DatasetCatalog):
                 "created_by_run": created_by_run,
                 "created_at": firestore.SERVER_TIMESTAMP,
                 "source_path": f"{socket.gethostname()}:{Path(path).resolve()}",
+                **derived,
             }
             summary = self._dataset_fields(name, manifest, version, seq, path, desc, source, latest)
+            summary.update(derived)
             for what, doc in (("dataset version", record), ("dataset", summary)):
                 limits.validate_document(doc, what, "split the data into fewer top-level folders")
             batch = self.db.batch()
