@@ -18,7 +18,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from aletheia.cloud import config
+from aletheia.cloud import clients, config
+from aletheia.data import blobrefs
 from aletheia.data.blobstore import BlobStore
 from aletheia.errors import NotebookFailedError, ValidationError
 from aletheia.tracking.metastore import Metastore
@@ -111,6 +112,9 @@ def test_notebook_run_records_params_metrics_and_executed_notebook(
     assert doc["notebook"]["parameters"] == {"lr": 0.05, "epochs": 2}
     assert doc["notebook"]["content_ref"]["sha256"]  # the notebook as given
     executed = executed_notebook(stack, doc)
+    # The blob registry holds the executed notebook for the run, so `datasets rm` keeps it.
+    sha = doc["notebook"]["executed_ref"]["sha256"]
+    assert blobrefs.holders(clients.firestore_client(stack), P, sha), "executed notebook unheld"
     # papermill's injected cell follows the `parameters` cell, and the outputs are there.
     assert "injected-parameters" in executed.cells[1].metadata.get("tags", [])
     # ... by a kernel of this interpreter, whatever kernelspecs the machine has.

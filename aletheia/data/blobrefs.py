@@ -98,6 +98,7 @@ RUN_BLOB_FIELDS = (
     ("env", "packages_ref"),
     ("env", "distributions_ref"),
     ("notebook", "content_ref"),
+    ("notebook", "executed_ref"),
 )
 
 

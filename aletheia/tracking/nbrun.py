@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from aletheia.cloud import config
+from aletheia.data import blobrefs
 from aletheia.errors import ConfigError, ValidationError
 from aletheia.tracking import nblaunch, notebook
 from aletheia.tracking.compose import Backend
@@ -174,6 +175,10 @@ def _save_with_runs(settings: config.Settings, result: NotebookRun, executed: by
             fields.update({"status": FAILED, "ended_at": now()})
             fields.setdefault("error", "the notebook's kernel exited before the run ended")
         writes.log_batch(ref, fields=fields)
+        # Registered as a run's other blobs are, so `datasets rm` never frees the notebook.
+        blobrefs.record(
+            backend.db, ref.project, blobrefs.run_references(ref.experiment, ref.run, fields)
+        )
 
 
 def _ended(backend: Backend, ref: RunRef) -> dict[str, Any]:
