@@ -16,7 +16,7 @@ import flask
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from aletheia.function import downloads, fileevents, leases
+from aletheia.function import downloads, instance, leases
 from aletheia.function.fileevents import handle_finalized
 
 log = logging.getLogger("aletheia.function")
@@ -39,7 +39,7 @@ def on_object_finalized(event: CloudEvent) -> None:
 def sweep_stale_leases(event: CloudEvent) -> None:
     """Re-drive files whose worker died mid-profile (Cloud Scheduler, through Pub/Sub)."""
     del event  # the schedule's message carries nothing: the sweep reads Firestore
-    _sweep(fileevents.bucket_name(), leases.SWEEP_PER_SCHEDULE)
+    _sweep(instance.bucket_name(), leases.SWEEP_PER_SCHEDULE)
 
 
 @functions_framework.http
@@ -53,6 +53,6 @@ def _sweep(bucket: str, limit: int) -> None:
     if not bucket:
         return
     try:
-        leases.sweep(fileevents.db(), fileevents.gcs(), bucket, limit)
+        leases.sweep(instance.db(), instance.gcs(), bucket, limit)
     except Exception:
         log.exception("sweeping stale leases failed")

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import functools
 import json
 import logging
 import os
@@ -45,7 +44,7 @@ from google.auth.transport import requests as auth_requests
 from google.cloud import firestore
 from google.oauth2 import id_token
 
-from aletheia.cloud import clients, config, layout, members
+from aletheia.cloud import config, layout, members
 from aletheia.data.blobstore import BlobStore
 from aletheia.errors import (
     AccessDeniedError,
@@ -54,7 +53,7 @@ from aletheia.errors import (
     NotFoundError,
     ValidationError,
 )
-from aletheia.function import downloadables
+from aletheia.function import downloadables, instance
 
 log = logging.getLogger("aletheia.function.downloads")
 
@@ -71,21 +70,6 @@ class UnauthenticatedError(AletheiaError):
     """The request carries no Firebase ID token, or one that does not verify."""
 
 
-@functools.lru_cache(maxsize=1)
-def _settings() -> config.Settings:
-    return config.resolve()
-
-
-@functools.lru_cache(maxsize=1)
-def _db() -> firestore.Client:
-    return clients.firestore_client(_settings(), probe=False)
-
-
-@functools.lru_cache(maxsize=1)
-def _gcs() -> Any:
-    return clients.storage_client(_settings(), probe=False)
-
-
 # --------------------------------------------------------------------------- the request
 
 
@@ -97,7 +81,7 @@ def handle(request: flask.Request) -> flask.Response:
     try:
         if request.method != "GET":
             raise ValidationError(f"method {request.method} is not supported", "use GET")
-        settings = _settings()
+        settings = instance.settings()
         uid = verify_token(request.headers.get("Authorization"), settings)
         return _cors(_serve(request.args, uid, settings), origin)
     except AletheiaError as exc:
@@ -117,10 +101,10 @@ def _serve(args: Mapping[str, str], uid: str, settings: config.Settings) -> flas
         raise ValidationError(
             f"unknown object {kind!r}", f"ask for one of: {', '.join(downloadables.KINDS)}"
         )
-    db = _db()
+    db = instance.db()
     require_member(db, project, uid)
     doc = downloadables.run_doc(db, project, experiment, run)
-    blobs = BlobStore(_gcs(), settings.bucket, project)
+    blobs = BlobStore(instance.gcs(), settings.bucket, project)
     if kind != downloadables.ARTIFACT:
         # Small text the dashboard shows inline: streamed, so no bucket CORS is needed.
         return _send(blobs, downloadables.run_blob(doc, kind), sign=False)
@@ -239,7 +223,7 @@ def _chunks(blob: Any) -> Iterator[bytes]:
 def _signed_url(blob: Any, target: downloadables.Target) -> str | None:
     """A V4 signed URL, signed through IAM as the function's own service account."""
     try:
-        creds = _gcs()._credentials
+        creds = instance.gcs()._credentials
         if not creds.valid:
             creds.refresh(auth_requests.Request())
         url: str = blob.generate_signed_url(

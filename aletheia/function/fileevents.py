@@ -23,7 +23,6 @@ propagate.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import uuid
@@ -33,11 +32,11 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from aletheia.cloud import clients, config, layout
+from aletheia.cloud import layout
 from aletheia.cloud.transient import TRANSIENT as _TRANSIENT
 from aletheia.data import blobstore
 from aletheia.errors import AletheiaError
-from aletheia.function import analysis, tenancy
+from aletheia.function import analysis, instance, tenancy
 from aletheia.function.filestatus import (
     STATUS_DONE,
     STATUS_FAILED,
@@ -63,37 +62,6 @@ class LeaseBusyError(AletheiaError):
     """Another worker holds a live lease on this file; the event should be delivered again."""
 
 
-@functools.lru_cache(maxsize=1)
-def _settings() -> config.Settings:
-    return config.resolve()
-
-
-@functools.lru_cache(maxsize=1)
-def _db() -> firestore.Client:
-    # One client per function instance, built from the instance's environment.
-    return clients.firestore_client(_settings(), probe=False)
-
-
-@functools.lru_cache(maxsize=1)
-def _gcs() -> Any:
-    return clients.storage_client(_settings(), probe=False)
-
-
-def db() -> firestore.Client:
-    """The function instance's Firestore client."""
-    return _db()
-
-
-def gcs() -> Any:
-    """The function instance's Cloud Storage client."""
-    return _gcs()
-
-
-def bucket_name() -> str:
-    """The bucket this function instance serves (setting ``bucket``)."""
-    return _settings().bucket
-
-
 def handle_finalized(
     obj: dict[str, Any],
     db: firestore.Client | None = None,
@@ -106,13 +74,13 @@ def handle_finalized(
     if ref is None:
         log.info("ignoring %s: not a content-addressed aletheia blob", name)
         return None
-    db = db or _db()
-    refused = tenancy.refusal(db, ref.project, _settings().owner)
+    db = db or instance.db()
+    refused = tenancy.refusal(db, ref.project, instance.settings().owner)
     if refused is not None:  # a normal return: the same event would be refused again
         log.error("refusing to profile %s: %s; nothing was recorded for it", name, refused)
         return None
     doc = db.document(layout.file(ref.project, ref.sha256))
-    reason = _plainly_unsupported(obj, gcs or _gcs())
+    reason = _plainly_unsupported(obj, gcs or instance.gcs())
     if reason is not None:
         _record_unsupported(doc, obj, reason)
         return doc.path
@@ -123,7 +91,7 @@ def handle_finalized(
     if claim == "busy":
         raise LeaseBusyError(f"{ref.sha256} is being processed", "it will be delivered again")
     try:
-        result = analysis.analyse(obj, ref, gcs or _gcs(), options or ProfileOptions())
+        result = analysis.analyse(obj, ref, gcs or instance.gcs(), options or ProfileOptions())
     except _TRANSIENT as exc:
         # Give the lease back so the redelivery does not wait for it to expire.
         doc.update({"status": STATUS_SEEN, "last_error": _short(exc), "lease_until": None})
@@ -135,7 +103,7 @@ def handle_finalized(
         result = {"status": STATUS_FAILED, "reason": f"internal error: {_short(exc)}"}
     _finish(db.transaction(), doc, worker, result)
     if result.get("status") == STATUS_DONE:
-        _validate_datasets(db, gcs or _gcs(), str(obj.get("bucket")), ref)
+        _validate_datasets(db, gcs or instance.gcs(), str(obj.get("bucket")), ref)
     return doc.path
 
 
