@@ -7,6 +7,7 @@ Firestore emulators with the repository's rules loaded.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,10 @@ from aletheia.data.blobstore import BlobStore
 from aletheia.data.cache import LocalCache
 from aletheia.data.datasets import DatasetStore
 from aletheia.errors import AccessDeniedError, ConflictError
+from aletheia.function import filestatus
 from aletheia.tracking.metastore import Metastore
+
+from helpers import wait_for_document
 
 __all__ = ["rules_stack"]  # the fixture, shared with test_auth
 
@@ -88,7 +92,17 @@ def test_project_create_refuses_a_project_that_has_data_without_a_document(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Data stored before write paths created their project: still not up for grabs."""
-    _store(db, gcs, rules_stack, "legacy", tmp_path).add("d", _data(tmp_path))
+    data = _data(tmp_path)
+    _store(db, gcs, rules_stack, "legacy", tmp_path).add("d", data)
+    # The storage function writes into the project too (and creates it if missing, as
+    # every server-credential writer does): let it finish before the document goes.
+    sha = hashlib.sha256((data / "a.csv").read_bytes()).hexdigest()
+    wait_for_document(
+        db,
+        layout.file("legacy", sha),
+        lambda doc: doc.get("status") in filestatus.TERMINAL,
+        what="the storage function's profile of a.csv",
+    )
     db.document(layout.project("legacy")).delete()
     monkeypatch.setenv("ALETHEIA_IDENTITY", "server")
     result = runner.invoke(app, ["project", "create", "-p", "legacy", "--owner", "u-x"])
