@@ -4,7 +4,7 @@
 // read. Firestore bills a read per document a query or get returns (one for an
 // empty result), a read per changed document a listener receives, and one per
 // 1,000 index entries an aggregation counts. Pages read only through the
-// functions below, so the counter is complete (tests/test_webui_static.py checks
+// functions below, so the counter is complete (tests/test_webui_serve.py checks
 // that no other module calls the SDK's read functions).
 import { initializeApp, type FirebaseApp } from "firebase/app";
 import {
