@@ -21,9 +21,8 @@ import typer
 
 from aletheia.cli._common import console, settings
 from aletheia.cli._reading import run_view
-from aletheia.cloud import layout
 from aletheia.errors import NotFoundError
-from aletheia.tracking.readapi import thaw
+from aletheia.tracking.readapi import RunView, thaw
 
 # The environment capture, the requirements diff and the storage client are imported
 # by this command when it runs: `runs` registers it, so `runs list` imports this module.
@@ -65,13 +64,10 @@ def env(
     from aletheia.tracking.compose import Backend
 
     resolved = settings(project=project)
-    recorded_env = _run_env(resolved, experiment, run)
-    text = _requirements(resolved, recorded_env, experiment, run)
+    view = _recorded_run(resolved, experiment, run)
+    blobs = Backend(resolved).blobs
     if output is not None or not diff:
-        view = run_view(resolved, experiment, run)
-        rendered = envfile.render_for_run(
-            Backend(resolved).blobs, view, fmt, imported_only=imported
-        )
+        rendered = envfile.render_for_run(blobs, view, fmt, imported_only=imported)
         if output is not None:
             output.write_text(rendered, encoding="utf-8")
             if diff:
@@ -84,48 +80,21 @@ def env(
         else:
             typer.echo(rendered, nl=False)
     if diff:
-        _show_diff(text, _python_of(recorded_env), json_output, show_extra)
+        _, text = envfile.recorded(blobs, view)
+        _show_diff(text or "", envfile.python_of(view), json_output, show_extra)
 
 
-def _run_env(resolved: Any, experiment: str, run: str) -> dict[str, Any]:
-    """The ``env`` map of the run document, or a clear NotFoundError."""
-    where = f"run {run!r} of experiment {experiment!r} in project {resolved.project!r}"
+def _recorded_run(resolved: Any, experiment: str, run: str) -> RunView:
+    """The run, read once, or a clear NotFoundError when it recorded no environment."""
     view = run_view(resolved, experiment, run)
     recorded = thaw(view.doc.get("env"))
     if not isinstance(recorded, dict) or not recorded.get("packages_ref"):
+        where = f"run {run!r} of experiment {experiment!r} in project {resolved.project!r}"
         raise NotFoundError(
             f"{where} has no recorded environment",
             "it was started without environment capture; nothing to reproduce from",
         )
-    return recorded
-
-
-def _requirements(resolved: Any, recorded: dict[str, Any], experiment: str, run: str) -> str:
-    from aletheia.tracking.compose import Backend
-
-    ref = _sha256_of(recorded["packages_ref"])
-    store = Backend(resolved).blobs
-    try:
-        return store.get_bytes(ref).decode("utf-8")
-    except NotFoundError as exc:
-        raise NotFoundError(
-            f"the package list of run {run!r} ({experiment}) is not in the bucket: {exc.message}",
-            "if the run was offline, upload its records with `aletheia sync`",
-        ) from exc
-
-
-def _sha256_of(ref: Any) -> str:
-    """A blob reference is a digest, or a ``{sha256, uri, size}`` map as runs record it."""
-    digest = ref.get("sha256") if isinstance(ref, dict) else ref
-    return layout.validate_sha256(str(digest))
-
-
-def _python_of(recorded: dict[str, Any]) -> str:
-    """The recorded python version; tolerate a ``{version: …}`` map as well as a string."""
-    python = recorded.get("python")
-    if isinstance(python, dict):
-        python = python.get("version")
-    return str(python) if python else ""
+    return view
 
 
 def _show_diff(text: str, recorded_python: str, json_output: bool, show_extra: bool) -> None:
