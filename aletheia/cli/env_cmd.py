@@ -64,7 +64,7 @@ def create(
     if dists is not None:
         recorded_packages = {d.name: d.version for d in dists if d.imported or not imported}
     source = envcreate.detect(path)
-    installable = envfile.render_for_run(blobs, view, "requirements", imported_only=imported)
+    installable = envfile.render_recorded(view, dists, text, "requirements", imported_only=imported)
     if not json_output:
         console.print(f"building {venv} from {source.file or 'the run record'}")
     created = envcreate.create(

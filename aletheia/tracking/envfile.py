@@ -210,6 +210,18 @@ def render_for_run(
 ) -> str:
     """:func:`render` for a stored run (its repository root anchors local paths)."""
     dists, text = recorded(blobs, view)
+    return render_recorded(view, dists, text, fmt, imported_only=imported_only)
+
+
+def render_recorded(
+    view: RunView,
+    dists: list[Distribution] | None,
+    text: str | None,
+    fmt: str,
+    *,
+    imported_only: bool = False,
+) -> str:
+    """:func:`render_for_run` of what :func:`recorded` already fetched for ``view``."""
     root = (thaw(view.doc.get("git")) or {}).get("root")
     return render(
         dists,
