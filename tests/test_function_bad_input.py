@@ -12,7 +12,7 @@ import pytest
 from google.cloud import firestore, storage
 from test_function_profiling import PROJECT, upload, wait_terminal
 
-from aletheia.cloud import config, layout
+from aletheia.cloud import config, layout, members
 
 WIDE = 10_000
 
@@ -154,6 +154,7 @@ def test_bytes_that_do_not_match_their_name_fail(
 ) -> None:
     data = b"a,b\n1,2\n"
     wrong = hashlib.sha256(b"something else").hexdigest()
+    members.ensure_project(db, PROJECT)  # as every upload path does
     blob = gcs.bucket(stack.bucket).blob(layout.blob_name(PROJECT, wrong))
     blob.metadata = {"aletheia-path": "a.csv"}
     blob.upload_from_string(data)

@@ -22,7 +22,7 @@ from google.cloud import firestore, storage
 from test_terraform import _parse as parse_terraform
 from test_terraform import expiring_prefixes
 
-from aletheia.cloud import config, layout
+from aletheia.cloud import clients, config, layout, members
 from aletheia.data.blobstore import BlobStore
 from aletheia.function.analysis import PATH_METADATA
 
@@ -60,7 +60,12 @@ def _jsonl(table: pa.Table) -> bytes:
 
 
 def upload(gcs: storage.Client, settings: config.Settings, data: bytes, relpath: str) -> str:
-    """Upload bytes content-addressed, with their original path as metadata."""
+    """Upload bytes content-addressed, with their original path as metadata.
+
+    The project is created first, as every aletheia upload path does (the
+    function writes only into an existing project).
+    """
+    members.ensure_project(clients.firestore_client(settings), PROJECT)
     digest = hashlib.sha256(data).hexdigest()
     blob = gcs.bucket(settings.bucket).blob(layout.blob_name(PROJECT, digest))
     blob.metadata = {PATH_METADATA: relpath}
@@ -172,6 +177,7 @@ def test_blobstore_upload_names_the_file_for_the_function(
     path = tmp_path / "blob"
     path.write_bytes(_csv(_table(10)))
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    members.ensure_project(db, PROJECT)  # what the write paths that upload do first
 
     BlobStore(gcs, stack.bucket, PROJECT).upload_file(
         path, digest, path.stat().st_size, relpath="eval/part-1.csv"

@@ -72,14 +72,55 @@ def test_function_refuses_to_profile_into_a_squatted_project(
     assert project.get("members") == {uid_of(eve): "owner"}  # untouched
 
 
-def test_function_checks_a_project_once_per_instance(
+def test_function_never_creates_or_revives_a_deleted_project(
+    stack: config.Settings,
+    stack_state: local.StackState,
+    db: firestore.Client,
+    gcs: storage.Client,
+) -> None:
+    """An event delivered after its project was deleted writes nothing and creates nothing.
+
+    Every aletheia upload creates its project first, so a missing project was
+    deleted since. Re-creating it (as server-managed) or writing a ``Files``
+    document under it would bring the project back and make its name
+    impossible to create again (``project create`` refuses a name with data).
+    """
+    team = f"team-{uuid.uuid4().hex[:8]}"
+    members.ensure_project(db, team)  # what every upload path does first
+    first = _upload(gcs, stack, team, CSV)
+    wait_for(lambda: _status(db, team, first) == "done", what="the function to profile it")
+    for doc in db.collection(layout.files(team)).stream():
+        doc.reference.delete()
+    db.document(layout.project(team)).delete()  # the project is deleted ...
+    obj = {  # ... then an event of its upload arrives (late, or redelivered)
+        "bucket": stack.bucket,
+        "name": layout.blob_name(team, first),
+        "metadata": {PATH_METADATA: "people.csv"},
+    }
+    assert fileevents.handle_finalized(obj, db, gcs) is None
+    assert not db.document(layout.project(team)).get().exists
+    assert list(db.collection(layout.files(team)).limit(1).stream()) == []
+    members.create_project(db, team, "ada")  # the name is free again
+
+    # Through the real path too: an upload into a project that does not exist.
+    ghost = f"ghost-{uuid.uuid4().hex[:8]}"
+    name = layout.blob_name(ghost, _upload(gcs, stack, ghost, CSV))
+    log = Path(stack_state.parts["function"].log)
+    wait_for(
+        lambda: f"refusing to profile {name}" in log.read_text(errors="replace"),
+        what="the function to refuse the missing project",
+    )
+    said = [line for line in log.read_text(errors="replace").splitlines() if name in line]
+    assert any(f"project {ghost!r} does not exist" in s for s in said), said
+    assert not db.document(layout.project(ghost)).get().exists
+
+
+def test_function_reads_the_project_once_per_event(
     stack: config.Settings, db: firestore.Client, gcs: storage.Client
 ) -> None:
-    """The check costs one read of the project per instance, not one per event."""
-    from aletheia.function import tenancy
-
-    tenancy.forget()
-    team = f"team-{uuid.uuid4().hex[:8]}"  # new to the function instance too
+    """The check costs one read of the project document per event, and no write."""
+    team = f"team-{uuid.uuid4().hex[:8]}"
+    members.ensure_project(db, team)
     first = _upload(gcs, stack, team, CSV)
     second = _upload(gcs, stack, team, CSV + b"carol,300\n")
     for digest in (first, second):  # profiled by the real function first
@@ -87,8 +128,6 @@ def test_function_checks_a_project_once_per_instance(
             lambda d=digest: _status(db, team, d) == "done",
             what="the function to profile it",
         )
-    project = db.document(layout.project(team)).get().to_dict() or {}
-    assert project.get(members.SERVER_MANAGED) is True  # created as the team's, first
 
     with count_rpcs(db) as rpcs:
         for digest in (first, second):
@@ -99,5 +138,6 @@ def test_function_checks_a_project_once_per_instance(
             }
             fileevents.handle_finalized(obj, db, gcs)
         reads = rpcs["batch_get_documents"] + rpcs["get_document"]
-    # One read of the project, then each Files document read by its lease transaction.
-    assert rpcs["begin_transaction"] == 2 and reads == 1 + 2, rpcs
+    # Per event: one read of the project, then the Files document read by its lease transaction.
+    assert rpcs["begin_transaction"] == 2 and reads == 2 + 2, rpcs
+    assert rpcs["commit"] == 2, rpcs  # the two lease transactions' commits: nothing created

@@ -13,7 +13,7 @@ import pytest
 from google.cloud import firestore, storage
 from test_function_profiling import PROJECT, upload, wait_terminal
 
-from aletheia.cloud import config, layout
+from aletheia.cloud import clients, config, layout, members
 from aletheia.function.fileevents import LeaseBusyError, handle_finalized
 
 from helpers import wait_for
@@ -22,6 +22,7 @@ CSV = b"a,b\n1,x\n2,y\n3,z\n"
 
 
 def _upload(gcs: storage.Client, settings: config.Settings, project: str, data: bytes) -> str:
+    members.ensure_project(clients.firestore_client(settings), project)  # as uploads do
     digest = hashlib.sha256(data).hexdigest()
     gcs.bucket(settings.bucket).blob(layout.blob_name(project, digest)).upload_from_string(data)
     return digest

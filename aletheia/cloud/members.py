@@ -126,7 +126,34 @@ def ensure_project(
             return
         except gexc.AlreadyExists:  # created meanwhile
             snap = ref.get(**read)
-    stored = snap.to_dict() or {}
+    _require_servers(project, snap.to_dict() or {}, owner)
+
+
+def check_project(
+    db: firestore.Client, project: str, *, owner: str | None = None, timeout: float | None = None
+) -> None:
+    """Raise unless ``Projects/{project}`` exists and these server credentials may write into it.
+
+    :func:`ensure_project` without the create, for a writer that follows
+    another writer's data (the storage function profiles what an upload
+    stored): the uploader created the project before its first byte, so a
+    missing project means it was deleted since (or never made by aletheia),
+    and re-creating it would bring a deleted project back.
+    """
+    read = transient.bounded(timeout) if timeout is not None else {}
+    snap = db.document(layout.project(project)).get(**read)
+    if not snap.exists:
+        raise NotFoundError(
+            f"project {project!r} does not exist (deleted after the upload, or the object "
+            "was not stored by aletheia); nothing was written",
+            f"store data through aletheia (`aletheia datasets add ... -p {project}`), which "
+            "creates the project first",
+        )
+    _require_servers(project, snap.to_dict() or {}, owner)
+
+
+def _require_servers(project: str, stored: dict[str, Any], owner: str | None) -> None:
+    """Raise unless the stored project is server-managed or names ``owner`` as a writer."""
     known = dict(stored.get("members") or {})
     if stored.get(SERVER_MANAGED) or not known or role_at_least(known.get(owner or ""), "writer"):
         return

@@ -1,51 +1,36 @@
-"""Which projects the storage function may write into: checked once per project per instance.
+"""Which projects the storage function may write into: checked at every event.
 
 The function runs with server credentials, which bypass the security rules:
 without a check it would write a file's profile, its row sample and its
 ``Files`` document into whatever project the object's name says, including
 one a signed-in user registered first under the team's name (squatting).
-Before its first write into a project, an instance asks
-:func:`aletheia.cloud.members.ensure_project`, as every other server-credential
-writer does: a missing project is created as the team's, an existing one
-must be server-managed or name the configured ``owner`` (``ALETHEIA_OWNER``)
-as a writer. A project found writable is remembered for the instance's
-life (one read per project, not per event); a refusal is not, so a project
-fixed by its owners is profiled at the next event without a restart.
+
+Before it writes, the function asks :func:`aletheia.cloud.members.check_project`:
+the project must exist and be server-managed or name the configured ``owner``
+(``ALETHEIA_OWNER``) as a writer. It never creates a project: every aletheia
+upload creates its project before its first byte, so a missing project was
+deleted since (an event delivered late, after ``project delete``), and
+re-creating it, or writing ``Files`` documents under it, would bring the
+deleted project back and keep its name from being created again. The check
+is one document read per event and is not remembered for the same reason: a
+project can be deleted between two events.
 """
 
 from __future__ import annotations
 
-import threading
-
 from google.cloud import firestore
 
-from aletheia.cloud import clients, members
+from aletheia.cloud import members
 from aletheia.errors import AletheiaError
-
-_lock = threading.Lock()
-#: ``(project, acting uid or None)`` found writable by this instance.
-_writable: set[tuple[str, str | None]] = set()
 
 
 def refusal(db: firestore.Client, project: str, owner: str | None) -> AletheiaError | None:
-    """``None`` if this client may write into ``project``, else the refusal (nothing raised).
+    """``None`` if this client may write into ``project`` now, else the refusal (nothing raised).
 
     Transient errors propagate: the event is delivered again later.
     """
-    key = (project, clients.acting_uid(db))
-    with _lock:
-        if key in _writable:
-            return None
     try:
-        members.ensure_project(db, project, owner=owner)
+        members.check_project(db, project, owner=owner)
     except AletheiaError as exc:
         return exc
-    with _lock:
-        _writable.add(key)
     return None
-
-
-def forget() -> None:
-    """Forget every project found writable (a new instance's state)."""
-    with _lock:
-        _writable.clear()
