@@ -58,6 +58,21 @@ def find_repo_root(start: Path | None = None) -> Path | None:
     return None
 
 
+def repository_lock(workdir: Path | None, hint: str) -> tuple[Path, LockFile]:
+    """The repository root at or above ``workdir`` (default: cwd) and its lock file.
+
+    Outside a git repository there is no lock file: a :class:`ValidationError`
+    with ``hint`` (what the calling command can do instead).
+    """
+    root = find_repo_root(workdir)
+    if root is None:
+        raise ValidationError(
+            f"{workdir or Path.cwd()} is not inside a git repository, so there is no lock file",
+            hint,
+        )
+    return root, LockFile.load(root)
+
+
 def lock_path(repo_root: Path) -> Path:
     """``{repo}/.aletheia/datasets.lock``."""
     return repo_root / LOCK_DIR / LOCK_NAME

@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 from aletheia.data import gitignore
 from aletheia.data.datasets import DatasetStore
 from aletheia.data.getversion import DatasetHandle
-from aletheia.data.lockfile import LockFile, find_repo_root
+from aletheia.data.lockfile import LockFile, find_repo_root, repository_lock
 from aletheia.data.manifests import FileEntry
 from aletheia.errors import ValidationError
 
@@ -100,13 +100,9 @@ def pull_pinned(
 
     ``store_for(project)`` gives the store of one aletheia project.
     """
-    root = find_repo_root(workdir)
-    if root is None:
-        raise ValidationError(
-            f"{workdir or Path.cwd()} is not inside a git repository, so there is no lock file",
-            "run it inside the repository, or name the dataset: `datasets pull NAME --to DIR`",
-        )
-    lock = LockFile.load(root)
+    _, lock = repository_lock(
+        workdir, "run it inside the repository, or name the dataset: `datasets pull NAME --to DIR`"
+    )
     projects = [project] if project is not None else lock.projects()
     if not any(lock.pins_of(p) for p in projects):
         raise ValidationError(

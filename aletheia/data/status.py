@@ -22,7 +22,7 @@ from pathlib import Path, PurePosixPath
 
 from aletheia.data.datasets import DatasetStore
 from aletheia.data.hashing import StatKey, sha256_files
-from aletheia.data.lockfile import LockFile, Pin, find_repo_root
+from aletheia.data.lockfile import Pin, repository_lock
 from aletheia.data.manifests import FileEntry
 from aletheia.data.pull import workspace_target
 from aletheia.data.scan import scan_tree
@@ -66,13 +66,9 @@ def status(
     store_for: Callable[[str], DatasetStore], project: str | None, workdir: Path | None = None
 ) -> list[WorkspaceStatus]:
     """The status of every pinned workspace (of ``project``, or of every project pinned)."""
-    root = find_repo_root(workdir)
-    if root is None:
-        raise ValidationError(
-            f"{workdir or Path.cwd()} is not inside a git repository, so there is no lock file",
-            "run it inside the repository whose datasets you want to compare",
-        )
-    lock = LockFile.load(root)
+    root, lock = repository_lock(
+        workdir, "run it inside the repository whose datasets you want to compare"
+    )
     projects = [project] if project is not None else lock.projects()
     found: list[WorkspaceStatus] = []
     for p in projects:
