@@ -100,6 +100,14 @@ def test_the_crashed_filter_finds_recorded_crashes_and_runs_whose_heartbeat_stop
         # live one beats every 5 s, so it may be read and then left out: at most one more).
         assert 2 <= reads(page) <= 3
         assert alive.poll() is None and alive_id not in shown_runs(page)
+
+        # `status == running` lists the live run, not the one whose heartbeat stopped.
+        page.goto(f"{ui_url}#/p/vision/e/crashes?f=status&op=%3D%3D&v=running&sort=run&dir=asc")
+        expect(page.locator("[data-testid=table-status]")).to_contain_text(
+            "1 stored as running left out"
+        )
+        assert shown_runs(page) == [alive_id]
+        expect(rows.locator("td[data-col=status]")).to_have_text(["running"])
     finally:
         alive.kill()
         alive.wait(timeout=GENEROUS_S)

@@ -174,14 +174,20 @@ export async function runsPage(p: string, e: string, params: URLSearchParams): P
   // records those, so a second query finds them (status + heartbeat time) and the
   // browser keeps the ones effectiveStatus calls crashed, on the first page.
   const crashedFilter = fcol === "status" && fop === "==" && fval.trim() === "crashed";
+  // And `status == running` leaves out the runs stored as running whose heartbeat
+  // stopped: they show as crashed everywhere else, so listing them would contradict it.
+  const runningFilter = fcol === "status" && fop === "==" && fval.trim() === "running";
   let recorded: { id: string; data: Row }[] = [];
   let stale: { id: string; data: Row }[] = [];
   const show = () => {
     const silent = page === 0 ? stale.filter((r) => effectiveStatus(r.data) === "crashed") : [];
-    lastSnap = silent.length ? sortRows([...silent, ...recorded], sort, dir) : recorded;
+    const listed = runningFilter ? recorded.filter((r) => effectiveStatus(r.data) === "running") : recorded;
+    const dead = recorded.length - listed.length;
+    lastSnap = silent.length ? sortRows([...silent, ...listed], sort, dir) : listed;
     status.textContent = `${lastSnap.length} run(s) on this page, sorted by ${sort} ${dir}` +
       (fcol ? `, where ${fcol} ${fop} ${fval}` : "") +
       (crashedFilter ? ` (${recorded.length} recorded, ${silent.length} with a stale heartbeat)` : "") +
+      (dead ? ` (${dead} stored as running left out: crashed, their heartbeat stopped)` : "") +
       (sort !== "started_at" && sort !== "run" ? ` (runs without ${sort} are not listed)` : "") +
       (indexed(fcol, fop, sort) ? "" : " (in the cloud this filter and sort need a composite index: Firestore's error names it)");
     render();
@@ -222,6 +228,7 @@ export async function runsPage(p: string, e: string, params: URLSearchParams): P
   // The crashed filter asks again for runs that went silent since (reading only those).
   const timer = window.setInterval(() => {
     if (crashedFilter) watchStale();
+    else if (runningFilter) show();
     else if (lastSnap.length) render();
   }, 15000);
   onLeave(() => stopStale?.());
