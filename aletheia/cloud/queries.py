@@ -306,6 +306,15 @@ def blob_refs_of_kind(db: firestore.Client, p: str, sha256: str, kind: str) -> Q
     )
 
 
+# --------------------------------------------------------------------------- invitations
+
+
+@client_query(p="proj")
+def invites_of_project(db: firestore.Client, p: str) -> Query:
+    """A project's invitations, soonest expiry first (single-field: no composite index)."""
+    return db.collection(layout.invites(p)).order_by("expires_at")
+
+
 # --------------------------------------------------------------------------- collection groups
 
 
