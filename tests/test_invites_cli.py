@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from aletheia.cli import app
 from aletheia.cloud import auth, clients, config, invites, layout, members
-from aletheia.errors import AccessDeniedError, NotFoundError, ValidationError
+from aletheia.errors import AccessDeniedError, ConflictError, NotFoundError, ValidationError
 
 runner = CliRunner()
 PASSWORD = "correct horse battery"
@@ -127,3 +127,58 @@ def test_a_signed_in_owner_invites_through_the_rules_and_a_writer_cannot(
     assert [i.email for i in invites.list_invites(db, "vision")] == ["bo@example.com"]
     invites.revoke(as_ana, "vision", "bo@example.com")
     assert invites.list_invites(db, "vision") == []
+
+
+def verify_email(settings: config.Settings, uid: str) -> None:
+    """Mark a user's address verified, as following the verification link does."""
+    url = (
+        f"http://{settings.auth_emulator_host}/identitytoolkit.googleapis.com/v1/projects/"
+        f"{settings.cloud_project}/accounts:update"
+    )
+    body = {"localId": uid, "emailVerified": True}
+    requests.post(url, json=body, headers={"Authorization": "Bearer owner"}, timeout=30)
+
+
+def test_the_invited_user_lists_and_joins_from_the_cli(
+    rules_stack: config.Settings,
+    db: firestore.Client,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    members.create_project(db, "vision", "ana-uid")
+    members.create_project(db, "archive", "ana-uid")
+    invites.invite(db, "vision", "bo@example.com", "viewer")
+    invites.invite(db, "archive", "bo@example.com", "owner")
+    past = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1)
+    db.document(layout.invite("archive", "bo@example.com")).update({"expires_at": past})
+
+    # Server credentials have no address to be invited at.
+    code, out = cli("project", "invitations")
+    assert code == ValidationError.exit_code and "auth login" in out
+
+    user_file = tmp_path / "bo.json"
+    monkeypatch.setenv("ALETHEIA_USER_CREDENTIALS", str(user_file))
+    args = ["auth", "login", "--create", "--email", "Bo@example.com", "--password", PASSWORD]
+    assert cli(*args)[0] == 0
+    bo = auth.signed_in_user(config.resolve())
+    assert bo is not None
+    # Not verified yet: the rules ignore the address, and the CLI says what to do.
+    code, out = cli("project", "invitations")
+    assert code == AccessDeniedError.exit_code and "verif" in out
+    code, out = cli("project", "join", "-p", "vision")
+    assert code == AccessDeniedError.exit_code and "verif" in out
+    assert members.list_members(db, "vision") == {"ana-uid": "owner"}
+
+    verify_email(rules_stack, bo.uid)
+    code, out = cli("project", "invitations", "--json")
+    assert code == 0, out
+    assert [(r["project"], r["role"]) for r in json.loads(out)] == [("vision", "viewer")]
+    code, out = cli("project", "join", "-p", "archive")
+    assert code == ConflictError.exit_code and "expired" in out
+    code, out = cli("project", "join", "-p", "vision")
+    assert code == 0 and "joined vision as viewer" in out
+    assert members.list_members(db, "vision") == {"ana-uid": "owner", bo.uid: "viewer"}
+    assert members.list_members(db, "archive") == {"ana-uid": "owner"}
+    assert not db.document(layout.invite("vision", "bo@example.com")).get().exists
+    code, out = cli("project", "join", "-p", "vision")
+    assert code == NotFoundError.exit_code and "no invitation" in out

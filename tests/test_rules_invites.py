@@ -491,6 +491,10 @@ def test_a_verified_user_finds_their_own_invitations_and_nobody_elses(world: Wor
     assert world.query(bo, email_is(world.cy.email)).status_code == 403
     assert world.query(bo, None).status_code == 403
     assert world.get(bo, layout.invite("vision", world.cy.email)) == 403
+    # That an invitation to oneself is gone (accepted, revoked) may be learnt; not another's.
+    assert world.get(world.cy, layout.invite("rival", world.cy.email)) == 404
+    assert world.get(world.cy, layout.invite("rival", "zed@example.com")) == 403
+    assert world.get(world.dee, layout.invite("rival", world.dee.email)) == 403
     assert world.query(world.dee, email_is(world.dee.email)).status_code == 403
     assert world.get(world.dee, layout.invite("vision", world.dee.email)) == 403
 

@@ -72,6 +72,11 @@ def test_an_owner_invites_by_email_and_the_colleague_accepts_on_their_projects_p
     page.locator("tr[data-email='cy@example.com'] [data-testid=revoke-invite]").click()
     expect(page.locator("table[data-testid=invites] tr[data-email]")).to_have_count(1)
     assert not db.document(layout.invite("vision", "cy@example.com")).get().exists
+    # An address the browser lets through but that cannot name an invitation: said so.
+    page.fill("[data-testid=invite-email]", "a/b@example.com")
+    page.click("text=Invite")
+    expect(page.locator("[data-testid=error]")).to_contain_text("Not an email address")
+    assert [s.id for s in db.collection(layout.invites("vision")).stream()] == ["bo@example.com"]
 
     # Bo registers in the browser: his address is not verified, so no invitation shows.
     page.click("text=Sign out")

@@ -1,6 +1,7 @@
 """``aletheia project create | show | list`` and ``aletheia project members``.
 
-Members: ``add | rm | list`` by Firebase uid, ``invite | invites | revoke`` by email.
+Members: ``add | rm | list`` by Firebase uid, ``invite | invites | revoke`` by email;
+the invited user's side: ``aletheia project invitations | join``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from google.cloud import firestore
 from rich.table import Table
 
 from aletheia.cli._common import console, exit_on_error, settings
-from aletheia.cloud import clients, invites, members
+from aletheia.cloud import auth, clients, invites, members
 from aletheia.errors import ValidationError
 from aletheia.tracking.compose import Backend
 
@@ -97,6 +98,47 @@ def list_projects(as_json: JsonOption = False) -> None:
         table.add_row(p.name, p.description or "-", created, str(len(p.members)))
     table.caption = f"{len(found)} project(s)"
     console.print(table)
+
+
+@app.command("invitations")
+@exit_on_error
+def my_invitations(as_json: JsonOption = False) -> None:
+    """List the invitations to the signed-in user's (verified) address, in every project."""
+    db, email = _signed_in()
+    found = invites.pending_for(db, email)
+    if as_json:
+        rows = [{"project": i.project, "role": i.role, "expires_at": i.expires_at} for i in found]
+        console.print_json(json.dumps(rows, default=str))
+        return
+    table = Table("project", "role", "expires")
+    for i in found:
+        table.add_row(i.project, i.role, _when(i.expires_at))
+    table.caption = (
+        f"{len(found)} invitation(s) to {email}; accept with `aletheia project join -p P`"
+    )
+    console.print(table)
+
+
+@app.command()
+@exit_on_error
+def join(project: ProjectOption = None) -> None:
+    """Accept the invitation to the project: join it with the invited role."""
+    db, email = _signed_in()
+    name = settings(project=project).project
+    made = invites.accept(db, name, email)
+    console.print(f"joined {name} as {made.role}")
+
+
+def _signed_in() -> tuple[firestore.Client, str]:
+    """The signed-in user's Firestore client and email; invitations are addressed to it."""
+    resolved = settings()
+    user = auth.signed_in_user(resolved) if resolved.identity != "server" else None
+    if user is None or not user.email:
+        raise ValidationError(
+            "invitations are for a signed-in user",
+            "sign in with the invited address: `aletheia auth login --email ADDRESS`",
+        )
+    return Backend(resolved).db, user.email
 
 
 @members_app.command("list")

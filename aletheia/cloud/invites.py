@@ -23,7 +23,7 @@ from typing import Any
 
 from aletheia.cloud import clients, layout, members, queries
 from aletheia.cloud.lazy import firestore, gexc
-from aletheia.errors import AccessDeniedError, NotFoundError, ValidationError
+from aletheia.errors import AccessDeniedError, ConflictError, NotFoundError, ValidationError
 
 #: How long an invitation stays valid, unless the owner says otherwise.
 INVITE_DAYS = 14
@@ -109,6 +109,83 @@ def revoke(db: firestore.Client, project: str, email: str) -> Invitation:
     except gexc.PermissionDenied as exc:
         raise _not_owner(project) from exc
     return _parse(project, snap.to_dict() or {})
+
+
+def pending_for(db: firestore.Client, email: str) -> list[Invitation]:
+    """Invitations to ``email`` that have not expired, in every project, as the invitee sees them.
+
+    A collection-group query on the address, the one the rules let its verified owner run.
+    """
+    address = normalize_email(email)
+    now = dt.datetime.now(dt.timezone.utc)
+    try:
+        snaps = list(queries.invites_to(db, address, now).stream())
+    except gexc.PermissionDenied as exc:
+        raise _unverified(address) from exc
+    found = []
+    for snap in snaps:
+        holder = snap.reference.parent.parent  # the project it is stored under, whatever it says
+        if holder is not None:
+            found.append(_parse(holder.id, snap.to_dict() or {}))
+    return found
+
+
+def accept(db: firestore.Client, project: str, email: str) -> Invitation:
+    """Join ``project`` with the role the invitation of ``email`` gives; the invitation goes.
+
+    For a signed-in user whose verified address is ``email``: one batch sets their own
+    entry of ``members`` and deletes the invitation, which is all the rules allow them.
+    """
+    uid = clients.acting_uid(db)
+    if uid is None:
+        raise ValidationError(
+            "accepting an invitation needs the invited user signed in",
+            "sign in with the invited address: `aletheia auth login --email ADDRESS`",
+        )
+    address = normalize_email(email)
+    ref = db.document(layout.invite(project, address))
+    try:
+        snap = ref.get()
+    except gexc.PermissionDenied as exc:
+        raise _unverified(address) from exc
+    if not snap.exists:
+        raise NotFoundError(
+            f"{address} has no invitation to project {project!r} (or it was accepted or revoked)",
+            "ask an owner to invite you: `aletheia project members invite "
+            f"{address} writer -p {project}`",
+        )
+    invitation = _parse(project, snap.to_dict() or {})
+    if invitation.expired():
+        raise ConflictError(
+            f"the invitation of {address} to project {project!r} expired at "
+            f"{invitation.expires_at:%Y-%m-%d %H:%M} UTC",
+            "ask an owner to invite you again",
+        )
+    from google.cloud.firestore_v1.field_path import FieldPath
+
+    batch = db.batch()
+    batch.update(
+        db.document(layout.project(project)),
+        {FieldPath("members", uid).to_api_repr(): invitation.role},
+    )
+    batch.delete(ref)
+    try:
+        batch.commit()
+    except gexc.PermissionDenied as exc:  # expired or revoked meanwhile
+        raise ConflictError(
+            f"the invitation of {address} to project {project!r} was refused (expired or "
+            "revoked meanwhile); nothing changed",
+            "ask an owner to invite you again",
+        ) from exc
+    return invitation
+
+
+def _unverified(address: str) -> AccessDeniedError:
+    return AccessDeniedError(
+        f"invitations to {address} can only be read with that address verified and signed in",
+        "verify the address (the dashboard's projects page sends the verification email), "
+        "then sign in again: `aletheia auth login`",
+    )
 
 
 def _require_owner(db: firestore.Client, project: str) -> None:

@@ -18,7 +18,7 @@ import {
   where,
   writeBatch,
 } from "firebase/firestore";
-import { db, readQuery } from "../fb";
+import { db, readQuery, StalePage } from "../fb";
 import * as paths from "../paths";
 import { enc, errorBox, fmtTime, h, section } from "../ui";
 
@@ -26,6 +26,8 @@ import { enc, errorBox, fmtTime, h, section } from "../ui";
 export const INVITE_DAYS = 14;
 const ROLES = ["viewer", "writer", "owner"];
 const DAY_MS = 24 * 3600 * 1000;
+/** What layout.validate_email and the rules accept (the address is the document id). */
+const EMAIL = /^[^@\s/]+@[^@\s/]+$/;
 
 /**
  * The signed-in user's pending invitations, for their projects page: a collection-group
@@ -36,9 +38,16 @@ export async function myInvitations(user: User, reload: () => void): Promise<HTM
   if (!user.email) return null;
   if (!user.emailVerified) return unverified(user, reload);
   const email = user.email.toLowerCase();
-  const snap = await readQuery(
-    query(collectionGroup(db, "Invites"), where("email", "==", email), where("expires_at", ">", Timestamp.now())),
-  );
+  let snap;
+  try {
+    snap = await readQuery(
+      query(collectionGroup(db, "Invites"), where("email", "==", email), where("expires_at", ">", Timestamp.now())),
+    );
+  } catch (err) {
+    if (err instanceof StalePage) throw err;
+    // The projects themselves still show: only this section failed.
+    return section("Invitations", h("p", { class: "error", "data-testid": "invites-error" }, `Invitations could not be read: ${String(err)}`));
+  }
   if (snap.empty) return null;
   const msg = h("div");
   const accept = async (p: string, role: string) => {
@@ -125,6 +134,10 @@ export async function invitesSection(user: User, p: string): Promise<HTMLElement
     const invite = (ev: Event) => {
       ev.preventDefault();
       const address = email.value.trim().toLowerCase();
+      if (!EMAIL.test(address) || address.length > 254) {
+        msg.replaceChildren(h("p", { class: "error", "data-testid": "error" }, `Not an email address: ${address}`));
+        return;
+      }
       // The rules check every field: the address as the id, the owner as inviter, the
       // server's time of the write, an expiry within a month.
       void act(() => setDoc(doc(db, paths.invite(p, address)), {
