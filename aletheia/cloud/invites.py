@@ -212,7 +212,8 @@ def _parse(project: str, data: dict[str, Any]) -> Invitation:
         project=project,
         email=str(data.get("email", "")),
         role=str(data.get("role", "")),
-        expires_at=data["expires_at"],
+        # One without an expiry (not written by aletheia) counts as long expired.
+        expires_at=data.get("expires_at") or dt.datetime.min.replace(tzinfo=dt.timezone.utc),
         invited_by=data.get("invited_by"),
         invited_at=data.get("invited_at"),
     )
