@@ -92,7 +92,8 @@ def test_an_owner_invites_by_email_and_the_colleague_accepts_on_their_projects_p
     expect(page.locator("[data-testid=unverified]")).to_contain_text("A link was sent")
     link = verification_link(web, "bo@example.com")
     verify = page.context.new_page()
-    verify.goto(link)
+    opened = verify.goto(link)
+    assert opened is not None and opened.ok, opened and opened.text()
     verify.close()
     page.click("text=I have verified it")
 

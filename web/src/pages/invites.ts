@@ -34,9 +34,9 @@ const EMAIL = /^[^@\s/]+@[^@\s/]+$/;
  * query on their own (lower-cased) address, the one the rules allow, and only for a
  * verified address (the rules ignore an unverified one). Null when there is nothing to say.
  */
-export async function myInvitations(user: User, reload: () => void): Promise<HTMLElement | null> {
+export async function myInvitations(user: User): Promise<HTMLElement | null> {
   if (!user.email) return null;
-  if (!user.emailVerified) return unverified(user, reload);
+  if (!user.emailVerified) return unverified(user);
   const email = user.email.toLowerCase();
   let snap;
   try {
@@ -80,7 +80,7 @@ export async function myInvitations(user: User, reload: () => void): Promise<HTM
   );
 }
 
-function unverified(user: User, reload: () => void): HTMLElement {
+function unverified(user: User): HTMLElement {
   const msg = h("span", { class: "muted" });
   const send = async () => {
     try {
@@ -91,10 +91,11 @@ function unverified(user: User, reload: () => void): HTMLElement {
     }
   };
   const recheck = async () => {
-    // A fresh ID token carries email_verified, which the rules read.
+    // A fresh ID token carries email_verified, which the rules read; the page then
+    // starts over with it (as a sign-in would).
     await user.reload();
     await user.getIdToken(true);
-    reload();
+    location.reload();
   };
   return h("p", { class: "muted", "data-testid": "unverified" },
     `Invitations to ${user.email} show here once the address is verified. `,

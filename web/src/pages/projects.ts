@@ -10,7 +10,7 @@ export const ROLES = ["viewer", "writer", "owner"];
 
 export async function projectsPage(user: User): Promise<void> {
   const q = query(collection(db, paths.PROJECTS), where(new FieldPath("members", user.uid), "in", ROLES));
-  const [snap, invitations] = await Promise.all([readQuery(q), myInvitations(user, () => void projectsPage(user))]);
+  const [snap, invitations] = await Promise.all([readQuery(q), myInvitations(user)]);
   const rows = snap.docs.map((d) => {
     const data = d.data();
     return h("tr", {},
