@@ -294,6 +294,7 @@ ABUSES = [
     "no invitation at all",
     "another project's invitation",
     "unsigned request",
+    "writing data in the same batch",
 ]
 
 
@@ -355,6 +356,16 @@ def attempt(world: World, abuse: str) -> tuple[User | None, list[dict[str, Any]]
         # Bo is invited to `rival` as owner and to `vision` as writer: the owner
         # invitation does not make him owner of `vision`.
         writes = [world.join(p, bo.uid, "owner"), world.drop(layout.invite(other, bo.email))]
+    elif abuse == "writing data in the same batch":
+        # The batch is judged by membership before it: joining grants nothing within it.
+        experiment = {
+            "update": {
+                "name": f"{world.root}/{layout.experiment(p, 'sneaky')}",
+                "fields": {"name": encode("sneaky"), "created_at": encode(NOW)},
+            },
+            "currentDocument": {"exists": False},
+        }
+        writes = [*world.accept(p, bo, "writer"), experiment]
     elif abuse == "unsigned request":
         who = None
         writes = world.accept(p, bo, "writer")
@@ -372,6 +383,7 @@ def test_every_abuse_of_an_invitation_is_refused_and_changes_nothing(
     assert world.commit(who, writes) == 403
     assert (world.members("vision"), world.members("rival")) == before
     assert world.invited("vision", invited_email) and world.invited("rival", world.bo.email)
+    assert not world.db.document(layout.experiment("vision", "sneaky")).get().exists
 
 
 # Each clause of the accepting rules, weakened, lets one abuse through: none is dead weight.
