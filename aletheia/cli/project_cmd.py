@@ -1,7 +1,12 @@
-"""``aletheia project create | show | list`` and ``aletheia project members add | rm | list``."""
+"""``aletheia project create | show | list`` and ``aletheia project members``.
+
+Members: ``add | rm | list`` by Firebase uid, ``invite | invites | revoke`` by email;
+the invited user's side: ``aletheia project invitations | join``.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Annotated
 
@@ -10,7 +15,7 @@ from google.cloud import firestore
 from rich.table import Table
 
 from aletheia.cli._common import console, exit_on_error, settings
-from aletheia.cloud import clients, members
+from aletheia.cloud import auth, clients, invites, members
 from aletheia.errors import ValidationError
 from aletheia.tracking.compose import Backend
 
@@ -95,6 +100,47 @@ def list_projects(as_json: JsonOption = False) -> None:
     console.print(table)
 
 
+@app.command("invitations")
+@exit_on_error
+def my_invitations(as_json: JsonOption = False) -> None:
+    """List the invitations to the signed-in user's (verified) address, in every project."""
+    db, email = _signed_in()
+    found = invites.pending_for(db, email)
+    if as_json:
+        rows = [{"project": i.project, "role": i.role, "expires_at": i.expires_at} for i in found]
+        console.print_json(json.dumps(rows, default=str))
+        return
+    table = Table("project", "role", "expires")
+    for i in found:
+        table.add_row(i.project, i.role, _when(i.expires_at))
+    table.caption = (
+        f"{len(found)} invitation(s) to {email}; accept with `aletheia project join -p P`"
+    )
+    console.print(table)
+
+
+@app.command()
+@exit_on_error
+def join(project: ProjectOption = None) -> None:
+    """Accept the invitation to the project: join it with the invited role."""
+    db, email = _signed_in()
+    name = settings(project=project).project
+    made = invites.accept(db, name, email)
+    console.print(f"joined {name} as {made.role}")
+
+
+def _signed_in() -> tuple[firestore.Client, str]:
+    """The signed-in user's Firestore client and email; invitations are addressed to it."""
+    resolved = settings()
+    user = auth.signed_in_user(resolved) if resolved.identity != "server" else None
+    if user is None or not user.email:
+        raise ValidationError(
+            "invitations are for a signed-in user",
+            "sign in with the invited address: `aletheia auth login --email ADDRESS`",
+        )
+    return Backend(resolved).db, user.email
+
+
 @members_app.command("list")
 @exit_on_error
 def list_(project: ProjectOption = None, as_json: JsonOption = False) -> None:
@@ -131,6 +177,68 @@ def remove(
     db, name = _db_and_project(project)
     previous = members.remove_member(db, name, uid)
     console.print(f"removed {uid} ({previous}) from {name}")
+
+
+@members_app.command()
+@exit_on_error
+def invite(
+    email: Annotated[str, typer.Argument(help="Email address the new member signs in with.")],
+    role: Annotated[str, typer.Argument(help="viewer, writer or owner.")] = "writer",
+    project: ProjectOption = None,
+    days: Annotated[
+        int, typer.Option(help=f"Days the invitation stays valid (1-{invites.MAX_INVITE_DAYS}).")
+    ] = invites.INVITE_DAYS,
+) -> None:
+    """Invite EMAIL as ROLE: they accept on the dashboard's projects page, signed in with it."""
+    db, name = _db_and_project(project)
+    made = invites.invite(db, name, email, role, days=days)
+    console.print(
+        f"invited {made.email} as {made.role} to {name} until {_when(made.expires_at)}: "
+        "they accept on the dashboard's projects page, signed in with that (verified) address"
+    )
+
+
+@members_app.command("invites")
+@exit_on_error
+def list_invites(project: ProjectOption = None, as_json: JsonOption = False) -> None:
+    """List the project's invitations (pending and expired), soonest expiry first."""
+    db, name = _db_and_project(project)
+    found = invites.list_invites(db, name)
+    if as_json:
+        rows = [
+            {
+                "email": i.email,
+                "role": i.role,
+                "expires_at": i.expires_at,
+                "expired": i.expired(),
+                "invited_by": i.invited_by,
+            }
+            for i in found
+        ]
+        console.print_json(json.dumps(rows, default=str))
+        return
+    table = Table("email", "role", "expires", "invited by")
+    for i in found:
+        expires = _when(i.expires_at) + (" (expired)" if i.expired() else "")
+        table.add_row(i.email, i.role, expires, i.invited_by or "-")
+    table.caption = f"{len(found)} invitation(s)"
+    console.print(table)
+
+
+@members_app.command()
+@exit_on_error
+def revoke(
+    email: Annotated[str, typer.Argument(help="Email address whose invitation to delete.")],
+    project: ProjectOption = None,
+) -> None:
+    """Delete the invitation of EMAIL (members who already joined stay: `members rm`)."""
+    db, name = _db_and_project(project)
+    gone = invites.revoke(db, name, email)
+    console.print(f"revoked the invitation of {gone.email} ({gone.role}) to {name}")
+
+
+def _when(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _print_members(found: dict[str, str]) -> None:

@@ -19,6 +19,7 @@ The hierarchy (see docs/DESIGN.md)::
       Metadata/{name}
       Models/{name}                    registered models (aletheia.models): aliases, tags
         Versions/{n}                   one immutable registration: run, artifact, data
+      Invites/{email}                  a pending invitation (aletheia.cloud.invites)
 
 Nothing else in aletheia spells a collection name or joins a path: it calls
 these functions, so the layout can be read (and changed) here alone. Every id
@@ -56,6 +57,7 @@ MLFLOW_RUNS = "MlflowRuns"
 MODELS = "Models"
 MODEL_VERSIONS = "Versions"
 LOGGED_MODELS = "LoggedModels"
+INVITES = "Invites"
 
 #: Longest id a user may choose. Firestore allows 1,500 bytes; ids also name
 #: cache directories and console breadcrumbs, where shorter is kinder.
@@ -385,6 +387,45 @@ def model_version(p: str, name: str, version: int) -> str:
             f"invalid model version {version!r}", "model versions are whole numbers from 1"
         )
     return _join(model_versions(p, name), str(version))
+
+
+def invites(p: str) -> str:
+    """The ``Invites`` collection of a project: pending invitations, by email."""
+    return _join(project(p), INVITES)
+
+
+def invite(p: str, email: str) -> str:
+    """``Projects/{p}/Invites/{email}``: the invitation of one email address.
+
+    The id is the address itself, lower-cased (:func:`validate_email`), so the
+    rules can find the invitation of the signed-in user from their token's email.
+    """
+    return _join(invites(p), validate_email(email))
+
+
+#: Longest email address (the limit of an SMTP path, RFC 5321).
+MAX_EMAIL_LENGTH = 254
+_EMAIL = re.compile(r"^[^@\s/]+@[^@\s/]+$")
+
+
+def validate_email(value: object) -> str:
+    """Return ``value`` if it is a lower-case email address usable as a document id, else raise.
+
+    Lower case because Firebase Auth treats addresses case-insensitively and the
+    rules compare an invitation with the token's email lower-cased; callers
+    normalise first (``aletheia.cloud.invites.normalize_email``).
+    """
+    hint = "give an address like ana@example.com (no spaces or '/')"
+    if not isinstance(value, str):
+        raise ValidationError(f"email must be a string, got {type(value).__name__}", hint)
+    if (
+        not _EMAIL.match(value)
+        or len(value) > MAX_EMAIL_LENGTH
+        or _has_control_chars(value)
+        or value != value.lower()
+    ):
+        raise ValidationError(f"invalid email address {value!r}", hint)
+    return value
 
 
 def dataset_ref(name: str, version: str) -> str:

@@ -306,6 +306,34 @@ def blob_refs_of_kind(db: firestore.Client, p: str, sha256: str, kind: str) -> Q
     )
 
 
+# --------------------------------------------------------------------------- invitations
+
+
+#: Queries of one project that firestore.rules allow only to its owners (the others: to members).
+OWNER_QUERIES = frozenset({"invites_of_project"})
+
+
+@client_query(p="proj")
+def invites_of_project(db: firestore.Client, p: str) -> Query:
+    """A project's invitations, soonest expiry first (single-field: no composite index)."""
+    return db.collection(layout.invites(p)).order_by("expires_at")
+
+
+@client_query(email="ana@example.com", now=datetime(2026, 1, 1, tzinfo=timezone.utc))
+def invites_to(db: firestore.Client, email: str, now: datetime) -> Query:
+    """Invitations to ``email`` in every project, not expired at ``now``.
+
+    A collection-group query selecting on the address, which the rules require of
+    the invitee (the dashboard's projects page asks the same). Needs the
+    collection-group index ``Invites (email ASC, expires_at ASC)``.
+    """
+    return (
+        db.collection_group(layout.INVITES)
+        .where(filter=FieldFilter("email", "==", layout.validate_email(email)))
+        .where(filter=FieldFilter("expires_at", ">", now))
+    )
+
+
 # --------------------------------------------------------------------------- collection groups
 
 

@@ -23,3 +23,7 @@ export const models = (p: string) => `${project(p)}/Models`;
 export const model = (p: string, m: string) => `${models(p)}/${m}`;
 export const modelVersions = (p: string, m: string) => `${model(p, m)}/Versions`;
 export const modelVersion = (p: string, m: string, n: string | number) => `${modelVersions(p, m)}/${n}`;
+export const INVITES = "Invites";
+export const invites = (p: string) => `${project(p)}/Invites`;
+/** An invitation is named after the invited address, lower-cased (layout.invite). */
+export const invite = (p: string, email: string) => `${invites(p)}/${email}`;

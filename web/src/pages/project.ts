@@ -4,6 +4,7 @@ import { collection, deleteField, doc, FieldPath, limit, orderBy, query, updateD
 import { db, readCount, readDoc, readQuery } from "../fb";
 import * as paths from "../paths";
 import { crumbs, enc, errorBox, fmt, fmtTime, h, mount, section } from "../ui";
+import { invitesSection } from "./invites";
 import { modelsSection } from "./models";
 import { ROLES } from "./projects";
 
@@ -12,10 +13,12 @@ export async function projectPage(user: User, p: string): Promise<void> {
   const proj = await readDoc(doc(db, paths.project(p)));
   if (!proj.exists()) throw new Error("permission-denied");
   const members = (proj.data().members ?? {}) as Record<string, string>;
-  const [exps, sets, models] = await Promise.all([
+  const [exps, sets, models, invitations] = await Promise.all([
     readQuery(query(collection(db, paths.experiments(p)), limit(200))),
     readQuery(query(collection(db, paths.datasets(p)), limit(200))),
     modelsSection(p),
+    // Only owners may read a project's invitations (firestore.rules).
+    members[user.uid] === "owner" ? invitesSection(user, p) : null,
   ]);
   // Per experiment: a count aggregation and the newest run (one read each).
   const expRows = await Promise.all(
@@ -57,6 +60,7 @@ export async function projectPage(user: User, p: string): Promise<void> {
     ),
     models,
     section("Members", membersTable(user, p, members)),
+    invitations,
   );
 }
 

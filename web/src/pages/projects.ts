@@ -4,12 +4,13 @@ import { collection, doc, FieldPath, query, serverTimestamp, setDoc, where } fro
 import { db, readQuery } from "../fb";
 import * as paths from "../paths";
 import { enc, errorBox, h, mount } from "../ui";
+import { myInvitations } from "./invites";
 
 export const ROLES = ["viewer", "writer", "owner"];
 
 export async function projectsPage(user: User): Promise<void> {
   const q = query(collection(db, paths.PROJECTS), where(new FieldPath("members", user.uid), "in", ROLES));
-  const snap = await readQuery(q);
+  const [snap, invitations] = await Promise.all([readQuery(q), myInvitations(user)]);
   const rows = snap.docs.map((d) => {
     const data = d.data();
     return h("tr", {},
@@ -40,5 +41,6 @@ export async function projectsPage(user: User): Promise<void> {
       ? h("table", { class: "grid", "data-testid": "projects" }, h("tr", {}, h("th", {}, "project"), h("th", {}, "your role"), h("th", {}, "description")), rows)
       : h("p", { class: "muted", "data-testid": "no-projects" }, "You are not a member of any project yet."),
     h("form", { onsubmit: create }, name, " ", h("button", { type: "submit" }, "Create project"), " ", msg),
+    invitations,
   );
 }
