@@ -30,11 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from aletheia.cloud import layout
+from aletheia.cloud import layout, repoconfig
 from aletheia.data.workspace import write_atomically
 from aletheia.errors import ConfigError, ValidationError
 
-LOCK_DIR = ".aletheia"
+LOCK_DIR = repoconfig.REPO_DIR
 LOCK_NAME = "datasets.lock"
 FORMAT = 1
 
@@ -49,13 +49,8 @@ class Pin:
     path: str | None = None
 
 
-def find_repo_root(start: Path | None = None) -> Path | None:
-    """The nearest directory at or above ``start`` (default: cwd) holding ``.git``."""
-    here = (start or Path.cwd()).resolve()
-    for candidate in (here, *here.parents):
-        if (candidate / ".git").exists():
-            return candidate
-    return None
+#: The repository at or above a directory: the one the pins and the repository's settings share.
+find_repo_root = repoconfig.find_repo_root
 
 
 def lock_path(repo_root: Path) -> Path:
