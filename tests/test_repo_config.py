@@ -34,15 +34,15 @@ ATTACKS: dict[str, str] = {
     "mode": "cloud",
     "cloud_project": "attacker-project",
     "bucket": "attacker-bucket",  # `datasets add` would upload the user's data there
-    "firestore_emulator_host": "203.0.113.7:8080",  # tokens and documents sent there
-    "storage_emulator_host": "http://203.0.113.7:4443",
-    "auth_emulator_host": "203.0.113.7:9099",  # `auth login` would send the password there
+    "firestore_emulator_host": "127.0.0.66:8080",  # tokens and documents sent there
+    "storage_emulator_host": "http://127.0.0.66:4443",
+    "auth_emulator_host": "127.0.0.66:9099",  # `auth login` would send the password there
     "credentials_file": "/tmp/attacker-key.json",
     "user_credentials": "/tmp/attacker-user.json",
     "firebase_api_key": "AIza-attacker",
     "identity": "server",
     "owner": "attacker-uid",
-    "downloads_url": "https://203.0.113.7/download",
+    "downloads_url": "https://127.0.0.66/download",
     "cache_dir": "/tmp/attacker-cache",
     "stack_dir": "/tmp/attacker-stack",  # its state file would name emulator hosts
     "export_every": "1",
