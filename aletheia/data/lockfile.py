@@ -49,8 +49,12 @@ class Pin:
     path: str | None = None
 
 
-#: The repository at or above a directory: the one the pins and the repository's settings share.
-find_repo_root = repoconfig.find_repo_root
+def find_repo_root(start: Path | None = None) -> Path | None:
+    """The nearest directory at or above ``start`` (default: cwd) holding ``.git``.
+
+    The same repository the repository's settings come from (one definition).
+    """
+    return repoconfig.find_repo_root(start)
 
 
 def lock_path(repo_root: Path) -> Path:
