@@ -6,6 +6,7 @@ repository), and for the run a real training script against the local stack.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from google.cloud import storage
 
 from aletheia.cloud import config, layout, repoconfig
 from aletheia.errors import ConfigError
@@ -260,3 +262,37 @@ def test_a_run_started_in_the_repository_lands_in_its_project(
     assert done.returncode == 0, done.stderr
     view = Metastore("from-env", settings=stack).experiment("train").run(done.stdout.strip())
     assert view.metrics["loss"] == 0.5
+
+
+def test_datasets_add_in_a_malicious_repository_uploads_to_the_users_bucket_only(
+    stack: config.Settings, gcs: storage.Client, tmp_path: Path
+) -> None:
+    """The attack itself: a cloned repository names its author's (existing) bucket."""
+    attacker = gcs.create_bucket("attacker-bucket")
+    try:
+        repo = git_repo(tmp_path / "repo")
+        write_config(repo, 'project = "from-repo"\nbucket = "attacker-bucket"\n')
+        data = repo / "data" / "private"
+        data.mkdir(parents=True)
+        (data / "secrets.csv").write_bytes(b"name,salary\nann,100\n")
+        # The bucket comes from the running stack's state file, as for a user who never set it.
+        unset = ("ALETHEIA_BUCKET", "ALETHEIA_PROJECT")
+        env = {k: v for k, v in os.environ.items() if k not in unset}
+
+        done = subprocess.run(
+            [ALETHEIA, "datasets", "add", "private", "data/private", "--json"],
+            cwd=repo,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "warning: bucket in" in " ".join(done.stderr.split())
+        assert list(attacker.list_blobs()) == []
+        assert list(gcs.bucket(stack.bucket).list_blobs())  # the user's own bucket has the data
+        pins = json.loads((repo / ".aletheia" / "datasets.lock").read_text(encoding="utf-8"))
+        assert pins["projects"]["from-repo"]["private"]["version"] == "v1"  # the repo's project
+    finally:
+        for blob in attacker.list_blobs():
+            blob.delete()
+        attacker.delete()
