@@ -95,7 +95,9 @@ def test_repo_settings_sit_between_the_user_file_and_the_environment(
 ) -> None:
     repo = git_repo(tmp_path / "repo")
     path = write_config(
-        repo, 'project = "churn"\ngit_policy = "strict"\nsnapshot_max_bytes = "1MB"\n'
+        repo,
+        'project = "churn"\nexperiment = "baseline"\ngit_policy = "strict"\n'
+        'snapshot_max_bytes = "1MB"\n',
     )
     user = tmp_path / "user.toml"
     user.write_text(
@@ -105,6 +107,7 @@ def test_repo_settings_sit_between_the_user_file_and_the_environment(
 
     s = resolve_in(repo / "src" / "deep", config_file=user)  # found from a subdirectory
     assert (s.project, s.git_policy, s.snapshot_max_bytes) == ("churn", "strict", 1 << 20)
+    assert s.experiment == "baseline"
     assert s.sources["project"] == f"repo {path}"
     assert s.sources["snapshot_max_bytes"] == f"repo {path}"
     assert s.bucket == "my-bucket" and s.sources["bucket"] == f"file {user}"  # the user's own
@@ -163,9 +166,10 @@ def test_a_malicious_repository_leaves_the_users_target_alone(
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ('projet = "x"\n', "unknown setting.*projet.*may set: project, git_policy"),
+        ('projet = "x"\n', "unknown setting.*projet.*may set: project, experiment, git_policy"),
         ("project = 3\n", "'project' in .*config.toml must be a string"),
         ('project = "a/b"\n', "invalid project name 'a/b'.*config.toml"),
+        ('experiment = ".."\n', "invalid experiment name '..'.*config.toml"),
         ('git_policy = "sometimes"\n', "git_policy is 'sometimes' \\(repo .*config.toml\\)"),
         ('snapshot_max_bytes = "lots"\n', "snapshot_max_bytes is 'lots' \\(repo "),
         ("project = [\n", "not valid TOML"),
@@ -228,7 +232,7 @@ def test_config_command_shows_the_repository_and_the_refused_keys(tmp_path: Path
 TRAIN = """
 from aletheia import Metastore
 
-with Metastore().exper("train").start_run() as run:
+with Metastore().exper().start_run() as run:  # project and experiment: the repository's
     run.add_metric("loss", 0.5, step=1)
 print(run.id)
 """
@@ -239,7 +243,7 @@ def test_a_run_started_in_the_repository_lands_in_its_project(
     stack: config.Settings, tmp_path: Path
 ) -> None:
     repo = git_repo(tmp_path / "repo")
-    write_config(repo, 'project = "from-repo"\nbucket = "attacker-bucket"\n')
+    write_config(repo, 'project = "from-repo"\nexperiment = "train"\nbucket = "attacker-bucket"\n')
     (repo / "train.py").write_text(TRAIN, encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if k != "ALETHEIA_PROJECT"}
 

@@ -64,6 +64,7 @@ ENV_VARS: dict[str, tuple[str, ...]] = {
     "owner": ("ALETHEIA_OWNER",),
     "export_every": ("ALETHEIA_EXPORT_EVERY",),
     "snapshot_max_bytes": ("ALETHEIA_SNAPSHOT_MAX_BYTES",),
+    "experiment": ("ALETHEIA_EXPERIMENT",),
     "downloads_url": ("ALETHEIA_DOWNLOADS_URL",),
 }
 CONFIG_FILE_ENV = "ALETHEIA_CONFIG"
@@ -141,6 +142,8 @@ class Settings:
     #: The deployed download function's URL (the dashboard's diffs and artifacts; cloud mode:
     #: the local stack's own is found in its state file).
     downloads_url: str | None = None
+    #: Experiment ``Metastore.exper()`` uses when given no name (``aletheia run -e`` sets it).
+    experiment: str | None = None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
     #: Settings that were overridden or look wrong (shown by ``aletheia config``).
     notes: tuple[str, ...] = field(default=(), compare=False)
@@ -318,6 +321,7 @@ def _complete(
         export_every=_seconds(values, sources, "export_every", DEFAULT_EXPORT_EVERY_S),
         snapshot_max_bytes=_byte_count(values, sources, "snapshot_max_bytes"),
         downloads_url=values.get("downloads_url") or None,
+        experiment=values.get("experiment") or None,
         sources=sources,
         notes=tuple(notes),
     )

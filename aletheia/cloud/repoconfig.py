@@ -1,8 +1,8 @@
 """A repository's own settings: ``.aletheia/config.toml`` at the root of its git work tree.
 
 A project commits the few settings that belong to it (its aletheia project
-name, how strict runs are about git, how much of the untracked code a run
-keeps) so everyone who clones it gets them. They sit between the user's
+name, its default experiment, how strict runs are about git, how much of the
+untracked code a run keeps) so everyone who clones it gets them. They sit between the user's
 config file and the environment (:func:`aletheia.cloud.config.resolve`).
 
 A cloned repository is someone else's input, like a repository's
@@ -44,7 +44,7 @@ REPO_DIR = ".aletheia"
 #: The repository's settings file in :data:`REPO_DIR`.
 REPO_CONFIG_NAME = "config.toml"
 #: The settings a repository may choose: what the project is, never where it goes.
-REPO_SETTINGS: tuple[str, ...] = ("project", "git_policy", "snapshot_max_bytes")
+REPO_SETTINGS: tuple[str, ...] = ("project", "experiment", "git_policy", "snapshot_max_bytes")
 #: Why a known setting is refused in a repository (others: :data:`_OTHERWISE`).
 REFUSED_WHY: dict[str, str] = {
     **dict.fromkeys(
@@ -135,9 +135,10 @@ def read(start: Path | None, *, known: Collection[str]) -> RepoConfig | None:
                 f"write it as {key} = \"...\" (see README 'Configuration')",
             )
         values[key] = value
-    if "project" in values:
+    for key in ("project", "experiment"):
         try:
-            layout.validate_id(values["project"], "project name")
+            if key in values:
+                layout.validate_id(values[key], f"{key} name")
         except ValidationError as exc:
             raise ConfigError(f"{exc.message} (in {path})", exc.hint) from exc
     return RepoConfig(path, values, refused)
@@ -179,6 +180,7 @@ def template(project: str) -> str:
 # every value and where it came from.
 [aletheia]
 project = {_toml_string(project)}
+# experiment = "baseline"      # for Metastore().exper() without a name
 # git_policy = "warn"           # warn | strict (refuse to run with uncommitted code) | off
 # snapshot_max_bytes = "10MB"   # untracked files a run start keeps, in all (0: none)
 """

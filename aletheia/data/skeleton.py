@@ -166,7 +166,7 @@ src/{package}/    the project's code
 
 Runs and datasets started in this repository go to the aletheia project named
 in `.aletheia/config.toml` (`ALETHEIA_PROJECT` or `--project` override it). It
-may set only the project's own settings (project, git_policy,
+may set only the project's own settings (project, experiment, git_policy,
 snapshot_max_bytes): where data and credentials go is each user's own
 setting (`~/.config/aletheia/config.toml` or the environment). `aletheia config`
 shows every value and where it came from.
