@@ -300,3 +300,31 @@ def test_datasets_add_in_a_malicious_repository_uploads_to_the_users_bucket_only
         for blob in attacker.list_blobs():
             blob.delete()
         attacker.delete()
+
+
+MLFLOW_TRAIN = """
+import mlflow
+
+mlflow.set_tracking_uri("aletheia://")  # no project: the repository's
+mlflow.set_experiment("mlflow-train")
+with mlflow.start_run() as run:
+    mlflow.log_metric("loss", 0.25)
+print(run.info.run_id)
+"""
+
+
+def test_an_mlflow_program_in_the_repository_logs_to_its_project(
+    stack: config.Settings, tmp_path: Path
+) -> None:
+    repo = git_repo(tmp_path / "repo")
+    write_config(repo, 'project = "from-repo"\n')
+    (repo / "train.py").write_text(MLFLOW_TRAIN, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k != "ALETHEIA_PROJECT"}
+    done = subprocess.run(
+        [sys.executable, "train.py"], cwd=repo, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    (exper,) = Metastore("from-repo", settings=stack).experiments()
+    assert exper.name == "mlflow-train"
+    (run,) = exper.runs()
+    assert run.metrics["loss"] == 0.25
