@@ -5,9 +5,11 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from aletheia.cli import app
+from aletheia.cloud import config
 from aletheia.data import gitignore
 from aletheia.data.lockfile import LockFile, find_repo_root
 
@@ -64,3 +66,40 @@ def test_init_refuses_a_non_empty_directory_unless_forced(tmp_path: Path) -> Non
     unknown = runner.invoke(app, ["init", str(tmp_path / "other"), "--template", "web"])
     assert unknown.exit_code == 2 and "unknown template" in unknown.output
     assert not (tmp_path / "other").exists()
+
+
+def test_init_writes_the_repository_config_with_the_project_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "Churn Model"
+    out = runner.invoke(app, ["init", str(root)])
+    assert out.exit_code == 0, out.output
+    assert "churn-model" in out.output
+    text = (root / ".aletheia/config.toml").read_text(encoding="utf-8")
+    assert 'project = "churn-model"' in text
+    assert "bucket" in text and "~/.config/aletheia/config.toml" in text  # says what it may not set
+    assert ".aletheia/config.toml" in (root / "README.md").read_text(encoding="utf-8")
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert ".aletheia/config.toml" in status  # committed with the code, not ignored
+
+    monkeypatch.chdir(root / "notebooks")  # anywhere in the repository
+    env = {"ALETHEIA_STACK_DIR": str(tmp_path / "no-stack")}
+    resolved = config.resolve(env=env, config_file=tmp_path / "none.toml")
+    assert resolved.project == "churn-model"
+    assert resolved.sources["project"] == f"repo {root / '.aletheia/config.toml'}"
+
+    named = tmp_path / "other"
+    out = runner.invoke(app, ["init", str(named), "--project", "Vision Team"])
+    assert out.exit_code == 0, out.output
+    monkeypatch.chdir(named)
+    assert config.resolve(env=env, config_file=tmp_path / "none.toml").project == "Vision Team"
+
+    bad = runner.invoke(app, ["init", str(tmp_path / "bad"), "--project", "a/b"])
+    assert bad.exit_code != 0 and "project name" in bad.output
+    assert not (tmp_path / "bad").exists()  # refused before anything is written

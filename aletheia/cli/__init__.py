@@ -24,11 +24,11 @@ from aletheia.errors import AletheiaError
 COMMANDS: dict[str, Lazy] = {
     "init": Lazy(
         "aletheia.cli.init_cmd:init",
-        "Create a project skeleton: data/ git-ignored, notebooks/, src/, models/, git init.",
+        "Create a project: data/ git-ignored, notebooks/, src/, models/, .aletheia/, git init.",
     ),
     "config": Lazy(
         "aletheia.cli.config_cmd:show_config",
-        "Show the resolved settings (argument > env > config file > default).",
+        "Show the resolved settings (argument > env > repository > user config > default).",
     ),
     "sync": Lazy(
         "aletheia.cli.sync_cmd:sync",

@@ -12,7 +12,7 @@ from aletheia.cloud.config import ConfigWarning
 
 
 def show_config(stack_dir: StackDirOption = None) -> None:
-    """Show the resolved settings (argument > env > config file > default)."""
+    """Show the resolved settings (argument > env > repository > user config > default)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConfigWarning)  # shown below the table instead
         resolved = config.resolve({"stack_dir": stack_dir})

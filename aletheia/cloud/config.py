@@ -1,8 +1,10 @@
-"""Where settings come from: arguments, then environment, then a config file, then defaults.
+"""Where settings come from: arguments, environment, repository config, user config, defaults.
 
 Every setting aletheia reads is resolved here, once, into a frozen
 :class:`Settings`; each value remembers where it came from so
-``aletheia config`` can say why a run went where it went.
+``aletheia config`` can say why a run went where it went. The repository's
+``.aletheia/config.toml`` may set only a project's own settings (see
+:mod:`aletheia.cloud.repoconfig`); the keys it is refused are noted.
 
 With no cloud credentials and nothing configured the target is the local
 emulator stack started by ``aletheia local up``.
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from aletheia.cloud import repoconfig
 from aletheia.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -61,6 +64,7 @@ ENV_VARS: dict[str, tuple[str, ...]] = {
     "owner": ("ALETHEIA_OWNER",),
     "export_every": ("ALETHEIA_EXPORT_EVERY",),
     "snapshot_max_bytes": ("ALETHEIA_SNAPSHOT_MAX_BYTES",),
+    "experiment": ("ALETHEIA_EXPERIMENT",),
     "downloads_url": ("ALETHEIA_DOWNLOADS_URL",),
 }
 CONFIG_FILE_ENV = "ALETHEIA_CONFIG"
@@ -138,6 +142,8 @@ class Settings:
     #: The deployed download function's URL (the dashboard's diffs and artifacts; cloud mode:
     #: the local stack's own is found in its state file).
     downloads_url: str | None = None
+    #: Experiment ``Metastore.exper()`` uses when given no name (``aletheia run -e`` sets it).
+    experiment: str | None = None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
     #: Settings that were overridden or look wrong (shown by ``aletheia config``).
     notes: tuple[str, ...] = field(default=(), compare=False)
@@ -197,11 +203,15 @@ def resolve(
     *,
     env: Mapping[str, str] | None = None,
     config_file: Path | None = None,
+    repo_dir: Path | None = None,
 ) -> Settings:
-    """Resolve every setting: ``overrides`` > environment > config file > defaults.
+    """Resolve every setting: ``overrides`` > environment > repository > user file > defaults.
 
     ``overrides`` are explicit arguments (``None`` values are ignored, so
-    callers can pass their optional parameters straight through).
+    callers can pass their optional parameters straight through). The
+    repository is the git work tree at or above ``repo_dir`` (default: the
+    current directory); its ``.aletheia/config.toml`` may set only
+    :data:`~aletheia.cloud.repoconfig.REPO_SETTINGS`.
     """
     env = os.environ if env is None else env
     args = {k: v for k, v in (overrides or {}).items() if v is not None}
@@ -217,15 +227,30 @@ def resolve(
             )
     path = config_file if config_file is not None else default_config_file()
     from_file = load_config_file(path)
+    repo = repoconfig.read(repo_dir, known=ENV_VARS)
+    layers: list[tuple[str, Mapping[str, Any]]] = [(f"file {path}", from_file)]
+    if repo is not None:
+        layers.insert(0, (f"repo {repo.path}", repo.values))
 
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for name, env_names in ENV_VARS.items():
-        value, source = _pick(name, args, env, env_names, from_file, path)
+        value, source = _pick(name, args, env, env_names, layers)
         if value is not None:
             values[name] = value
             sources[name] = source
-    return _complete(values, sources, env)
+    refused = _refused_notes(repo, path) if repo is not None else []
+    _warn_once(refused, stacklevel=3)
+    return _complete(values, sources, env, refused)
+
+
+def _refused_notes(repo: repoconfig.RepoConfig, user_file: Path) -> list[str]:
+    """One note per setting the repository may not choose: which, why, where to set it."""
+    return [
+        f"{key} in {repo.path} is ignored: {why}; set it in {user_file} "
+        f"or {' / '.join(ENV_VARS[key])} instead"
+        for key, why in sorted(repo.refused.items())
+    ]
 
 
 def _pick(
@@ -233,20 +258,25 @@ def _pick(
     args: Mapping[str, Any],
     env: Mapping[str, str],
     env_names: tuple[str, ...],
-    from_file: Mapping[str, Any],
-    path: Path,
+    layers: list[tuple[str, Mapping[str, Any]]],
 ) -> tuple[Any, str]:
     if name in args:
         return args[name], "argument"
     for var in env_names:
         if env.get(var):
             return env[var], f"env {var}"
-    if name in from_file:
-        return from_file[name], f"file {path}"
+    for source, table in layers:
+        if name in table:
+            return table[name], source
     return None, "default"
 
 
-def _complete(values: dict[str, Any], sources: dict[str, str], env: Mapping[str, str]) -> Settings:
+def _complete(
+    values: dict[str, Any],
+    sources: dict[str, str],
+    env: Mapping[str, str],
+    notes_so_far: list[str],
+) -> Settings:
     for name, allowed in _CHOICES.items():
         if name in values and values[name] not in allowed:
             raise ConfigError(
@@ -256,10 +286,11 @@ def _complete(values: dict[str, Any], sources: dict[str, str], env: Mapping[str,
     mode = values.get("mode") or _default_mode(values)
     sources.setdefault("mode", "default")
     stack_dir = Path(values.get("stack_dir") or default_stack_dir()).expanduser()
-    notes: list[str] = []
+    notes = list(notes_so_far)
     if mode == "local":
-        notes = _fill_from_stack_state(values, sources, stack_dir)
-        _warn_once(notes)
+        stack_notes = _fill_from_stack_state(values, sources, stack_dir)
+        _warn_once(stack_notes)
+        notes += stack_notes
     if mode == "cloud":
         _require_cloud_project(values)
     cloud_project = values.get("cloud_project") or LOCAL_CLOUD_PROJECT
@@ -290,6 +321,7 @@ def _complete(values: dict[str, Any], sources: dict[str, str], env: Mapping[str,
         export_every=_seconds(values, sources, "export_every", DEFAULT_EXPORT_EVERY_S),
         snapshot_max_bytes=_byte_count(values, sources, "snapshot_max_bytes"),
         downloads_url=values.get("downloads_url") or None,
+        experiment=values.get("experiment") or None,
         sources=sources,
         notes=tuple(notes),
     )
@@ -394,18 +426,23 @@ def _prefer_stack_project(
 
 
 class ConfigWarning(UserWarning):
-    """A setting was overridden because it could not have been meant (see ``aletheia config``)."""
+    """A setting was overridden because it could not have been meant, or refused because a
+    repository may not choose it (see ``aletheia config``)."""
 
 
 _warned: set[str] = set()
 
 
-def _warn_once(notes: list[str]) -> None:
-    """Each note once per process: settings are resolved by every client a script makes."""
+def _warn_once(notes: list[str], stacklevel: int = 4) -> None:
+    """Each note once per process: settings are resolved by every client a script makes.
+
+    ``stacklevel`` (counted from here) points the warning at the code that called
+    :func:`resolve`.
+    """
     for note in notes:
         if note not in _warned:
             _warned.add(note)
-            warnings.warn(note, ConfigWarning, stacklevel=4)
+            warnings.warn(note, ConfigWarning, stacklevel=stacklevel)
 
 
 def _default_mode(values: Mapping[str, Any]) -> Mode:

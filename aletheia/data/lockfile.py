@@ -30,11 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from aletheia.cloud import layout
+from aletheia.cloud import layout, repoconfig
 from aletheia.data.workspace import write_atomically
 from aletheia.errors import ConfigError, ValidationError
 
-LOCK_DIR = ".aletheia"
+LOCK_DIR = repoconfig.REPO_DIR
 LOCK_NAME = "datasets.lock"
 FORMAT = 1
 
@@ -50,12 +50,11 @@ class Pin:
 
 
 def find_repo_root(start: Path | None = None) -> Path | None:
-    """The nearest directory at or above ``start`` (default: cwd) holding ``.git``."""
-    here = (start or Path.cwd()).resolve()
-    for candidate in (here, *here.parents):
-        if (candidate / ".git").exists():
-            return candidate
-    return None
+    """The nearest directory at or above ``start`` (default: cwd) holding ``.git``.
+
+    The same repository the repository's settings come from (one definition).
+    """
+    return repoconfig.find_repo_root(start)
 
 
 def repository_lock(workdir: Path | None, hint: str) -> tuple[Path, LockFile]:

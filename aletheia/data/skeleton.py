@@ -5,8 +5,10 @@
 ``reports/figures/``, ``references/``, ``src/PACKAGE/``), with ``/data/``
 git-ignored from the start (datasets live in the bucket and come back with
 ``aletheia datasets pull``), an empty ``.aletheia/datasets.lock`` for the
-pins, a ``pyproject.toml`` so ``aletheia env create`` can build the
-environment, and ``git init``. A directory that is not empty is refused
+pins, ``.aletheia/config.toml`` naming the aletheia project (the
+repository's settings, :mod:`aletheia.cloud.repoconfig`), a
+``pyproject.toml`` so ``aletheia env create`` can build the environment,
+and ``git init``. A directory that is not empty is refused
 unless forced; forced, files already there are kept as they are.
 """
 
@@ -18,6 +20,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aletheia.cloud import repoconfig
 from aletheia.data.lockfile import LockFile, lock_path
 from aletheia.errors import ConfigError, ValidationError
 
@@ -51,6 +54,8 @@ class InitResult:
 
     root: Path
     package: str
+    #: The aletheia project the repository's config names.
+    project: str
     created: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
     git_initialised: bool = False
@@ -62,8 +67,19 @@ def package_name(directory: Path) -> str:
     return f"p_{name}" if name[0].isdigit() else name
 
 
-def init_project(root: Path, *, template: str = "ds", force: bool = False) -> InitResult:
-    """Write the ``template`` skeleton into ``root`` (created if missing) and ``git init`` it."""
+def project_name(directory: Path) -> str:
+    """The aletheia project a new repository names by default (``My Project`` → ``my-project``)."""
+    return package_name(directory).replace("_", "-")
+
+
+def init_project(
+    root: Path, *, template: str = "ds", force: bool = False, project: str | None = None
+) -> InitResult:
+    """Write the ``template`` skeleton into ``root`` (created if missing) and ``git init`` it.
+
+    ``project`` is the aletheia project ``.aletheia/config.toml`` names (default:
+    from the directory's name, as :func:`project_name`).
+    """
     if template not in TEMPLATES:
         raise ValidationError(
             f"unknown template {template!r}", f"choose one of: {', '.join(TEMPLATES)}"
@@ -80,11 +96,15 @@ def init_project(root: Path, *, template: str = "ds", force: bool = False) -> In
     if shutil.which("git") is None:
         raise ConfigError("git is not installed", "install git, then run `aletheia init` again")
     package = package_name(root)
+    project = project if project is not None else project_name(root)
+    repo_config = repoconfig.template(project)  # a bad name is refused before anything is written
     created: list[str] = []
     kept: list[str] = []
     for rel in _DIRS:
         (root / rel).mkdir(parents=True, exist_ok=True)
-    for rel, text in _files(root.name, package).items():
+    files = _files(root.name, package)
+    files[f"{repoconfig.REPO_DIR}/{repoconfig.REPO_CONFIG_NAME}"] = repo_config
+    for rel, text in files.items():
         path = root / rel
         if path.exists():
             kept.append(rel)
@@ -105,7 +125,7 @@ def init_project(root: Path, *, template: str = "ds", force: bool = False) -> In
         done = subprocess.run(["git", "init", "-q"], cwd=root, capture_output=True, text=True)
         if done.returncode != 0:
             raise ConfigError(f"git init failed in {root}: {done.stderr.strip()}")
-    return InitResult(root, package, sorted(created), sorted(kept), fresh_git)
+    return InitResult(root, package, project, sorted(created), sorted(kept), fresh_git)
 
 
 def _ignore(path: Path, created: list[str], kept: list[str]) -> None:
@@ -140,8 +160,16 @@ models/           trained models
 reports/figures/  generated figures
 references/       data dictionaries, manuals, papers
 src/{package}/    the project's code
-.aletheia/        datasets.lock: the dataset versions this commit uses
+.aletheia/        config.toml: this repository's aletheia settings (its project name)
+                  datasets.lock: the dataset versions this commit uses
 ```
+
+Runs and datasets started in this repository go to the aletheia project named
+in `.aletheia/config.toml` (`ALETHEIA_PROJECT` or `--project` override it). It
+may set only the project's own settings (project, experiment, git_policy,
+snapshot_max_bytes): where data and credentials go is each user's own
+setting (`~/.config/aletheia/config.toml` or the environment). `aletheia config`
+shows every value and where it came from.
 
 Data lives in the bucket, not in git:
 

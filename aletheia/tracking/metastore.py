@@ -72,17 +72,19 @@ class Metastore(Project):
         ``auto_inc_ids`` numbers runs 1, 2, 3 ...; otherwise run ids are
         sortable ``20261123T101500-ab12cd``. ``debug`` runs are tagged
         ``debug: true`` and hidden by ``aletheia runs list`` unless asked for.
-        ``name`` may be left out in a notebook run by ``aletheia run -e NAME``.
+        ``name`` may be left out in a notebook run by ``aletheia run -e NAME``, or
+        when the ``experiment`` setting names one (the repository's config).
         """
         if name is None:
             from aletheia.tracking import nblaunch
 
-            name = nblaunch.default_experiment()
+            name = nblaunch.default_experiment() or self.settings.experiment
             if name is None:
                 raise ValidationError(
                     "exper() needs an experiment name",
-                    "pass one, e.g. ms.exper('baseline') (or run the notebook with "
-                    "`aletheia run NB.ipynb -e NAME`)",
+                    "pass one, e.g. ms.exper('baseline'), set `experiment` in the "
+                    "repository's .aletheia/config.toml, or run the notebook with "
+                    "`aletheia run NB.ipynb -e NAME`",
                 )
         return Experiment(self, name, debug=debug, auto_inc_ids=auto_inc_ids, git_policy=git_policy)
 

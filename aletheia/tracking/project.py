@@ -38,7 +38,9 @@ class Project:
     """One aletheia project (``Projects/{project}``) on the configured target.
 
     ``settings`` (or keyword ``overrides`` of any :mod:`aletheia.cloud.config`
-    setting) choose the cloud project or local stack. ``flush_interval_s``
+    setting) choose the cloud project or local stack; without ``project`` the
+    ``project`` setting names it (``ALETHEIA_PROJECT``, the repository's
+    ``.aletheia/config.toml``, the user's config file, else ``default``). ``flush_interval_s``
     and ``heartbeat_s`` tune the background writer of every run;
     ``final_retry_s`` is how long a run's end keeps retrying an unreachable
     Firestore before leaving the rest to ``aletheia sync``. With
@@ -50,7 +52,7 @@ class Project:
 
     def __init__(
         self,
-        project: str,
+        project: str | None = None,
         *,
         settings: config.Settings | None = None,
         flush_interval_s: float = FLUSH_INTERVAL_S,
@@ -60,8 +62,10 @@ class Project:
         observers: Iterable[RunObserver] = (),
         **overrides: Any,
     ) -> None:
-        self.project = layout.validate_id(project, "project name")
+        if project is not None:  # a bad name fails before any setting is read
+            layout.validate_id(project, "project name")
         self.settings = settings or config.resolve(overrides)
+        self.project = layout.validate_id(project or self.settings.project, "project name")
         self.flush_interval_s = flush_interval_s
         self.heartbeat_s = heartbeat_s
         self.final_retry_s = final_retry_s

@@ -106,10 +106,9 @@ class AletheiaRegistryStore(AbstractStore):
         super().__init__(store_uri, tracking_uri)
         parsed = urlparse(store_uri or "")
         project = parsed.netloc or parsed.path.strip("/")
-        if not project:
-            raise invalid(f"registry URI {store_uri!r} names no project: use aletheia://PROJECT")
+        # ``aletheia://`` alone: the project setting (ALETHEIA_PROJECT, the repository's config).
         try:
-            self.ms = metastore.Metastore(project)
+            self.ms = metastore.Metastore(project or None)
         except AletheiaError as exc:
             raise invalid(str(exc)) from exc
         self.project = self.ms.project

@@ -39,10 +39,9 @@ class StoreBase:
         super().__init__()
         parsed = urlparse(store_uri or "")
         project = parsed.netloc or parsed.path.strip("/")
-        if not project:
-            raise invalid(f"tracking URI {store_uri!r} names no project: use aletheia://PROJECT")
+        # ``aletheia://`` alone: the project setting (ALETHEIA_PROJECT, the repository's config).
         try:
-            self.ms = metastore.Metastore(project)
+            self.ms = metastore.Metastore(project or None)
         except AletheiaError as exc:
             raise invalid(f"{exc.message} ({exc.hint})") from exc
         self.project = self.ms.project
