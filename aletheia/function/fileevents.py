@@ -140,20 +140,22 @@ def _record_unsupported(doc: Any, obj: dict[str, Any], reason: str) -> None:
 
 
 def _validate_datasets(db: firestore.Client, gcs: Any, bucket: str, ref: layout.BlobRef) -> None:
-    """Record the validation of the dataset versions these bytes complete, if all are profiled.
+    """Record the profile and validation of the dataset versions these bytes complete.
 
-    Best effort: a validation problem is logged, never turned into a redelivery.
+    Only once all their files are profiled. Best effort: a problem is
+    logged, never turned into a redelivery.
     """
     from aletheia.data import manifests
-    from aletheia.stats import versioncheck  # datasets sits above this module
+    from aletheia.stats import versioncheck, versionprofile  # datasets sits above this module
 
     store = blobstore.BlobStore(gcs, bucket, ref.project)
 
     def manifest(name: str, version: str) -> dict[str, Any]:
         return manifests.load_manifest(db, store, ref.project, name, version)
 
+    profiles = versionprofile.profile_loader(store.derived_profile)
     try:
-        versioncheck.for_file(db, ref.project, ref.sha256, manifest)
+        versioncheck.for_file(db, ref.project, ref.sha256, manifest, profiles)
     except Exception:
         log.exception("validation of datasets holding %s failed", ref.sha256)
 

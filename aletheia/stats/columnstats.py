@@ -80,33 +80,35 @@ class ColumnStats:
     ) -> ColumnStats:
         """A column's statistics as a stored profile has them (``stats`` and ``sketches`` entry).
 
-        ``ValueError`` when the sketch is not in a format this version reads.
+        ``ValueError`` (or ``KeyError``) when the sketch is not in a format this version reads.
         """
         out = cls.__new__(cls)
         out.name, out.type, out.kind = stat["name"], stat["type"], stat["kind"]
-        out.count, out.missing = int(stat["count"]), int(stat["missing"])
+        out.count = out.missing = out.zeros = out.non_finite = out.trues = out.empty = 0
+        out.minimum = out.maximum = out.min_len = out.max_len = None
         out.sketch = ColumnSketch.from_dict(sketch, opts.distinct_exact_max)
-        out.minimum, out.maximum = stat.get("min"), stat.get("max")
-        out.zeros = int(stat.get("zeros", 0))
-        out.non_finite = int(stat.get("non_finite", 0))
-        out.trues = int(stat.get("true", 0))
-        out.min_len, out.max_len = stat.get("min_length"), stat.get("max_length")
-        out.empty = int(stat.get("empty", 0))
+        out._add_exact(stat)
         return out
 
-    def merge(self, other: ColumnStats) -> None:
-        """Fold another part of the same column in: exact statistics stay exact."""
-        self.count += other.count
-        self.missing += other.missing
-        self.sketch.merge(other.sketch)
-        self.minimum = _extreme(min, self.minimum, other.minimum)
-        self.maximum = _extreme(max, self.maximum, other.maximum)
-        self.zeros += other.zeros
-        self.non_finite += other.non_finite
-        self.trues += other.trues
-        self.min_len = _extreme(min, self.min_len, other.min_len)
-        self.max_len = _extreme(max, self.max_len, other.max_len)
-        self.empty += other.empty
+    def merge_profile(self, stat: dict[str, Any], sketch: dict[str, Any]) -> None:
+        """Fold in another part of the same column, as its stored profile has it.
+
+        Exact statistics stay exact; the sketches merge within their bounds.
+        """
+        self.sketch.merge_state(sketch)
+        self._add_exact(stat)
+
+    def _add_exact(self, stat: dict[str, Any]) -> None:
+        self.count += int(stat["count"])
+        self.missing += int(stat["missing"])
+        self.minimum = _extreme(min, self.minimum, stat.get("min"))
+        self.maximum = _extreme(max, self.maximum, stat.get("max"))
+        self.zeros += int(stat.get("zeros", 0))
+        self.non_finite += int(stat.get("non_finite", 0))
+        self.trues += int(stat.get("true", 0))
+        self.min_len = _extreme(min, self.min_len, stat.get("min_length"))
+        self.max_len = _extreme(max, self.max_len, stat.get("max_length"))
+        self.empty += int(stat.get("empty", 0))
 
     def add(self, array: pa.Array, hashes: np.ndarray) -> None:
         self.count += len(array)
