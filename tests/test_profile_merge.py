@@ -8,6 +8,7 @@ HyperLogLog's bound, top-value counts within their stated undercount.
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -82,14 +83,12 @@ def _by_name(profile_dict: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
-def test_merged_parts_equal_the_whole_within_the_stated_bounds(
-    tmp_path: Path, suffix: str
-) -> None:
+def test_merged_parts_equal_the_whole_within_the_stated_bounds(tmp_path: Path, suffix: str) -> None:
     table = _table()
     bounds = np.linspace(0, ROWS, PARTS + 1).astype(int)
     parts = [
         _profile_file(_write(table.slice(a, b - a), tmp_path / f"part-{i}{suffix}"))
-        for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True))
+        for i, (a, b) in enumerate(itertools.pairwise(bounds))
     ]
     whole = _by_name(_profile_file(_write(table, tmp_path / f"whole{suffix}")))
 

@@ -10,7 +10,6 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pytest
 from google.cloud import firestore, storage
-from helpers import wait_for_document
 from test_function_profiling import PROJECT, upload, wait_terminal
 from typer.testing import CliRunner
 
@@ -19,6 +18,8 @@ from aletheia.cloud import config, layout
 from aletheia.data.blobstore import BlobStore
 from aletheia.data.cache import LocalCache
 from aletheia.data.datasets import DatasetStore
+
+from helpers import wait_for_document
 
 runner = CliRunner()
 ROWS_PER_PART = 3000

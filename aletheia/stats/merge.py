@@ -88,7 +88,7 @@ def _parts(profile: dict[str, Any], index: int) -> tuple[list[dict], list[dict]]
     if not isinstance(sketches, list) or len(sketches) != len(stats):
         raise ProfileMergeError(
             f"profile {index} has no sketches to merge (it was stored before profiles had them)",
-            "profile the file again (upload it again, or `aletheia datasets stats NAME`)",
+            "profile the file again: `aletheia datasets reprofile NAME`",
         )
     return stats, sketches
 

@@ -125,7 +125,9 @@ def record(
     """Write the version's profile unless it has one; the recorded profile, or ``None``.
 
     ``None`` while the version does not exist or has files not yet
-    profiled (the last one's function run records it then).
+    profiled (the last one's function run records it then). A profile
+    missing files whose stored profiles have no sketches is returned, not
+    written: it is recorded once they are profiled again.
     """
     ref = db.document(layout.dataset_version(project, name, version))
     for _ in range(_ATTEMPTS):
@@ -138,6 +140,10 @@ def record(
         computed = compute(db, project, name, version, manifests, profiles)
         if computed is None:
             return None
+        if computed["files_not_merged"]:
+            # Files profiled before profiles had sketches: recorded once they are profiled
+            # again (`datasets reprofile`); readers merge what there is meanwhile.
+            return computed
         stamped = {**computed, "computed_at": firestore.SERVER_TIMESTAMP}
         try:
             # Only onto the document as read, i.e. still without a profile.
