@@ -45,11 +45,11 @@ from aletheia.function.filestatus import (
     STATUS_UNSUPPORTED,
     TERMINAL,
 )
-from aletheia.stats.columnstats import ProfileOptions
 from aletheia.stats.formats import (
     UnsupportedFormatError,
     detect_format,
 )
+from aletheia.stats.options import ProfileOptions
 
 log = logging.getLogger("aletheia.function.fileevents")
 
