@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -206,3 +207,16 @@ def test_profile_batches_of_no_batches_uses_the_schema() -> None:
     assert empty["rows"] == 0 and empty["format"] == "spark"
     assert [c["name"] for c in empty["stats"]] == ["a", "b"]
     assert len(empty["sketches"]) == 2
+
+
+def test_decimal_parts_merge_their_range_as_numbers_not_text() -> None:
+    # Stored profiles hold decimals as text, where "10.25" < "9.75".
+    kind = pa.decimal128(6, 2)
+    low = pa.table({"d": pa.array([Decimal("1.50"), Decimal("10.25")], kind)})
+    high = pa.table({"d": pa.array([Decimal("9.75"), Decimal("2.00")], kind)})
+    parts = [
+        json.loads(json.dumps(profile_batches(t.to_batches(), OPTS).to_dict())) for t in (low, high)
+    ]
+    merged = _by_name(merge_profiles(parts, OPTS))["d"]
+    assert (merged["min"], merged["max"]) == (1.5, 10.25)
+    assert sum(merged["histogram"]["counts"]) == 4

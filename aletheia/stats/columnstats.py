@@ -78,8 +78,12 @@ class ColumnStats:
     def _add_exact(self, stat: dict[str, Any]) -> None:
         self.count += int(stat["count"])
         self.missing += int(stat["missing"])
-        self.minimum = _extreme(min, self.minimum, stat.get("min"))
-        self.maximum = _extreme(max, self.maximum, stat.get("max"))
+        lo, hi = stat.get("min"), stat.get("max")
+        if self.kind == "numeric":  # decimals are stored as text: compare them as numbers
+            lo = _number(lo) if isinstance(lo, str) else lo
+            hi = _number(hi) if isinstance(hi, str) else hi
+        self.minimum = _extreme(min, self.minimum, lo)
+        self.maximum = _extreme(max, self.maximum, hi)
         self.zeros += int(stat.get("zeros", 0))
         self.non_finite += int(stat.get("non_finite", 0))
         self.trues += int(stat.get("true", 0))
@@ -204,10 +208,9 @@ class ColumnStats:
         out["quantiles_exact"] = quantiles is None or quantiles[1]
         if quantiles is not None:
             out["quantiles"] = {_q_key(q): v for q, v in zip(QUANTILES, quantiles[0], strict=True)}
-            if isinstance(self.minimum, (int, float)) and isinstance(self.maximum, (int, float)):
-                histogram = self.sketch.histogram(
-                    float(self.minimum), float(self.maximum), opts.histogram_bins
-                )
+            lo, hi = _number(self.minimum), _number(self.maximum)
+            if isinstance(lo, float) and isinstance(hi, float):
+                histogram = self.sketch.histogram(lo, hi, opts.histogram_bins)
                 if histogram is not None:
                     out["histogram"] = histogram
         return out
@@ -238,6 +241,16 @@ class ColumnStats:
 def _key(value: Any) -> str:
     """A counted value as the frequent-items sketch's string key (bytes read as Latin-1)."""
     return value.decode("latin-1") if isinstance(value, bytes) else str(value)
+
+
+def _number(value: Any) -> Any:
+    """A number as a float (decimals included, as stored text too); anything else as is."""
+    if value is None or isinstance(value, bool):
+        return value
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return value
 
 
 def _extreme(pick: Any, a: Any, b: Any) -> Any:
