@@ -123,7 +123,7 @@ class ColumnSketch:
                 self.hll.add_hashes(hashes)
         else:
             self._fold_set()
-            self.hll.merge(HyperLogLog.from_bytes(_unb64(state["hll"])))
+            self.hll.merge_bytes(_unb64(state["hll"]))
             self.distinct.merge(
                 DistinctHashes.from_state(0, False, int(state["distinct_floor"]), b"")
             )
