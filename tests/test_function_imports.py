@@ -35,6 +35,8 @@ import importlib.util, json, sys
 spec = importlib.util.spec_from_file_location("function_main", sys.argv[1])
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
+# What an event of an object that is not a table loads besides (completing its versions).
+import aletheia.data.manifests, aletheia.stats.versioncheck, aletheia.stats.versionprofile
 print(json.dumps(sorted(sys.modules)))
 """
 
@@ -66,7 +68,7 @@ def _loaded(modules: set[str], names: tuple[str, ...]) -> list[str]:
     return sorted(n for n in names if n in modules or any(m.startswith(n + ".") for m in modules))
 
 
-def test_importing_the_function_loads_no_profiler_library() -> None:
+def test_the_function_and_its_event_path_for_non_tables_load_no_profiler_library() -> None:
     modules = _modules(IMPORT_FUNCTION, str(REPO / "functions" / "main.py"))
     assert "aletheia.function.fileevents" in modules  # the entry point is really loaded
     assert _loaded(modules, PROFILER_LIBRARIES) == []

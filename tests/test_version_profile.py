@@ -53,12 +53,14 @@ def _version_with(db: firestore.Client, name: str, version: str, field: str) -> 
     )[field]
 
 
+@pytest.mark.parametrize("last", ["train/part-2.csv", "README.txt"])
 def test_a_multi_file_version_gets_one_merged_profile_per_table(
     stack: config.Settings,
     gcs: storage.Client,
     db: firestore.Client,
     cache_dir: Path,
     tmp_path: Path,
+    last: str,
 ) -> None:
     blobs = BlobStore(gcs, stack.bucket, PROJECT)
     store = DatasetStore(db, blobs, LocalCache(cache_dir), PROJECT)
@@ -70,15 +72,16 @@ def test_a_multi_file_version_gets_one_merged_profile_per_table(
     for entry in manifest.values():
         wait_terminal(db, entry.sha256)
 
-    # The function records it after the version's last file is profiled: make one file's
-    # profile the last event again (forget it, upload its bytes anew), without the profile.
+    # The function records it when the version's last file is done, whatever its outcome (a
+    # table, or a file that is none): make that file's event the last one again (forget it,
+    # upload its bytes anew), on a version without a profile.
     ref = db.document(layout.dataset_version(PROJECT, "visits", version))
     _version_with(db, "visits", version, "profile")  # by the add or the function, first
     ref.update({"profile": firestore.DELETE_FIELD})
-    last = manifest["train/part-2.csv"].sha256
-    db.document(layout.file(PROJECT, last)).delete()
-    gcs.bucket(stack.bucket).blob(layout.blob_name(PROJECT, last)).delete()
-    upload(gcs, stack, (data / "train" / "part-2.csv").read_bytes(), "train/part-2.csv")
+    digest = manifest[last].sha256
+    db.document(layout.file(PROJECT, digest)).delete()
+    gcs.bucket(stack.bucket).blob(layout.blob_name(PROJECT, digest)).delete()
+    upload(gcs, stack, (data / last).read_bytes(), last)
 
     profile = _version_with(db, "visits", version, "profile")
 

@@ -24,14 +24,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from aletheia.cloud import layout, queries
-from aletheia.stats import drift, versionprofile
+from aletheia.stats import versionprofile
 from aletheia.stats.versionprofile import ProfileLoader
+
+if TYPE_CHECKING:
+    from aletheia.stats import drift
 
 log = logging.getLogger("aletheia.stats.versioncheck")
 
@@ -81,7 +84,7 @@ def compute(
         before, after = docs[old_sha], docs[new_sha]
         if old_sha == new_sha or before.get("status") != "done" or after.get("status") != "done":
             continue
-        results[path] = {"baseline": old_sha, **drift.compare(before, after, thresholds)}
+        results[path] = {"baseline": old_sha, **_compare(before, after, thresholds)}
     anomalies = sum(len(r["anomalies"]) for r in results.values())
     anomalies += sum(len(r["anomalies"]) for r in tables.values())
     listed = list(results.items())[:MAX_FILES_LISTED]
@@ -131,7 +134,7 @@ def _compare_tables(
     for table, baseline in sorted(pairs):
         if before[baseline]["paths"] == after[table]["paths"] and after[table]["files"] == 1:
             continue  # one file at the same path: its own comparison says it all
-        result = drift.compare(before[baseline], after[table], thresholds)
+        result = _compare(before[baseline], after[table], thresholds)
         out[layout.file_doc_id(table)] = {"table": table, "baseline_table": baseline, **result}
     return out
 
@@ -227,3 +230,12 @@ def for_file(
             if profiles is not None:
                 versionprofile.record(db, project, name, version, manifests, profiles)
             record(db, project, name, version, manifests, profiles=profiles)
+
+
+def _compare(
+    before: Mapping[str, Any], after: Mapping[str, Any], thresholds: drift.Thresholds | None
+) -> dict[str, Any]:
+    """:func:`aletheia.stats.drift.compare`, whose NumPy is loaded only when there is a pair."""
+    from aletheia.stats import drift
+
+    return drift.compare(dict(before), dict(after), thresholds)

@@ -31,7 +31,6 @@ from google.cloud import firestore
 
 from aletheia.cloud import layout
 from aletheia.stats.formats import ProfileMergeError
-from aletheia.stats.merge import merge_profiles, schema_key
 
 log = logging.getLogger("aletheia.stats.versionprofile")
 
@@ -67,6 +66,10 @@ def compute(
     docs = file_docs(db, project, sorted(set(paths.values())))
     if any(docs.get(s, {}).get("status") not in _TERMINAL for s in paths.values()):
         return None
+    # The profiler's libraries only once there is something to merge: the function
+    # completes versions of images or models without loading them.
+    if any(docs[s].get("status") == "done" for s in paths.values()):
+        from aletheia.stats.merge import merge_profiles, schema_key
     loaded: dict[str, dict[str, Any] | None] = {}
     groups: dict[tuple[tuple[str, str], ...], list[tuple[str, dict[str, Any]]]] = {}
     not_merged: list[str] = []
