@@ -141,3 +141,50 @@ def test_validation_compares_dataset_versions_not_only_files(
     found = {(a["kind"], a["column"]) for a in table["anomalies"]}
     # The appended parts have new ids too (a drift in fact); the countries did not move.
     assert found == {("drift", "age"), ("drift", "id")}
+
+
+def test_a_file_event_of_an_incomplete_version_reads_a_few_files_not_all(
+    stack: config.Settings,
+    gcs: storage.Client,
+    db: firestore.Client,
+    cache_dir: Path,
+    tmp_path: Path,
+) -> None:
+    """Each file event asks whether it completed its version; reading every file of the
+    version to answer would cost N² reads for N files (10,000 images: 10⁸ reads)."""
+    from aletheia.data import manifests
+    from aletheia.stats import versioncheck, versionprofile
+
+    from helpers import count_documents_read
+
+    files = 60
+    blobs = BlobStore(gcs, stack.bucket, PROJECT)
+    store = DatasetStore(db, blobs, LocalCache(cache_dir), PROJECT)
+    data = tmp_path / "images"
+    data.mkdir()
+    for i in range(files):
+        (data / f"img-{i:03}.png").write_bytes(b"\x89PNG\r\n\x1a\n" + i.to_bytes(4, "big"))
+    version = store.add("images", data, lock=False).version
+    manifest = store.manifest("images", version)
+    for entry in manifest.values():
+        wait_terminal(db, entry.sha256)
+    _version_with(db, "images", version, "profile")
+    # As while the add's events are still arriving: every file but one on its way.
+    first, *others = sorted(e.sha256 for e in manifest.values())
+    for sha in others:
+        db.document(layout.file(PROJECT, sha)).update({"status": "seen"})
+    db.document(layout.dataset_version(PROJECT, "images", version)).update(
+        {"profile": firestore.DELETE_FIELD}
+    )
+
+    def manifest_of(name: str, v: str) -> dict:
+        return manifests.load_manifest(db, blobs, PROJECT, name, v, cache=LocalCache(cache_dir))
+
+    with count_documents_read(db) as read:
+        versioncheck.for_file(db, PROJECT, first, manifest_of, lambda sha: None)
+
+    # The version's query, its document, and one probe of the files after this one.
+    assert read["batch_get_documents"] <= 1 + versionprofile.FIRST_PENDING_PROBE, read
+    assert sum(v for k, v in read.items() if not k.endswith("calls")) < files, read
+    version_doc = db.document(layout.dataset_version(PROJECT, "images", version)).get()
+    assert "profile" not in (version_doc.to_dict() or {})  # not complete: nothing recorded

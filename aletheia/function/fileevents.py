@@ -153,7 +153,9 @@ def _validate_datasets(db: firestore.Client, gcs: Any, bucket: str, ref: layout.
     store = blobstore.BlobStore(gcs, bucket, ref.project)
 
     def manifest(name: str, version: str) -> dict[str, Any]:
-        return manifests.load_manifest(db, store, ref.project, name, version)
+        return manifests.load_manifest(
+            db, store, ref.project, name, version, cache=instance.manifest_cache()
+        )
 
     profiles = versionprofile.profile_loader(store.derived_profile)
     try:

@@ -33,6 +33,23 @@ def gcs() -> Any:
     return clients.storage_client(settings(), probe=False)
 
 
+@functools.lru_cache(maxsize=1)
+def manifest_cache() -> Any:
+    """Dataset manifests this instance read, by content digest (a :class:`LocalCache`).
+
+    Every file event of a version reads its manifest; manifests are
+    content-addressed, so a copy kept in the instance's temporary directory
+    is never stale, and a version of 10,000 files is downloaded once per
+    instance, not 10,000 times.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from aletheia.data.cache import LocalCache
+
+    return LocalCache(Path(tempfile.gettempdir()) / "aletheia-function-manifests")
+
+
 def bucket_name() -> str:
     """The bucket this instance serves (setting ``bucket``)."""
     return settings().bucket

@@ -227,6 +227,9 @@ def for_file(
             str(d["version"]) for d in (s.to_dict() or {} for s in newest) if d.get("version")
         }
         for version in sorted(introduced | latest):
+            # Most events of a version's files do not complete it: a few reads say so.
+            if versionprofile.has_pending(db, project, manifests(name, version), after=sha256):
+                continue
             if profiles is not None:
                 versionprofile.record(db, project, name, version, manifests, profiles)
             record(db, project, name, version, manifests, profiles=profiles)

@@ -243,6 +243,36 @@ def digests(manifest: Mapping[str, Any]) -> dict[str, str]:
     return {p: e if isinstance(e, str) else str(e.sha256) for p, e in manifest.items()}
 
 
+#: Files read by the first step of :func:`has_pending`; each further step reads ten times more.
+FIRST_PENDING_PROBE = 10
+
+
+def has_pending(
+    db: firestore.Client, project: str, manifest: Mapping[str, Any], after: str | None = None
+) -> bool:
+    """Whether some file of ``manifest`` has no terminal status yet, reading as few as it can.
+
+    Every file event of a version asks whether it completed the version;
+    reading all N files each time would cost N² reads for a version of N
+    files. The files listed after ``after`` (this event's file) are likely
+    still on their way, so they are read first, in steps of 10, 100, 1,000
+    ..., and the first pending one ends the search: usually one step, and
+    every file only for the events that may complete the version.
+    """
+    ordered = sorted(set(digests(manifest).values()))
+    if after in ordered:
+        at = ordered.index(after) + 1
+        ordered = ordered[at:] + ordered[:at]
+    start, step = 0, FIRST_PENDING_PROBE
+    while start < len(ordered):
+        chunk = ordered[start : start + step]
+        docs = file_docs(db, project, chunk)
+        if any(docs.get(s, {}).get("status") not in _TERMINAL for s in chunk):
+            return True
+        start, step = start + step, step * 10
+    return False
+
+
 def file_docs(db: firestore.Client, project: str, shas: list[str]) -> dict[str, dict]:
     """The ``Files`` documents of ``shas`` that exist, by sha256."""
     refs = [db.document(layout.file(project, s)) for s in shas]
