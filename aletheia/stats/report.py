@@ -64,8 +64,10 @@ def file_table(path: str, doc: dict[str, Any]) -> Table:
 def notes(doc: dict[str, Any]) -> list[str]:
     """Lines to print under a file's table: failures, how it was read, warnings, truncation."""
     out = []
-    if doc.get("status") in ("failed", "unsupported"):
+    if doc.get("status") in ("failed", "unsupported", "deferred"):
         out.append(f"{doc['status']}: {doc.get('reason')}")
+    if doc.get("hint"):
+        out.append(f"hint: {doc['hint']}")
     out += [f"note: {n}" for n in doc.get("notes") or []]
     out += [f"warning: {w}" for w in doc.get("warnings", [])]
     schema = doc.get("schema") or {}
