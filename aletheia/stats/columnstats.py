@@ -1,9 +1,12 @@
 """Running statistics of a table's columns, and a sample of its rows, fed block by block.
 
-Each column keeps fixed-size sketches (:mod:`aletheia.stats.sketches`), so
-memory depends on the number of columns, never on the number of rows; the
-result of each is a JSON- and Firestore-safe dict (long text cut, times as
-ISO strings, no NaN).
+Each column keeps fixed-size, mergeable sketches
+(:mod:`aletheia.stats.colsketch`), so memory depends on the number of
+columns, never on the number of rows; the result of each is a JSON- and
+Firestore-safe dict (long text cut, times as ISO strings, no NaN) with the
+error bound of each approximate statistic. A column's statistics can be
+rebuilt from a stored profile and merged with another part's
+(:meth:`ColumnStats.from_profile`, :meth:`ColumnStats.merge`).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from aletheia.stats.sketches import DistinctHashes, FrequentValues, HyperLogLog, Moments, Reservoir
+from aletheia.stats.colsketch import ColumnSketch
 
 #: Quantiles reported for numeric columns (every 5 %).
 QUANTILES = tuple(i / 20 for i in range(21))
@@ -35,6 +38,7 @@ class ProfileOptions:
     block_size: int = 2 << 20
     batch_rows: int = 65_536  # Parquet
     sample_rows: int = 100
+    # Quantiles are exact (interpolated) up to this many numbers per column, KLL's beyond.
     reservoir: int = 4096
     top_k: int = 20
     counter_capacity: int = 1000
@@ -55,23 +59,54 @@ class ColumnStats:
         self, fld: pa.Field, opts: ProfileOptions, rng: np.random.Generator, exact_limit: int
     ) -> None:
         self.field = fld
+        self.name = fld.name
+        self.type = str(fld.type)
         self.kind = _kind(fld.type)
         self.count = 0
         self.missing = 0
-        self.distinct = DistinctHashes(exact_limit)
-        self.hll = HyperLogLog()
-        self.freq = FrequentValues(opts.counter_capacity)
-        self.moments = Moments()
-        self.reservoir = Reservoir(opts.reservoir, rng)
+        self.sketch = ColumnSketch(exact_limit, opts.counter_capacity, opts.reservoir)
         self.minimum: Any = None
         self.maximum: Any = None
         self.zeros = 0
         self.non_finite = 0
         self.trues = 0
-        self.lengths = Moments()
         self.min_len: int | None = None
         self.max_len: int | None = None
         self.empty = 0
+
+    @classmethod
+    def from_profile(
+        cls, stat: dict[str, Any], sketch: dict[str, Any], opts: ProfileOptions
+    ) -> ColumnStats:
+        """A column's statistics as a stored profile has them (``stats`` and ``sketches`` entry).
+
+        ``ValueError`` when the sketch is not in a format this version reads.
+        """
+        out = cls.__new__(cls)
+        out.name, out.type, out.kind = stat["name"], stat["type"], stat["kind"]
+        out.count, out.missing = int(stat["count"]), int(stat["missing"])
+        out.sketch = ColumnSketch.from_dict(sketch, opts.distinct_exact_max)
+        out.minimum, out.maximum = stat.get("min"), stat.get("max")
+        out.zeros = int(stat.get("zeros", 0))
+        out.non_finite = int(stat.get("non_finite", 0))
+        out.trues = int(stat.get("true", 0))
+        out.min_len, out.max_len = stat.get("min_length"), stat.get("max_length")
+        out.empty = int(stat.get("empty", 0))
+        return out
+
+    def merge(self, other: ColumnStats) -> None:
+        """Fold another part of the same column in: exact statistics stay exact."""
+        self.count += other.count
+        self.missing += other.missing
+        self.sketch.merge(other.sketch)
+        self.minimum = _extreme(min, self.minimum, other.minimum)
+        self.maximum = _extreme(max, self.maximum, other.maximum)
+        self.zeros += other.zeros
+        self.non_finite += other.non_finite
+        self.trues += other.trues
+        self.min_len = _extreme(min, self.min_len, other.min_len)
+        self.max_len = _extreme(max, self.max_len, other.max_len)
+        self.empty += other.empty
 
     def add(self, array: pa.Array, hashes: np.ndarray) -> None:
         self.count += len(array)
@@ -79,8 +114,7 @@ class ColumnStats:
         valid = array.drop_null() if array.null_count else array
         if len(valid) == 0:
             return
-        self.distinct.add_hashes(hashes)
-        self.hll.add_hashes(hashes)
+        self.sketch.add_hashes(hashes)
         if self.kind == "numeric":
             self._add_numeric(valid)
         elif self.kind == "string":
@@ -99,15 +133,14 @@ class ColumnStats:
             self.non_finite += int((~finite).sum())
             values = values[finite]
         self.zeros += int(np.count_nonzero(values == 0))
-        self.moments.add(values)
-        self.reservoir.add(values)
+        self.sketch.add_numbers(values)
 
     def _add_string(self, valid: pa.Array) -> pa.Array:
         lengths = pc.binary_length(valid) if pa.types.is_binary(valid.type) else None
         if lengths is None:
             lengths = pc.utf8_length(valid)
         as_np = lengths.to_numpy(zero_copy_only=False).astype(np.float64)
-        self.lengths.add(as_np)
+        self.sketch.lengths.add(as_np)
         lo, hi = int(as_np.min()), int(as_np.max())
         self.min_len = lo if self.min_len is None else min(self.min_len, lo)
         self.max_len = hi if self.max_len is None else max(self.max_len, hi)
@@ -133,25 +166,31 @@ class ColumnStats:
         """Top values (strings and booleans: numbers and times report none)."""
         counted = pc.value_counts(valid)
         values, counts = counted.field("values"), counted.field("counts").to_numpy()
-        cap = self.freq.capacity
-        complete = len(counts) <= cap
-        if not complete:
-            # Only the batch's most frequent values reach the counters (converting a
-            # whole high-cardinality batch to Python would dominate the run time).
-            top = np.argpartition(-counts, cap)[:cap]
+        cap = self.sketch.freq_capacity
+        cut = 0
+        if len(counts) > cap:
+            # Only the batch's most frequent values reach the sketch (converting a whole
+            # high-cardinality batch to Python would dominate the run time); those left
+            # out were counted at most the cap-th largest count, the bound on what is lost.
+            order = np.argpartition(-counts, cap)
+            top, rest = order[:cap], order[cap:]
+            cut = int(counts[rest].max())
             values, counts = values.take(pa.array(top)), counts[top]
-        self.freq.add_counts(values.to_pylist(), counts.tolist(), complete=complete)
+        keys = [_key(v) for v in values.to_pylist()]
+        self.sketch.add_counts(keys, counts.tolist(), cut)
 
     def result(self, opts: ProfileOptions) -> dict[str, Any]:
+        """The column's statistics, JSON- and Firestore-safe, with their error bounds."""
         present = self.count - self.missing
+        distinct, distinct_exact = self.sketch.distinct_count(present)
         out: dict[str, Any] = {
-            "name": self.field.name,
-            "type": str(self.field.type),
+            "name": self.name,
+            "type": self.type,
             "kind": self.kind,
             "count": self.count,
             "missing": self.missing,
-            "distinct": self._distinct(present),
-            "distinct_exact": self.distinct.exact,
+            "distinct": distinct,
+            "distinct_exact": distinct_exact,
         }
         if present == 0:
             return out
@@ -161,53 +200,76 @@ class ColumnStats:
         if self.kind == "numeric":
             out.update(self._numeric_result(opts))
         elif self.kind == "string":
-            out.update(self._string_result(opts, self.freq.exact))
+            out.update(self._string_result(opts))
         elif self.kind == "bool":
             out["true"] = self.trues
             out["false"] = present - self.trues
-            out["top"] = _top(self.freq, opts.top_k)
-            out["top_exact"] = self.freq.exact
+            out["top"] = self._top(opts.top_k)
+            out["top_exact"] = self.sketch.top_exact()
+        out["error"] = self.sketch.error(self.kind, present)
         return out
 
-    def _distinct(self, present: int) -> int:
-        """Exact while the hash set held every value; else HyperLogLog's estimate, bounded.
-
-        The estimate has ~0.8 % error either way, so alone it can exceed the
-        number of values (400,000 distinct ids estimated at 415,263): it is
-        clamped between what is known for sure, the distinct hashes seen before
-        the set overflowed and the number of non-missing values.
-        """
-        if self.distinct.exact:
-            return self.distinct.count
-        return min(max(self.hll.estimate(), self.distinct.floor), present)
+    def to_sketch(self) -> dict[str, Any]:
+        """The column's mergeable sketches, JSON-safe (see :meth:`from_profile`)."""
+        return self.sketch.to_dict()
 
     def _numeric_result(self, opts: ProfileOptions) -> dict[str, Any]:
+        moments = self.sketch.moments
         out: dict[str, Any] = {
-            "mean": _finite(self.moments.mean) if self.moments.n else None,
-            "std": _finite(self.moments.std),
+            "mean": _finite(moments.mean) if moments.n else None,
+            "std": _finite(moments.std),
             "zeros": self.zeros,
             "non_finite": self.non_finite,
-            "quantiles_exact": self.moments.n <= opts.reservoir,
         }
-        values = self.reservoir.values
-        if values.size:
-            qs = np.quantile(values, QUANTILES)
-            out["quantiles"] = {_q_key(q): float(v) for q, v in zip(QUANTILES, qs, strict=True)}
-            out["histogram"] = _histogram(values, self.moments.n, opts.histogram_bins)
+        quantiles = self.sketch.quantiles(QUANTILES)
+        out["quantiles_exact"] = quantiles is None or quantiles[1]
+        if quantiles is not None:
+            out["quantiles"] = {_q_key(q): v for q, v in zip(QUANTILES, quantiles[0], strict=True)}
+            if isinstance(self.minimum, (int, float)) and isinstance(self.maximum, (int, float)):
+                histogram = self.sketch.histogram(
+                    float(self.minimum), float(self.maximum), opts.histogram_bins
+                )
+                if histogram is not None:
+                    out["histogram"] = histogram
         return out
 
-    def _string_result(self, opts: ProfileOptions, exact: bool) -> dict[str, Any]:
+    def _string_result(self, opts: ProfileOptions) -> dict[str, Any]:
+        exact = self.sketch.top_exact()
         out: dict[str, Any] = {
             "min_length": self.min_len,
             "max_length": self.max_len,
-            "mean_length": _finite(self.lengths.mean),
+            "mean_length": _finite(self.sketch.lengths.mean),
             "empty": self.empty,
-            "top": _top(self.freq, opts.top_k),
+            "top": self._top(opts.top_k),
             "top_exact": exact,
         }
-        if exact and len(self.freq.counts) <= opts.domain_max:
-            out["domain"] = sorted(_cut(str(v)) for v in self.freq.counts)
+        values = self.sketch.frequent_values()
+        if values is not None and len(values) <= opts.domain_max:
+            out["domain"] = sorted(_cut(v) for v in values)
         return out
+
+    def _top(self, k: int) -> list[dict[str, Any]]:
+        as_bool = self.kind == "bool"
+        return [
+            {"value": (v == "True") if as_bool else _plain(v), "count": c}
+            for v, c in self.sketch.top(k)
+        ]
+
+
+def _key(value: Any) -> str:
+    """A counted value as the frequent-items sketch's string key (bytes read as Latin-1)."""
+    return value.decode("latin-1") if isinstance(value, bytes) else str(value)
+
+
+def _extreme(pick: Any, a: Any, b: Any) -> Any:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    try:
+        return pick(a, b)
+    except TypeError:  # e.g. an int and a string of differently inferred parts
+        return pick(str(a), str(b))
 
 
 def _kind(dtype: pa.DataType) -> str:
@@ -224,20 +286,6 @@ def _kind(dtype: pa.DataType) -> str:
 
 def _q_key(q: float) -> str:
     return f"p{round(q * 100)}"
-
-
-def _histogram(values: np.ndarray, total: int, bins: int) -> dict[str, Any]:
-    """Equal-width bins over the sample, counts scaled to the column's row count."""
-    lo, hi = float(values.min()), float(values.max())
-    if lo == hi:
-        return {"edges": [lo, hi], "counts": [total]}
-    counts, edges = np.histogram(values, bins=bins, range=(lo, hi))
-    scale = total / values.size
-    return {"edges": [float(e) for e in edges], "counts": [round(c * scale) for c in counts]}
-
-
-def _top(freq: FrequentValues, k: int) -> list[dict[str, Any]]:
-    return [{"value": _plain(v), "count": c} for v, c in freq.top(k)]
 
 
 def _finite(value: float | None) -> float | None:

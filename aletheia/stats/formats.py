@@ -25,6 +25,10 @@ class ProfileError(AletheiaError):
     """The file cannot be profiled; the message is the reason recorded for the user."""
 
 
+class ProfileMergeError(ProfileError):
+    """Profiles that cannot be merged: different columns, or stored without sketches."""
+
+
 class UnsupportedFormatError(ProfileError):
     """The object is not a data file aletheia profiles (CSV/TSV, JSON Lines, Parquet)."""
 

@@ -6,7 +6,11 @@ Parquet row batches); every column keeps a few fixed-size sketches
 number of columns, never on the number of rows. Distinct counts,
 quantiles, histograms and top values are exact while they fit their
 sketches and approximate beyond (the profile says which: ``distinct_exact``,
-``top_exact``, ``quantiles_exact``).
+``top_exact``, ``quantiles_exact``, and each column's ``error`` gives the
+bounds). The sketches themselves are in the profile too (``sketches``, one
+per profiled column), so profiles of parts merge into the profile of the
+whole (:mod:`aletheia.stats.merge`); :func:`profile_batches` profiles record
+batches from any source (a Spark partition, say) into the same format.
 
 What the reader had to interpret is said in ``notes`` (a header without the
 row-name column, title lines, a JSON array read as JSON Lines); what it had
@@ -28,7 +32,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -56,6 +60,8 @@ class Profile:
     warnings: list[str] = field(default_factory=list)
     sample: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: One JSON-safe sketch state per profiled column (:class:`ColumnSketch`).
+    sketches: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def partial(self) -> bool:
@@ -73,7 +79,7 @@ class Profile:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        """The full profile (every profiled column)."""
+        """The full profile (every profiled column), with its mergeable sketches."""
         return {
             "format": self.format,
             "gzip": self.gzip,
@@ -84,11 +90,33 @@ class Profile:
             "stats": self.columns,
             "warnings": self.warnings,
             "notes": self.notes,
+            "sketches": self.sketches,
         }
 
     def sample_jsonl(self) -> bytes:
         """The row sample as JSON Lines."""
         return b"".join(json.dumps(row, ensure_ascii=False).encode() + b"\n" for row in self.sample)
+
+
+def profile_batches(
+    batches: Iterable[pa.RecordBatch],
+    options: ProfileOptions | None = None,
+    *,
+    format: str = "arrow",
+    schema: pa.Schema | None = None,
+) -> Profile:
+    """The profile of record batches from any source, in the format files get.
+
+    ``schema`` is needed only when there may be no batches at all; batches
+    whose schema differs from the first one's are cast to it (an
+    :class:`pa.ArrowInvalid` when they cannot be). ``format`` is recorded as
+    the profile's format.
+    """
+    opts = options or ProfileOptions()
+    tally = _Tally(opts, np.random.default_rng(opts.seed))
+    tally.run(iter(batches), schema)
+    warnings = ["no rows"] if tally.rows == 0 else []
+    return tally.profile(format, False, warnings, [])
 
 
 def profile(
@@ -138,32 +166,11 @@ class _Run:
             self.reader.close()
 
     def _profile_batches(self, batches: Iterator[pa.RecordBatch]) -> Profile:
-        columns: list[ColumnStats] | None = None
-        sample = RowSample(self.opts.sample_rows, self.rng)
-        hasher = duckdb.connect()
-        rows = 0
-        schema: pa.Schema | None = None
-        for batch in batches:
-            if columns is None:
-                schema = batch.schema
-                columns = self._columns(schema)
-            elif batch.schema != schema:
-                batch = conform(batch, schema)
-            rows += batch.num_rows
-            if batch.num_rows == 0:
-                continue
-            hashes = _hashes(hasher, batch, len(columns))
-            for i, column in enumerate(columns):
-                column.add(batch.column(i), hashes[i])
-            sample.add(batch)
-        if columns is None:
-            # A reader with no batches still has a schema (e.g. a header-only CSV).
-            schema = self.reader.schema
-            if schema is None or len(schema) == 0:
-                raise ProfileError("the file has no rows and no columns")
-            columns = self._columns(schema)
+        tally = _Tally(self.opts, self.rng)
+        # The reader knows the schema of a file without rows only after reading it.
+        tally.run(batches, lambda: self.reader.schema)
         warnings = list(self.plan.notes)
-        ragged = self.reader.ragged
+        ragged, rows = self.reader.ragged, tally.rows
         if ragged > rows:
             # Statistics of the few rows that fit would describe a file that does not exist.
             assert self.reader.schema is not None
@@ -176,18 +183,67 @@ class _Run:
             warnings.append(f"{ragged} row(s) with the wrong number of fields were skipped")
         if rows == 0:
             warnings.append("the file has a header but no rows")
-        assert schema is not None
-        if len(schema) > len(columns):
-            warnings.append(f"only the first {len(columns)} of {len(schema)} columns profiled")
+        return tally.profile(self.detected.format, self.detected.gzip, warnings, self.reader.notes)
+
+
+class _Tally:
+    """Every column's running statistics and a row sample, fed batch by batch."""
+
+    def __init__(self, opts: ProfileOptions, rng: np.random.Generator) -> None:
+        self.opts = opts
+        self.rng = rng
+        self.columns: list[ColumnStats] = []
+        self.sample = RowSample(opts.sample_rows, rng)
+        self.rows = 0
+        self.schema: pa.Schema | None = None
+
+    def run(
+        self,
+        batches: Iterator[pa.RecordBatch],
+        schema: pa.Schema | Callable[[], pa.Schema | None] | None,
+    ) -> None:
+        """Aggregate ``batches``; ``schema`` serves when there are none (a header-only CSV)."""
+        hasher = duckdb.connect()
+        started = False
+        for batch in batches:
+            if not started:
+                started = True
+                self.schema = batch.schema
+                self.columns = self._columns(batch.schema)
+            elif batch.schema != self.schema:
+                assert self.schema is not None
+                batch = conform(batch, self.schema)
+            self.rows += batch.num_rows
+            if batch.num_rows == 0:
+                continue
+            hashes = _hashes(hasher, batch, len(self.columns))
+            for i, column in enumerate(self.columns):
+                column.add(batch.column(i), hashes[i])
+            self.sample.add(batch)
+        if not started:
+            if callable(schema):
+                schema = schema()
+            if schema is None or len(schema) == 0:
+                raise ProfileError("the file has no rows and no columns")
+            self.schema = schema
+            self.columns = self._columns(schema)
+
+    def profile(self, fmt: str, gz: bool, warnings: list[str], notes: list[str]) -> Profile:
+        assert self.schema is not None
+        if len(self.schema) > len(self.columns):
+            warnings.append(
+                f"only the first {len(self.columns)} of {len(self.schema)} columns profiled"
+            )
         return Profile(
-            format=self.detected.format,
-            gzip=self.detected.gzip,
-            rows=rows,
-            columns_total=len(schema),
-            columns=[c.result(self.opts) for c in columns],
+            format=fmt,
+            gzip=gz,
+            rows=self.rows,
+            columns_total=len(self.schema),
+            columns=[c.result(self.opts) for c in self.columns],
             warnings=warnings,
-            sample=sample.rows(),
-            notes=self.reader.notes,
+            sample=self.sample.rows(),
+            notes=notes,
+            sketches=[c.to_sketch() for c in self.columns],
         )
 
     def _columns(self, schema: pa.Schema) -> list[ColumnStats]:

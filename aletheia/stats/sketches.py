@@ -3,21 +3,27 @@
 Each sketch keeps a fixed amount of state however many rows stream through,
 which is what lets the profiler read a file many times bigger than its
 memory: an exact set of hashes for distinct counts while it stays small and
-HyperLogLog beyond, Misra-Gries counters for frequent values, a priority
-reservoir for quantiles and histograms, Chan's merge of running moments for
-mean and standard deviation.
+HyperLogLog beyond, Chan's merge of running moments for mean and standard
+deviation. Quantiles and frequent values of big columns come from
+Apache DataSketches (:mod:`aletheia.stats.colsketch`).
+
+Every sketch here merges with another of its kind and serialises to bytes
+or plain numbers, so profiles of parts of a table combine into the
+profile of the whole (:mod:`aletheia.stats.merge`).
 """
 
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 #: HyperLogLog precision: 2**14 registers, ~0.8 % standard error, 16 KiB of state per column.
 HLL_PRECISION = 14
+#: Relative standard error of the estimate: 1.04 / sqrt(2**HLL_PRECISION).
+HLL_RELATIVE_ERROR = 1.04 / math.sqrt(1 << HLL_PRECISION)
 
 
 #: Leading zeros of a byte, plus one (9 for a zero byte: look further).
@@ -53,6 +59,26 @@ class HyperLogLog:
         nonzero = rest > 0
         bits[nonzero] = np.floor(np.log2(rest[nonzero].astype(np.float64))).astype(np.int64) + 1
         return np.where(nonzero, 64 - bits + 1, 64 - self.p + 1).astype(np.uint8)
+
+    def merge(self, other: HyperLogLog) -> None:
+        """Fold ``other`` in: the register-wise maximum is the sketch of the union."""
+        if other.p != self.p:
+            raise ValueError(f"HyperLogLog precisions differ: {self.p} and {other.p}")
+        np.maximum(self.registers, other.registers, out=self.registers)
+
+    def to_bytes(self) -> bytes:
+        """The registers, deflated (few distinct small values: they compress well)."""
+        return bytes([self.p]) + zlib.compress(self.registers.tobytes(), 6)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> HyperLogLog:
+        """The sketch :meth:`to_bytes` wrote."""
+        sketch = cls(data[0])
+        registers = np.frombuffer(zlib.decompress(data[1:]), dtype=np.uint8)
+        if registers.size != sketch.m:
+            raise ValueError("HyperLogLog registers of the wrong size")
+        sketch.registers = registers.copy()
+        return sketch
 
     def estimate(self) -> int:
         """The distinct-count estimate."""
@@ -107,66 +133,29 @@ class DistinctHashes:
         """Distinct hashes seen: exact while ``exact``, else a lower bound."""
         return self.floor
 
-
-class FrequentValues:
-    """Misra-Gries counters: the heavy hitters of a stream in ``capacity`` counters.
-
-    While no counter was ever evicted the counts are exact (``exact``), which
-    also makes the number of counters an exact distinct count for small
-    domains.
-    """
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self.counts: dict[Any, int] = {}
-        self.exact = True
-
-    def add_counts(self, values: list[Any], counts: list[int], complete: bool = True) -> None:
-        """Merge one batch's value counts.
-
-        ``complete=False`` says the batch's counts were cut to its most frequent
-        values before they got here: the counters then no longer hold every
-        value, so they are not exact any more (neither as counts nor as a
-        distinct count), even if they never overflow.
-        """
-        if not complete:
-            self.exact = False
-        for value, count in zip(values, counts, strict=True):
-            self.counts[value] = self.counts.get(value, 0) + count
-        if len(self.counts) > self.capacity:
-            self.exact = False
-            ordered = sorted(self.counts.values(), reverse=True)
-            cut = ordered[self.capacity]
-            self.counts = {v: c - cut for v, c in self.counts.items() if c > cut}
-
-    def top(self, k: int) -> list[tuple[Any, int]]:
-        """The ``k`` most frequent values with their (lower-bound) counts."""
-        return sorted(self.counts.items(), key=lambda kv: (-kv[1], str(kv[0])))[:k]
-
-
-class Reservoir:
-    """A uniform random sample of at most ``size`` values (priority sampling)."""
-
-    def __init__(self, size: int, rng: np.random.Generator) -> None:
-        self.size = size
-        self.rng = rng
-        self.keys = np.empty(0, dtype=np.float64)
-        self.values = np.empty(0, dtype=np.float64)
-
-    def add(self, values: np.ndarray) -> None:
-        """Offer a batch of values; each survives with equal probability overall."""
-        if values.size == 0:
+    def merge(self, other: DistinctHashes) -> None:
+        """Fold ``other`` in: the union while both are exact, else only the lower bound."""
+        if self.exact and other.exact:
+            self.add_hashes(other.hashes)
             return
-        keys = self.rng.random(values.size)
-        if self.keys.size >= self.size:
-            keep = keys > self.keys.min()
-            keys, values = keys[keep], values[keep]
-        all_keys = np.concatenate([self.keys, keys])
-        all_values = np.concatenate([self.values, values.astype(np.float64)])
-        if all_keys.size > self.size:
-            top = np.argpartition(all_keys, -self.size)[-self.size :]
-            all_keys, all_values = all_keys[top], all_values[top]
-        self.keys, self.values = all_keys, all_values
+        self.floor = max(self.floor, other.floor)
+        self.exact = False
+        self.hashes = np.empty(0, dtype=np.uint64)
+
+    def to_bytes(self) -> bytes:
+        """The sorted hashes (little-endian uint64), meaningful only while ``exact``."""
+        return self.hashes.astype("<u8").tobytes()
+
+    @classmethod
+    def from_state(cls, limit: int, exact: bool, floor: int, data: bytes) -> DistinctHashes:
+        """A set as stored: its hashes while exact, else only the lower bound ``floor``."""
+        out = cls(limit)
+        out.exact = exact
+        out.floor = floor
+        if exact:
+            out.hashes = np.frombuffer(data, dtype="<u8").astype(np.uint64)
+            out.floor = int(out.hashes.size)
+        return out
 
 
 @dataclass
@@ -183,12 +172,26 @@ class Moments:
         if n_b == 0:
             return
         mean_b = float(np.mean(values))
-        m2_b = float(np.sum((values - mean_b) ** 2))
-        total = self.n + n_b
-        delta = mean_b - self.mean
-        self.mean += delta * n_b / total
-        self.m2 += m2_b + delta * delta * self.n * n_b / total
+        self.merge(Moments(n_b, mean_b, float(np.sum((values - mean_b) ** 2))))
+
+    def merge(self, other: Moments) -> None:
+        """Fold ``other`` in (Chan et al.'s pairwise update: exact up to rounding)."""
+        if other.n == 0:
+            return
+        total = self.n + other.n
+        delta = other.mean - self.mean
+        self.mean += delta * other.n / total
+        self.m2 += other.m2 + delta * delta * self.n * other.n / total
         self.n = total
+
+    def to_list(self) -> list[float]:
+        """``[n, mean, m2]``, JSON-safe."""
+        return [self.n, self.mean, self.m2]
+
+    @classmethod
+    def from_list(cls, state: list[float]) -> Moments:
+        """The moments :meth:`to_list` wrote."""
+        return cls(int(state[0]), float(state[1]), float(state[2]))
 
     @property
     def std(self) -> float | None:
