@@ -11,6 +11,8 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,8 @@ LABELS = ["cat", "dog", "bird", "fish"]
 
 @pytest.fixture(scope="module")
 def spark() -> Iterator[SparkSession]:
+    # Python workers run this interpreter: Spark's default, python3 on PATH, lacks the venv.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     session = (
         SparkSession.builder.master("local[2]")
         .appName("aletheia-tests")
@@ -259,7 +263,7 @@ def test_a_spark_driver_logs_runs_and_metrics(stack: config.Settings, spark: Spa
     exper = ms.exper("spark-job", git_policy="off")
     with exper.start_run() as run:
         for fold, mean in sorted(df.groupBy("fold").avg("x").collect()):
-            run.log_metric("fold_mean", float(mean), step=int(fold))
+            run.log_metrics({"fold_mean": float(mean)}, step=int(fold))
         run.set_hyper_params({"rows": df.count()})
 
     view = ms.experiment("spark-job").run(run.id)

@@ -120,7 +120,11 @@ def _mix_samples(parts: list[dict[str, Any]], size: int, seed: int) -> list[dict
     total = rows.sum()
     if total == 0 or size <= 0:
         return []
-    quota = np.floor(rows / total * size).astype(int)
+    want = rows / total * min(size, int(total))
+    quota = np.floor(want).astype(int)
+    # The rows floor() dropped go to the largest remainders, so the sample is full.
+    for i in np.argsort(quota - want)[: min(size, int(total)) - int(quota.sum())]:
+        quota[i] += 1
     out: list[dict[str, Any]] = []
     for part, want in zip(parts, quota, strict=True):
         sample = part.get("sample") or []

@@ -35,12 +35,19 @@ def session(master: str | None = None, app_name: str = "aletheia") -> SparkSessi
     Under ``spark-submit`` or Dataproc the session (and its master) already
     exists and is reused; ``master`` only applies to a session built here.
     The web UI is off: a profiling job has no one watching it, and it takes a port.
+    Python workers run this interpreter unless ``PYSPARK_PYTHON`` says
+    otherwise (Spark's default is whatever ``python3`` is first on PATH,
+    which lacks this environment's packages).
     """
+    import os
+    import sys
+
     require_pyspark()
     from pyspark.sql import SparkSession
 
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name).config("spark.ui.enabled", "false")
     return builder.master(master or "local[*]").getOrCreate()

@@ -199,6 +199,7 @@ def _profile(
         warnings=list(merged.get("warnings") or []),
         sample=result.sample,
         notes=[*(merged.get("notes") or []), f"profiled with Spark, {result.partitions} part(s)"],
+        sketches=list(merged.get("sketches") or []),
     )
     return analysis.result_fields(prof, ref, bucket)
 
