@@ -301,8 +301,9 @@ def main(argv: list[str] | None = None) -> None:
     """``python -m aletheia.spark.versionjob NAME [--version V] [--project P] [--force]``.
 
     The Dataproc Serverless batch's entry point (and spark-submit's): the
-    settings come from the environment (``ALETHEIA_*``), the SparkSession
-    from the batch.
+    SparkSession is the batch's; the settings are resolved as everywhere
+    (``ALETHEIA_*``, the config file), and ``--cloud-project``/``--bucket``
+    name the deployment on the command line, where a batch's arguments go.
     """
     import argparse
     import json
@@ -317,8 +318,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--project")
     parser.add_argument("--master", help="when not run by spark-submit (default local[*])")
     parser.add_argument("--force", action="store_true", help="also files already profiled")
+    parser.add_argument("--cloud-project", help="the Google Cloud project (ALETHEIA_CLOUD_PROJECT)")
+    parser.add_argument("--bucket", help="the data bucket (ALETHEIA_BUCKET)")
     args = parser.parse_args(argv)
-    store = Backend(config.resolve(), args.project).datasets()
+    overrides = {"cloud_project": args.cloud_project, "bucket": args.bucket}
+    if args.cloud_project:
+        overrides["mode"] = "cloud"
+    store = Backend(config.resolve(overrides), args.project).datasets()
 
     def report(result: SparkResult) -> None:
         print(json.dumps(result.to_dict()), file=sys.stderr, flush=True)
