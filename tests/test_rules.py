@@ -170,6 +170,7 @@ METRIC = layout.metric_chunk(PROJECT, EXPERIMENT, "1", "loss", 0)
 DATASET = layout.dataset(PROJECT, "mnist")
 VERSION = layout.dataset_version(PROJECT, "mnist", "v1")
 VALIDATED = layout.dataset_version(PROJECT, "mnist", "v2")
+PROFILED = layout.dataset_version(PROJECT, "mnist", "v3")
 FILE = layout.file(PROJECT, SHA)
 ARTIFACT_VERSION = layout.artifact_version(PROJECT, EXPERIMENT, "model", "v1")
 BLOB = layout.blob_record(PROJECT, SHA)
@@ -216,6 +217,7 @@ SEED: dict[str, dict[str, Any]] = {
     ENDED_RESULT: {"run": "finished", "experiment": EXPERIMENT, "status": "finished"},
     VERSION: {"created_at": T0, "files": 3},
     VALIDATED: {"created_at": T0, "files": 3, "validation": {"ok": True}},
+    PROFILED: {"created_at": T0, "files": 3, "profile": {"tables": []}},
     FILE: {"size": 10, "status": "done", "schema": {"a": "int"}},
     ARTIFACT_VERSION: {"created_at": T0, "run": "1", "seq": 1},
     BLOB: {"sha256": SHA, "datasets": {"mnist": True}, "holders": {"artifact": True}},
@@ -372,6 +374,21 @@ def validation_cases() -> list[Case]:
             "viewer adds version validation", VIEWER, "update", VERSION, False, {"validation": {}}
         ),
         Case("version validation replaced", WRITER, "update", VALIDATED, False, {"validation": {}}),
+        Case("version profile added", WRITER, "update", VERSION, True, {"profile": {}}),
+        Case("profile added after validation", WRITER, "update", VALIDATED, True, {"profile": {}}),
+        Case(
+            "validation added after profile", WRITER, "update", PROFILED, True, {"validation": {}}
+        ),
+        Case("viewer adds version profile", VIEWER, "update", VERSION, False, {"profile": {}}),
+        Case("version profile replaced", WRITER, "update", PROFILED, False, {"profile": {}}),
+        Case(
+            "version edited with its profile",
+            WRITER,
+            "update",
+            VERSION,
+            False,
+            {"profile": {}, "files": 4},
+        ),
         Case(
             "version edited with its validation",
             WRITER,

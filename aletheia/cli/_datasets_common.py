@@ -22,7 +22,7 @@ from aletheia.cli._common import console, err_console, settings
 from aletheia.cloud import layout
 from aletheia.data.datasets import DatasetStore
 from aletheia.data.hashing import OnBytes
-from aletheia.stats import versioncheck
+from aletheia.stats import versioncheck, versionprofile
 
 ProjectOption = Annotated[
     str | None,
@@ -94,8 +94,28 @@ def version_validation(store: DatasetStore, name: str, version: str) -> dict[str
     found = (doc or {}).get("validation")
     if found is not None:
         return {**jsonable(found), "recorded": True}
-    computed = versioncheck.compute(store.db, store.project, name, doc or {}, store.manifest)
+    computed = versioncheck.compute(
+        store.db, store.project, name, doc or {}, store.manifest, profiles=store.file_profile
+    )
     return None if computed is None else {**jsonable(computed), "recorded": False}
+
+
+def version_profile(store: DatasetStore, name: str, version: str) -> dict[str, Any] | None:
+    """The version's recorded profile (its tables); if none yet, merged in memory (never written).
+
+    ``None`` while some file of the version is not profiled yet.
+    """
+    doc = store.db.document(layout.dataset_version(store.project, name, version)).get().to_dict()
+    found = versionprofile.recorded_or_computed(
+        store.db,
+        store.project,
+        name,
+        {**(doc or {}), "version": version},
+        store.manifest,
+        store.file_profile,
+    )
+    recorded = (doc or {}).get("profile") is not None
+    return None if found is None else {**jsonable(found), "recorded": recorded}
 
 
 def print_validation(validation: dict[str, Any] | None) -> None:
@@ -108,6 +128,10 @@ def print_validation(validation: dict[str, Any] | None) -> None:
         f"[red]validation against {validation.get('parent')}: "
         f"{validation.get('anomalies')} anomalies[/]"
     )
+    for entry in (validation.get("tables") or {}).values():
+        for a in entry.get("anomalies", []):
+            where = f"table {entry['table']}"
+            console.print(f"  {where}: {a['kind']} [bold]{a['column']}[/] ({a['detail']})")
     for entry in (validation.get("files") or {}).values():
         for a in entry.get("anomalies", []):
             console.print(f"  {entry['path']}: {a['kind']} [bold]{a['column']}[/] ({a['detail']})")

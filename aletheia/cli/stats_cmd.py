@@ -1,12 +1,13 @@
 """``aletheia datasets stats`` and ``aletheia datasets split``.
 
 Plain command functions, registered on the ``datasets`` sub-app: ``stats``
-prints what the storage function learned about each file of a version (and
-its validation against the parent version); with ``--engine spark`` it first
-profiles the files the function deferred (too big for it) with Spark
-(:mod:`aletheia.spark.versionjob`, imported only then: pyspark is optional);
-``split`` makes a deterministic row split into new datasets whose ``source``
-records where they came from.
+prints the version's own profile first (its files merged into one profile
+per table, :mod:`aletheia.stats.versionprofile`), then what the storage
+function learned about each file, and the validation against the parent
+version; with ``--engine spark`` it first profiles the files the function
+deferred (too big for it) with Spark (:mod:`aletheia.spark.versionjob`,
+imported only then: pyspark is optional); ``split`` makes a deterministic
+row split into new datasets whose ``source`` records where they came from.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from aletheia.cli._datasets_common import (
     dataset_store,
     jsonable,
     print_validation,
+    version_profile,
     version_validation,
 )
 from aletheia.cloud import layout
@@ -63,7 +65,7 @@ def stats(
     project: ProjectOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Schema and statistics of each file of a dataset version, and its validation."""
+    """Statistics of a dataset version's tables, then of each file, and its validation."""
     if engine not in ("function", "spark"):
         raise typer.BadParameter("--engine is function or spark", param_hint="--engine")
     store = dataset_store(project, quiet=True)
@@ -75,21 +77,32 @@ def stats(
     pending = {"status": "pending", "reason": "not analysed yet"}
     files = [(path, records.get(e.sha256, pending)) for path, e in sorted(manifest.items())]
     validation = version_validation(store, name, resolved)
+    profile = version_profile(store, name, resolved)
+    # A table of one file is that file: shown once, with the files.
+    tables = [
+        (stats_report.table_title(t), stats_report.table_doc(t))
+        for t in (profile or {}).get("tables", [])
+        if t.get("files", 0) > 1
+    ]
     if html is not None:
         title = f"{name} {resolved} ({store.project})"
-        html.write_text(stats_report.html_report(title, files, validation), encoding="utf-8")
+        page = stats_report.html_report(title, tables + files, validation)
+        html.write_text(page, encoding="utf-8")
     if as_json:
         keep = ("status", "reason", "rows", "format", "schema", "stats")
-        keep_more = ("warnings", "notes", "sample")
+        keep_more = ("warnings", "notes", "sample", "hint")
         body = {
             "name": name,
             "version": resolved,
+            "profile": profile,
             "files": {p: {k: d.get(k) for k in keep + keep_more if k in d} for p, d in files},
             "validation": validation,
         }
         console.print_json(json.dumps(jsonable(body)))
         return
-    for path, doc in files:
+    if profile is None:
+        console.print("[yellow]dataset profile: waiting for files to be profiled[/]")
+    for path, doc in tables + files:
         console.print(stats_report.file_table(path, doc))
         for line in stats_report.notes(doc):
             console.print(f"  [yellow]{line}[/]")

@@ -339,6 +339,17 @@ class BlobStore:
         self._count(copies=1, bytes_copied=int(done))
         return BlobInfo(sha256, int(total), info.uri, uploaded=True)
 
+    def derived_profile(self, sha256: str) -> bytes | None:
+        """The full profile the storage function derived from blob ``sha256``, if it has one."""
+        try:
+            data: bytes = _call(
+                self.bucket.blob(layout.profile_blob_name(self.project, sha256)).download_as_bytes
+            )
+        except gexc.NotFound:
+            return None
+        self._count(downloads=1, bytes_downloaded=len(data))
+        return data
+
     def delete(self, sha256: str) -> bool:
         """Delete a blob; False if it was already gone."""
         try:

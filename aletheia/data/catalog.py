@@ -26,6 +26,7 @@ from aletheia.data.manifests import (
 from aletheia.data.projectstore import ProjectFileStore
 from aletheia.data.transfer import Reporter
 from aletheia.errors import IntegrityError, NotFoundError
+from aletheia.stats import versionprofile
 
 
 class DatasetCatalog(ProjectFileStore):
@@ -90,6 +91,10 @@ class DatasetCatalog(ProjectFileStore):
     def manifest(self, name: str, version: str) -> dict[str, FileEntry]:
         """``{relpath: FileEntry}`` of a version."""
         return self.manifest_of(version_doc(self.db, self.project, name, version), name)
+
+    def file_profile(self, sha256: str) -> dict[str, Any] | None:
+        """The full profile (sketches included) the storage function stored for these bytes."""
+        return versionprofile.profile_loader(self.blobs.derived_profile)(sha256)
 
     def file_records(self, entries: Iterable[FileEntry]) -> dict[str, dict[str, Any]]:
         """``Files/{sha256}`` documents (status, schema, stats) of these entries, if present."""

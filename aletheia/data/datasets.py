@@ -178,7 +178,9 @@ class DatasetStore(DatasetCatalog):
                 derived or {},
             )
         if result.created:  # an unchanged re-add reads nothing more
-            versioncheck.after_commit(self.db, self.project, name, result.version, self.manifest)
+            versioncheck.after_commit(
+                self.db, self.project, name, result.version, self.manifest, self.file_profile
+            )
         pinned_here = place is not None and place.rel is not None  # data living with git
         workspace.remember(
             path, self.project, name, result.version, digest, sorted(manifest), start=pinned_here

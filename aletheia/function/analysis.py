@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aletheia.cloud import layout
 from aletheia.data import blobstore
 from aletheia.function.blobsource import BlobSource
 from aletheia.function.filestatus import STATUS_DONE, STATUS_FAILED, STATUS_UNSUPPORTED
-from aletheia.stats.columnstats import ProfileOptions
 from aletheia.stats.formats import (
     Detected,
     ProfileError,
@@ -23,8 +22,11 @@ from aletheia.stats.formats import (
     detect_format,
     looks_binary,
 )
-from aletheia.stats.profiling import Profile, profile
+from aletheia.stats.options import ProfileOptions
 from aletheia.stats.rowlimit import RowTooLongError
+
+if TYPE_CHECKING:
+    from aletheia.stats.profiling import Profile
 
 #: Custom object metadata holding the file's original relative path (``train/part-0.csv.gz``).
 PATH_METADATA = "aletheia-path"
@@ -46,6 +48,10 @@ def original_path(obj: dict[str, Any]) -> str | None:
 
 def analyse(obj: dict[str, Any], ref: layout.BlobRef, gcs: Any, opts: ProfileOptions) -> dict:
     """Profile the object; a dict of fields for the document (terminal status included)."""
+    # The profiler (Arrow, NumPy, DuckDB, DataSketches) is loaded by the first table,
+    # not by the function's import: objects that are not tables never pay for it.
+    from aletheia.stats.profiling import profile
+
     started = time.monotonic()
     source = BlobSource(gcs.bucket(obj["bucket"]).blob(obj["name"]), ref.sha256)
     head = source.head()

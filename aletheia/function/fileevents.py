@@ -43,18 +43,17 @@ from aletheia.errors import AletheiaError
 from aletheia.function import analysis, filestatus, instance, tenancy
 from aletheia.function.filestatus import (
     STATUS_DEFERRED,
-    STATUS_DONE,
     STATUS_FAILED,
     STATUS_PROCESSING,
     STATUS_SEEN,
     STATUS_UNSUPPORTED,
     TERMINAL,
 )
-from aletheia.stats.columnstats import ProfileOptions
 from aletheia.stats.formats import (
     UnsupportedFormatError,
     detect_format,
 )
+from aletheia.stats.options import ProfileOptions
 
 log = logging.getLogger("aletheia.function.fileevents")
 
@@ -88,6 +87,8 @@ def handle_finalized(
     reason = _plainly_unsupported(obj, gcs or instance.gcs())
     if reason is not None:
         _record_unsupported(doc, obj, reason)
+        # It may be the last file of a version: that completes the version too.
+        validate_datasets(db, gcs or instance.gcs(), str(obj.get("bucket")), ref)
         return doc.path
     worker = uuid.uuid4().hex
     claim = _claim(db.transaction(), doc, _blob_fields(obj), worker)
@@ -109,8 +110,8 @@ def handle_finalized(
         log.exception("profiling %s failed", name)
         result = {"status": STATUS_FAILED, "reason": f"internal error: {_short(exc)}"}
     _finish(db.transaction(), doc, worker, result)
-    if result.get("status") == STATUS_DONE:
-        validate_datasets(db, gcs or instance.gcs(), str(obj.get("bucket")), ref)
+    # Whatever the outcome: a version is complete once each of its files has one.
+    validate_datasets(db, gcs or instance.gcs(), str(obj.get("bucket")), ref)
     return doc.path
 
 
@@ -160,21 +161,24 @@ def _record_unsupported(doc: Any, obj: dict[str, Any], reason: str) -> None:
 
 
 def validate_datasets(db: firestore.Client, gcs: Any, bucket: str, ref: layout.BlobRef) -> None:
-    """Record the validation of the dataset versions these bytes complete, if all are profiled.
+    """Record the profile and validation of the dataset versions these bytes complete.
 
-    Called once a file is ``done``, by the function or by the Spark job. Best
-    effort: a validation problem is logged, never turned into a redelivery.
+    Only once each of their files has a terminal status (done, failed or
+    unsupported: the last one to get it may be any of them; a ``deferred``
+    one completes when the Spark job, which calls this too, records it).
+    Best effort: a problem is logged, never turned into a redelivery.
     """
     from aletheia.data import manifests
-    from aletheia.stats import versioncheck  # datasets sits above this module
+    from aletheia.stats import versioncheck, versionprofile  # datasets sits above this module
 
     store = blobstore.BlobStore(gcs, bucket, ref.project)
 
     def manifest(name: str, version: str) -> dict[str, Any]:
         return manifests.load_manifest(db, store, ref.project, name, version)
 
+    profiles = versionprofile.profile_loader(store.derived_profile)
     try:
-        versioncheck.for_file(db, ref.project, ref.sha256, manifest)
+        versioncheck.for_file(db, ref.project, ref.sha256, manifest, profiles)
     except Exception:
         log.exception("validation of datasets holding %s failed", ref.sha256)
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
 
@@ -22,34 +21,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from aletheia.stats.colsketch import ColumnSketch
+from aletheia.stats.options import ProfileOptions
 
 #: Quantiles reported for numeric columns (every 5 %).
 QUANTILES = tuple(i / 20 for i in range(21))
 _TEXT_CUT = 64  # characters of a value kept in reports (top values, min/max, domains)
 _COUNTER_CUT = 256  # characters of a string value used as a frequency key
-
-
-@dataclass(frozen=True)
-class ProfileOptions:
-    """Knobs of the profiler; the defaults fit a 512 MiB function comfortably."""
-
-    # 2 MiB blocks: 1.5x faster than 1 MiB on a 1 GB CSV (fewer per-block Python
-    # round trips) at ~320 MiB peak; 4 MiB gained little more for ~90 MiB extra.
-    block_size: int = 2 << 20
-    batch_rows: int = 65_536  # Parquet
-    sample_rows: int = 100
-    # Quantiles are exact (interpolated) up to this many numbers per column, KLL's beyond.
-    reservoir: int = 4096
-    top_k: int = 20
-    counter_capacity: int = 1000
-    # Distinct counts are exact up to this many values per column (a sorted set of
-    # 8-byte hashes), within a budget for all columns together (~32 MiB).
-    distinct_exact_max: int = 100_000
-    distinct_budget: int = 4_000_000
-    histogram_bins: int = 20
-    max_columns: int = 1000
-    domain_max: int = 20
-    seed: int = 0
 
 
 class ColumnStats:
@@ -80,33 +57,39 @@ class ColumnStats:
     ) -> ColumnStats:
         """A column's statistics as a stored profile has them (``stats`` and ``sketches`` entry).
 
-        ``ValueError`` when the sketch is not in a format this version reads.
+        ``ValueError`` (or ``KeyError``) when the sketch is not in a format this version reads.
         """
         out = cls.__new__(cls)
         out.name, out.type, out.kind = stat["name"], stat["type"], stat["kind"]
-        out.count, out.missing = int(stat["count"]), int(stat["missing"])
+        out.count = out.missing = out.zeros = out.non_finite = out.trues = out.empty = 0
+        out.minimum = out.maximum = out.min_len = out.max_len = None
         out.sketch = ColumnSketch.from_dict(sketch, opts.distinct_exact_max)
-        out.minimum, out.maximum = stat.get("min"), stat.get("max")
-        out.zeros = int(stat.get("zeros", 0))
-        out.non_finite = int(stat.get("non_finite", 0))
-        out.trues = int(stat.get("true", 0))
-        out.min_len, out.max_len = stat.get("min_length"), stat.get("max_length")
-        out.empty = int(stat.get("empty", 0))
+        out._add_exact(stat)
         return out
 
-    def merge(self, other: ColumnStats) -> None:
-        """Fold another part of the same column in: exact statistics stay exact."""
-        self.count += other.count
-        self.missing += other.missing
-        self.sketch.merge(other.sketch)
-        self.minimum = _extreme(min, self.minimum, other.minimum)
-        self.maximum = _extreme(max, self.maximum, other.maximum)
-        self.zeros += other.zeros
-        self.non_finite += other.non_finite
-        self.trues += other.trues
-        self.min_len = _extreme(min, self.min_len, other.min_len)
-        self.max_len = _extreme(max, self.max_len, other.max_len)
-        self.empty += other.empty
+    def merge_profile(self, stat: dict[str, Any], sketch: dict[str, Any]) -> None:
+        """Fold in another part of the same column, as its stored profile has it.
+
+        Exact statistics stay exact; the sketches merge within their bounds.
+        """
+        self.sketch.merge_state(sketch)
+        self._add_exact(stat)
+
+    def _add_exact(self, stat: dict[str, Any]) -> None:
+        self.count += int(stat["count"])
+        self.missing += int(stat["missing"])
+        lo, hi = stat.get("min"), stat.get("max")
+        if self.kind == "numeric":  # decimals are stored as text: compare them as numbers
+            lo = _number(lo) if isinstance(lo, str) else lo
+            hi = _number(hi) if isinstance(hi, str) else hi
+        self.minimum = _extreme(min, self.minimum, lo)
+        self.maximum = _extreme(max, self.maximum, hi)
+        self.zeros += int(stat.get("zeros", 0))
+        self.non_finite += int(stat.get("non_finite", 0))
+        self.trues += int(stat.get("true", 0))
+        self.min_len = _extreme(min, self.min_len, stat.get("min_length"))
+        self.max_len = _extreme(max, self.max_len, stat.get("max_length"))
+        self.empty += int(stat.get("empty", 0))
 
     def add(self, array: pa.Array, hashes: np.ndarray) -> None:
         self.count += len(array)
@@ -225,10 +208,9 @@ class ColumnStats:
         out["quantiles_exact"] = quantiles is None or quantiles[1]
         if quantiles is not None:
             out["quantiles"] = {_q_key(q): v for q, v in zip(QUANTILES, quantiles[0], strict=True)}
-            if isinstance(self.minimum, (int, float)) and isinstance(self.maximum, (int, float)):
-                histogram = self.sketch.histogram(
-                    float(self.minimum), float(self.maximum), opts.histogram_bins
-                )
+            lo, hi = _number(self.minimum), _number(self.maximum)
+            if isinstance(lo, float) and isinstance(hi, float):
+                histogram = self.sketch.histogram(lo, hi, opts.histogram_bins)
                 if histogram is not None:
                     out["histogram"] = histogram
         return out
@@ -259,6 +241,16 @@ class ColumnStats:
 def _key(value: Any) -> str:
     """A counted value as the frequent-items sketch's string key (bytes read as Latin-1)."""
     return value.decode("latin-1") if isinstance(value, bytes) else str(value)
+
+
+def _number(value: Any) -> Any:
+    """A number as a float (decimals included, as stored text too); anything else as is."""
+    if value is None or isinstance(value, bool):
+        return value
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return value
 
 
 def _extreme(pick: Any, a: Any, b: Any) -> Any:

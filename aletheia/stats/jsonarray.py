@@ -14,8 +14,6 @@ import json
 from collections.abc import Iterator
 from typing import IO, Any
 
-import ijson
-
 from aletheia.errors import AletheiaError
 
 _BUFFER = 1 << 20
@@ -34,6 +32,9 @@ class ArrayAsLines(io.RawIOBase):
     """A read-only byte stream of one JSON line per element of the array in ``source``."""
 
     def __init__(self, source: IO[bytes]) -> None:
+        import ijson  # only JSON arrays need it: not loaded for other formats
+
+        self._json_error = ijson.JSONError
         self._records = ijson.items(source, "item", use_float=True, buf_size=_BUFFER)
         self._lines = self._encode()
         self._pending = b""
@@ -53,7 +54,7 @@ class ArrayAsLines(io.RawIOBase):
                     )
                 self.records += 1
                 yield json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
-        except ijson.JSONError as exc:
+        except self._json_error as exc:
             raise NotRecordsError(f"the JSON array is not valid JSON: {exc}") from exc
 
     def readinto(self, buffer: Any) -> int:

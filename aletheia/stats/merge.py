@@ -36,17 +36,27 @@ def merge_profiles(
     if not profiles:
         raise ProfileMergeError("no profiles to merge")
     opts = options or ProfileOptions()
-    columns = _columns(profiles[0], opts, 0)
-    names = [c.name for c in columns]
-    for index, other in enumerate(profiles[1:], start=1):
-        parts = _columns(other, opts, index)
-        if [c.name for c in parts] != names:
-            raise ProfileMergeError(
-                f"profile {index} has columns {[c.name for c in parts][:10]}, not {names[:10]}",
-                "merge only profiles of the same table (group them by schema_key)",
-            )
-        for mine, theirs in zip(columns, parts, strict=True):
-            _merge_column(mine, theirs)
+    stats0, sketches0 = _parts(profiles[0], 0)
+    try:
+        columns = [
+            ColumnStats.from_profile(c, k, opts) for c, k in zip(stats0, sketches0, strict=True)
+        ]
+        for index, other in enumerate(profiles[1:], start=1):
+            stats, sketches = _parts(other, index)
+            if len(stats) != len(columns):
+                raise ProfileMergeError(
+                    f"profile {index} has {len(stats)} columns, not {len(columns)}",
+                    "merge only profiles of the same table (group them by schema_key)",
+                )
+            for mine, stat, sketch in zip(columns, stats, sketches, strict=True):
+                _check_same(mine, stat)
+                mine.merge_profile(stat, sketch)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ProfileMergeError(
+            f"a profile has sketches this version cannot read: {exc!r}",
+            "profile the file again with this version",
+        ) from exc
+    results = [c.result(opts) for c in columns]
     formats = sorted({str(p.get("format")) for p in profiles})
     return {
         "format": formats[0] if len(formats) == 1 else "mixed",
@@ -54,8 +64,8 @@ def merge_profiles(
         "rows": sum(int(p.get("rows", 0)) for p in profiles),
         "columns_total": max(int(p.get("columns_total", 0)) for p in profiles),
         "columns_profiled": len(columns),
-        "schema": [_schema_entry(c) for c in (c.result(opts) for c in columns)],
-        "stats": [c.result(opts) for c in columns],
+        "schema": [_schema_entry(r) for r in results],
+        "stats": results,
         "warnings": _messages(p.get("warnings") for p in profiles),
         "notes": _messages(p.get("notes") for p in profiles),
         "sketches": [c.to_sketch() for c in columns],
@@ -72,33 +82,26 @@ def schema_key(profile: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     return tuple((str(c["name"]), str(c.get("kind"))) for c in profile.get("stats") or [])
 
 
-def _columns(profile: dict[str, Any], opts: ProfileOptions, index: int) -> list[ColumnStats]:
+def _parts(profile: dict[str, Any], index: int) -> tuple[list[dict], list[dict]]:
     stats = profile.get("stats") or []
     sketches = profile.get("sketches")
     if not isinstance(sketches, list) or len(sketches) != len(stats):
         raise ProfileMergeError(
             f"profile {index} has no sketches to merge (it was stored before profiles had them)",
-            "profile the file again (upload it again, or `aletheia datasets stats NAME`)",
+            "profile the file again: `aletheia datasets reprofile NAME`",
         )
-    try:
-        return [ColumnStats.from_profile(c, s, opts) for c, s in zip(stats, sketches, strict=True)]
-    except (KeyError, ValueError, TypeError) as exc:
-        raise ProfileMergeError(
-            f"profile {index} has sketches this version cannot read: {exc}",
-            "profile the file again with this version",
-        ) from exc
+    return stats, sketches
 
 
-def _merge_column(mine: ColumnStats, theirs: ColumnStats) -> None:
-    if mine.kind != theirs.kind:
+def _check_same(mine: ColumnStats, stat: dict[str, Any]) -> None:
+    if stat["name"] != mine.name or stat.get("kind") != mine.kind:
         raise ProfileMergeError(
-            f"column {mine.name!r} is {mine.kind} in one profile and {theirs.kind} in another",
+            f"column {mine.name!r} ({mine.kind}) meets {stat['name']!r} ({stat.get('kind')})",
             "merge only profiles of the same table (group them by schema_key)",
         )
-    if mine.type != theirs.type:
+    if stat["type"] != mine.type:
         # Parts inferred differently (int64 in one file, double where a 1.5 appeared).
         mine.type = "double" if mine.kind == "numeric" else mine.type
-    mine.merge(theirs)
 
 
 def _schema_entry(stat: dict[str, Any]) -> dict[str, Any]:

@@ -19,16 +19,16 @@ import re
 import threading
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field, replace
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.csv as pa_csv
-import pyarrow.json as pa_json
-import pyarrow.parquet as pq
 
 from aletheia.stats import csvshape, jsonarray
 from aletheia.stats.formats import Detected, Opener, ProfileError
 from aletheia.stats.rowlimit import RowLimitedReader
+
+if TYPE_CHECKING:
+    import pyarrow.json as pa_json
 
 _MAX_BLOCK = 16 << 20  # longest row accepted; rows beyond are reported, not read
 _SNIFF_BYTES = 1 << 20  # of a CSV file, to find its header
@@ -168,6 +168,10 @@ class BatchReader:
             yield from self._parquet(stream)
 
     def _csv(self, stream: IO[bytes], delimiter: str) -> Iterator[pa.RecordBatch]:
+        # Each format's reader is imported when a file of that format is read: the
+        # storage function's cold start loads only what the object needs.
+        import pyarrow.csv as pa_csv
+
         shape = self.plan.shape
         read = pa_csv.ReadOptions(block_size=self.plan.block_size, skip_rows=shape.skip_rows)
         if shape.column_names is not None:
@@ -230,6 +234,8 @@ class BatchReader:
         return "skip"
 
     def _json(self, stream: IO[bytes]) -> Iterator[pa.RecordBatch]:
+        import pyarrow.json as pa_json
+
         read = pa_json.ReadOptions(block_size=self.plan.block_size)
         behaviour = "ignore" if self.plan.ignore_new_fields else "error"
         parse = pa_json.ParseOptions(unexpected_field_behavior=behaviour)
@@ -250,6 +256,8 @@ class BatchReader:
         self, buffered: Any, read: pa_json.ReadOptions, parse: pa_json.ParseOptions
     ) -> Any:
         """Fix the first block's schema with every integer field as float64; reopen."""
+        import pyarrow.json as pa_json
+
         schema = pa_json.open_json(buffered, read_options=read, parse_options=parse).schema
         fields = [
             pa.field(f.name, pa.float64()) if pa.types.is_integer(f.type) else f for f in schema
@@ -261,6 +269,8 @@ class BatchReader:
         return reopened
 
     def _parquet(self, stream: IO[bytes]) -> Iterator[pa.RecordBatch]:
+        import pyarrow.parquet as pq
+
         try:
             # Unbuffered, single-threaded reads decode one column chunk at a time: a
             # file with big row groups otherwise peaks past the function's 512 MiB.

@@ -1,8 +1,10 @@
 """Schema and statistics of a dataset's files, as rich tables or a self-contained HTML page.
 
 Input is what the storage function wrote on each ``Files/{sha256}``
-document. The HTML page needs nothing but a browser: styles inline,
-histograms and top-value bars as inline SVG, no scripts, no external assets.
+document, or a table of a version's profile
+(:mod:`aletheia.stats.versionprofile`) shaped like one (:func:`table_doc`).
+The HTML page needs nothing but a browser: styles inline, histograms and
+top-value bars as inline SVG, no scripts, no external assets.
 """
 
 from __future__ import annotations
@@ -59,6 +61,27 @@ def file_table(path: str, doc: dict[str, Any]) -> Table:
             ", ".join(_fmt(v) for v in top)[:60],
         )
     return table
+
+
+def table_title(table: dict[str, Any]) -> str:
+    """How a version profile's table is named in reports."""
+    return f"table {table.get('table')} ({table.get('files')} files merged)"
+
+
+def table_doc(table: dict[str, Any]) -> dict[str, Any]:
+    """A version profile's table in the shape of a ``Files`` document, for these reports."""
+    return {
+        "status": "done",
+        "rows": table.get("rows", 0),
+        "format": table.get("format"),
+        "warnings": table.get("warnings") or [],
+        "schema": {
+            "truncated": table.get("truncated", False),
+            "columns_in_doc": table.get("columns_in_doc"),
+            "columns_total": table.get("columns_total"),
+        },
+        "stats": {"columns": table.get("stats") or []},
+    }
 
 
 def notes(doc: dict[str, Any]) -> list[str]:

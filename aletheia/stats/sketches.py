@@ -67,17 +67,27 @@ class HyperLogLog:
         np.maximum(self.registers, other.registers, out=self.registers)
 
     def to_bytes(self) -> bytes:
-        """The registers, deflated (few distinct small values: they compress well)."""
-        return bytes([self.p]) + zlib.compress(self.registers.tobytes(), 6)
+        """Precision, codec and registers: deflated when that halves them, else raw.
+
+        Registers of a column with many distinct values hardly compress, and
+        inflating them costs more than reading them raw; a sparse sketch
+        shrinks many times.
+        """
+        raw = self.registers.tobytes()
+        packed = zlib.compress(raw, 1)
+        if len(packed) * 2 <= len(raw):
+            return bytes([self.p, _DEFLATED]) + packed
+        return bytes([self.p, _RAW]) + raw
+
+    def merge_bytes(self, data: bytes) -> None:
+        """Fold in the sketch :meth:`to_bytes` wrote, without building it."""
+        np.maximum(self.registers, _registers(data, self.p), out=self.registers)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> HyperLogLog:
         """The sketch :meth:`to_bytes` wrote."""
         sketch = cls(data[0])
-        registers = np.frombuffer(zlib.decompress(data[1:]), dtype=np.uint8)
-        if registers.size != sketch.m:
-            raise ValueError("HyperLogLog registers of the wrong size")
-        sketch.registers = registers.copy()
+        sketch.registers = _registers(data, sketch.p).copy()
         return sketch
 
     def estimate(self) -> int:
@@ -89,6 +99,20 @@ class HyperLogLog:
         if raw <= 2.5 * m and zeros:
             return round(m * math.log(m / zeros))
         return round(raw)
+
+
+_RAW, _DEFLATED = 0, 1
+
+
+def _registers(data: bytes, precision: int) -> np.ndarray:
+    """The read-only registers in ``data`` (``ValueError`` if they are not ``precision``'s)."""
+    if data[0] != precision:
+        raise ValueError(f"HyperLogLog precisions differ: {precision} and {data[0]}")
+    body = zlib.decompress(data[2:]) if data[1] == _DEFLATED else data[2:]
+    registers = np.frombuffer(body, dtype=np.uint8)
+    if registers.size != 1 << precision:
+        raise ValueError("HyperLogLog registers of the wrong size")
+    return registers
 
 
 class DistinctHashes:

@@ -1,9 +1,10 @@
 """A dataset version's validation against its parent, recorded where the data is written.
 
 The validation (:func:`aletheia.stats.drift.compare` of each changed file with the
-parent's file at the same path) needs every involved file profiled. It is
-recorded on the version document, once, by whichever writer first sees
-everything in place:
+parent's file at the same path, and of each table of the version's profile
+(:mod:`aletheia.stats.versionprofile`) with the parent's table of the same
+name) needs every involved file profiled. It is recorded on the version
+document, once, by whichever writer first sees everything in place:
 
 - the storage function, when the last file of a version finishes profiling
   (:func:`for_file`);
@@ -23,13 +24,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from aletheia.cloud import layout, queries
-from aletheia.stats import drift
+from aletheia.stats import versionprofile
+from aletheia.stats.versionprofile import ProfileLoader
+
+if TYPE_CHECKING:
+    from aletheia.stats import drift
 
 log = logging.getLogger("aletheia.stats.versioncheck")
 
@@ -49,20 +54,29 @@ def compute(
     version_doc: Mapping[str, Any],
     manifests: ManifestLoader,
     thresholds: drift.Thresholds | None = None,
+    profiles: ProfileLoader | None = None,
 ) -> dict[str, Any] | None:
     """The validation of a version, without writing anything.
 
     ``None`` when the version has no parent or some involved file is not
-    profiled yet.
+    profiled yet. With ``profiles`` (the files' stored profiles) the tables
+    of both versions' profiles are compared too, and every file of both
+    versions must be profiled.
     """
     parent = version_doc.get("parent")
     if not parent:
         return None
-    old = _digests(manifests(name, str(parent)))
-    new = _digests(manifests(name, str(version_doc["version"])))
+    tables: dict[str, Any] = {}
+    if profiles is not None:
+        compared = _compare_tables(db, project, name, version_doc, manifests, profiles, thresholds)
+        if compared is None:
+            return None
+        tables = compared
+    old = versionprofile.digests(manifests(name, str(parent)))
+    new = versionprofile.digests(manifests(name, str(version_doc["version"])))
     pairs = {p: (old[p], sha) for p, sha in new.items() if p in old}
     digests = sorted({s for pair in pairs.values() for s in pair})
-    docs = _file_docs(db, project, digests)
+    docs = versionprofile.file_docs(db, project, digests)
     if any(docs.get(s, {}).get("status") not in _TERMINAL for s in digests):
         return None
     results: dict[str, Any] = {}
@@ -70,16 +84,59 @@ def compute(
         before, after = docs[old_sha], docs[new_sha]
         if old_sha == new_sha or before.get("status") != "done" or after.get("status") != "done":
             continue
-        results[path] = {"baseline": old_sha, **drift.compare(before, after, thresholds)}
+        results[path] = {"baseline": old_sha, **_compare(before, after, thresholds)}
     anomalies = sum(len(r["anomalies"]) for r in results.values())
+    anomalies += sum(len(r["anomalies"]) for r in tables.values())
     listed = list(results.items())[:MAX_FILES_LISTED]
-    return {
+    out = {
         "parent": parent,
         "ok": anomalies == 0,
         "anomalies": anomalies,
         "files_compared": len(results),
         "files": {layout.file_doc_id(p): {"path": p, **r} for p, r in listed},
     }
+    if profiles is not None:
+        out["tables_compared"] = len(tables)
+        out["tables"] = dict(list(tables.items())[:MAX_FILES_LISTED])
+    return out
+
+
+def _compare_tables(
+    db: firestore.Client,
+    project: str,
+    name: str,
+    version_doc: Mapping[str, Any],
+    manifests: ManifestLoader,
+    profiles: ProfileLoader,
+    thresholds: drift.Thresholds | None,
+) -> dict[str, Any] | None:
+    """Each table of the version against the parent's table of the same name.
+
+    A version with one table is compared with a parent with one table
+    whatever their names (the folder was renamed). ``None`` while a file of
+    either version is not profiled.
+    """
+    parent = str(version_doc["parent"])
+    new = versionprofile.recorded_or_computed(db, project, name, version_doc, manifests, profiles)
+    parent_doc = db.document(layout.dataset_version(project, name, parent)).get().to_dict()
+    old = versionprofile.recorded_or_computed(
+        db, project, name, parent_doc or {"version": parent}, manifests, profiles
+    )
+    if new is None or old is None:
+        return None
+    before = {t["table"]: t for t in old.get("tables") or []}
+    after = {t["table"]: t for t in new.get("tables") or []}
+    if len(before) == len(after) == 1:
+        pairs = [(next(iter(after)), next(iter(before)))]
+    else:
+        pairs = [(t, t) for t in after if t in before]
+    out: dict[str, Any] = {}
+    for table, baseline in sorted(pairs):
+        if before[baseline]["paths"] == after[table]["paths"] and after[table]["files"] == 1:
+            continue  # one file at the same path: its own comparison says it all
+        result = _compare(before[baseline], after[table], thresholds)
+        out[layout.file_doc_id(table)] = {"table": table, "baseline_table": baseline, **result}
+    return out
 
 
 def record(
@@ -89,6 +146,7 @@ def record(
     version: str,
     manifests: ManifestLoader,
     thresholds: drift.Thresholds | None = None,
+    profiles: ProfileLoader | None = None,
 ) -> dict[str, Any] | None:
     """Write the version's validation unless it has one; the recorded validation, or ``None``.
 
@@ -103,7 +161,7 @@ def record(
         doc = snap.to_dict() or {}
         if doc.get("validation") is not None:
             return dict(doc["validation"])
-        validation = compute(db, project, name, doc, manifests, thresholds)
+        validation = compute(db, project, name, doc, manifests, thresholds, profiles)
         if validation is None:
             return None
         stamped = {**validation, "checked_at": firestore.SERVER_TIMESTAMP}
@@ -126,21 +184,34 @@ def record(
 
 
 def after_commit(
-    db: firestore.Client, project: str, name: str, version: str, manifests: ManifestLoader
+    db: firestore.Client,
+    project: str,
+    name: str,
+    version: str,
+    manifests: ManifestLoader,
+    profiles: ProfileLoader | None = None,
 ) -> None:
-    """Record the validation of a just-committed version if its files are all profiled.
+    """Record the profile and validation of a just-committed version if its files are profiled.
 
     Never raises: the data is committed either way, and a version whose
-    files are still being profiled is validated by the function.
+    files are still being profiled is profiled and validated by the function.
     """
     try:
-        record(db, project, name, version, manifests)
+        if profiles is not None:
+            versionprofile.record(db, project, name, version, manifests, profiles)
+        record(db, project, name, version, manifests, profiles=profiles)
     except Exception:  # a validation problem must not fail the add
         log.warning("validation of %s %s not recorded", name, version, exc_info=True)
 
 
-def for_file(db: firestore.Client, project: str, sha256: str, manifests: ManifestLoader) -> None:
-    """Record the validation of each dataset version these bytes complete.
+def for_file(
+    db: firestore.Client,
+    project: str,
+    sha256: str,
+    manifests: ManifestLoader,
+    profiles: ProfileLoader | None = None,
+) -> None:
+    """Record the profile and validation of each dataset version these bytes complete.
 
     These are the versions that introduced the bytes at some path (their
     change is what is validated) and each dataset's latest version.
@@ -156,13 +227,15 @@ def for_file(db: firestore.Client, project: str, sha256: str, manifests: Manifes
             str(d["version"]) for d in (s.to_dict() or {} for s in newest) if d.get("version")
         }
         for version in sorted(introduced | latest):
-            record(db, project, name, version, manifests)
+            if profiles is not None:
+                versionprofile.record(db, project, name, version, manifests, profiles)
+            record(db, project, name, version, manifests, profiles=profiles)
 
 
-def _digests(manifest: Mapping[str, Any]) -> dict[str, str]:
-    return {p: e if isinstance(e, str) else str(e.sha256) for p, e in manifest.items()}
+def _compare(
+    before: Mapping[str, Any], after: Mapping[str, Any], thresholds: drift.Thresholds | None
+) -> dict[str, Any]:
+    """:func:`aletheia.stats.drift.compare`, whose NumPy is loaded only when there is a pair."""
+    from aletheia.stats import drift
 
-
-def _file_docs(db: firestore.Client, project: str, digests: list[str]) -> dict[str, dict]:
-    refs = [db.document(layout.file(project, s)) for s in digests]
-    return {snap.id: snap.to_dict() or {} for snap in db.get_all(refs) if snap.exists}
+    return drift.compare(dict(before), dict(after), thresholds)

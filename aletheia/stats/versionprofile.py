@@ -1,0 +1,242 @@
+"""A dataset version's own profile: its files' profiles grouped into tables and merged.
+
+A dataset of 500 Parquet parts is one table, not 500: once every file of a
+version is profiled, the done files' stored profiles are grouped by schema
+(:func:`aletheia.stats.merge.schema_key`) and each group is merged into one
+profile per table (:func:`aletheia.stats.merge.merge_profiles`), without
+reading any data again. Each table is named after where its files are (a
+lone file's path, or the folder the parts share followed by ``/*``).
+
+It is recorded on the version document, field ``profile``, like the
+validation (:mod:`aletheia.stats.versioncheck`) and by the same writers: the
+storage function when a version's last file is profiled, and
+``DatasetStore.add`` right after a commit whose files were all profiled
+already. A precondition on the document's update time makes the first
+write win; the rules allow this one edit of an otherwise immutable version.
+The document keeps each table's statistics within a budget (Firestore's
+1 MiB); the mergeable sketches stay in the files' profile blobs, from which
+the table profiles can be merged again at any time (:func:`compute`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import posixpath
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from google.api_core import exceptions as gexc
+from google.cloud import firestore
+
+from aletheia.cloud import layout
+from aletheia.stats.formats import ProfileMergeError
+
+log = logging.getLogger("aletheia.stats.versionprofile")
+
+#: ``(dataset, version) -> {relative path: entry}``; entries are sha256 strings or have ``.sha256``.
+ManifestLoader = Callable[[str, str], Mapping[str, Any]]
+#: ``sha256 -> the file's stored full profile`` (``None`` when there is none).
+ProfileLoader = Callable[[str], dict[str, Any] | None]
+
+_TERMINAL = ("done", "failed", "unsupported")
+_ATTEMPTS = 3
+#: Paths listed per table and files listed as not merged (the counts cover all).
+MAX_PATHS = 20
+#: Budget for all tables' statistics on the version document.
+DOC_BUDGET_BYTES = 300_000
+_TABLE_FIELDS = ("format", "rows", "columns_total", "columns_profiled", "warnings", "parts")
+
+
+def compute(
+    db: firestore.Client,
+    project: str,
+    name: str,
+    version: str,
+    manifests: ManifestLoader,
+    profiles: ProfileLoader,
+) -> dict[str, Any] | None:
+    """The version's profile, without writing anything; ``None`` while a file is unprofiled.
+
+    Files that are not tables (``failed``, ``unsupported``) and files whose
+    stored profile has no sketches (profiled by an older version) are
+    counted, not merged.
+    """
+    paths = digests(manifests(name, version))
+    docs = file_docs(db, project, sorted(set(paths.values())))
+    if any(docs.get(s, {}).get("status") not in _TERMINAL for s in paths.values()):
+        return None
+    # The profiler's libraries only once there is something to merge: the function
+    # completes versions of images or models without loading them.
+    if any(docs[s].get("status") == "done" for s in paths.values()):
+        from aletheia.stats.merge import merge_profiles, schema_key
+    loaded: dict[str, dict[str, Any] | None] = {}
+    groups: dict[tuple[tuple[str, str], ...], list[tuple[str, dict[str, Any]]]] = {}
+    not_merged: list[str] = []
+    not_tables = 0
+    for path, sha in sorted(paths.items()):
+        if docs[sha].get("status") != "done":
+            not_tables += 1
+            continue
+        if sha not in loaded:
+            loaded[sha] = profiles(sha)
+        found = loaded[sha]
+        if not found or not isinstance(found.get("sketches"), list):
+            not_merged.append(path)
+            continue
+        groups.setdefault(schema_key(found), []).append((path, found))
+    tables = []
+    for members in groups.values():
+        try:
+            merged = merge_profiles([p for _, p in members])
+        except ProfileMergeError:
+            log.warning("profiles of %s %s did not merge", name, version, exc_info=True)
+            not_merged += [p for p, _ in members]
+            continue
+        table_paths = [p for p, _ in members]
+        tables.append(
+            {
+                "table": _table_name(table_paths),
+                "files": len(table_paths),
+                "paths": table_paths[:MAX_PATHS],
+                **{k: merged[k] for k in _TABLE_FIELDS},
+                "schema": merged["schema"],
+                "stats": merged["stats"],
+            }
+        )
+    tables.sort(key=lambda t: (t["table"], -t["rows"]))
+    _unique_names(tables)
+    _within_budget(tables)
+    return {
+        "tables": tables,
+        "files": len(paths),
+        "files_merged": sum(t["files"] for t in tables),
+        "files_not_tables": not_tables,
+        "files_not_merged": len(not_merged),
+        "not_merged": sorted(not_merged)[:MAX_PATHS],
+    }
+
+
+def record(
+    db: firestore.Client,
+    project: str,
+    name: str,
+    version: str,
+    manifests: ManifestLoader,
+    profiles: ProfileLoader,
+) -> dict[str, Any] | None:
+    """Write the version's profile unless it has one; the recorded profile, or ``None``.
+
+    ``None`` while the version does not exist or has files not yet
+    profiled (the last one's function run records it then). A profile
+    missing files whose stored profiles have no sketches is returned, not
+    written: it is recorded once they are profiled again.
+    """
+    ref = db.document(layout.dataset_version(project, name, version))
+    for _ in range(_ATTEMPTS):
+        snap = ref.get()
+        if not snap.exists:
+            return None
+        doc = snap.to_dict() or {}
+        if doc.get("profile") is not None:
+            return dict(doc["profile"])
+        computed = compute(db, project, name, version, manifests, profiles)
+        if computed is None:
+            return None
+        if computed["files_not_merged"]:
+            # Files profiled before profiles had sketches: recorded once they are profiled
+            # again (`datasets reprofile`); readers merge what there is meanwhile.
+            return computed
+        stamped = {**computed, "computed_at": firestore.SERVER_TIMESTAMP}
+        try:
+            # Only onto the document as read, i.e. still without a profile.
+            ref.update(
+                {"profile": stamped}, option=db.write_option(last_update_time=snap.update_time)
+            )
+        except gexc.FailedPrecondition:
+            continue  # another writer (or the validation) wrote meanwhile: read again
+        except gexc.PermissionDenied:
+            # The rules refuse a second profile before the precondition is looked at.
+            recorded = (ref.get().to_dict() or {}).get("profile")
+            if recorded is None:
+                raise
+            return dict(recorded)
+        return computed
+    return None
+
+
+def recorded_or_computed(
+    db: firestore.Client,
+    project: str,
+    name: str,
+    version_doc: Mapping[str, Any],
+    manifests: ManifestLoader,
+    profiles: ProfileLoader,
+) -> dict[str, Any] | None:
+    """The version's recorded profile, else computed in memory (readers never write)."""
+    found = version_doc.get("profile")
+    if found is not None:
+        return dict(found)
+    return compute(db, project, name, str(version_doc["version"]), manifests, profiles)
+
+
+def profile_loader(read: Callable[[str], bytes | None]) -> ProfileLoader:
+    """A :data:`ProfileLoader` from ``read(sha256)``, the stored profile's bytes or ``None``."""
+
+    def load(sha256: str) -> dict[str, Any] | None:
+        data = read(sha256)
+        if data is None:
+            return None
+        try:
+            loaded = json.loads(data)
+        except ValueError:
+            return None
+        return loaded if isinstance(loaded, dict) else None
+
+    return load
+
+
+def _table_name(paths: list[str]) -> str:
+    if len(paths) == 1:
+        return paths[0]
+    folder = posixpath.commonpath([posixpath.dirname(p) for p in paths])
+    return f"{folder}/*" if folder else "*"
+
+
+def _unique_names(tables: list[dict[str, Any]]) -> None:
+    """Tables of one folder with different schemas: ``train/*``, ``train/* (2)``."""
+    seen: dict[str, int] = {}
+    for table in tables:
+        count = seen.get(table["table"], 0) + 1
+        seen[table["table"]] = count
+        if count > 1:
+            table["table"] = f"{table['table']} ({count})"
+
+
+def _within_budget(tables: list[dict[str, Any]]) -> None:
+    """Cut each table's listed columns to its share of the document budget."""
+    if not tables:
+        return
+    share = DOC_BUDGET_BYTES // len(tables)
+    for table in tables:
+        used, kept = 0, 0
+        for column in table["stats"]:
+            used += 2 * len(json.dumps(column, default=str))  # schema and stats both count
+            if used > share:
+                break
+            kept += 1
+        table["columns_in_doc"] = kept
+        table["truncated"] = kept < table["columns_total"]
+        table["schema"] = table["schema"][:kept]
+        table["stats"] = table["stats"][:kept]
+
+
+def digests(manifest: Mapping[str, Any]) -> dict[str, str]:
+    """``{path: sha256}`` of a manifest."""
+    return {p: e if isinstance(e, str) else str(e.sha256) for p, e in manifest.items()}
+
+
+def file_docs(db: firestore.Client, project: str, shas: list[str]) -> dict[str, dict]:
+    """The ``Files`` documents of ``shas`` that exist, by sha256."""
+    refs = [db.document(layout.file(project, s)) for s in shas]
+    return {snap.id: snap.to_dict() or {} for snap in db.get_all(refs) if snap.exists}

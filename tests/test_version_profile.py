@@ -1,0 +1,143 @@
+"""A dataset version's own profile (its parts merged per table), on the real stack and function."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pytest
+from google.cloud import firestore, storage
+from test_function_profiling import PROJECT, upload, wait_terminal
+from typer.testing import CliRunner
+
+from aletheia.cli import app
+from aletheia.cloud import config, layout
+from aletheia.data.blobstore import BlobStore
+from aletheia.data.cache import LocalCache
+from aletheia.data.datasets import DatasetStore
+
+from helpers import wait_for_document
+
+runner = CliRunner()
+ROWS_PER_PART = 3000
+
+
+def _part(seed: int, centre: float = 40.0) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    return pa.table(
+        {
+            "id": np.arange(ROWS_PER_PART) + seed * ROWS_PER_PART,
+            "age": rng.normal(centre, 8, ROWS_PER_PART),
+            "country": np.array(["fr", "de", "it"])[rng.integers(0, 3, ROWS_PER_PART)],
+        }
+    )
+
+
+def _write_parts(directory: Path, seeds: list[int], centre: float = 40.0) -> list[pa.Table]:
+    (directory / "train").mkdir(parents=True, exist_ok=True)
+    tables = [_part(s, centre) for s in seeds]
+    for seed, table in zip(seeds, tables, strict=True):
+        pa_csv.write_csv(table, directory / "train" / f"part-{seed}.csv")
+    return tables
+
+
+def _version_with(db: firestore.Client, name: str, version: str, field: str) -> dict:
+    return wait_for_document(
+        db,
+        layout.dataset_version(PROJECT, name, version),
+        lambda doc: doc.get(field) is not None,
+        what=f"{field} of {name} {version}",
+    )[field]
+
+
+@pytest.mark.parametrize("last", ["train/part-2.csv", "README.txt"])
+def test_a_multi_file_version_gets_one_merged_profile_per_table(
+    stack: config.Settings,
+    gcs: storage.Client,
+    db: firestore.Client,
+    cache_dir: Path,
+    tmp_path: Path,
+    last: str,
+) -> None:
+    blobs = BlobStore(gcs, stack.bucket, PROJECT)
+    store = DatasetStore(db, blobs, LocalCache(cache_dir), PROJECT)
+    data = tmp_path / "v1"
+    tables = _write_parts(data, [0, 1, 2])
+    (data / "README.txt").write_text("three parts of one table\n")
+    version = store.add("visits", data, lock=False).version
+    manifest = store.manifest("visits", version)
+    for entry in manifest.values():
+        wait_terminal(db, entry.sha256)
+
+    # The function records it when the version's last file is done, whatever its outcome (a
+    # table, or a file that is none): make that file's event the last one again (forget it,
+    # upload its bytes anew), on a version without a profile.
+    ref = db.document(layout.dataset_version(PROJECT, "visits", version))
+    _version_with(db, "visits", version, "profile")  # by the add or the function, first
+    ref.update({"profile": firestore.DELETE_FIELD})
+    digest = manifest[last].sha256
+    db.document(layout.file(PROJECT, digest)).delete()
+    gcs.bucket(stack.bucket).blob(layout.blob_name(PROJECT, digest)).delete()
+    upload(gcs, stack, (data / last).read_bytes(), last)
+
+    profile = _version_with(db, "visits", version, "profile")
+
+    whole = pa.concat_tables(tables)
+    assert profile["files"] == 4 and profile["files_merged"] == 3
+    assert profile["files_not_tables"] == 1  # README.txt
+    (table,) = profile["tables"]
+    assert table["table"] == "train/*" and table["files"] == 3
+    assert table["rows"] == whole.num_rows == 3 * ROWS_PER_PART
+    stats = {c["name"]: c for c in table["stats"]}
+    assert stats["id"]["distinct"] == whole.num_rows and stats["id"]["count"] == whole.num_rows
+    ages = whole.column("age").to_numpy()
+    assert stats["age"]["mean"] == pytest.approx(float(ages.mean()), rel=1e-9)
+    assert stats["age"]["std"] == pytest.approx(float(ages.std(ddof=1)), rel=1e-9)
+    assert (stats["age"]["min"], stats["age"]["max"]) == (float(ages.min()), float(ages.max()))
+    eps = stats["age"]["error"]["quantile_rank"]
+    rank = float(np.mean(ages <= stats["age"]["quantiles"]["p50"]))
+    assert abs(rank - 0.5) <= eps + 1 / ages.size
+    assert stats["country"]["domain"] == ["de", "fr", "it"]
+    assert "sketches" not in table  # they stay in the files' profile blobs
+
+    body = json.loads(
+        runner.invoke(app, ["datasets", "stats", "visits", "-p", PROJECT, "--json"]).stdout
+    )
+    assert body["profile"]["recorded"] is True
+    assert body["profile"]["tables"][0]["rows"] == whole.num_rows
+    shown = runner.invoke(app, ["datasets", "stats", "visits", "-p", PROJECT])
+    assert shown.exit_code == 0, shown.output
+    out = shown.stdout
+    assert "table train/* (3 files merged)" in out
+    assert out.index("table train/*") < out.index("train/part-0.csv")
+
+
+def test_validation_compares_dataset_versions_not_only_files(
+    stack: config.Settings,
+    gcs: storage.Client,
+    db: firestore.Client,
+    cache_dir: Path,
+    tmp_path: Path,
+) -> None:
+    store = DatasetStore(db, BlobStore(gcs, stack.bucket, PROJECT), LocalCache(cache_dir), PROJECT)
+    data = tmp_path / "data"
+    _write_parts(data, [10, 11, 12])
+    v1 = store.add("shifting", data, lock=False).version
+    _version_with(db, "shifting", v1, "profile")
+    # New parts whose ages are far higher: no file has a counterpart at its path in v1,
+    # so only the comparison of the two versions' tables can see the drift.
+    _write_parts(data, [13, 14, 15, 16], centre=70.0)
+    v2 = store.add("shifting", data, lock=False).version
+
+    validation = _version_with(db, "shifting", v2, "validation")
+
+    assert validation["files_compared"] == 0 and validation["tables_compared"] == 1
+    assert validation["ok"] is False
+    (table,) = validation["tables"].values()
+    assert table["table"] == table["baseline_table"] == "train/*"
+    found = {(a["kind"], a["column"]) for a in table["anomalies"]}
+    # The appended parts have new ids too (a drift in fact); the countries did not move.
+    assert found == {("drift", "age"), ("drift", "id")}
