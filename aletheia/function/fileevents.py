@@ -122,8 +122,9 @@ def _too_big(obj: dict[str, Any]) -> dict[str, Any] | None:
         return None
     return {
         "status": STATUS_DEFERRED,
+        # The hint is in the reason too: every reader (the dashboard) shows the reason.
         "reason": f"{size:,} bytes is over the function's limit of {limit:,} bytes "
-        f"({filestatus.MAX_BYTES_ENV})",
+        f"({filestatus.MAX_BYTES_ENV}); {filestatus.SPARK_HINT}",
         "hint": filestatus.SPARK_HINT,
     }
 

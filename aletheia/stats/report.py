@@ -89,8 +89,6 @@ def notes(doc: dict[str, Any]) -> list[str]:
     out = []
     if doc.get("status") in ("failed", "unsupported", "deferred"):
         out.append(f"{doc['status']}: {doc.get('reason')}")
-    if doc.get("hint"):
-        out.append(f"hint: {doc['hint']}")
     out += [f"note: {n}" for n in doc.get("notes") or []]
     out += [f"warning: {w}" for w in doc.get("warnings", [])]
     schema = doc.get("schema") or {}
