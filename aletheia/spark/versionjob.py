@@ -129,7 +129,7 @@ def profile_file(
     }
     try:
         prior = _claim(db.transaction(), doc, fields, worker)
-        if prior is _BUSY:
+        if prior == _BUSY:
             return SparkResult(path, sha256, filestatus.STATUS_PROCESSING, "a worker holds it")
     except gexc.PermissionDenied as exc:
         raise SparkProfileDeniedError(
@@ -157,8 +157,8 @@ def profile_file(
     result.setdefault("timings", {})
     result["timings"] = {**result["timings"], "total_s": round(seconds, 3), "engine": "spark"}
     _finish(db.transaction(), doc, worker, {**result, "engine": "spark", "hint": None})
-    if result.get("status") == filestatus.STATUS_DONE:
-        fileevents.validate_datasets(db, gcs, bucket.name, ref)
+    # Whatever the outcome, as the function does: it may complete a version.
+    fileevents.validate_datasets(db, gcs, bucket.name, ref)
     return SparkResult(
         path, sha256, str(result["status"]), result.get("reason"), result.get("rows"), seconds
     )
