@@ -13,9 +13,10 @@ storage function when a version's last file is profiled, and
 ``DatasetStore.add`` right after a commit whose files were all profiled
 already. A precondition on the document's update time makes the first
 write win; the rules allow this one edit of an otherwise immutable version.
-The document keeps each table's statistics within a budget (Firestore's
-1 MiB); the mergeable sketches stay in the files' profile blobs, from which
-the table profiles can be merged again at any time (:func:`compute`).
+The document keeps the tables' statistics within 64 KB (every listing of
+versions reads it whole; a cut table says ``truncated``); the mergeable
+sketches stay in the files' profile blobs, from which readers merge every
+column again when they need them (:func:`recorded_or_computed`).
 """
 
 from __future__ import annotations
@@ -43,8 +44,10 @@ _TERMINAL = ("done", "failed", "unsupported")
 _ATTEMPTS = 3
 #: Paths listed per table and files listed as not merged (the counts cover all).
 MAX_PATHS = 20
-#: Budget for all tables' statistics on the version document.
-DOC_BUDGET_BYTES = 300_000
+#: Budget for all tables' statistics on the version document. Every listing of a
+#: dataset's versions reads these documents whole: the budget stays small, and
+#: readers that need every column merge them again (:func:`recorded_or_computed`).
+DOC_BUDGET_BYTES = 64_000
 _TABLE_FIELDS = ("format", "rows", "columns_total", "columns_profiled", "warnings", "parts")
 
 
@@ -55,12 +58,14 @@ def compute(
     version: str,
     manifests: ManifestLoader,
     profiles: ProfileLoader,
+    budget: int | None = None,
 ) -> dict[str, Any] | None:
     """The version's profile, without writing anything; ``None`` while a file is unprofiled.
 
     Files that are not tables (``failed``, ``unsupported``) and files whose
     stored profile has no sketches (profiled by an older version) are
-    counted, not merged.
+    counted, not merged. ``budget``: bytes the tables' columns may take
+    (the rest are cut, ``truncated``); ``None`` keeps every column.
     """
     paths = digests(manifests(name, version))
     docs = file_docs(db, project, sorted(set(paths.values())))
@@ -106,7 +111,8 @@ def compute(
         )
     tables.sort(key=lambda t: (t["table"], -t["rows"]))
     _unique_names(tables)
-    _within_budget(tables)
+    if budget is not None:
+        _within_budget(tables, budget)
     return {
         "tables": tables,
         "files": len(paths),
@@ -140,7 +146,7 @@ def record(
         doc = snap.to_dict() or {}
         if doc.get("profile") is not None:
             return dict(doc["profile"])
-        computed = compute(db, project, name, version, manifests, profiles)
+        computed = compute(db, project, name, version, manifests, profiles, DOC_BUDGET_BYTES)
         if computed is None:
             return None
         if computed["files_not_merged"]:
@@ -173,9 +179,10 @@ def recorded_or_computed(
     manifests: ManifestLoader,
     profiles: ProfileLoader,
 ) -> dict[str, Any] | None:
-    """The version's recorded profile, else computed in memory (readers never write)."""
+    """The version's profile with every column: as recorded unless a table was cut to fit
+    the document, else merged in memory (readers never write)."""
     found = version_doc.get("profile")
-    if found is not None:
+    if found is not None and not any(t.get("truncated") for t in found.get("tables") or []):
         return dict(found)
     return compute(db, project, name, str(version_doc["version"]), manifests, profiles)
 
@@ -213,15 +220,15 @@ def _unique_names(tables: list[dict[str, Any]]) -> None:
             table["table"] = f"{table['table']} ({count})"
 
 
-def _within_budget(tables: list[dict[str, Any]]) -> None:
-    """Cut each table's listed columns to its share of the document budget."""
+def _within_budget(tables: list[dict[str, Any]], budget: int) -> None:
+    """Cut each table's listed columns to its share of the budget."""
     if not tables:
         return
-    share = DOC_BUDGET_BYTES // len(tables)
+    share = budget // len(tables)
     for table in tables:
         used, kept = 0, 0
         for column in table["stats"]:
-            used += 2 * len(json.dumps(column, default=str))  # schema and stats both count
+            used += len(json.dumps(column, default=str)) + 100  # its schema entry: ~100 bytes
             if used > share:
                 break
             kept += 1
