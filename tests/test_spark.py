@@ -276,3 +276,16 @@ def test_a_spark_driver_logs_runs_and_metrics(stack: config.Settings, spark: Spa
         [9999.0, 9998.0, 10000.0]
     )
     assert view.status == "finished"
+
+
+def test_profile_of_an_empty_dataframe_has_its_columns(spark: SparkSession) -> None:
+    """No partition has a row: the profile still names every column with its type."""
+    df = spark.createDataFrame([], "id long, name string, value double")
+    result = aletheia.spark.profile(df)
+    assert (result.rows, result.partitions, result.sample) == (0, 0, [])
+    assert [(c["name"], c["type"]) for c in result.profile["schema"]] == [
+        ("id", "int64"),
+        ("name", "string"),
+        ("value", "double"),
+    ]
+    assert [c["count"] for c in result.profile["stats"]] == [0, 0, 0]
