@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from aletheia.stats.columnstats import ProfileOptions
+from aletheia.stats.options import ProfileOptions
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
