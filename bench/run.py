@@ -30,6 +30,7 @@ from bench import (
     bench_logging,
     bench_merge,
     bench_query,
+    bench_spark,
     bench_startup,
     bench_stats,
 )
@@ -41,6 +42,7 @@ BENCHMARKS: dict[str, Callable[[Context], Section]] = {
     "datasets": bench_datasets.run,
     "stats": bench_stats.run,
     "merge": bench_merge.run,
+    "spark": bench_spark.run,
     "query": bench_query.run,
     "startup": bench_startup.run,
     "dashboard": bench_dashboard.run,

@@ -24,6 +24,7 @@ LAYERS: list[set[str]] = [
     {"models"},
     {"tracking"},
     {"function", "devstack", "integrations", "webui"},
+    {"spark"},  # optional (aletheia[spark]): only the CLI may reach it, and only lazily
     {"cli"},
 ]
 #: Areas of one layer that must not import each other.
@@ -158,6 +159,32 @@ def test_no_module_imports_another_modules_private_names() -> None:
         if e.name and e.name.startswith("_") and e.target != e.source
     ]
     assert not private, "\n".join(private)
+
+
+def test_spark_is_optional() -> None:
+    """pyspark is an extra: only ``aletheia.spark`` imports it, and the CLI reaches that lazily.
+
+    An import at the top of any other module would make every ``aletheia``
+    command (and the storage function) fail without pyspark installed.
+    """
+    wrong = []
+    for source, path in MODULES.items():
+        area = _area(source)
+        tree = ast.parse(path.read_text(), str(path))
+        top_level = {id(n) for n in tree.body}
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            for name in names:
+                spark = name == "pyspark" or name.startswith(("pyspark.", "aletheia.spark"))
+                if not spark or area == "spark":
+                    continue
+                if area != "cli" or id(node) in top_level:
+                    wrong.append(f"{source}:{node.lineno} imports {name}")
+    assert not wrong, "\n".join(wrong)
 
 
 @pytest.mark.parametrize("module", sorted(MODULES))

@@ -255,11 +255,15 @@ def test_least_privilege_service_accounts(tf: dict[str, Any]) -> None:
         assert role != "roles/storage.admin"
     fn_sa = "${google_service_account.function.member}"
     assert ("roles/datastore.user", fn_sa) in roles.values()
-    # Object access is granted on the data bucket only, never project-wide.
+    # Object access is granted on the data bucket only (and the Spark batch's own
+    # staging bucket to the batch), never project-wide.
+    staging = "${google_storage_bucket.spark_staging.name}"
+    own_buckets = {"google_storage_bucket_iam_member.spark_staging": staging}
     for key, (role, _member) in roles.items():
         if role.startswith("roles/storage."):
             assert key.startswith("google_storage_bucket_iam_member."), key
-            assert tf["resource"][key]["bucket"] == "${google_storage_bucket.data.name}"
+            bucket = own_buckets.get(key, "${google_storage_bucket.data.name}")
+            assert tf["resource"][key]["bucket"] == bucket, key
     assert ("roles/storage.objectAdmin", fn_sa) in roles.values()
     trigger_sa = "${google_service_account.trigger.member}"
     assert ("roles/eventarc.eventReceiver", trigger_sa) in roles.values()
@@ -272,6 +276,42 @@ def test_least_privilege_service_accounts(tf: dict[str, Any]) -> None:
     assert tf["resource"]["google_project_iam_member.trainer_firestore"]["role"] == (
         "roles/datastore.user"
     )
+
+
+def test_a_dataproc_serverless_batch_can_profile_deferred_files(tf: dict[str, Any]) -> None:
+    """The Spark job (aletheia/spark/versionjob.py) runs as its own account with what it needs."""
+    api = tf["resource"]["google_project_service.dataproc"]
+    assert api["service"] == "dataproc.googleapis.com"
+    spark = "${google_service_account.spark.member}"
+    roles = _roles(tf)
+    assert roles["google_project_iam_member.spark_dataproc_worker"] == (
+        "roles/dataproc.worker",
+        spark,
+    )
+    assert roles["google_project_iam_member.spark_firestore"] == ("roles/datastore.user", spark)
+    objects = tf["resource"]["google_storage_bucket_iam_member.spark_objects"]
+    assert objects["bucket"] == "${google_storage_bucket.data.name}"
+    assert (objects["role"], objects["member"]) == ("roles/storage.objectAdmin", spark)
+    staging = tf["resource"]["google_storage_bucket.spark_staging"]
+    assert staging["public_access_prevention"] == "enforced"
+    assert staging["uniform_bucket_level_access"] is True
+    grant = tf["resource"]["google_storage_bucket_iam_member.spark_staging"]
+    assert grant["bucket"] == "${google_storage_bucket.spark_staging.name}"
+    assert grant["member"] == spark
+    # The batch's main file is the very module the local-mode command runs.
+    job = tf["resource"]["google_storage_bucket_object.spark_job"]
+    assert job["source"] == "${local.spark_job_file}"
+    assert _module_path(tf["locals"]["spark_job_file"]) == (
+        ROOT / "aletheia" / "spark" / "versionjob.py"
+    )
+    source = (ROOT / "aletheia" / "spark" / "versionjob.py").read_text(encoding="utf-8")
+    assert 'if __name__ == "__main__":' in source
+    assert {"spark_service_account", "spark_job", "spark_staging_bucket"} <= set(tf["output"])
+    # README's submit command uses these outputs and that module.
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    command = readme[readme.index("gcloud dataproc batches submit pyspark") :][:600]
+    for part in ("spark_job", "spark_service_account", "spark_staging_bucket"):
+        assert part in command, part
 
 
 def test_outputs_give_the_client_config(tf: dict[str, Any]) -> None:
@@ -314,9 +354,12 @@ def test_each_project_prefix_has_its_own_object_access(tf: dict[str, Any]) -> No
         if key.startswith("google_storage_bucket_iam_member.")
     }
     unconditioned = [key for key, body in object_grants.items() if "condition" not in body]
-    assert unconditioned == [
+    assert sorted(unconditioned) == [
         "google_storage_bucket_iam_member.downloads_objects",
         "google_storage_bucket_iam_member.function_objects",
+        # The Spark batch does the function's work on files too big for it.
+        "google_storage_bucket_iam_member.spark_objects",
+        "google_storage_bucket_iam_member.spark_staging",
     ]
     grant = object_grants["google_storage_bucket_iam_member.project_objects"]
     assert grant["for_each"] == "${local.project_grants}"

@@ -4,7 +4,9 @@ Plain command functions, registered on the ``datasets`` sub-app: ``stats``
 prints the version's own profile first (its files merged into one profile
 per table, :mod:`aletheia.stats.versionprofile`), then what the storage
 function learned about each file, and the validation against the parent
-version; ``split`` makes a deterministic
+version; with ``--engine spark`` it first profiles the files the function
+deferred (too big for it) with Spark (:mod:`aletheia.spark.versionjob`,
+imported only then: pyspark is optional); ``split`` makes a deterministic
 row split into new datasets whose ``source`` records where they came from.
 """
 
@@ -13,11 +15,11 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from aletheia.cli._common import console, exit_on_error
+from aletheia.cli._common import console, err_console, exit_on_error
 from aletheia.cli._datasets_common import (
     JsonOption,
     NameArgument,
@@ -33,6 +35,9 @@ from aletheia.cloud import layout
 from aletheia.stats import report as stats_report
 from aletheia.stats import splits
 
+if TYPE_CHECKING:
+    from aletheia.data.datasets import DatasetStore
+
 
 @exit_on_error
 def stats(
@@ -41,12 +46,32 @@ def stats(
     html: Annotated[
         Path | None, typer.Option("--html", help="Also write a self-contained HTML report here.")
     ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="function: show what the storage function recorded; spark: first profile "
+            "the files it deferred (too big for it) with Spark, then show.",
+        ),
+    ] = "function",
+    master: Annotated[
+        str | None,
+        typer.Option("--master", help="Spark master for --engine spark (default local[*])."),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="With --engine spark: profile every file again."),
+    ] = False,
     project: ProjectOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Statistics of a dataset version's tables, then of each file, and its validation."""
+    if engine not in ("function", "spark"):
+        raise typer.BadParameter("--engine is function or spark", param_hint="--engine")
     store = dataset_store(project, quiet=True)
     resolved = store.resolve_version(name, version)
+    if engine == "spark":
+        _profile_with_spark(store, name, resolved, master, force, quiet=as_json)
     manifest = store.manifest(name, resolved)
     records = store.file_records(manifest.values())
     pending = {"status": "pending", "reason": "not analysed yet"}
@@ -65,7 +90,7 @@ def stats(
         html.write_text(page, encoding="utf-8")
     if as_json:
         keep = ("status", "reason", "rows", "format", "schema", "stats")
-        keep_more = ("warnings", "notes", "sample")
+        keep_more = ("warnings", "notes", "sample", "hint")
         body = {
             "name": name,
             "version": resolved,
@@ -84,6 +109,19 @@ def stats(
     print_validation(validation)
     if html is not None:
         console.print(f"wrote {html}")
+
+
+def _profile_with_spark(
+    store: DatasetStore, name: str, version: str, master: str | None, force: bool, quiet: bool
+) -> None:
+    from aletheia.spark import versionjob
+
+    def progress(result: versionjob.SparkResult) -> None:
+        if not quiet:
+            rows = "" if result.rows is None else f", {result.rows:,} rows"
+            err_console.print(f"spark: {result.path} {result.status}{rows}")
+
+    versionjob.profile_version(store, name, version, master=master, force=force, on_file=progress)
 
 
 @exit_on_error

@@ -65,7 +65,7 @@ def analyse(obj: dict[str, Any], ref: layout.BlobRef, gcs: Any, opts: ProfileOpt
     except (ProfileError, RowTooLongError) as exc:
         return {"status": STATUS_FAILED, "reason": str(exc)}
     elapsed = time.monotonic() - started
-    fields = _result_fields(result, ref, gcs.bucket(obj["bucket"]))
+    fields = result_fields(result, ref, gcs.bucket(obj["bucket"]))
     fields["timings"] = {
         "total_s": round(elapsed, 3),
         "bytes_read": source.bytes_read,
@@ -87,7 +87,7 @@ def _check_text(source: BlobSource, detected: Detected) -> None:
         )
 
 
-def _result_fields(result: Profile, ref: layout.BlobRef, bucket: Any) -> dict[str, Any]:
+def result_fields(result: Profile, ref: layout.BlobRef, bucket: Any) -> dict[str, Any]:
     """Document fields: schema+stats within budget; full profile and sample as blobs."""
     full = result.to_dict()
     sample_name = layout.sample_blob_name(ref.project, ref.sha256)

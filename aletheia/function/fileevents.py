@@ -8,8 +8,12 @@ writes, temporary uploads, foreign files) is ignored, so the function never
 triggers itself.
 
 Life of a document: ``seen`` → ``processing`` (a lease, taken in a
-transaction) → ``done`` | ``failed`` | ``unsupported``, each terminal status
-with its reason. A redelivered event finds a terminal status and does
+transaction) → ``done`` | ``failed`` | ``unsupported`` | ``deferred``, each
+terminal status with its reason. A file larger than one invocation can profile
+within its timeout (:func:`aletheia.function.filestatus.max_bytes`) is
+``deferred`` under the lease, not attempted: its hint names the Spark command
+that profiles it, instead of a timeout, a stale lease and a sweep retrying it
+forever. A redelivered event finds a terminal status and does
 nothing; one that finds a live lease raises :class:`LeaseBusyError` (non-2xx, so
 it is delivered again later); an expired lease (a crashed worker) is taken
 over. Nothing is written into a project these credentials may not write
@@ -36,8 +40,9 @@ from aletheia.cloud import layout
 from aletheia.cloud.transient import TRANSIENT as _TRANSIENT
 from aletheia.data import blobstore
 from aletheia.errors import AletheiaError
-from aletheia.function import analysis, instance, tenancy
+from aletheia.function import analysis, filestatus, instance, tenancy
 from aletheia.function.filestatus import (
+    STATUS_DEFERRED,
     STATUS_FAILED,
     STATUS_PROCESSING,
     STATUS_SEEN,
@@ -83,7 +88,7 @@ def handle_finalized(
     if reason is not None:
         _record_unsupported(doc, obj, reason)
         # It may be the last file of a version: that completes the version too.
-        _validate_datasets(db, gcs or instance.gcs(), str(obj.get("bucket")), ref)
+        validate_datasets(db, gcs or instance.gcs(), str(obj.get("bucket")), ref)
         return doc.path
     worker = uuid.uuid4().hex
     claim = _claim(db.transaction(), doc, _blob_fields(obj), worker)
@@ -92,7 +97,9 @@ def handle_finalized(
     if claim == "busy":
         raise LeaseBusyError(f"{ref.sha256} is being processed", "it will be delivered again")
     try:
-        result = analysis.analyse(obj, ref, gcs or instance.gcs(), options or ProfileOptions())
+        result = _too_big(obj) or analysis.analyse(
+            obj, ref, gcs or instance.gcs(), options or ProfileOptions()
+        )
     except _TRANSIENT as exc:
         # Give the lease back so the redelivery does not wait for it to expire.
         doc.update({"status": STATUS_SEEN, "last_error": _short(exc), "lease_until": None})
@@ -104,8 +111,22 @@ def handle_finalized(
         result = {"status": STATUS_FAILED, "reason": f"internal error: {_short(exc)}"}
     _finish(db.transaction(), doc, worker, result)
     # Whatever the outcome: a version is complete once each of its files has one.
-    _validate_datasets(db, gcs or instance.gcs(), str(obj.get("bucket")), ref)
+    validate_datasets(db, gcs or instance.gcs(), str(obj.get("bucket")), ref)
     return doc.path
+
+
+def _too_big(obj: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``deferred`` result for an object over the function's size limit, else None."""
+    size, limit = int(obj.get("size") or 0), filestatus.max_bytes()
+    if size <= limit:
+        return None
+    return {
+        "status": STATUS_DEFERRED,
+        # The hint is in the reason too: every reader (the dashboard) shows the reason.
+        "reason": f"{size:,} bytes is over the function's limit of {limit:,} bytes "
+        f"({filestatus.MAX_BYTES_ENV}); {filestatus.SPARK_HINT}",
+        "hint": filestatus.SPARK_HINT,
+    }
 
 
 def _plainly_unsupported(obj: dict[str, Any], gcs: Any) -> str | None:
@@ -140,12 +161,13 @@ def _record_unsupported(doc: Any, obj: dict[str, Any], reason: str) -> None:
     )
 
 
-def _validate_datasets(db: firestore.Client, gcs: Any, bucket: str, ref: layout.BlobRef) -> None:
+def validate_datasets(db: firestore.Client, gcs: Any, bucket: str, ref: layout.BlobRef) -> None:
     """Record the profile and validation of the dataset versions these bytes complete.
 
     Only once each of their files has a terminal status (done, failed or
-    unsupported: the last one to get it may be any of them). Best effort: a
-    problem is logged, never turned into a redelivery.
+    unsupported: the last one to get it may be any of them; a ``deferred``
+    one completes when the Spark job, which calls this too, records it).
+    Best effort: a problem is logged, never turned into a redelivery.
     """
     from aletheia.data import manifests
     from aletheia.stats import versioncheck, versionprofile  # datasets sits above this module
@@ -221,6 +243,7 @@ def _finish(tx: firestore.Transaction, doc: Any, worker: str, result: dict[str, 
         return
     tx.set(
         doc,
-        {**result, "lease_until": None, "finished_at": firestore.SERVER_TIMESTAMP},
+        # A hint belongs to the result it came with (a deferred file later profiled drops it).
+        {"hint": None, **result, "lease_until": None, "finished_at": firestore.SERVER_TIMESTAMP},
         merge=True,
     )

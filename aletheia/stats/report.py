@@ -87,7 +87,7 @@ def table_doc(table: dict[str, Any]) -> dict[str, Any]:
 def notes(doc: dict[str, Any]) -> list[str]:
     """Lines to print under a file's table: failures, how it was read, warnings, truncation."""
     out = []
-    if doc.get("status") in ("failed", "unsupported"):
+    if doc.get("status") in ("failed", "unsupported", "deferred"):
         out.append(f"{doc['status']}: {doc.get('reason')}")
     out += [f"note: {n}" for n in doc.get("notes") or []]
     out += [f"warning: {w}" for w in doc.get("warnings", [])]
