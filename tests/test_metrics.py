@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 from google.cloud import firestore
@@ -13,7 +14,7 @@ from aletheia.tracking import journal
 from aletheia.tracking.metastore import Metastore
 from aletheia.tracking.runmodel import CHUNK_POINTS
 
-from helpers import wait_for
+from helpers import GENEROUS_S, wait_for
 
 PROJECT = "metrics"
 POINTS = 100_000
@@ -98,6 +99,35 @@ def test_points_reach_the_disk_without_waiting_for_a_firestore_flush(
             lambda: journal.read(run.journal.path).point_count == 10 or None,
             timeout=10,
             what="10 points in the journal file",
+        )
+        assert on_disk
+    finally:
+        run.finish()
+
+
+def test_add_metric_never_waits_for_the_journal_file(stack: config.Settings) -> None:
+    """The caller's path is an append under a lock no I/O is done under: while the journal
+    is busy being written (its lock held, as during a flush's write syscall on a slow disk),
+    points are still logged; they reach the file once it is free. Before, every
+    ``add_metric`` wrote its line under the journal's lock and waited here."""
+    ms = Metastore("nowait", flush_interval_s=3600)
+    run = ms.exper("e", git_policy="off").start_run()
+    logged = threading.Event()
+
+    def train() -> None:
+        for i in range(1_000):
+            run.add_metric("loss", float(i))
+        logged.set()
+
+    try:
+        with run.journal._lock:  # the file is busy for as long as the test holds this
+            threading.Thread(target=train, daemon=True).start()
+            assert logged.wait(GENEROUS_S), "add_metric waited for the journal's file"
+            assert run.writer.points_logged == 1_000
+        on_disk = wait_for(
+            lambda: journal.read(run.journal.path).point_count == 1_000 or None,
+            timeout=GENEROUS_S,
+            what="1,000 points in the journal file",
         )
         assert on_disk
     finally:

@@ -114,6 +114,7 @@ class MetricWriter(WriterRecovery, RunWriteStore):
         #: commit that timed out may still be applied late and must not have the last word.
         self.recovering = 0
         self._lock = threading.Lock()  # guards the buffer and indexes (training side)
+        self._fields_lock = threading.Lock()  # guards the pending fields, in journal order
         self._flush_lock = threading.Lock()  # one flush at a time
         self._next_index: dict[str, int] = {}
         self._buffer: list[tuple[str, Point]] = []
@@ -149,18 +150,21 @@ class MetricWriter(WriterRecovery, RunWriteStore):
     def add(self, key: str, value: float, step: int | None, ts: float | None = None) -> int:
         """Record one point; returns its per-key index. No network I/O."""
         ts = time.time() if ts is None else ts
+        # The lock covers the index and the append, nothing else: the journal line is
+        # formatted outside it and written by the journal's thread (no I/O on this path).
         with self._lock:
             index = self._next_index.get(key, 0)
             self._next_index[key] = index + 1
             point = Point(index, index if step is None else step, value, ts)
             self._buffer.append((key, point))
             self.points_logged += 1
-            self._journal_safely(self.journal.metric, key, index, point.step, value, ts)
+        self.journal.metric(key, index, point.step, value, ts)
         return index
 
     def queue_fields(self, fields: Mapping[str, Any]) -> None:
-        """Queue a merge of run-document fields (journaled at once)."""
-        with self._lock:
+        """Queue a merge of run-document fields (journaled at once, in queue order: acks
+        count set records in journal order). ``add`` never waits for this lock."""
+        with self._fields_lock:
             self._pending_fields.append(dict(fields))
             self._journal_safely(self.journal.set_fields, fields)
 
@@ -335,6 +339,7 @@ class MetricWriter(WriterRecovery, RunWriteStore):
     def _drain(self) -> None:
         with self._lock:
             buffer, self._buffer = self._buffer, []
+        with self._fields_lock:
             fields, self._pending_fields = self._pending_fields, []
         capped = self._budget.full
         for key, point in buffer:
@@ -349,7 +354,7 @@ class MetricWriter(WriterRecovery, RunWriteStore):
             # Said in the document too, through a journaled set like any other field, after
             # the sets already journaled (acks count set records in journal order).
             note = self._budget.note()
-            with self._lock:
+            with self._fields_lock:
                 self._journal_safely(self.journal.set_fields, note)
                 fields += [*self._pending_fields, note]
                 self._pending_fields = []

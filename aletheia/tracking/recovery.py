@@ -68,6 +68,7 @@ class WriterRecovery:
     blocked: bool
     rejections: list[str]
     _lock: threading.Lock
+    _fields_lock: threading.Lock
     _series: dict[str, Series]
     _held: dict[str, int]
     _sets_acked: int
@@ -213,7 +214,7 @@ class WriterRecovery:
 
     def _moved(self, ref: RunRef, moved: dict[str, Any]) -> None:
         """The id was another process's: journal the move, then go on as ``ref``."""
-        with self._lock:
+        with self._fields_lock:  # set records keep their order in the journal
             self._journal_safely(self.journal.renamed, ref.run, moved[ownership.CONFLICT_OF])
             self._journal_safely(self.journal.set_fields, moved)
         self._unsent_fields.append(moved)
