@@ -116,9 +116,10 @@ def split_batches(
     costs = [len(write.path) + encoded_size(write.data) for write in writes]
     total = sum(costs)
     if parts > 1 and (total > max_bytes or len(writes) > max_writes):
-        # One write of slack in bytes: equal writes then split by count, into ``parts``.
-        max_bytes = min(max_bytes, -(-total // parts) + max(costs))
-        max_writes = min(max_writes, -(-len(writes) // parts))
+        wanted = max(parts, -(-total // max_bytes), -(-len(writes) // max_writes))
+        max_writes = min(max_writes, -(-len(writes) // wanted))
+        if total > max_bytes:  # one write of slack: equal writes then split by count
+            max_bytes = min(max_bytes, -(-total // wanted) + max(costs))
     start, size = 0, 0
     for i, cost in enumerate(costs):
         if i > start and (i - start >= max_writes or size + cost > max_bytes):
