@@ -48,13 +48,12 @@ from aletheia.tracking.runmodel import (
     CHUNK_POINTS,
     HEARTBEAT_S,
     LATEST_FIELD,
-    Point,
     RunRef,
     Summary,
     chunk_doc,
     merge_fields,
 )
-from aletheia.tracking.series import Series
+from aletheia.tracking.series import Series, rows_points
 from aletheia.tracking.store import FirestoreStore, Write, WritesRejectedError
 from aletheia.tracking.validation import SummaryBudget
 from aletheia.tracking.writing import MetricPoint, RunWriteStore, tag_fields
@@ -117,7 +116,8 @@ class MetricWriter(WriterRecovery, RunWriteStore):
         self._fields_lock = threading.Lock()  # guards the pending fields, in journal order
         self._flush_lock = threading.Lock()  # one flush at a time
         self._next_index: dict[str, int] = {}
-        self._buffer: list[tuple[str, Point]] = []
+        # (key, index, step, value, ts): plain tuples, untracked by the garbage collector.
+        self._buffer: list[tuple[str, int, int, float, float]] = []
         self._pending_fields: list[dict[str, Any]] = []
         self._series: dict[str, Series] = {}
         self._dirty_summaries: set[str] = set()
@@ -155,10 +155,10 @@ class MetricWriter(WriterRecovery, RunWriteStore):
         with self._lock:
             index = self._next_index.get(key, 0)
             self._next_index[key] = index + 1
-            point = Point(index, index if step is None else step, value, ts)
-            self._buffer.append((key, point))
+            at = index if step is None else step
+            self._buffer.append((key, index, at, value, ts))
             self.points_logged += 1
-        self.journal.metric(key, index, point.step, value, ts)
+        self.journal.metric(key, index, at, value, ts)
         return index
 
     def queue_fields(self, fields: Mapping[str, Any]) -> None:
@@ -342,12 +342,12 @@ class MetricWriter(WriterRecovery, RunWriteStore):
         with self._fields_lock:
             fields, self._pending_fields = self._pending_fields, []
         capped = self._budget.full
-        for key, point in buffer:
+        for key, index, step, value, ts in buffer:
             series = self._series.get(key)
             if series is None:
                 series = self._series[key] = Series(key)
                 series.summarized = self._budget.admit(key)
-            series.add(point)
+            series.add(index, step, value, ts)
             if series.summarized:
                 self._dirty_summaries.add(key)
         if self._budget.full and not capped:
@@ -370,7 +370,7 @@ class MetricWriter(WriterRecovery, RunWriteStore):
 
     def _writes(self) -> list[Write]:
         writes = [
-            Write(self.ref.chunk_path(s.key, n), chunk_doc(s.key, n, s.chunks[n]))
+            Write(self.ref.chunk_path(s.key, n), chunk_doc(s.key, n, rows_points(s.chunks[n])))
             for s in self._series.values()
             for n in sorted(s.dirty - s.refused)
         ]
