@@ -1,10 +1,11 @@
 """The local append-only journal of a run: what was logged, and what Firestore acknowledged.
 
 One JSON-lines file per run under ``{cache_dir}/journal/``. Metric points
-go through a user-space buffer that a thread of the run hands to the OS
-every 0.1 s and before every flush to Firestore (a write syscall per point
-would cost more than everything else ``add_metric`` does); every other
-record is handed to the OS at once. So a process killed with SIGKILL loses
+are queued by the caller (formatted, no lock, no I/O) and written with the
+file's buffer by a thread of the run every 0.1 s and before every flush to
+Firestore (a write syscall per point would cost more than everything else
+``add_metric`` does); every other record is handed to the OS at once, after
+the points queued before it. So a process killed with SIGKILL loses
 at most its last 0.1 s of points; a torn last line is ignored on reading. Records (key ``t``)::
 
     run     header: project, experiment, run id, target, pid, host, initial fields
