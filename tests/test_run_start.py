@@ -205,3 +205,20 @@ def test_a_process_that_dies_before_its_capture_landed_says_capture_incomplete(
     assert doc["status"] == "running"
     assert doc["capture"] == {"state": "incomplete", "error": None}
     assert doc["env"] is None  # no environment claimed that was not captured
+
+
+def test_a_git_warning_made_an_error_leaves_no_running_run(
+    stack: config.Settings, db: firestore.Client, repo: Path
+) -> None:
+    """The policy is applied after the document was created (beside it): a warning the
+    caller's filters turn into an error ends the run ``failed``, never orphaned ``running``."""
+    import warnings
+
+    exper = Metastore(PROJECT).exper("strictish")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GitPolicyWarning)
+        with pytest.raises(GitPolicyWarning):
+            exper.start_run(repo_path=repo)
+    runs = [s.to_dict() for s in db.collection(layout.runs(PROJECT, "strictish")).stream()]
+    assert [r["status"] for r in runs if r["status"] == "running"] == []
+    assert exper.active_run is None

@@ -16,7 +16,7 @@ from aletheia.tracking import journal, openruns, runcapture, runids, runstart, v
 from aletheia.tracking.run import Parent, Run
 from aletheia.tracking.runcapture import RunCapture
 from aletheia.tracking.runids import time_run_id
-from aletheia.tracking.runmodel import RunRef
+from aletheia.tracking.runmodel import FAILED, RunRef
 from aletheia.tracking.writing import STARTED, RunEvent
 
 log = logging.getLogger(__name__)
@@ -78,11 +78,16 @@ def open_run(exper: Parent, fields: dict[str, Any], run_id: str | None, capture:
     run.writer.create_run(run.ref, fields)  # started offline: the first flush creates it
     run.writer.start()
     run.capture = capture
-    if "git" not in fields:  # read beside the creation: sent with the first flush
-        run.set_fields(capture.start_fields())
-    capture.attach(run, _after_capture(exper, run, created=created, numbered=numbered))
     openruns.opened(run)
     ms.observers.notify(event)
+    if "git" not in fields:  # read beside the creation: sent with the first flush
+        try:
+            run.set_fields(capture.start_fields())
+        except BaseException as exc:  # a git warning the caller's filters make an error
+            capture.cancel()
+            run.finish(FAILED, error=f"{type(exc).__name__}: {exc}")
+            raise
+    capture.attach(run, _after_capture(exper, run, created=created, numbered=numbered))
     return run
 
 
