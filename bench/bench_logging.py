@@ -62,6 +62,9 @@ def run(ctx: Context) -> Section:
         section.counts["aletheia_calls"] = n
         section.counts["aletheia_writer"] = tracking.writer_stats(sides["aletheia"].extra["run"])
         section.counts["aletheia_capture"] = sides["aletheia"].extra["capture"]
+        if not ctx.quick:  # the emulator's cost per chunk document, apart from aletheia's
+            floor = tracking.commit_floor(ctx.project, 100)
+            sides["aletheia"].extra["floor"] = section.counts["commit_floor"] = floor
         # The same loop doing nothing but a list append: the machine's own stalls.
         plain = tracking.baseline_loop(["loss"], n)
         sides["baseline"] = tracking.LoopResult(
@@ -142,6 +145,14 @@ def _verdict(section: Section, sides: dict[str, tracking.LoopResult]) -> None:
     ):
         verdict = "met" if got <= goal else "NOT met"
         section.note(f"goal {what} ≤{shown(goal)}: {verdict} ({shown(got)})")
+    floor = aletheia.extra.get("floor")
+    if floor:
+        section.note(
+            f"the server's share of a final flush of 100 chunks ({int(floor['chunk_points']):,} "
+            f"points each): {fmt_s(floor['chunks_one_at_a_time_s'])} one batch at a time, "
+            f"{fmt_s(floor['chunks_side_by_side_s'])} side by side; the same documents as one "
+            f"opaque bytes field each: {fmt_s(floor['opaque_bytes_side_by_side_s'])}"
+        )
     if "baseline" in sides:
         base = sides["baseline"].per_call_s
         section.note(

@@ -169,3 +169,56 @@ def mlflow_sqlite_uri(root: Path) -> str:
     """A SQLite tracking URI under ``root``."""
     root.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{(root / 'mlflow.db').resolve()}"
+
+
+def commit_floor(project: str, chunks: int) -> dict[str, float]:
+    """What the server costs a final flush: ``chunks`` full metric chunks committed one batch
+    at a time, the same batches side by side (as a flush sends them), and the same number of
+    documents of the same size holding one opaque bytes field instead of three arrays."""
+    from aletheia.cloud import clients, config, layout
+    from aletheia.tracking.runmodel import CHUNK_POINTS, Point, chunk_doc
+    from aletheia.tracking.store import PARALLEL_COMMITS, FirestoreStore, Write, split_batches
+
+    db = clients.firestore_client(config.resolve())
+    store = FirestoreStore(lambda: db)
+    tag = uuid.uuid4().hex[:8]
+
+    def chunk_writes(name: str) -> list[Write]:
+        size = CHUNK_POINTS
+        return [
+            Write(
+                layout.metric_chunk(project, "bench-floor", f"{name}-{tag}", "loss", n),
+                chunk_doc(
+                    "loss",
+                    n,
+                    [
+                        Point(i, i, train_step(i), 1.7e9 + i)
+                        for i in range(n * size, (n + 1) * size)
+                    ],
+                ),
+            )
+            for n in range(chunks)
+        ]
+
+    out: dict[str, float] = {"chunk_points": float(CHUNK_POINTS)}
+    writes = chunk_writes("one")
+    t0 = time.perf_counter()
+    for batch in split_batches(writes, parts=PARALLEL_COMMITS):
+        store.commit(list(batch))
+    out["chunks_one_at_a_time_s"] = time.perf_counter() - t0
+    writes = chunk_writes("side")
+    t0 = time.perf_counter()
+    store.commit(writes)
+    out["chunks_side_by_side_s"] = time.perf_counter() - t0
+    size = document_size("x", writes[0].data)
+    opaque = [
+        Write(
+            layout.metric_chunk(project, "bench-floor", f"bytes-{tag}", "loss", n),
+            {"blob": os.urandom(size)},
+        )
+        for n in range(chunks)
+    ]
+    t0 = time.perf_counter()
+    store.commit(opaque)
+    out["opaque_bytes_side_by_side_s"] = time.perf_counter() - t0
+    return out
