@@ -293,12 +293,9 @@ class JournalWriter(RunObserver):
     def _write_queued(self) -> None:
         """Move the queued metric lines into the file's buffer; the caller holds the lock."""
         lines = self._lines
-        batch: list[str] = []
-        while lines:
-            try:
-                batch.append(lines.popleft())
-            except IndexError:  # emptied meanwhile
-                break
+        # What is queued now, not until the queue is empty: a training loop appends as fast
+        # as this pops, and would keep this from ever reaching the file.
+        batch = [lines.popleft() for _ in range(len(lines))]
         if batch:
             self._file.write("".join(batch))
 
