@@ -47,13 +47,15 @@ def aletheia_loop(project: str, exper_name: str, keys: list[str], steps: int) ->
     """Log ``steps`` values for each key through ``run.add_metric``."""
     from aletheia.tracking.metastore import Metastore
 
+    set_up = time.perf_counter()
     ms = Metastore(project)
-    exper = ms.exper(exper_name)
+    exper = ms.exper(exper_name)  # set-up, as MLflow's set_experiment is on its side
     per_call: list[float] = []
     clock = time.perf_counter_ns
     started = time.perf_counter()
     with exper.start_run() as run:
-        # Starting a run (creating its document, capturing git and packages) is reported apart.
+        # Starting a run (its document, the git state at start) is reported apart; the rest of
+        # the capture (diff, untracked files, packages, blobs) goes on beside the loop.
         t0 = time.perf_counter()
         start_s = t0 - started
         for step in range(steps):
@@ -64,8 +66,29 @@ def aletheia_loop(project: str, exper_name: str, keys: list[str], steps: int) ->
                 per_call.append((clock() - c0) / 1e9)
         loop_s = time.perf_counter() - t0
     durable_s = time.perf_counter() - t0
-    extra = {"run_id": str(run.id), "run": run, "start_s": start_s}
+    extra = {
+        "run_id": str(run.id),
+        "run": run,
+        "start_s": start_s,
+        "setup_s": started - set_up,
+        "capture": dict(run.fields.get("capture") or {}),
+    }
     return LoopResult(len(per_call), per_call, loop_s, durable_s, extra)
+
+
+def baseline_loop(keys: list[str], steps: int) -> list[float]:
+    """The same loop appending to a list: what the machine's own stalls (other processes,
+    the scheduler) cost a call that does nearly nothing, under the same load."""
+    sink: list[tuple[str, float, int]] = []
+    per_call: list[float] = []
+    clock = time.perf_counter_ns
+    for step in range(steps):
+        value = train_step(step)
+        for key in keys:
+            c0 = clock()
+            sink.append((key, value, step))
+            per_call.append((clock() - c0) / 1e9)
+    return per_call
 
 
 def writer_stats(run: Any) -> dict[str, Any]:
@@ -112,9 +135,11 @@ def mlflow_loop(uri: str, keys: list[str], steps: int) -> LoopResult:
     os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"  # MLflow >= 3 refuses file stores without it
     import mlflow
 
+    set_up = time.perf_counter()
     mlflow.set_tracking_uri(uri)
     # Creating the store (SQLite runs its migrations) is set-up, not per-call cost.
     mlflow.set_experiment(f"bench-{uuid.uuid4().hex[:8]}")
+    setup_s = time.perf_counter() - set_up
     per_call: list[float] = []
     clock = time.perf_counter_ns
     started = time.perf_counter()
@@ -130,7 +155,7 @@ def mlflow_loop(uri: str, keys: list[str], steps: int) -> LoopResult:
     loop_s = time.perf_counter() - t0
     mlflow.end_run()
     durable_s = time.perf_counter() - t0
-    extra = {"run_id": run.info.run_id, "start_s": start_s}
+    extra = {"run_id": run.info.run_id, "start_s": start_s, "setup_s": setup_s}
     return LoopResult(len(per_call), per_call, loop_s, durable_s, extra)
 
 
@@ -144,3 +169,56 @@ def mlflow_sqlite_uri(root: Path) -> str:
     """A SQLite tracking URI under ``root``."""
     root.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{(root / 'mlflow.db').resolve()}"
+
+
+def commit_floor(project: str, chunks: int) -> dict[str, float]:
+    """What the server costs a final flush: ``chunks`` full metric chunks committed one batch
+    at a time, the same batches side by side (as a flush sends them), and the same number of
+    documents of the same size holding one opaque bytes field instead of three arrays."""
+    from aletheia.cloud import clients, config, layout
+    from aletheia.tracking.runmodel import CHUNK_POINTS, Point, chunk_doc
+    from aletheia.tracking.store import PARALLEL_COMMITS, FirestoreStore, Write, split_batches
+
+    db = clients.firestore_client(config.resolve())
+    store = FirestoreStore(lambda: db)
+    tag = uuid.uuid4().hex[:8]
+
+    def chunk_writes(name: str) -> list[Write]:
+        size = CHUNK_POINTS
+        return [
+            Write(
+                layout.metric_chunk(project, "bench-floor", f"{name}-{tag}", "loss", n),
+                chunk_doc(
+                    "loss",
+                    n,
+                    [
+                        Point(i, i, train_step(i), 1.7e9 + i)
+                        for i in range(n * size, (n + 1) * size)
+                    ],
+                ),
+            )
+            for n in range(chunks)
+        ]
+
+    out: dict[str, float] = {"chunk_points": float(CHUNK_POINTS)}
+    writes = chunk_writes("one")
+    t0 = time.perf_counter()
+    for batch in split_batches(writes, parts=PARALLEL_COMMITS):
+        store.commit(list(batch))
+    out["chunks_one_at_a_time_s"] = time.perf_counter() - t0
+    writes = chunk_writes("side")
+    t0 = time.perf_counter()
+    store.commit(writes)
+    out["chunks_side_by_side_s"] = time.perf_counter() - t0
+    size = document_size("x", writes[0].data)
+    opaque = [
+        Write(
+            layout.metric_chunk(project, "bench-floor", f"bytes-{tag}", "loss", n),
+            {"blob": os.urandom(size)},
+        )
+        for n in range(chunks)
+    ]
+    t0 = time.perf_counter()
+    store.commit(opaque)
+    out["opaque_bytes_side_by_side_s"] = time.perf_counter() - t0
+    return out

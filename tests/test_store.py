@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import threading
+from typing import Any
+
 from google.cloud import firestore
 
 from aletheia.cloud import config, layout
 from aletheia.cloud.limits import encoded_size
-from aletheia.tracking.store import MAX_BATCH_BYTES, FirestoreStore, Write, split_batches
+from aletheia.tracking.store import (
+    MAX_BATCH_BYTES,
+    PARALLEL_COMMITS,
+    FirestoreStore,
+    Write,
+    split_batches,
+)
+
+from helpers import GENEROUS_S
 
 # About the size of a full metric chunk (1,000 points with steps and times).
 BIG = {"values": [0.123456789012345] * 2000, "steps": list(range(2000))}
@@ -47,3 +59,74 @@ def test_a_flush_larger_than_the_emulators_request_limit_is_stored(
     stored = list(db.collection(layout.metadata("store")).stream())
     assert len(stored) == 300
     assert stored[0].to_dict()["values"] == BIG["values"]
+
+
+def test_chunk_writes_are_built_byte_for_byte_as_the_library_builds_them() -> None:
+    """The fast path (raw protobuf) sends exactly what ``batch.set`` would have sent."""
+    from google.cloud.firestore_v1 import _helpers
+    from google.cloud.firestore_v1.types import write
+
+    from aletheia.tracking import pbwrite
+    from aletheia.tracking.runmodel import Point, chunk_doc
+
+    points = [Point(i, 3 * i - 7, 1.0 / (i + 1), 1.7e9 + i / 3) for i in range(1_000)]
+    mixed = {
+        "none": None,
+        "flag": True,
+        "n": -(2**63),
+        "text": "é",
+        "raw": b"\x00\xff",
+        "map": {"list": [1, 2.5, "s", None, dt.datetime(2020, 1, 1), {"in": [dt.datetime.now()]}]},
+        "empty": [],
+        "empty_map": {},
+        "nan": float("nan"),
+    }
+    path = "projects/p/databases/(default)/documents/Projects/x/Metrics/loss~0"
+    for data in (chunk_doc("loss", 0, points), mixed):
+        assert pbwrite.encodable(data)
+        ours = write.Write.pb(pbwrite.set_write(path, data)).SerializeToString(deterministic=True)
+        theirs = write.Write.pb(_helpers.pbs_for_set_no_merge(path, data)[0])
+        assert ours == theirs.SerializeToString(deterministic=True)
+    assert not pbwrite.encodable({"at": firestore.SERVER_TIMESTAMP})  # the library's path
+    assert not pbwrite.encodable({"nested": [[1]]})
+
+
+def test_a_flush_of_several_batches_commits_them_side_by_side(
+    stack: config.Settings, db: firestore.Client
+) -> None:
+    """Two of the batches must be in flight at once to pass the barrier (one at a time, as
+    before, the first waits alone and the barrier breaks); the batch holding the last write
+    (a flush puts the run document last) is sent after every other one has returned."""
+    writes = _writes(1_200, {"x": 1})
+    commit = db._firestore_api._transport._wrapped_methods[db._firestore_api._transport.commit]
+    target = commit._target
+    barrier = threading.Barrier(2, timeout=GENEROUS_S)
+    lock = threading.Lock()
+    in_flight: list[int] = [0]
+    seen: list[tuple[int, bool]] = []  # (commits in flight when one started, holds the last)
+
+    def attempt(request: Any, *args: Any, **kwargs: Any) -> Any:
+        last = any(w.update.name.endswith(writes[-1].path) for w in request.writes)
+        with lock:
+            seen.append((in_flight[0], last))
+            in_flight[0] += 1
+        try:
+            if len(seen) <= 2:
+                barrier.wait()
+            return target(request, *args, **kwargs)
+        finally:
+            with lock:
+                in_flight[0] -= 1
+
+    commit._target = attempt
+    try:
+        store = FirestoreStore(lambda: db)
+        store.commit(writes)
+    finally:
+        commit._target = target
+
+    assert store.stats.commits == len(seen) == PARALLEL_COMMITS
+    assert store.stats.writes == 1_200
+    assert [last for _, last in seen] == [False] * (PARALLEL_COMMITS - 1) + [True]
+    assert seen[-1][0] == 0  # nothing else in flight when the last batch went
+    assert len(list(db.collection(layout.metadata("store")).stream())) == 1_200

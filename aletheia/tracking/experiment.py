@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from aletheia.cloud import layout, limits
 from aletheia.cloud.lazy import firestore, gexc
 from aletheia.errors import ValidationError
-from aletheia.tracking import direct, nblaunch, runopen, runstart, validation
+from aletheia.tracking import direct, nblaunch, runcapture, runopen, runstart, validation
 from aletheia.tracking.project import Project
 from aletheia.tracking.readapi import RunPage, RunView
 from aletheia.tracking.run import Run
@@ -64,6 +64,9 @@ class Experiment:
         self.path = layout.experiment(ms.project, self.name)
         self._desc = ""
         self.active_run: Run | None = None
+        #: Where the next numbered run's id is first tried (the stored ``next_run_id`` as
+        #: this object last knew it): one ``create`` starts a run, no read before it.
+        self.next_number: int | None = None
         self.online = self._ensure()
 
     def _ensure(self) -> bool:
@@ -73,9 +76,14 @@ class Experiment:
         try:
             self.ms._ensure_project()
             doc = {"name": self.name, "desc": "", "next_run_id": 1, "created_at": now()}
-            if not _create_if_missing(self.ms.db, self.path, doc):
+            if _create_if_missing(self.ms.db, self.path, doc):
+                self.next_number = 1
+            else:
                 snap = self.ms.db.document(self.path).get(**direct.start_call())
-                self._desc = str((snap.to_dict() or {}).get("desc", ""))
+                found = snap.to_dict() or {}
+                self._desc = str(found.get("desc", ""))
+                hint = found.get("next_run_id")
+                self.next_number = hint if isinstance(hint, int) and hint > 0 else None
         except TRANSIENT as exc:
             log.warning("aletheia: Firestore unreachable (%s); experiment works offline", exc)
             return False
@@ -111,8 +119,10 @@ class Experiment:
         """Start a run (use it as a context manager).
 
         Git is checked under ``git_policy`` (default: the experiment's, then
-        the ``git_policy`` setting) *before* anything is written, so a strict
-        refusal leaves no trace.
+        the ``git_policy`` setting) before this returns, and under ``strict``
+        *before* anything is written, so a strict refusal leaves no trace.
+        The diff, the untracked files and the environment are captured in the
+        background as they were at this call (:mod:`aletheia.tracking.runcapture`).
         """
         fields = {
             "fold": runstart.fold_value(fold),
@@ -123,12 +133,17 @@ class Experiment:
         }
         policy = git_policy or self.git_policy
         limit = self.ms.settings.snapshot_max_bytes  # of untracked files kept
-        fields.update(
-            runstart.capture_code_and_env(lambda: self.ms.blobstore, policy, repo_path, limit)
-        )
         if run_id is not None:
             layout.validate_id(run_id, "run id")
-        run = runopen.open_run(self, fields, run_id)
+        # Code and environment are read beside the run's creation, and mostly after it.
+        capture = runcapture.RunCapture(lambda: self.ms.blobstore, policy, repo_path, limit)
+        try:
+            if policy == "strict":  # the tree is checked before anything is written
+                fields.update(capture.start_fields())
+            run = runopen.open_run(self, fields, run_id, capture)
+        except BaseException:
+            capture.cancel()
+            raise
         self.active_run = run
         nblaunch.note_started(run.ref)  # for `aletheia run nb.ipynb`, when it started us
         if self.ms.sync_on_start and self.online:

@@ -42,7 +42,7 @@ import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 from aletheia.cloud.redact import redact_url
 from aletheia.errors import GitPolicyError, ValidationError
@@ -161,14 +161,21 @@ def capture(
     searched for the repository. Raises :class:`~aletheia.errors.GitPolicyError`
     under ``strict`` (see the module docstring), never otherwise.
     """
-    if policy not in POLICIES:
-        raise ValidationError(f"unknown git policy {policy!r}", "use 'warn', 'strict' or 'off'")
-    info = _read(path or _default_path(), cheap=policy == "off", max_diff_bytes=max_diff_bytes)
-    _apply_policy(info, cast(Policy, policy))
+    check_policy(policy)
+    info = _read(path or default_path(), cheap=policy == "off", max_diff_bytes=max_diff_bytes)
+    apply_policy(info, policy)
     return info
 
 
-def _apply_policy(info: GitInfo, policy: Policy) -> None:
+def check_policy(policy: str) -> None:
+    """Raise :class:`~aletheia.errors.ValidationError` unless ``policy`` is a known one."""
+    if policy not in POLICIES:
+        raise ValidationError(f"unknown git policy {policy!r}", "use 'warn', 'strict' or 'off'")
+
+
+def apply_policy(info: GitInfo, policy: str) -> None:
+    """Warn (``warn``) or raise :class:`~aletheia.errors.GitPolicyError` (``strict``) for
+    what ``info`` shows; nothing under ``off``."""
     if policy == "off":
         return
     found = info.problems()
@@ -183,7 +190,7 @@ def _apply_policy(info: GitInfo, policy: Policy) -> None:
 
 def _user_stacklevel() -> int:
     """Stack level of the first frame outside aletheia, so a warning points at user code."""
-    frame = sys._getframe(1)  # _apply_policy
+    frame = sys._getframe(1)  # apply_policy
     level = 1
     while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith("aletheia"):
         frame = frame.f_back
@@ -191,7 +198,8 @@ def _user_stacklevel() -> int:
     return level
 
 
-def _default_path() -> Path:
+def default_path() -> Path:
+    """Where a run's code is: the running script's directory, else the current directory."""
     main = sys.modules.get("__main__")
     script = getattr(main, "__file__", None)
     return Path(script).resolve().parent if script else Path.cwd()
@@ -235,6 +243,8 @@ class _Status:
     ahead: int | None = None
     changed: int = 0
     untracked: list[str] = field(default_factory=list)
+    #: Every path of a tracked change (both sides of a rename).
+    changed_paths: list[str] = field(default_factory=list)
 
 
 def _read_repo(repo: Any, *, cheap: bool, max_diff_bytes: int) -> GitInfo:
@@ -288,11 +298,18 @@ def parse_status(out: str) -> _Status:
             _header(status, entry[2:])
         elif entry.startswith("? "):
             status.untracked.append(entry[2:])
-        elif entry.startswith(("1 ", "u ")):
+        elif entry.startswith("1 "):
             status.changed += 1
+            status.changed_paths.append(entry.split(" ", 8)[-1])
+        elif entry.startswith("u "):
+            status.changed += 1
+            status.changed_paths.append(entry.split(" ", 10)[-1])
         elif entry.startswith("2 "):
             status.changed += 1
-            next(entries, None)  # a rename's second field is its original path
+            status.changed_paths.append(entry.split(" ", 9)[-1])
+            original = next(entries, None)  # a rename's second field is its original path
+            if original:
+                status.changed_paths.append(original)
     return status
 
 
@@ -349,6 +366,20 @@ def _diff(repo: Any, max_bytes: int) -> tuple[str, bool]:
 
 
 # --------------------------------------------------------------------------- remotes
+
+
+def remote_of(root: Path, branch: str | None, upstream: str | None) -> str | None:
+    """The recorded remote URL of the repository at ``root`` (as :func:`capture` records it),
+    read from its configuration by GitPython: no git process."""
+    try:
+        import git
+    except ImportError:
+        return None
+    try:
+        with git.Repo(root) as repo:
+            return _remote_url(repo, _Status(branch=branch, upstream=upstream))
+    except (git.GitError, OSError, ValueError):
+        return None
 
 
 def _remote_url(repo: Any, status: _Status) -> str | None:

@@ -1,10 +1,11 @@
 """The local append-only journal of a run: what was logged, and what Firestore acknowledged.
 
 One JSON-lines file per run under ``{cache_dir}/journal/``. Metric points
-go through a user-space buffer that a thread of the run hands to the OS
-every 0.1 s and before every flush to Firestore (a write syscall per point
-would cost more than everything else ``add_metric`` does); every other
-record is handed to the OS at once. So a process killed with SIGKILL loses
+are queued by the caller (formatted, no lock, no I/O) and written with the
+file's buffer by a thread of the run every 0.1 s and before every flush to
+Firestore (a write syscall per point would cost more than everything else
+``add_metric`` does); every other record is handed to the OS at once, after
+the points queued before it. So a process killed with SIGKILL loses
 at most its last 0.1 s of points; a torn last line is ignored on reading. Records (key ``t``)::
 
     run     header: project, experiment, run id, target, pid, host, initial fields
@@ -31,6 +32,7 @@ import os
 import socket
 import tempfile
 import threading
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,6 +186,10 @@ class JournalWriter(RunObserver):
         self._file: IO[str] = path.open("a", encoding="utf-8", buffering=BUFFER_BYTES)
         self._lock = threading.Lock()
         self._keys: dict[str, str] = {}
+        # Metric lines waiting for the file: appended by the training thread without a lock
+        # (a deque's append and popleft are atomic), written by whoever flushes, so a
+        # write syscall or a flush in progress never holds up ``add_metric``.
+        self._lines: deque[str] = deque()
         with _open_here_lock:
             _open_here.add(path.resolve())
 
@@ -232,13 +238,14 @@ class JournalWriter(RunObserver):
     completed_event = failed_event = interrupted_event = _ended
 
     def metric(self, key: str, index: int, step: int, value: float, ts: float) -> None:
-        """One metric point (hand-formatted: this is the hot path)."""
+        """One metric point (hand-formatted: this is the hot path). Queued, not written:
+        :meth:`flush` (every 0.1 s, and before every Firestore flush) writes it."""
         k = self._keys.get(key)
         if k is None:
             k = self._keys[key] = json.dumps(key)
-        line = f'{{"t":"m","k":{k},"i":{index},"s":{step},"v":{_number(value)},"ts":{ts!r}}}\n'
-        with self._lock:
-            self._file.write(line)
+        self._lines.append(
+            f'{{"t":"m","k":{k},"i":{index},"s":{step},"v":{_number(value)},"ts":{ts!r}}}\n'
+        )
 
     def set_fields(self, fields: Mapping[str, Any]) -> None:
         """Run-document fields set by the user."""
@@ -261,15 +268,17 @@ class JournalWriter(RunObserver):
         self._write({"t": "synced"})
 
     def flush(self) -> None:
-        """Hand buffered lines to the OS (they then survive the process)."""
+        """Hand queued and buffered lines to the OS (they then survive the process)."""
         with self._lock:
             if not self._file.closed:
+                self._write_queued()
                 self._file.flush()
 
     def close(self) -> None:
-        """Close the file (idempotent)."""
+        """Close the file (idempotent), queued lines written first."""
         with self._lock:
             if not self._file.closed:
+                self._write_queued()
                 self._file.close()
         with _open_here_lock:
             _open_here.discard(self.path.resolve())
@@ -277,8 +286,18 @@ class JournalWriter(RunObserver):
     def _write(self, record: Mapping[str, Any]) -> None:
         line = json.dumps(record, default=_default, separators=(",", ":")) + "\n"
         with self._lock:
+            self._write_queued()  # the points logged before this record come before it
             self._file.write(line)
             self._file.flush()
+
+    def _write_queued(self) -> None:
+        """Move the queued metric lines into the file's buffer; the caller holds the lock."""
+        lines = self._lines
+        # What is queued now, not until the queue is empty: a training loop appends as fast
+        # as this pops, and would keep this from ever reaching the file.
+        batch = [lines.popleft() for _ in range(len(lines))]
+        if batch:
+            self._file.write("".join(batch))
 
 
 # --------------------------------------------------------------------------- reading

@@ -48,13 +48,12 @@ from aletheia.tracking.runmodel import (
     CHUNK_POINTS,
     HEARTBEAT_S,
     LATEST_FIELD,
-    Point,
     RunRef,
     Summary,
     chunk_doc,
     merge_fields,
 )
-from aletheia.tracking.series import Series
+from aletheia.tracking.series import Series, rows_points
 from aletheia.tracking.store import FirestoreStore, Write, WritesRejectedError
 from aletheia.tracking.validation import SummaryBudget
 from aletheia.tracking.writing import MetricPoint, RunWriteStore, tag_fields
@@ -114,9 +113,11 @@ class MetricWriter(WriterRecovery, RunWriteStore):
         #: commit that timed out may still be applied late and must not have the last word.
         self.recovering = 0
         self._lock = threading.Lock()  # guards the buffer and indexes (training side)
+        self._fields_lock = threading.Lock()  # guards the pending fields, in journal order
         self._flush_lock = threading.Lock()  # one flush at a time
         self._next_index: dict[str, int] = {}
-        self._buffer: list[tuple[str, Point]] = []
+        # (key, index, step, value, ts): plain tuples, untracked by the garbage collector.
+        self._buffer: list[tuple[str, int, int, float, float]] = []
         self._pending_fields: list[dict[str, Any]] = []
         self._series: dict[str, Series] = {}
         self._dirty_summaries: set[str] = set()
@@ -149,18 +150,21 @@ class MetricWriter(WriterRecovery, RunWriteStore):
     def add(self, key: str, value: float, step: int | None, ts: float | None = None) -> int:
         """Record one point; returns its per-key index. No network I/O."""
         ts = time.time() if ts is None else ts
+        # The lock covers the index and the append, nothing else: the journal line is
+        # formatted outside it and written by the journal's thread (no I/O on this path).
         with self._lock:
             index = self._next_index.get(key, 0)
             self._next_index[key] = index + 1
-            point = Point(index, index if step is None else step, value, ts)
-            self._buffer.append((key, point))
+            at = index if step is None else step
+            self._buffer.append((key, index, at, value, ts))
             self.points_logged += 1
-            self._journal_safely(self.journal.metric, key, index, point.step, value, ts)
+        self.journal.metric(key, index, at, value, ts)
         return index
 
     def queue_fields(self, fields: Mapping[str, Any]) -> None:
-        """Queue a merge of run-document fields (journaled at once)."""
-        with self._lock:
+        """Queue a merge of run-document fields (journaled at once, in queue order: acks
+        count set records in journal order). ``add`` never waits for this lock."""
+        with self._fields_lock:
             self._pending_fields.append(dict(fields))
             self._journal_safely(self.journal.set_fields, fields)
 
@@ -335,21 +339,22 @@ class MetricWriter(WriterRecovery, RunWriteStore):
     def _drain(self) -> None:
         with self._lock:
             buffer, self._buffer = self._buffer, []
+        with self._fields_lock:
             fields, self._pending_fields = self._pending_fields, []
         capped = self._budget.full
-        for key, point in buffer:
+        for key, index, step, value, ts in buffer:
             series = self._series.get(key)
             if series is None:
                 series = self._series[key] = Series(key)
                 series.summarized = self._budget.admit(key)
-            series.add(point)
+            series.add(index, step, value, ts)
             if series.summarized:
                 self._dirty_summaries.add(key)
         if self._budget.full and not capped:
             # Said in the document too, through a journaled set like any other field, after
             # the sets already journaled (acks count set records in journal order).
             note = self._budget.note()
-            with self._lock:
+            with self._fields_lock:
                 self._journal_safely(self.journal.set_fields, note)
                 fields += [*self._pending_fields, note]
                 self._pending_fields = []
@@ -365,7 +370,7 @@ class MetricWriter(WriterRecovery, RunWriteStore):
 
     def _writes(self) -> list[Write]:
         writes = [
-            Write(self.ref.chunk_path(s.key, n), chunk_doc(s.key, n, s.chunks[n]))
+            Write(self.ref.chunk_path(s.key, n), chunk_doc(s.key, n, rows_points(s.chunks[n])))
             for s in self._series.values()
             for n in sorted(s.dirty - s.refused)
         ]

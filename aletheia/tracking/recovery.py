@@ -38,12 +38,11 @@ from aletheia.tracking.journal import read as read_journal
 from aletheia.tracking.runmodel import (
     CHUNK_POINTS,
     LATEST_FIELD,
-    Point,
     RunRef,
     chunk_of,
     merge_fields,
 )
-from aletheia.tracking.series import Series
+from aletheia.tracking.series import Row, Series
 from aletheia.tracking.store import FirestoreStore, Write, WritesRejectedError
 
 #: The run-document fields the writer folds from the points (resent apart from the user's).
@@ -68,6 +67,7 @@ class WriterRecovery:
     blocked: bool
     rejections: list[str]
     _lock: threading.Lock
+    _fields_lock: threading.Lock
     _series: dict[str, Series]
     _held: dict[str, int]
     _sets_acked: int
@@ -213,7 +213,7 @@ class WriterRecovery:
 
     def _moved(self, ref: RunRef, moved: dict[str, Any]) -> None:
         """The id was another process's: journal the move, then go on as ``ref``."""
-        with self._lock:
+        with self._fields_lock:  # set records keep their order in the journal
             self._journal_safely(self.journal.renamed, ref.run, moved[ownership.CONFLICT_OF])
             self._journal_safely(self.journal.set_fields, moved)
         self._unsent_fields.append(moved)
@@ -271,11 +271,11 @@ class WriterRecovery:
             if series is None:
                 continue
             # Only points this writer already drained: later ones arrive through the buffer.
-            restored: dict[int, list[Point]] = {}
+            restored: dict[int, list[Row]] = {}
             for p in state.points[key]:
                 n = chunk_of(p.index)
                 if n in chunks and p.index < series.received and n not in series.chunks:
-                    restored.setdefault(n, []).append(p)
+                    restored.setdefault(n, []).append((p.index, p.step, p.value, p.ts))
             series.chunks.update(restored)
             series.dirty |= {n for n in chunks if n in series.chunks} - series.refused
         merged = state.merged_fields()

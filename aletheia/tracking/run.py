@@ -20,11 +20,21 @@ from typing import TYPE_CHECKING, Any, Protocol
 from aletheia.cloud import layout, limits
 from aletheia.cloud.lazy import firestore
 from aletheia.errors import ValidationError
-from aletheia.tracking import direct, journal, openruns, ownership, runend, runstart, validation
+from aletheia.tracking import (
+    direct,
+    journal,
+    openruns,
+    ownership,
+    runcapture,
+    runend,
+    runstart,
+    validation,
+)
 from aletheia.tracking.metrics import MetricWriter
 from aletheia.tracking.openruns import ending_of
 from aletheia.tracking.project import Project
 from aletheia.tracking.readapi import ArtifactEntry, DatasetEntry
+from aletheia.tracking.runcapture import RunCapture
 from aletheia.tracking.runmodel import FINISHED, RUNNING, Point, RunRef, merge_fields, now
 from aletheia.tracking.writing import (
     HEARTBEAT,
@@ -48,6 +58,7 @@ class Parent(Protocol):
     auto_inc_ids: bool
     online: bool
     active_run: Run | None
+    next_number: int | None
 
 
 class Run:
@@ -64,6 +75,9 @@ class Run:
         self._artifacts: list[dict[str, str]] = []  # what this run saved, in order
         self._keys: set[str] = set()  # metric names already validated
         self._ended = threading.Event()
+        self._capture_lock = threading.Lock()  # the capture's fields land before the end, or not
+        #: The background capture of the run's code and environment (runopen sets it).
+        self.capture: RunCapture | None = None
         self.journal = journal.JournalWriter(
             journal.new_journal_path(self.ms.journal_root, self.ms.project, exper.name, run_id)
         )
@@ -114,8 +128,13 @@ class Run:
         runend.check_status(status)
         if self._ended.is_set():
             return True
+        if self.capture is not None:  # its fields go with the final flush, if it finishes
+            self.capture.join(self.ms.final_retry_s)
+        with self._capture_lock:
+            if self._ended.is_set():
+                return True
+            self._ended.set()
         status, error = runend.earned(status, error)
-        self._ended.set()
         self.status = status
         ended_at = now()
         self.fields.update({"status": status, "ended_at": ended_at, "error": error})
@@ -253,6 +272,22 @@ class Run:
         the ``set_*`` methods above check what they set.
         """
         self._set(dict(fields))
+
+    def record_capture(self, fields: dict[str, Any]) -> bool:
+        """Queue what the background capture found (:mod:`aletheia.tracking.runcapture`);
+        False once the run has ended (its record then says the capture is incomplete)."""
+        with self._capture_lock:
+            if self._ended.is_set():
+                return False
+            try:
+                validation.validate_run_document({**self.fields, **fields})
+            except ValidationError as exc:
+                fields = {runcapture.FIELD: runcapture.incomplete(exc.message)}
+            for key, value in fields.items():
+                # Whole values, replaced: the training thread may be reading these maps.
+                self.fields[key] = value
+            self.writer.set_fields(self.ref, fields)
+            return True
 
     def _set(self, fields: dict[str, Any]) -> None:
         self._require_active()

@@ -34,12 +34,17 @@ def create_run(
     run_id: str | None,
     *,
     numbered: bool,
+    hint: int | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """Create the run document; returns its id and the fields it was created with.
 
     ``run_id`` is taken as given (a taken id is a
     :class:`~aletheia.tracking.direct.RunExistsError`); otherwise ``numbered``
     runs get the next free number, the others a fresh :func:`time_run_id`.
+    ``hint`` is where numbering starts looking (the experiment's
+    ``next_run_id`` as this process last knew it): given, the first try is
+    one ``create`` and nothing else; the stored hint is moved on later, off
+    the caller's thread (:func:`advance_hint`).
     """
     if run_id is not None:
         writes.create_run(RunRef(project, experiment, run_id), {**fields, "run": run_id})
@@ -54,29 +59,49 @@ def create_run(
                 return candidate, fields
             except RunExistsError:
                 continue
-    return _create_numbered(writes, db, project, experiment, fields)
+    return _create_numbered(writes, db, project, experiment, fields, hint)
+
+
+def stored_hint(db: firestore.Client, p: str, e: str) -> int:
+    """The experiment's ``next_run_id`` as Firestore holds it (1 when it has none)."""
+    snap = db.document(layout.experiment(p, e)).get(**direct.start_call())
+    return max(1, int((snap.to_dict() or {}).get("next_run_id", 1)))
 
 
 def _create_numbered(
-    writes: RunWriteStore, db: firestore.Client, p: str, e: str, fields: dict[str, Any]
+    writes: RunWriteStore,
+    db: firestore.Client,
+    p: str,
+    e: str,
+    fields: dict[str, Any],
+    hint: int | None,
 ) -> tuple[str, dict[str, Any]]:
     """Ids 1, 2, 3 ...: optimistic ``create`` of ``Runs/{n}``, n+1 when it exists.
 
     ``next_run_id`` on the experiment is only a hint where to start; it never
-    decides an id, so concurrent starters cannot get the same one.
+    decides an id, so concurrent starters cannot get the same one. A local
+    hint that turns out stale (other processes started runs) is replaced by
+    the stored one at the first taken number, so it costs one read, not a
+    walk over every run started since.
     """
-    snap = db.document(layout.experiment(p, e)).get(**direct.start_call())
-    n = max(1, int((snap.to_dict() or {}).get("next_run_id", 1)))
+    n = stored_hint(db, p, e) if hint is None else max(1, hint)
+    fresh = hint is None
     while True:
         doc = {**fields, "run": str(n), "number": n}
         try:
             writes.create_run(RunRef(p, e, str(n)), doc)
-            break
+            return str(n), doc
         except RunExistsError:
-            n += 1
+            n = n + 1 if fresh else max(n + 1, stored_hint(db, p, e))
+            fresh = True
+
+
+def advance_hint(db: firestore.Client, p: str, e: str, number: int) -> None:
+    """Tell later starters that numbers up to ``number`` are taken (best effort: a hint)."""
     try:
-        db.document(layout.experiment(p, e)).update({"next_run_id": n + 1}, **direct.start_call())
+        db.document(layout.experiment(p, e)).update(
+            {"next_run_id": number + 1}, **direct.start_call()
+        )
     except Exception as exc:  # only a hint
         if not is_transient(exc):
             raise
-    return str(n), doc

@@ -27,6 +27,7 @@ import os
 import stat
 import subprocess
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,8 +37,6 @@ from aletheia.data.transfer import run_parallel
 from aletheia.errors import ConfigError, IntegrityError, ValidationError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from aletheia.data.blobstore import BlobStore
 
 log = logging.getLogger(__name__)
@@ -126,15 +125,30 @@ class Snapshot:
         }
 
 
-def capture(root: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> Snapshot:
+#: Whether a file read between two stats (relative path, before, after) is as it was when
+#: the run started (:meth:`aletheia.tracking.gitstart.StartGit.unchanged`).
+AsStarted = Callable[[str, os.stat_result, os.stat_result], bool]
+
+
+def capture(
+    root: Path,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    *,
+    existed: Callable[[str], bool] | None = None,
+    as_started: AsStarted | None = None,
+) -> Snapshot:
     """Read the untracked, non-ignored files under ``root`` within ``max_bytes``.
 
     Smallest first, so one big stray file does not crowd out the source
-    files; reads at most ``max_bytes`` bytes in all.
+    files; reads at most ``max_bytes`` bytes in all. Read after the run
+    started, files that did not exist then (``existed``) are not listed, and
+    files that changed since (``as_started``) are skipped, with that reason.
     """
     if max_bytes < 0:
         raise ValidationError(f"snapshot_max_bytes is {max_bytes}", "give 0 or more bytes")
     paths, cut = untracked_paths(root)
+    if existed is not None:
+        paths = [p for p in paths if existed(p)]
     snap = Snapshot(max_bytes=max_bytes, listing_cut=cut)
     sized: list[tuple[int, str]] = []
     for rel in paths:
@@ -160,7 +174,7 @@ def capture(root: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> Snapshot:
         if size > budget:
             snap.skipped.append(Skipped(rel, size, f"over the {max_bytes}-byte snapshot budget"))
             continue
-        _keep(root, rel, snap)
+        _keep(root, rel, snap, as_started)
         budget = max_bytes - snap.total_bytes
     snap.skipped.sort(key=lambda s: s.path)
     return snap
@@ -178,13 +192,18 @@ def _printable(name: str) -> str:
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def _keep(root: Path, rel: str, snap: Snapshot) -> None:
+def _keep(root: Path, rel: str, snap: Snapshot, as_started: AsStarted | None = None) -> None:
     path = root / rel
     try:
+        before = os.lstat(path)
         data = path.read_bytes()  # the bytes hashed are the bytes uploaded
+        after = os.lstat(path)
         executable = bool(path.stat().st_mode & stat.S_IXUSR)
     except OSError as exc:
         snap.skipped.append(Skipped(rel, None, f"unreadable: {exc.strerror}"))
+        return
+    if as_started is not None and not as_started(rel, before, after):
+        snap.skipped.append(Skipped(rel, len(data), "changed after the run started"))
         return
     if len(data) > snap.max_bytes - snap.total_bytes:  # grew since it was measured
         snap.skipped.append(Skipped(rel, len(data), "grew past the snapshot budget"))
@@ -242,7 +261,12 @@ def store(blobs: BlobStore, snap: Snapshot) -> dict[str, Any] | None:
 
 
 def capture_and_store(
-    blobs: Callable[[], BlobStore], root: str | None, max_bytes: int
+    blobs: Callable[[], BlobStore],
+    root: str | None,
+    max_bytes: int,
+    *,
+    existed: Callable[[str], bool] | None = None,
+    as_started: AsStarted | None = None,
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """``(snapshot_ref, snapshot summary)`` for the run document; never fails the run.
 
@@ -253,7 +277,7 @@ def capture_and_store(
     if root is None or max_bytes == 0:
         return None, None
     try:
-        snap = capture(Path(root), max_bytes)
+        snap = capture(Path(root), max_bytes, existed=existed, as_started=as_started)
     except (OSError, ValueError) as exc:
         log.warning("aletheia: could not read untracked files (%s)", exc)
         return None, {"error": str(exc)[:500]}
