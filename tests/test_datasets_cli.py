@@ -199,3 +199,20 @@ def test_unreadable_file_is_a_clear_error_and_registers_nothing(stack, db):
         assert list(db.collection(layout.dataset_versions(P, "locked")).stream()) == []
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_unchanged_readd_loads_no_data_library(stack, tmp_path, monkeypatch):
+    """An unchanged re-add is a stat per file and two reads: the start-up of the CLI is most
+    of it, so it must not load the profiler's or the statistics' libraries."""
+    from test_startup import _heavy_loaded
+
+    monkeypatch.chdir(tmp_path)
+    data = make_tree(tmp_path / "d", {"a.csv": b"x\n1\n", "b.bin": b"\x00\x01"})
+    assert cli("add", "light", str(data))["created"]
+    code = (
+        f"sys.argv = ['aletheia', 'datasets', 'add', 'light', {str(data)!r}, '-p', {P!r}, "
+        "'--no-lock', '--json']\n"
+        "from aletheia.cli import main\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+    )
+    assert _heavy_loaded(code, ("pyarrow", "numpy", "duckdb", "pandas")) == []

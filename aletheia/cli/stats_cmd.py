@@ -27,8 +27,6 @@ from aletheia.cli._datasets_common import (
     version_validation,
 )
 from aletheia.cloud import layout
-from aletheia.stats import report as stats_report
-from aletheia.stats import splits
 
 
 @exit_on_error
@@ -42,6 +40,10 @@ def stats(
     as_json: JsonOption = False,
 ) -> None:
     """Schema and statistics of each file of a dataset version, and its validation."""
+    # Imported here, not with the module: every `datasets` subcommand loads this
+    # module (the group registers `stats`), and the report needs pyarrow.
+    from aletheia.stats import report as stats_report
+
     store = dataset_store(project, quiet=True)
     resolved = store.resolve_version(name, version)
     manifest = store.manifest(name, resolved)
@@ -86,6 +88,8 @@ def split(
     as_json: JsonOption = False,
 ) -> None:
     """Split every table of a dataset version into new datasets, row by row, deterministically."""
+    from aletheia.stats import splits  # pyarrow: loaded by this command only
+
     parts = splits.parse_ratios(ratios)
     targets = _part_names(name, names, len(parts))
     store = dataset_store(project, quiet=True)

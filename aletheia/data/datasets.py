@@ -71,7 +71,6 @@ from aletheia.data.removal import RemoveResult
 from aletheia.data.scan import scan_tree_stats
 from aletheia.data.transfer import run_parallel
 from aletheia.errors import ConflictError, IntegrityError
-from aletheia.stats import versioncheck
 
 #: Attempts at committing a version when concurrent adders race for the same id.
 MAX_COMMIT_ATTEMPTS = 20
@@ -245,6 +244,9 @@ class DatasetStore(DatasetCatalog):
             | PhaseTimes.since(times_before, self.blobs.times.snapshot())
         )
         if result.created:  # an unchanged re-add reads nothing more
+            # Imported here: it loads numpy, which an unchanged re-add never needs.
+            from aletheia.stats import versioncheck
+
             versioncheck.after_commit(self.db, self.project, name, result.version, self.manifest)
         pinned_here = place is not None and place.rel is not None  # data living with git
         workspace.remember(
