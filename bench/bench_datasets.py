@@ -29,6 +29,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from bench import stackcpu
 from bench.common import (
     PEER_MISSING,
     Context,
@@ -147,13 +148,16 @@ def _shape(
     table = Table(title, ["tool", "step", "time", "MB/s", "vs sha256sum", "vs hashlib"])
     times: dict[str, float] = {}
     phase_tables: list[Table] = []
+    cpu: dict[str, dict[str, float]] = {}
 
     def timed(
         tool: str, step: str, cmd: list[str], cwd: Path | None = None, cold: bool = True
     ) -> Measured:
         if cold:
             drop_page_cache()
+        before = stackcpu.snapshot()
         m = check(run_measured(cmd, env=ctx.subprocess_env(), cwd=cwd), f"{tool} {step}")
+        cpu[f"{tool} {step}"] = stackcpu.since(before, stackcpu.snapshot())
         times[f"{tool} {step}"] = m.seconds
         return m
 
@@ -208,6 +212,7 @@ def _shape(
     if not ctx.quick:
         _verdict(section, shape, times)
     section.tables += phase_tables
+    section.tables.append(_cpu_table(shape, times, cpu))
     shutil.rmtree(repo, ignore_errors=True)
     return table
 
@@ -254,6 +259,18 @@ def dvc_gs_available() -> bool:
 
 #: ``AddResult.seconds`` keys, in the order an add goes through them.
 PHASES = ("scan", "transfer", "hash", "head", "upload", "documents", "total")
+
+
+def _cpu_table(shape: str, times: dict[str, float], cpu: dict[str, dict[str, float]]) -> Table:
+    """CPU seconds of the tool and of each stack process during each step (2 cores shared)."""
+    parts = ["tool", *stackcpu.PARTS]
+    table = Table(
+        f"{shape}: CPU seconds during each step (the tool, and each process of the local stack)",
+        ["step", "wall", *parts],
+    )
+    for step, used in cpu.items():
+        table.add(step, fmt_s(times[step]), *(f"{used.get(p, 0.0):.1f}" for p in parts))
+    return table
 
 
 def _phase_table(shape: str, steps: dict[str, Measured]) -> Table:

@@ -216,3 +216,18 @@ def test_unchanged_readd_loads_no_data_library(stack, tmp_path, monkeypatch):
         "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
     )
     assert _heavy_loaded(code, ("pyarrow", "numpy", "duckdb", "pandas")) == []
+
+
+def test_verbose_add_says_where_the_time_went(stack, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data = make_tree(tmp_path / "d", {"a.csv": b"x\n1\n", "big.bin": os.urandom(1 << 20)})
+    args = ["datasets", "add", "timed", str(data), "-p", P, "--no-lock"]
+    quiet = runner.invoke(app, args)
+    assert quiet.exit_code == 0, quiet.output
+    assert "hash" not in quiet.output  # the phases only when asked for
+    make_tree(data, {"a.csv": b"x\n2\n"})
+    loud = runner.invoke(app, [*args, "--verbose"])
+    assert loud.exit_code == 0, loud.output
+    text = " ".join(loud.output.split())
+    for phase in ("scan", "hash+upload", "hash", "upload", "documents", "total"):
+        assert f"{phase} " in text, phase

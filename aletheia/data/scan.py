@@ -68,9 +68,11 @@ def _walk(directory: Path, prefix: str, ancestors: set[tuple[int, int]], out: li
         if entry.name in SKIP_DIRS or workspace.is_own_file(entry.name):
             continue  # by name, before following links: never data, whatever it points at
         rel = f"{prefix}{entry.name}"
-        full = Path(entry.path)
+        # A child of a parsed path, and the entry's own stat: pathlib's parsing of a
+        # whole path per file was most of the time of a 10,000-file unchanged re-add.
+        full = directory / entry.name
         try:
-            st = full.stat()  # follows symlinks
+            st = entry.stat()  # follows symlinks
         except FileNotFoundError as exc:
             raise ValidationError(f"{full} is a dangling symlink", "fix or remove it") from exc
         except OSError as exc:  # ELOOP: a link pointing at itself
