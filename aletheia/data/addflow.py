@@ -113,21 +113,24 @@ def hash_and_upload(
         for _, path in files:
             if path in memo:
                 sources.setdefault(memo[path], path)
-        pending: dict[Future[FileDigest], Path] = {hashers.submit(hashed, p): p for p in todo}
-        _drain(pending, lambda fut: _on_hashed(fut, pending, digests, send), [hashers, uploaders])
-        entries = [
-            FileEntry(rel, digests[p].sha256, digests[p].size)
-            if p in digests
-            else FileEntry(rel, memo[p], stats[p].size)
-            for rel, p in files
-        ]
-        if after_hashing is not None:
-            try:
+        try:
+            pending = {hashers.submit(hashed, p): p for p in todo}
+            _drain(pending, lambda fut: _on_hashed(fut, pending, digests, send), [hashers])
+            entries = [
+                FileEntry(rel, digests[p].sha256, digests[p].size)
+                if p in digests
+                else FileEntry(rel, memo[p], stats[p].size)
+                for rel, p in files
+            ]
+            if after_hashing is not None:
                 after_hashing(entries)
-            except BaseException:
-                uploaders.shutdown(wait=True, cancel_futures=True)
-                raise
-        _drain(dict.fromkeys(uploads.values()), lambda _fut: None, [uploaders])
+            _drain(dict.fromkeys(uploads.values()), lambda _fut: None, [])
+        except BaseException:
+            # An error, or Ctrl-C: what is queued is dropped, only what runs is waited for
+            # (the pools' exit). Uploads are content-addressed: nothing half-done is recorded.
+            for pool in (hashers, uploaders):
+                pool.shutdown(wait=False, cancel_futures=True)
+            raise
     stable = [
         (p, stats[p], d.sha256) for p, d in digests.items() if StatKey.of(p.stat()) == stats[p]
     ]
@@ -155,20 +158,18 @@ def _on_hashed(
     send(path, found.sha256, found.crc32c)
 
 
-def _drain(
-    futures: dict, on_done: Callable[[Future], None], pools: list[ThreadPoolExecutor]
-) -> None:
-    """Wait for ``futures``, calling ``on_done`` for each; on the first error cancel the rest.
+def _drain(futures: dict, on_done: Callable[[Future], None], pools: list) -> None:
+    """Wait for ``futures``, calling ``on_done`` for each as it completes; raise the first error.
 
-    The error is raised after the pools have finished what was running, so
-    no worker is still writing when the caller sees it.
+    ``pools`` are shut down (queued work cancelled) before the error is raised.
     """
     left = set(futures)
     while left:
         done, left = wait(left, return_when=FIRST_COMPLETED)
         for fut in done:
-            if fut.exception() is not None:
+            error = fut.exception()
+            if error is not None:
                 for pool in pools:
-                    pool.shutdown(wait=True, cancel_futures=True)
-                raise fut.exception()  # type: ignore[misc]
+                    pool.shutdown(wait=False, cancel_futures=True)
+                raise error
             on_done(fut)
