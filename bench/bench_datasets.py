@@ -7,8 +7,12 @@ reads exactly the same files, the page cache dropped before every cold step:
 * Python ``hashlib.sha256`` streaming 1 MiB chunks, one thread (the floor:
   nothing that hashes every byte in Python can beat it),
 * ``aletheia datasets add`` (cold CLI process: hash, upload to the local
-  bucket, write the manifest), then the same command on unchanged files,
-* ``dvc add`` (+ ``dvc push`` to a local remote), then ``dvc add`` again,
+  bucket, write the manifest), then the same command on unchanged files;
+  its ``--json`` result names where the time went (scan, hash, HEAD,
+  upload, documents), recorded as a second table,
+* ``dvc add``, then ``dvc push`` to a local directory and ``dvc push`` to
+  the *same* local bucket (``dvc-gs``: gcsfs honours ``STORAGE_EMULATOR_HOST``),
+  so both tools move the same bytes to the same server; then ``dvc add`` again,
 * the storage floor: the same files PUT to the local bucket by plain HTTP
   on 8 threads, nothing hashed or recorded. No add that stores every byte
   in that bucket can be faster, so "aletheia add / floor" is the overhead
@@ -17,6 +21,7 @@ reads exactly the same files, the page cache dropped before every cold step:
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -24,6 +29,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from bench import stackcpu
 from bench.common import (
     PEER_MISSING,
     Context,
@@ -106,6 +112,9 @@ def run(ctx: Context) -> Section:
     shapes = {"small": (ctx.sized(10_000, 100), ctx.sized(100 << 10, 4 << 10))}
     if not ctx.quick:  # at quick sizes both shapes exercise the same code: one is enough
         shapes = {"big": (10, 100 << 20), **shapes}
+    section.note(
+        "load average (1/5/15 min) at the start: {:.1f} / {:.1f} / {:.1f}".format(*os.getloadavg())
+    )
     cold = drop_page_cache()
     if not cold:
         section.note("page cache could not be dropped: every 'cold' figure is warm cache")
@@ -117,6 +126,9 @@ def run(ctx: Context) -> Section:
         section.note(f"dvc: {PEER_MISSING}")
     for shape, (count, size) in shapes.items():
         section.tables.append(_shape(ctx, section, shape, count, size, missing, dvc))
+    section.note(
+        "load average (1/5/15 min) at the end: {:.1f} / {:.1f} / {:.1f}".format(*os.getloadavg())
+    )
     return section
 
 
@@ -135,13 +147,17 @@ def _shape(
     title = f"{shape}: {count:,} files x {fmt_bytes(size)} = {fmt_bytes(total)}"
     table = Table(title, ["tool", "step", "time", "MB/s", "vs sha256sum", "vs hashlib"])
     times: dict[str, float] = {}
+    phase_tables: list[Table] = []
+    cpu: dict[str, dict[str, float]] = {}
 
     def timed(
         tool: str, step: str, cmd: list[str], cwd: Path | None = None, cold: bool = True
     ) -> Measured:
         if cold:
             drop_page_cache()
+        before = stackcpu.snapshot()
         m = check(run_measured(cmd, env=ctx.subprocess_env(), cwd=cwd), f"{tool} {step}")
+        cpu[f"{tool} {step}"] = stackcpu.since(before, stackcpu.snapshot())
         times[f"{tool} {step}"] = m.seconds
         return m
 
@@ -157,17 +173,15 @@ def _shape(
     if aletheia_missing is None:
         # --no-lock: the benchmark must not pin versions in whatever repo it runs from.
         add = [*aletheia_cli(), "datasets", "add", f"bench-{shape}", str(data), "--no-lock"]
+        add += ["--json"]  # the result carries the per-phase seconds
         before = _bucket_usage(ctx)
-        rows.append(("aletheia datasets add", "cold", timed("aletheia", "add", add)))
+        first = timed("aletheia", "add", add)
+        rows.append(("aletheia datasets add", "cold", first))
         after_add = _bucket_usage(ctx)
-        rows.append(
-            (
-                "aletheia datasets add",
-                "unchanged",
-                timed("aletheia", "re-add", add, None, cold=False),
-            )
-        )
+        again = timed("aletheia", "re-add", add, None, cold=False)
+        rows.append(("aletheia datasets add", "unchanged", again))
         after_readd = _bucket_usage(ctx)
+        phase_tables.append(_phase_table(shape, {"cold": first, "unchanged": again}))
         section.counts[shape] = {
             "files": count,
             "bytes": total,
@@ -180,7 +194,7 @@ def _shape(
         floor = [sys.executable, "-c", FLOOR_SCRIPT, "data"]
         rows.append(("storage floor", "PUT only", timed("floor", "put", floor, cwd=repo)))
     if dvc is not None:
-        rows += _dvc(repo, dvc, timed)
+        rows += _dvc(repo, dvc, timed, f"gs://{ctx.env.get('ALETHEIA_BUCKET', 'aletheia-local')}")
     base_sha, base_hl = times["sha256sum cold"], times["hashlib cold"]
     for tool, step, m in rows:
         table.add(
@@ -197,31 +211,79 @@ def _shape(
         table.add("dvc add + push", "-", PEER_MISSING, "-", "-", "-")
     if not ctx.quick:
         _verdict(section, shape, times)
+    section.tables += phase_tables
+    section.tables.append(_cpu_table(shape, times, cpu))
     shutil.rmtree(repo, ignore_errors=True)
     return table
 
 
-def _dvc(repo: Path, dvc: list[str], timed: Timed) -> list[tuple[str, str, Measured]]:
+def _dvc(repo: Path, dvc: list[str], timed: Timed, bucket: str) -> list[tuple[str, str, Measured]]:
+    """``dvc add``, then a push to a local directory and one to the same bucket as aletheia."""
     remote = repo.parent / f"{repo.name}-remote"
     for args in (
         ["init", "--no-scm", "-q"],
         ["config", "core.analytics", "false"],
         ["remote", "add", "-d", "local", str(remote)],
+        ["remote", "add", "gcs", f"{bucket}/dvc-bench/{repo.name}"],
     ):
         subprocess.run([*dvc, *args], cwd=repo, check=True, capture_output=True)
-    return [
+    rows = [
         ("dvc add", "cold", timed("dvc", "add", [*dvc, "add", "-q", "data"], cwd=repo)),
         (
             "dvc push",
             "local remote",
             timed("dvc", "push", [*dvc, "push", "-q"], cwd=repo, cold=False),
         ),
+    ]
+    if dvc_gs_available():
+        push = [*dvc, "push", "-q", "-r", "gcs"]
+        rows.append(("dvc push", "same bucket", timed("dvc", "push-gs", push, cwd=repo)))
+    rows.append(
         (
             "dvc add",
             "unchanged",
             timed("dvc", "re-add", [*dvc, "add", "-q", "data"], cwd=repo, cold=False),
-        ),
-    ]
+        )
+    )
+    return rows
+
+
+def dvc_gs_available() -> bool:
+    """True when DVC can push to ``gs://`` (the ``dvc-gs`` plugin is installed)."""
+    try:
+        import dvc_gs  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+#: ``AddResult.seconds`` keys, in the order an add goes through them.
+PHASES = ("scan", "transfer", "hash", "head", "upload", "documents", "total")
+
+
+def _cpu_table(shape: str, times: dict[str, float], cpu: dict[str, dict[str, float]]) -> Table:
+    """CPU seconds of the tool and of each stack process during each step (2 cores shared)."""
+    parts = ["tool", *stackcpu.PARTS]
+    table = Table(
+        f"{shape}: CPU seconds during each step (the tool, and each process of the local stack)",
+        ["step", "wall", *parts],
+    )
+    for step, used in cpu.items():
+        table.add(step, fmt_s(times[step]), *(f"{used.get(p, 0.0):.1f}" for p in parts))
+    return table
+
+
+def _phase_table(shape: str, steps: dict[str, Measured]) -> Table:
+    """Where ``aletheia datasets add`` spent its time, from its ``--json`` result."""
+    table = Table(
+        f"{shape}: aletheia datasets add, per phase (hash/HEAD/upload: thread time)",
+        ["step", "process", *PHASES],
+    )
+    for step, m in steps.items():
+        seconds = json.loads(m.stdout).get("seconds", {})
+        cells = [fmt_s(seconds[k]) if k in seconds else "-" for k in PHASES]
+        table.add(step, fmt_s(m.seconds), *cells)
+    return table
 
 
 def _bucket_usage(ctx: Context) -> tuple[int, int]:
@@ -258,12 +320,26 @@ def _verdict(section: Section, shape: str, times: dict[str, float]) -> None:
         f"{'met' if readd / add <= 0.1 else 'NOT met'})"
     )
     if "floor put" in times:
+        vs_floor = add / times["floor put"]
         section.note(
-            f"{shape}: aletheia add = {add / times['floor put']:.2f}x the storage floor "
-            "(plain PUTs of the same bytes to the same local bucket)"
+            f"{shape}: aletheia add = {vs_floor:.2f}x the storage floor "
+            "(plain PUTs of the same bytes to the same local bucket; goal ≤1.1x: "
+            f"{'met' if vs_floor <= 1.1 else 'NOT met'})"
         )
     if "dvc add" in times:
         section.note(
-            f"{shape}: aletheia add vs dvc add + push: "
+            f"{shape}: aletheia add vs dvc add + push to a local directory: "
             f"{add / (times['dvc add'] + times['dvc push']):.2f}x"
+        )
+    if "dvc push-gs" in times:
+        both = times["dvc add"] + times["dvc push-gs"]
+        section.note(
+            f"{shape}: aletheia add vs dvc add + push to the same bucket: {add / both:.2f}x "
+            f"(goal: faster: {'met' if add < both else 'NOT met'})"
+        )
+    if "dvc re-add" in times:
+        section.note(
+            f"{shape}: unchanged re-add {readd:.2f} s vs dvc add unchanged "
+            f"{times['dvc re-add']:.2f} s (goal ≤: "
+            f"{'met' if readd <= times['dvc re-add'] else 'NOT met'})"
         )

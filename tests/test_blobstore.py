@@ -10,8 +10,8 @@ import threading
 import pytest
 
 from aletheia.cloud import layout
-from aletheia.data.blobstore import HEAD_THRESHOLD, RESUMABLE_THRESHOLD, BlobStore
-from aletheia.errors import NotFoundError
+from aletheia.data.blobstore import HEAD_THRESHOLD, BlobStore
+from aletheia.errors import IntegrityError, NotFoundError
 
 
 def sha(data: bytes) -> str:
@@ -24,7 +24,8 @@ def blobs(stack, gcs) -> BlobStore:
 
 
 def test_upload_once_then_skip_after_one_head(blobs, tmp_path):
-    data = os.urandom(RESUMABLE_THRESHOLD + 1234)  # resumable path
+    blobs.single_request_max = 1 << 20  # the resumable path, without a 512 MiB file
+    data = os.urandom(3 << 20)
     path = tmp_path / "f"
     path.write_bytes(data)
     seen: list[int] = []
@@ -89,3 +90,50 @@ def test_put_and_get_bytes_and_missing_blobs(blobs):
     with pytest.raises(NotFoundError):
         blobs.download_to(sha(b"never stored"), io.BytesIO())
     assert blobs.delete(info.sha256) and not blobs.delete(info.sha256)
+
+
+def _crc32c(data: bytes) -> str:
+    import base64
+
+    import google_crc32c
+
+    return base64.b64encode(google_crc32c.Checksum(data).digest()).decode()
+
+
+@pytest.mark.parametrize("size", [HEAD_THRESHOLD - 1, 3 << 20])
+def test_bytes_other_than_those_hashed_are_refused_and_not_kept(blobs, tmp_path, gcs, stack, size):
+    hashed = os.urandom(size)
+    path = tmp_path / "f"
+    path.write_bytes(os.urandom(size))  # the file changed after it was hashed: same size
+    with pytest.raises(IntegrityError, match="changed while it was being added"):
+        blobs.upload_file(path, sha(hashed), size, crc32c=_crc32c(hashed))
+    assert list(gcs.bucket(stack.bucket).list_blobs(prefix="bs/")) == []
+    assert blobs.stats.uploads == 0
+
+
+def test_without_a_crc_the_bytes_are_rehashed_as_they_stream(blobs, tmp_path, gcs, stack):
+    path = tmp_path / "f"
+    path.write_bytes(b"now")
+    with pytest.raises(IntegrityError, match="changed while it was being added"):
+        blobs.upload_file(path, sha(b"was"), 3)  # a stale memo: no crc32c to compare with
+    assert list(gcs.bucket(stack.bucket).list_blobs(prefix="bs/")) == []
+
+
+def test_a_file_that_shrank_after_hashing_is_refused_at_once(blobs, tmp_path, gcs, stack):
+    hashed = os.urandom(2 << 20)
+    path = tmp_path / "f"
+    path.write_bytes(hashed[: 1 << 20])  # truncated since: the promised length cannot be sent
+    with pytest.raises(IntegrityError, match="changed while it was being added"):
+        blobs.upload_file(path, sha(hashed), len(hashed), crc32c=_crc32c(hashed))
+    assert list(gcs.bucket(stack.bucket).list_blobs(prefix="bs/")) == []
+
+
+def test_upload_in_one_request_keeps_metadata_and_verifies(blobs, tmp_path, gcs, stack):
+    data = os.urandom(5 << 20)  # above the library's 8 MiB multipart limit is the same path
+    path = tmp_path / "x.csv"
+    path.write_bytes(data)
+    info = blobs.upload_file(path, sha(data), len(data), relpath="t/x.csv", crc32c=_crc32c(data))
+    assert info.uploaded and blobs.stats.uploads == 1 and blobs.stats.head_requests == 1
+    blob = gcs.bucket(stack.bucket).get_blob(layout.blob_name("bs", sha(data)))
+    assert blob.size == len(data) and blob.crc32c == _crc32c(data)
+    assert blob.metadata == {"relpath": "t/x.csv"} and blob.content_type == "text/csv"

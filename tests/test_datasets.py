@@ -17,7 +17,7 @@ from aletheia.data.cache import LocalCache
 from aletheia.data.datasets import DatasetStore
 from aletheia.data.filesindex import FilesIndex
 from aletheia.data.manifests import load_manifest
-from aletheia.errors import IntegrityError, NotFoundError, ValidationError
+from aletheia.errors import NotFoundError, ValidationError
 
 PROJECT = "p1"
 
@@ -255,19 +255,28 @@ def test_checkout_refuses_to_write_through_a_symlink(store, tmp_path):
     assert list((tmp_path / "elsewhere").iterdir()) == []
 
 
-def test_file_changed_behind_the_stat_memo_is_caught_at_upload(store, tmp_path, db):
-    data = make_tree(tmp_path / "d", {"a.bin": b"original"})
-    store.add("first", data)  # memoises a.bin's digest
-    store.remove_version("first", "v1")  # and its blob is gone again
+def test_file_rewritten_with_its_mtime_put_back_is_hashed_again(store, tmp_path, db):
+    data = make_tree(tmp_path / "d", {"a.bin": b"original", "b.bin": b"stays"})
+    store.add("first", data)  # memoises both digests
     path = data / "a.bin"
     st = path.stat()
-    path.write_bytes(b"tampered")  # same size, mtime put back: the memo cannot tell
-    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
-    with pytest.raises(IntegrityError, match="changed while it was being added"):
-        store.add("second", data)
-    assert not db.document(layout.dataset("p1", "second")).get().exists
-    assert not store.blobs.exists(sha(b"original"))  # wrong bytes never stay under a name
-    assert not store.blobs.exists(sha(b"tampered"))
+    path.write_bytes(b"tampered")  # same size, same inode, mtime put back (cp -p, touch -d):
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # only the ctime tells
+    result = store.add("first", data)
+    assert (result.version, result.created) == ("v2", True)
+    assert result.bytes_hashed == len(b"tampered")  # b.bin still answered by the memo
+    assert store.manifest("first", "v2")["a.bin"].sha256 == sha(b"tampered")
+    assert store.blobs.exists(sha(b"tampered"))
+
+
+def test_memo_trusts_only_files_older_than_the_racy_window(store, tmp_path):
+    data = make_tree(tmp_path / "d", {"old.bin": b"old"})
+    fresh = data / "fresh.bin"
+    fresh.write_bytes(b"new")  # written just now: a same-tick rewrite would keep its stat
+    store.add("racy", data)
+    again = store.add("racy", data)
+    assert again.created is False
+    assert again.bytes_hashed == len(b"new")  # hashed again; old.bin came from the memo
 
 
 def test_upload_records_relpath_and_content_type(store, tmp_path, gcs, stack):

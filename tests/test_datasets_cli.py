@@ -39,9 +39,10 @@ def test_add_list_versions_show_diff_pull_rm(stack, db, tmp_path, monkeypatch):
     data = make_tree(tmp_path / "d", {"a.csv": b"x,y\n1,2\n", "b.csv": b"x,y\n3,4\n"})
     added = cli("add", "iris", str(data), "--desc", "flowers", "--source", "uci")
     assert added["version"] == "v1" and added["created"] and added["lock_file"] is None
-    assert set(added["seconds"]) == {"hashing", "uploading", "committing", "indexing"}
+    phases = {"scan", "transfer", "hash", "upload", "documents", "total"}  # no HEAD: small files
+    assert set(added["seconds"]) == phases
     unchanged = cli("add", "iris", str(data))
-    assert unchanged["created"] is False and set(unchanged["seconds"]) == {"hashing"}
+    assert unchanged["created"] is False and set(unchanged["seconds"]) == {"scan", "total"}
 
     make_tree(data, {"b.csv": b"x,y\n3,5\n", "c.csv": b"x,y\n"})
     assert cli("add", "iris", str(data))["version"] == "v2"
@@ -198,3 +199,35 @@ def test_unreadable_file_is_a_clear_error_and_registers_nothing(stack, db):
         assert list(db.collection(layout.dataset_versions(P, "locked")).stream()) == []
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_unchanged_readd_loads_no_data_library(stack, tmp_path, monkeypatch):
+    """An unchanged re-add is a stat per file and two reads: the start-up of the CLI is most
+    of it, so it must not load the profiler's or the statistics' libraries."""
+    from test_startup import _heavy_loaded
+
+    monkeypatch.chdir(tmp_path)
+    data = make_tree(tmp_path / "d", {"a.csv": b"x\n1\n", "b.bin": b"\x00\x01"})
+    assert cli("add", "light", str(data))["created"]
+    code = (
+        f"sys.argv = ['aletheia', 'datasets', 'add', 'light', {str(data)!r}, '-p', {P!r}, "
+        "'--no-lock', '--json']\n"
+        "from aletheia.cli import main\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+    )
+    assert _heavy_loaded(code, ("pyarrow", "numpy", "duckdb", "pandas")) == []
+
+
+def test_verbose_add_says_where_the_time_went(stack, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data = make_tree(tmp_path / "d", {"a.csv": b"x\n1\n", "big.bin": os.urandom(1 << 20)})
+    args = ["datasets", "add", "timed", str(data), "-p", P, "--no-lock"]
+    quiet = runner.invoke(app, args)
+    assert quiet.exit_code == 0, quiet.output
+    assert "hash" not in quiet.output  # the phases only when asked for
+    make_tree(data, {"a.csv": b"x\n2\n"})
+    loud = runner.invoke(app, [*args, "--verbose"])
+    assert loud.exit_code == 0, loud.output
+    text = " ".join(loud.output.split())
+    for phase in ("scan", "hash+upload", "hash", "upload", "documents", "total"):
+        assert f"{phase} " in text, phase

@@ -22,7 +22,6 @@ from aletheia.cli._common import console, err_console, settings
 from aletheia.cloud import layout
 from aletheia.data.datasets import DatasetStore
 from aletheia.data.hashing import OnBytes
-from aletheia.stats import versioncheck, versionprofile
 
 ProjectOption = Annotated[
     str | None,
@@ -94,6 +93,9 @@ def version_validation(store: DatasetStore, name: str, version: str) -> dict[str
     found = (doc or {}).get("validation")
     if found is not None:
         return {**jsonable(found), "recorded": True}
+    # Imported here: it loads numpy, which most dataset commands (add, list) never need.
+    from aletheia.stats import versioncheck
+
     computed = versioncheck.compute(
         store.db, store.project, name, doc or {}, store.manifest, profiles=store.file_profile
     )
@@ -105,6 +107,8 @@ def version_profile(store: DatasetStore, name: str, version: str) -> dict[str, A
 
     ``None`` while some file of the version is not profiled yet.
     """
+    from aletheia.stats import versionprofile  # with versioncheck: not for every command
+
     doc = store.db.document(layout.dataset_version(store.project, name, version)).get().to_dict()
     found = versionprofile.recorded_or_computed(
         store.db,

@@ -64,6 +64,14 @@ def add(
     ] = None,
     project: ProjectOption = None,
     as_json: JsonOption = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Also print where the time went: scan, hash, HEAD, upload, documents.",
+        ),
+    ] = False,
 ) -> None:
     """Add the files under PATH as the next version of NAME (nothing new if unchanged)."""
     result = dataset_store(project, quiet=as_json).add(
@@ -83,10 +91,8 @@ def add(
         f"({lineage}{result.file_count} files, {_size(result.total_bytes)}; "
         f"uploaded {result.files_uploaded} files, {_size(result.bytes_uploaded)})"
     )
-    console.print(
-        "  " + ", ".join(f"{phase} {secs:.2f} s" for phase, secs in result.seconds.items()),
-        style="dim",
-    )
+    if verbose:
+        console.print(_phases(result.seconds), style="dim")
     if result.lock_file:
         where = f" at {result.workspace_path}" if result.workspace_path else ""
         console.print(f"pinned{where} in {result.lock_file}")
@@ -98,6 +104,27 @@ def add(
                 "`datasets pull` without a name puts it in the cache checkout",
                 style="yellow",
             )
+
+
+#: ``AddResult.seconds`` in the order an add goes through them, with what each one is.
+_PHASES = (
+    ("scan", "scan", "walk, stat, memo"),
+    ("transfer", "hash+upload", "wall, overlapped"),
+    ("hash", "hash", "thread time"),
+    ("head", "HEAD", "thread time"),
+    ("upload", "upload", "thread time"),
+    ("documents", "documents", "registry, manifest, version, files/"),
+    ("total", "total", ""),
+)
+
+
+def _phases(seconds: dict[str, float]) -> str:
+    parts = [
+        f"{label} {seconds[key]:.2f} s" + (f" ({what})" if what else "")
+        for key, label, what in _PHASES
+        if key in seconds
+    ]
+    return "  " + ", ".join(parts)
 
 
 _PARENT_FROM = {

@@ -11,7 +11,7 @@ the local stack).
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -25,7 +25,9 @@ from aletheia.cli._datasets_common import (
 )
 from aletheia.cloud import layout
 from aletheia.errors import NotFoundError
-from aletheia.function import leases
+
+if TYPE_CHECKING:
+    from aletheia.function import leases
 
 
 @exit_on_error
@@ -61,6 +63,10 @@ def reprofile(
     as_json: JsonOption = False,
 ) -> None:
     """Profile a version's files again: the storage function does it (or --in-process)."""
+    # Imported here: the profiler behind it (pyarrow) is loaded by every `datasets`
+    # subcommand otherwise, since the group registers this one (`datasets add` included).
+    from aletheia.function import leases
+
     store = dataset_store(project, quiet=True)
     handle = store.get(name, version, download=False)
     digests = {e.sha256 for e in handle.files}

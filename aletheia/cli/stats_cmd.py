@@ -32,8 +32,6 @@ from aletheia.cli._datasets_common import (
     version_validation,
 )
 from aletheia.cloud import layout
-from aletheia.stats import report as stats_report
-from aletheia.stats import splits
 
 if TYPE_CHECKING:
     from aletheia.data.datasets import DatasetStore
@@ -66,6 +64,10 @@ def stats(
     as_json: JsonOption = False,
 ) -> None:
     """Statistics of a dataset version's tables, then of each file, and its validation."""
+    # Imported here, not with the module: every `datasets` subcommand loads this
+    # module (the group registers `stats`), and the report needs pyarrow.
+    from aletheia.stats import report as stats_report
+
     if engine not in ("function", "spark"):
         raise typer.BadParameter("--engine is function or spark", param_hint="--engine")
     store = dataset_store(project, quiet=True)
@@ -138,6 +140,8 @@ def split(
     as_json: JsonOption = False,
 ) -> None:
     """Split every table of a dataset version into new datasets, row by row, deterministically."""
+    from aletheia.stats import splits  # pyarrow: loaded by this command only
+
     parts = splits.parse_ratios(ratios)
     targets = _part_names(name, names, len(parts))
     store = dataset_store(project, quiet=True)

@@ -6,9 +6,13 @@ project. Uploads use ``if_generation_match=0``: concurrent uploaders of the
 same bytes never clobber each other, and a 412 just means "already there".
 A large file is first checked with one metadata request, so bytes already
 stored are not sent again; a small one is sent at once, since re-sending it
-costs about what the extra round trip would. Large files go up resumably
-in chunks, and every upload is verified by the crc32c Cloud Storage
-computes on its side. Downloads are verified by
+costs about what the extra round trip would. A file goes up in one
+streamed request (:mod:`aletheia.data.streamupload`) up to
+:data:`SINGLE_REQUEST_MAX`, resumably in chunks above it, and every upload
+is verified by the crc32c Cloud Storage computes on its side: against the
+crc32c taken when the file was hashed, when the caller has it (so a file
+changed since is caught without hashing it twice), else against the
+sha256 and crc32c of the bytes as they streamed. Downloads are verified by
 sha256 as they stream (see :meth:`aletheia.data.cache.LocalCache.open_for_write`).
 
 :class:`TransferStats` counts requests and bytes, so tests and benchmarks can
@@ -37,6 +41,8 @@ from aletheia.cloud import layout
 from aletheia.cloud.config import LOCAL_BUCKET
 from aletheia.cloud.lazy import gexc, requests, storage
 from aletheia.cloud.transient import is_transient
+from aletheia.data import streamupload
+from aletheia.data.phases import PhaseTimes
 from aletheia.errors import (
     AletheiaError,
     BackendUnavailableError,
@@ -47,8 +53,9 @@ from aletheia.errors import (
 
 #: Files of at least this size get a metadata request (HEAD) before their upload.
 HEAD_THRESHOLD = 1 << 20
-#: Files above this size are uploaded resumably, in chunks of RESUMABLE_CHUNK bytes.
-RESUMABLE_THRESHOLD = 32 << 20
+#: Files up to this size go up in one streamed request (nothing held in memory); a
+#: failed request is sent again whole, so larger ones go up resumably, in chunks.
+SINGLE_REQUEST_MAX = 512 << 20
 #: Must be a multiple of 256 KiB (a Cloud Storage rule). Each chunk is one request held
 #: in memory; 16 MiB chunks took twice as long per 100 MB as 32 MiB ones on the local
 #: stack (bench 3), and larger ones gained little while costing memory per upload thread.
@@ -111,6 +118,10 @@ class BlobStore:
         self.bucket = client.bucket(bucket)
         self.project = layout.validate_id(project, "project name")
         self.stats = TransferStats()
+        #: Thread-seconds spent in metadata requests ("head") and uploads ("upload").
+        self.times = PhaseTimes()
+        #: Files up to this size go up in one streamed request (see :data:`SINGLE_REQUEST_MAX`).
+        self.single_request_max = SINGLE_REQUEST_MAX
         self._lock = threading.Lock()
         self._bucket_seen = False
 
@@ -170,7 +181,8 @@ class BlobStore:
     def exists(self, sha256: str) -> bool:
         """True if these bytes are already stored (one metadata request)."""
         self._count(head_requests=1)
-        return bool(self._blob(sha256).exists())
+        with self.times.timed("head"):
+            return bool(self._blob(sha256).exists())
 
     def put_bytes(self, data: bytes, content_type: str = "application/octet-stream") -> BlobInfo:
         """Store small in-memory bytes (diffs, package lists, manifests); skipped if present."""
@@ -212,17 +224,21 @@ class BlobStore:
         *,
         on_bytes: OnBytes | None = None,
         relpath: str | None = None,
+        crc32c: str | None = None,
     ) -> BlobInfo:
         """Upload a file whose digest is known, unless the bucket already has it.
 
         From :data:`HEAD_THRESHOLD` up one HEAD decides; the upload itself is
         conditional (``if_generation_match=0``: a 412 means the bytes are there),
-        resumable above :data:`RESUMABLE_THRESHOLD`, checked against the crc32c
-        the server computed, and re-hashed as it streams: if the file changed
-        since it was hashed, the object is deleted again and
-        :class:`IntegrityError` raised. ``relpath`` (the file's name in its
-        dataset) is stored as object metadata and sets the content type, so
-        the storage function knows how to read the bytes.
+        one streamed request up to :attr:`single_request_max`, resumable above,
+        and checked against the crc32c the server computed. ``crc32c`` (base64,
+        as :func:`aletheia.data.hashing.digest_file` gives it) is the file's
+        when it was hashed: if the server saw other bytes, the file changed
+        since. Without it the bytes are re-hashed as they stream. Either way a
+        changed file's object is deleted again and :class:`IntegrityError`
+        raised. ``relpath`` (the file's name in its dataset) is stored as
+        object metadata and sets the content type, so the storage function
+        knows how to read the bytes.
         """
         info = BlobInfo(sha256, size, self.uri(sha256), uploaded=False)
         if size >= HEAD_THRESHOLD and self.exists(sha256):
@@ -230,14 +246,19 @@ class BlobStore:
             if on_bytes is not None:
                 on_bytes(size)
             return info
-        blob = self._blob(sha256)
-        if size > RESUMABLE_THRESHOLD:
-            blob.chunk_size = RESUMABLE_CHUNK
-        if relpath:
-            blob.metadata = {PATH_METADATA: relpath}
         content_type = (mimetypes.guess_type(relpath)[0] if relpath else None) or _OCTETS
         try:
-            self._upload(blob, path, size, sha256, content_type, on_bytes)
+            with self.times.timed("upload"):
+                if size <= self.single_request_max:
+                    self._upload_streamed(
+                        path, size, sha256, content_type, relpath, crc32c, on_bytes
+                    )
+                else:
+                    blob = self._blob(sha256)
+                    blob.chunk_size = RESUMABLE_CHUNK
+                    if relpath:
+                        blob.metadata = {PATH_METADATA: relpath}
+                    self._upload(blob, path, size, sha256, content_type, on_bytes)
         except gexc.PreconditionFailed:
             self._count(uploads_skipped=1)
             return info  # a concurrent uploader stored the same bytes first
@@ -245,6 +266,62 @@ class BlobStore:
             raise self._missing_bucket() from exc
         self._count(uploads=1, bytes_uploaded=size)
         return BlobInfo(sha256, size, info.uri, uploaded=True)
+
+    @_retry
+    def _upload_streamed(
+        self,
+        path: Path,
+        size: int,
+        sha256: str,
+        content_type: str,
+        relpath: str | None,
+        crc32c: str | None,
+        on_bytes: OnBytes | None,
+    ) -> None:
+        metadata: dict[str, Any] = {
+            "name": layout.blob_name(self.project, sha256),
+            "contentType": content_type,
+        }
+        if relpath:
+            metadata["metadata"] = {PATH_METADATA: relpath}
+        with open(path, "rb") as fh:  # noqa: PTH123
+            body = streamupload.MultipartBody(
+                metadata,
+                fh,
+                size,
+                content_type=content_type,
+                on_bytes=on_bytes,
+                hash_sha256=crc32c is None,
+            )
+            try:
+                resource = streamupload.post(self.client, self.bucket.name, body)
+            except requests.ConnectionError as exc:
+                raise BackendUnavailableError(
+                    f"Cloud Storage is unreachable: {exc}",
+                    "check the network, or start the local stack with `aletheia local up`",
+                ) from exc
+        sent = body.sent_crc32c()
+        stored = resource.get("crc32c")
+        if stored is not None and stored != sent:
+            self._delete_ours(resource)
+            raise IntegrityError(
+                f"upload of {path} was corrupted in transit (crc32c mismatch)", "retry the add"
+            )
+        if (
+            int(resource.get("size", -1)) != size
+            or (crc32c is not None and sent != crc32c)
+            or body.sent_sha256() not in (None, sha256)
+        ):
+            self._delete_ours(resource)
+            raise IntegrityError(
+                f"{path} changed while it was being added", "add it again once it is stable"
+            )
+
+    def _delete_ours(self, resource: dict[str, Any]) -> None:
+        """Delete the object this store just created: wrong bytes never stay under a name."""
+        generation = resource.get("generation")
+        blob = self.bucket.blob(str(resource["name"]))
+        _call(blob.delete, if_generation_match=int(generation) if generation else None)
 
     @_retry
     def _upload(

@@ -49,6 +49,7 @@ from aletheia.cloud import layout, limits
 from aletheia.cloud.lazy import firestore, gexc
 from aletheia.cloud.redact import redact_text
 from aletheia.data import (
+    addflow,
     blobrefs,
     getversion,
     parents,
@@ -62,14 +63,14 @@ from aletheia.data.cache import LinkMode, Verify
 from aletheia.data.catalog import DatasetCatalog
 from aletheia.data.filesindex import FILES_VERSION
 from aletheia.data.getversion import DatasetHandle
-from aletheia.data.hashing import StatKey, default_workers, sha256_files
+from aletheia.data.hashing import StatKey, default_workers
 from aletheia.data.manifests import FileEntry, diff_manifests, encode_manifest, listed_files
+from aletheia.data.phases import PhaseTimes
 from aletheia.data.profilehtml import VersionProfile
 from aletheia.data.removal import RemoveResult
-from aletheia.data.scan import scan_tree
+from aletheia.data.scan import scan_tree_stats
 from aletheia.data.transfer import run_parallel
 from aletheia.errors import ConflictError, IntegrityError
-from aletheia.stats import versioncheck
 
 #: Attempts at committing a version when concurrent adders race for the same id.
 MAX_COMMIT_ATTEMPTS = 20
@@ -90,7 +91,10 @@ class AddResult:
     bytes_hashed: int
     changes: dict[str, int]
     lock_file: Path | None = None
-    #: Wall time of each phase (hashing, uploading, committing, indexing), in seconds.
+    #: Where the time went, in seconds: wall time of "scan" (walk, stat, memo),
+    #: "transfer" (hashing and uploading, overlapped), "documents" (registry,
+    #: manifest, version, ``files/``) and "total"; thread time summed over the
+    #: workers of "hash", "head" (metadata requests) and "upload".
     seconds: dict[str, float] = field(default_factory=dict)
     #: Why ``parent`` is the parent: "explicit", "pull-state", "lock" or "latest".
     parent_from: str | None = None
@@ -100,11 +104,46 @@ class AddResult:
     gitignore_added: list[str] = field(default_factory=list)
 
 
+@dataclass
+class _Plan:
+    """What one add knows so far: its parent, its manifest once every file has a digest."""
+
+    base: dict[str, Any] | None
+    latest: dict[str, Any] | None
+    stats_before: dict[str, int]
+    parent_manifest: dict[str, FileEntry] = field(default_factory=dict)
+    manifest: dict[str, FileEntry] = field(default_factory=dict)
+    body: bytes = b""
+    digest: str = ""
+    #: The version holding exactly this data (parent or latest), if any: nothing to add.
+    same: dict[str, Any] | None = None
+    registered: set[str] = field(default_factory=set)
+    sources: dict[str, Path] = field(default_factory=dict)
+    hashed: int = 0
+    uploaded: int = 0
+
+    def settle(self, entries: list[FileEntry]) -> None:
+        """Every file has its digest: build the manifest and compare it with parent and latest."""
+        self.manifest = {e.path: e for e in entries}
+        self.body = encode_manifest(entries)
+        self.digest = sha256_bytes(self.body)
+        self.same = next(
+            (
+                d
+                for d in (self.base, self.latest)
+                if d is not None and d["manifest_sha256"] == self.digest
+            ),
+            None,
+        )
+
+
 class DatasetStore(DatasetCatalog):
     """Add, resolve, pull, diff and remove dataset versions of one project."""
 
     #: Phase times of the add in progress (reset by each ``add``).
     _seconds: dict[str, float]
+    #: Thread-seconds of the add in progress, summed over its workers ("hash").
+    _times: PhaseTimes
 
     # ------------------------------------------------------------------ add
 
@@ -139,45 +178,75 @@ class DatasetStore(DatasetCatalog):
         source = None if source is None else limits.validate_text(source, "dataset source")
         if created_by_run is not None:
             created_by_run = limits.validate_text(created_by_run, "created_by_run")
+        started = time.perf_counter()
         self._seconds = {}
+        self._times = PhaseTimes()
+        times_before = self.blobs.times.snapshot()
         place = repo_pin.plan(self.workdir, path, lock)  # refusals before any hashing or upload
         self.blobs.require_bucket()  # a wrong bucket setting, before any document is written
         self.ensure_project()  # every add writes into it
         if source is not None:  # every viewer reads it: no credentials (aletheia/cloud/redact.py)
             source = redact_text(source)
-        with self._phase("hashing"):
-            files = scan_tree(path)
-            entries, hashed, sources = self._hash(files)
-        manifest = {e.path: e for e in entries}
-        body = encode_manifest(entries)
-        digest = sha256_bytes(body)
+        with self._phase("scan"):  # the walk, one stat per file and the memo's answers
+            scanned = scan_tree_stats(path)
+            files = [(rel, p) for rel, p, _ in scanned]
+            stats = {p: StatKey.of(st) for _, p, st in scanned}
+            memo = self.cache.index.lookup_many(stats.items())
         latest = self.latest_version(name)
         if latest is not None:
             self._repair_files_if_stale(name, latest)
         base, parent_from = parents.choose_parent(
             self.db, self.project, name, path, explicit=parent, latest=latest, workdir=self.workdir
         )
-        same = next(
-            (d for d in (base, latest) if d is not None and d["manifest_sha256"] == digest), None
-        )
-        if same is not None:
-            result = self._unchanged(name, same, manifest, hashed)
+        plan = _Plan(base, latest, stats_before=self.blobs.stats.snapshot())
+        if all(p in memo for _, p in files):  # nothing to read: maybe nothing to do at all
+            plan.settle([FileEntry(rel, memo[p], stats[p].size) for rel, p in files])
+        if plan.same is None:
+            # What the parent holds is not uploaded again (the manifest is one small read).
+            plan.parent_manifest = self.manifest_of(base, name) if base is not None else {}
+
+            def after_hashing(entries: list[FileEntry]) -> None:
+                # Uploads are still running: the registry entries go in meanwhile.
+                plan.settle(entries)
+                if plan.same is None:
+                    with self._phase("documents"):
+                        plan.registered = self._register(
+                            name, plan.manifest, plan.parent_manifest, plan.digest, set()
+                        )
+
+            with self._phase("transfer"):
+                stage = addflow.hash_and_upload(
+                    files,
+                    stats,
+                    memo,
+                    {e.sha256 for e in plan.parent_manifest.values()},
+                    blobs=self.blobs,
+                    index=self.cache.index,
+                    reporter=self.reporter,
+                    times=self._times,
+                    hash_workers=default_workers(),
+                    after_hashing=after_hashing,
+                )
+            plan.hashed, plan.sources, plan.uploaded = (
+                stage.bytes_hashed,
+                stage.sources,
+                stage.uploaded,
+            )
+        manifest, digest = plan.manifest, plan.digest
+        if plan.same is not None:
+            result = self._unchanged(name, plan.same, manifest, plan.hashed)
         else:
             result = self._add_version(
-                name,
-                manifest,
-                sources,
-                body,
-                digest,
-                (base, latest, parent_from),
-                hashed,
-                path,
-                desc,
-                source,
-                created_by_run,
-                derived or {},
+                name, plan, parent_from, path, desc, source, created_by_run, derived or {}
             )
+        self._seconds.update(
+            {k: round(v, 3) for k, v in self._times.snapshot().items()}
+            | PhaseTimes.since(times_before, self.blobs.times.snapshot())
+        )
         if result.created:  # an unchanged re-add reads nothing more
+            # Imported here: it loads numpy, which an unchanged re-add never needs.
+            from aletheia.stats import versioncheck
+
             versioncheck.after_commit(
                 self.db, self.project, name, result.version, self.manifest, self.file_profile
             )
@@ -186,6 +255,7 @@ class DatasetStore(DatasetCatalog):
             path, self.project, name, result.version, digest, sorted(manifest), start=pinned_here
         )
         lock_file, rel, added = repo_pin.pin(place, self.project, name, result.version, digest)
+        self._seconds["total"] = round(time.perf_counter() - started, 3)
         return replace(
             result,
             lock_file=lock_file,
@@ -221,59 +291,26 @@ class DatasetStore(DatasetCatalog):
             {"added": 0, "removed": 0, "changed": 0},
         )
 
-    def _hash(self, files: list[tuple[str, Path]]) -> tuple[list[FileEntry], int, dict[str, Path]]:
-        """Digest every file in parallel; unchanged files (stat memo) cost one ``stat``.
-
-        The bytes are not copied into the cache on add: writing a second copy
-        costs several times the hashing itself (see docs/datasets.md). They
-        are uploaded from where they are, re-hashed as they stream, so a file
-        changed after hashing is caught. Returns the entries, the bytes read and
-        ``{sha256: a local file with those bytes}``.
-        """
-        stats = {p: StatKey.of(p.stat()) for _, p in files}
-        memo = self.cache.index.lookup_many(stats.items())
-        todo = [p for _, p in files if p not in memo]
-        total = sum(stats[p].size for p in todo)
-        with self.reporter.phase("hashing", total) as advance:
-            digests = sha256_files(todo, workers=default_workers(), on_bytes=advance)
-        hashed = dict(zip(todo, digests, strict=True))
-        # Memoise only files that did not change while they were read.
-        stable = [
-            (p, stats[p], sha) for p, (sha, _) in hashed.items() if StatKey.of(p.stat()) == stats[p]
-        ]
-        self.cache.index.record_many(stable)
-        sources = {sha: p for p, (sha, _) in hashed.items()}
-        sources.update({memo[p]: p for _, p in files if p in memo})
-        entries = [
-            FileEntry(rel, *hashed[p]) if p in hashed else FileEntry(rel, memo[p], stats[p].size)
-            for rel, p in files
-        ]
-        return entries, total, sources
-
     def _add_version(
         self,
         name: str,
-        manifest: dict[str, FileEntry],
-        sources: dict[str, Path],
-        body: bytes,
-        digest: str,
-        bases: tuple[dict[str, Any] | None, dict[str, Any] | None, str | None],
-        hashed: int,
+        plan: _Plan,
+        parent_from: str | None,
         path: Path,
         desc: str | None,
         source: str | None,
         created_by_run: str | None,
         derived: dict[str, Any],
     ) -> AddResult:
-        base, latest, parent_from = bases
-        parent_manifest = self.manifest_of(base, name) if base is not None else {}
-        before = self.blobs.stats.snapshot()
-        with self._phase("uploading"):
-            uploaded = self._upload_new(manifest, parent_manifest, sources)
-            self.blobs.put_bytes(body, content_type="application/json")
-        after = self.blobs.stats.snapshot()
-        with self._phase("committing"):
-            registered = self._register(name, manifest, parent_manifest, digest, set())
+        """Store the manifest, commit the version, bring ``files/`` up to date."""
+        manifest, sources, digest = plan.manifest, plan.sources, plan.digest
+        base, latest = plan.base, plan.latest
+        parent_manifest = plan.parent_manifest
+        with self._phase("documents"):
+            self.blobs.put_bytes(plan.body, content_type="application/json")
+            registered = plan.registered or self._register(
+                name, manifest, parent_manifest, digest, set()
+            )
             version, parent, parent_manifest, previous = self._commit(
                 name,
                 manifest,
@@ -287,10 +324,13 @@ class DatasetStore(DatasetCatalog):
                 created_by_run,
                 derived,
             )
+        after = self.blobs.stats.snapshot()
+        uploaded = plan.uploaded
+        hashed = plan.hashed
         self._register(name, manifest, parent_manifest, digest, registered)  # if the parent moved
         change = diff_manifests(parent_manifest, manifest)
         if parent is None or version != parent:
-            with self._phase("indexing"):
+            with self._phase("documents"):
                 # files/ shows the previous latest version, which need not be the parent.
                 if previous is None:
                     shown: dict[str, FileEntry] = {}
@@ -308,7 +348,7 @@ class DatasetStore(DatasetCatalog):
             len(manifest),
             sum(e.size for e in manifest.values()),
             uploaded,
-            after["bytes_uploaded"] - before["bytes_uploaded"],
+            after["bytes_uploaded"] - plan.stats_before["bytes_uploaded"],
             hashed,
             change.counts,
         )

@@ -17,6 +17,17 @@ SKIP_DIRS = workspace.OWN_DIRS
 def scan_tree(path: Path) -> list[tuple[str, Path]]:
     """``(relpath, absolute path)`` of every file under ``path`` (or ``path`` itself).
 
+    See :func:`scan_tree_stats`, which also gives each file's ``stat``.
+    """
+    return [(rel, full) for rel, full, _ in scan_tree_stats(path)]
+
+
+def scan_tree_stats(path: Path) -> list[tuple[str, Path, os.stat_result]]:
+    """``(relpath, absolute path, stat)`` of every file under ``path`` (or ``path`` itself).
+
+    The ``stat`` is the one the walk needed anyway (links followed): a caller
+    comparing files with a stat memo need not ``stat`` each file again.
+
     Symlinks are followed (their targets' bytes are the data); a symlink loop,
     a dangling link, an unreadable directory, a special file or an empty tree
     is a :class:`ValidationError` raised before anything is uploaded.
@@ -31,8 +42,9 @@ def scan_tree(path: Path) -> list[tuple[str, Path]]:
     if root.is_file():
         if workspace.is_own_file(root.name):
             raise ValidationError(f"{root} is aletheia's own file, not data", "add your data")
-        return [(layout.validate_relpath(root.name), root.resolve())]
-    found: list[tuple[str, Path]] = []
+        full = root.resolve()
+        return [(layout.validate_relpath(root.name), full, full.stat())]
+    found: list[tuple[str, Path, os.stat_result]] = []
     _walk(root.resolve(), "", {_dir_key(root)}, found)
     if not found:
         raise ValidationError(f"{root} contains no files", "a dataset needs at least one file")
@@ -56,9 +68,11 @@ def _walk(directory: Path, prefix: str, ancestors: set[tuple[int, int]], out: li
         if entry.name in SKIP_DIRS or workspace.is_own_file(entry.name):
             continue  # by name, before following links: never data, whatever it points at
         rel = f"{prefix}{entry.name}"
-        full = Path(entry.path)
+        # A child of a parsed path, and the entry's own stat: pathlib's parsing of a
+        # whole path per file was most of the time of a 10,000-file unchanged re-add.
+        full = directory / entry.name
         try:
-            st = full.stat()  # follows symlinks
+            st = entry.stat()  # follows symlinks
         except FileNotFoundError as exc:
             raise ValidationError(f"{full} is a dangling symlink", "fix or remove it") from exc
         except OSError as exc:  # ELOOP: a link pointing at itself
@@ -74,6 +88,6 @@ def _walk(directory: Path, prefix: str, ancestors: set[tuple[int, int]], out: li
                 )
             _walk(full, f"{rel}/", ancestors | {key}, out)
         elif stat.S_ISREG(st.st_mode):
-            out.append((layout.validate_relpath(rel), full))
+            out.append((layout.validate_relpath(rel), full, st))
         else:
             raise ValidationError(f"{full} is not a regular file", "leave sockets/devices out")
