@@ -26,7 +26,6 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from aletheia.cloud import layout, queries
@@ -42,7 +41,6 @@ log = logging.getLogger("aletheia.stats.versioncheck")
 ManifestLoader = Callable[[str, str], Mapping[str, Any]]
 
 _TERMINAL = ("done", "failed", "unsupported")
-_ATTEMPTS = 3
 #: Files listed per validation (the counts cover all; the document stays small).
 MAX_FILES_LISTED = 50
 
@@ -153,34 +151,13 @@ def record(
     ``None`` while the version has no parent, does not exist, or has files
     not yet profiled (the last one's function run records it then).
     """
-    ref = db.document(layout.dataset_version(project, name, version))
-    for _ in range(_ATTEMPTS):
-        snap = ref.get()
-        if not snap.exists:
-            return None
-        doc = snap.to_dict() or {}
-        if doc.get("validation") is not None:
-            return dict(doc["validation"])
-        validation = compute(db, project, name, doc, manifests, thresholds, profiles)
-        if validation is None:
-            return None
-        stamped = {**validation, "checked_at": firestore.SERVER_TIMESTAMP}
-        try:
-            # Only onto the document as read, i.e. still without a validation.
-            ref.update(
-                {"validation": stamped}, option=db.write_option(last_update_time=snap.update_time)
-            )
-        except gexc.FailedPrecondition:
-            continue  # another writer got there first: read what it recorded
-        except gexc.PermissionDenied:
-            # The rules refuse a second validation to a signed-in writer before the
-            # precondition is looked at: the same race, unless nothing was recorded.
-            recorded = (ref.get().to_dict() or {}).get("validation")
-            if recorded is None:
-                raise
-            return dict(recorded)
-        return validation
-    return None
+    return versionprofile.record_once(
+        db,
+        db.document(layout.dataset_version(project, name, version)),
+        "validation",
+        "checked_at",
+        lambda doc: compute(db, project, name, doc, manifests, thresholds, profiles),
+    )
 
 
 def after_commit(

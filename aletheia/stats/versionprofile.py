@@ -138,36 +138,61 @@ def record(
     missing files whose stored profiles have no sketches is returned, not
     written: it is recorded once they are profiled again.
     """
-    ref = db.document(layout.dataset_version(project, name, version))
+    return record_once(
+        db,
+        db.document(layout.dataset_version(project, name, version)),
+        "profile",
+        "computed_at",
+        lambda _doc: compute(db, project, name, version, manifests, profiles, DOC_BUDGET_BYTES),
+        # Files profiled before profiles had sketches: recorded once they are profiled
+        # again (`datasets reprofile`); readers merge what there is meanwhile.
+        keep=lambda computed: not computed["files_not_merged"],
+    )
+
+
+def record_once(
+    db: firestore.Client,
+    ref: firestore.DocumentReference,
+    field: str,
+    stamp: str,
+    compute: Callable[[dict[str, Any]], dict[str, Any] | None],
+    keep: Callable[[dict[str, Any]], bool] = lambda _value: True,
+) -> dict[str, Any] | None:
+    """Write ``field`` of a version document once: the first writer wins, the others read it.
+
+    ``compute(document)`` gives the value (``None``: not yet, nothing is
+    written); ``keep(value)`` says whether it may be recorded or only
+    returned. The update carries a precondition on the document as read, so
+    of two writers racing (the function's instances, an add) one writes and
+    the other reads what it wrote; the rules allow this one edit of an
+    otherwise immutable version. Returns the recorded (or computed) value.
+    """
     for _ in range(_ATTEMPTS):
         snap = ref.get()
         if not snap.exists:
             return None
         doc = snap.to_dict() or {}
-        if doc.get("profile") is not None:
-            return dict(doc["profile"])
-        computed = compute(db, project, name, version, manifests, profiles, DOC_BUDGET_BYTES)
-        if computed is None:
-            return None
-        if computed["files_not_merged"]:
-            # Files profiled before profiles had sketches: recorded once they are profiled
-            # again (`datasets reprofile`); readers merge what there is meanwhile.
-            return computed
-        stamped = {**computed, "computed_at": firestore.SERVER_TIMESTAMP}
+        if doc.get(field) is not None:
+            return dict(doc[field])
+        value = compute(doc)
+        if value is None or not keep(value):
+            return value
         try:
-            # Only onto the document as read, i.e. still without a profile.
+            # Only onto the document as read, i.e. still without this field.
             ref.update(
-                {"profile": stamped}, option=db.write_option(last_update_time=snap.update_time)
+                {field: {**value, stamp: firestore.SERVER_TIMESTAMP}},
+                option=db.write_option(last_update_time=snap.update_time),
             )
         except gexc.FailedPrecondition:
-            continue  # another writer (or the validation) wrote meanwhile: read again
+            continue  # another writer got there first (or wrote another field): read again
         except gexc.PermissionDenied:
-            # The rules refuse a second profile before the precondition is looked at.
-            recorded = (ref.get().to_dict() or {}).get("profile")
+            # The rules refuse a second value to a signed-in writer before the
+            # precondition is looked at: the same race, unless nothing was recorded.
+            recorded = (ref.get().to_dict() or {}).get(field)
             if recorded is None:
                 raise
             return dict(recorded)
-        return computed
+        return value
     return None
 
 
