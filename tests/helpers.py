@@ -8,12 +8,15 @@ seconds, and a slow pass is not a failure.
 
 from __future__ import annotations
 
+import os
+import subprocess
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -158,3 +161,20 @@ def write_documents(db: firestore.Client, writes: Sequence[tuple[str, dict[str, 
 
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(commit, [writes[i : i + 500] for i in range(0, len(writes), 500)]))
+
+
+#: A git identity for commits in test repositories (a CI machine may have none configured).
+GIT_ENV = {
+    **os.environ,
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@t",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@t",
+}
+
+
+def git(repo: Path, *args: str) -> str:
+    """Run real git in ``repo`` (with :data:`GIT_ENV`); its stripped stdout."""
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, env=GIT_ENV
+    ).stdout.strip()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
@@ -14,20 +13,9 @@ from aletheia.errors import GitPolicyError
 from aletheia.tracking.gitinfo import GitPolicyWarning
 from aletheia.tracking.metastore import Metastore
 
+from helpers import GIT_ENV, git
+
 PROJECT = "git"
-ENV = {
-    **os.environ,
-    "GIT_AUTHOR_NAME": "t",
-    "GIT_AUTHOR_EMAIL": "t@t",
-    "GIT_COMMITTER_NAME": "t",
-    "GIT_COMMITTER_EMAIL": "t@t",
-}
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, env=ENV
-    ).stdout.strip()
 
 
 @pytest.fixture()
@@ -36,7 +24,7 @@ def pushed_repo(tmp_path: Path) -> Path:
     origin = tmp_path / "origin.git"
     subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(origin)], check=True)
     repo = tmp_path / "work"
-    subprocess.run(["git", "clone", "-q", str(origin), str(repo)], check=True, env=ENV)
+    subprocess.run(["git", "clone", "-q", str(origin), str(repo)], check=True, env=GIT_ENV)
     (repo / "train.py").write_text("print(1)\n")
     git(repo, "add", ".")
     git(repo, "commit", "-qm", "one")

@@ -27,22 +27,11 @@ from aletheia.cloud import config, layout
 from aletheia.tracking.gitinfo import GitPolicyWarning
 from aletheia.tracking.metastore import Metastore
 
+from helpers import git
+
 pytestmark = pytest.mark.filterwarnings(f"ignore::{GitPolicyWarning.__module__}.GitPolicyWarning")
 
 PROJECT = "runstart"
-ENV = {
-    **os.environ,
-    "GIT_AUTHOR_NAME": "t",
-    "GIT_AUTHOR_EMAIL": "t@t",
-    "GIT_COMMITTER_NAME": "t",
-    "GIT_COMMITTER_EMAIL": "t@t",
-}
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, env=ENV
-    ).stdout.strip()
 
 
 @pytest.fixture()
