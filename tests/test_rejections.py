@@ -23,6 +23,8 @@ from aletheia.tracking import journal, sync
 from aletheia.tracking.metastore import Metastore
 from aletheia.tracking.store import FirestoreStore, Write, WritesRejectedError
 
+from helpers import GENEROUS_S
+
 PROJECT = "rejections"
 KB = 1000
 
@@ -113,6 +115,9 @@ def test_a_refused_write_is_reported_once_not_resent_and_kept_in_the_journal(
     # one ever carry something Firestore refuses, the writer must not take it for an outage.
     ms = Metastore(PROJECT, flush_interval_s=3600)  # flushes only when told
     run = ms.exper("refused", git_policy="off").start_run()
+    # The environment the run captures in the background lands with a later flush: let
+    # it land first, so the flushes below have nothing new to send.
+    assert run.capture is not None and run.capture.join(GENEROUS_S)
     run.add_metric("ok", 1.0)
     bad = "é" * 250  # percent-encoded, a document id of 1,507 bytes (at most 1,500)
     run.writer.add(bad, 1.0, 0)
