@@ -55,7 +55,10 @@ CASES = [
     ),
     (
         "ctrl-c (a real SIGINT)",
-        "import signal\nsignal.raise_signal(signal.SIGINT)",
+        # Python's own handler, as a script started from a terminal has it (a background job
+        # of a non-interactive shell, as some CI runners start, inherits SIGINT ignored).
+        "import signal\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n"
+        "signal.raise_signal(signal.SIGINT)",
         "interrupted",
         ["KeyboardInterrupt"],
         -signal.SIGINT,
