@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import (
@@ -20,8 +20,11 @@ from rich.progress import (
 
 from aletheia.cli._common import console, err_console, settings
 from aletheia.cloud import layout
-from aletheia.data.datasets import DatasetStore
 from aletheia.data.hashing import OnBytes
+from aletheia.tracking.compose import Backend
+
+if TYPE_CHECKING:  # imported when a store is built: it loads the cloud clients
+    from aletheia.data.datasets import DatasetStore
 
 ProjectOption = Annotated[
     str | None,
@@ -58,11 +61,12 @@ class RichReporter:
             yield lambda n: progress.advance(task, n)
 
 
-def dataset_store(project: str | None, *, quiet: bool = False) -> DatasetStore:
-    """The project's DatasetStore, with progress bars unless ``quiet``."""
-    from aletheia.tracking.compose import Backend
-
-    backend = Backend(settings(project=project))
+def dataset_store(
+    project: str | None, *, quiet: bool = False, backend: Backend | None = None
+) -> DatasetStore:
+    """The project's DatasetStore (on ``backend``, default: the settings' own), with progress
+    bars unless ``quiet``."""
+    backend = backend or Backend(settings(project=project))
     return backend.datasets(reporter=None if quiet else RichReporter())
 
 

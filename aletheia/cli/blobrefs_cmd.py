@@ -8,7 +8,6 @@ import typer
 
 from aletheia.cli._common import console, exit_on_error
 from aletheia.cli._datasets_common import JsonOption, ProjectOption, dataset_store
-from aletheia.data.backfill import backfill
 
 
 @exit_on_error
@@ -16,6 +15,9 @@ def backfill_refs(project: ProjectOption = None, as_json: JsonOption = False) ->
     """Register every holder of every blob this project recorded before aletheia kept a blob
     reference registry (dataset and artifact versions, runs' diffs and package lists, MLflow
     files), so that `rm` knows them all. Reads the whole project once; safe to repeat."""
+    # Imported here: the datasets group loads this module for every sub-command (``add``).
+    from aletheia.data.backfill import backfill
+
     store = dataset_store(project, quiet=True)
     result = backfill(store.db, store.blobs, store.cache, store.project)
     if as_json:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from aletheia.cli._common import console, exit_on_error
+from aletheia.cli._common import console, exit_on_error, settings
 from aletheia.cli._datasets_common import (
     JsonOption,
     ProjectOption,
@@ -18,9 +18,10 @@ from aletheia.cli._datasets_common import (
     print_validation,
     version_validation,
 )
-from aletheia.data import pull as pulling
+from aletheia.data.addresult import CHECKED_LOCAL, AddResult
 from aletheia.data.manifests import FileEntry
-from aletheia.data.sample import samples_of
+from aletheia.data.quickadd import unchanged_locally
+from aletheia.tracking.compose import Backend
 
 app = typer.Typer(help="Versioned datasets: content-addressed files in Cloud Storage.")
 
@@ -72,13 +73,46 @@ def add(
             help="Also print where the time went: scan, hash, HEAD, upload, documents.",
         ),
     ] = False,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify",
+            help=(
+                "Ask the server even when this machine's record of its last add of PATH "
+                "says nothing changed (it does not see versions removed elsewhere)."
+            ),
+        ),
+    ] = False,
 ) -> None:
     """Add the files under PATH as the next version of NAME (nothing new if unchanged)."""
-    result = dataset_store(project, quiet=as_json).add(
-        name, path, desc=desc, source=source, lock=lock, parent=parent
-    )
+    backend = Backend(settings(project=project))
+    result: AddResult | None = None
+    if not verify and desc is None and source is None and parent is None:
+        # Nothing to write: data this machine added unchanged is answered without the
+        # cloud clients, whose import alone costs more than the check (aletheia.data.quickadd).
+        result = unchanged_locally(
+            backend.settings,
+            backend.cache_dir,
+            backend.project,
+            name,
+            path,
+            lock=lock,
+        )
+    if result is None:
+        result = dataset_store(project, quiet=as_json, backend=backend).add(
+            name, path, desc=desc, source=source, lock=lock, parent=parent
+        )
     if as_json:
         _emit_json(result.__dict__)
+        return
+    if result.checked == CHECKED_LOCAL:
+        console.print(
+            f"{result.name} unchanged: [bold]{result.version}[/] ({result.file_count} files, "
+            f"{_size(result.total_bytes)}; checked on this machine, not re-checked with the "
+            "server; --verify asks it)"
+        )
+        if verbose:
+            console.print(_phases(result.seconds), style="dim")
         return
     verb = "created" if result.created else "unchanged, still"
     lineage = (
@@ -195,6 +229,8 @@ def show(
     handle = store.get(name, version, download=False)
     records = store.file_records(handle.files)
     validation = version_validation(store, name, handle.version)
+    from aletheia.data.sample import samples_of  # with the store: it loads the cloud clients
+
     samples = samples_of(store, name)
     if as_json:
         files = [{**_entry(e), **_analysis(records.get(e.sha256, {}))} for e in handle.files]
@@ -285,6 +321,8 @@ def pull(
     `dvc pull` in a fresh clone. Local edits in the way (bytes no version
     holds) stop the pull unless --force.
     """
+    from aletheia.data import pull as pulling  # the store's modules: not for every add
+
     if name is None:
         if version is not None or to is not None or lock:
             raise typer.BadParameter("--version, --to and --lock need a dataset NAME")

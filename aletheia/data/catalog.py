@@ -12,6 +12,7 @@ from typing import Any
 
 from aletheia.cloud import layout, queries
 from aletheia.cloud.lazy import firestore
+from aletheia.data.addrecords import ADDS_FILE, AddRecords
 from aletheia.data.blobstore import BlobStore
 from aletheia.data.cache import LocalCache
 from aletheia.data.filesindex import BATCH_SIZE, FilesIndex
@@ -48,10 +49,16 @@ class DatasetCatalog(ProjectFileStore):
         workdir: Path | None = None,
         reporter: Reporter | None = None,
         owner: str | None = None,
+        target: str | None = None,
     ) -> None:
         super().__init__(db, blobstore, cache, project, reporter=reporter, owner=owner)
         self.workdir = workdir
         self.index = FilesIndex(db, blobstore, self.project)
+        #: Where this store's documents live (:func:`aletheia.data.addrecords.target_of`):
+        #: with it, each add is recorded on this machine so an unchanged re-add can be
+        #: answered locally; ``None`` records nothing.
+        self.target = target
+        self.adds = AddRecords(self.cache.root / ADDS_FILE)
 
     def latest_version(self, name: str) -> dict[str, Any] | None:
         """The newest version document of ``name``, or ``None``."""

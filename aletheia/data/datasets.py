@@ -58,6 +58,8 @@ from aletheia.data import (
     repo_pin,
     workspace,
 )
+from aletheia.data.addrecords import Added
+from aletheia.data.addresult import AddResult
 from aletheia.data.blobstore import BlobInfo
 from aletheia.data.cache import LinkMode, Verify
 from aletheia.data.catalog import DatasetCatalog
@@ -74,34 +76,6 @@ from aletheia.errors import ConflictError, IntegrityError
 
 #: Attempts at committing a version when concurrent adders race for the same id.
 MAX_COMMIT_ATTEMPTS = 20
-
-
-@dataclass(frozen=True)
-class AddResult:
-    """What ``add`` did."""
-
-    name: str
-    version: str
-    created: bool
-    parent: str | None
-    file_count: int
-    total_bytes: int
-    files_uploaded: int
-    bytes_uploaded: int
-    bytes_hashed: int
-    changes: dict[str, int]
-    lock_file: Path | None = None
-    #: Where the time went, in seconds: wall time of "scan" (walk, stat, memo),
-    #: "transfer" (hashing and uploading, overlapped), "documents" (registry,
-    #: manifest, version, ``files/``) and "total"; thread time summed over the
-    #: workers of "hash", "head" (metadata requests) and "upload".
-    seconds: dict[str, float] = field(default_factory=dict)
-    #: Why ``parent`` is the parent: "explicit", "pull-state", "lock" or "latest".
-    parent_from: str | None = None
-    #: The data's path in the git repository recorded in the lock file (None: not recorded).
-    workspace_path: str | None = None
-    #: Lines this add appended to the repository's .gitignore.
-    gitignore_added: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -254,6 +228,14 @@ class DatasetStore(DatasetCatalog):
         workspace.remember(
             path, self.project, name, result.version, digest, sorted(manifest), start=pinned_here
         )
+        if self.target is not None:  # the next unchanged re-add is answered locally (quickadd)
+            self.adds.record(
+                self.target,
+                self.project,
+                name,
+                Path(path).expanduser().resolve(),
+                Added(result.version, digest, result.parent, result.file_count, result.total_bytes),
+            )
         lock_file, rel, added = repo_pin.pin(place, self.project, name, result.version, digest)
         self._seconds["total"] = round(time.perf_counter() - started, 3)
         return replace(

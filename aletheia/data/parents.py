@@ -13,9 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from google.cloud import firestore
-
 from aletheia.cloud import layout
+from aletheia.cloud.lazy import firestore
 from aletheia.data import workspace
 from aletheia.data.lockfile import LockFile, Pin, find_repo_root
 from aletheia.errors import NotFoundError, ValidationError

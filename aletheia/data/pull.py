@@ -13,13 +13,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from aletheia.data import gitignore
-from aletheia.data.datasets import DatasetStore
 from aletheia.data.getversion import DatasetHandle
 from aletheia.data.lockfile import LockFile, find_repo_root, repository_lock
 from aletheia.data.manifests import FileEntry
 from aletheia.errors import ValidationError
+
+if TYPE_CHECKING:  # the store loads the cloud clients; the CLI imports this module for every add
+    from aletheia.data.datasets import DatasetStore
 
 
 @dataclass(frozen=True)

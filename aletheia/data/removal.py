@@ -83,6 +83,8 @@ def remove_version(
     candidates = set() if others_damaged else blobs - referenced
     verdict = blobrefs.classify(blobrefs.lookup(catalog.db, catalog.project, candidates), name)
     catalog.db.document(layout.dataset_version(catalog.project, name, version)).delete()
+    if catalog.target is not None:  # this machine no longer answers a re-add with it
+        catalog.adds.forget_version(catalog.target, catalog.project, name, version)
     new_latest = max(others, key=lambda d: int(d["seq"])) if others else None
     new_manifest = readable[new_latest["version"]] if new_latest else None
     _after_remove(catalog, name, version, manifest, new_latest, new_manifest or {})

@@ -103,6 +103,7 @@ class Backend:
         self, *, reporter: Reporter | None = None, workdir: Path | None = None
     ) -> DatasetStore:
         """The project's :class:`~aletheia.data.datasets.DatasetStore`."""
+        from aletheia.data.addrecords import target_of
         from aletheia.data.datasets import DatasetStore
 
         return DatasetStore(
@@ -113,6 +114,7 @@ class Backend:
             workdir=workdir,
             reporter=reporter,
             owner=self.settings.owner,
+            target=target_of(self.settings),
         )
 
     def artifacts(self, *, reporter: Reporter | None = None) -> ArtifactStore:
