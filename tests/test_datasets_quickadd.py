@@ -15,13 +15,13 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from test_datasets import make_tree
+from test_datasets import make_tree, store_for
 from typer.testing import CliRunner
 
 from aletheia.cli import app
 from aletheia.data.addrecords import ADDS_FILE, Added, AddRecords, target_of
 
-from helpers import git
+from helpers import count_documents_read, git
 
 runner = CliRunner()
 P = "quick"
@@ -171,3 +171,22 @@ def test_the_target_names_the_stack_and_the_bucket(settings):
         replace(settings, cloud_project="elsewhere"),
     ):
         assert target_of(other) != target_of(settings)
+
+
+def test_the_full_unchanged_readd_reads_the_same_few_documents_whatever_the_file_count(
+    stack, db, gcs, cache_dir, tmp_path
+):
+    """``--verify`` (or a re-add from another machine's memo) asks the server: per file it is
+    one stat and a memo row, never a document, a request to the bucket or a hash."""
+    store = store_for(db, gcs, stack, cache_dir, workdir=tmp_path)
+    counts = {}
+    for n in (3, 300):
+        data = make_tree(tmp_path / f"d{n}", {f"p{i % 7}/f{i}.bin": b"%d" % i for i in range(n)})
+        assert store.add(f"n{n}", data).created
+        before = store.blobs.stats.snapshot()
+        with count_documents_read(db) as reads:
+            again = store.add(f"n{n}", data)
+        assert (again.created, again.checked, again.bytes_hashed) == (False, "server", 0)
+        assert store.blobs.stats.snapshot() == before  # no HEAD, no upload
+        counts[n] = reads["run_query"] + reads["batch_get_documents"] + reads["get_document"]
+    assert counts[300] == counts[3] <= 3, counts
