@@ -48,6 +48,9 @@ class Stage:
     uploaded: int = 0
     #: Digests this stage sent to the bucket (uploaded or found there).
     stored: set[str] = field(default_factory=set)
+    #: Digests whose object this stage created (not in the bucket before): the storage
+    #: function has yet to analyse them.
+    created: set[str] = field(default_factory=set)
 
 
 def hash_and_upload(
@@ -135,14 +138,15 @@ def hash_and_upload(
         (p, stats[p], d.sha256) for p, d in digests.items() if StatKey.of(p.stat()) == stats[p]
     ]
     index.record_many(stable)  # only files that did not change while they were read
-    infos = [f.result() for f in uploads.values()]
+    created = {sha for sha, f in uploads.items() if f.result().uploaded}
     return Stage(
         entries,
         sources,
         bytes_hashed=sum(d.size for d in digests.values()),
         files_hashed=len(digests),
-        uploaded=sum(1 for info in infos if info.uploaded),
+        uploaded=len(created),
         stored=set(uploads),
+        created=created,
     )
 
 

@@ -93,6 +93,8 @@ class _Plan:
     same: dict[str, Any] | None = None
     registered: set[str] = field(default_factory=set)
     sources: dict[str, Path] = field(default_factory=dict)
+    #: Digests whose object this add created: the storage function analyses them next.
+    created: set[str] = field(default_factory=set)
     hashed: int = 0
     uploaded: int = 0
 
@@ -201,10 +203,11 @@ class DatasetStore(DatasetCatalog):
                     hash_workers=default_workers(),
                     after_hashing=after_hashing,
                 )
-            plan.hashed, plan.sources, plan.uploaded = (
+            plan.hashed, plan.sources, plan.uploaded, plan.created = (
                 stage.bytes_hashed,
                 stage.sources,
                 stage.uploaded,
+                stage.created,
             )
         manifest, digest = plan.manifest, plan.digest
         if plan.same is not None:
@@ -219,11 +222,16 @@ class DatasetStore(DatasetCatalog):
         )
         if result.created:  # an unchanged re-add reads nothing more
             # Imported here: it loads numpy, which an unchanged re-add never needs.
-            from aletheia.stats import versioncheck
+            from aletheia.stats import versioncheck, versionprofile
 
-            versioncheck.after_commit(
-                self.db, self.project, name, result.version, self.manifest, self.file_profile
-            )
+            # A file this add stored is not analysed yet, unless the function is idle: then
+            # neither the profile nor the validation can be computed, and the function's
+            # event for that file records them. A few reads say so, instead of reading
+            # every file's record twice (10,000 for 10,000 new files).
+            if not versionprofile.has_pending(self.db, self.project, {d: d for d in plan.created}):
+                versioncheck.after_commit(
+                    self.db, self.project, name, result.version, self.manifest, self.file_profile
+                )
         pinned_here = place is not None and place.rel is not None  # data living with git
         workspace.remember(
             path, self.project, name, result.version, digest, sorted(manifest), start=pinned_here
@@ -290,6 +298,10 @@ class DatasetStore(DatasetCatalog):
         parent_manifest = plan.parent_manifest
         with self._phase("documents"):
             self.blobs.put_bytes(plan.body, content_type="application/json")
+            # Kept locally too: what reads it next on this machine (the version's profile
+            # and validation after the commit, a pull, an rm) need not download it again.
+            with self.cache.open_for_write(digest) as fh:
+                fh.write(plan.body)
             registered = plan.registered or self._register(
                 name, manifest, parent_manifest, digest, set()
             )
