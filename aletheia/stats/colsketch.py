@@ -78,9 +78,20 @@ class ColumnSketch:
     # ------------------------------------------------------------------ feeding
 
     def add_hashes(self, hashes: np.ndarray) -> None:
-        """Non-null values' 64-bit hashes (distinct counts)."""
+        """Non-null values' 64-bit hashes (distinct counts).
+
+        The registers take them only once the exact set is dropped (the set's
+        hashes then too): a column of few values never pays for HyperLogLog,
+        and the registers are the same either way (a maximum per register).
+        """
+        if not self.distinct.exact:
+            self.hll.add_hashes(hashes)
+            return
+        before = self.distinct.hashes
         self.distinct.add_hashes(hashes)
-        self.hll.add_hashes(hashes)
+        if not self.distinct.exact:
+            self.hll.add_hashes(before)
+            self.hll.add_hashes(hashes)
 
     def add_numbers(self, values: np.ndarray) -> None:
         """Finite float64 values (moments, quantiles, histogram)."""

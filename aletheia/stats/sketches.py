@@ -146,7 +146,11 @@ class DistinctHashes:
         """Fold a batch of uint64 hashes into the set (or only the floor, past the limit)."""
         if not self.exact or hashes.size == 0:
             return
-        h = hashes.astype(np.uint64, copy=False)
+        # A batch's own distinct values first (sort + neighbour test: NumPy's unique takes
+        # a hash path ~10x slower here): a column of few values leaves only those few to
+        # look up below.
+        h = np.sort(hashes.astype(np.uint64, copy=False))
+        h = h[np.concatenate(([True], h[1:] != h[:-1]))]
         if self.hashes.size:
             # Most batches of a low-cardinality column bring nothing new: a binary search
             # per value is cheaper than re-sorting the union.
