@@ -11,6 +11,7 @@ quantiles within the stated rank error). On the real stack and function.
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from aletheia.data.datasets import DatasetStore
 from aletheia.stats import versionprofile
 from aletheia.stats.profiling import profile_batches
 
-from helpers import wait_for_document
+from helpers import GENEROUS_S, wait_for_document
 
 runner = CliRunner()
 ROWS = 2000
@@ -131,6 +132,35 @@ def test_a_table_too_wide_for_the_document_is_cut_there_and_readers_merge_every_
     page = notebook._repr_html_()
     assert page.index("<b>table train/*</b> (3 files merged") < page.index("<td>tail</td>")
     assert page.index("<td>tail</td>") < page.index("part-0.csv")
+
+
+def test_readers_read_the_files_profiles_side_by_side(
+    stack: config.Settings,
+    gcs: storage.Client,
+    db: firestore.Client,
+    cache_dir: Path,
+    tmp_path: Path,
+) -> None:
+    """Merging again reads every file's profile: one after another, a version of 1,000 files
+    waits for 1,000 round trips to the bucket."""
+    store = _store(stack, gcs, db, cache_dir)
+    _write(tmp_path / "data", [20, 21, 22])
+    version = store.add("parallel", tmp_path / "data", lock=False).version
+    assert _version_field(db, "parallel", version, "profile")["tables"][0]["truncated"]
+    # Each load returns only once all three are in flight (else the barrier breaks).
+    together = threading.Barrier(3, timeout=GENEROUS_S)
+    loads: list[str] = []
+
+    def load(sha256: str) -> dict[str, Any] | None:
+        loads.append(sha256)
+        together.wait()
+        return store.file_profile(sha256)
+
+    merged = versionprofile.compute(db, PROJECT, "parallel", version, store.manifest, load)
+
+    assert merged is not None and len(loads) == 3
+    (table,) = merged["tables"]
+    assert table["files"] == 3 and len(table["stats"]) == WIDE + 2
 
 
 def test_validation_sees_drift_in_a_column_the_document_left_out(
