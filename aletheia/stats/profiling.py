@@ -51,7 +51,7 @@ _MAX_RESTARTS = 24
 HASH_ROWS = 131_072
 #: Blocks the reader's thread parses ahead: a group of blocks is fed at once, and the
 #: reader keeps parsing the next group meanwhile (a few MiB each).
-READ_AHEAD = 6
+READ_AHEAD = 4
 
 
 @dataclass
