@@ -8,8 +8,10 @@ HyperLogLog's bound, top-value counts within their stated undercount.
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
+import zlib
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ from aletheia.stats.columnstats import ProfileOptions
 from aletheia.stats.formats import ProfileMergeError, detect_format
 from aletheia.stats.merge import merge_profiles
 from aletheia.stats.profiling import profile, profile_batches
+from aletheia.stats.sketches import HLL_PRECISION
 
 ROWS = 40_000
 PARTS = 5
@@ -220,3 +223,49 @@ def test_decimal_parts_merge_their_range_as_numbers_not_text() -> None:
     merged = _by_name(merge_profiles(parts, OPTS))["d"]
     assert (merged["min"], merged["max"]) == (1.5, 10.25)
     assert sum(merged["histogram"]["counts"]) == 4
+
+
+def _as_format_1(profile_dict: dict[str, Any], deflate: bool) -> dict[str, Any]:
+    """The profile as sketch format 1 stored it: registers as base64 of precision, codec, bytes."""
+    out = json.loads(json.dumps(profile_dict))
+    for sketch in out["sketches"]:
+        sketch["version"] = 1
+        text = sketch.pop("hll_text", None)
+        if text is not None:
+            raw = (np.frombuffer(text.encode("ascii"), np.uint8) - 35).astype(np.uint8).tobytes()
+            header = bytes([HLL_PRECISION, 1 if deflate else 0])
+            body = zlib.compress(raw, 1) if deflate else raw
+            sketch["hll"] = base64.b64encode(header + body).decode("ascii")
+    return out
+
+
+def test_profiles_stored_in_the_earlier_sketch_format_still_merge() -> None:
+    table = _table(seed=9)
+    parts = [
+        json.loads(json.dumps(profile_batches(t.to_batches(max_chunksize=4096), OPTS).to_dict()))
+        for t in (table.slice(0, 15_000), table.slice(15_000, 10_000), table.slice(25_000))
+    ]
+    assert any("hll_text" in s for s in parts[0]["sketches"])  # past the stored hashes
+    old = [_as_format_1(p, deflate=i % 2 == 0) for i, p in enumerate(parts)]
+
+    current = merge_profiles(parts, OPTS)
+    from_old = merge_profiles(old, OPTS)
+    mixed = merge_profiles([old[0], parts[1], old[2]], OPTS)
+
+    # KLL's compactions are random: its quantiles agree within its bound, not to the bit.
+    assert _without_kll(from_old) == _without_kll(current) == _without_kll(mixed)
+    assert [s.get("hll_text") for s in from_old["sketches"]] == [
+        s.get("hll_text") for s in current["sketches"]
+    ]  # the same registers, written in the current format
+    broken = _as_format_1(parts[0], deflate=False)
+    sketch = next(s for s in broken["sketches"] if "hll" in s)
+    sketch["hll"] = sketch["hll"][:-8]  # registers cut short
+    with pytest.raises(ProfileMergeError, match="cannot read"):
+        merge_profiles([broken, parts[1]], OPTS)
+
+
+def _without_kll(profile_dict: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {k: v for k, v in column.items() if k not in ("quantiles", "histogram")}
+        for column in profile_dict["stats"]
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from aletheia.stats.sketches import HLL_PRECISION, DistinctHashes, HyperLogLog
 
@@ -49,3 +50,20 @@ def test_distinct_hashes_are_exact_up_to_the_limit_and_a_lower_bound_beyond() ->
     truth = np.unique(values).size
     assert small.exact and small.count == truth
     assert not tight.exact and 1000 < tight.count <= truth
+
+
+def test_registers_as_text_read_back_exactly_and_bad_text_is_refused() -> None:
+    rng = np.random.default_rng(5)
+    sketch = HyperLogLog()
+    sketch.add_hashes(rng.integers(0, 2**64 - 1, 50_000, dtype=np.uint64))
+    sketch.add_hashes(np.array([0, 1], dtype=np.uint64))  # the highest ranks: 51 and 64 - 13
+    text = sketch.to_text()
+    assert len(text) == 1 << HLL_PRECISION and text.isascii()
+    assert '"' not in text and "\\" not in text  # nothing JSON escapes
+    again = HyperLogLog()
+    again.merge_text(text)
+    assert (again.registers == sketch.registers).all()
+    assert int(again.registers.max()) == 64 - HLL_PRECISION + 1
+    for bad in (text[:-1], text[:-1] + "\u00e9", text[:-1] + "~", text[:-1] + " "):
+        with pytest.raises(ValueError, match="HyperLogLog"):
+            again.merge_text(bad)

@@ -107,23 +107,15 @@ def version_validation(store: DatasetStore, name: str, version: str) -> dict[str
 
 
 def version_profile(store: DatasetStore, name: str, version: str) -> dict[str, Any] | None:
-    """The version's recorded profile (its tables); if none yet, merged in memory (never written).
+    """The version's recorded profile (its tables); if none yet, or a table was cut to fit
+    the document, merged in memory (never written).
 
-    ``None`` while some file of the version is not profiled yet.
+    ``None`` while some file of the version is not profiled yet; ``recorded``
+    says whether what is shown is the recorded profile.
     """
-    from aletheia.stats import versionprofile  # with versioncheck: not for every command
-
-    doc = store.db.document(layout.dataset_version(store.project, name, version)).get().to_dict()
-    found = versionprofile.recorded_or_computed(
-        store.db,
-        store.project,
-        name,
-        {**(doc or {}), "version": version},
-        store.manifest,
-        store.file_profile,
-    )
-    recorded = (doc or {}).get("profile") is not None
-    return None if found is None else {**jsonable(found), "recorded": recorded}
+    found = store.version_profile(name, version)
+    # Only a recorded profile has its stamp (versionprofile.record).
+    return None if found is None else {**jsonable(found), "recorded": "computed_at" in found}
 
 
 def print_validation(validation: dict[str, Any] | None) -> None:

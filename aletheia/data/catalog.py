@@ -103,6 +103,24 @@ class DatasetCatalog(ProjectFileStore):
         """The full profile (sketches included) the storage function stored for these bytes."""
         return versionprofile.profile_loader(self.blobs.derived_profile)(sha256)
 
+    def version_profile(self, name: str, version: str) -> dict[str, Any] | None:
+        """The version's own profile (its files merged per table), every column included.
+
+        As recorded on the version document, unless a table there was cut to
+        fit it or none is recorded yet: then merged in memory from the
+        files' stored profiles (never written). ``None`` while a file of the
+        version is not profiled yet.
+        """
+        doc = self.db.document(layout.dataset_version(self.project, name, version)).get()
+        return versionprofile.recorded_or_computed(
+            self.db,
+            self.project,
+            name,
+            {**(doc.to_dict() or {}), "version": version},
+            self.manifest,
+            self.file_profile,
+        )
+
     def file_records(self, entries: Iterable[FileEntry]) -> dict[str, dict[str, Any]]:
         """``Files/{sha256}`` documents (status, schema, stats) of these entries, if present."""
         refs = [

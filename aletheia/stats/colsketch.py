@@ -31,8 +31,11 @@ from aletheia.stats.sketches import HLL_RELATIVE_ERROR, DistinctHashes, HyperLog
 
 #: KLL's accuracy parameter: ~1.33 % normalised rank error (99 % confidence), ~4 KiB serialised.
 KLL_K = 200
-#: Format of the serialised sketches; a reader refuses any other.
-SKETCH_VERSION = 1
+#: Format of the serialised sketches. 2 stores HyperLogLog registers as text (``hll_text``),
+#: 1 as base64 of raw or deflated bytes (``hll``); a reader refuses any other.
+SKETCH_VERSION = 2
+#: Formats :meth:`ColumnSketch.merge_state` reads: profiles stored by earlier versions merge.
+READABLE_VERSIONS = (1, 2)
 #: Distinct hashes kept in the serialised sketch (8 bytes each) so merged counts stay exact.
 STORED_HASHES_MAX = 4096
 
@@ -75,9 +78,20 @@ class ColumnSketch:
     # ------------------------------------------------------------------ feeding
 
     def add_hashes(self, hashes: np.ndarray) -> None:
-        """Non-null values' 64-bit hashes (distinct counts)."""
+        """Non-null values' 64-bit hashes (distinct counts).
+
+        The registers take them only once the exact set is dropped (the set's
+        hashes then too): a column of few values never pays for HyperLogLog,
+        and the registers are the same either way (a maximum per register).
+        """
+        if not self.distinct.exact:
+            self.hll.add_hashes(hashes)
+            return
+        before = self.distinct.hashes
         self.distinct.add_hashes(hashes)
-        self.hll.add_hashes(hashes)
+        if not self.distinct.exact:
+            self.hll.add_hashes(before)
+            self.hll.add_hashes(hashes)
 
     def add_numbers(self, values: np.ndarray) -> None:
         """Finite float64 values (moments, quantiles, histogram)."""
@@ -105,8 +119,8 @@ class ColumnSketch:
         each part's bytes once and builds no objects for it: a dataset of 1,000
         files merges in well under a second. ``ValueError`` for another format.
         """
-        if state.get("version") != SKETCH_VERSION:
-            raise ValueError(f"sketch format {state.get('version')!r}, not {SKETCH_VERSION}")
+        if state.get("version") not in READABLE_VERSIONS:
+            raise ValueError(f"sketch format {state.get('version')!r}, not {READABLE_VERSIONS}")
         # Invariant: the registers hold every hash except, maybe, those of the exact
         # set (a part that kept its few hashes stored no registers: they follow from
         # the hashes). The set is folded in only when it is dropped or the registers
@@ -123,7 +137,10 @@ class ColumnSketch:
                 self.hll.add_hashes(hashes)
         else:
             self._fold_set()
-            self.hll.merge_bytes(_unb64(state["hll"]))
+            if "hll_text" in state:
+                self.hll.merge_text(state["hll_text"])
+            else:  # format 1
+                self.hll.merge_bytes(_unb64(state["hll"]))
             self.distinct.merge(
                 DistinctHashes.from_state(0, False, int(state["distinct_floor"]), b"")
             )
@@ -151,7 +168,7 @@ class ColumnSketch:
             out["hashes"] = _b64(self.distinct.to_bytes())
         else:
             self._fold_set()
-            out["hll"] = _b64(self.hll.to_bytes())
+            out["hll_text"] = self.hll.to_text()
         if not self.kll.is_empty():
             out["kll"] = _b64(self.kll.serialize())
         if not self.freq.is_empty():
