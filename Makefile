@@ -107,6 +107,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/mypy bench  # the benchmarks are scripts, not part of the package
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -246,7 +246,7 @@ def run(ctx: Context) -> Section:
         (RUNS_LIST_UNNUMBERED, [*listing, EXPER_UNNUMBERED]),
         (
             f"mlflow runs list ({seeded[2] if seeded else 'its'} store, {LISTED} runs)",
-            [mlflow, "runs", "list", "--experiment-id", seeded[1]] if seeded else None,
+            [mlflow, "runs", "list", "--experiment-id", seeded[1]] if mlflow and seeded else None,
         ),
         (
             "dvc exp show (fresh repository)",

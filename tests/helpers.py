@@ -20,7 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from google.cloud import firestore
+from google.cloud import firestore, storage
+
+from aletheia.cloud import config, layout
+from aletheia.data.blobstore import BlobStore
+from aletheia.data.cache import LocalCache
+from aletheia.data.datasets import DatasetStore
 
 #: Ceiling of every wait: only a broken system takes this long.
 GENEROUS_S = 300.0
@@ -178,3 +183,53 @@ def git(repo: Path, *args: str) -> str:
     return subprocess.run(
         ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, env=GIT_ENV
     ).stdout.strip()
+
+
+def git_repo(path: Path, files: Mapping[str, str | bytes]) -> Path:
+    """A real git repository at ``path`` (branch main) with one commit of ``files`` (relative
+    path -> text or bytes); tests then change its tree as they need."""
+    path.mkdir(parents=True, exist_ok=True)
+    git(path, "init", "-q", "-b", "main")
+    for name, content in files.items():
+        target = path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            target.write_bytes(content)
+        else:
+            target.write_text(content)
+    git(path, "add", ".")
+    git(path, "commit", "-q", "--allow-empty", "-m", "one")
+    return path
+
+
+# --------------------------------------------------------------------------- datasets
+
+#: The statuses the storage function leaves a file in once it is through with it.
+PROFILED = ("done", "failed", "unsupported")
+
+
+def dataset_store(
+    settings: config.Settings,
+    db: firestore.Client,
+    gcs: storage.Client,
+    cache_dir: Path,
+    project: str,
+) -> DatasetStore:
+    """A dataset store of ``project`` on the test stack's bucket, caching in ``cache_dir``."""
+    return DatasetStore(
+        db, BlobStore(gcs, settings.bucket, project), LocalCache(cache_dir), project
+    )
+
+
+def add_profiled(store: DatasetStore, db: firestore.Client, name: str, path: Path) -> str:
+    """Add ``path`` as a new version of dataset ``name``; once the storage function is through
+    with every file of it (its status terminal, woken by Firestore's listener), the version."""
+    version = store.add(name, path, lock=False).version
+    for entry in store.manifest(name, version).values():
+        wait_for_document(
+            db,
+            layout.file(store.project, entry.sha256),
+            lambda doc: doc.get("status") in PROFILED,
+            what=f"the storage function's status of {name} {version} {entry.path}",
+        )
+    return version

@@ -13,23 +13,15 @@ from pathlib import Path
 import pytest
 import requests
 from google.cloud import firestore
-from test_rules import RULES_FILE, load_rules
+from test_auth import PASSWORD, as_user, rules_stack, uid_of
 from typer.testing import CliRunner
 
 from aletheia.cli import app
 from aletheia.cloud import auth, clients, config, invites, layout, members
 from aletheia.errors import AccessDeniedError, ConflictError, NotFoundError, ValidationError
 
+__all__ = ["rules_stack"]  # the fixture, shared with test_auth
 runner = CliRunner()
-PASSWORD = "correct horse battery"
-
-
-@pytest.fixture()
-def rules_stack(stack: config.Settings) -> config.Settings:
-    url = f"http://{stack.auth_emulator_host}/emulator/v1/projects/{stack.cloud_project}/accounts"
-    requests.delete(url, timeout=30).raise_for_status()
-    load_rules(stack, RULES_FILE.read_text(encoding="utf-8"))
-    return stack
 
 
 def cli(*args: str) -> tuple[int, str]:
@@ -98,23 +90,16 @@ def test_bad_invitations_are_clear_errors_and_store_nothing(
 def test_a_signed_in_owner_invites_through_the_rules_and_a_writer_cannot(
     rules_stack: config.Settings, db: firestore.Client, tmp_path: Path
 ) -> None:
-    def signed_in(email: str) -> config.Settings:
-        path = tmp_path / f"{email}.json"
-        user = config.resolve({"identity": "user", "user_credentials": str(path)})
-        auth.login(user, email, PASSWORD, create=True)
-        return user
-
-    ana, wes = signed_in("ana@example.com"), signed_in("wes@example.com")
-    ana_uid = auth.signed_in_user(ana)
-    wes_uid = auth.signed_in_user(wes)
-    assert ana_uid is not None and wes_uid is not None
-    members.create_project(db, "vision", ana_uid.uid)
-    members.add_member(db, "vision", wes_uid.uid, "writer")
+    ana = as_user(rules_stack, tmp_path, "ana@example.com")
+    wes = as_user(rules_stack, tmp_path, "wes@example.com")
+    ana_uid = uid_of(ana)
+    members.create_project(db, "vision", ana_uid)
+    members.add_member(db, "vision", uid_of(wes), "writer")
 
     as_ana = clients.firestore_client(ana)
     made = invites.invite(as_ana, "vision", "bo@example.com", "writer")
     stored = db.document(layout.invite("vision", "bo@example.com")).get().to_dict() or {}
-    assert stored["invited_by"] == ana_uid.uid == made.invited_by
+    assert stored["invited_by"] == ana_uid == made.invited_by
     assert [i.email for i in invites.list_invites(as_ana, "vision")] == ["bo@example.com"]
 
     as_wes = clients.firestore_client(wes)

@@ -23,13 +23,9 @@ from aletheia.errors import ConfigError
 from aletheia.tracking.gitinfo import GitPolicyWarning
 from aletheia.tracking.metastore import Metastore
 
+from helpers import git_repo
+
 ALETHEIA = str(Path(sys.executable).with_name("aletheia"))
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "t",
-    "GIT_AUTHOR_EMAIL": "t@t",
-    "GIT_COMMITTER_NAME": "t",
-    "GIT_COMMITTER_EMAIL": "t@t",
-}
 
 #: For each setting a repository may not choose, what a malicious repository would write.
 ATTACKS: dict[str, str] = {
@@ -51,14 +47,14 @@ ATTACKS: dict[str, str] = {
 }
 
 
-def git_repo(path: Path) -> Path:
-    """A real git repository with one commit."""
-    path.mkdir(parents=True, exist_ok=True)
-    for args in (("init", "-q", "-b", "main"), ("commit", "-q", "--allow-empty", "-m", "one")):
-        subprocess.run(
-            ["git", *args], cwd=path, check=True, capture_output=True, env={**os.environ, **GIT_ENV}
-        )
-    return path
+def empty_repo(path: Path) -> Path:
+    """A real git repository with one (empty) commit."""
+    return git_repo(path, {})
+
+
+def environment_without(*names: str) -> dict[str, str]:
+    """This process's environment without ``names`` (so the repository's settings apply)."""
+    return {k: v for k, v in os.environ.items() if k not in names}
 
 
 def write_config(repo: Path, body: str) -> Path:
@@ -93,7 +89,7 @@ def resolve_in(monkeypatch: pytest.MonkeyPatch) -> Callable[..., config.Settings
 def test_repo_settings_sit_between_the_user_file_and_the_environment(
     tmp_path: Path, resolve_in: Callable[..., config.Settings]
 ) -> None:
-    repo = git_repo(tmp_path / "repo")
+    repo = empty_repo(tmp_path / "repo")
     path = write_config(
         repo,
         'project = "churn"\nexperiment = "baseline"\ngit_policy = "strict"\n'
@@ -123,7 +119,7 @@ def test_repo_settings_sit_between_the_user_file_and_the_environment(
 def test_a_repository_cannot_choose_where_data_or_credentials_go(
     tmp_path: Path, key: str, resolve_in: Callable[..., config.Settings]
 ) -> None:
-    repo = git_repo(tmp_path / "repo")
+    repo = empty_repo(tmp_path / "repo")
     path = write_config(repo, f'project = "p"\n{key} = "{ATTACKS[key]}"\n')
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", config.ConfigWarning)
@@ -146,7 +142,7 @@ def test_a_malicious_repository_leaves_the_users_target_alone(
     tmp_path: Path, resolve_in: Callable[..., config.Settings]
 ) -> None:
     """Everything at once, with the user's own target configured: nothing moves."""
-    repo = git_repo(tmp_path / "repo")
+    repo = empty_repo(tmp_path / "repo")
     write_config(repo, "".join(f'{k} = "{v}"\n' for k, v in ATTACKS.items()))
     user = tmp_path / "user.toml"
     user.write_text('[aletheia]\nbucket = "my-bucket"\n', "utf-8")
@@ -178,7 +174,7 @@ def test_a_malicious_repository_leaves_the_users_target_alone(
 def test_a_bad_repository_config_names_the_file_and_the_fix(
     tmp_path: Path, body: str, message: str, resolve_in: Callable[..., config.Settings]
 ) -> None:
-    repo = git_repo(tmp_path / "repo")
+    repo = empty_repo(tmp_path / "repo")
     write_config(repo, body)
     with pytest.raises(ConfigError, match=message):
         resolve_in(repo)
@@ -189,7 +185,7 @@ def test_only_the_git_roots_config_is_read(
 ) -> None:
     """A ``.aletheia/config.toml`` above the repository (say in /tmp) is nobody's to trust."""
     write_config(tmp_path, 'project = "stray"\n')
-    repo = git_repo(tmp_path / "repo")
+    repo = empty_repo(tmp_path / "repo")
     assert resolve_in(repo).project == config.DEFAULT_PROJECT
     assert resolve_in(tmp_path).project == config.DEFAULT_PROJECT  # not a repository at all
     # A library caller may name the repository instead of relying on the cwd.
@@ -201,7 +197,7 @@ def test_only_the_git_roots_config_is_read(
 
 def cli(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """The real ``aletheia`` command, run with ``cwd`` as its current directory."""
-    full = {k: v for k, v in os.environ.items() if k != "ALETHEIA_PROJECT"}
+    full = environment_without("ALETHEIA_PROJECT")
     full.update(
         ALETHEIA_CONFIG=str(cwd / "no-user-config.toml"),
         ALETHEIA_STACK_DIR=str(cwd / "no-stack"),
@@ -214,7 +210,7 @@ def cli(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.
 
 
 def test_config_command_shows_the_repository_and_the_refused_keys(tmp_path: Path) -> None:
-    repo = git_repo(tmp_path / "repo")
+    repo = empty_repo(tmp_path / "repo")
     path = write_config(repo, 'project = "churn"\nbucket = "attacker-bucket"\n')
     (repo / "notebooks").mkdir()
     shown = cli(repo / "notebooks", "config")
@@ -227,6 +223,16 @@ def test_config_command_shows_the_repository_and_the_refused_keys(tmp_path: Path
     refused = cli(repo, "config")
     assert refused.returncode == 2
     assert "unknown setting(s)" in refused.stderr and "bukcet" in refused.stderr
+
+
+def run_in_repo(repo: Path, script: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``script`` run as ``train.py`` in ``repo`` by a fresh interpreter; it must succeed."""
+    (repo / "train.py").write_text(script, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "train.py"], cwd=repo, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    return done
 
 
 TRAIN = """
@@ -242,15 +248,11 @@ print(run.id)
 def test_a_run_started_in_the_repository_lands_in_its_project(
     stack: config.Settings, tmp_path: Path
 ) -> None:
-    repo = git_repo(tmp_path / "repo")
+    repo = empty_repo(tmp_path / "repo")
     write_config(repo, 'project = "from-repo"\nexperiment = "train"\nbucket = "attacker-bucket"\n')
-    (repo / "train.py").write_text(TRAIN, encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if k != "ALETHEIA_PROJECT"}
+    env = environment_without("ALETHEIA_PROJECT")
 
-    done = subprocess.run(
-        [sys.executable, "train.py"], cwd=repo, env=env, capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr
+    done = run_in_repo(repo, TRAIN, env)
     run_id = done.stdout.strip()
     assert "bucket in" in done.stderr and "is ignored" in done.stderr  # warned, not used
     ms = Metastore("from-repo", settings=stack)
@@ -260,10 +262,7 @@ def test_a_run_started_in_the_repository_lands_in_its_project(
 
     # The environment still wins over the repository.
     env["ALETHEIA_PROJECT"] = "from-env"
-    done = subprocess.run(
-        [sys.executable, "train.py"], cwd=repo, env=env, capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr
+    done = run_in_repo(repo, TRAIN, env)
     view = Metastore("from-env", settings=stack).experiment("train").run(done.stdout.strip())
     assert view.metrics["loss"] == 0.5
 
@@ -274,14 +273,14 @@ def test_datasets_add_in_a_malicious_repository_uploads_to_the_users_bucket_only
     """The attack itself: a cloned repository names its author's (existing) bucket."""
     attacker = gcs.create_bucket("attacker-bucket")
     try:
-        repo = git_repo(tmp_path / "repo")
+        repo = empty_repo(tmp_path / "repo")
         write_config(repo, 'project = "from-repo"\nbucket = "attacker-bucket"\n')
         data = repo / "data" / "private"
         data.mkdir(parents=True)
         (data / "secrets.csv").write_bytes(b"name,salary\nann,100\n")
         # The bucket comes from the running stack's state file, as for a user who never set it.
         unset = ("ALETHEIA_BUCKET", "ALETHEIA_PROJECT")
-        env = {k: v for k, v in os.environ.items() if k not in unset}
+        env = environment_without(*unset)
 
         done = subprocess.run(
             [ALETHEIA, "datasets", "add", "private", "data/private", "--json"],
@@ -316,14 +315,9 @@ print(run.info.run_id)
 def test_an_mlflow_program_in_the_repository_logs_to_its_project(
     stack: config.Settings, tmp_path: Path
 ) -> None:
-    repo = git_repo(tmp_path / "repo")
+    repo = empty_repo(tmp_path / "repo")
     write_config(repo, 'project = "from-repo"\n')
-    (repo / "train.py").write_text(MLFLOW_TRAIN, encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if k != "ALETHEIA_PROJECT"}
-    done = subprocess.run(
-        [sys.executable, "train.py"], cwd=repo, env=env, capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr
+    run_in_repo(repo, MLFLOW_TRAIN, environment_without("ALETHEIA_PROJECT"))
     (exper,) = Metastore("from-repo", settings=stack).experiments()
     assert exper.name == "mlflow-train"
     (run,) = exper.runs()

@@ -5,36 +5,35 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 from google.cloud import firestore
 
 from aletheia.cloud import config, layout
 
+from helpers import GENEROUS_S
+
 STARTERS = 16
 
-SCRIPT = """
-import sys, time
-from pathlib import Path
+# The test's "go" arrives on stdin: the blocking read wakes on it at once, and the ceiling
+# only ends a process whose test is gone.
+SCRIPT = f"""
+import select, sys
 from aletheia.tracking.metastore import Metastore
-go = Path(sys.argv[1])
 exper = Metastore("ids").exper("concurrent", git_policy="off")
 print("ready", flush=True)
-while not go.exists():
-    time.sleep(0.01)
+if not select.select([sys.stdin], [], [], {GENEROUS_S})[0] or sys.stdin.readline() != "go\\n":
+    sys.exit("no go from the test")
 with exper.start_run() as run:
     run.add_metric("x", 1.0)
 print(run.id, flush=True)
 """
 
 
-def test_16_processes_get_16_consecutive_ids(
-    stack: config.Settings, db: firestore.Client, tmp_path: Path
-) -> None:
-    go = tmp_path / "go"
+def test_16_processes_get_16_consecutive_ids(stack: config.Settings, db: firestore.Client) -> None:
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", SCRIPT, str(go)],
+            [sys.executable, "-c", SCRIPT],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -45,7 +44,10 @@ def test_16_processes_get_16_consecutive_ids(
     for proc in procs:  # every process is ready before any starts a run
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
-    go.touch()
+    for proc in procs:  # all at once: each is already blocked reading its stdin
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
     ids = []
     for proc in procs:
         out, err = proc.communicate(timeout=120)

@@ -17,7 +17,7 @@ from aletheia.tracking import snapshot
 from aletheia.tracking.gitinfo import GitPolicyWarning
 from aletheia.tracking.metastore import Metastore
 
-from helpers import git
+from helpers import git_repo
 
 pytestmark = pytest.mark.filterwarnings(f"ignore::{GitPolicyWarning.__module__}.GitPolicyWarning")
 
@@ -27,13 +27,8 @@ PROJECT = "snap"
 @pytest.fixture()
 def repo(tmp_path: Path) -> Path:
     """A committed repo with an ignored output dir, a dirty file and untracked files."""
-    repo = tmp_path / "work"
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
-    (repo / "train.py").write_text("import helpers\nprint(helpers.LR)\n")
-    (repo / ".gitignore").write_text("out/\n")
-    git(repo, "add", ".")
-    git(repo, "commit", "-qm", "one")
+    committed = {"train.py": "import helpers\nprint(helpers.LR)\n", ".gitignore": "out/\n"}
+    repo = git_repo(tmp_path / "work", committed)
     (repo / "train.py").write_text("import helpers\nprint(helpers.LR * 2)\n")  # dirty
     (repo / "helpers.py").write_text("LR = 0.1\n")
     (repo / "pkg").mkdir()

@@ -27,7 +27,7 @@ from aletheia.cloud import config, layout
 from aletheia.tracking.gitinfo import GitPolicyWarning
 from aletheia.tracking.metastore import Metastore
 
-from helpers import git
+from helpers import git_repo
 
 pytestmark = pytest.mark.filterwarnings(f"ignore::{GitPolicyWarning.__module__}.GitPolicyWarning")
 
@@ -37,12 +37,7 @@ PROJECT = "runstart"
 @pytest.fixture()
 def repo(tmp_path: Path) -> Path:
     """A committed repository with a changed tracked file and an untracked one."""
-    repo = tmp_path / "work"
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
-    (repo / "train.py").write_text("LR = 0.1\n")
-    git(repo, "add", ".")
-    git(repo, "commit", "-qm", "one")
+    repo = git_repo(tmp_path / "work", {"train.py": "LR = 0.1\n"})
     (repo / "train.py").write_text("LR = 0.2  # at start\n")
     (repo / "helpers.py").write_text("SEED = 1  # at start\n")
     return repo

@@ -7,22 +7,15 @@ from pathlib import Path
 
 from google.cloud import firestore, storage
 from test_drift_versions import _write
-from test_function_profiling import PROJECT, wait_terminal
+from test_function_profiling import PROJECT
 from typer.testing import CliRunner
 
 from aletheia.cli import app
 from aletheia.cloud import config, layout
-from aletheia.data.blobstore import BlobStore
-from aletheia.data.cache import LocalCache
-from aletheia.data.datasets import DatasetStore
+
+from helpers import add_profiled, dataset_store
 
 runner = CliRunner()
-
-
-def _add(store: DatasetStore, db: firestore.Client, name: str, path: Path) -> None:
-    version = store.add(name, path, lock=False).version
-    for entry in store.manifest(name, version).values():
-        wait_terminal(db, entry.sha256)
 
 
 def _json(args: list[str]) -> dict:
@@ -38,9 +31,9 @@ def test_stats_prints_schema_stats_validation_and_writes_html(
     cache_dir: Path,
     tmp_path: Path,
 ) -> None:
-    store = DatasetStore(db, BlobStore(gcs, stack.bucket, PROJECT), LocalCache(cache_dir), PROJECT)
-    _add(store, db, "clicks", _write(tmp_path / "v1", seed=1))
-    _add(store, db, "clicks", _write(tmp_path / "v2", seed=2, shift=6.0, extra=True))
+    store = dataset_store(stack, db, gcs, cache_dir, PROJECT)
+    add_profiled(store, db, "clicks", _write(tmp_path / "v1", seed=1))
+    add_profiled(store, db, "clicks", _write(tmp_path / "v2", seed=2, shift=6.0, extra=True))
 
     body = _json(["stats", "clicks"])
     assert body["version"] == "v2"
@@ -75,8 +68,8 @@ def test_split_makes_deterministic_datasets_with_lineage(
     cache_dir: Path,
     tmp_path: Path,
 ) -> None:
-    store = DatasetStore(db, BlobStore(gcs, stack.bucket, PROJECT), LocalCache(cache_dir), PROJECT)
-    _add(store, db, "clicks", _write(tmp_path / "v1", seed=1))
+    store = dataset_store(stack, db, gcs, cache_dir, PROJECT)
+    add_profiled(store, db, "clicks", _write(tmp_path / "v1", seed=1))
 
     args = ["split", "clicks", "--ratios", "0.7,0.3", "--seed", "3", "--names", "train,test"]
     first = _json(args)

@@ -10,16 +10,14 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pytest
 from google.cloud import firestore, storage
-from test_function_profiling import PROJECT, upload, wait_terminal
+from test_function_profiling import PROJECT, upload
 from typer.testing import CliRunner
 
 from aletheia.cli import app
 from aletheia.cloud import config, layout
-from aletheia.data.blobstore import BlobStore
 from aletheia.data.cache import LocalCache
-from aletheia.data.datasets import DatasetStore
 
-from helpers import wait_for_document
+from helpers import add_profiled, dataset_store, wait_for_document
 
 runner = CliRunner()
 ROWS_PER_PART = 3000
@@ -62,15 +60,12 @@ def test_a_multi_file_version_gets_one_merged_profile_per_table(
     tmp_path: Path,
     last: str,
 ) -> None:
-    blobs = BlobStore(gcs, stack.bucket, PROJECT)
-    store = DatasetStore(db, blobs, LocalCache(cache_dir), PROJECT)
+    store = dataset_store(stack, db, gcs, cache_dir, PROJECT)
     data = tmp_path / "v1"
     tables = _write_parts(data, [0, 1, 2])
     (data / "README.txt").write_text("three parts of one table\n")
-    version = store.add("visits", data, lock=False).version
+    version = add_profiled(store, db, "visits", data)
     manifest = store.manifest("visits", version)
-    for entry in manifest.values():
-        wait_terminal(db, entry.sha256)
 
     # The function records it when the version's last file is done, whatever its outcome (a
     # table, or a file that is none): make that file's event the last one again (forget it,
@@ -122,7 +117,7 @@ def test_validation_compares_dataset_versions_not_only_files(
     cache_dir: Path,
     tmp_path: Path,
 ) -> None:
-    store = DatasetStore(db, BlobStore(gcs, stack.bucket, PROJECT), LocalCache(cache_dir), PROJECT)
+    store = dataset_store(stack, db, gcs, cache_dir, PROJECT)
     data = tmp_path / "data"
     _write_parts(data, [10, 11, 12])
     v1 = store.add("shifting", data, lock=False).version
@@ -158,16 +153,13 @@ def test_a_file_event_of_an_incomplete_version_reads_a_few_files_not_all(
     from helpers import count_documents_read
 
     files = 60
-    blobs = BlobStore(gcs, stack.bucket, PROJECT)
-    store = DatasetStore(db, blobs, LocalCache(cache_dir), PROJECT)
+    store = dataset_store(stack, db, gcs, cache_dir, PROJECT)
     data = tmp_path / "images"
     data.mkdir()
     for i in range(files):
         (data / f"img-{i:03}.png").write_bytes(b"\x89PNG\r\n\x1a\n" + i.to_bytes(4, "big"))
-    version = store.add("images", data, lock=False).version
+    version = add_profiled(store, db, "images", data)
     manifest = store.manifest("images", version)
-    for entry in manifest.values():
-        wait_terminal(db, entry.sha256)
     _version_with(db, "images", version, "profile")
     # As while the add's events are still arriving: every file but one on its way.
     first, *others = sorted(e.sha256 for e in manifest.values())
@@ -178,7 +170,9 @@ def test_a_file_event_of_an_incomplete_version_reads_a_few_files_not_all(
     )
 
     def manifest_of(name: str, v: str) -> dict:
-        return manifests.load_manifest(db, blobs, PROJECT, name, v, cache=LocalCache(cache_dir))
+        return manifests.load_manifest(
+            db, store.blobs, PROJECT, name, v, cache=LocalCache(cache_dir)
+        )
 
     with count_documents_read(db) as read:
         versioncheck.for_file(db, PROJECT, first, manifest_of, lambda sha: None)

@@ -304,16 +304,18 @@ def test_a_chart_shows_the_number_of_points_logged_and_reads_only_its_chunks(
 
 # --------------------------------------------------------------------------- live updates
 
+# The test's signals arrive on stdin, read unbuffered so that one read never swallows the
+# next signal: the blocking read wakes on each at once; the ceiling only ends a process
+# whose test is gone.
 LIVE_SCRIPT = """
-import sys, time
-from pathlib import Path
+import select, sys
 from aletheia import Metastore
 
-signals = Path(sys.argv[1])
-
 def wait(name):
-    while not (signals / name).exists():  # the test's signal, not a timing guess
-        time.sleep(0.05)
+    ready = select.select([sys.stdin], [], [], float(sys.argv[1]))[0]
+    line = sys.stdin.buffer.raw.readline().decode() if ready else ""
+    if line != name + "\\n":
+        sys.exit(f"expected {name!r} from the test, got {line!r}")
 
 exper = Metastore("live").exper("train", git_policy="off")
 with exper.start_run() as run:
@@ -342,7 +344,15 @@ def test_a_run_logging_in_a_background_process_appears_and_updates_without_reloa
     script = tmp_path / "live.py"
     script.write_text(LIVE_SCRIPT, encoding="utf-8")
     env = {**os.environ, "ALETHEIA_OWNER": uid, "ALETHEIA_IDENTITY": "server"}
-    child = subprocess.Popen([sys.executable, str(script), str(tmp_path)], env=env)
+    command = [sys.executable, str(script), str(GENEROUS_S)]
+    child = subprocess.Popen(command, env=env, stdin=subprocess.PIPE)
+    assert child.stdin is not None
+
+    def send(name: str) -> None:
+        assert child.stdin is not None
+        child.stdin.write(f"{name}\n".encode())
+        child.stdin.flush()
+
     try:
         row = page.locator("table[data-testid=runs] tr[data-run]")
         expect(row).to_have_count(1)
@@ -350,15 +360,14 @@ def test_a_run_logging_in_a_background_process_appears_and_updates_without_reloa
         row.locator("a").first.click()  # in-app navigation, not a reload
         points = page.locator("[data-testid=chart][data-key=loss] [data-testid=points]")
         expect(points).to_contain_text("10 points logged")
-        (tmp_path / "more").touch()
+        send("more")
         expect(points).to_contain_text("30 points logged")
         expect(page.locator("[data-testid=run-status]")).to_have_text("running")
-        (tmp_path / "finish").touch()
+        send("finish")
         expect(page.locator("[data-testid=run-status]")).to_have_text("finished")
         assert child.wait(timeout=GENEROUS_S) == 0
     finally:
-        (tmp_path / "more").touch()
-        (tmp_path / "finish").touch()
+        child.stdin.close()  # a test that failed early: its end of input ends the script
         child.wait(timeout=GENEROUS_S)
     assert page.evaluate("() => window.__sameDocument === true")
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 import typer
 from google.cloud import firestore
@@ -36,6 +37,21 @@ ProjectOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+_Command = TypeVar("_Command", bound=Callable[..., Any])
+
+
+def _members_command(name: str | None = None) -> Callable[[_Command], _Command]:
+    """Register a ``project members`` subcommand whose library errors (bad input, refusals by
+    the rules) exit with their message and code, as every command's do."""
+
+    def register(command: _Command) -> _Command:
+        checked = exit_on_error(command)
+        members_app.command(name)(checked)
+        return checked
+
+    return register
 
 
 def _db_and_project(project: str | None) -> tuple[firestore.Client, str]:
@@ -141,8 +157,7 @@ def _signed_in() -> tuple[firestore.Client, str]:
     return Backend(resolved).db, user.email
 
 
-@members_app.command("list")
-@exit_on_error
+@_members_command("list")
 def list_(project: ProjectOption = None, as_json: JsonOption = False) -> None:
     """List members and their roles, owners first."""
     db, name = _db_and_project(project)
@@ -153,8 +168,7 @@ def list_(project: ProjectOption = None, as_json: JsonOption = False) -> None:
     _print_members(found)
 
 
-@members_app.command()
-@exit_on_error
+@_members_command()
 def add(
     uid: Annotated[str, typer.Argument(help="Firebase user id (what request.auth.uid holds).")],
     role: Annotated[str, typer.Argument(help="viewer, writer or owner.")] = "writer",
@@ -167,8 +181,7 @@ def add(
     console.print(f"{uid}: {change} in {name}")
 
 
-@members_app.command("rm")
-@exit_on_error
+@_members_command("rm")
 def remove(
     uid: Annotated[str, typer.Argument(help="Firebase user id to remove.")],
     project: ProjectOption = None,
@@ -179,8 +192,7 @@ def remove(
     console.print(f"removed {uid} ({previous}) from {name}")
 
 
-@members_app.command()
-@exit_on_error
+@_members_command()
 def invite(
     email: Annotated[str, typer.Argument(help="Email address the new member signs in with.")],
     role: Annotated[str, typer.Argument(help="viewer, writer or owner.")] = "writer",
@@ -198,8 +210,7 @@ def invite(
     )
 
 
-@members_app.command("invites")
-@exit_on_error
+@_members_command("invites")
 def list_invites(project: ProjectOption = None, as_json: JsonOption = False) -> None:
     """List the project's invitations (pending and expired), soonest expiry first."""
     db, name = _db_and_project(project)
@@ -225,8 +236,7 @@ def list_invites(project: ProjectOption = None, as_json: JsonOption = False) -> 
     console.print(table)
 
 
-@members_app.command()
-@exit_on_error
+@_members_command()
 def revoke(
     email: Annotated[str, typer.Argument(help="Email address whose invitation to delete.")],
     project: ProjectOption = None,
