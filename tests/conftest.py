@@ -85,10 +85,23 @@ def gcs(settings: config.Settings) -> storage.Client:
 @pytest.fixture()
 def stack(settings: config.Settings, db: firestore.Client, gcs: storage.Client) -> config.Settings:
     """A wiped stack: no documents in Firestore, no objects in the bucket."""
+    wipe_stack(settings, gcs)
+    return settings
+
+
+@pytest.fixture(scope="module")
+def module_stack(settings: config.Settings, gcs: storage.Client) -> config.Settings:
+    """A stack wiped once for the module, for tests that share what one expensive set-up
+    wrote (they only read it or add beside it; none of them requests ``stack``)."""
+    wipe_stack(settings, gcs)
+    return settings
+
+
+def wipe_stack(settings: config.Settings, gcs: storage.Client) -> None:
+    """No documents in Firestore, no objects in the bucket."""
     wipe_firestore(settings)
     for blob in gcs.bucket(settings.bucket).list_blobs():
         blob.delete()
-    return settings
 
 
 def wipe_firestore(settings: config.Settings) -> None:

@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import sysconfig
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -140,11 +141,20 @@ def venv_with_aletheia(path: Path) -> Path:
     return python
 
 
-@pytest.fixture()
-def world(stack: config.Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
-    """The venv, the packages of every origin, and a training run made with them."""
-    monkeypatch.setenv("NO_COLOR", "1")
-    monkeypatch.setenv("COLUMNS", "300")
+@pytest.fixture(scope="module")
+def world(
+    module_stack: config.Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict]:
+    """The venv, the packages of every origin, and a training run made with them: built once
+    for the module (a venv and four pip installs take tens of seconds); the tests read it, or
+    add a checkout, a venv and a run beside it."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("NO_COLOR", "1")
+        monkeypatch.setenv("COLUMNS", "300")
+        yield _world(tmp_path_factory.mktemp("world"))
+
+
+def _world(tmp_path: Path) -> dict:
     python = venv_with_aletheia(tmp_path / "venv-a")
     local = git_repo(package(tmp_path / "localpkg", "localpkg", 10))
     sh("git", "init", "-q", "--bare", "-b", "main", tmp_path / "localpkg-origin.git")
