@@ -72,6 +72,21 @@ def test_readd_unchanged_uploads_nothing_and_creates_no_version(store, tmp_path,
     assert info["latest_version"] == "v1"
 
 
+def test_unchanged_readd_with_a_description_or_source_records_them(store, tmp_path, db):
+    # Description and source describe the dataset, not a version: a re-add of unchanged data
+    # that names new ones must record them, not drop them silently.
+    data = make_tree(tmp_path / "data", {"a.csv": b"x\n1\n"})
+    store.add("notes", data, desc="first words", source="s3://old")
+    again = store.add("notes", data, desc="better words", source="https://example.org/data")
+    assert (again.version, again.created) == ("v1", False)
+    info = store.info("notes")
+    assert (info["desc"], info["source"]) == ("better words", "https://example.org/data")
+    assert [v["version"] for v in store.versions("notes")] == ["v1"]
+    store.add("notes", data)  # naming neither keeps both
+    info = store.info("notes")
+    assert (info["desc"], info["source"]) == ("better words", "https://example.org/data")
+
+
 def test_identical_content_is_stored_once(store, tmp_path, gcs, stack):
     data = make_tree(tmp_path / "d", {"a.bin": b"same", "b/c.bin": b"same", "d.bin": b"other"})
     result = store.add("dups", data)

@@ -211,7 +211,7 @@ class DatasetStore(DatasetCatalog):
             )
         manifest, digest = plan.manifest, plan.digest
         if plan.same is not None:
-            result = self._unchanged(name, plan.same, manifest, plan.hashed)
+            result = self._unchanged(name, plan.same, manifest, plan.hashed, desc, source)
         else:
             result = self._add_version(
                 name, plan, parent_from, path, desc, source, created_by_run, derived or {}
@@ -266,8 +266,21 @@ class DatasetStore(DatasetCatalog):
             self._seconds[name] = round(self._seconds.get(name, 0.0) + elapsed, 3)
 
     def _unchanged(
-        self, name: str, same: dict[str, Any], manifest: dict[str, FileEntry], hashed: int
+        self,
+        name: str,
+        same: dict[str, Any],
+        manifest: dict[str, FileEntry],
+        hashed: int,
+        desc: str | None,
+        source: str | None,
     ) -> AddResult:
+        # Description and source describe the dataset, not a version: new ones given with
+        # unchanged data are recorded rather than dropped.
+        described = {k: v for k, v in (("desc", desc), ("source", source)) if v is not None}
+        if described:
+            self.db.document(layout.dataset(self.project, name)).set(
+                {**described, "updated_at": firestore.SERVER_TIMESTAMP}, merge=True
+            )
         return AddResult(
             name,
             same["version"],
