@@ -158,3 +158,50 @@ def test_unflushed_points_are_not_tracked_by_the_garbage_collector(tmp_path) -> 
     assert len(rows) == 2_500
     assert sum(gc.is_tracked(row) for row in rows) == 0
     writer.journal.close()
+
+
+def test_a_flush_builds_its_chunk_documents_without_an_object_per_point(tmp_path) -> None:
+    """Encoding a flush made a ``Point`` (an object the collector tracks) per unsent point,
+    100,000 per 100,000-point flush in the writer thread, each a young object that can be
+    promoted and bring on the full collection that stalls ``add_metric``. Counted: none now,
+    and the documents are the same."""
+    import sys
+
+    from aletheia.tracking.journal import JournalWriter
+    from aletheia.tracking.metrics import MetricWriter
+    from aletheia.tracking.runmodel import Point, RunRef, chunk_doc
+    from aletheia.tracking.store import FirestoreStore
+
+    writer = MetricWriter(
+        RunRef("p", "e", "1"), FirestoreStore(lambda: None), JournalWriter(tmp_path / "j.jsonl")
+    )
+    for i in range(2_500):
+        writer.add("loss", 1.0 / (i + 1), 2 * i, ts=1.7e9 + i / 3)
+    writer._drain()
+    points: list[object] = []
+
+    def watch(frame, event: str, arg: object) -> None:
+        if event == "call" and isinstance(frame.f_locals.get("self"), Point):
+            points.append(frame.f_locals["self"])
+
+    sys.setprofile(watch)
+    try:
+        writes = writer._writes()
+    finally:
+        sys.setprofile(None)
+
+    assert points == []
+    chunks = [w.data for w in writes if "/Metrics/" in w.path]
+    expected = [
+        chunk_doc(
+            "loss",
+            n,
+            [
+                Point(i, 2 * i, 1.0 / (i + 1), 1.7e9 + i / 3)
+                for i in range(n * 1_000, min(2_500, (n + 1) * 1_000))
+            ],
+        )
+        for n in range(3)
+    ]
+    assert chunks == expected
+    writer.journal.close()

@@ -50,10 +50,9 @@ from aletheia.tracking.runmodel import (
     LATEST_FIELD,
     RunRef,
     Summary,
-    chunk_doc,
     merge_fields,
 )
-from aletheia.tracking.series import Series, rows_points
+from aletheia.tracking.series import Series, rows_doc
 from aletheia.tracking.store import FirestoreStore, Write, WritesRejectedError
 from aletheia.tracking.validation import SummaryBudget
 from aletheia.tracking.writing import MetricPoint, RunWriteStore, tag_fields
@@ -370,7 +369,7 @@ class MetricWriter(WriterRecovery, RunWriteStore):
 
     def _writes(self) -> list[Write]:
         writes = [
-            Write(self.ref.chunk_path(s.key, n), chunk_doc(s.key, n, rows_points(s.chunks[n])))
+            Write(self.ref.chunk_path(s.key, n), rows_doc(s.key, n, s.chunks[n]))
             for s in self._series.values()
             for n in sorted(s.dirty - s.refused)
         ]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
-from aletheia.tracking.runmodel import CHUNK_POINTS, Point, Summary, chunk_of
+from aletheia.tracking.runmodel import CHUNK_POINTS, Summary, chunk_columns_doc, chunk_of
 
 #: A point as the writer holds it until Firestore has it: ``(index, step, value, ts)``. A plain
 #: tuple of numbers, which the garbage collector stops tracking after its first pass: a run
@@ -13,9 +14,13 @@ from aletheia.tracking.runmodel import CHUNK_POINTS, Point, Summary, chunk_of
 Row = tuple[int, int, float, float]
 
 
-def rows_points(rows: list[Row]) -> list[Point]:
-    """The rows of a chunk as points (for :func:`aletheia.tracking.runmodel.chunk_doc`)."""
-    return [Point(*row) for row in rows]
+def rows_doc(key: str, chunk: int, rows: list[Row]) -> dict[str, Any]:
+    """The chunk document of ``rows``, its columns split apart in C (``zip``): no ``Point``
+    per row, which the collector would track, and no Python frame per value."""
+    if not rows:
+        return chunk_columns_doc(key, chunk, [], [], [])
+    _, steps, values, times = zip(*rows, strict=True)
+    return chunk_columns_doc(key, chunk, list(steps), list(values), list(times))
 
 
 @dataclass
