@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,26 @@ def rows_doc(key: str, chunk: int, rows: list[Row]) -> dict[str, Any]:
     return chunk_columns_doc(key, chunk, list(steps), list(values), list(times))
 
 
+class Columns:
+    """The points of one key logged since the writer last drained: steps, values and times
+    in typed arrays: C numbers, no object per point for the garbage collector to count."""
+
+    __slots__ = ("steps", "times", "values")
+
+    def __init__(self) -> None:
+        self.steps = array("q")
+        self.values = array("d")
+        self.times = array("d")
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+
+def new_columns() -> Columns:
+    """Empty columns for a key's next points."""
+    return Columns()
+
+
 @dataclass
 class Series:
     """Writer-side state of one metric: unsent chunks and its summary."""
@@ -42,6 +63,17 @@ class Series:
         self.dirty.add(n)
         self.summary.add(step, value, ts)
         self.received += 1
+
+    def extend(self, first: int, columns: Columns) -> None:
+        """The points of ``columns``, the first of them at per-key index ``first``."""
+        for index, step, value, ts in zip(
+            range(first, first + len(columns)),
+            columns.steps,
+            columns.values,
+            columns.times,
+            strict=True,
+        ):
+            self.add(index, step, value, ts)
 
     def acknowledged(self, sent: set[int]) -> None:
         """Forget sent chunks that are full; keep the tail (it will grow)."""
