@@ -120,6 +120,7 @@ def test_chunk_writes_are_built_byte_for_byte_as_the_library_builds_them() -> No
         "empty": [],
         "empty_map": {},
         "nan": float("nan"),
+        "floats": [0.5, float("nan"), float("-inf"), -0.0, 5e-324, 1.7976931348623157e308],
     }
     path = "projects/p/databases/(default)/documents/Projects/x/Metrics/loss~0"
     for data in (chunk_doc("loss", 0, points), mixed):
