@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from array import array
 
 from google.cloud import firestore
 from google.cloud.firestore_v1 import _helpers
@@ -151,10 +152,139 @@ def test_unflushed_points_are_not_tracked_by_the_garbage_collector(tmp_path) -> 
     for i in range(2_500):
         writer.add("loss", float(i), i)
     gc.collect()
-    assert sum(gc.is_tracked(entry) for entry in writer._buffer) == 0
+    (columns,) = writer._pending.values()  # one buffer per key: 3 arrays of C numbers
+    assert len(columns) == 2_500
     writer._drain()  # into the series, as a flush does before encoding
     gc.collect()
-    rows = [row for series in writer._series.values() for c in series.chunks.values() for row in c]
-    assert len(rows) == 2_500
-    assert sum(gc.is_tracked(row) for row in rows) == 0
+    (series,) = writer._series.values()
+    assert [len(c) for c in series.chunks.values()] == [1_000, 1_000, 500]
+    # Three arrays per chunk, whatever its points: nothing per point for the collector.
+    held = [a for c in series.chunks.values() for a in (c.steps, c.values, c.times)]
+    assert len(held) == 9 and all(isinstance(a, array) for a in held)
     writer.journal.close()
+
+
+def test_logging_100k_points_sets_off_no_garbage_collection(tmp_path) -> None:
+    """``add_metric`` allocates nothing the collector tracks. A tuple per point set off a
+    young collection every 700 points and, every 100 of those, a check for a full one: the
+    collection that walks every object of the training process ran on the training thread,
+    or held the GIL in another thread while the training thread waited (the ``add_metric``
+    stalls of tens of ms). Nor does holding them in the writer's chunks until Firestore has
+    them. Counted: 100,000 points, no collection."""
+    import gc
+
+    from aletheia.tracking.journal import JournalWriter
+    from aletheia.tracking.metrics import MetricWriter
+    from aletheia.tracking.runmodel import RunRef
+    from aletheia.tracking.store import FirestoreStore
+
+    writer = MetricWriter(
+        RunRef("p", "e", "1"), FirestoreStore(lambda: None), JournalWriter(tmp_path / "j.jsonl")
+    )
+    writer.add("loss", 0.5, 0)  # the key's first point makes its buffer
+    collections: list[int] = []
+
+    def count(phase: str, info: dict) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    gc.collect()
+    gc.callbacks.append(count)
+    try:
+        for i in range(1, 100_000):
+            writer.add("loss", 1.0 / i, i)
+            if not i % 10_000:
+                writer._drain()  # into the chunks, as the writer's flushes do
+        writer._drain()
+    finally:
+        gc.callbacks.remove(count)
+    assert collections == []
+    assert writer.points_logged == 100_000
+    (series,) = writer._series.values()
+    assert series.received == 100_000 and len(series.chunks) == 100
+    last = series.chunks[99]
+    assert (last.steps[-1], last.values[-1]) == (99_999, 1.0 / 99_999)
+    writer.journal.close()
+
+
+def test_a_flush_builds_its_chunk_documents_without_an_object_per_point(tmp_path) -> None:
+    """Encoding a flush made a ``Point`` (an object the collector tracks) per unsent point,
+    100,000 per 100,000-point flush in the writer thread, each a young object that can be
+    promoted and bring on the full collection that stalls ``add_metric``. Counted: none now,
+    and the documents are the same."""
+    import sys
+
+    from aletheia.tracking.journal import JournalWriter
+    from aletheia.tracking.metrics import MetricWriter
+    from aletheia.tracking.runmodel import Point, RunRef, chunk_doc
+    from aletheia.tracking.store import FirestoreStore
+
+    writer = MetricWriter(
+        RunRef("p", "e", "1"), FirestoreStore(lambda: None), JournalWriter(tmp_path / "j.jsonl")
+    )
+    for i in range(2_500):
+        writer.add("loss", 1.0 / (i + 1), 2 * i, ts=1.7e9 + i / 3)
+    writer._drain()
+    points: list[object] = []
+
+    def watch(frame, event: str, arg: object) -> None:
+        if event == "call" and isinstance(frame.f_locals.get("self"), Point):
+            points.append(frame.f_locals["self"])
+
+    sys.setprofile(watch)
+    try:
+        writes = writer._writes()
+    finally:
+        sys.setprofile(None)
+
+    assert points == []
+    chunks = [w.data for w in writes if "/Metrics/" in w.path]
+    expected = [
+        chunk_doc(
+            "loss",
+            n,
+            [
+                Point(i, 2 * i, 1.0 / (i + 1), 1.7e9 + i / 3)
+                for i in range(n * 1_000, min(2_500, (n + 1) * 1_000))
+            ],
+        )
+        for n in range(3)
+    ]
+    assert chunks == expected
+    writer.journal.close()
+
+
+def test_full_chunks_are_committed_while_the_run_goes_on(
+    stack: config.Settings, db: firestore.Client
+) -> None:
+    """Every ``EARLY_CHUNKS`` chunks that fill wake the writer, which commits them (and only
+    them: no partial chunk, no run document) while the loop goes on, so the run's end has
+    little left to send. Before, everything logged within a flush interval waited for it:
+    a fast loop's 100 chunks all went in the final flush (2.7 s after a 1 s loop)."""
+    from aletheia.tracking.metrics import EARLY_CHUNKS
+
+    ms = Metastore(PROJECT, flush_interval_s=3600)  # no flush by the interval in this test
+    run = ms.exper("early", git_policy="off").start_run()
+    try:
+        points = (2 * EARLY_CHUNKS + 0.5) * CHUNK_POINTS
+        for i in range(int(points)):
+            run.add_metric("loss", 1.0 / (i + 1))
+        full = 2 * EARLY_CHUNKS
+        wait_for(
+            lambda: ms.store.stats.writes >= full,
+            timeout=GENEROUS_S,
+            what=f"{full} full chunks committed before the run's end",
+        )
+        assert ms.store.stats.writes == full  # the full chunks alone
+        stored = db.collection(layout.metrics(PROJECT, "early", run.id)).stream()
+        assert sorted(int(s.get("chunk")) for s in stored) == list(range(full))
+        doc = db.document(layout.run(PROJECT, "early", run.id)).get().to_dict() or {}
+        assert "loss" not in doc["summary"]  # the run document keeps to the flush interval
+        state = journal.read(run.journal.path)  # acknowledged up to the partial chunk
+        assert state.acked_metrics == {"loss": full * CHUNK_POINTS}
+        before_end = ms.store.stats.writes
+    finally:
+        run.finish()
+    # The end sends the partial chunk and the run's documents, not the full chunks again.
+    assert ms.store.stats.writes - before_end <= 3
+    assert journal.read(run.journal.path).complete

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import sys
 import threading
 from typing import Any
 
@@ -16,6 +18,7 @@ from aletheia.tracking.store import (
     FirestoreStore,
     Write,
     split_batches,
+    write_cost,
 )
 
 from helpers import GENEROUS_S
@@ -43,6 +46,43 @@ def test_an_oversized_write_travels_alone() -> None:
     huge = {"blob": "x" * (MAX_BATCH_BYTES + 1)}
     writes = [*_writes(2, {"x": 1}), Write("Projects/store/Metadata/huge", huge)]
     assert [len(b) for b in split_batches(writes)] == [2, 1]
+
+
+def test_metric_chunks_are_sized_without_encoding_them_as_json() -> None:
+    """Sizing a flush's chunks into batches encodes none of them: ``json.dumps`` of a chunk
+    is one C call of milliseconds holding the GIL, which the training thread sat through
+    whole at every flush (an ``add_metric`` stall per chunk). The count stays an upper bound
+    of the JSON size, so batches still fit the request limits."""
+    from aletheia.tracking.runmodel import Point, chunk_doc
+
+    extremes = [1e-308 * -2.2250738585072014, float("nan"), float("-inf"), -(2**63) / 3]
+    chunks = [
+        Write(
+            layout.metadata_doc("store", f"loss~{n}"),
+            chunk_doc(
+                'lé"ss',
+                n,
+                [Point(i, -(2**63) + i, extremes[i % 4], 1.7e9 + i / 7) for i in range(1_000)],
+            ),
+        )
+        for n in range(20)
+    ]
+    encoded: list[Any] = []  # what json.dumps was asked to encode
+
+    def watch(frame: Any, event: str, arg: Any) -> None:
+        if event == "call" and frame.f_code is json.dumps.__code__:
+            encoded.append(frame.f_locals["obj"])
+
+    sys.setprofile(watch)
+    try:
+        batches = split_batches(chunks, parts=PARALLEL_COMMITS)
+    finally:
+        sys.setprofile(None)
+
+    assert encoded == []
+    assert [w.path for b in batches for w in b] == [w.path for w in chunks]
+    for w in chunks[:2]:
+        assert write_cost(w.data) >= encoded_size(w.data)
 
 
 def test_a_flush_larger_than_the_emulators_request_limit_is_stored(
@@ -80,6 +120,7 @@ def test_chunk_writes_are_built_byte_for_byte_as_the_library_builds_them() -> No
         "empty": [],
         "empty_map": {},
         "nan": float("nan"),
+        "floats": [0.5, float("nan"), float("-inf"), -0.0, 5e-324, 1.7976931348623157e308],
     }
     path = "projects/p/databases/(default)/documents/Projects/x/Metrics/loss~0"
     for data in (chunk_doc("loss", 0, points), mixed):

@@ -1,8 +1,11 @@
 """The buffered, chunked, background writer of a run's metrics and fields.
 
 ``add`` (the training thread) stamps a point with its per-key index, appends
-it to an in-memory buffer and one line to the journal, and returns. A writer
-thread wakes every ``flush_interval_s`` and sends what accumulated:
+it to an in-memory buffer (typed arrays: see :mod:`aletheia.tracking.series`)
+and one line to the journal, and returns. A writer thread wakes every
+``flush_interval_s`` and sends what accumulated, and in between each time
+:data:`EARLY_CHUNKS` chunks have filled, to commit those full chunks alone
+(so a run's end has little left to send):
 
 * point ``i`` of key ``k`` belongs to chunk ``i // CHUNK_POINTS``, stored at
   ``Metrics/{k}~{chunk}`` with the chunk's *whole* content (``set``, not an
@@ -50,10 +53,9 @@ from aletheia.tracking.runmodel import (
     LATEST_FIELD,
     RunRef,
     Summary,
-    chunk_doc,
     merge_fields,
 )
-from aletheia.tracking.series import Series, rows_points
+from aletheia.tracking.series import Columns, Series, columns_doc, new_columns
 from aletheia.tracking.store import FirestoreStore, Write, WritesRejectedError
 from aletheia.tracking.validation import SummaryBudget
 from aletheia.tracking.writing import MetricPoint, RunWriteStore, tag_fields
@@ -62,6 +64,9 @@ log = logging.getLogger(__name__)
 
 #: Default seconds between flushes (Firestore sustains ~1 write/s per document).
 FLUSH_INTERVAL_S = 1.0
+#: Full chunks (of any key) that wake the writer before its interval is up: it commits them
+#: while the run goes on (one commit, no run document), so the run's end has little left.
+EARLY_CHUNKS = 10
 #: How often buffered journal lines are handed to the OS, Firestore flush or not: what a
 #: SIGKILL can lose (a write syscall per point would cost more than the rest of ``add``).
 JOURNAL_SYNC_S = 0.1
@@ -116,8 +121,11 @@ class MetricWriter(WriterRecovery, RunWriteStore):
         self._fields_lock = threading.Lock()  # guards the pending fields, in journal order
         self._flush_lock = threading.Lock()  # one flush at a time
         self._next_index: dict[str, int] = {}
-        # (key, index, step, value, ts): plain tuples, untracked by the garbage collector.
-        self._buffer: list[tuple[str, int, int, float, float]] = []
+        # Per key, the steps, values and times logged since the last drain, in typed arrays:
+        # appending allocates no object the garbage collector tracks, so logging never sets
+        # off a collection (a tuple per point made 140 per 100,000 points, and with them the
+        # full collections that walk the whole process while add_metric waits).
+        self._pending: dict[str, Columns] = {}
         self._pending_fields: list[dict[str, Any]] = []
         self._series: dict[str, Series] = {}
         self._dirty_summaries: set[str] = set()
@@ -142,6 +150,8 @@ class MetricWriter(WriterRecovery, RunWriteStore):
         self.blocked = False
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self._filled = 0  # chunks filled since the writer was last woken for them
+        self._early = False  # woken for full chunks, not by the interval or a heartbeat
         self._thread: threading.Thread | None = None
         self._journal_thread: threading.Thread | None = None
 
@@ -154,12 +164,26 @@ class MetricWriter(WriterRecovery, RunWriteStore):
         # formatted outside it and written by the journal's thread (no I/O on this path).
         with self._lock:
             index = self._next_index.get(key, 0)
-            self._next_index[key] = index + 1
             at = index if step is None else step
-            self._buffer.append((key, index, at, value, ts))
+            columns = self._pending.get(key)
+            if columns is None:
+                columns = self._pending[key] = new_columns()
+            columns.steps.append(at)  # three C calls: no Python frame on this path
+            columns.values.append(value)
+            columns.times.append(ts)
+            self._next_index[key] = index + 1
             self.points_logged += 1
+        if not (index + 1) % CHUNK_POINTS:  # a chunk just filled
+            self._chunk_filled()
         self.journal.metric(key, index, at, value, ts)
         return index
+
+    def _chunk_filled(self) -> None:
+        self._filled += 1
+        if self._filled >= EARLY_CHUNKS:
+            self._filled = 0
+            self._early = True
+            self._wake.set()
 
     def queue_fields(self, fields: Mapping[str, Any]) -> None:
         """Queue a merge of run-document fields (journaled at once, in queue order: acks
@@ -274,15 +298,53 @@ class MetricWriter(WriterRecovery, RunWriteStore):
             self._journal_safely(self.journal.flush)
 
     def _loop(self) -> None:
+        due = time.monotonic() + self.flush_interval_s
         while not self._stop.is_set():
-            self._wake.wait(self.flush_interval_s)
+            self._wake.wait(max(0.0, due - time.monotonic()))
             self._wake.clear()
             if self._stop.is_set():
                 return
+            early, self._early = self._early, False
             try:
+                # Woken for full chunks before the interval is up: those alone (the run
+                # document keeps to its interval: Firestore sustains ~1 write/s per document).
+                if early and time.monotonic() < due and self._last_heartbeat > -math.inf:
+                    self.flush_full_chunks()
+                    continue
+                due = time.monotonic() + self.flush_interval_s
                 self.flush()
             except Exception as exc:  # a failing tracker never kills training
                 self._warn(f"metric writer error: {exc!r}")
+
+    def flush_full_chunks(self) -> None:
+        """Commit the full chunks buffered now, nothing else (no run document, no partial
+        chunk): what the writer does between flushes while points pour in. Only when
+        Firestore is caught up; an outage, a recovery or a claim waits for the next flush."""
+        with self._flush_lock:
+            if not (self.caught_up and self.claimed) or self.blocked or self._reconnected:
+                return
+            self._drain()
+            self._journal_safely(self.journal.flush)  # durable before Firestore is asked
+            sent = {
+                s.key: full
+                for s in self._series.values()
+                if (full := {n for n in s.dirty - s.refused if s.full(n)})
+            }
+            if not sent:
+                return
+            writes = [
+                Write(self.ref.chunk_path(key, n), columns_doc(key, n, self._series[key].chunks[n]))
+                for key, chunks in sent.items()
+                for n in sorted(chunks)
+            ]
+            try:
+                self.store.commit(writes, retry_for_s=self.retry_for_s)
+            except WritesRejectedError:
+                return  # everything stays unacknowledged: the next flush books the refusal
+            except Exception as exc:
+                self._went_offline(exc)
+                return
+            self._acknowledged(sent, 0, chunks_only=True)
 
     def flush(self, *, retry_for_s: float | None = None) -> bool:
         """Send everything buffered now; True when Firestore acknowledged all of it."""
@@ -338,16 +400,17 @@ class MetricWriter(WriterRecovery, RunWriteStore):
 
     def _drain(self) -> None:
         with self._lock:
-            buffer, self._buffer = self._buffer, []
+            pending, self._pending = self._pending, {}
+            upto = {key: self._next_index[key] for key in pending}
         with self._fields_lock:
             fields, self._pending_fields = self._pending_fields, []
         capped = self._budget.full
-        for key, index, step, value, ts in buffer:
+        for key, columns in pending.items():  # keys in the order they were first logged
             series = self._series.get(key)
             if series is None:
                 series = self._series[key] = Series(key)
                 series.summarized = self._budget.admit(key)
-            series.add(index, step, value, ts)
+            series.extend(upto[key] - len(columns), columns)
             if series.summarized:
                 self._dirty_summaries.add(key)
         if self._budget.full and not capped:
@@ -370,7 +433,7 @@ class MetricWriter(WriterRecovery, RunWriteStore):
 
     def _writes(self) -> list[Write]:
         writes = [
-            Write(self.ref.chunk_path(s.key, n), chunk_doc(s.key, n, rows_points(s.chunks[n])))
+            Write(self.ref.chunk_path(s.key, n), columns_doc(s.key, n, s.chunks[n]))
             for s in self._series.values()
             for n in sorted(s.dirty - s.refused)
         ]
@@ -399,22 +462,28 @@ class MetricWriter(WriterRecovery, RunWriteStore):
             merged["heartbeat_at"] = self._beat = dt.datetime.now(dt.timezone.utc)
         return merged
 
-    def _acknowledged(self, sent: dict[str, set[int]], n_fields: int) -> None:
-        if self.recovering:
+    def _acknowledged(
+        self, sent: dict[str, set[int]], n_fields: int, *, chunks_only: bool = False
+    ) -> None:
+        if self.recovering and not chunks_only:
             self.recovering -= 1
+        firsts_unsent: dict[str, int] = {}  # per key: its first chunk not in this commit
         for key, chunks in sent.items():
             series = self._series[key]
+            unsent = series.dirty - chunks
+            firsts_unsent[key] = min(unsent) * CHUNK_POINTS if unsent else series.received
             if self.recovering:
                 series.dirty = set(series.chunks)  # rewrite once more, keep in memory
             else:
                 series.acknowledged(chunks)
-        self._dirty_summaries.clear()
-        self._restore_fields = {}
-        del self._unsent_fields[:n_fields]
-        self._sets_acked += n_fields
-        self._last_heartbeat = time.monotonic()
+        if not chunks_only:
+            self._dirty_summaries.clear()
+            self._restore_fields = {}
+            del self._unsent_fields[:n_fields]
+            self._sets_acked += n_fields
+            self._last_heartbeat = time.monotonic()
         acked = {
-            key: min(s.received, self._held.get(key, s.received))
+            key: min(firsts_unsent[key], self._held.get(key, s.received))
             for key, s in self._series.items()
             if key in sent
         }

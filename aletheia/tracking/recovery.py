@@ -42,7 +42,7 @@ from aletheia.tracking.runmodel import (
     chunk_of,
     merge_fields,
 )
-from aletheia.tracking.series import Row, Series
+from aletheia.tracking.series import Series, columns_of
 from aletheia.tracking.store import FirestoreStore, Write, WritesRejectedError
 
 #: The run-document fields the writer folds from the points (resent apart from the user's).
@@ -271,12 +271,12 @@ class WriterRecovery:
             if series is None:
                 continue
             # Only points this writer already drained: later ones arrive through the buffer.
-            restored: dict[int, list[Row]] = {}
+            restored: dict[int, list[tuple[int, float, float]]] = {}
             for p in state.points[key]:
                 n = chunk_of(p.index)
                 if n in chunks and p.index < series.received and n not in series.chunks:
-                    restored.setdefault(n, []).append((p.index, p.step, p.value, p.ts))
-            series.chunks.update(restored)
+                    restored.setdefault(n, []).append((p.step, p.value, p.ts))
+            series.chunks.update({n: columns_of(points) for n, points in restored.items()})
             series.dirty |= {n for n in chunks if n in series.chunks} - series.refused
         merged = state.merged_fields()
         self._restore_fields = {k: merged[k] for k in gaps.fields if k in merged}

@@ -13,6 +13,7 @@ point ``i`` of a key lives in chunk ``i // CHUNK_POINTS`` as parallel
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -47,6 +48,10 @@ def now() -> dt.datetime:
 def utc(ts: float) -> dt.datetime:
     """A timezone-aware UTC datetime from epoch seconds."""
     return dt.datetime.fromtimestamp(ts, tz=dt.timezone.utc)
+
+
+#: :func:`utc` as one C callable, mapped over a chunk's times without a Python frame each.
+_UTC = functools.partial(dt.datetime.fromtimestamp, tz=dt.timezone.utc)
 
 
 def epoch(value: Any) -> float:
@@ -114,14 +119,24 @@ def chunk_count(points: int) -> int:
 def chunk_doc(key: str, chunk: int, points: Iterable[Point]) -> dict[str, Any]:
     """The document of one chunk: parallel arrays of steps, values and times."""
     pts = list(points)
+    return chunk_columns_doc(
+        key, chunk, [p.step for p in pts], [p.value for p in pts], [p.ts for p in pts]
+    )
+
+
+def chunk_columns_doc(
+    key: str, chunk: int, steps: list[int], values: list[float], times: list[float]
+) -> dict[str, Any]:
+    """:func:`chunk_doc` from the chunk's columns (``times`` in epoch seconds): the writer's
+    path, which holds its points as plain rows and builds no :class:`Point` for them."""
     return {
         "key": key,
         "chunk": chunk,
         "first_index": chunk * CHUNK_POINTS,
-        "count": len(pts),
-        "steps": [p.step for p in pts],
-        "values": [p.value for p in pts],
-        "times": [utc(p.ts) for p in pts],
+        "count": len(steps),
+        "steps": steps,
+        "values": values,
+        "times": list(map(_UTC, times)),
     }
 
 

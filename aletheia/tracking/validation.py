@@ -112,6 +112,8 @@ def validate_metric_value(value: object, key: str = "metric") -> float:
     ``.item()`` giving a real number). Booleans are refused: ``True`` is
     almost always a bug, log ``float(flag)`` when it is not.
     """
+    if type(value) is float:  # the common case, on every add_metric: no ABC check
+        return value
     if isinstance(value, bool):
         raise ValidationError(
             f"value of {key!r} is a bool ({value})", "log float(value) if you mean 0/1"
@@ -178,6 +180,8 @@ def validate_step(step: object, *, negative: bool = False) -> int | None:
     """``None`` or a 64-bit int, non-negative unless ``negative`` (MLflow allows them)."""
     if step is None:
         return None
+    if type(step) is int and 0 <= step <= MAX_INT64:  # the common case: no ABC check
+        return step
     number = validate_int(step, "step")
     if number < 0 and not negative:
         raise ValidationError(f"step must be >= 0, got {step}", "pass a non-negative step")
