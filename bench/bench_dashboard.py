@@ -62,7 +62,8 @@ def seed_aletheia(ctx: Context, runs: int, points: int) -> tuple[str, str]:
     """The member, the runs and the long run; returns (uid, long run id)."""
     from aletheia.cloud import auth, clients, config, layout, members
     from aletheia.tracking.journal import Point
-    from aletheia.tracking.metrics import CHUNK_POINTS, chunk_doc
+    from aletheia.tracking.metrics import CHUNK_POINTS
+    from aletheia.tracking.runmodel import chunk_doc
 
     settings = config.resolve({"identity": "server"})
     uid = auth.toolkit_for(settings).sign_up(email_of(ctx), PASSWORD).uid
