@@ -20,7 +20,7 @@ midway leaves only blobs that the next add finds (412 or HEAD) and skips.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -166,14 +166,14 @@ def _drain(futures: dict, on_done: Callable[[Future], None], pools: list) -> Non
     """Wait for ``futures``, calling ``on_done`` for each as it completes; raise the first error.
 
     ``pools`` are shut down (queued work cancelled) before the error is raised.
+    ``as_completed`` takes each future's lock a few times in all; a loop of
+    ``wait(left, FIRST_COMPLETED)`` takes every remaining one at every completion
+    (N²/2 for N files: the CPU of adding 10,000 small files grew with its square).
     """
-    left = set(futures)
-    while left:
-        done, left = wait(left, return_when=FIRST_COMPLETED)
-        for fut in done:
-            error = fut.exception()
-            if error is not None:
-                for pool in pools:
-                    pool.shutdown(wait=False, cancel_futures=True)
-                raise error
-            on_done(fut)
+    for fut in as_completed(futures):
+        error = fut.exception()
+        if error is not None:
+            for pool in pools:
+                pool.shutdown(wait=False, cancel_futures=True)
+            raise error
+        on_done(fut)
