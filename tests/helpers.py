@@ -233,3 +233,14 @@ def add_profiled(store: DatasetStore, db: firestore.Client, name: str, path: Pat
             what=f"the storage function's status of {name} {version} {entry.path}",
         )
     return version
+
+
+def version_field(db: firestore.Client, project: str, name: str, version: str, field: str) -> Any:
+    """Field ``field`` of a dataset version once it is there (written by the add or the
+    storage function, woken by Firestore's listener)."""
+    return wait_for_document(
+        db,
+        layout.dataset_version(project, name, version),
+        lambda doc: doc.get(field) is not None,
+        what=f"{field} of {name} {version}",
+    )[field]

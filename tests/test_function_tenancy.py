@@ -14,6 +14,7 @@ import hashlib
 import uuid
 from pathlib import Path
 
+import pytest
 from google.cloud import firestore, storage
 from test_auth import as_user, rules_stack, uid_of
 
@@ -113,6 +114,53 @@ def test_function_never_creates_or_revives_a_deleted_project(
     said = [line for line in log.read_text(errors="replace").splitlines() if name in line]
     assert any(f"project {ghost!r} does not exist" in s for s in said), said
     assert not db.document(layout.project(ghost)).get().exists
+
+
+@pytest.mark.parametrize(
+    ("path", "data"),
+    [("people.csv", CSV), ("photo.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 64)],
+    ids=["profiled", "unsupported"],
+)
+def test_a_project_deleted_while_its_event_is_handled_is_not_revived(
+    stack: config.Settings,
+    db: firestore.Client,
+    gcs: storage.Client,
+    monkeypatch: pytest.MonkeyPatch,
+    path: str,
+    data: bytes,
+) -> None:
+    """The deletion lands after the event's tenancy check and before its first write.
+
+    The first write (the lease, or the ``unsupported`` record) reads the project in
+    its transaction: a ``Files`` document written anyway would make the deleted
+    name impossible to create again.
+    """
+    team = f"team-{uuid.uuid4().hex[:8]}"
+    members.ensure_project(db, team)
+    digest = _upload(gcs, stack, team, data)
+    wait_for(  # the real function is through with it: only the call below writes now
+        lambda: _status(db, team, digest) in ("done", "failed", "unsupported"),
+        what="the function to finish",
+    )
+    db.document(layout.file(team, digest)).delete()
+    checked = fileevents.tenancy.refusal
+
+    def check_then_delete(db_: firestore.Client, project: str, owner: str | None) -> object:
+        verdict = checked(db_, project, owner)
+        db_.document(layout.project(project)).delete()  # deleted right after the check
+        return verdict
+
+    monkeypatch.setattr(fileevents.tenancy, "refusal", check_then_delete)
+    obj = {
+        "bucket": stack.bucket,
+        "name": layout.blob_name(team, digest),
+        "metadata": {PATH_METADATA: path},
+    }
+
+    assert fileevents.handle_finalized(obj, db, gcs) is None
+    assert not db.document(layout.project(team)).get().exists
+    assert list(db.collection(layout.files(team)).limit(1).stream()) == []
+    members.create_project(db, team, "ada")  # the name is free again
 
 
 def test_function_reads_the_project_once_per_event(

@@ -17,7 +17,7 @@ from aletheia.cli import app
 from aletheia.cloud import config, layout
 from aletheia.data.cache import LocalCache
 
-from helpers import add_profiled, dataset_store, wait_for_document
+from helpers import add_profiled, dataset_store, version_field
 
 runner = CliRunner()
 ROWS_PER_PART = 3000
@@ -42,15 +42,6 @@ def _write_parts(directory: Path, seeds: list[int], centre: float = 40.0) -> lis
     return tables
 
 
-def _version_with(db: firestore.Client, name: str, version: str, field: str) -> dict:
-    return wait_for_document(
-        db,
-        layout.dataset_version(PROJECT, name, version),
-        lambda doc: doc.get(field) is not None,
-        what=f"{field} of {name} {version}",
-    )[field]
-
-
 @pytest.mark.parametrize("last", ["train/part-2.csv", "README.txt"])
 def test_a_multi_file_version_gets_one_merged_profile_per_table(
     stack: config.Settings,
@@ -71,14 +62,14 @@ def test_a_multi_file_version_gets_one_merged_profile_per_table(
     # table, or a file that is none): make that file's event the last one again (forget it,
     # upload its bytes anew), on a version without a profile.
     ref = db.document(layout.dataset_version(PROJECT, "visits", version))
-    _version_with(db, "visits", version, "profile")  # by the add or the function, first
+    version_field(db, PROJECT, "visits", version, "profile")  # by the add or the function, first
     ref.update({"profile": firestore.DELETE_FIELD})
     digest = manifest[last].sha256
     db.document(layout.file(PROJECT, digest)).delete()
     gcs.bucket(stack.bucket).blob(layout.blob_name(PROJECT, digest)).delete()
     upload(gcs, stack, (data / last).read_bytes(), last)
 
-    profile = _version_with(db, "visits", version, "profile")
+    profile = version_field(db, PROJECT, "visits", version, "profile")
 
     whole = pa.concat_tables(tables)
     assert profile["files"] == 4 and profile["files_merged"] == 3
@@ -121,13 +112,13 @@ def test_validation_compares_dataset_versions_not_only_files(
     data = tmp_path / "data"
     _write_parts(data, [10, 11, 12])
     v1 = store.add("shifting", data, lock=False).version
-    _version_with(db, "shifting", v1, "profile")
+    version_field(db, PROJECT, "shifting", v1, "profile")
     # New parts whose ages are far higher: no file has a counterpart at its path in v1,
     # so only the comparison of the two versions' tables can see the drift.
     _write_parts(data, [13, 14, 15, 16], centre=70.0)
     v2 = store.add("shifting", data, lock=False).version
 
-    validation = _version_with(db, "shifting", v2, "validation")
+    validation = version_field(db, PROJECT, "shifting", v2, "validation")
 
     assert validation["files_compared"] == 0 and validation["tables_compared"] == 1
     assert validation["ok"] is False
@@ -160,7 +151,7 @@ def test_a_file_event_of_an_incomplete_version_reads_a_few_files_not_all(
         (data / f"img-{i:03}.png").write_bytes(b"\x89PNG\r\n\x1a\n" + i.to_bytes(4, "big"))
     version = add_profiled(store, db, "images", data)
     manifest = store.manifest("images", version)
-    _version_with(db, "images", version, "profile")
+    version_field(db, PROJECT, "images", version, "profile")
     # As while the add's events are still arriving: every file but one on its way.
     first, *others = sorted(e.sha256 for e in manifest.values())
     for sha in others:

@@ -24,14 +24,11 @@ from test_function_profiling import PROJECT, wait_terminal
 from typer.testing import CliRunner
 
 from aletheia.cli import app
-from aletheia.cloud import config, layout
-from aletheia.data.blobstore import BlobStore
-from aletheia.data.cache import LocalCache
-from aletheia.data.datasets import DatasetStore
+from aletheia.cloud import config
 from aletheia.stats import versionprofile
 from aletheia.stats.profiling import profile_batches
 
-from helpers import GENEROUS_S, wait_for_document
+from helpers import GENEROUS_S, dataset_store, version_field
 
 runner = CliRunner()
 ROWS = 2000
@@ -55,19 +52,6 @@ def _write(directory: Path, seeds: list[int], tail_centre: float = 0.0) -> pa.Ta
     for seed, table in zip(seeds, tables, strict=True):
         pa_csv.write_csv(table, directory / "train" / f"part-{seed}.csv")
     return pa.concat_tables(tables)
-
-
-def _version_field(db: firestore.Client, name: str, version: str, field: str) -> dict[str, Any]:
-    return wait_for_document(
-        db,
-        layout.dataset_version(PROJECT, name, version),
-        lambda doc: doc.get(field) is not None,
-        what=f"{field} of {name} {version}",
-    )[field]
-
-
-def _store(stack: config.Settings, gcs: storage.Client, db: firestore.Client, cache: Path):
-    return DatasetStore(db, BlobStore(gcs, stack.bucket, PROJECT), LocalCache(cache), PROJECT)
 
 
 def _assert_same_as_uncut(columns: list[dict[str, Any]], whole: pa.Table) -> None:
@@ -95,13 +79,13 @@ def test_a_table_too_wide_for_the_document_is_cut_there_and_readers_merge_every_
     cache_dir: Path,
     tmp_path: Path,
 ) -> None:
-    store = _store(stack, gcs, db, cache_dir)
+    store = dataset_store(stack, db, gcs, cache_dir, PROJECT)
     whole = _write(tmp_path / "data", [0, 1, 2])
     version = store.add("wide", tmp_path / "data", lock=False).version
     for entry in store.manifest("wide", version).values():
         wait_terminal(db, entry.sha256)
 
-    recorded = _version_field(db, "wide", version, "profile")
+    recorded = version_field(db, PROJECT, "wide", version, "profile")
 
     (table,) = recorded["tables"]
     assert table["truncated"] is True and table["files"] == 3
@@ -143,10 +127,10 @@ def test_readers_read_the_files_profiles_side_by_side(
 ) -> None:
     """Merging again reads every file's profile: one after another, a version of 1,000 files
     waits for 1,000 round trips to the bucket."""
-    store = _store(stack, gcs, db, cache_dir)
+    store = dataset_store(stack, db, gcs, cache_dir, PROJECT)
     _write(tmp_path / "data", [20, 21, 22])
     version = store.add("parallel", tmp_path / "data", lock=False).version
-    assert _version_field(db, "parallel", version, "profile")["tables"][0]["truncated"]
+    assert version_field(db, PROJECT, "parallel", version, "profile")["tables"][0]["truncated"]
     # Each load returns only once all three are in flight (else the barrier breaks).
     together = threading.Barrier(3, timeout=GENEROUS_S)
     loads: list[str] = []
@@ -170,19 +154,19 @@ def test_validation_sees_drift_in_a_column_the_document_left_out(
     cache_dir: Path,
     tmp_path: Path,
 ) -> None:
-    store = _store(stack, gcs, db, cache_dir)
+    store = dataset_store(stack, db, gcs, cache_dir, PROJECT)
     data = tmp_path / "data"
     _write(data, [10, 11, 12])
     v1 = store.add("widening", data, lock=False).version
-    assert _version_field(db, "widening", v1, "profile")["tables"][0]["truncated"]
+    assert version_field(db, PROJECT, "widening", v1, "profile")["tables"][0]["truncated"]
     # New parts (no file has a counterpart in v1) whose last numeric column moved: only the
     # tables' comparison, on columns the recorded profile does not hold, can see it.
     _write(data, [13, 14, 15, 16], tail_centre=8.0)
     v2 = store.add("widening", data, lock=False).version
 
-    validation = _version_field(db, "widening", v2, "validation")
+    validation = version_field(db, PROJECT, "widening", v2, "validation")
 
-    assert _version_field(db, "widening", v2, "profile")["tables"][0]["truncated"]
+    assert version_field(db, PROJECT, "widening", v2, "profile")["tables"][0]["truncated"]
     assert validation["files_compared"] == 0 and validation["tables_compared"] == 1
     (compared,) = validation["tables"].values()
     found = {(a["kind"], a["column"]) for a in compared["anomalies"]}

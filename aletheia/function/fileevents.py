@@ -62,6 +62,10 @@ log = logging.getLogger("aletheia.function.fileevents")
 LEASE_SECONDS = int(os.environ.get("ALETHEIA_LEASE_SECONDS", "600"))
 
 
+#: What :func:`_claim` returns when the event's project was deleted meanwhile.
+GONE = "gone"
+
+
 class LeaseBusyError(AletheiaError):
     """Another worker holds a live lease on this file; the event should be delivered again."""
 
@@ -84,14 +88,20 @@ def handle_finalized(
         log.error("refusing to profile %s: %s; nothing was recorded for it", name, refused)
         return None
     doc = db.document(layout.file(ref.project, ref.sha256))
+    project_doc = db.document(layout.project(ref.project))
     reason = _plainly_unsupported(obj, gcs or instance.gcs())
     if reason is not None:
-        _record_unsupported(doc, obj, reason)
+        if not _record_unsupported(db.transaction(), doc, project_doc, obj, reason):
+            log.error("dropping %s: project %r was deleted meanwhile", name, ref.project)
+            return None
         # It may be the last file of a version: that completes the version too.
         validate_datasets(db, gcs or instance.gcs(), str(obj.get("bucket")), ref)
         return doc.path
     worker = uuid.uuid4().hex
-    claim = _claim(db.transaction(), doc, _blob_fields(obj), worker)
+    claim = _claim(db.transaction(), doc, _blob_fields(obj), worker, project_doc)
+    if claim == GONE:
+        log.error("dropping %s: project %r was deleted meanwhile", name, ref.project)
+        return None
     if claim in TERMINAL:
         return doc.path
     if claim == "busy":
@@ -146,9 +156,16 @@ def _plainly_unsupported(obj: dict[str, Any], gcs: Any) -> str | None:
     return None
 
 
-def _record_unsupported(doc: Any, obj: dict[str, Any], reason: str) -> None:
-    """One idempotent write: nothing is processed, so no lease is needed."""
-    doc.set(
+@firestore.transactional
+def _record_unsupported(
+    tx: firestore.Transaction, doc: Any, project_doc: Any, obj: dict[str, Any], reason: str
+) -> bool:
+    """One idempotent write (nothing is processed, so no lease is needed); False, and
+    nothing written, when the project was deleted since the event's tenancy check."""
+    if not doc.get(transaction=tx).exists and not project_doc.get(transaction=tx).exists:
+        return False
+    tx.set(
+        doc,
         {
             **_blob_fields(obj),
             "status": STATUS_UNSUPPORTED,
@@ -159,6 +176,7 @@ def _record_unsupported(doc: Any, obj: dict[str, Any], reason: str) -> None:
         },
         merge=True,
     )
+    return True
 
 
 def validate_datasets(db: firestore.Client, gcs: Any, bucket: str, ref: layout.BlobRef) -> None:
@@ -208,9 +226,23 @@ def _blob_fields(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 @firestore.transactional
-def _claim(tx: firestore.Transaction, doc: Any, fields: dict[str, Any], worker: str) -> str:
-    """``seen``/absent/expired → ``processing`` for ``worker``; else the status found."""
+def _claim(
+    tx: firestore.Transaction,
+    doc: Any,
+    fields: dict[str, Any],
+    worker: str,
+    project_doc: Any = None,
+) -> str:
+    """``seen``/absent/expired → ``processing`` for ``worker``; else the status found.
+
+    :data:`GONE` (nothing written) when the document is new and ``project_doc`` no
+    longer exists: the project was deleted after the event's tenancy check, and a
+    ``Files`` document would bring its name back (read in the transaction, so a
+    deletion committed before this write is seen).
+    """
     snap = doc.get(transaction=tx)
+    if not snap.exists and project_doc is not None and not project_doc.get(transaction=tx).exists:
+        return GONE
     data = snap.to_dict() or {} if snap.exists else {}
     status = data.get("status")
     now = datetime.now(timezone.utc)
