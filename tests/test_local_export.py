@@ -25,6 +25,15 @@ from helpers import wait_for
 runner = CliRunner()
 
 
+def _saved_after(saved: Path | None, written: float) -> bool:
+    """Whether the newest save is later than ``written``; a save the exporter replaced
+    between finding and reading it (it saves every second) is "not yet"."""
+    try:
+        return saved is not None and saved.stat().st_mtime > written
+    except FileNotFoundError:
+        return False
+
+
 def test_up_after_the_emulator_died_loads_the_periodic_copy_and_says_how_old(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -39,8 +48,7 @@ def test_up_after_the_emulator_died_loads_the_periodic_copy_and_says_how_old(
         written = time.time()
 
         def saved_since() -> bool:
-            saved = local.saved_firestore_data(tmp_path)
-            return saved is not None and saved.stat().st_mtime > written
+            return _saved_after(local.saved_firestore_data(tmp_path), written)
 
         wait_for(saved_since, what="a periodic save without `down`")
         local.stop_part(state.parts["firestore"])  # dies: `down` never runs
@@ -92,8 +100,7 @@ def test_export_every_is_a_flag_and_a_setting_and_status_shows_it(
         written = time.time()
 
         def saved_since() -> bool:
-            saved = local.saved_firestore_data(stack_dir)
-            return saved is not None and saved.stat().st_mtime > written
+            return _saved_after(local.saved_firestore_data(stack_dir), written)
 
         wait_for(saved_since, what="a save every second, without `down`")
     finally:
