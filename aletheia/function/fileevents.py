@@ -231,7 +231,7 @@ def _claim(
     doc: Any,
     fields: dict[str, Any],
     worker: str,
-    project_doc: Any = None,
+    project_doc: Any,
 ) -> str:
     """``seen``/absent/expired → ``processing`` for ``worker``; else the status found.
 
@@ -241,7 +241,7 @@ def _claim(
     deletion committed before this write is seen).
     """
     snap = doc.get(transaction=tx)
-    if not snap.exists and project_doc is not None and not project_doc.get(transaction=tx).exists:
+    if not snap.exists and not project_doc.get(transaction=tx).exists:
         return GONE
     data = snap.to_dict() or {} if snap.exists else {}
     status = data.get("status")
