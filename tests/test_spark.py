@@ -13,6 +13,7 @@ import json
 import math
 import os
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,9 +31,12 @@ from typer.testing import CliRunner
 import aletheia.spark
 from aletheia import Metastore
 from aletheia.cli import app
-from aletheia.cloud import config, layout
+from aletheia.cloud import config, layout, members
+from aletheia.spark import versionjob
 from aletheia.stats.merge import merge_profiles
 from aletheia.tracking.compose import Backend
+
+from helpers import add_profiled, dataset_store
 
 PROJECT = "vision"  # the project test_function_profiling.wait_terminal reads
 runner = CliRunner()
@@ -232,6 +236,38 @@ def test_a_file_over_the_function_limit_is_deferred_then_profiled_by_the_spark_c
     assert "engine" not in small_doc
     sample = gcs.bucket(stack.bucket).blob(layout.sample_blob_name(PROJECT, big_sha))
     assert len(sample.download_as_bytes().splitlines()) == 100
+
+
+def test_the_spark_job_does_not_revive_a_project_deleted_under_it(
+    stack: config.Settings,
+    db: firestore.Client,
+    gcs: storage.Client,
+    spark: SparkSession,
+    tmp_path: Path,
+) -> None:
+    """The deletion lands after the job listed the version's files, before it leases one.
+
+    The lease reads the project in its transaction, as the function's does: a
+    ``Files`` document written anyway would make the deleted name impossible to
+    create again.
+    """
+    team = f"team-{uuid.uuid4().hex[:8]}"
+    store = dataset_store(stack, db, gcs, tmp_path / "cache", team)
+    root = tmp_path / "logs"
+    root.mkdir()
+    sink = io.BytesIO()
+    pa_csv.write_csv(_table(500, 3), sink)
+    (root / "logs.csv").write_bytes(sink.getvalue())
+    version = add_profiled(store, db, "logs", root)
+    (entry,) = store.manifest("logs", version).values()
+    db.recursive_delete(db.document(layout.project(team)))  # the project and all it held
+
+    result = versionjob.profile_file(store, spark, entry.path, entry.sha256, entry.size)
+
+    assert result.status is None and f"project {team!r} was deleted" in str(result.reason)
+    assert not db.document(layout.project(team)).get().exists
+    assert list(db.collection(layout.files(team)).limit(1).stream()) == []
+    members.create_project(db, team, "ada")  # the name is free again
 
 
 def test_add_dataset_round_trip(

@@ -8,7 +8,8 @@ writes, temporary uploads, foreign files) is ignored, so the function never
 triggers itself.
 
 Life of a document: ``seen`` → ``processing`` (a lease, taken in a
-transaction) → ``done`` | ``failed`` | ``unsupported`` | ``deferred``, each
+transaction: :mod:`aletheia.function.filelease`) → ``done`` | ``failed`` |
+``unsupported`` | ``deferred``, each
 terminal status with its reason. A file larger than one invocation can profile
 within its timeout (:func:`aletheia.function.filestatus.max_bytes`) is
 ``deferred`` under the lease, not attempted: its hint names the Spark command
@@ -30,7 +31,6 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from google.api_core import exceptions as gexc
@@ -40,14 +40,12 @@ from aletheia.cloud import layout
 from aletheia.cloud.transient import TRANSIENT as _TRANSIENT
 from aletheia.data import blobstore
 from aletheia.errors import AletheiaError
-from aletheia.function import analysis, filestatus, instance, tenancy
+from aletheia.function import analysis, filelease, filestatus, instance, tenancy
 from aletheia.function.filestatus import (
     STATUS_DEFERRED,
     STATUS_FAILED,
-    STATUS_PROCESSING,
     STATUS_SEEN,
     STATUS_UNSUPPORTED,
-    TERMINAL,
 )
 from aletheia.stats.formats import (
     UnsupportedFormatError,
@@ -60,10 +58,6 @@ log = logging.getLogger("aletheia.function.fileevents")
 #: A worker's claim lasts this long; a longer-running (crashed) claim is taken over.
 #: Above the function's 540 s timeout so a live worker is never overtaken.
 LEASE_SECONDS = int(os.environ.get("ALETHEIA_LEASE_SECONDS", "600"))
-
-
-#: What :func:`_claim` returns when the event's project was deleted meanwhile.
-GONE = "gone"
 
 
 class LeaseBusyError(AletheiaError):
@@ -98,13 +92,15 @@ def handle_finalized(
         validate_datasets(db, gcs or instance.gcs(), str(obj.get("bucket")), ref)
         return doc.path
     worker = uuid.uuid4().hex
-    claim = _claim(db.transaction(), doc, _blob_fields(obj), worker, project_doc)
-    if claim == GONE:
+    claim = filelease.claim(
+        db, doc, project_doc, worker, seconds=LEASE_SECONDS, fields=_blob_fields(obj)
+    )
+    if claim.outcome == filelease.GONE:
         log.error("dropping %s: project %r was deleted meanwhile", name, ref.project)
         return None
-    if claim in TERMINAL:
+    if claim.outcome == filelease.FINISHED:
         return doc.path
-    if claim == "busy":
+    if claim.outcome == filelease.BUSY:
         raise LeaseBusyError(f"{ref.sha256} is being processed", "it will be delivered again")
     try:
         result = _too_big(obj) or analysis.analyse(
@@ -112,14 +108,15 @@ def handle_finalized(
         )
     except _TRANSIENT as exc:
         # Give the lease back so the redelivery does not wait for it to expire.
-        doc.update({"status": STATUS_SEEN, "last_error": _short(exc), "lease_until": None})
+        filelease.give_back(doc, STATUS_SEEN, last_error=_short(exc))
         raise
     except gexc.NotFound:
         result = {"status": STATUS_FAILED, "reason": "the object was deleted before it was read"}
     except Exception as exc:  # a bug must not become a redelivery loop
         log.exception("profiling %s failed", name)
         result = {"status": STATUS_FAILED, "reason": f"internal error: {_short(exc)}"}
-    _finish(db.transaction(), doc, worker, result)
+    if not filelease.finish(db, doc, worker, result):
+        log.warning("lease on %s was taken over; dropping this result", doc.path)
     # Whatever the outcome: a version is complete once each of its files has one.
     validate_datasets(db, gcs or instance.gcs(), str(obj.get("bucket")), ref)
     return doc.path
@@ -220,62 +217,3 @@ def _blob_fields(obj: dict[str, Any]) -> dict[str, Any]:
         "generation": str(obj.get("generation", "")),
         "seen_at": firestore.SERVER_TIMESTAMP,
     }
-
-
-# --------------------------------------------------------------------------- the lease
-
-
-@firestore.transactional
-def _claim(
-    tx: firestore.Transaction,
-    doc: Any,
-    fields: dict[str, Any],
-    worker: str,
-    project_doc: Any,
-) -> str:
-    """``seen``/absent/expired → ``processing`` for ``worker``; else the status found.
-
-    :data:`GONE` (nothing written) when the document is new and ``project_doc`` no
-    longer exists: the project was deleted after the event's tenancy check, and a
-    ``Files`` document would bring its name back (read in the transaction, so a
-    deletion committed before this write is seen).
-    """
-    snap = doc.get(transaction=tx)
-    if not snap.exists and not project_doc.get(transaction=tx).exists:
-        return GONE
-    data = snap.to_dict() or {} if snap.exists else {}
-    status = data.get("status")
-    now = datetime.now(timezone.utc)
-    if status in TERMINAL:
-        return str(status)
-    lease = data.get("lease_until")
-    if status == STATUS_PROCESSING and lease is not None and lease > now:
-        return "busy"
-    update = {
-        **fields,
-        "status": STATUS_PROCESSING,
-        "worker": worker,
-        "lease_until": now + timedelta(seconds=LEASE_SECONDS),
-        "attempts": int(data.get("attempts") or 0) + 1,
-        "started_at": now,
-    }
-    if not snap.exists:
-        update["created_at"] = firestore.SERVER_TIMESTAMP
-    tx.set(doc, update, merge=True)
-    return "claimed"
-
-
-@firestore.transactional
-def _finish(tx: firestore.Transaction, doc: Any, worker: str, result: dict[str, Any]) -> None:
-    """Write the result unless another worker took the lease over meanwhile."""
-    snap = doc.get(transaction=tx)
-    data = snap.to_dict() or {}
-    if data.get("worker") != worker or data.get("status") in TERMINAL:
-        log.warning("lease on %s was taken over; dropping this result", doc.path)
-        return
-    tx.set(
-        doc,
-        # A hint belongs to the result it came with (a deferred file later profiled drops it).
-        {"hint": None, **result, "lease_until": None, "finished_at": firestore.SERVER_TIMESTAMP},
-        merge=True,
-    )

@@ -38,7 +38,7 @@ from google.cloud import firestore
 
 from aletheia.cloud import layout, queries
 from aletheia.errors import AccessDeniedError
-from aletheia.function import fileevents, filestatus
+from aletheia.function import fileevents, filelease, filestatus
 
 log = logging.getLogger("aletheia.function.leases")
 
@@ -129,10 +129,7 @@ def redrive(
 def _release(tx: firestore.Transaction, doc: Any) -> bool:
     """Back to ``seen`` so the lease can be taken again; False while a live lease holds it."""
     snap = doc.get(transaction=tx)
-    data = snap.to_dict() or {} if snap.exists else {}
-    lease = data.get("lease_until")
-    live = lease is not None and lease > datetime.now(timezone.utc)
-    if data.get("status") == filestatus.STATUS_PROCESSING and live:
+    if filelease.held(snap.to_dict() or {} if snap.exists else {}):
         return False
     if snap.exists:
         tx.update(doc, {"status": filestatus.STATUS_SEEN, "lease_until": None})
@@ -170,7 +167,7 @@ def wait_terminal(
     while True:
         for snap in db.get_all(list(refs.values())):
             found[snap.id] = snap.to_dict() or {} if snap.exists else {}
-        pending = [s for s in refs if found.get(s, {}).get("status") not in fileevents.TERMINAL]
+        pending = [s for s in refs if found.get(s, {}).get("status") not in filestatus.TERMINAL]
         if not pending or time.monotonic() >= deadline:
             return found
         refs = {s: refs[s] for s in pending}
@@ -252,7 +249,7 @@ def reprofile(
         try:
             if not stuck_only and not _release(db.transaction(), doc):
                 results[sha] = Redriven(
-                    project, sha, fileevents.STATUS_PROCESSING, "a worker holds it"
+                    project, sha, filestatus.STATUS_PROCESSING, "a worker holds it"
                 )
                 continue
         except gexc.PermissionDenied as exc:
@@ -269,7 +266,7 @@ def reprofile(
     for sha in sent:
         data = final.get(sha, {})
         status = data.get("status")
-        late = None if status in fileevents.TERMINAL else f"not finished after {wait_s:.0f} s"
+        late = None if status in filestatus.TERMINAL else f"not finished after {wait_s:.0f} s"
         results[sha] = Redriven(project, sha, status, data.get("reason") or late)
     done = [results[s] for s in chosen]
     for result in done:

@@ -10,9 +10,11 @@ the same ``Files/{sha256}`` fields, profile and sample blobs
 version's validation. Every reader (``datasets stats``, the web app) sees it
 like any profile.
 
-Each file is leased like the function leases it (``processing`` with a
-worker id, taken in a transaction), for longer: a Spark job over tens of GB
-outlives a function's timeout, and a sweep must not take it over meanwhile.
+Each file is leased as the function leases it, by the same code
+(:mod:`aletheia.function.filelease`: ``processing`` with a worker id, taken in
+a transaction, never reviving a deleted project), for longer: a Spark job over
+tens of GB outlives a function's timeout, and a sweep must not take it over
+meanwhile.
 
 Where the data is read: in local mode (``local[*]``) each blob is downloaded
 through aletheia's storage client into a temporary directory (no GCS
@@ -32,16 +34,14 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from google.api_core import exceptions as gexc
-from google.cloud import firestore
 
 from aletheia.cloud import layout
 from aletheia.errors import AccessDeniedError, AletheiaError, IntegrityError
-from aletheia.function import analysis, fileevents, filestatus
+from aletheia.function import analysis, fileevents, filelease, filestatus
 from aletheia.spark import profiler
 from aletheia.spark.session import session as spark_session
 from aletheia.stats.formats import Detected, ProfileError, UnsupportedFormatError, detect_format
@@ -100,7 +100,7 @@ def profile_version(
     for path, entry in sorted(manifest.items()):
         record = records.get(entry.sha256) or {}
         status = record.get("status")
-        if status == filestatus.STATUS_PROCESSING and not _expired(record):
+        if filelease.held(record):
             result = SparkResult(path, entry.sha256, status, "a worker holds it")
         elif not force and status not in WANTED and status != filestatus.STATUS_PROCESSING:
             result = SparkResult(path, entry.sha256, status, "already profiled")
@@ -127,10 +127,12 @@ def profile_file(
         "size": int(size),
         "path": path,
     }
+    project_doc = db.document(layout.project(store.project))
     try:
-        prior = _claim(db.transaction(), doc, fields, worker)
-        if prior == _BUSY:
-            return SparkResult(path, sha256, filestatus.STATUS_PROCESSING, "a worker holds it")
+        # Whatever status the file has: profile_version chose it (deferred, or forced).
+        claim = filelease.claim(
+            db, doc, project_doc, worker, seconds=LEASE_SECONDS, defaults=fields, take_terminal=True
+        )
     except gexc.PermissionDenied as exc:
         raise SparkProfileDeniedError(
             "recording a profile writes the Files registry, which only server credentials "
@@ -138,6 +140,10 @@ def profile_file(
             "run it with the storage function's service account (or ADC), or as the "
             "Dataproc batch (README: Deploy)",
         ) from exc
+    if claim.outcome == filelease.BUSY:
+        return SparkResult(path, sha256, filestatus.STATUS_PROCESSING, "a worker holds it")
+    if claim.outcome == filelease.GONE:
+        return SparkResult(path, sha256, None, f"project {store.project!r} was deleted")
     started = time.monotonic()
     try:
         result = _profile(store, spark, path, sha256, ref)
@@ -150,13 +156,18 @@ def profile_file(
         result = {"status": status, "reason": str(exc)}
     except Exception:
         # Give the lease back as it was found; the error is the caller's to see.
+        prior = claim.prior
         back = prior if prior == filestatus.STATUS_DEFERRED else filestatus.STATUS_SEEN
-        doc.update({"status": back, "lease_until": None, "worker": None})
+        filelease.give_back(doc, back, worker=None)
         raise
     seconds = time.monotonic() - started
     result.setdefault("timings", {})
     result["timings"] = {**result["timings"], "total_s": round(seconds, 3), "engine": "spark"}
-    _finish(db.transaction(), doc, worker, {**result, "engine": "spark", "hint": None})
+    if not filelease.finish(db, doc, worker, {**result, "engine": "spark", "hint": None}):
+        raise AletheiaError(
+            f"another worker took {sha256[:12]}… over while Spark profiled it; its result was kept",
+            "see `aletheia datasets stats` for the file's status",
+        )
     # Whatever the outcome, as the function does: it may complete a version.
     fileevents.validate_datasets(db, gcs, bucket.name, ref)
     return SparkResult(
@@ -250,51 +261,6 @@ def _download(store: DatasetStore, sha256: str, into: Path, path: str, detected:
             f"the stored bytes of {path} do not match their sha256", "re-add the file"
         )
     return target
-
-
-def _expired(record: dict[str, Any]) -> bool:
-    lease = record.get("lease_until")
-    return lease is None or lease < datetime.now(timezone.utc)
-
-
-_BUSY = "busy"
-
-
-@firestore.transactional
-def _claim(tx: firestore.Transaction, doc: Any, fields: dict[str, Any], worker: str) -> str | None:
-    """Take the file for ``worker``: the status it had, or ``_BUSY`` if a live lease holds it."""
-    snap = doc.get(transaction=tx)
-    data = snap.to_dict() or {} if snap.exists else {}
-    if data.get("status") == filestatus.STATUS_PROCESSING and not _expired(data):
-        return _BUSY
-    now = datetime.now(timezone.utc)
-    update = {
-        **{k: v for k, v in fields.items() if k not in data},
-        "status": filestatus.STATUS_PROCESSING,
-        "worker": worker,
-        "lease_until": now + timedelta(seconds=LEASE_SECONDS),
-        "attempts": int(data.get("attempts") or 0) + 1,
-        "started_at": now,
-    }
-    tx.set(doc, update, merge=True)
-    prior = data.get("status")
-    return None if prior is None else str(prior)
-
-
-@firestore.transactional
-def _finish(tx: firestore.Transaction, doc: Any, worker: str, result: dict[str, Any]) -> None:
-    """Write the result unless another worker took the lease over meanwhile."""
-    snap = doc.get(transaction=tx)
-    if (snap.to_dict() or {}).get("worker") != worker:
-        raise AletheiaError(
-            f"another worker took {doc.id[:12]}… over while Spark profiled it; its result was kept",
-            "see `aletheia datasets stats` for the file's status",
-        )
-    tx.set(
-        doc,
-        {**result, "lease_until": None, "finished_at": firestore.SERVER_TIMESTAMP},
-        merge=True,
-    )
 
 
 def main(argv: list[str] | None = None) -> None:
