@@ -261,7 +261,7 @@ def test_full_chunks_are_committed_while_the_run_goes_on(
     them: no partial chunk, no run document) while the loop goes on, so the run's end has
     little left to send. Before, everything logged within a flush interval waited for it:
     a fast loop's 100 chunks all went in the final flush (2.7 s after a 1 s loop)."""
-    from aletheia.tracking.metrics import EARLY_CHUNKS
+    from aletheia.tracking.earlyflush import EARLY_CHUNKS
 
     ms = Metastore(PROJECT, flush_interval_s=3600)  # no flush by the interval in this test
     run = ms.exper("early", git_policy="off").start_run()

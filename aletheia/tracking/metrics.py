@@ -4,8 +4,9 @@
 it to an in-memory buffer (typed arrays: see :mod:`aletheia.tracking.series`)
 and one line to the journal, and returns. A writer thread wakes every
 ``flush_interval_s`` and sends what accumulated, and in between each time
-:data:`EARLY_CHUNKS` chunks have filled, to commit those full chunks alone
-(so a run's end has little left to send):
+:data:`~aletheia.tracking.earlyflush.EARLY_CHUNKS` chunks have filled, to
+commit those full chunks alone (:mod:`aletheia.tracking.earlyflush`: so a
+run's end has little left to send):
 
 * point ``i`` of key ``k`` belongs to chunk ``i // CHUNK_POINTS``, stored at
   ``Metrics/{k}~{chunk}`` with the chunk's *whole* content (``set``, not an
@@ -44,6 +45,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from aletheia.tracking.earlyflush import EarlyChunkFlush
 from aletheia.tracking.journal import JournalWriter
 from aletheia.tracking.journal_loss import JournalLoss
 from aletheia.tracking.recovery import WriterRecovery
@@ -64,15 +66,12 @@ log = logging.getLogger(__name__)
 
 #: Default seconds between flushes (Firestore sustains ~1 write/s per document).
 FLUSH_INTERVAL_S = 1.0
-#: Full chunks (of any key) that wake the writer before its interval is up: it commits them
-#: while the run goes on (one commit, no run document), so the run's end has little left.
-EARLY_CHUNKS = 10
 #: How often buffered journal lines are handed to the OS, Firestore flush or not: what a
 #: SIGKILL can lose (a write syscall per point would cost more than the rest of ``add``).
 JOURNAL_SYNC_S = 0.1
 
 
-class MetricWriter(WriterRecovery, RunWriteStore):
+class MetricWriter(EarlyChunkFlush, WriterRecovery, RunWriteStore):
     """Buffers a run's points and field updates; a thread flushes them in batches.
 
     The :class:`~aletheia.tracking.writing.RunWriteStore` of the one run
@@ -177,13 +176,6 @@ class MetricWriter(WriterRecovery, RunWriteStore):
             self._chunk_filled()
         self.journal.metric(key, index, at, value, ts)
         return index
-
-    def _chunk_filled(self) -> None:
-        self._filled += 1
-        if self._filled >= EARLY_CHUNKS:
-            self._filled = 0
-            self._early = True
-            self._wake.set()
 
     def queue_fields(self, fields: Mapping[str, Any]) -> None:
         """Queue a merge of run-document fields (journaled at once, in queue order: acks
@@ -315,36 +307,6 @@ class MetricWriter(WriterRecovery, RunWriteStore):
                 self.flush()
             except Exception as exc:  # a failing tracker never kills training
                 self._warn(f"metric writer error: {exc!r}")
-
-    def flush_full_chunks(self) -> None:
-        """Commit the full chunks buffered now, nothing else (no run document, no partial
-        chunk): what the writer does between flushes while points pour in. Only when
-        Firestore is caught up; an outage, a recovery or a claim waits for the next flush."""
-        with self._flush_lock:
-            if not (self.caught_up and self.claimed) or self.blocked or self._reconnected:
-                return
-            self._drain()
-            self._journal_safely(self.journal.flush)  # durable before Firestore is asked
-            sent = {
-                s.key: full
-                for s in self._series.values()
-                if (full := {n for n in s.dirty - s.refused if s.full(n)})
-            }
-            if not sent:
-                return
-            writes = [
-                Write(self.ref.chunk_path(key, n), columns_doc(key, n, self._series[key].chunks[n]))
-                for key, chunks in sent.items()
-                for n in sorted(chunks)
-            ]
-            try:
-                self.store.commit(writes, retry_for_s=self.retry_for_s)
-            except WritesRejectedError:
-                return  # everything stays unacknowledged: the next flush books the refusal
-            except Exception as exc:
-                self._went_offline(exc)
-                return
-            self._acknowledged(sent, 0, chunks_only=True)
 
     def flush(self, *, retry_for_s: float | None = None) -> bool:
         """Send everything buffered now; True when Firestore acknowledged all of it."""
