@@ -74,12 +74,10 @@ class Redriven:
 
 def is_stale(data: dict[str, Any], now: datetime | None = None) -> bool:
     """Whether a Files document is stuck: ``seen`` (lease given back) or an expired lease."""
-    now = now or datetime.now(timezone.utc)
     status = data.get("status")
     if status == filestatus.STATUS_SEEN:
         return True
-    lease = data.get("lease_until")
-    return status == filestatus.STATUS_PROCESSING and (lease is None or lease < now)
+    return status == filestatus.STATUS_PROCESSING and not filelease.held(data, now)
 
 
 def object_resource(gcs: Any, bucket: str, project: str, sha256: str) -> dict[str, Any]:
