@@ -7,6 +7,7 @@ last save; the next ``up`` loads the newest copy and says how old it is.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from typer.testing import CliRunner
 from aletheia.cli import app
 from aletheia.cloud import config, layout
 from aletheia.cloud.config import LOCAL_CLOUD_PROJECT
-from aletheia.devstack import local
+from aletheia.devstack import autoexport, local
 from aletheia.errors import ConfigError
 
 from helpers import wait_for
@@ -25,13 +26,44 @@ from helpers import wait_for
 runner = CliRunner()
 
 
-def _saved_after(saved: Path | None, written: float) -> bool:
-    """Whether the newest save is later than ``written``; a save the exporter replaced
-    between finding and reading it (it saves every second) is "not yet"."""
-    try:
-        return saved is not None and saved.stat().st_mtime > written
-    except FileNotFoundError:
-        return False
+def _saved_after(saved: autoexport.SavedExport | None, written: float) -> bool:
+    """Whether the newest save is later than ``written``."""
+    return saved is not None and saved.saved_at > written
+
+
+def _emulator_export(data: Path, name: str) -> Path:
+    """A complete export as the emulator leaves it in ``incoming/`` (metadata file last)."""
+    export = data / "incoming" / name
+    (export / "all_namespaces").mkdir(parents=True)
+    (export / f"{name}.overall_export_metadata").write_bytes(b"metadata of " + name.encode())
+    return export
+
+
+def test_a_save_replaced_while_it_is_found_is_found_as_its_replacement(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The saver moves a newer copy into place and removes the older one right after
+    ``saved_firestore_data`` listed the older one: what it returns is the newer, read whole
+    (it used to return the older one's path, gone by the time anyone read it)."""
+    data = tmp_path / local.FIRESTORE_DATA_DIR
+    autoexport.install(data, _emulator_export(data, "firestore_export_1"))
+    listed = Path.glob
+    replaced: list[Path] = []
+
+    def list_then_replace(self: Path, pattern: str, **kwargs: object) -> Iterator[Path]:
+        found = list(listed(self, pattern, **kwargs))
+        if pattern == "firestore_export_*" and not replaced:  # the saver's turn, once
+            replaced.append(autoexport.install(data, _emulator_export(data, "firestore_export_2")))
+        return iter(found)
+
+    monkeypatch.setattr(Path, "glob", list_then_replace)
+    saved = local.saved_firestore_data(tmp_path)
+    monkeypatch.undo()
+
+    (newer,) = replaced
+    assert saved is not None and saved.directory == newer
+    assert saved.metadata.read_bytes() == b"metadata of firestore_export_2"
+    assert saved.saved_at == saved.metadata.stat().st_mtime
 
 
 def test_up_after_the_emulator_died_loads_the_periodic_copy_and_says_how_old(

@@ -11,7 +11,10 @@ loaded and how old it is.
 
 An export lands in ``incoming/`` and is moved into place only once the
 emulator says it is complete, so an interrupted export never replaces a
-good one.
+good one; the older copy is removed right after. A reader may therefore
+list a copy that is gone when it reads it: :func:`newest_export` then looks
+again (the copy that replaced it is newer) and returns what it read, so no
+caller has to read the files of a copy that may be replaced at any moment.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import argparse
 import logging
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import requests
@@ -50,6 +54,11 @@ def export_firestore(stack_dir: Path, address: str, project: str) -> Path:
     url = f"http://{address}/emulator/v1/projects/{project}:export"
     requests.post(url, json=body, timeout=300).raise_for_status()
     (export,) = list(incoming.iterdir())
+    return install(data, export)
+
+
+def install(data: Path, export: Path) -> Path:
+    """Move a complete ``export`` into ``data``, then remove every older copy; its new path."""
     target = data / f"{export.name}-{time.time_ns()}"  # the emulator's names can repeat
     export.rename(target)
     for older in data.iterdir():
@@ -58,17 +67,63 @@ def export_firestore(stack_dir: Path, address: str, project: str) -> Path:
     return target
 
 
+@dataclass(frozen=True)
+class SavedExport:
+    """A complete export as it was found: its metadata file and when it was saved."""
+
+    metadata: Path
+    #: The metadata file's modification time (``time.time()`` scale), read when found.
+    saved_at: float
+
+    @property
+    def directory(self) -> Path:
+        """The export's directory."""
+        return self.metadata.parent
+
+
+#: Looks before giving up on a directory whose copies keep being replaced while they are
+#: read (each replacement is a whole export, seconds apart: two looks are the most seen).
+_LOOKS = 100
+
+
+def newest_export(stack_dir: Path) -> SavedExport | None:
+    """The newest complete export of this stack, if any, read in one consistent look.
+
+    A copy listed but gone when read was replaced by a newer one meanwhile
+    (the periodic saver removes the older copy right after moving the newer
+    into place): the directory is looked at again, never reported empty.
+    """
+    data = stack_dir / FIRESTORE_DATA_DIR
+    newest = None
+    for _ in range(_LOOKS):
+        newest, replaced = _look(data)
+        if not replaced:
+            break
+    return newest
+
+
+def _look(data: Path) -> tuple[SavedExport | None, bool]:
+    """The newest export listed in ``data``, and whether a listed one was gone when read."""
+    found: list[SavedExport] = []
+    replaced = False
+    for export in list(data.glob("firestore_export_*")):
+        metadata = next(export.glob("*.overall_export_metadata"), None)
+        try:
+            saved_at = None if metadata is None else metadata.stat().st_mtime
+        except FileNotFoundError:
+            saved_at = None
+        if metadata is not None and saved_at is not None:
+            found.append(SavedExport(metadata, saved_at))
+        elif not export.exists():
+            replaced = True  # removed since it was listed: a newer copy took its place
+        # else: not an export (the emulator writes the metadata file last)
+    return max(found, key=lambda e: e.saved_at, default=None), replaced
+
+
 def saved_export(stack_dir: Path) -> Path | None:
     """The newest complete export of this stack (its metadata file), if any."""
-    exports = sorted(
-        (stack_dir / FIRESTORE_DATA_DIR).glob("firestore_export_*"),
-        key=lambda p: p.stat().st_mtime,
-    )
-    for export in reversed(exports):
-        metadata = next(export.glob("*.overall_export_metadata"), None)
-        if metadata is not None:
-            return metadata
-    return None
+    newest = newest_export(stack_dir)
+    return None if newest is None else newest.metadata
 
 
 def describe_age(seconds: float) -> str:

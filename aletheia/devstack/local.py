@@ -171,9 +171,11 @@ def export_note(state: StackState) -> str:
     return f"Firestore is saved every {every} and by `aletheia local down`{running}"
 
 
-def saved_firestore_data(stack_dir: Path) -> Path | None:
-    """The newest complete Firestore export of this stack (its metadata file), if any."""
-    return autoexport.saved_export(stack_dir)
+def saved_firestore_data(stack_dir: Path) -> autoexport.SavedExport | None:
+    """The newest complete Firestore export of this stack, if any: its metadata file and
+    when it was saved, read together (the periodic saver may replace the copy at any
+    moment; ``saved_at`` stays true of what was found)."""
+    return autoexport.newest_export(stack_dir)
 
 
 def _export_firestore(stack_dir: Path, state: StackState, echo: Callable[[str], None]) -> None:
@@ -273,10 +275,10 @@ def _saved_data_note(stack_dir: Path) -> str:
     saved = saved_firestore_data(stack_dir)
     if saved is None:
         return "Firestore starts empty (no saved data in this stack dir)"
-    age = autoexport.describe_age(max(0.0, time.time() - saved.stat().st_mtime))
-    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(saved.stat().st_mtime))
+    age = autoexport.describe_age(max(0.0, time.time() - saved.saved_at))
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(saved.saved_at))
     return (
-        f"Firestore loads the data saved {age} ago ({when}) from {saved.parent}; anything "
+        f"Firestore loads the data saved {age} ago ({when}) from {saved.directory}; anything "
         "written after that is not in it (`aletheia sync --verify` rewrites runs from "
         "their journals)"
     )
