@@ -15,7 +15,12 @@ the endpoint the client was configured with (the emulator's, locally), with
 the same query parameters the library uses (``ifGenerationMatch=0``: a 412
 means the object already exists). A failed request is sent again whole by
 the caller; files large enough for that to hurt go up resumably instead
-(:data:`aletheia.data.blobstore.SINGLE_REQUEST_MAX`).
+(:data:`aletheia.data.blobstore.SINGLE_REQUEST_MAX`). The session itself
+sends the same body object again after refreshing its credentials (a 401 on
+a token that expired in flight): a body read to its end starts over from the
+file's start when it is read again, so the re-sent request carries every
+byte its ``Content-Length`` promises (a consumed body sent nothing, and the
+server waited for the promised bytes until the timeout).
 """
 
 from __future__ import annotations
@@ -39,7 +44,9 @@ class MultipartBody:
 
     It hashes what it reads (sha256 only when asked: it is the expensive
     one) and computes the crc32c, so the caller can compare both with what
-    was hashed before and with what the server stored.
+    was hashed before and with what the server stored. Read again after its
+    end (a re-sent request), it starts over: ``fh`` must be seekable (a
+    file), and the hashes are of the bytes of the last sending.
     """
 
     def __init__(
@@ -52,8 +59,6 @@ class MultipartBody:
         on_bytes: OnBytes | None = None,
         hash_sha256: bool = False,
     ) -> None:
-        import google_crc32c
-
         boundary = f"==={uuid.uuid4().hex}=="
         self.content_type = f'multipart/related; boundary="{boundary}"'
         self._head = (
@@ -62,18 +67,32 @@ class MultipartBody:
         ).encode()
         self._tail = f"\r\n--{boundary}--\r\n".encode()
         self._fh = fh
-        self._left = size
+        self._start = fh.tell()  # where the file's bytes begin (a re-send seeks back here)
+        self._size = size
         self._length = len(self._head) + size + len(self._tail)
         self._on_bytes = on_bytes
-        self._sha: Any = hashlib.sha256() if hash_sha256 else None
+        self._reported = 0  # bytes told to on_bytes: a re-send does not count them twice
+        self._hash_sha256 = hash_sha256
+        self._begin()
+
+    def _begin(self) -> None:
+        """Be at the body's first byte, with nothing hashed."""
+        import google_crc32c
+
+        self._left = self._size
+        self._sha: Any = hashlib.sha256() if self._hash_sha256 else None
         self._crc = google_crc32c.Checksum()
-        self._stage = 0  # 0: head, 1: file, 2: tail, 3: done
+        self._stage = 0  # 0: head, 1: file, 2: tail, 3: end, 4: end read (the sending is over)
 
     def __len__(self) -> int:
         return self._length
 
     def read(self, size: int = -1) -> bytes:
-        """The next piece of the body (``b""`` at its end)."""
+        """The next piece of the body (``b""`` at its end; after that, from its start)."""
+        if self._stage == 4:
+            # A sender reads until b"": a read after it is the body sent again.
+            self._fh.seek(self._start)
+            self._begin()
         if self._stage == 0:
             self._stage = 1
             return self._head
@@ -86,7 +105,10 @@ class MultipartBody:
                 if self._sha is not None:
                     self._sha.update(data)
                 if self._on_bytes is not None:
-                    self._on_bytes(len(data))
+                    sent = self._size - self._left
+                    if sent > self._reported:  # progress, not bytes sent again
+                        self._on_bytes(sent - self._reported)
+                        self._reported = sent
                 return data
             if self._left:
                 # Shorter than when it was hashed: the promised Content-Length cannot be
@@ -99,6 +121,7 @@ class MultipartBody:
         if self._stage == 2:
             self._stage = 3
             return self._tail
+        self._stage = 4
         return b""
 
     def sent_crc32c(self) -> str:
