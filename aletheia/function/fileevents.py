@@ -9,21 +9,21 @@ triggers itself.
 
 Life of a document: ``seen`` → ``processing`` (a lease, taken in a
 transaction: :mod:`aletheia.function.filelease`) → ``done`` | ``failed`` |
-``unsupported`` | ``deferred``, each
-terminal status with its reason. A file larger than one invocation can profile
-within its timeout (:func:`aletheia.function.filestatus.max_bytes`) is
-``deferred`` under the lease, not attempted: its hint names the Spark command
-that profiles it, instead of a timeout, a stale lease and a sweep retrying it
-forever. A redelivered event finds a terminal status and does
-nothing; one that finds a live lease raises :class:`LeaseBusyError` (non-2xx, so
-it is delivered again later); an expired lease (a crashed worker) is taken
-over. Nothing is written into a project these credentials may not write
-into (:mod:`aletheia.function.tenancy`): such an event is logged as an error
-and dropped. An object whose name, content type and first four bytes already rule
+``unsupported`` | ``deferred``, each terminal status with its reason. A file
+larger than one invocation can profile within its timeout
+(:func:`aletheia.function.filestatus.max_bytes`) is ``deferred`` under the
+lease, not attempted: its hint names the Spark command that profiles it,
+instead of a timeout, a stale lease and a sweep retrying it forever. A
+redelivered event finds a terminal status and does nothing; one that finds a
+live lease raises :class:`LeaseBusyError` (non-2xx, so it is delivered again
+later); an expired lease (a crashed worker) is taken over. Nothing is written
+into a project these credentials may not write into
+(:mod:`aletheia.function.tenancy`): such an event is logged as an error and
+dropped. An object whose name, content type and first four bytes already rule
 out a table (an image, a model file) is written ``unsupported`` at once, in
-one write, with no lease. Bad input always ends in a terminal status and a normal return, so
-no event is redelivered forever; only transient infrastructure errors
-propagate.
+one write, with no lease. Bad input always ends in a terminal status and a
+normal return, so no event is redelivered forever; only transient
+infrastructure errors propagate.
 """
 
 from __future__ import annotations
