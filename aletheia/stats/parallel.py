@@ -152,7 +152,8 @@ def _read(runs: list[_PartRun], detected: Detected, plan: ReadPlan) -> Outcome |
         # The first block fixes the column types every later part reads with.
         first = next(batches, None)
     except (Restart, pa.ArrowInvalid) as exc:
-        return _verdict([(0, exc)], plan, detected)
+        _verdict([(0, exc)], plan, detected)
+        return None
     except Exception:
         return None
     schema = first_run.reader.schema
@@ -187,7 +188,8 @@ def _read(runs: list[_PartRun], detected: Detected, plan: ReadPlan) -> Outcome |
         if run.error is not None and not isinstance(run.error, _Abandoned)
     ]
     if errors:
-        return _verdict(errors, plan, detected)
+        _verdict(errors, plan, detected)
+        return None
     tally = runs[0].tally
     for run in runs[1:]:
         tally.merge(run.tally)
@@ -225,18 +227,19 @@ def _verdict(
     plan: ReadPlan,
     detected: Detected,
 ) -> None:
-    """Raise the :class:`Restart` the earliest failure calls for, or return ``None`` (void)."""
+    """Raise the :class:`Restart` the earliest failure calls for; return if it voids the attempt."""
     _, error = min(errors, key=lambda e: e[0])
     if isinstance(error, Restart):
         raise error
     if not isinstance(error, pa.ArrowInvalid):
-        return None  # the single pass reports it
+        return  # the single pass reports it
     message = str(error)
     if "\n" in message:
-        return None  # a value spanning lines: a cut may have fallen inside it
+        return  # a value spanning lines: a cut may have fallen inside it
     if "invalid UTF8" in message:
-        return None  # text that is not UTF-8 after the first block: the single pass decides
+        return  # text that is not UTF-8 after the first block: the single pass decides
     try:
-        raise Restart(replan(plan, detected, message))
+        better = replan(plan, detected, message)
     except ProfileError:
-        return None
+        return  # the single pass reports it
+    raise Restart(better)

@@ -163,8 +163,8 @@ class BatchReader:
         self.notes: list[str] = list(plan.shape.notes)
         self.streams: list[IO[bytes]] = []
         self.schema: pa.Schema | None = None
-        #: A value or a bad row spanning lines was read (a quoted line end): a part
-        #: cut after a line end might have been cut inside a value.
+        #: A value or a bad row spanning lines (a quoted line end), or a bad row with an
+        #: unclosed quote, was read: a part cut after a line end may be cut inside a value.
         self.multiline = False
 
     def batches(self) -> Iterator[pa.RecordBatch]:
@@ -257,7 +257,10 @@ class BatchReader:
 
     def _skip_ragged(self, row: Any) -> str:
         fields = len(self.schema) if self.schema is not None else 0
-        self.multiline = self.multiline or "\n" in row.text
+        if self.plan.quoting and ("\n" in row.text or row.text.count('"') % 2):
+            # A bad row with a line end or an unclosed quote: where a part ends inside a
+            # quoted value, its last row is such a row (its text lacks the last line end).
+            self.multiline = True
         if self.plan.quoting and csvshape.runaway_quote(row.text, self.delimiter, fields):
             self.runaway += 1
         self.ragged += 1
