@@ -16,6 +16,7 @@ import io
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO
 
 import pyarrow as pa
@@ -23,6 +24,7 @@ import pyarrow as pa
 #: Longest stretch searched for a line end after a nominal cut (the reader's longest row).
 _SEARCH_MAX = 16 << 20
 _SEARCH_STEP = 64 << 10
+_CPU_MAX = "/sys/fs/cgroup/cpu.max"
 
 
 @dataclass(frozen=True)
@@ -44,10 +46,22 @@ class Part:
 
 
 def cores() -> int:
-    """The cores this process may run on (a container's share, where the OS says)."""
+    """The cores this process may use: its CPU affinity, capped by a cgroup CPU quota.
+
+    A container (Cloud Run, a Cloud Function) may see every core of its host
+    but be allowed a fraction of one: parts beyond its quota only cost memory.
+    """
     if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
+        count = len(os.sched_getaffinity(0))
+    else:
+        count = os.cpu_count() or 1
+    try:
+        quota, period = Path(_CPU_MAX).read_text().split()[:2]
+        if quota != "max":
+            count = min(count, int(quota) // int(period))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 quota to honour
+    return max(1, count)
 
 
 def wanted_parts(size: int, parts: int, min_part_bytes: int) -> int:

@@ -56,21 +56,25 @@ def split(
     whole = [Part()]
     if detected.gzip or detected.format not in ("csv", "tsv", "parquet"):
         return whole
-    with contextlib.closing(opener()) as stream:
-        if not stream.seekable():
-            return whole
-        size = stream.seek(0, 2)
-        n = fileparts.wanted_parts(size, opts.parts, opts.min_part_bytes)
-        if n == 1:
-            return whole
-        if detected.format == "parquet":
-            return _row_group_parts(stream, n)
-        expected = "\t" if detected.format == "tsv" else ","
-        delimiter = shape.delimiter or expected
-        first = fileparts.header_end(head, shape.skip_rows, shape.column_names is None, delimiter)
-        if first is None:
-            return whole
-        cuts = fileparts.csv_cuts(stream, size, n, first)
+    try:
+        with contextlib.closing(opener()) as stream:
+            if not stream.seekable():
+                return whole
+            size = stream.seek(0, 2)
+            n = fileparts.wanted_parts(size, opts.parts, opts.min_part_bytes)
+            if n == 1:
+                return whole
+            if detected.format == "parquet":
+                return _row_group_parts(stream, n)
+            expected = "\t" if detected.format == "tsv" else ","
+            delimiter = shape.delimiter or expected
+            skip, header = shape.skip_rows, shape.column_names is None
+            first = fileparts.header_end(head, skip, header, delimiter)
+            if first is None:
+                return whole
+            cuts = fileparts.csv_cuts(stream, size, n, first)
+    except (OSError, ValueError):
+        return whole  # a stream that cannot seek after all: one pass
     ranges = fileparts.byte_parts(cuts)
     return [Part(index=i, start=s, end=e) for i, (s, e) in enumerate(ranges)]
 
