@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 
@@ -119,6 +120,7 @@ class _PartRun:
     reader: BatchReader
     tally: Tally
     error: BaseException | None = None
+    done: bool = False
 
 
 def read_parts(
@@ -150,6 +152,7 @@ def read_parts(
 
 def _read(runs: list[_PartRun], detected: Detected, plan: ReadPlan) -> Outcome | None:
     shared = _Shared()
+    database = duckdb.connect()  # each part hashes through a cursor of its own
     first_run = runs[0]
     batches = first_run.reader.batches()
     try:
@@ -175,7 +178,7 @@ def _read(runs: list[_PartRun], detected: Detected, plan: ReadPlan) -> Outcome |
     threads = [
         threading.Thread(
             target=_run_part,
-            args=(run, stream, shared),
+            args=(run, stream, shared, database.cursor()),
             name=f"aletheia-profile-part-{run.part.index}",
         )
         for run, stream in zip(runs, streams, strict=True)
@@ -186,6 +189,8 @@ def _read(runs: list[_PartRun], detected: Detected, plan: ReadPlan) -> Outcome |
         thread.join()
     if any(run.reader.multiline for run in runs):
         return None
+    if any(not run.done and run.error is None for run in runs):
+        return None  # a thread that neither finished nor failed: nothing to trust
     errors = [
         (run.part.index, run.error)
         for run in runs
@@ -206,7 +211,12 @@ def _read(runs: list[_PartRun], detected: Detected, plan: ReadPlan) -> Outcome |
     )
 
 
-def _run_part(run: _PartRun, batches: Iterator[pa.RecordBatch], shared: _Shared) -> None:
+def _run_part(
+    run: _PartRun,
+    batches: Iterator[pa.RecordBatch],
+    shared: _Shared,
+    hasher: duckdb.DuckDBPyConnection,
+) -> None:
     index = run.part.index
 
     def guarded() -> Iterator[pa.RecordBatch]:
@@ -219,7 +229,8 @@ def _run_part(run: _PartRun, batches: Iterator[pa.RecordBatch], shared: _Shared)
 
     try:
         with contextlib.closing(prefetched(guarded(), READ_AHEAD)) as ahead:
-            run.tally.run(ahead, lambda: run.reader.schema)
+            run.tally.run(ahead, lambda: run.reader.schema, hasher)
+        run.done = True
     except BaseException as exc:  # handed to the caller, which decides
         run.error = exc
         if not isinstance(exc, _Abandoned):

@@ -37,9 +37,14 @@ class Tally:
         self,
         batches: Iterator[pa.RecordBatch],
         schema: pa.Schema | Callable[[], pa.Schema | None] | None,
+        hasher: duckdb.DuckDBPyConnection | None = None,
     ) -> None:
-        """Aggregate ``batches``; ``schema`` serves when there are none (a header-only CSV)."""
-        hasher = duckdb.connect()
+        """Aggregate ``batches``; ``schema`` serves when there are none (a header-only CSV).
+
+        ``hasher``: a DuckDB connection of this thread's own (parts of a file share one
+        database through cursors: one buffer pool and thread pool, not one per part).
+        """
+        hasher = hasher or duckdb.connect()
         started = False
         group: list[pa.RecordBatch] = []
         for batch in batches:
