@@ -37,6 +37,9 @@ class Part:
     #: CSV parts after the first: every column name and the types the first part read.
     names: tuple[str, ...] = ()
     types: tuple[tuple[str, pa.DataType], ...] = ()
+    #: CSV parts after the first: their blocks (at most the plan's). The first part's
+    #: first block is the one a single pass infers the types from: it keeps the plan's.
+    block_size: int | None = None
     row_groups: tuple[int, ...] | None = None  # Parquet
 
     @property

@@ -37,6 +37,8 @@ from aletheia.stats.tally import Tally
 
 #: Blocks each part's reader thread parses ahead (as a single pass does).
 READ_AHEAD = 4
+#: Smallest block a later CSV part reads (fewer, bigger blocks cost less Python per byte).
+_PART_BLOCK_MIN = 1 << 20
 
 
 @dataclass
@@ -167,14 +169,30 @@ def _read(runs: list[_PartRun], detected: Detected, plan: ReadPlan) -> Outcome |
     if first is None or schema is None or first_run.reader.multiline:
         return None
     if detected.format in ("csv", "tsv"):
+        # Later parts read smaller blocks: two parts in flight hold about the bytes one
+        # single pass holds (on the 1 GB bench CSV, 349 MiB peak instead of 447 MiB).
+        block = max(plan.block_size // len(runs), min(plan.block_size, _PART_BLOCK_MIN))
         names = plan.shape.column_names or tuple(schema.names)
         if len(set(names)) != len(names):
             return None  # types are given by name: a repeated name would be ambiguous
         types = tuple((f.name, f.type) for f in schema)
-        for run in runs[1:]:
-            run.part = replace(run.part, names=tuple(names), types=types)
+        for run in runs:
+            run.part = replace(run.part, names=tuple(names), types=types, block_size=block)
             run.reader.part = run.part
-    streams = [itertools.chain([first], batches)] + [run.reader.batches() for run in runs[1:]]
+        # The first part too is read again in smaller blocks, with the types its first
+        # block inferred (a block of the single pass's size served only to infer them).
+        batches.close()
+        first_run.reader.close()
+        first_run.reader = BatchReader(
+            first_run.reader.opener,
+            detected,
+            plan,
+            batch_rows=first_run.reader.batch_rows,
+            part=first_run.part,
+        )
+        streams = [run.reader.batches() for run in runs]
+    else:
+        streams = [itertools.chain([first], batches)] + [r.reader.batches() for r in runs[1:]]
     threads = [
         threading.Thread(
             target=_run_part,

@@ -193,7 +193,8 @@ class BatchReader:
 
         shape, later = self.plan.shape, self.part.start > 0
         skip = 0 if later else shape.skip_rows
-        read = pa_csv.ReadOptions(block_size=self.plan.block_size, skip_rows=skip)
+        block = min(self.plan.block_size, self.part.block_size or self.plan.block_size)
+        read = pa_csv.ReadOptions(block_size=block, skip_rows=skip)
         if later:
             # The header is the first part's: read this range with its names and types.
             read.column_names = list(self.part.names)
@@ -210,12 +211,12 @@ class BatchReader:
         convert = pa_csv.ConvertOptions()
         if shape.include_columns is not None:
             convert.include_columns = list(shape.include_columns)
-        if later:
+        if self.part.types:
             convert.column_types = dict(self.part.types)
         reader = pa_csv.open_csv(
             stream, read_options=read, parse_options=parse, convert_options=convert
         )
-        if self.plan.column_types and not later:
+        if self.plan.column_types and not self.part.types:
             # Types are keyed by position (names may repeat); reopen with names known.
             names = reader.schema.names
             types = {names[int(k[1:])]: pa.type_for_alias(v) for k, v in self.plan.column_types}
