@@ -167,7 +167,7 @@ class BatchReader:
         #: unclosed quote, was read: a part cut after a line end may be cut inside a value.
         self.multiline = False
 
-    def batches(self) -> Iterator[pa.RecordBatch]:
+    def batches(self) -> Generator[pa.RecordBatch, None, None]:
         """The file's record batches, from its start (:class:`Restart` when the plan is wrong)."""
         return self._batches(self._reopen())
 
@@ -176,7 +176,7 @@ class BatchReader:
         for stream in self.streams:
             stream.close()
 
-    def _batches(self, stream: IO[bytes]) -> Iterator[pa.RecordBatch]:
+    def _batches(self, stream: IO[bytes]) -> Generator[pa.RecordBatch, None, None]:
         fmt = self.detected.format
         if fmt in ("csv", "tsv"):
             expected = "\t" if fmt == "tsv" else ","
