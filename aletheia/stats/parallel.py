@@ -190,7 +190,7 @@ def _read(runs: list[_PartRun], detected: Detected, plan: ReadPlan) -> Outcome |
             batch_rows=first_run.reader.batch_rows,
             part=first_run.part,
         )
-        streams = [run.reader.batches() for run in runs]
+        streams: list[Iterator[pa.RecordBatch]] = [run.reader.batches() for run in runs]
     else:
         streams = [itertools.chain([first], batches)] + [r.reader.batches() for r in runs[1:]]
     threads = [
