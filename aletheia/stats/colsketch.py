@@ -154,6 +154,33 @@ class ColumnSketch:
         self.moments.merge(Moments.from_list(state["moments"]))
         self.lengths.merge(Moments.from_list(state["lengths"]))
 
+    def merge(self, other: ColumnSketch) -> None:
+        """Fold in another part's live sketches (parts of one file profiled side by side).
+
+        Unlike :meth:`merge_state`, the parts' own numbers are at hand: while
+        both kept every number the merged quantiles and histogram stay exact.
+        """
+        if self.distinct.exact and other.distinct.exact:
+            before = self.distinct.hashes
+            self.distinct.add_hashes(other.distinct.hashes)
+            if not self.distinct.exact:
+                self.hll.add_hashes(before)
+                self.hll.add_hashes(other.distinct.hashes)
+        else:
+            self._fold_set()
+            other._fold_set()
+            self.hll.merge(other.hll)
+            self.distinct.merge(other.distinct)
+        if not other.kll.is_empty():
+            self.kll.merge(other.kll)
+        if not other.freq.is_empty():
+            self.freq.merge(other.freq)
+        self.freq_cut += other.freq_cut
+        self.freq_complete = self.freq_complete and other.freq_complete
+        self.moments.merge(other.moments)
+        self.lengths.merge(other.lengths)
+        self.first.merge(other.first)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe state: few distinct values as their hashes, many as HyperLogLog registers."""
         keep_hashes = self.distinct.exact and self.distinct.count <= STORED_HASHES_MAX
@@ -313,6 +340,14 @@ class _FirstValues:
 
     def discard(self) -> None:
         self.parts = None
+
+    def merge(self, other: _FirstValues) -> None:
+        """Keep both parts' numbers while together they are at most ``limit``."""
+        if self.parts is None or other.parts is None or self.size + other.size > self.limit:
+            self.parts = None
+            return
+        self.parts.extend(other.parts)
+        self.size += other.size
 
     @property
     def values(self) -> np.ndarray | None:

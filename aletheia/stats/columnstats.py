@@ -75,6 +75,24 @@ class ColumnStats:
         self.sketch.merge_state(sketch)
         self._add_exact(stat)
 
+    def merge(self, other: ColumnStats) -> None:
+        """Fold in the same column of another part read with the same type.
+
+        Extremes are compared as read (not as stored, where long text is cut),
+        so every exact statistic is the one a single pass would give.
+        """
+        self.count += other.count
+        self.missing += other.missing
+        self.minimum = _extreme(min, self.minimum, other.minimum)
+        self.maximum = _extreme(max, self.maximum, other.maximum)
+        self.zeros += other.zeros
+        self.non_finite += other.non_finite
+        self.trues += other.trues
+        self.min_len = _extreme(min, self.min_len, other.min_len)
+        self.max_len = _extreme(max, self.max_len, other.max_len)
+        self.empty += other.empty
+        self.sketch.merge(other.sketch)
+
     def _add_exact(self, stat: dict[str, Any]) -> None:
         self.count += int(stat["count"])
         self.missing += int(stat["missing"])
@@ -331,6 +349,20 @@ class RowSample:
             top = np.argsort(-all_keys)[: self.size]
             table, all_keys = table.take(pa.array(top)), all_keys[top]
         self.table, self.keys = table.combine_chunks(), all_keys
+
+    def merge(self, other: RowSample) -> None:
+        """Keep the rows with the highest keys of both samples: a uniform sample of both parts."""
+        if other.table is None:
+            return
+        if self.table is None:
+            self.table, self.keys = other.table, other.keys
+            return
+        table = pa.concat_tables([self.table, other.table], promote_options="permissive")
+        keys = np.concatenate([self.keys, other.keys])
+        if keys.size > self.size:
+            top = np.argsort(-keys)[: self.size]
+            table, keys = table.take(pa.array(top)), keys[top]
+        self.table, self.keys = table.combine_chunks(), keys
 
     def rows(self) -> list[dict[str, Any]]:
         if self.table is None:

@@ -204,17 +204,21 @@ def runaway_quote(text: str, delimiter: str, fields: int) -> bool:
     return rows >= _SWALLOWED_ROWS
 
 
-def holds_rows(batch: pa.RecordBatch, delimiter: str) -> bool:
-    """True if some text value holds whole rows (see :func:`runaway_quote`)."""
-    fields = batch.num_columns
+def multiline_texts(batch: pa.RecordBatch) -> list[str]:
+    """The text values of ``batch`` that span lines (usually none)."""
+    out: list[str] = []
     for array in batch.columns:
         if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
             continue
         multiline = pc.filter(array, pc.match_substring(array, "\n"))
-        for value in multiline.to_pylist():
-            if value is not None and runaway_quote(value, delimiter, fields):
-                return True
-    return False
+        out.extend(value for value in multiline.to_pylist() if value is not None)
+    return out
+
+
+def holds_rows(batch: pa.RecordBatch, delimiter: str) -> bool:
+    """True if some text value holds whole rows (see :func:`runaway_quote`)."""
+    fields = batch.num_columns
+    return any(runaway_quote(t, delimiter, fields) for t in multiline_texts(batch))
 
 
 def empty_text_as_missing(batch: pa.RecordBatch) -> pa.RecordBatch:

@@ -31,3 +31,7 @@ class ProfileOptions:
     max_columns: int = 1000
     domain_max: int = 20
     seed: int = 0
+    # Parts of one file read side by side (0: one per core the process may use), each at
+    # least this big: a part costs its own reader, blocks in flight and sketches.
+    parts: int = 0
+    min_part_bytes: int = 32 << 20

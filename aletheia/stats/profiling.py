@@ -32,23 +32,20 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 
-from aletheia.stats import csvshape, jsonarray
-from aletheia.stats.columnstats import ColumnStats, ProfileOptions, RowSample
+from aletheia.stats import csvshape, jsonarray, parallel
+from aletheia.stats.columnstats import ProfileOptions
 from aletheia.stats.formats import Detected, Opener, ProfileError, detect_format
-from aletheia.stats.readers import BatchReader, ReadPlan, Restart, conform, head, prefetched, replan
+from aletheia.stats.readers import BatchReader, ReadPlan, Restart, head, prefetched, replan
+from aletheia.stats.tally import Tally
 
 _MAX_RESTARTS = 24
-#: Rows hashed by one DuckDB query: each query costs ~2-3 ms however few its rows, as
-#: much as hashing a 2 MiB CSV block's ~27,000 rows, so consecutive blocks share one.
-HASH_ROWS = 131_072
 #: Blocks the reader's thread parses ahead: a group of blocks is fed at once, and the
 #: reader keeps parsing the next group meanwhile (a few MiB each).
 READ_AHEAD = 4
@@ -68,6 +65,8 @@ class Profile:
     notes: list[str] = field(default_factory=list)
     #: One JSON-safe sketch state per profiled column (:class:`ColumnSketch`).
     sketches: list[dict[str, Any]] = field(default_factory=list)
+    #: Parts of the file read side by side (:mod:`aletheia.stats.parallel`); not stored.
+    read_parts: int = 1
 
     @property
     def partial(self) -> bool:
@@ -119,10 +118,10 @@ def profile_batches(
     the profile's format.
     """
     opts = options or ProfileOptions()
-    tally = _Tally(opts, np.random.default_rng(opts.seed))
+    tally = Tally(opts, np.random.default_rng(opts.seed))
     tally.run(iter(batches), schema)
     warnings = ["no rows"] if tally.rows == 0 else []
-    return tally.profile(format, False, warnings, [])
+    return _assemble(tally, format, False, warnings, [])
 
 
 def profile(
@@ -136,12 +135,19 @@ def profile(
     """
     opts = options or ProfileOptions()
     plan = ReadPlan(block_size=opts.block_size)
+    first = b""
     if detected.format in ("csv", "tsv"):
         first, complete = head(open_stream, detected)
         delimiter = "\t" if detected.format == "tsv" else ","
         plan = replace(plan, shape=csvshape.sniff(first, delimiter, complete))
+    parts = parallel.split(open_stream, detected, opts, plan.shape, first)
     for _ in range(_MAX_RESTARTS):
         try:
+            if len(parts) > 1:
+                outcome = parallel.read_parts(open_stream, detected, opts, plan, parts)
+                if outcome is not None:
+                    return _finish(outcome, detected, plan)
+                parts = parts[:1]  # void (a value spanning lines, say): one pass decides
             return _Run(open_stream, detected, opts, plan).execute()
         except Restart as restart:
             plan = restart.plan
@@ -172,138 +178,53 @@ class _Run:
             self.reader.close()
 
     def _profile_batches(self, batches: Iterator[pa.RecordBatch]) -> Profile:
-        tally = _Tally(self.opts, self.rng)
+        tally = Tally(self.opts, self.rng)
         # The reader knows the schema of a file without rows only after reading it.
         tally.run(batches, lambda: self.reader.schema)
-        warnings = list(self.plan.notes)
-        ragged, rows = self.reader.ragged, tally.rows
-        if ragged > rows:
-            # Statistics of the few rows that fit would describe a file that does not exist.
-            assert self.reader.schema is not None
-            raise ProfileError(
-                f"{ragged} of {ragged + rows} rows have a different number of fields "
-                f"than the header ({len(self.reader.schema)} fields)",
-                "check the delimiter and that the first line is the header",
-            )
-        if ragged:
-            warnings.append(f"{ragged} row(s) with the wrong number of fields were skipped")
-        if rows == 0:
-            warnings.append("the file has a header but no rows")
-        return tally.profile(self.detected.format, self.detected.gzip, warnings, self.reader.notes)
+        reader = self.reader
+        outcome = parallel.Outcome(tally, reader.ragged, reader.notes, reader.schema, parts=1)
+        return _finish(outcome, self.detected, self.plan)
 
 
-class _Tally:
-    """Every column's running statistics and a row sample, fed batch by batch."""
-
-    def __init__(self, opts: ProfileOptions, rng: np.random.Generator) -> None:
-        self.opts = opts
-        self.rng = rng
-        self.columns: list[ColumnStats] = []
-        self.sample = RowSample(opts.sample_rows, rng)
-        self.rows = 0
-        self.schema: pa.Schema | None = None
-
-    def run(
-        self,
-        batches: Iterator[pa.RecordBatch],
-        schema: pa.Schema | Callable[[], pa.Schema | None] | None,
-    ) -> None:
-        """Aggregate ``batches``; ``schema`` serves when there are none (a header-only CSV)."""
-        hasher = duckdb.connect()
-        started = False
-        group: list[pa.RecordBatch] = []
-        for batch in batches:
-            if not started:
-                started = True
-                self.schema = batch.schema
-                self.columns = self._columns(batch.schema)
-            elif batch.schema != self.schema:
-                assert self.schema is not None
-                batch = conform(batch, self.schema)
-            self.rows += batch.num_rows
-            if batch.num_rows == 0:
-                continue
-            group.append(batch)
-            if sum(b.num_rows for b in group) >= HASH_ROWS:
-                self._add_group(hasher, group)
-                group = []
-        if group:
-            self._add_group(hasher, group)
-        if not started:
-            if callable(schema):
-                schema = schema()
-            if schema is None or len(schema) == 0:
-                raise ProfileError("the file has no rows and no columns")
-            self.schema = schema
-            self.columns = self._columns(schema)
-
-    def _add_group(self, hasher: duckdb.DuckDBPyConnection, group: list[pa.RecordBatch]) -> None:
-        """Feed consecutive batches, their values hashed by one query (see :data:`HASH_ROWS`)."""
-        for batch, hashes in zip(group, _hashes(hasher, group, len(self.columns)), strict=True):
-            for i, column in enumerate(self.columns):
-                column.add(batch.column(i), hashes[i])
-            self.sample.add(batch)
-
-    def profile(self, fmt: str, gz: bool, warnings: list[str], notes: list[str]) -> Profile:
-        assert self.schema is not None
-        if len(self.schema) > len(self.columns):
-            warnings.append(
-                f"only the first {len(self.columns)} of {len(self.schema)} columns profiled"
-            )
-        return Profile(
-            format=fmt,
-            gzip=gz,
-            rows=self.rows,
-            columns_total=len(self.schema),
-            columns=[c.result(self.opts) for c in self.columns],
-            warnings=warnings,
-            sample=self.sample.rows(),
-            notes=notes,
-            sketches=[c.to_sketch() for c in self.columns],
+def _finish(outcome: parallel.Outcome, detected: Detected, plan: ReadPlan) -> Profile:
+    """The profile of a read: refused when most rows did not fit the header."""
+    warnings = list(plan.notes)
+    ragged, rows = outcome.ragged, outcome.tally.rows
+    if ragged > rows:
+        # Statistics of the few rows that fit would describe a file that does not exist.
+        assert outcome.schema is not None
+        raise ProfileError(
+            f"{ragged} of {ragged + rows} rows have a different number of fields "
+            f"than the header ({len(outcome.schema)} fields)",
+            "check the delimiter and that the first line is the header",
         )
+    if ragged:
+        warnings.append(f"{ragged} row(s) with the wrong number of fields were skipped")
+    if rows == 0:
+        warnings.append("the file has a header but no rows")
+    result = _assemble(outcome.tally, detected.format, detected.gzip, warnings, outcome.notes)
+    result.read_parts = outcome.parts
+    return result
 
-    def _columns(self, schema: pa.Schema) -> list[ColumnStats]:
-        limit = min(len(schema), self.opts.max_columns)
-        share = self.opts.distinct_budget // max(limit, 1)
-        exact = max(self.opts.counter_capacity, min(self.opts.distinct_exact_max, share))
-        return [ColumnStats(schema.field(i), self.opts, self.rng, exact) for i in range(limit)]
 
-
-def _hashes(
-    con: duckdb.DuckDBPyConnection, batches: list[pa.RecordBatch], n: int
-) -> list[list[np.ndarray]]:
-    """Per batch, 64-bit hashes of each of the first ``n`` columns' non-null values
-    (DuckDB's ``hash``), all batches in one query."""
-    if n == 0:
-        return [[] for _ in batches]
-    renamed = pa.Table.from_batches(
-        [
-            pa.RecordBatch.from_arrays(
-                [batch.column(i) for i in range(n)], names=[f"c{i}" for i in range(n)]
-            )
-            for batch in batches
-        ]
+def _assemble(tally: Tally, fmt: str, gz: bool, warnings: list[str], notes: list[str]) -> Profile:
+    """The profile of what ``tally`` aggregated."""
+    assert tally.schema is not None
+    if len(tally.schema) > len(tally.columns):
+        warnings.append(
+            f"only the first {len(tally.columns)} of {len(tally.schema)} columns profiled"
+        )
+    return Profile(
+        format=fmt,
+        gzip=gz,
+        rows=tally.rows,
+        columns_total=len(tally.schema),
+        columns=[c.result(tally.opts) for c in tally.columns],
+        warnings=warnings,
+        sample=tally.sample.rows(),
+        notes=notes,
+        sketches=[c.to_sketch() for c in tally.columns],
     )
-    con.register("batch", renamed)
-    try:
-        result = con.sql(
-            "select " + ", ".join(f"hash(c{i}) as h{i}" for i in range(n)) + " from batch"
-        ).fetchnumpy()
-    finally:
-        con.unregister("batch")
-    columns = [np.asarray(result[f"h{i}"], dtype=np.uint64) for i in range(n)]
-    out, start = [], 0
-    for batch in batches:
-        end = start + batch.num_rows
-        hashes = []
-        for i in range(n):
-            column, values = batch.column(i), columns[i][start:end]
-            if column.null_count:
-                values = values[column.is_valid().to_numpy(zero_copy_only=False)]
-            hashes.append(values)
-        out.append(hashes)
-        start = end
-    return out
 
 
 def main(argv: list[str] | None = None) -> None:

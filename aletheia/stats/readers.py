@@ -24,6 +24,7 @@ from typing import IO, TYPE_CHECKING, Any
 import pyarrow as pa
 
 from aletheia.stats import csvshape, jsonarray
+from aletheia.stats.fileparts import Part, RangeReader
 from aletheia.stats.formats import Detected, Opener, ProfileError
 from aletheia.stats.rowlimit import RowLimitedReader
 
@@ -105,6 +106,12 @@ def replan(plan: ReadPlan, detected: Detected, message: str) -> ReadPlan:
     return _widen(plan, index, failed_type, message)
 
 
+def as_latin1(plan: ReadPlan) -> ReadPlan:
+    """The plan that reads the file's text as Latin-1 (it is not UTF-8)."""
+    note = "text is not valid UTF-8: decoded as Latin-1"
+    return replace(plan, encoding="latin-1", notes=(*plan.notes, note))
+
+
 def _widen(plan: ReadPlan, index: int, failed_type: str, message: str) -> ReadPlan:
     """Read column ``index`` with a wider type than the first block suggested."""
     wider = "float64" if failed_type.startswith(("int", "uint")) else "string"
@@ -136,8 +143,17 @@ def _describe(detected: Detected) -> str:
 class BatchReader:
     """One pass over the file under one plan: its record batches, and what reading them found."""
 
-    def __init__(self, opener: Opener, detected: Detected, plan: ReadPlan, *, batch_rows: int):
+    def __init__(
+        self,
+        opener: Opener,
+        detected: Detected,
+        plan: ReadPlan,
+        *,
+        batch_rows: int,
+        part: Part | None = None,
+    ):
         self.opener = opener
+        self.part = part or Part()
         self.detected = detected
         self.plan = plan
         self.batch_rows = batch_rows  # Parquet
@@ -147,8 +163,11 @@ class BatchReader:
         self.notes: list[str] = list(plan.shape.notes)
         self.streams: list[IO[bytes]] = []
         self.schema: pa.Schema | None = None
+        #: A value or a bad row spanning lines (a quoted line end), or a bad row with an
+        #: unclosed quote, was read: a part cut after a line end may be cut inside a value.
+        self.multiline = False
 
-    def batches(self) -> Iterator[pa.RecordBatch]:
+    def batches(self) -> Generator[pa.RecordBatch, None, None]:
         """The file's record batches, from its start (:class:`Restart` when the plan is wrong)."""
         return self._batches(self._reopen())
 
@@ -157,7 +176,7 @@ class BatchReader:
         for stream in self.streams:
             stream.close()
 
-    def _batches(self, stream: IO[bytes]) -> Iterator[pa.RecordBatch]:
+    def _batches(self, stream: IO[bytes]) -> Generator[pa.RecordBatch, None, None]:
         fmt = self.detected.format
         if fmt in ("csv", "tsv"):
             expected = "\t" if fmt == "tsv" else ","
@@ -172,9 +191,14 @@ class BatchReader:
         # storage function's cold start loads only what the object needs.
         import pyarrow.csv as pa_csv
 
-        shape = self.plan.shape
-        read = pa_csv.ReadOptions(block_size=self.plan.block_size, skip_rows=shape.skip_rows)
-        if shape.column_names is not None:
+        shape, later = self.plan.shape, self.part.start > 0
+        skip = 0 if later else shape.skip_rows
+        block = min(self.plan.block_size, self.part.block_size or self.plan.block_size)
+        read = pa_csv.ReadOptions(block_size=block, skip_rows=skip)
+        if later:
+            # The header is the first part's: read this range with its names and types.
+            read.column_names = list(self.part.names)
+        elif shape.column_names is not None:
             read.column_names = list(shape.column_names)
         if self.plan.encoding:
             read.encoding = self.plan.encoding
@@ -187,10 +211,12 @@ class BatchReader:
         convert = pa_csv.ConvertOptions()
         if shape.include_columns is not None:
             convert.include_columns = list(shape.include_columns)
+        if self.part.types:
+            convert.column_types = dict(self.part.types)
         reader = pa_csv.open_csv(
             stream, read_options=read, parse_options=parse, convert_options=convert
         )
-        if self.plan.column_types:
+        if self.plan.column_types and not self.part.types:
             # Types are keyed by position (names may repeat); reopen with names known.
             names = reader.schema.names
             types = {names[int(k[1:])]: pa.type_for_alias(v) for k, v in self.plan.column_types}
@@ -200,11 +226,13 @@ class BatchReader:
                 stream, read_options=read, parse_options=parse, convert_options=convert
             )
         if not self.plan.encoding and any(pa.types.is_binary(t) for t in reader.schema.types):
-            note = "text is not valid UTF-8: decoded as Latin-1"
-            raise Restart(replace(self.plan, encoding="latin-1", notes=(*self.plan.notes, note)))
+            raise Restart(as_latin1(self.plan))
         self.schema = reader.schema
         for batch in reader:
-            if self.plan.quoting and (self.runaway or csvshape.holds_rows(batch, delimiter)):
+            texts = csvshape.multiline_texts(batch) if self.plan.quoting else []
+            self.multiline = self.multiline or bool(texts)
+            fields = batch.num_columns
+            if self.runaway or any(csvshape.runaway_quote(t, delimiter, fields) for t in texts):
                 note = (
                     "a field opens a quote that never closes and swallowed the rows after it: "
                     "read without quoting"
@@ -215,6 +243,8 @@ class BatchReader:
 
     def _reopen(self) -> IO[bytes]:
         stream = self._open()
+        if self.part.ranged:
+            stream = RangeReader(stream, self.part.start, self.part.end)  # type: ignore[assignment]
         if self.detected.gzip:
             stream = gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[assignment]
         if self.detected.format == "parquet":
@@ -228,6 +258,10 @@ class BatchReader:
 
     def _skip_ragged(self, row: Any) -> str:
         fields = len(self.schema) if self.schema is not None else 0
+        if self.plan.quoting and ("\n" in row.text or row.text.count('"') % 2):
+            # A bad row with a line end or an unclosed quote: where a part ends inside a
+            # quoted value, its last row is such a row (its text lacks the last line end).
+            self.multiline = True
         if self.plan.quoting and csvshape.runaway_quote(row.text, self.delimiter, fields):
             self.runaway += 1
         self.ragged += 1
@@ -278,7 +312,12 @@ class BatchReader:
         except (pa.ArrowInvalid, OSError) as exc:
             raise ProfileError(f"not a readable Parquet file: {exc}") from exc
         self.schema = parquet.schema_arrow
-        yield from parquet.iter_batches(batch_size=self.batch_rows, use_threads=False)
+        groups = self.part.row_groups
+        yield from parquet.iter_batches(
+            batch_size=self.batch_rows,
+            row_groups=None if groups is None else list(groups),
+            use_threads=False,
+        )
 
 
 _END = object()
