@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import os
 import uuid
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -192,9 +193,15 @@ def validate_datasets(db: firestore.Client, gcs: Any, bucket: str, ref: layout.B
 
     store = blobstore.BlobStore(gcs, bucket, ref.project)
 
-    def manifest(name: str, version: str) -> dict[str, Any]:
+    def manifest(name: str, version: str) -> Mapping[str, Any]:
         return manifests.load_manifest(
-            db, store, ref.project, name, version, cache=instance.manifest_cache()
+            db,
+            store,
+            ref.project,
+            name,
+            version,
+            cache=instance.manifest_cache(),
+            decoded=instance.decoded_manifests(),
         )
 
     profiles = versionprofile.profile_loader(store.derived_profile)
