@@ -189,6 +189,7 @@ def validate_datasets(db: firestore.Client, gcs: Any, bucket: str, ref: layout.B
     Best effort: a problem is logged, never turned into a redelivery.
     """
     from aletheia.data import manifests
+    from aletheia.function import holders
     from aletheia.stats import versioncheck, versionprofile  # datasets sits above this module
 
     store = blobstore.BlobStore(gcs, bucket, ref.project)
@@ -206,7 +207,14 @@ def validate_datasets(db: firestore.Client, gcs: Any, bucket: str, ref: layout.B
 
     profiles = versionprofile.profile_loader(store.derived_profile)
     try:
-        versioncheck.for_file(db, ref.project, ref.sha256, manifest, profiles)
+        versioncheck.for_file(
+            db,
+            ref.project,
+            ref.sha256,
+            manifest,
+            profiles,
+            holders=lambda sha: holders.dataset_versions(db, ref.project, sha, manifest),
+        )
     except Exception:
         log.exception("validation of datasets holding %s failed", ref.sha256)
 
