@@ -8,6 +8,7 @@ kilobytes whatever the file count.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from collections import OrderedDict
@@ -64,6 +65,13 @@ def encode_manifest(entries: Iterable[FileEntry]) -> bytes:
     return json.dumps(
         {"format": MANIFEST_FORMAT, "files": rows}, separators=(",", ":"), ensure_ascii=False
     ).encode()
+
+
+def encode_with_digest(entries: Iterable[FileEntry]) -> tuple[bytes, str]:
+    """:func:`encode_manifest`'s bytes and their sha256 (hex): the manifest's digest, which a
+    version records and an unchanged re-add compares (one definition for both)."""
+    body = encode_manifest(entries)
+    return body, hashlib.sha256(body).hexdigest()
 
 
 def decode_manifest(data: bytes, what: str = "manifest") -> dict[str, FileEntry]:
