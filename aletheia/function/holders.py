@@ -37,6 +37,7 @@ from google.cloud import firestore
 from aletheia.cloud import layout
 from aletheia.data import blobrefs
 from aletheia.data.filesindex import FILES_VERSION
+from aletheia.errors import NotFoundError
 
 #: ``(dataset, version) -> {relative path: entry with .sha256}``.
 ManifestLoader = Any
@@ -71,7 +72,10 @@ def dataset_versions(
         shown = doc.get(FILES_VERSION)
         if not shown:
             return None
-        paths = _paths_of(manifests(name, str(shown)), sha256)
+        try:
+            paths = _paths_of(manifests(name, str(shown)), sha256)
+        except NotFoundError:
+            return None  # the version files/ shows was removed meanwhile: ask the query
         if not paths:
             continue
         entries = db.get_all([db.document(layout.dataset_file(project, name, p)) for p in paths])
