@@ -17,7 +17,7 @@ from aletheia.cloud import config, layout, queries
 from aletheia.data import manifests
 from aletheia.function import fileevents, instance
 
-from helpers import add_profiled, dataset_store, version_field
+from helpers import add_profiled, count_documents_read, dataset_store, version_field
 
 
 def test_the_events_of_one_version_decode_its_manifest_once(
@@ -53,12 +53,18 @@ def test_the_events_of_one_version_decode_its_manifest_once(
     monkeypatch.setattr(manifests, "decode_manifest", counting)
     group_queries = _count_group_queries(monkeypatch)
     instance.decoded_manifests.cache_clear()  # a fresh instance
-    for sha in shas:
-        ref = layout.parse_blob_name(layout.blob_name(PROJECT, sha))
-        assert ref is not None
-        fileevents.validate_datasets(db, gcs, stack.bucket, ref)
+    with count_documents_read(db) as read:
+        for sha in shas:
+            ref = layout.parse_blob_name(layout.blob_name(PROJECT, sha))
+            assert ref is not None
+            fileevents.validate_datasets(db, gcs, stack.bucket, ref)
 
     assert len(decoded) == 1, decoded
+    # Per event, by id: the blob's registry entry, its dataset, the version files/ shows
+    # (read once though asked twice), the files/ entries at its paths, one probe of the files
+    # after this one; and one query, the dataset's newest version.
+    assert read["batch_get_documents calls"] == 5 * files, read
+    assert read["run_query calls"] == files, read
     # Which versions hold each file came from documents read by id, not from a query that the
     # emulator answers by scanning every dataset's files/ (143 ms at 3,000 entries).
     assert group_queries == [], group_queries

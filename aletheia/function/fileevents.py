@@ -193,17 +193,22 @@ def validate_datasets(db: firestore.Client, gcs: Any, bucket: str, ref: layout.B
     from aletheia.stats import versioncheck, versionprofile  # datasets sits above this module
 
     store = blobstore.BlobStore(gcs, bucket, ref.project)
+    # Within one event a version is asked for more than once (which datasets hold the
+    # bytes, then whether the version is complete): its document is read once.
+    loaded: dict[tuple[str, str], Mapping[str, Any]] = {}
 
     def manifest(name: str, version: str) -> Mapping[str, Any]:
-        return manifests.load_manifest(
-            db,
-            store,
-            ref.project,
-            name,
-            version,
-            cache=instance.manifest_cache(),
-            decoded=instance.decoded_manifests(),
-        )
+        if (name, version) not in loaded:
+            loaded[name, version] = manifests.load_manifest(
+                db,
+                store,
+                ref.project,
+                name,
+                version,
+                cache=instance.manifest_cache(),
+                decoded=instance.decoded_manifests(),
+            )
+        return loaded[name, version]
 
     profiles = versionprofile.profile_loader(store.derived_profile)
     try:
