@@ -37,7 +37,7 @@ from google.cloud import firestore
 from aletheia.cloud import layout
 from aletheia.data import blobrefs
 from aletheia.data.filesindex import FILES_VERSION
-from aletheia.errors import NotFoundError
+from aletheia.errors import NotFoundError, ValidationError
 
 #: ``(dataset, version) -> {relative path: entry with .sha256}``.
 ManifestLoader = Any
@@ -59,10 +59,16 @@ def dataset_versions(
     summary = blobrefs.lookup(db, project, [sha256])[sha256]
     if summary is None:
         return None
-    names = sorted(n for n, held in (summary.get("datasets") or {}).items() if held)
-    if not names:
+    named = summary.get("datasets") or {}
+    if not isinstance(named, dict):
+        return None  # not the registry's shape: the query decides
+    names = sorted(n for n, held in named.items() if held)
+    try:
+        refs = [db.document(layout.dataset(project, n)) for n in names]
+    except ValidationError:
+        return None  # a name no add writes: the query decides
+    if not refs:
         return {}
-    refs = [db.document(layout.dataset(project, n)) for n in names]
     found: dict[str, set[str]] = {}
     for snap in db.get_all(refs):
         doc = snap.to_dict() or {}
