@@ -106,7 +106,7 @@ def test_chunk_writes_are_built_byte_for_byte_as_the_library_builds_them() -> No
     from google.cloud.firestore_v1 import _helpers
     from google.cloud.firestore_v1.types import write
 
-    from aletheia.tracking import pbwrite
+    from aletheia.cloud import pbwrite
     from aletheia.tracking.runmodel import Point, chunk_doc
 
     points = [Point(i, 3 * i - 7, 1.0 / (i + 1), 1.7e9 + i / 3) for i in range(1_000)]
@@ -171,3 +171,31 @@ def test_a_flush_of_several_batches_commits_them_side_by_side(
     assert [last for _, last in seen] == [False] * (PARALLEL_COMMITS - 1) + [True]
     assert seen[-1][0] == 0  # nothing else in flight when the last batch went
     assert len(list(db.collection(layout.metadata("store")).stream())) == 1_200
+
+
+def test_raw_merge_writes_are_the_librarys() -> None:
+    """A dataset add writes a registry entry per new blob with ``set(merge=True)``; building
+    those writes as raw protobuf must give the library's exact message (mask, transforms)."""
+    from google.cloud.firestore_v1 import _helpers
+    from google.cloud.firestore_v1.types import write
+
+    from aletheia.cloud import pbwrite
+
+    path = "projects/p/databases/(default)/documents/Projects/p/Blobs/abc"
+    cases = [
+        {"sha256": "ab" * 32, "updated_at": firestore.SERVER_TIMESTAMP, "datasets": {"d": True}},
+        {"sha256": "x", "datasets": {"my-data.v2": True, "b c": True}, "holders": {"run": True}},
+        {"z": firestore.SERVER_TIMESTAMP, "a": {"x": {"q": [1, 2.5, "s"]}, "b c": None}, "m": 1},
+        {"kind": "run", "at": dt.datetime(2026, 1, 2, tzinfo=dt.timezone.utc), "n": b"\x00"},
+    ]
+    for data in cases:
+        assert pbwrite.merge_encodable(data), data
+        (theirs,) = _helpers.pbs_for_set_with_merge(path, data, merge=True)
+        ours = pbwrite.merge_write(path, data)
+        assert write.Write.pb(ours).SerializeToString(deterministic=True) == write.Write.pb(
+            theirs
+        ).SerializeToString(deterministic=True), data
+    # What the library decides by its own rules stays with it.
+    assert not pbwrite.merge_encodable({"at": firestore.SERVER_TIMESTAMP})
+    assert not pbwrite.merge_encodable({"a": {"at": firestore.SERVER_TIMESTAMP}, "b": 1})
+    assert not pbwrite.merge_encodable({"a": {}, "b": 1})

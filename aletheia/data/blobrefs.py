@@ -36,7 +36,7 @@ from typing import Any
 from google.cloud import firestore
 from google.cloud.firestore_v1.field_path import FieldPath
 
-from aletheia.cloud import layout, queries
+from aletheia.cloud import layout, pbwrite, queries
 
 DATASET, ARTIFACT, MLFLOW, RUN, MODEL = "dataset", "artifact", "mlflow", "run", "model"
 KINDS = (DATASET, ARTIFACT, MLFLOW, RUN, MODEL)
@@ -178,10 +178,15 @@ def _commit_groups(
             batch.commit(**call)
             batch, pending = db.batch(), 0
         for path, data in group:
+            ref = db.document(path)
             if data is None:
-                batch.delete(db.document(path))
+                batch.delete(ref)
+            elif pbwrite.merge_encodable(data):
+                # One per blob of an add: the library's proto-plus encoding was ~a quarter
+                # of the tool's CPU on 10,000 small files; this is the same message.
+                batch._add_write_pbs([pbwrite.merge_write(ref._document_path, data)])
             else:
-                batch.set(db.document(path), data, merge=True)
+                batch.set(ref, data, merge=True)
         pending += len(group)
         written += len(group)
     if pending:

@@ -36,7 +36,6 @@ live in their own modules; this one adds versions.
 
 from __future__ import annotations
 
-import hashlib
 import socket
 import time
 from collections.abc import Iterator
@@ -66,7 +65,7 @@ from aletheia.data.catalog import DatasetCatalog
 from aletheia.data.filesindex import FILES_VERSION
 from aletheia.data.getversion import DatasetHandle
 from aletheia.data.hashing import StatKey, default_workers
-from aletheia.data.manifests import FileEntry, diff_manifests, encode_manifest, listed_files
+from aletheia.data.manifests import FileEntry, diff_manifests, encode_with_digest, listed_files
 from aletheia.data.phases import PhaseTimes
 from aletheia.data.profilehtml import VersionProfile
 from aletheia.data.removal import RemoveResult
@@ -101,8 +100,7 @@ class _Plan:
     def settle(self, entries: list[FileEntry]) -> None:
         """Every file has its digest: build the manifest and compare it with parent and latest."""
         self.manifest = {e.path: e for e in entries}
-        self.body = encode_manifest(entries)
-        self.digest = sha256_bytes(self.body)
+        self.body, self.digest = encode_with_digest(entries)
         self.same = next(
             (
                 d
@@ -560,7 +558,3 @@ class DatasetStore(DatasetCatalog):
     def remove_version(self, name: str, version: str, *, force: bool = False) -> RemoveResult:
         """Delete one version, and the blobs nothing else references (:mod:`.removal`)."""
         return removal.remove_version(self, name, version, force=force)
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()

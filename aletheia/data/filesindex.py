@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aletheia.cloud import layout
+from aletheia.cloud import layout, pbwrite
 from aletheia.cloud.lazy import firestore
 from aletheia.data.blobstore import BlobStore
 from aletheia.data.manifests import FileEntry, diff_manifests
@@ -49,6 +49,8 @@ class FilesIndex:
                 ref = self.db.document(layout.dataset_file(self.project, name, relpath))
                 if data is None:
                     batch.delete(ref)
+                elif pbwrite.encodable(data):  # the library's message, not its proto-plus cost
+                    batch._add_write_pbs([pbwrite.set_write(ref._document_path, data)])
                 else:
                     batch.set(ref, data)
             batch.commit()

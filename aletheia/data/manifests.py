@@ -8,9 +8,13 @@ kilobytes whatever the file count.
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Iterable
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from aletheia.cloud import layout
@@ -63,6 +67,13 @@ def encode_manifest(entries: Iterable[FileEntry]) -> bytes:
     ).encode()
 
 
+def encode_with_digest(entries: Iterable[FileEntry]) -> tuple[bytes, str]:
+    """:func:`encode_manifest`'s bytes and their sha256 (hex): the manifest's digest, which a
+    version records and an unchanged re-add compares (one definition for both)."""
+    body = encode_manifest(entries)
+    return body, hashlib.sha256(body).hexdigest()
+
+
 def decode_manifest(data: bytes, what: str = "manifest") -> dict[str, FileEntry]:
     """Inverse of :func:`encode_manifest`; :class:`IntegrityError` naming ``what`` if damaged."""
     rows = manifest_check.parse_manifest(data, MANIFEST_FORMAT, what)
@@ -92,10 +103,14 @@ def load_manifest(
     name: str,
     version: str,
     cache: LocalCache | None = None,
-) -> dict[str, FileEntry]:
-    """``{relpath: FileEntry}`` of one dataset version."""
+    decoded: DecodedManifests | None = None,
+) -> Mapping[str, FileEntry]:
+    """``{relpath: FileEntry}`` of one dataset version (read-only when ``decoded`` answers)."""
     doc = version_doc(db, project, name, version)
-    return read_manifest(blobstore, doc, cache, f"the manifest of {name} {version}")
+    what = f"the manifest of {name} {version}"
+    if decoded is not None:
+        return decoded.read(blobstore, doc, cache, what)
+    return read_manifest(blobstore, doc, cache, what)
 
 
 def read_manifest(
@@ -111,6 +126,44 @@ def read_manifest(
         with cache.open_for_write(digest) as fh:
             fh.write(data)
     return decode_manifest(data, what)
+
+
+class DecodedManifests:
+    """The few manifests last decoded, kept in memory by content digest (thread-safe).
+
+    The storage function asks, at every file event, whether the event
+    completed its version, which needs the version's manifest: decoding
+    (and checking) a 10,000-file manifest at each of its 10,000 events is
+    N² work (~60 ms per event here, most of the function's CPU). A manifest
+    is content-addressed, so a decoded one is never stale. The mappings
+    handed out are shared: read-only.
+    """
+
+    def __init__(self, keep: int = 4) -> None:
+        self._keep = keep
+        self._kept: OrderedDict[str, Mapping[str, FileEntry]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def read(
+        self,
+        blobstore: BlobStore,
+        version_doc: dict[str, Any],
+        cache: LocalCache | None,
+        what: str,
+    ) -> Mapping[str, FileEntry]:
+        """:func:`read_manifest`, decoded once per digest while it is among the last few."""
+        digest = version_doc.get("manifest_sha256")
+        with self._lock:
+            found = self._kept.get(digest) if isinstance(digest, str) else None
+            if found is not None:
+                self._kept.move_to_end(str(digest))
+                return found
+        found = MappingProxyType(read_manifest(blobstore, version_doc, cache, what))
+        with self._lock:
+            self._kept[str(digest)] = found  # read_manifest checked it is a digest
+            while len(self._kept) > self._keep:
+                self._kept.popitem(last=False)
+        return found
 
 
 def version_doc(db: firestore.Client, project: str, name: str, version: str) -> dict[str, Any]:

@@ -23,7 +23,6 @@ Anything else (``None``) means the full add runs. The answer is marked
 
 from __future__ import annotations
 
-import hashlib
 import time
 from pathlib import Path
 
@@ -34,7 +33,7 @@ from aletheia.data.addresult import CHECKED_LOCAL, AddResult
 from aletheia.data.cache import INDEX_FILE
 from aletheia.data.hashing import HashIndex, StatKey
 from aletheia.data.lockfile import LockFile, find_repo_root
-from aletheia.data.manifests import FileEntry, encode_manifest
+from aletheia.data.manifests import FileEntry, encode_with_digest
 from aletheia.data.scan import scan_tree_stats
 
 
@@ -72,7 +71,7 @@ def unchanged_locally(
     if len(memo) != len(scanned):
         return None  # a file changed (or is too fresh to trust its timestamps): hash it
     entries = [FileEntry(rel, memo[p], stats[p].size) for rel, p, _ in scanned]
-    if hashlib.sha256(encode_manifest(entries)).hexdigest() != added.manifest_sha256:
+    if encode_with_digest(entries)[1] != added.manifest_sha256:
         return None
     scan = round(time.perf_counter() - started, 3)
     return AddResult(

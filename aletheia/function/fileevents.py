@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 import os
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from google.api_core import exceptions as gexc
@@ -185,18 +186,37 @@ def validate_datasets(db: firestore.Client, gcs: Any, bucket: str, ref: layout.B
     Best effort: a problem is logged, never turned into a redelivery.
     """
     from aletheia.data import manifests
+    from aletheia.function import holders
     from aletheia.stats import versioncheck, versionprofile  # datasets sits above this module
 
     store = blobstore.BlobStore(gcs, bucket, ref.project)
+    # Within one event a version is asked for more than once (which datasets hold the
+    # bytes, then whether the version is complete): its document is read once.
+    loaded: dict[tuple[str, str], Mapping[str, Any]] = {}
 
-    def manifest(name: str, version: str) -> dict[str, Any]:
-        return manifests.load_manifest(
-            db, store, ref.project, name, version, cache=instance.manifest_cache()
-        )
+    def manifest(name: str, version: str) -> Mapping[str, Any]:
+        if (name, version) not in loaded:
+            loaded[name, version] = manifests.load_manifest(
+                db,
+                store,
+                ref.project,
+                name,
+                version,
+                cache=instance.manifest_cache(),
+                decoded=instance.decoded_manifests(),
+            )
+        return loaded[name, version]
 
     profiles = versionprofile.profile_loader(store.derived_profile)
     try:
-        versioncheck.for_file(db, ref.project, ref.sha256, manifest, profiles)
+        versioncheck.for_file(
+            db,
+            ref.project,
+            ref.sha256,
+            manifest,
+            profiles,
+            holders=lambda sha: holders.dataset_versions(db, ref.project, sha, manifest),
+        )
     except Exception:
         log.exception("validation of datasets holding %s failed", ref.sha256)
 

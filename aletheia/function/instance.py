@@ -50,6 +50,15 @@ def manifest_cache() -> Any:
     return LocalCache(Path(tempfile.gettempdir()) / "aletheia-function-manifests")
 
 
+@functools.lru_cache(maxsize=1)
+def decoded_manifests() -> Any:
+    """The manifests this instance decoded last, in memory (a ``DecodedManifests``): the
+    events of one version ask for its manifest one after another."""
+    from aletheia.data.manifests import DecodedManifests
+
+    return DecodedManifests()
+
+
 def bucket_name() -> str:
     """The bucket this instance serves (setting ``bucket``)."""
     return settings().bucket

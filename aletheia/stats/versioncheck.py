@@ -181,23 +181,34 @@ def after_commit(
         log.warning("validation of %s %s not recorded", name, version, exc_info=True)
 
 
+#: ``sha256 -> {dataset: {versions that introduced it at a path of the dataset's files/}}``,
+#: or ``None`` when it cannot say (the collection-group query answers then).
+HolderFinder = Callable[[str], "dict[str, set[str]] | None"]
+
+
 def for_file(
     db: firestore.Client,
     project: str,
     sha256: str,
     manifests: ManifestLoader,
     profiles: ProfileLoader | None = None,
+    holders: HolderFinder | None = None,
 ) -> None:
     """Record the profile and validation of each dataset version these bytes complete.
 
     These are the versions that introduced the bytes at some path (their
-    change is what is validated) and each dataset's latest version.
+    change is what is validated) and each dataset's latest version. Which
+    datasets list the bytes is ``holders``' answer if it has one (the storage
+    function reads documents by id: :mod:`aletheia.function.holders`), else
+    a collection-group query's.
     """
-    versions: dict[str, set[str]] = {}
-    for snap in queries.dataset_versions_with_file(db, project, sha256).stream():
-        entry = snap.to_dict() or {}
-        if entry.get("dataset") and entry.get("version"):
-            versions.setdefault(str(entry["dataset"]), set()).add(str(entry["version"]))
+    versions = holders(sha256) if holders is not None else None
+    if versions is None:
+        versions = {}
+        for snap in queries.dataset_versions_with_file(db, project, sha256).stream():
+            entry = snap.to_dict() or {}
+            if entry.get("dataset") and entry.get("version"):
+                versions.setdefault(str(entry["dataset"]), set()).add(str(entry["version"]))
     for name, introduced in sorted(versions.items()):
         newest = queries.dataset_versions_newest_first(db, project, name).limit(1).stream()
         latest = {

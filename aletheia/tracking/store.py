@@ -7,7 +7,7 @@ and about 2 MiB, each retried with exponential backoff and jitter on
 transient errors. A flush that needs several commits (a run's final flush)
 sends up to :data:`PARALLEL_COMMITS` side by side, the batch holding the
 run document after the others; chunk documents are encoded by
-:mod:`aletheia.tracking.pbwrite`, not value by value by the library. The
+:mod:`aletheia.cloud.pbwrite`, not value by value by the library. The
 store counts its commit RPCs and writes, so tests (and ``bench/``) can
 assert how many round trips logging costs.
 
@@ -30,14 +30,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aletheia.cloud import members
+from aletheia.cloud import members, pbwrite
 from aletheia.cloud.lazy import firestore, gexc
 from aletheia.cloud.limits import encoded_size
 
 # Re-exported: callers that ask the store which errors are transient get the shared answer.
 from aletheia.cloud.transient import is_transient as is_transient
 from aletheia.errors import RejectedError
-from aletheia.tracking import pbwrite
 
 log = logging.getLogger(__name__)
 

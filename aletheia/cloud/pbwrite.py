@@ -1,4 +1,4 @@
-"""Whole-document ``set`` writes built as raw protobuf messages: the metric chunks' fast path.
+"""Firestore writes built as raw protobuf messages: metric chunks, per-file records.
 
 The Firestore client library encodes a document value by value into
 proto-plus wrappers: for a metric chunk (three arrays of 1,000 values) that
@@ -13,8 +13,12 @@ doubles, a chunk's values, parsed from its wire bytes in one C call).
 Only plain values take this path: ``None``, ``bool``, ``int``, ``float``,
 ``str``, ``bytes``, ``datetime.datetime`` (exactly, not the library's
 nanosecond subclass), lists of those and maps with string keys. Anything
-else (sentinels such as ``SERVER_TIMESTAMP``, references, vectors) and
-every merge goes through the library (:func:`encodable` says which).
+else (sentinels such as ``SERVER_TIMESTAMP``, references, vectors) goes
+through the library (:func:`encodable` says which). A merge
+(:func:`merge_write`: ``set(..., merge=True)``, e.g. a dataset add's per-blob
+registry entries, ~0.2 ms of proto-plus each) takes it too when its values
+are plain or ``SERVER_TIMESTAMP`` and no map is empty
+(:func:`merge_encodable`).
 """
 
 from __future__ import annotations
@@ -56,6 +60,69 @@ def _types() -> SimpleNamespace:
     return SimpleNamespace(
         Write=write.Write,
     )
+
+
+def merge_encodable(data: Mapping[str, Any]) -> bool:
+    """Whether :func:`merge_write` builds ``data``'s merge (see the module doc): plain
+    values, ``SERVER_TIMESTAMP`` at the top level only, at least one plain value."""
+    plain = {k: v for k, v in data.items() if not _server_time(v)}
+    return bool(plain) and all(isinstance(k, str) for k in data) and _merge_plain(plain)
+
+
+def _merge_plain(data: Mapping[str, Any]) -> bool:
+    # An empty map is a leaf by the library's rules, and maps nested in maps are recursed.
+    return all(
+        isinstance(k, str)
+        and (_merge_plain(v) if type(v) is dict and v else type(v) is not dict and _plain(v, True))
+        for k, v in data.items()
+    )
+
+
+def _server_time(value: Any) -> bool:
+    from google.cloud.firestore_v1 import transforms
+
+    return value is transforms.SERVER_TIMESTAMP
+
+
+def merge_write(document_path: str, data: Mapping[str, Any]) -> Any:
+    """The ``Write`` of ``set(data, merge=True)`` on ``document_path``: each leaf of ``data``
+    written (the update mask names them), ``SERVER_TIMESTAMP`` leaves as transforms."""
+    from google.cloud.firestore_v1.field_path import FieldPath
+
+    types = _types()
+    raw = types.Write.pb()()
+    doc = raw.update
+    doc.name = document_path
+    leaves: list[tuple[str, ...]] = []
+    stamps: list[tuple[str, ...]] = []
+    _fill_merge(doc.fields, data, (), leaves, stamps)
+    # As the library: the mask and the transforms in field-path order.
+    raw.update_mask.field_paths.extend(FieldPath(*p).to_api_repr() for p in sorted(leaves))
+    for path in sorted(stamps):
+        raw.update_transforms.add(
+            field_path=FieldPath(*path).to_api_repr(), set_to_server_value=1
+        )  # REQUEST_TIME
+    return types.Write.wrap(raw)
+
+
+def _fill_merge(
+    fields: Any,
+    data: Mapping[str, Any],
+    prefix: tuple[str, ...],
+    leaves: list[tuple[str, ...]],
+    stamps: list[tuple[str, ...]],
+) -> None:
+    for key, value in data.items():
+        path = (*prefix, key)
+        if _server_time(value):
+            stamps.append(path)
+        elif type(value) is dict:
+            inner = fields[key].map_value
+            inner.SetInParent()
+            _fill_merge(inner.fields, value, path, leaves, stamps)
+        else:
+            _fill(fields[key], value)
+            leaves.append(path)
 
 
 def set_write(document_path: str, data: Mapping[str, Any]) -> Any:
@@ -151,4 +218,4 @@ def _timestamp(target: Any, v: dt.datetime) -> None:
     target.nanos = rest * 1000
 
 
-__all__ = ["encodable", "set_write"]
+__all__ = ["encodable", "merge_encodable", "merge_write", "set_write"]
