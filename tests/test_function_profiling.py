@@ -186,3 +186,29 @@ def test_blobstore_upload_names_the_file_for_the_function(
     doc = wait_terminal(db, digest)
     assert doc["status"] == "done" and doc["path"] == "eval/part-1.csv"
     assert doc["rows"] == 10
+
+
+def test_the_function_reads_an_object_once_even_where_a_file_would_be_read_in_parts(
+    stack: config.Settings, gcs: storage.Client
+) -> None:
+    """The function verifies an object's name by hashing its bytes as the profile reads
+    them front to back; a profile read in parts would leave that hash unfinished and
+    cost a second download of the whole object to verify it."""
+    from aletheia.function.analysis import analyse
+    from aletheia.stats.options import ProfileOptions
+
+    data = _csv(_table(40_000))
+    digest = upload(gcs, stack, data, "train/big.csv")
+    name = layout.blob_name(PROJECT, digest)
+    obj = gcs.bucket(stack.bucket).get_blob(name)._properties
+    ref = layout.parse_blob_name(name)
+    assert ref is not None and len(data) > 4 * (64 << 10)
+
+    one_pass = analyse(obj, ref, gcs, ProfileOptions(parts=1))
+    split_if_allowed = analyse(obj, ref, gcs, ProfileOptions(parts=2, min_part_bytes=64 << 10))
+
+    for fields in (one_pass, split_if_allowed):
+        assert fields["status"] == "done", fields.get("reason")
+        assert fields["rows"] == 40_000
+    read = split_if_allowed["timings"]["bytes_read"]
+    assert len(data) <= read == one_pass["timings"]["bytes_read"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from aletheia.cloud import layout
@@ -58,7 +59,10 @@ def analyse(obj: dict[str, Any], ref: layout.BlobRef, gcs: Any, opts: ProfileOpt
     try:
         detected = detect_format(original_path(obj), obj.get("contentType"), head)
         _check_text(source, detected)
-        result = profile(source.open, detected, opts)
+        # One front-to-back pass: it hashes the bytes as it reads them, which verifies
+        # the object's name. Parts read side by side would leave that hash unfinished
+        # and cost a second download of the whole object to verify it.
+        result = profile(source.open, detected, replace(opts, parts=1))
         source.verify()
     except UnsupportedFormatError as exc:
         return {"status": STATUS_UNSUPPORTED, "reason": str(exc)}
