@@ -149,10 +149,13 @@ def _shape(
     times: dict[str, float] = {}
     phase_tables: list[Table] = []
     cpu: dict[str, dict[str, float]] = {}
+    settled: dict[str, float] = {}
 
     def timed(
         tool: str, step: str, cmd: list[str], cwd: Path | None = None, cold: bool = True
     ) -> Measured:
+        # The function's work on the previous step's events is not this step's.
+        settled[f"{tool} {step}"] = stackcpu.wait_quiet()
         if cold:
             drop_page_cache()
         before = stackcpu.snapshot()
@@ -212,7 +215,7 @@ def _shape(
     if not ctx.quick:
         _verdict(section, shape, times)
     section.tables += phase_tables
-    section.tables.append(_cpu_table(shape, times, cpu))
+    section.tables.append(_cpu_table(shape, times, cpu, settled))
     shutil.rmtree(repo, ignore_errors=True)
     return table
 
@@ -261,15 +264,26 @@ def dvc_gs_available() -> bool:
 PHASES = ("scan", "transfer", "hash", "head", "upload", "documents", "total")
 
 
-def _cpu_table(shape: str, times: dict[str, float], cpu: dict[str, dict[str, float]]) -> Table:
-    """CPU seconds of the tool and of each stack process during each step (2 cores shared)."""
+def _cpu_table(
+    shape: str,
+    times: dict[str, float],
+    cpu: dict[str, dict[str, float]],
+    settled: dict[str, float],
+) -> Table:
+    """CPU seconds of the tool and of each stack process during each step (2 cores shared),
+    and how long the stack took to go quiet before it (the previous step's leftover work)."""
     parts = ["tool", *stackcpu.PARTS]
     table = Table(
         f"{shape}: CPU seconds during each step (the tool, and each process of the local stack)",
-        ["step", "wall", *parts],
+        ["step", "waited for quiet", "wall", *parts],
     )
     for step, used in cpu.items():
-        table.add(step, fmt_s(times[step]), *(f"{used.get(p, 0.0):.1f}" for p in parts))
+        table.add(
+            step,
+            fmt_s(settled.get(step, 0.0)),
+            fmt_s(times[step]),
+            *(f"{used.get(p, 0.0):.1f}" for p in parts),
+        )
     return table
 
 

@@ -57,3 +57,27 @@ def snapshot() -> dict[str, float]:
 def since(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
     """CPU seconds per part between two snapshots."""
     return {k: round(after[k] - before.get(k, 0.0), 2) for k in after}
+
+
+def wait_quiet(
+    *, window_s: float = 2.0, busy_share: float = 0.1, ceiling_s: float = 900.0
+) -> float:
+    """Wait until the stack has finished the work earlier steps left it (the storage
+    function works through an add's events long after the add returned); seconds waited.
+
+    Quiet: the stack's parts together used under ``busy_share`` of one core over one
+    ``window_s``. Without it, a step's leftover work is billed to the next step
+    measured. Gives up after ``ceiling_s`` (the next step is then measured as it is).
+    """
+    import time
+
+    started = time.monotonic()
+    previous = snapshot()
+    while time.monotonic() - started < ceiling_s:
+        time.sleep(window_s)  # the sampling window of a CPU-time rate, not a wait for an event
+        now = snapshot()
+        used = sum(now.get(k, 0.0) - previous.get(k, 0.0) for k in PARTS)
+        previous = now
+        if used < busy_share * window_s:
+            break
+    return time.monotonic() - started
