@@ -49,7 +49,7 @@ def check_prerequisites(config: StackConfig) -> None:
         )
     if shutil.which("java") is None:
         raise LocalStackError("firestore", "java is not on PATH", "install a JRE (Java 11+)")
-    if config.auth:
+    if "auth" in config.parts:
         firebase_cli()
     for part in config.parts:
         port = config.ports[part]
@@ -59,10 +59,16 @@ def check_prerequisites(config: StackConfig) -> None:
                 f"port {port} on {config.host} is already in use",
                 f"stop what uses it, or choose another port (--{part}-port)",
             )
-    for path, what in ((function_source(config), "function source"), (rules(config), "rules")):
-        if not path.is_file():
+    # Only the files the parts this configuration starts read.
+    files = (
+        ("function", function_source(config), "function source"),
+        ("downloads", function_source(config), "function source"),
+        ("firestore", rules(config), "rules"),
+    )
+    for part, path, what in files:
+        if part in config.parts and not path.is_file():
             raise LocalStackError(
-                "function" if what == "function source" else "firestore",
+                part,
                 f"{what} {path} not found",
                 "run from a source checkout of aletheia or pass its path",
             )
@@ -79,17 +85,23 @@ def rules(config: StackConfig) -> Path:
 
 
 def client_env(config: StackConfig) -> dict[str, str]:
-    """The environment variables a client (or the function) needs to use this stack."""
+    """The environment variables a client (or the function) needs to use this stack.
+
+    Only the parts it runs: a client of a Firestore-only stack finds no Cloud Storage
+    address, rather than one where nothing answers.
+    """
     env = {
         "ALETHEIA_MODE": "local",
         "GOOGLE_CLOUD_PROJECT": config.cloud_project,
         "ALETHEIA_BUCKET": config.bucket,
-        "FIRESTORE_EMULATOR_HOST": config.address("firestore"),
-        "STORAGE_EMULATOR_HOST": f"http://{config.address('storage')}",
-        "PUBSUB_EMULATOR_HOST": config.address("pubsub"),
     }
-    if config.auth:
-        env["FIREBASE_AUTH_EMULATOR_HOST"] = config.address("auth")
+    hosts = {
+        "firestore": ("FIRESTORE_EMULATOR_HOST", config.address("firestore")),
+        "storage": ("STORAGE_EMULATOR_HOST", f"http://{config.address('storage')}"),
+        "pubsub": ("PUBSUB_EMULATOR_HOST", config.address("pubsub")),
+        "auth": ("FIREBASE_AUTH_EMULATOR_HOST", config.address("auth")),
+    }
+    env.update(value for part, value in hosts.items() if part in config.parts)
     return env
 
 
