@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from aletheia.cli import app, main
 from aletheia.cloud import clients, config
-from aletheia.devstack import local, processes
+from aletheia.devstack import commands, local, processes
 from aletheia.errors import ConfigError, LocalStackError
 
 runner = CliRunner()
@@ -169,3 +169,24 @@ def test_only_names_known_parts_with_what_they_need(
     captured = capsys.readouterr()
     assert said in " ".join((captured.out + captured.err).split())
     assert local.load_state(tmp_path) is None
+
+
+def test_emulators_start_from_the_sdk_launchers_or_through_gcloud(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = local.StackConfig(stack_dir=tmp_path, ports=local.free_ports())
+    # The installed SDK: its launchers, without gcloud's own Python start-up in front.
+    firestore_cmd, _ = commands.command(cfg, "firestore")
+    pubsub_cmd, _ = commands.command(cfg, "pubsub")
+    assert firestore_cmd[0].endswith(commands.FIRESTORE_LAUNCHER)
+    assert f"--port={cfg.ports['firestore']}" in firestore_cmd
+    assert "--database-mode=firestore-native" in firestore_cmd
+    assert pubsub_cmd[0].endswith(commands.PUBSUB_LAUNCHER)
+    # A gcloud whose SDK is laid out otherwise: gcloud starts them.
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "gcloud").write_text("#!/bin/sh\n")
+    (tmp_path / "bin" / "gcloud").chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    firestore_cmd, _ = commands.command(cfg, "firestore")
+    assert firestore_cmd[:4] == ["gcloud", "emulators", "firestore", "start"]
+    assert commands.command(cfg, "pubsub")[0][:4] == ["gcloud", "beta", "emulators", "pubsub"]
