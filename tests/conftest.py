@@ -23,7 +23,7 @@ from google.cloud import firestore, storage
 from aletheia.cloud import clients, config
 from aletheia.devstack import local
 
-from helpers import GENEROUS_S
+from helpers import GENEROUS_S, PrivateFirestore
 
 # Variables that would point tests at a user's real project or config.
 _ISOLATE = (
@@ -53,7 +53,11 @@ def stack_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local.Stac
         stack_dir = Path(reuse)
     else:
         stack_dir = tmp_path_factory.mktemp("stack")
-        cfg = local.StackConfig(stack_dir=stack_dir, ports=local.free_ports(), auth=True)
+        # No periodic saves: every test wipes what the one before wrote, and the stack's
+        # data goes with it at the end, so the saver would only export in a loop.
+        cfg = local.StackConfig(
+            stack_dir=stack_dir, ports=local.free_ports(), auth=True, export_interval_s=0
+        )
         state = local.up(cfg, echo=lambda _msg: None)
     os.environ["ALETHEIA_STACK_DIR"] = str(stack_dir)
     # Child processes (CLI runs, training scripts) see the same stack.
@@ -112,6 +116,15 @@ def wipe_firestore(settings: config.Settings) -> None:
     )
     # A loaded machine is slow, not broken: a generous ceiling.
     requests.delete(url, timeout=GENEROUS_S).raise_for_status()
+
+
+@pytest.fixture(scope="module")
+def private_firestore(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateFirestore]:
+    """A Firestore emulator of the module's own, started once: the module's fault tests
+    freeze, stop and restart it, and each takes it back healthy and empty with ``fresh()``."""
+    private = PrivateFirestore(tmp_path_factory.mktemp("private-firestore"))
+    yield private
+    private.close()
 
 
 @pytest.fixture()
