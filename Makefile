@@ -63,8 +63,10 @@ $(WEB_DIST): $(WEB_MODULES) $(WEB_SOURCES)
 
 # Two workers, each with its own local stack on free ports: most of a test's time is spent
 # waiting on emulators and subprocesses, so two share the machine's cores well. A test
-# file stays on one worker (module fixtures). PYTEST_ARGS= runs them in one process.
-PYTEST_ARGS ?= -n 2 --dist loadfile
+# file stays on one worker (module fixtures). Files go out in collection order, which
+# tests/conftest.py starts with the longest ones (LONGEST_FIRST), so no long file starts
+# last. PYTEST_ARGS= runs them in one process.
+PYTEST_ARGS ?= -n 2 --dist loadfile --no-loadscope-reorder
 
 test: test-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

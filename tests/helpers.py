@@ -8,7 +8,9 @@ seconds, and a slow pass is not a failure.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import subprocess
 import threading
 import time
@@ -20,12 +22,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from google.cloud import firestore, storage
 
 from aletheia.cloud import config, layout
+from aletheia.cloud.config import LOCAL_CLOUD_PROJECT
 from aletheia.data.blobstore import BlobStore
 from aletheia.data.cache import LocalCache
 from aletheia.data.datasets import DatasetStore
+from aletheia.devstack import local
 
 #: Ceiling of every wait: only a broken system takes this long.
 GENEROUS_S = 300.0
@@ -166,6 +171,55 @@ def write_documents(db: firestore.Client, writes: Sequence[tuple[str, dict[str, 
 
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(commit, [writes[i : i + 500] for i in range(0, len(writes), 500)]))
+
+
+class PrivateFirestore:
+    """A Firestore emulator of a test module's own, for faults the session stack must never
+    see (frozen, stopped, restarted from an older copy), started once for the module.
+
+    Each test takes it with ``with private.fresh() as part``: running, answering, empty,
+    with no saved copy in its stack dir, whatever the test before did to it. A test that
+    stops it may start it again with :meth:`restart` (same address; it loads the newest
+    copy saved in ``cfg.stack_dir``, as a restarted emulator does). Starting one costs
+    seconds of JVM start-up; wiping it costs one request.
+    """
+
+    def __init__(self, stack_dir: Path) -> None:
+        self.cfg = local.StackConfig(stack_dir=stack_dir, ports=local.free_ports())
+        self.part = local.start_part(self.cfg, "firestore")
+
+    @contextlib.contextmanager
+    def fresh(self) -> Iterator[local.PartState]:
+        """The emulator, healthy and empty, for one test (``with``); left running after it,
+        resumed if the test froze it."""
+        shutil.rmtree(self.cfg.stack_dir / local.FIRESTORE_DATA_DIR, ignore_errors=True)
+        health = local.status_of(self.part)
+        if health == "stopped":
+            self.restart()
+        elif health == "unhealthy":  # frozen by the test before
+            local.resume_part(self.part)
+            wait_for(lambda: local.status_of(self.part) == "healthy", what="the emulator back")
+        url = (
+            f"http://{self.part.address}/emulator/v1/projects/{LOCAL_CLOUD_PROJECT}"
+            "/databases/(default)/documents"
+        )
+        requests.delete(url, timeout=GENEROUS_S).raise_for_status()
+        try:
+            yield self.part
+        finally:
+            with contextlib.suppress(ProcessLookupError):  # gone: the next test starts it
+                local.resume_part(self.part)
+
+    def restart(self) -> local.PartState:
+        """Start it again at the same address after a test stopped it."""
+        self.part = local.start_part(self.cfg, "firestore")
+        return self.part
+
+    def close(self) -> None:
+        """Stop it (resumed first if frozen, so the group can take the signal)."""
+        with contextlib.suppress(ProcessLookupError):
+            local.resume_part(self.part)
+        local.stop_part(self.part)
 
 
 #: A git identity for commits in test repositories (a CI machine may have none configured).

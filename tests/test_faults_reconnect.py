@@ -20,16 +20,16 @@ from aletheia.devstack import autoexport, local
 from aletheia.tracking import journal, sync
 from aletheia.tracking.metastore import Metastore
 
-from helpers import count_rpcs, wait_for
+from helpers import PrivateFirestore, count_rpcs, wait_for
 
 PROJECT = "faults"
 
 
-def test_firestore_restarted_without_acknowledged_data_gets_it_back(tmp_path: Path) -> None:
+def test_firestore_restarted_without_acknowledged_data_gets_it_back(
+    tmp_path: Path, private_firestore: PrivateFirestore
+) -> None:
     # A private Firestore emulator: the session stack is never touched.
-    cfg = local.StackConfig(stack_dir=tmp_path / "stack", ports=local.free_ports())
-    part = local.start_part(cfg, "firestore")
-    try:
+    with private_firestore.fresh() as part:
         private = config.resolve(
             {"firestore_emulator_host": part.address, "cache_dir": str(tmp_path / "cache")}
         )
@@ -46,7 +46,7 @@ def test_firestore_restarted_without_acknowledged_data_gets_it_back(tmp_path: Pa
             for i in range(25_000, 26_000):
                 run.add_metric("loss", float(i))
             wait_for(lambda: run.writer.offline, what="the writer to notice")
-            part = local.start_part(cfg, "firestore")  # back, empty (no export was made)
+            part = private_firestore.restart()  # back, empty (no export was made)
             wait_for(lambda: run.writer.caught_up, what="the writer to catch up")
             for i in range(26_000, 27_000):
                 run.add_metric("loss", float(i))
@@ -57,14 +57,12 @@ def test_firestore_restarted_without_acknowledged_data_gets_it_back(tmp_path: Pa
         assert doc["params"] == {"lr": 0.1} and doc["model"]
         assert doc["summary"]["loss"]["count"] == 27_000
         assert journal.read(run.journal.path).complete
-    finally:
-        local.stop_part(part)
 
 
-def test_sync_verify_rewrites_a_synced_run_that_firestore_lost(tmp_path: Path) -> None:
-    cfg = local.StackConfig(stack_dir=tmp_path / "stack", ports=local.free_ports())
-    part = local.start_part(cfg, "firestore")
-    try:
+def test_sync_verify_rewrites_a_synced_run_that_firestore_lost(
+    tmp_path: Path, private_firestore: PrivateFirestore
+) -> None:
+    with private_firestore.fresh() as part:
         private = config.resolve(
             {"firestore_emulator_host": part.address, "cache_dir": str(tmp_path / "cache")}
         )
@@ -75,7 +73,7 @@ def test_sync_verify_rewrites_a_synced_run_that_firestore_lost(tmp_path: Path) -
         assert journal.read(run.journal.path).synced
 
         local.stop_part(part)  # restarted empty: the settled run is gone
-        part = local.start_part(cfg, "firestore")
+        part = private_firestore.restart()
         assert [r.action for r in sync.sync_all(private)] == ["skipped: already synced"]
 
         (result,) = sync.sync_all(private, verify=True)
@@ -87,17 +85,14 @@ def test_sync_verify_rewrites_a_synced_run_that_firestore_lost(tmp_path: Path) -
         assert doc["params"] == {"lr": 0.1} and doc["status"] == "finished"
         (again,) = sync.sync_all(private, verify=True)
         assert again.action == "verified"
-    finally:
-        local.stop_part(part)
 
 
 def test_firestore_reloaded_from_an_older_copy_between_flushes_is_noticed_at_the_end(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, private_firestore: PrivateFirestore
 ) -> None:
     """No commit fails: the restart falls between two flushes, so only the end's check sees it."""
-    cfg = local.StackConfig(stack_dir=tmp_path / "stack", ports=local.free_ports())
-    part = local.start_part(cfg, "firestore")
-    try:
+    cfg = private_firestore.cfg
+    with private_firestore.fresh() as part:
         private = config.resolve(
             {"firestore_emulator_host": part.address, "cache_dir": str(tmp_path / "cache")}
         )
@@ -113,7 +108,7 @@ def test_firestore_reloaded_from_an_older_copy_between_flushes_is_noticed_at_the
         assert run.flush()  # acknowledged, and lost with the restart below
 
         local.stop_part(part)
-        part = local.start_part(cfg, "firestore")  # loads the older copy: 5,000 points
+        part = private_firestore.restart()  # loads the older copy: 5,000 points
         # The writer had nothing to send meanwhile (a quiet phase of training: no points,
         # no heartbeat due), so no commit of it failed; its channel reconnects on next use.
         wait_for(lambda: _answers(ms.store.client, run.ref.path), what="the channel back")
@@ -139,15 +134,14 @@ def test_firestore_reloaded_from_an_older_copy_between_flushes_is_noticed_at_the
         doc = db.document(layout.run(PROJECT, "reload", run.id)).get().to_dict() or {}
         assert doc["status"] == "finished" and doc["summary"]["loss"]["count"] == 11_000
         assert journal.read(run.journal.path).synced  # and that is true
-    finally:
-        local.stop_part(part)
 
 
-def test_sync_verify_compares_values_not_only_presence(tmp_path: Path) -> None:
+def test_sync_verify_compares_values_not_only_presence(
+    tmp_path: Path, private_firestore: PrivateFirestore
+) -> None:
     """An older copy with every chunk and field, but the run still `running`, is not verified."""
-    cfg = local.StackConfig(stack_dir=tmp_path / "stack", ports=local.free_ports())
-    part = local.start_part(cfg, "firestore")
-    try:
+    cfg = private_firestore.cfg
+    with private_firestore.fresh() as part:
         private = config.resolve(
             {"firestore_emulator_host": part.address, "cache_dir": str(tmp_path / "cache")}
         )
@@ -160,7 +154,7 @@ def test_sync_verify_compares_values_not_only_presence(tmp_path: Path) -> None:
         assert journal.read(run.journal.path).synced
 
         local.stop_part(part)
-        part = local.start_part(cfg, "firestore")  # the copy made before the run ended
+        part = private_firestore.restart()  # the copy made before the run ended
         path = layout.run(PROJECT, "values", run.id)
         assert ms.db.document(path).get().get("status") == "running"
 
@@ -173,8 +167,6 @@ def test_sync_verify_compares_values_not_only_presence(tmp_path: Path) -> None:
         assert result_doc.get("status") == "finished"
         (again,) = sync.sync_all(private, verify=True)
         assert again.action == "verified"
-    finally:
-        local.stop_part(part)
 
 
 def _answers(db: firestore.Client, path: str) -> bool:

@@ -69,7 +69,10 @@ def test_a_save_replaced_while_it_is_found_is_found_as_its_replacement(
 def test_up_after_the_emulator_died_loads_the_periodic_copy_and_says_how_old(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cfg = local.StackConfig(stack_dir=tmp_path, ports=local.free_ports(), export_interval_s=1.0)
+    # Firestore and its saver are all this needs: the other parts would only slow the starts.
+    cfg = local.StackConfig(
+        stack_dir=tmp_path, ports=local.free_ports(), export_interval_s=1.0, only=("firestore",)
+    )
     said: list[str] = []
     state = local.up(cfg, echo=said.append)
     try:
@@ -101,7 +104,7 @@ def test_export_every_is_a_flag_and_a_setting_and_status_shows_it(
 ) -> None:
     stack_dir = tmp_path / "stack"
     ports = local.free_ports()
-    args = ["local", "up", "--stack-dir", str(stack_dir)]
+    args = ["local", "up", "--stack-dir", str(stack_dir), "--only", "firestore"]
     for part, port in ports.items():
         args += [f"--{part}-port", str(port)]
     monkeypatch.setenv("ALETHEIA_CONFIG", str(tmp_path / "config.toml"))

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from aletheia.cli import app, main
 from aletheia.cloud import clients, config
-from aletheia.devstack import local, processes
-from aletheia.errors import LocalStackError
+from aletheia.devstack import commands, local, processes
+from aletheia.errors import ConfigError, LocalStackError
 
 runner = CliRunner()
 
@@ -122,11 +122,18 @@ def _db_of(state: local.StackState) -> Any:
 
 @pytest.mark.slow
 def test_firestore_data_survives_down_and_up_unless_discarded(tmp_path: Path) -> None:
+    ports = local.free_ports()
+
     def up() -> local.StackState:
-        cfg = local.StackConfig(stack_dir=tmp_path, ports=local.free_ports())
+        # Firestore alone holds the data: the other parts would only slow each start.
+        cfg = local.StackConfig(stack_dir=tmp_path, ports=ports, only=("firestore",))
         return local.up(cfg, echo=lambda _m: None)
 
-    _db_of(up()).document("Projects/kept").set({"n": 1})
+    first = up()
+    assert _listening(ports) == ["firestore"]  # only the part asked for runs
+    assert local.status(tmp_path) == {"firestore": "healthy"}
+    assert "STORAGE_EMULATOR_HOST" not in first.env  # no address where nothing answers
+    _db_of(first).document("Projects/kept").set({"n": 1})
     assert runner.invoke(app, ["local", "down", "--stack-dir", str(tmp_path)]).exit_code == 0
     assert local.saved_firestore_data(tmp_path) is not None
     assert _db_of(up()).document("Projects/kept").get().to_dict() == {"n": 1}
@@ -138,3 +145,48 @@ def test_firestore_data_survives_down_and_up_unless_discarded(tmp_path: Path) ->
         assert not _db_of(up()).document("Projects/kept").get().exists
     finally:
         local.down(tmp_path, keep_data=False, echo=lambda _m: None)
+    assert _listening(ports) == []
+
+
+@pytest.mark.parametrize(
+    ("only", "said"),
+    [(("firestore", "emulator"), "unknown local stack part"), (("storage",), "also need pubsub")],
+)
+def test_only_names_known_parts_with_what_they_need(
+    tmp_path: Path,
+    only: tuple[str, ...],
+    said: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(ConfigError, match=said):
+        local.StackConfig(stack_dir=tmp_path, only=only)
+    argv = ["aletheia", "local", "up", "--stack-dir", str(tmp_path), "--only", ",".join(only)]
+    monkeypatch.setattr("sys.argv", argv)
+    with pytest.raises(SystemExit) as exc:
+        main()
+    assert exc.value.code == ConfigError.exit_code
+    captured = capsys.readouterr()
+    assert said in " ".join((captured.out + captured.err).split())
+    assert local.load_state(tmp_path) is None
+
+
+def test_emulators_start_from_the_sdk_launchers_or_through_gcloud(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = local.StackConfig(stack_dir=tmp_path, ports=local.free_ports())
+    # The installed SDK: its launchers, without gcloud's own Python start-up in front.
+    firestore_cmd, _ = commands.command(cfg, "firestore")
+    pubsub_cmd, _ = commands.command(cfg, "pubsub")
+    assert firestore_cmd[0].endswith(commands.FIRESTORE_LAUNCHER)
+    assert f"--port={cfg.ports['firestore']}" in firestore_cmd
+    assert "--database-mode=firestore-native" in firestore_cmd
+    assert pubsub_cmd[0].endswith(commands.PUBSUB_LAUNCHER)
+    # A gcloud whose SDK is laid out otherwise: gcloud starts them.
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "gcloud").write_text("#!/bin/sh\n")
+    (tmp_path / "bin" / "gcloud").chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    firestore_cmd, _ = commands.command(cfg, "firestore")
+    assert firestore_cmd[:4] == ["gcloud", "emulators", "firestore", "start"]
+    assert commands.command(cfg, "pubsub")[0][:4] == ["gcloud", "beta", "emulators", "pubsub"]

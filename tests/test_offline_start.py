@@ -30,6 +30,8 @@ from aletheia.devstack import local
 from aletheia.tracking import direct, journal
 from aletheia.tracking.metastore import Experiment, Metastore
 
+from helpers import PrivateFirestore
+
 DEADLINE_S = 2.0
 #: Only a start that waits for the library's own retry deadline (300 s) gets here.
 CEILING_S = 150.0
@@ -140,10 +142,9 @@ def test_start_against_unreachable_firestore_goes_offline_within_its_deadline(
     monkeypatch: pytest.MonkeyPatch,
     fault: str,
     identity: str,
+    private_firestore: PrivateFirestore,
 ) -> None:
-    cfg = local.StackConfig(stack_dir=tmp_path / "private", ports=local.free_ports())
-    part = local.start_part(cfg, "firestore")  # the session stack's Firestore is never touched
-    try:
+    with private_firestore.fresh() as part:  # the session stack's Firestore is never touched
         if identity == "user":
             email = f"ana-{fault}-{uuid.uuid4().hex[:8]}@example.com"
             as_user(stack, tmp_path, email)  # signed up in the session's Auth emulator
@@ -190,10 +191,6 @@ def test_start_against_unreachable_firestore_goes_offline_within_its_deadline(
             state = journal.read(started.journal.path)
             assert state.point_count == points and not state.synced
             assert state.merged_fields()["status"] == "finished"
-    finally:
-        if fault == "frozen":
-            local.resume_part(part)
-        local.stop_part(part)
 
 
 def test_start_with_the_whole_local_stack_down_goes_offline(

@@ -21,6 +21,8 @@ from aletheia.devstack import local
 from aletheia.tracking import direct, metastore, sync
 from aletheia.tracking.metastore import Metastore
 
+from helpers import PrivateFirestore
+
 PROJECT = "faults"
 
 
@@ -29,13 +31,14 @@ def _private(part: local.PartState, cache: Path) -> config.Settings:
 
 
 def test_second_offline_start_of_the_same_run_id_takes_over_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    private_firestore: PrivateFirestore,
 ) -> None:
     # A start gives up on Firestore after 2 s here (30 s by default) so the freeze stays short.
     monkeypatch.setattr(direct, "CREATE_TIMEOUT_S", 2.0)
-    cfg = local.StackConfig(stack_dir=tmp_path / "stack", ports=local.free_ports())
-    part = local.start_part(cfg, "firestore")
-    try:
+    with private_firestore.fresh() as part:
         first_ms = Metastore(PROJECT, settings=_private(part, tmp_path / "a"), flush_interval_s=0.2)
         # Another machine: its own cache and journal directory.
         second_ms = Metastore(
@@ -81,9 +84,6 @@ def test_second_offline_start_of_the_same_run_id_takes_over_nothing(
         assert kept["params"] == {"who": "second"} and kept["status"] == "finished"
         assert stored_points(db, "shared", second.id, "loss") == [-float(i) for i in range(5_000)]
         assert any("conflict_of" in r.getMessage() for r in caplog.records)
-    finally:
-        local.resume_part(part)
-        local.stop_part(part)
 
 
 OFFLINE_TRAINING = """
@@ -102,10 +102,10 @@ sys.stdin.read()  # killed here
 """
 
 
-def test_sync_of_an_offline_start_keeps_both_runs(tmp_path: Path) -> None:
-    cfg = local.StackConfig(stack_dir=tmp_path / "stack", ports=local.free_ports())
-    part = local.start_part(cfg, "firestore")
-    try:
+def test_sync_of_an_offline_start_keeps_both_runs(
+    tmp_path: Path, private_firestore: PrivateFirestore
+) -> None:
+    with private_firestore.fresh() as part:
         # A process on a machine that cannot reach Firestore starts r1 and is killed.
         env = {
             **os.environ,
@@ -141,5 +141,3 @@ def test_sync_of_an_offline_start_keeps_both_runs(tmp_path: Path) -> None:
         # Settled: a second sync does nothing more.
         again = sync.sync_all(_private(part, tmp_path / "b"))
         assert [r.action for r in again] == ["skipped: already synced"]
-    finally:
-        local.stop_part(part)

@@ -58,6 +58,15 @@ def up(
             "(setting export_every, ALETHEIA_EXPORT_EVERY; default 60).",
         ),
     ] = None,
+    only: Annotated[
+        str | None,
+        typer.Option(
+            "--only",
+            metavar="PART,...",
+            help="Start only these parts, e.g. `--only firestore` (storage needs pubsub; "
+            "the bridge needs pubsub and function). Default: all (auth with --auth).",
+        ),
+    ] = None,
 ) -> None:
     """Start the local stack in the background (or reuse it if it is already healthy)."""
     every = None if export_every is None else repr(export_every)
@@ -78,6 +87,7 @@ def up(
         function_source=function_source,
         auth=auth,
         export_interval_s=resolved.export_every,
+        only=tuple(p.strip() for p in (only or "").split(",") if p.strip()),
     )
     state = local.up(cfg, echo=console.print)
     _print_state(state)

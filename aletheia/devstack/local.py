@@ -16,6 +16,10 @@ and, with ``auth`` (``aletheia local up --auth``), a seventh::
     auth       the Firebase Auth emulator (firebase-tools), for signing in
                as a Firebase user whose requests the rules then judge
 
+``only`` (``aletheia local up --only firestore``) starts just the listed
+parts (with what they need: storage needs pubsub, the bridge needs pubsub
+and the function), for tools and tests that use one emulator alone.
+
 Each runs in its own process group (gcloud starts java through a shell
 script, so killing one pid would leave java holding the port). What runs
 where is written to ``state.json`` in the stack dir; clients read it, so
@@ -62,6 +66,7 @@ from aletheia.devstack.processes import (
 
 # The stack's configuration and state are part of this module's API (``local.up(StackConfig)``).
 from aletheia.devstack.stackconfig import DEFAULT_PORTS as DEFAULT_PORTS
+from aletheia.devstack.stackconfig import NEEDS as NEEDS
 from aletheia.devstack.stackconfig import OPTIONAL_PARTS as OPTIONAL_PARTS
 from aletheia.devstack.stackconfig import PARTS as PARTS
 from aletheia.devstack.stackconfig import SUBSCRIPTION, TOPIC
@@ -78,6 +83,7 @@ FIRESTORE_DATA_DIR = autoexport.FIRESTORE_DATA_DIR
 
 __all__ = [
     "DEFAULT_PORTS",
+    "NEEDS",
     "OPTIONAL_PARTS",
     "PARTS",
     "PartState",
@@ -243,17 +249,22 @@ def _start(config: StackConfig, echo: Callable[[str], None]) -> StackState:
     echo(_saved_data_note(config.stack_dir))
     try:
         # The two JVMs (and node, for auth) are slow to boot, so they start together.
-        slow = ("firestore", "pubsub", *(("auth",) if config.auth else ()))
+        slow: list[str] = [p for p in ("firestore", "pubsub", "auth") if p in config.parts]
         for name in slow:
             started[name] = _spawn(config, name)
         for name in slow:
             _wait_healthy(config, started[name])
-        _create_topic_and_subscription(config)
-        for name in ("storage", "function", "bridge", "downloads"):
+        if "pubsub" in config.parts:
+            _create_topic_and_subscription(config)
+        fast: list[str] = [
+            p for p in ("storage", "function", "bridge", "downloads") if p in config.parts
+        ]
+        for name in fast:
             started[name] = _spawn(config, name)
-        for name in ("storage", "function", "bridge", "downloads"):
+        for name in fast:
             _wait_healthy(config, started[name])
-        _create_bucket(config)
+        if "storage" in config.parts:
+            _create_bucket(config)
     except BaseException:
         for part in started.values():
             _stop_and_release(part)

@@ -37,6 +37,9 @@ DEFAULT_PORTS = {
 PARTS = ("firestore", "pubsub", "storage", "function", "bridge", "downloads")
 #: Parts started only when asked for.
 OPTIONAL_PARTS = ("auth",)
+#: Parts another part cannot start without: fake-gcs-server publishes its notifications to
+#: Pub/Sub, and the bridge carries them from Pub/Sub to the function.
+NEEDS = {"storage": ("pubsub",), "bridge": ("pubsub", "function")}
 
 
 @dataclass
@@ -54,6 +57,25 @@ class StackConfig:
     auth: bool = False
     #: Seconds between periodic exports of the Firestore emulator's documents (0: none).
     export_interval_s: float = autoexport.EXPORT_INTERVAL_S
+    #: Start only these parts (empty: every part, and auth with ``auth``). A tool or test that
+    #: needs Firestore alone then waits for one JVM, not two JVMs and four more processes.
+    only: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        unknown = [p for p in self.only if p not in PARTS + OPTIONAL_PARTS]
+        if unknown:
+            raise ConfigError(
+                f"unknown local stack part(s): {', '.join(unknown)}",
+                f"choose among {', '.join(PARTS + OPTIONAL_PARTS)}",
+            )
+        missing = sorted(
+            {need for p in self.only for need in NEEDS.get(p, ()) if need not in self.only}
+        )
+        if missing:
+            raise ConfigError(
+                f"the local stack parts {', '.join(self.only)} also need {', '.join(missing)}",
+                f"add {', '.join(missing)} to the parts to start",
+            )
 
     def address(self, part: str) -> str:
         """``host:port`` of a part."""
@@ -61,7 +83,9 @@ class StackConfig:
 
     @property
     def parts(self) -> tuple[str, ...]:
-        """The parts this configuration starts."""
+        """The parts this configuration starts, in start order."""
+        if self.only:
+            return tuple(p for p in PARTS + OPTIONAL_PARTS if p in self.only)
         return PARTS + (("auth",) if self.auth else ())
 
 
@@ -106,8 +130,8 @@ class StackState:
 
     @property
     def part_names(self) -> tuple[str, ...]:
-        """The always-present parts, then the optional ones this stack runs."""
-        return PARTS + tuple(p for p in OPTIONAL_PARTS if p in self.parts)
+        """The parts this stack runs: the usual ones, then the optional ones."""
+        return tuple(p for p in PARTS + OPTIONAL_PARTS if p in self.parts)
 
 
 def load_state(stack_dir: Path) -> StackState | None:
