@@ -16,6 +16,7 @@ import flask
 import functions_framework
 from cloudevents.http import CloudEvent
 
+from aletheia.cloud import layout
 from aletheia.function import downloads, instance, leases
 from aletheia.function.fileevents import handle_finalized
 
@@ -32,7 +33,12 @@ def on_object_finalized(event: CloudEvent) -> None:
     """
     obj = dict(event.data or {})
     handle_finalized(obj)
-    _sweep(str(obj.get("bucket") or ""), leases.SWEEP_PER_EVENT)
+    # Only aletheia's data objects are the function's work, and the sweep rides on their
+    # events. Every other object (the samples and profiles it writes itself, another
+    # tool's files) costs no Firestore request: the sweep is a query over every project's
+    # Files, which the emulator answers by scanning them all.
+    if layout.parse_blob_name(str(obj.get("name") or "")) is not None:
+        _sweep(str(obj.get("bucket") or ""), leases.SWEEP_PER_EVENT)
 
 
 @functions_framework.cloud_event

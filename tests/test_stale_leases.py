@@ -22,7 +22,7 @@ from aletheia.cli import app
 from aletheia.cloud import config, layout
 from aletheia.devstack import local
 
-from helpers import wait_for, wait_for_document
+from helpers import count_rpcs, wait_for, wait_for_document
 
 PROJECT = "vision"  # the project test_function_profiling.upload writes into
 runner = CliRunner()
@@ -140,3 +140,42 @@ def _delivered(settings: config.Settings) -> int:
     state = local.load_state(settings.stack_dir)
     assert state is not None
     return int(requests.get(state.parts["bridge"].health_url, timeout=10).json()["delivered"])
+
+
+def test_an_object_the_function_ignores_costs_it_no_firestore_request(
+    stack: config.Settings,
+) -> None:
+    """The function's work is aletheia's data objects; the sweep of stale leases rides on
+    their events. Every other object in the bucket (a sample or profile the function wrote
+    itself, another tool's file) also ran the sweep's query over every project's Files:
+    on the emulator a scan of them all, so a 10,000-object upload beside a large project
+    kept the function busy for half an hour."""
+    import importlib.util
+
+    from cloudevents.http import CloudEvent
+
+    from aletheia.function import instance
+
+    spec = importlib.util.spec_from_file_location(
+        "aletheia_function_main", Path(__file__).parents[1] / "functions" / "main.py"
+    )
+    assert spec is not None and spec.loader is not None
+    function = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(function)
+    attributes = {
+        "type": "google.cloud.storage.object.v1.finalized",
+        "source": f"//storage.googleapis.com/projects/_/buckets/{stack.bucket}",
+    }
+    foreign = [
+        "floor/data/part-0001.bin",  # another tool's file
+        layout.sample_blob_name(PROJECT, "ab" * 32),  # what the function writes itself
+        layout.profile_blob_name(PROJECT, "ab" * 32),
+    ]
+
+    with count_rpcs(instance.db()) as rpcs:
+        for name in foreign:
+            function.on_object_finalized(
+                CloudEvent(attributes, {"bucket": stack.bucket, "name": name})
+            )
+
+    assert sum(rpcs.values()) == 0, rpcs
