@@ -59,6 +59,7 @@ from aletheia.devstack.processes import (
     alive,
     answers,
     group_alive,
+    group_stopped,
     port_in_use,
     stop_group,
     tail,
@@ -227,9 +228,14 @@ def suspend_part(part: PartState) -> None:
     """Freeze a part (SIGSTOP): it keeps its port and data but answers nothing.
 
     To a client this is a server that has gone away mid-conversation, the
-    fault a dropped network or a hung backend produces.
+    fault a dropped network or a hung backend produces. Returns once every thread
+    of the part has stopped (a thread on the other core could still answer the
+    moment ``killpg`` returns).
     """
     os.killpg(part.pid, signal.SIGSTOP)
+    deadline = time.monotonic() + STOP_GRACE_S
+    while not group_stopped(part.pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def resume_part(part: PartState) -> None:

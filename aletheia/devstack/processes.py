@@ -121,3 +121,17 @@ def tail(path: str, lines: int = 15) -> str:
     except OSError:
         return "(no log)"
     return "\n".join(text[-lines:])
+
+
+def group_stopped(pgid: int) -> bool:
+    """True when every thread of every process in the group is stopped (SIGSTOP taken).
+
+    ``killpg`` returns before a thread running on another core has taken the signal:
+    until then the process can still answer a request.
+    """
+    for stat_path in Path("/proc").glob("[0-9]*/task/[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = stat_path.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid and fields[0] not in ("T", "t", "Z", "X"):
+                return False
+    return True
