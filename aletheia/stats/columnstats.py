@@ -338,31 +338,25 @@ class RowSample:
             chosen = np.argsort(-keys)[: self.size]
         if chosen.size == 0:
             return
-        picked = pa.Table.from_batches([batch.take(pa.array(chosen))])
+        self._keep_top(pa.Table.from_batches([batch.take(pa.array(chosen))]), keys[chosen])
+
+    def merge(self, other: RowSample) -> None:
+        """Keep the rows with the highest keys of both samples: a uniform sample of both parts."""
+        if other.table is not None:
+            self._keep_top(other.table, other.keys)
+
+    def _keep_top(self, rows: pa.Table, keys: np.ndarray) -> None:
+        """Add ``rows`` with their keys, keeping the ``size`` rows with the highest keys."""
         table = (
-            picked
+            rows
             if self.table is None
-            else pa.concat_tables([self.table, picked], promote_options="permissive")
+            else pa.concat_tables([self.table, rows], promote_options="permissive")
         )
-        all_keys = np.concatenate([self.keys, keys[chosen]])
+        all_keys = np.concatenate([self.keys, keys])
         if all_keys.size > self.size:
             top = np.argsort(-all_keys)[: self.size]
             table, all_keys = table.take(pa.array(top)), all_keys[top]
         self.table, self.keys = table.combine_chunks(), all_keys
-
-    def merge(self, other: RowSample) -> None:
-        """Keep the rows with the highest keys of both samples: a uniform sample of both parts."""
-        if other.table is None:
-            return
-        if self.table is None:
-            self.table, self.keys = other.table, other.keys
-            return
-        table = pa.concat_tables([self.table, other.table], promote_options="permissive")
-        keys = np.concatenate([self.keys, other.keys])
-        if keys.size > self.size:
-            top = np.argsort(-keys)[: self.size]
-            table, keys = table.take(pa.array(top)), keys[top]
-        self.table, self.keys = table.combine_chunks(), keys
 
     def rows(self) -> list[dict[str, Any]]:
         if self.table is None:
