@@ -22,6 +22,10 @@ from aletheia.function.fileevents import handle_finalized
 
 log = logging.getLogger("aletheia.function")
 
+#: When this instance's next data-file event also sweeps stale leases (from
+#: ``ALETHEIA_SWEEP_EVERY_S``; default once a minute).
+_event_sweeps = leases.SweepPacing.from_env()
+
 
 @functions_framework.cloud_event
 def on_object_finalized(event: CloudEvent) -> None:
@@ -34,10 +38,12 @@ def on_object_finalized(event: CloudEvent) -> None:
     obj = dict(event.data or {})
     handle_finalized(obj)
     # Only aletheia's data objects are the function's work, and the sweep rides on their
-    # events. Every other object (the samples and profiles it writes itself, another
-    # tool's files) costs no Firestore request: the sweep is a query over every project's
-    # Files, which the emulator answers by scanning them all.
-    if layout.parse_blob_name(str(obj.get("name") or "")) is not None:
+    # events, at most once a minute per instance. Every other object (the samples and
+    # profiles it writes itself, another tool's files) costs no Firestore request: the
+    # sweep is a query over every project's Files, which the emulator answers by scanning
+    # them all.
+    is_data = layout.parse_blob_name(str(obj.get("name") or "")) is not None
+    if is_data and _event_sweeps.claim():
         _sweep(str(obj.get("bucket") or ""), leases.SWEEP_PER_EVENT)
 
 

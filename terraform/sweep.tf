@@ -3,7 +3,8 @@
 # may be lost with the worker. Every few minutes Cloud Scheduler publishes to
 # a topic; the same function bundle's `sweep_stale_leases` entry point then
 # re-drives a bounded number of them (aletheia/function/leases.py). The storage
-# function also sweeps a few after each event it handles.
+# function also sweeps one after a data-file event, at most once a minute per
+# instance (ALETHEIA_SWEEP_EVERY_S).
 
 resource "google_pubsub_topic" "sweep" {
   #checkov:skip=CKV_GCP_83:The messages carry no data (an empty tick); Google-managed encryption is enough.

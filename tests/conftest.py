@@ -94,6 +94,10 @@ def stack_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local.Stac
         stack_dir = Path(reuse)
     else:
         stack_dir = tmp_path_factory.mktemp("stack")
+        # The function sweeps stale leases after every data-file event, not once a
+        # minute: a test leaves a dead worker's file and waits for the next event to
+        # finish it (the started function inherits this environment).
+        os.environ["ALETHEIA_SWEEP_EVERY_S"] = "0"
         # No periodic saves: every test wipes what the one before wrote, and the stack's
         # data goes with it at the end, so the saver would only export in a loop.
         cfg = local.StackConfig(

@@ -12,7 +12,9 @@ import hashlib
 import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
+import pytest
 import requests
 from google.cloud import firestore, storage
 from test_function_profiling import upload, wait_terminal
@@ -21,6 +23,7 @@ from typer.testing import CliRunner
 from aletheia.cli import app
 from aletheia.cloud import config, layout
 from aletheia.devstack import local
+from aletheia.function import leases
 
 from helpers import count_rpcs, wait_for, wait_for_document
 
@@ -150,22 +153,9 @@ def test_an_object_the_function_ignores_costs_it_no_firestore_request(
     itself, another tool's file) also ran the sweep's query over every project's Files:
     on the emulator a scan of them all, so a 10,000-object upload beside a large project
     kept the function busy for half an hour."""
-    import importlib.util
-
-    from cloudevents.http import CloudEvent
-
     from aletheia.function import instance
 
-    spec = importlib.util.spec_from_file_location(
-        "aletheia_function_main", Path(__file__).parents[1] / "functions" / "main.py"
-    )
-    assert spec is not None and spec.loader is not None
-    function = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(function)
-    attributes = {
-        "type": "google.cloud.storage.object.v1.finalized",
-        "source": f"//storage.googleapis.com/projects/_/buckets/{stack.bucket}",
-    }
+    function = load_function()
     foreign = [
         "floor/data/part-0001.bin",  # another tool's file
         layout.sample_blob_name(PROJECT, "ab" * 32),  # what the function writes itself
@@ -174,8 +164,79 @@ def test_an_object_the_function_ignores_costs_it_no_firestore_request(
 
     with count_rpcs(instance.db()) as rpcs:
         for name in foreign:
-            function.on_object_finalized(
-                CloudEvent(attributes, {"bucket": stack.bucket, "name": name})
-            )
+            function.on_object_finalized(finalized(stack.bucket, name))
 
     assert sum(rpcs.values()) == 0, rpcs
+
+
+@pytest.mark.parametrize(("every_s", "sweeps"), [(None, 1), ("0", 5)])
+def test_an_instance_sweeps_at_most_once_a_minute(
+    stack: config.Settings, monkeypatch: pytest.MonkeyPatch, every_s: str | None, sweeps: int
+) -> None:
+    """Each sweep is a query over every project's Files. After every data-file event, a
+    10,000-file upload paid 10,000 of them (on the emulator each a scan of every Files
+    document). An instance now sweeps once a minute at most (``ALETHEIA_SWEEP_EVERY_S``;
+    ``0`` restores a sweep per event, as the test stack runs)."""
+    from aletheia.function import instance
+
+    if every_s is None:
+        monkeypatch.delenv(leases.SWEEP_EVERY_ENV, raising=False)
+    else:
+        monkeypatch.setenv(leases.SWEEP_EVERY_ENV, every_s)
+    function = load_function()
+    # Data files of a project that does not exist: the function refuses each after one
+    # read, so every query left is a sweep's.
+    names = [layout.blob_name("nobody", f"{i:064x}") for i in range(5)]
+
+    with count_rpcs(instance.db()) as rpcs:
+        for name in names:
+            function.on_object_finalized(finalized(stack.bucket, name))
+
+    assert rpcs["run_query"] == sweeps, rpcs
+
+
+def test_sweep_pacing_gives_one_slot_per_interval() -> None:
+    now = [100.0]
+    pacing = leases.SweepPacing(60.0, clock=lambda: now[0])
+    assert pacing.claim()  # a fresh instance sweeps on its first event
+    now[0] += 59.9
+    assert not pacing.claim()
+    now[0] += 0.1
+    assert pacing.claim()
+    assert not pacing.claim()
+
+
+@pytest.mark.parametrize(("raw", "every_s"), [("15", 15.0), ("-1", 0.0), ("soon", 60.0)])
+def test_sweep_pacing_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, raw: str, every_s: float
+) -> None:
+    now = [0.0]
+    monkeypatch.setenv(leases.SWEEP_EVERY_ENV, raw)
+    pacing = leases.SweepPacing.from_env(clock=lambda: now[0])
+    assert pacing.claim()
+    now[0] = every_s * 0.99  # just short of the interval
+    assert pacing.claim() is (every_s == 0.0)
+
+
+def load_function() -> Any:
+    """A fresh copy of the deployed entry points (``functions/main.py``), run in-process."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "aletheia_function_main", Path(__file__).parents[1] / "functions" / "main.py"
+    )
+    assert spec is not None and spec.loader is not None
+    function = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(function)
+    return function
+
+
+def finalized(bucket: str, name: str) -> Any:
+    """The CloudEvent the bucket sends when ``name`` is finalized."""
+    from cloudevents.http import CloudEvent
+
+    attributes = {
+        "type": "google.cloud.storage.object.v1.finalized",
+        "source": f"//storage.googleapis.com/projects/_/buckets/{bucket}",
+    }
+    return CloudEvent(attributes, {"bucket": bucket, "name": name})

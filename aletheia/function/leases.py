@@ -5,8 +5,9 @@ instance) leaves ``Files/{sha}`` in ``processing`` with a lease, and the
 event that would have retried it can be lost with the worker. Nothing else
 would ever look at that document again, so stale leases are swept:
 
-* by the storage function itself, a few per event it handles
-  (:func:`sweep`, called from ``functions/main.py``);
+* by the storage function itself, riding on the events of data files it
+  handles, at most once a minute per instance (:func:`sweep`, called from
+  ``functions/main.py``, paced by :class:`SweepPacing`);
 * on a schedule (Cloud Scheduler → Pub/Sub → the ``sweep_stale_leases``
   entry point, see ``terraform/sweep.tf``);
 * on demand, ``aletheia datasets reprofile NAME [--stuck]``.
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -47,6 +49,48 @@ log = logging.getLogger("aletheia.function.leases")
 SWEEP_PER_EVENT = int(os.environ.get("ALETHEIA_SWEEP_PER_EVENT", "1"))
 #: Stale files one scheduled sweep re-drives.
 SWEEP_PER_SCHEDULE = int(os.environ.get("ALETHEIA_SWEEP_PER_SCHEDULE", "20"))
+#: The environment variable that sets the least time between two sweeps riding on one
+#: instance's events (seconds; default 60, ``0`` sweeps after every data-file event).
+SWEEP_EVERY_ENV = "ALETHEIA_SWEEP_EVERY_S"
+
+
+class SweepPacing:
+    """Whether an instance's event sweeps now: at most once per ``every_s`` seconds.
+
+    The sweep is a query over every project's ``Files``. Run after each event, a
+    10,000-file upload paid 10,000 of them, and the emulator answers each by scanning
+    every ``Files`` document: the function's backlog grew with the square of the
+    upload. Once a minute per instance still finds a dead worker's file within
+    minutes, and the scheduled sweep stays behind it.
+    """
+
+    def __init__(self, every_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._every_s = every_s
+        self._clock = clock
+        self._last: float | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_env(cls, clock: Callable[[], float] = time.monotonic) -> SweepPacing:
+        """The pacing ``ALETHEIA_SWEEP_EVERY_S`` asks for (default: once a minute)."""
+        raw = os.environ.get(SWEEP_EVERY_ENV, "60")
+        try:
+            every_s = float(raw)
+        except ValueError:
+            log.error(
+                "%s=%r is not a number of seconds; sweeping once a minute", SWEEP_EVERY_ENV, raw
+            )
+            every_s = 60.0
+        return cls(max(every_s, 0.0), clock)
+
+    def claim(self) -> bool:
+        """True (and the slot taken) if no sweep started within the last ``every_s``."""
+        with self._lock:
+            now = self._clock()
+            if self._last is not None and now - self._last < self._every_s:
+                return False
+            self._last = now
+            return True
 
 
 class ReprofileDeniedError(AccessDeniedError):
