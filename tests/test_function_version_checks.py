@@ -7,7 +7,9 @@ version (10,000 files: 10⁸).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 from google.cloud import firestore, storage
@@ -16,6 +18,7 @@ from test_function_profiling import PROJECT
 from aletheia.cloud import config, layout, queries
 from aletheia.data import manifests
 from aletheia.function import fileevents, instance
+from aletheia.stats import digestindex, versionprofile
 
 from helpers import add_profiled, count_documents_read, dataset_store, version_field
 
@@ -51,6 +54,7 @@ def test_the_events_of_one_version_decode_its_manifest_once(
         return real(data, what)
 
     monkeypatch.setattr(manifests, "decode_manifest", counting)
+    walks = _count_manifest_walks(monkeypatch)
     group_queries = _count_group_queries(monkeypatch)
     instance.decoded_manifests.cache_clear()  # a fresh instance
     with count_documents_read(db) as read:
@@ -60,6 +64,9 @@ def test_the_events_of_one_version_decode_its_manifest_once(
             fileevents.validate_datasets(db, gcs, stack.bucket, ref)
 
     assert len(decoded) == 1, decoded
+    # Which paths hold each file, and which files come after it: one walk of the manifest
+    # for the version's events, not a walk and a sort per event.
+    assert walks == [files], walks
     # Per event, by id: the blob's registry entry, its dataset, the version files/ shows
     # (read once though asked twice), the files/ entries at its paths, one probe of the files
     # after this one; and one query, the dataset's newest version.
@@ -71,6 +78,24 @@ def test_the_events_of_one_version_decode_its_manifest_once(
     # Nothing completed: the version carries no validation or profile written by these events.
     doc = db.document(layout.dataset_version(PROJECT, "blobs", version)).get().to_dict() or {}
     assert doc.get("validation") is None
+
+
+def _count_manifest_walks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of each manifest walked whole to index or list its digests from now on."""
+    walked: list[int] = []
+    build, listing = digestindex.DigestIndex.build, versionprofile.digests
+
+    def counting_build(manifest: Mapping[str, Any]) -> digestindex.DigestIndex:
+        walked.append(len(manifest))
+        return build(manifest)
+
+    def counting_listing(manifest: Mapping[str, Any]) -> dict[str, str]:
+        walked.append(len(manifest))
+        return listing(manifest)
+
+    monkeypatch.setattr(digestindex.DigestIndex, "build", counting_build)
+    monkeypatch.setattr(versionprofile, "digests", counting_listing)
+    return walked
 
 
 def _count_group_queries(monkeypatch: pytest.MonkeyPatch) -> list[str]:

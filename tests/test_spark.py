@@ -237,6 +237,13 @@ def test_a_file_over_the_function_limit_is_deferred_then_profiled_by_the_spark_c
     sample = gcs.bucket(stack.bucket).blob(layout.sample_blob_name(PROJECT, big_sha))
     assert len(sample.download_as_bytes().splitlines()) == 100
 
+    # Asked again, the command says what it left alone and why (it printed the status only).
+    again = runner.invoke(
+        app, ["datasets", "stats", "logs", "-p", PROJECT, "--engine", "spark"], terminal_width=200
+    )
+    assert again.exit_code == 0, again.output
+    assert "spark: big.csv done (already profiled)" in again.stderr
+
 
 def test_the_spark_job_does_not_revive_a_project_deleted_under_it(
     stack: config.Settings,

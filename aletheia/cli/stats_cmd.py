@@ -120,8 +120,11 @@ def _profile_with_spark(
 
     def progress(result: versionjob.SparkResult) -> None:
         if not quiet:
+            # A file left alone has its status and a reason; one the project lost has none.
+            status = result.status or "not profiled"
             rows = "" if result.rows is None else f", {result.rows:,} rows"
-            err_console.print(f"spark: {result.path} {result.status}{rows}")
+            why = f" ({result.reason})" if result.reason else ""
+            err_console.print(f"spark: {result.path} {status}{rows}{why}", markup=False)
 
     versionjob.profile_version(store, name, version, master=master, force=force, on_file=progress)
 

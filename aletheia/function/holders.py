@@ -13,7 +13,8 @@ emulator's CPU). The same answer comes from documents read by id:
   commit, so it names every dataset whose ``files/`` can list them;
 * in each, the paths that hold the bytes come from the manifest of the
   version ``files/`` shows (``files_version``, marked once ``files/`` is
-  written); the instance keeps a per-manifest index from digest to paths;
+  written), through its digest index (:mod:`aletheia.stats.digestindex`,
+  built once per manifest);
 * the ``files/`` entries at those paths, read together, say which version
   introduced the bytes there, exactly what the query returns.
 
@@ -28,8 +29,6 @@ that land before ``files/`` is written at all.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Mapping
 from typing import Any
 
 from google.cloud import firestore
@@ -38,14 +37,10 @@ from aletheia.cloud import layout
 from aletheia.data import blobrefs
 from aletheia.data.filesindex import FILES_VERSION
 from aletheia.errors import NotFoundError, ValidationError
+from aletheia.stats import digestindex
 
 #: ``(dataset, version) -> {relative path: entry with .sha256}``.
 ManifestLoader = Any
-
-_INDEXES_KEPT = 4
-_lock = threading.Lock()
-#: ``id(manifest) -> (manifest, {sha256: [paths]})``; the manifest is held so its id stays its.
-_indexes: dict[int, tuple[Mapping[str, Any], dict[str, list[str]]]] = {}
 
 
 def dataset_versions(
@@ -79,7 +74,7 @@ def dataset_versions(
         if not shown:
             return None
         try:
-            paths = _paths_of(manifests(name, str(shown)), sha256)
+            paths = digestindex.index_of(manifests(name, str(shown))).paths.get(sha256, [])
         except NotFoundError:
             return None  # the version files/ shows was removed meanwhile: ask the query
         if not paths:
@@ -90,19 +85,3 @@ def dataset_versions(
             if data.get("sha256") == sha256 and data.get("version"):
                 found.setdefault(name, set()).add(str(data["version"]))
     return found
-
-
-def _paths_of(manifest: Mapping[str, Any], sha256: str) -> list[str]:
-    """The paths of ``manifest`` holding ``sha256``, from an index built once per manifest."""
-    with _lock:
-        kept = _indexes.get(id(manifest))
-        if kept is not None and kept[0] is manifest:
-            return kept[1].get(sha256, [])
-    index: dict[str, list[str]] = {}
-    for path, entry in manifest.items():
-        index.setdefault(entry if isinstance(entry, str) else str(entry.sha256), []).append(path)
-    with _lock:
-        _indexes[id(manifest)] = (manifest, index)
-        while len(_indexes) > _INDEXES_KEPT:
-            del _indexes[next(iter(_indexes))]
-    return index.get(sha256, [])

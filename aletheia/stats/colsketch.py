@@ -126,15 +126,9 @@ class ColumnSketch:
         # the hashes). The set is folded in only when it is dropped or the registers
         # are needed, so merging parts of small domains never touches them.
         if state["distinct_exact"]:
-            hashes = np.frombuffer(_unb64(state.get("hashes", "")), dtype="<u8").astype(np.uint64)
-            if self.distinct.exact:
-                before = self.distinct.hashes
-                self.distinct.add_hashes(hashes)
-                if not self.distinct.exact:
-                    self.hll.add_hashes(before)
-                    self.hll.add_hashes(hashes)
-            else:
-                self.hll.add_hashes(hashes)
+            self.add_hashes(
+                np.frombuffer(_unb64(state.get("hashes", "")), dtype="<u8").astype(np.uint64)
+            )
         else:
             self._fold_set()
             if "hll_text" in state:
@@ -144,15 +138,16 @@ class ColumnSketch:
             self.distinct.merge(
                 DistinctHashes.from_state(0, False, int(state["distinct_floor"]), b"")
             )
+        kll = None
         if "kll" in state:
-            self.kll.merge(ds.kll_doubles_sketch.deserialize(_unb64(state["kll"])))
+            kll = ds.kll_doubles_sketch.deserialize(_unb64(state["kll"]))
             self.first.discard()  # the part's own values were not stored
+        freq, cut, complete = None, 0, True
         if "frequent" in state:
-            self.freq.merge(ds.frequent_strings_sketch.deserialize(_unb64(state["frequent"])))
-            self.freq_cut += int(state["frequent_cut"])
-            self.freq_complete = self.freq_complete and bool(state["frequent_complete"])
-        self.moments.merge(Moments.from_list(state["moments"]))
-        self.lengths.merge(Moments.from_list(state["lengths"]))
+            freq = ds.frequent_strings_sketch.deserialize(_unb64(state["frequent"]))
+            cut, complete = int(state["frequent_cut"]), bool(state["frequent_complete"])
+        lengths = Moments.from_list(state["lengths"])
+        self._fold_sketches(kll, freq, cut, complete, Moments.from_list(state["moments"]), lengths)
 
     def merge(self, other: ColumnSketch) -> None:
         """Fold in another part's live sketches (parts of one file profiled side by side).
@@ -161,25 +156,41 @@ class ColumnSketch:
         both kept every number the merged quantiles and histogram stay exact.
         """
         if self.distinct.exact and other.distinct.exact:
-            before = self.distinct.hashes
-            self.distinct.add_hashes(other.distinct.hashes)
-            if not self.distinct.exact:
-                self.hll.add_hashes(before)
-                self.hll.add_hashes(other.distinct.hashes)
+            self.add_hashes(other.distinct.hashes)
         else:
             self._fold_set()
             other._fold_set()
             self.hll.merge(other.hll)
             self.distinct.merge(other.distinct)
-        if not other.kll.is_empty():
-            self.kll.merge(other.kll)
-        if not other.freq.is_empty():
-            self.freq.merge(other.freq)
-        self.freq_cut += other.freq_cut
-        self.freq_complete = self.freq_complete and other.freq_complete
-        self.moments.merge(other.moments)
-        self.lengths.merge(other.lengths)
+        self._fold_sketches(
+            None if other.kll.is_empty() else other.kll,
+            None if other.freq.is_empty() else other.freq,
+            other.freq_cut,
+            other.freq_complete,
+            other.moments,
+            other.lengths,
+        )
         self.first.merge(other.first)
+
+    def _fold_sketches(
+        self,
+        kll: Any,
+        freq: Any,
+        freq_cut: int,
+        freq_complete: bool,
+        moments: Moments,
+        lengths: Moments,
+    ) -> None:
+        """Fold another part's quantiles, frequent values and moments into these (the
+        same for live parts and stored ones; ``None``: the part had none)."""
+        if kll is not None:
+            self.kll.merge(kll)
+        if freq is not None:
+            self.freq.merge(freq)
+        self.freq_cut += freq_cut
+        self.freq_complete = self.freq_complete and freq_complete
+        self.moments.merge(moments)
+        self.lengths.merge(lengths)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe state: few distinct values as their hashes, many as HyperLogLog registers."""

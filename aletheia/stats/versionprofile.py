@@ -32,6 +32,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from aletheia.cloud import layout
+from aletheia.stats import digestindex
 from aletheia.stats.formats import ProfileMergeError
 
 log = logging.getLogger("aletheia.stats.versionprofile")
@@ -277,7 +278,7 @@ def _within_budget(tables: list[dict[str, Any]], budget: int) -> None:
 
 def digests(manifest: Mapping[str, Any]) -> dict[str, str]:
     """``{path: sha256}`` of a manifest."""
-    return {p: e if isinstance(e, str) else str(e.sha256) for p, e in manifest.items()}
+    return {p: digestindex.sha256_of(e) for p, e in manifest.items()}
 
 
 #: Files read by the first step of :func:`has_pending`; each further step reads ten times more.
@@ -296,10 +297,7 @@ def has_pending(
     ..., and the first pending one ends the search: usually one step, and
     every file only for the events that may complete the version.
     """
-    ordered = sorted(set(digests(manifest).values()))
-    if after in ordered:
-        at = ordered.index(after) + 1
-        ordered = ordered[at:] + ordered[:at]
+    ordered = digestindex.index_of(manifest).after(after)
     start, step = 0, FIRST_PENDING_PROBE
     while start < len(ordered):
         chunk = ordered[start : start + step]
