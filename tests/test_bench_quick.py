@@ -115,6 +115,7 @@ def test_datasets_upload_each_file_once_and_nothing_again(
     assert counts["bytes"] <= counts["uploaded_bytes"] <= counts["bytes"] + 300 * counts["files"]
     assert counts["readd_objects"] == counts["readd_bytes"] == 0
     assert "sha256sum" in quick[1] and "hashlib" in quick[1] and "storage floor" in quick[1]
+    assert "multipart PUT" in quick[1]  # the floor in the add's own request shape
 
 
 def test_missing_peers_are_named_not_skipped(quick: tuple[dict[str, Any], str, str]) -> None:
