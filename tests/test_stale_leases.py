@@ -3,7 +3,9 @@
 The state a killed worker leaves behind (status ``processing``, a lease that
 has expired, no result) is written onto a file the real function already
 profiled; its event is gone, so only a sweep can finish it: the function's
-own, after the next event it handles, or ``aletheia datasets reprofile``.
+own, riding on a later data-file event (the test stack sweeps on every one;
+deployed, an instance sweeps at most once a minute), or ``aletheia datasets
+reprofile``.
 """
 
 from __future__ import annotations

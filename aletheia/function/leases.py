@@ -44,8 +44,8 @@ from aletheia.function import fileevents, filelease, filestatus
 
 log = logging.getLogger("aletheia.function.leases")
 
-#: Stale files the function re-drives after each event it handles (bounded: the
-#: event's own time budget pays for them).
+#: Stale files one sweep riding on an event re-drives (bounded: the event's own time
+#: budget pays for them; see :class:`SweepPacing` for how often).
 SWEEP_PER_EVENT = int(os.environ.get("ALETHEIA_SWEEP_PER_EVENT", "1"))
 #: Stale files one scheduled sweep re-drives.
 SWEEP_PER_SCHEDULE = int(os.environ.get("ALETHEIA_SWEEP_PER_SCHEDULE", "20"))
