@@ -9,6 +9,7 @@ the first client built (:mod:`aletheia.cloud.lazy`).
 from __future__ import annotations
 
 import importlib
+import os
 from typing import TYPE_CHECKING, Any
 
 from aletheia.errors import (
@@ -29,6 +30,14 @@ if TYPE_CHECKING:
     from aletheia.tracking.metastore import Experiment, Metastore, Run
 
 __version__ = "0.1.0"
+
+# gRPC's fork handlers, on by default, restart its poller in the child of every fork; a
+# child forked by subprocess (``preexec_fn``: PySpark's Java gateway, a script's own
+# tools) has just closed that poller's epoll descriptor and dies before it execs
+# (grpc/grpc#43055: 11 of 300 such subprocesses of a training run died here). aletheia
+# never uses a client across a fork, so the handlers only do harm; set before gRPC is
+# imported, which reads it once. A user's own setting stands.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 #: Public names defined elsewhere, and the module each is imported from on first use.
 _LAZY = {

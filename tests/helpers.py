@@ -60,7 +60,10 @@ def wait_for_document(
     """The document at ``path`` once ``condition`` holds, woken by Firestore's listener.
 
     The wait ends on the event that changes the document (``on_snapshot``),
-    not on a polling interval, so a busy machine only delays it.
+    not on a polling interval, so a busy machine only delays it. A listener whose
+    stream the emulator cut (``RST_STREAM`` under load) stops for good: the client does
+    not reconnect it, so a new one takes over, and its first snapshot is the document
+    as it is by then.
     """
     matched: dict[str, Any] = {}
     done = threading.Event()
@@ -72,10 +75,15 @@ def wait_for_document(
                 matched.update(data)
                 done.set()
 
+    deadline = time.monotonic() + timeout
     watch = db.document(path).on_snapshot(on_snapshot)
     try:
-        if not done.wait(timeout):
-            pytest.fail(f"timed out after {timeout}s waiting for {what or path}")
+        while not done.wait(min(1.0, max(0.0, deadline - time.monotonic()))):
+            if time.monotonic() >= deadline:
+                pytest.fail(f"timed out after {timeout}s waiting for {what or path}")
+            if not watch.is_active:
+                watch.unsubscribe()
+                watch = db.document(path).on_snapshot(on_snapshot)
     finally:
         watch.unsubscribe()
     return matched

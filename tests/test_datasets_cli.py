@@ -89,6 +89,16 @@ def test_errors_exit_with_code_and_hint(stack, tmp_path):
     assert unknown.exit_code == 5 and "hint" in unknown.output
 
 
+def test_an_error_keeps_a_long_path_on_one_line(stack, tmp_path, monkeypatch):
+    # Output that is not a terminal (a log, a pipe, CI) was broken at the width rich
+    # assumes for it, inside the path the user needs to copy.
+    monkeypatch.setenv("COLUMNS", "80")
+    missing = tmp_path.joinpath("a-directory-with-a-long-name", "and-another-one", "nope")
+    done = runner.invoke(app, ["datasets", "add", "ok", str(missing), "-p", P])
+    assert done.exit_code == 2
+    assert f"error: {missing} does not exist" in done.output.splitlines()
+
+
 def test_branches_pin_their_own_versions(stack, tmp_path, monkeypatch):
     repo = tmp_path / "repo"
     repo.mkdir()

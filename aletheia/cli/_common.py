@@ -16,8 +16,12 @@ from aletheia.cloud import config
 from aletheia.cloud.lazy import gexc
 from aletheia.errors import AccessDeniedError, AletheiaError
 
-console = Console()
-err_console = Console(stderr=True)
+# Soft wrap: a line is never broken by rich at its 80-column default where output is not a
+# terminal, so a path or a URI in a message stays whole for whoever copies it from a log or
+# reads it in a pipe (a terminal still wraps it on screen). Tables and progress bars lay out
+# the same either way.
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 StackDirOption = Annotated[
     Path | None,
