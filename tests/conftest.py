@@ -11,6 +11,13 @@ a temporary directory so parallel sessions never collide. Set
 
 from __future__ import annotations
 
+# isort: off
+# aletheia first, as a training script would import it: it turns gRPC's fork handlers
+# off, which works only before gRPC is loaded (the Spark tests' Java gateway is a forked
+# subprocess of this process; see aletheia/__init__.py).
+import aletheia  # noqa: F401
+# isort: on
+
 import os
 import shutil
 from collections.abc import Iterator
