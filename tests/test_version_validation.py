@@ -25,7 +25,7 @@ from aletheia.data.cache import LocalCache
 from aletheia.data.datasets import DatasetStore
 from aletheia.stats import versioncheck
 
-from helpers import wait_for
+from helpers import GENEROUS_S, wait_for
 
 runner = CliRunner()
 
@@ -96,9 +96,7 @@ def test_the_function_records_the_validation_when_the_last_file_is_profiled(
     store.add("clicks", _write(tmp_path / "v1", seed=1), lock=False)
     v2 = store.add("clicks", _write(tmp_path / "v2", seed=2), lock=False).version
 
-    validation = wait_for(
-        lambda: _version(db, v2).get("validation"), timeout=120, what="validation of v2"
-    )
+    validation = wait_for(lambda: _version(db, v2).get("validation"), what="validation of v2")
 
     assert validation["ok"] is True and validation["files_compared"] == 1
 
@@ -111,7 +109,7 @@ def test_recording_twice_writes_once(
     v2 = store.add("clicks", _write(tmp_path / "v2", seed=2, extra=True), lock=False).version
     _profiled(store, db, "clicks", v1)
     _profiled(store, db, "clicks", v2)
-    first = wait_for(lambda: _version(db, v2).get("validation"), timeout=120, what="validation")
+    first = wait_for(lambda: _version(db, v2).get("validation"), what="validation")
     ref = db.document(layout.dataset_version(PROJECT, "clicks", v2))
     stamp = ref.get().update_time
 
@@ -131,7 +129,7 @@ def test_writers_racing_to_record_it_all_get_the_one_validation(
     store = _store(rules_stack, gcs, tmp_path / "cache")
     store.add("clicks", _write(tmp_path / "v1", seed=1), lock=False)
     v2 = store.add("clicks", _write(tmp_path / "v2", seed=2, extra=True), lock=False).version
-    wait_for(lambda: _version(db, v2).get("validation"), timeout=120, what="validation")
+    wait_for(lambda: _version(db, v2).get("validation"), what="validation")
     ref = db.document(layout.dataset_version(PROJECT, "clicks", v2))
     ref.update({"validation": firestore.DELETE_FIELD})
     racers = []
@@ -146,7 +144,7 @@ def test_writers_racing_to_record_it_all_get_the_one_validation(
         def manifest(name: str, version: str) -> Any:
             found = racer.manifest(name, version)
             if version == v2:
-                barrier.wait(timeout=60)
+                barrier.wait(timeout=GENEROUS_S)
             return found
 
         return versioncheck.record(racer.db, PROJECT, "clicks", v2, manifest)
@@ -174,7 +172,7 @@ def test_read_commands_of_a_signed_in_member_write_nothing(
     _profiled(store, db, "clicks", v1)
     _profiled(store, db, "clicks", v2)
     # A version whose validation is not recorded (yet, or from before it existed).
-    wait_for(lambda: _version(db, v2).get("validation"), timeout=120, what="validation")
+    wait_for(lambda: _version(db, v2).get("validation"), what="validation")
     db.document(layout.dataset_version(PROJECT, "clicks", v2)).update(
         {"validation": firestore.DELETE_FIELD}
     )

@@ -31,6 +31,6 @@ def test_a_wait_outlives_a_listener_whose_stream_was_cut(
         return watch
 
     monkeypatch.setattr(DocumentReference, "on_snapshot", first_listener_cut)
-    found = wait_for_document(db, path, lambda d: d.get("state") == "done", timeout=60)
+    found = wait_for_document(db, path, lambda d: d.get("state") == "done")
     assert found == {"state": "done"}
     assert len(listeners) == 2

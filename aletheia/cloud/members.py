@@ -109,11 +109,13 @@ def ensure_project(
     uid = clients.acting_uid(db)
     ref = db.document(layout.project(project))
     doc = _new_project(db, project, uid or owner)
-    once = transient.bounded(timeout, idempotent=False) if timeout is not None else {}
+    # The create is retried like a read: a retry of a create that landed says AlreadyExists,
+    # which is answered below as "it exists" (and it is this client's). Made once, a create
+    # failed at once while gRPC was backing off from an outage, Firestore answering again.
     read = transient.bounded(timeout) if timeout is not None else {}
     if uid is not None:  # the rules let users read only projects they are members of
         try:
-            ref.create(doc, **once)
+            ref.create(doc, **read)
             return
         except (gexc.AlreadyExists, gexc.PermissionDenied):  # it exists (and may not be theirs)
             pass
@@ -122,7 +124,7 @@ def ensure_project(
     snap = ref.get(**read)  # a read, not a refused create, in the usual case
     if not snap.exists:
         try:
-            ref.create(doc, **once)
+            ref.create(doc, **read)
             return
         except gexc.AlreadyExists:  # created meanwhile
             snap = ref.get(**read)

@@ -114,9 +114,12 @@ def bounded(deadline_s: float, *, idempotent: bool = True) -> dict[str, Any]:
     :func:`is_transient` says a retry can cure; a call that ran out of time
     raises ``RetryError`` or ``DeadlineExceeded`` (both transient).
 
-    A call that is not ``idempotent`` (a ``create``: an attempt that timed
-    out may have been applied, and its retry would then fail as "exists") is
-    made once, with the whole deadline.
+    A call that is not ``idempotent`` (a ``create`` whose "exists" means
+    somebody else's document: an attempt that timed out may have been applied,
+    and its retry would then fail as "exists") is made once, with the whole
+    deadline. Made once, it also fails at once while gRPC backs off from a
+    failed connect, though the server may answer again by then. A create whose
+    "exists" the caller takes as "it is there" is idempotent.
     """
     from google.api_core import retry as gretry
 

@@ -36,9 +36,13 @@ log = logging.getLogger(__name__)
 
 
 def _create_if_missing(db: firestore.Client, path: str, data: dict[str, Any]) -> bool:
-    """``create`` a document; False if it already existed."""
+    """``create`` a document; False if it already existed.
+
+    Retried within the start deadline: a retry of a create that landed finds the document,
+    which is the answer wanted.
+    """
     try:
-        db.document(path).create(data, **direct.start_call(idempotent=False))
+        db.document(path).create(data, **direct.start_call())
     except gexc.AlreadyExists:
         return False
     return True
