@@ -27,8 +27,9 @@ from test_auth import as_user
 
 from aletheia.cloud import config
 from aletheia.devstack import local
-from aletheia.tracking import direct, journal
+from aletheia.tracking import direct, journal, ownership
 from aletheia.tracking.metastore import Experiment, Metastore
+from aletheia.tracking.runmodel import RunRef
 
 from helpers import PrivateFirestore
 
@@ -222,19 +223,27 @@ def test_start_with_the_whole_local_stack_down_goes_offline(
     assert state.point_count == 1 and state.merged_fields()["params"] == {"lr": 0.1}
 
 
-@pytest.mark.parametrize("identity", ["server", "user"])
+# A signed-in user's run is left out: the restarted emulator lost the project, which the
+# rules then require for the run.
+@pytest.mark.parametrize(
+    ("identity", "first"),
+    [("server", "new experiment"), ("user", "new experiment"), ("server", "run")],
+)
 def test_a_start_just_after_firestore_came_back_is_online(
     stack: config.Settings,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     identity: str,
+    first: str,
     private_firestore: PrivateFirestore,
 ) -> None:
     # gRPC shares one connection per address between the clients of a process, and after
     # failed connects it waits (backing off) before it tries again, failing every call
-    # meanwhile without sending it. A call made once (a signed-in user's start creates the
-    # project first) failed so, at once, though Firestore answered again: the run went
-    # offline with its whole start deadline left.
+    # meanwhile without sending it. A call made once failed so, at once, though Firestore
+    # answered again, and the start went offline with its whole deadline left: a signed-in
+    # user's new experiment (its start creates the project first), and a run of an
+    # experiment made before the outage (its start creates the run document first; a
+    # numbered run then got a time id).
     with private_firestore.fresh() as part:
         if identity == "user":
             email = f"ana-back-{uuid.uuid4().hex[:8]}@example.com"
@@ -245,17 +254,39 @@ def test_a_start_just_after_firestore_came_back_is_online(
         settings = config.resolve(
             {**base, "firestore_emulator_host": part.address, "cache_dir": str(tmp_path / "c")}
         )
-        down = Metastore("back", settings=settings, final_retry_s=1.0, sync_on_start=False)
-        assert down.db is not None  # built (and its emulator probed) while Firestore answers
+        ms = Metastore("back", settings=settings, final_retry_s=1.0, sync_on_start=False)
+        before = ms.exper("train", git_policy="off") if first == "run" else None
+        assert ms.db is not None  # built (and its emulator probed) while Firestore answers
         local.stop_part(part)
-        # Starts that find nothing listening, as a script retrying through an outage would.
+        # A start that finds nothing listening, as a script going on through an outage would.
         monkeypatch.setattr(direct, "CREATE_TIMEOUT_S", 8.0)
-        assert not down.exper("train", git_policy="off").online
+        assert not ms.exper("during", git_policy="off").online
         private_firestore.restart()
         monkeypatch.undo()  # the default start deadline again
 
-        back = Metastore("back", settings=settings, final_retry_s=1.0, sync_on_start=False)
-        exper = back.exper("train", git_policy="off")
-        assert exper.online
-        run = exper.start_run(params={"lr": 0.1})
+        if before is not None:
+            run = before.start_run(params={"lr": 0.1})
+            assert run.id == "1" and run.writer.claimed
+        else:
+            back = Metastore("back", settings=settings, final_retry_s=1.0, sync_on_start=False)
+            exper = back.exper("train", git_policy="off")
+            assert exper.online
+            run = exper.start_run(params={"lr": 0.1})
         assert run.finish()
+
+
+def test_a_retried_create_of_a_start_that_landed_is_its_own(
+    stack: config.Settings, db: Any, tmp_path: Path
+) -> None:
+    """The retry of a run's create whose first attempt landed finds the start's own token."""
+    ms = Metastore("retried", settings=stack, sync_on_start=False)
+    exper = ms.exper("train", git_policy="off")
+    ref = RunRef("retried", "train", "r1")
+    mine = {ownership.OWNER: "token-a", "status": "running"}
+    ms.direct.create_run(ref, mine)
+    ms.direct.create_run(ref, mine)  # as the retry of an attempt that landed sees it
+    with pytest.raises(direct.RunExistsError):
+        ms.direct.create_run(ref, {**mine, ownership.OWNER: "token-b"})
+    with pytest.raises(direct.RunExistsError):
+        ms.direct.create_run(ref, {"status": "running"})  # no token: nothing to tell by
+    assert exper.online and db.document(ref.path).get().to_dict() == mine

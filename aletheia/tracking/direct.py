@@ -33,7 +33,7 @@ from typing import Any
 from aletheia.cloud import clients, layout, transient
 from aletheia.cloud.lazy import firestore, gexc
 from aletheia.errors import ConflictError, NotFoundError, ValidationError
-from aletheia.tracking import validation
+from aletheia.tracking import ownership, validation
 from aletheia.tracking.runmodel import (
     CHUNK_POINTS,
     ENDED,
@@ -86,13 +86,29 @@ class DirectWrites(RunWriteStore):
         self.db = db
 
     def create_run(self, ref: RunRef, fields: Mapping[str, Any]) -> None:
-        """``create`` the run document (fails with :class:`RunExistsError` if the id is taken)."""
+        """``create`` the run document (fails with :class:`RunExistsError` if the id is taken).
+
+        A start's fields carry its owner token, and then the create is retried within the
+        start deadline: a retry that finds the document holding this token found its own
+        earlier attempt, which landed. Without a token it is made once (a retry could not
+        tell its own document from another starter's), and so fails at once while gRPC
+        backs off from an outage's failed connects.
+        """
+        token = fields.get(ownership.OWNER)
         try:
-            self.db.document(ref.path).create(dict(fields), **start_call(idempotent=False))
+            self.db.document(ref.path).create(
+                dict(fields), **start_call(idempotent=token is not None)
+            )
         except gexc.AlreadyExists as exc:
+            if token is not None and self._owner_token(ref) == token:
+                return
             raise RunExistsError(
                 f"run {ref.run!r} already exists in {ref.experiment!r}", "choose another run_id"
             ) from exc
+
+    def _owner_token(self, ref: RunRef) -> Any:
+        snap = self.db.document(ref.path).get([ownership.OWNER], **start_call())
+        return (snap.to_dict() or {}).get(ownership.OWNER)
 
     def log_batch(
         self,
