@@ -263,6 +263,26 @@ def test_an_unnamed_row_name_column_gets_a_name(tmp_path: Path) -> None:
     assert _columns(result)["mpg"]["max"] == 26
 
 
+def test_repeated_header_names_get_names_of_their_own_as_in_duckdb(tmp_path: Path) -> None:
+    # Keyed by name, the columns of one repeated name were one: the row sample kept the
+    # last one's values under "a" and lost the others, and drift compared one of them.
+    path = tmp_path / "export.csv"
+    rows = "".join(f"{i},{100 + i},{i % 3},{-i}\n" for i in range(30))
+    path.write_text(f"a,a,b,a\n{rows}")
+
+    result = _profile(path)
+
+    described = duckdb.connect().execute(f"select * from '{path}'").description
+    assert [c["name"] for c in result.columns] == [d[0] for d in described]
+    assert [c["name"] for c in result.columns] == ["a", "a_1", "b", "a_2"]
+    maxima = _duck(f"select max(a), max(a_1), max(b), max(a_2) from '{path}'")
+    assert tuple(c["max"] for c in result.columns) == maxima == (29, 129, 2, 0)
+    assert all(len(row) == 4 and row["a_1"] == row["a"] + 100 for row in result.sample)
+    assert result.notes == [
+        "header names that repeat an earlier one were renamed: 'a_1' (column 2), 'a_2' (column 4)"
+    ]
+
+
 def test_semicolon_separated_values_are_split_into_their_columns(tmp_path: Path) -> None:
     path = tmp_path / "export.csv"
     rows = "".join(f"{i};{i % 9},5;Zone {i % 4}\n" for i in range(100))

@@ -62,7 +62,7 @@ def sniff(head: bytes, delimiter: str, complete: bool) -> CsvShape:
                 notes = (f"fields are separated by {other!r}, not {delimiter!r}",)
                 break
     shape = _shape(at, records)
-    shape = _name_unnamed(shape, at, records)
+    shape = _name_columns(shape, at, records)
     return replace(shape, delimiter=chosen, notes=notes + shape.notes)
 
 
@@ -114,8 +114,11 @@ def _shape(at: list[int], records: list[list[str]]) -> CsvShape:
     return CsvShape()
 
 
-def _name_unnamed(shape: CsvShape, at: list[int], records: list[list[str]]) -> CsvShape:
-    """Names for empty header fields (``""`` is what R writes over its row names)."""
+def _name_columns(shape: CsvShape, at: list[int], records: list[list[str]]) -> CsvShape:
+    """Names for empty header fields (``""`` is what R writes over its row names), and
+    names of their own for a header's repeated ones (``a, a`` read as ``a, a_1``, as
+    DuckDB does): statistics, drift and the row sample are keyed by column name, so two
+    columns of one name would be compared, or kept, as one."""
     if shape.column_names is not None:
         names, skip = list(shape.column_names), shape.skip_rows
     else:
@@ -123,21 +126,30 @@ def _name_unnamed(shape: CsvShape, at: list[int], records: list[list[str]]) -> C
         if header is None:
             return shape
         names, skip = list(records[header]), at[header] + 1
+    notes = list(shape.notes)
     empty = [k for k, n in enumerate(names) if not n.strip()]
-    if not empty:
-        return shape
     for k in empty:
         names[k] = _unused(INDEX_NAME if k == 0 else f"column{k}", names)
+    if empty:
+        shown = ", ".join(repr(names[k]) for k in empty)
+        notes.append(f"header fields without a name were named {shown}")
+    repeated = [k for k, n in enumerate(names) if n in names[:k]]
+    for k in repeated:
+        names[k] = _unused(names[k], names)
+    if repeated:
+        shown = ", ".join(f"{names[k]!r} (column {k + 1})" for k in repeated)
+        notes.append(f"header names that repeat an earlier one were renamed: {shown}")
+    if not empty and not repeated:
+        return shape
     include = shape.include_columns
     if include is not None:
         include = tuple(names[: len(include)])
-    shown = ", ".join(repr(names[k]) for k in empty)
     return replace(
         shape,
         skip_rows=skip,
         column_names=tuple(names),
         include_columns=include,
-        notes=(*shape.notes, f"header fields without a name were named {shown}"),
+        notes=tuple(notes),
     )
 
 
