@@ -44,6 +44,15 @@ def _write_csv(path: Path, columns: dict[str, Any]) -> Path:
     return path
 
 
+def _write_json(path: Path, records: list[dict[str, Any]], as_array: bool) -> Path:
+    """``records`` as one JSON array, or as JSON Lines."""
+    if as_array:
+        path.write_text(json.dumps(records))
+    else:
+        path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
 # --------------------------------------------------------------------------- distinct counts
 
 
@@ -302,11 +311,7 @@ def test_json_whole_numbers_then_a_fraction_are_read_as_floats(
     tmp_path: Path, as_array: bool
 ) -> None:
     records = [{"price": i % 50, "qty": i} for i in range(150_000)] + [{"price": 2.5, "qty": 1}]
-    path = tmp_path / "prices.json"
-    if as_array:
-        path.write_text(json.dumps(records))
-    else:
-        path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    path = _write_json(tmp_path / "prices.json", records, as_array)
 
     result = _profile(path)
 
@@ -315,6 +320,33 @@ def test_json_whole_numbers_then_a_fraction_are_read_as_floats(
     price = _columns(result)["price"]
     assert price["max"] == top and price["mean"] == pytest.approx(mean)
     assert result.warnings == ["integer fields read as float64: a later value has a fraction"]
+
+
+@pytest.mark.parametrize("as_array", [False, True])
+def test_a_json_field_of_more_than_one_kind_is_read_as_text(tmp_path: Path, as_array: bool) -> None:
+    # Ids mostly numeric, then codes; a nested value that changes kind; and, past the
+    # first block, a fraction among whole numbers. The reader gave up on the whole file.
+    records: list[dict[str, Any]] = [
+        {"id": i % 1000, "meta": {"x": i}, "qty": i % 50} for i in range(150_000)
+    ]
+    records += [{"id": "7a", "meta": {"x": "odd"}, "qty": 2.5}, {"id": None, "meta": None}]
+    path = _write_json(tmp_path / "orders.json", records, as_array)
+
+    result = _profile(path)
+
+    whole = f"read_json('{path}', sample_size=-1)"  # DuckDB too stops at "7a" otherwise
+    rows, ids, top = _duck(f"select count(*), count(distinct id::varchar), max(qty) from {whole}")
+    assert result.rows == rows == 150_002
+    columns = _columns(result)
+    assert columns["id"]["type"] == "string" and columns["id"]["distinct"] == ids == 1001
+    assert columns["id"]["missing"] == 1
+    assert columns["meta"]["type"] == "string" and columns["meta"]["missing"] == 1
+    assert columns["qty"]["max"] == top == 49 and columns["qty"]["type"] == "double"
+    assert sorted(result.warnings) == [
+        "field 'id' holds both numbers and strings: read as text",
+        "field 'meta' holds both numbers and strings (at /meta/x): read as text",
+        "integer fields read as float64: a later value has a fraction",
+    ]
 
 
 @pytest.mark.parametrize("suffix", [".tsv", ".csv"])

@@ -9,12 +9,12 @@ file, so types, statistics and restarts are the same as for ``.jsonl``.
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterator
 from typing import IO, Any
 
 from aletheia.errors import AletheiaError
+from aletheia.stats.linestream import LineStream
 
 _BUFFER = 1 << 20
 
@@ -28,22 +28,18 @@ def starts_an_array(head: bytes) -> bool:
     return head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"["
 
 
-class ArrayAsLines(io.RawIOBase):
+class ArrayAsLines(LineStream):
     """A read-only byte stream of one JSON line per element of the array in ``source``."""
 
     def __init__(self, source: IO[bytes]) -> None:
         import ijson  # only JSON arrays need it: not loaded for other formats
 
+        super().__init__()
         self._json_error = ijson.JSONError
         self._records = ijson.items(source, "item", use_float=True, buf_size=_BUFFER)
-        self._lines = self._encode()
-        self._pending = b""
         self.records = 0
 
-    def readable(self) -> bool:
-        return True
-
-    def _encode(self) -> Iterator[bytes]:
+    def _lines(self) -> Iterator[bytes]:
         try:
             for record in self._records:
                 if not isinstance(record, dict):
@@ -56,21 +52,6 @@ class ArrayAsLines(io.RawIOBase):
                 yield json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
         except self._json_error as exc:
             raise NotRecordsError(f"the JSON array is not valid JSON: {exc}") from exc
-
-    def readinto(self, buffer: Any) -> int:
-        want = len(buffer)
-        chunks, size = [self._pending], len(self._pending)
-        while size < want:
-            line = next(self._lines, None)
-            if line is None:
-                break
-            chunks.append(line)
-            size += len(line)
-        data = b"".join(chunks)
-        n = min(want, len(data))
-        buffer[:n] = data[:n]
-        self._pending = data[n:]
-        return n
 
 
 def _kind(value: Any) -> str:

@@ -23,7 +23,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from aletheia.stats import csvshape, jsonarray
+from aletheia.stats import csvshape, jsonarray, jsontext
 from aletheia.stats.fileparts import Part, RangeReader
 from aletheia.stats.formats import Detected, Opener, ProfileError
 from aletheia.stats.rowlimit import RowLimitedReader
@@ -44,6 +44,8 @@ class ReadPlan:
     encoding: str | None = None
     ignore_new_fields: bool = False
     json_ints_as_floats: bool = False
+    #: Top-level JSON fields read as text: their values are of more than one kind.
+    json_text_fields: tuple[str, ...] = ()
     quoting: bool = True
     notes: tuple[str, ...] = ()
     shape: csvshape.CsvShape = field(default_factory=csvshape.CsvShape)
@@ -95,6 +97,11 @@ def replan(plan: ReadPlan, detected: Detected, message: str) -> ReadPlan:
         return replace(plan, ignore_new_fields=True, notes=(*plan.notes, note))
     if "Empty CSV file" in message or "Empty file" in message:
         raise ProfileError("the file is empty")
+    mixed = jsontext.mixed_field(message)
+    if mixed is not None and mixed[0] not in plan.json_text_fields:
+        name, note = mixed
+        fields = (*plan.json_text_fields, name)
+        return replace(plan, json_text_fields=fields, notes=(*plan.notes, note))
     if _JSON_INT.search(message) and not plan.json_ints_as_floats:
         # The first block had only whole numbers in some field, a later one a fraction.
         note = "integer fields read as float64: a later value has a fraction"
@@ -273,34 +280,41 @@ class BatchReader:
         read = pa_json.ReadOptions(block_size=self.plan.block_size)
         behaviour = "ignore" if self.plan.ignore_new_fields else "error"
         parse = pa_json.ParseOptions(unexpected_field_behavior=behaviour)
-        buffered: Any = stream if hasattr(stream, "peek") else io.BufferedReader(stream)  # type: ignore[type-var]
-        if jsonarray.starts_an_array(buffered.peek(64)):
-            # Rows are the array's elements: the same as the file's JSON Lines equivalent.
-            self.notes.append(
-                "a JSON array of records: profiled as JSON Lines, one row per element"
-            )
-            buffered = jsonarray.ArrayAsLines(buffered)
+        lines = self._json_lines(stream, note=True)
         if self.plan.json_ints_as_floats:
-            buffered = self._json_with_floats(buffered, read, parse)
-        reader = pa_json.open_json(buffered, read_options=read, parse_options=parse)
+            lines = self._json_with_floats(lines, read, parse)
+        reader = pa_json.open_json(lines, read_options=read, parse_options=parse)
         self.schema = reader.schema
         yield from reader
 
+    def _json_lines(self, stream: IO[bytes], *, note: bool) -> Any:
+        """``stream`` as the JSON Lines the reader takes, rewritten as the plan says."""
+        buffered: Any = stream if hasattr(stream, "peek") else io.BufferedReader(stream)  # type: ignore[type-var]
+        if jsonarray.starts_an_array(buffered.peek(64)):
+            # Rows are the array's elements: the same as the file's JSON Lines equivalent.
+            if note:
+                self.notes.append(
+                    "a JSON array of records: profiled as JSON Lines, one row per element"
+                )
+            buffered = io.BufferedReader(jsonarray.ArrayAsLines(buffered))
+        if self.plan.json_text_fields:
+            buffered = io.BufferedReader(
+                jsontext.FieldsAsText(buffered, self.plan.json_text_fields)
+            )
+        return buffered
+
     def _json_with_floats(
-        self, buffered: Any, read: pa_json.ReadOptions, parse: pa_json.ParseOptions
+        self, lines: Any, read: pa_json.ReadOptions, parse: pa_json.ParseOptions
     ) -> Any:
         """Fix the first block's schema with every integer field as float64; reopen."""
         import pyarrow.json as pa_json
 
-        schema = pa_json.open_json(buffered, read_options=read, parse_options=parse).schema
+        schema = pa_json.open_json(lines, read_options=read, parse_options=parse).schema
         fields = [
             pa.field(f.name, pa.float64()) if pa.types.is_integer(f.type) else f for f in schema
         ]
         parse.explicit_schema = pa.schema(fields)
-        reopened: Any = io.BufferedReader(self._reopen())  # type: ignore[type-var]
-        if isinstance(buffered, jsonarray.ArrayAsLines):
-            reopened = jsonarray.ArrayAsLines(reopened)
-        return reopened
+        return self._json_lines(self._reopen(), note=False)
 
     def _parquet(self, stream: IO[bytes]) -> Iterator[pa.RecordBatch]:
         import pyarrow.parquet as pq

@@ -1,0 +1,44 @@
+"""A read-only byte stream made of generated lines (what pyarrow's readers pull from).
+
+The JSON rewrites (:mod:`aletheia.stats.jsonarray`, :mod:`aletheia.stats.jsontext`)
+produce one line at a time; this hands pyarrow whatever number of bytes it asks
+for, holding at most one line beyond it.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from typing import Any
+
+
+class LineStream(io.RawIOBase):
+    """Bytes of the lines :meth:`_lines` yields, in order, for ``readinto``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pending = b""
+        self._generated: Iterator[bytes] | None = None
+
+    def _lines(self) -> Iterator[bytes]:
+        raise NotImplementedError
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._generated is None:
+            self._generated = self._lines()
+        want = len(buffer)
+        chunks, size = [self._pending], len(self._pending)
+        while size < want:
+            line = next(self._generated, None)
+            if line is None:
+                break
+            chunks.append(line)
+            size += len(line)
+        data = b"".join(chunks)
+        n = min(want, len(data))
+        buffer[:n] = data[:n]
+        self._pending = data[n:]
+        return n
