@@ -21,6 +21,7 @@ import pyarrow.csv as pa_csv
 import pytest
 
 from aletheia.stats.formats import Detected, ProfileError, detect_format
+from aletheia.stats.options import ProfileOptions
 from aletheia.stats.profiling import Profile, profile
 
 
@@ -304,6 +305,46 @@ def test_semicolon_separated_values_are_split_into_their_columns(tmp_path: Path)
     assert [c["name"] for c in result.columns] == ["id", "price", "zone"]
     assert _columns(result)["zone"]["distinct"] == zones == 4
     assert result.notes == ["fields are separated by ';', not ','"]
+
+
+def test_a_windows_file_keeps_its_euro_signs_and_curly_quotes(tmp_path: Path) -> None:
+    # What Excel writes for "CSV" on a Western Windows machine. Read as Latin-1, the
+    # euro sign, curly quotes and dashes were recorded as invisible control characters.
+    quotes = ["\u201cfast\u201d \u2013 5 \u20ac", "it\u2019s \u2026 ok", "plain", "Z\u00fcrich"]
+    path = tmp_path / "export.csv"
+    rows = "".join(f"{i},{quotes[i % 4]}\n" for i in range(40))
+    path.write_bytes(f"id,comment\n{rows}".encode("cp1252"))
+
+    result = _profile(path)
+
+    assert result.rows == 40
+    comment = _columns(result)["comment"]
+    assert sorted(t["value"] for t in comment["top"]) == sorted(quotes)
+    assert {row["comment"] for row in result.sample} <= set(quotes)
+    assert result.warnings == ["text is not valid UTF-8: decoded as Windows-1252 (Latin-1)"]
+
+
+@pytest.mark.parametrize("suffix", [".tsv", ".csv"])
+def test_a_utf16_file_with_its_byte_order_mark_is_read_as_its_text(
+    tmp_path: Path, suffix: str
+) -> None:
+    # Excel's "Unicode text" export. Read byte by byte, every character sat between NULs.
+    # Big enough to be read in parts, it is still read right (a cut after a line-end byte
+    # would fall inside a character).
+    delimiter = "\t" if suffix == ".tsv" else ","
+    rows = "".join(f"{i}{delimiter}Zürich {i % 7}{delimiter}{i / 4}\n" for i in range(20_000))
+    path = tmp_path / f"unicode{suffix}"
+    path.write_bytes(f"id{delimiter}city{delimiter}x\n{rows}".encode("utf-16"))
+    in_parts = ProfileOptions(parts=2, min_part_bytes=4096)
+
+    result = profile(lambda: path.open("rb"), detect_format(path.name, None, b""), in_parts)
+
+    assert result.rows == 20_000 and result.warnings == []
+    assert [c["name"] for c in result.columns] == ["id", "city", "x"]
+    columns = _columns(result)
+    assert columns["id"]["max"] == 19_999 and columns["x"]["max"] == 19_999 / 4
+    assert columns["city"]["distinct"] == 7 and columns["city"]["min"] == "Zürich 0"
+    assert result.notes == ["text is UTF-16 (it starts with a byte-order mark)"]
 
 
 @pytest.mark.parametrize("as_array", [False, True])

@@ -24,6 +24,8 @@ from dataclasses import dataclass, replace
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from aletheia.stats import textencodings
+
 #: Lines looked at (the rest of the file is judged by the reader's own count of bad rows).
 SNIFF_RECORDS = 1000
 #: Share of the sniffed lines that must agree on a field count for it to be "the" shape.
@@ -47,9 +49,10 @@ class CsvShape:
     notes: tuple[str, ...] = ()
 
 
-def sniff(head: bytes, delimiter: str, complete: bool) -> CsvShape:
-    """The shape of a CSV file from its first bytes (``complete``: the whole file)."""
-    text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
+def sniff(head: bytes, delimiter: str, complete: bool, encoding: str | None = None) -> CsvShape:
+    """The shape of a CSV file from its first bytes (``complete``: the whole file), whose
+    text is in ``encoding`` (UTF-8 when None)."""
+    text = textencodings.decode(head, encoding).lstrip("\ufeff")
     at, records = _records(text, delimiter, complete)
     notes: tuple[str, ...] = ()
     chosen = None

@@ -53,11 +53,20 @@ class Outcome:
 
 
 def split(
-    opener: Opener, detected: Detected, opts: ProfileOptions, shape: csvshape.CsvShape, head: bytes
+    opener: Opener,
+    detected: Detected,
+    opts: ProfileOptions,
+    shape: csvshape.CsvShape,
+    head: bytes,
+    encoding: str | None = None,
 ) -> list[Part]:
-    """The parts to read the file in (one: the whole file, in a single pass)."""
+    """The parts to read the file in (one: the whole file, in a single pass).
+
+    Text in an ``encoding`` of more than one byte per character (UTF-16) is read in one
+    pass: a cut after a line-end byte would fall inside a character.
+    """
     whole = [Part()]
-    if detected.gzip or detected.format not in ("csv", "tsv", "parquet"):
+    if detected.gzip or detected.format not in ("csv", "tsv", "parquet") or encoding:
         return whole
     try:
         with contextlib.closing(opener()) as stream:

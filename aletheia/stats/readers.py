@@ -23,7 +23,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from aletheia.stats import csvshape, jsonarray, jsontext
+from aletheia.stats import csvshape, jsonarray, jsontext, textencodings
 from aletheia.stats.fileparts import Part, RangeReader
 from aletheia.stats.formats import Detected, Opener, ProfileError
 from aletheia.stats.rowlimit import RowLimitedReader
@@ -113,10 +113,15 @@ def replan(plan: ReadPlan, detected: Detected, message: str) -> ReadPlan:
     return _widen(plan, index, failed_type, message)
 
 
-def as_latin1(plan: ReadPlan) -> ReadPlan:
-    """The plan that reads the file's text as Latin-1 (it is not UTF-8)."""
-    note = "text is not valid UTF-8: decoded as Latin-1"
-    return replace(plan, encoding="latin-1", notes=(*plan.notes, note))
+def as_windows_1252(plan: ReadPlan) -> ReadPlan:
+    """The plan that reads the file's text as Windows-1252 (it is not UTF-8).
+
+    Windows-1252, not Latin-1: what a Western Windows machine writes, and Latin-1 wherever
+    it differs from it only in bytes Latin-1 gives invisible control characters (€, “ ”).
+    """
+    textencodings.register()
+    note = "text is not valid UTF-8: decoded as Windows-1252 (Latin-1)"
+    return replace(plan, encoding=textencodings.WINDOWS_1252, notes=(*plan.notes, note))
 
 
 def _widen(plan: ReadPlan, index: int, failed_type: str, message: str) -> ReadPlan:
@@ -233,7 +238,7 @@ class BatchReader:
                 stream, read_options=read, parse_options=parse, convert_options=convert
             )
         if not self.plan.encoding and any(pa.types.is_binary(t) for t in reader.schema.types):
-            raise Restart(as_latin1(self.plan))
+            raise Restart(as_windows_1252(self.plan))
         self.schema = reader.schema
         for batch in reader:
             texts = csvshape.multiline_texts(batch) if self.plan.quoting else []
