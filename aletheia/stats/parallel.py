@@ -62,8 +62,8 @@ def split(
 ) -> list[Part]:
     """The parts to read the file in (one: the whole file, in a single pass).
 
-    Text in an ``encoding`` of more than one byte per character (UTF-16) is read in one
-    pass: a cut after a line-end byte would fall inside a character.
+    Text in an ``encoding`` known up front (UTF-16 or UTF-32, from its byte-order mark)
+    is read in one pass: a cut after a line-end byte would fall inside a character.
     """
     whole = [Part()]
     if detected.gzip or detected.format not in ("csv", "tsv", "parquet") or encoding:
