@@ -14,6 +14,7 @@ is information worth keeping. They are counted in the metric summary
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import math
 import numbers
 import unicodedata
@@ -114,11 +115,7 @@ def validate_metric_value(value: object, key: str = "metric") -> float:
     """
     if type(value) is float:  # the common case, on every add_metric: no ABC check
         return value
-    if isinstance(value, bool):
-        raise ValidationError(
-            f"value of {key!r} is a bool ({value})", "log float(value) if you mean 0/1"
-        )
-    if not isinstance(value, numbers.Real):
+    if not isinstance(value, numbers.Real) and not isinstance(value, decimal.Decimal):
         item = getattr(value, "item", None)
         if callable(item):
             try:
@@ -128,15 +125,22 @@ def validate_metric_value(value: object, key: str = "metric") -> float:
                     f"value of {key!r} is a {type(value).__name__} with more than one element",
                     "log a single number (e.g. tensor.mean().item())",
                 ) from exc
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            raise ValidationError(
-                f"value of {key!r} is not a number: {value!r} ({type(value).__name__})",
-                "log int or float values; put text in params instead",
-            )
+    if isinstance(value, bool):  # numpy's and torch's booleans too, through .item()
+        raise ValidationError(
+            f"value of {key!r} is a bool ({value})", "log float(value) if you mean 0/1"
+        )
+    if isinstance(value, decimal.Decimal) and not value.is_snan():
+        # A number to MLflow too (numbers.Number), though not a numbers.Real.
+        return _as_float(value, f"value of {key!r}")
+    if not isinstance(value, numbers.Real):
+        raise ValidationError(
+            f"value of {key!r} is not a number: {value!r} ({type(value).__name__})",
+            "log int or float values; put text in params instead",
+        )
     return _as_float(value, f"value of {key!r}")
 
 
-def _as_float(value: numbers.Real, what: str) -> float:
+def _as_float(value: numbers.Real | decimal.Decimal, what: str) -> float:
     """``float(value)``, or a clear refusal for numbers no 64-bit float can hold (10**400)."""
     try:
         return float(value)
@@ -334,10 +338,13 @@ def _param_value(value: Any, what: str, depth: int) -> Any:
         return _param_value(int(value), what, depth)
     if isinstance(value, numbers.Real):
         return _as_float(value, f"a value in {what}")
-    item = getattr(value, "item", None)
-    if callable(item):
-        try:
-            return _param_value(item(), what, depth)
-        except (TypeError, ValueError):
-            pass
+    # An array or tensor as its values: its str() elides all but the ends of a long one
+    # ("[0 1 2 ... 1997 1998 1999]"), which would be recorded as the value.
+    for convert in ("tolist", "item"):
+        method = getattr(value, convert, None)
+        if callable(method):
+            try:
+                return _param_value(method(), what, depth)
+            except (TypeError, ValueError):
+                pass
     return str(value)
