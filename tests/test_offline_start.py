@@ -290,3 +290,29 @@ def test_a_retried_create_of_a_start_that_landed_is_its_own(
     with pytest.raises(direct.RunExistsError):
         ms.direct.create_run(ref, {"status": "running"})  # no token: nothing to tell by
     assert exper.online and db.document(ref.path).get().to_dict() == mine
+
+
+def test_a_run_with_no_local_stack_running_is_offline_not_refused(
+    stack_state: local.StackState,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # "No emulator is configured and no local stack is running" is an AletheiaError, and
+    # the writer took it for its project's refusal: it stopped sending for good, told the
+    # user to make the project theirs, and the end said Firestore had refused the run.
+    for name in stack_state.env:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ALETHEIA_STACK_DIR", str(tmp_path / "no-stack"))
+    settings = config.resolve({"identity": "server", "cache_dir": str(tmp_path / "cache")})
+    ms = Metastore("nostack", settings=settings, final_retry_s=1.0, sync_on_start=False)
+    with caplog.at_level("WARNING"):
+        run = ms.exper("train", git_policy="off").start_run(params={"lr": 0.1})
+        run.add_metric("loss", 1.0)
+        assert not run.finish()
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "unreachable" in said and "ended offline" in said
+    assert "was not written" not in said and "refused" not in said
+    assert not run.writer.blocked
+    state = journal.read(run.journal.path)
+    assert state.point_count == 1 and not state.synced

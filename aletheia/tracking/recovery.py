@@ -165,13 +165,15 @@ class WriterRecovery:
             merge_fields(initial, update)
         try:
             self.store.checks.require(self.store.client, self.ref.project, timeout=timeout)
-        except AletheiaError as exc:  # not ours to write into: nothing is sent
-            self._project_refused(exc)
-            return False
         except Exception as exc:
-            if not is_transient(exc):
+            # Transient first: "no emulator is running" is an AletheiaError too, and an
+            # outage, not a refusal (it had stopped the run's sending for good).
+            if is_transient(exc):
+                self._went_offline(exc)
+                return False
+            if not isinstance(exc, AletheiaError):
                 raise
-            self._went_offline(exc)
+            self._project_refused(exc)  # not ours to write into: nothing is sent
             return False
         try:
             start = self._unsent_fields[0] if self._unsent_fields else {}
