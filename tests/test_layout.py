@@ -77,6 +77,22 @@ def test_relative_paths_that_escape_are_refused(bad: str) -> None:
         layout.validate_relpath(bad)
 
 
+@pytest.mark.parametrize(
+    ("bad", "says", "hint"),
+    [
+        ("data/new\nline.csv", "control character", "rename"),
+        ("data/tab\there.csv", "control character", "rename"),
+        ("data\\win.csv", "backslash", "rename"),
+        ("/etc/passwd", "invalid relative path", "relative to the dataset root"),
+    ],
+)
+def test_a_refused_path_says_what_is_wrong_with_it(bad: str, says: str, hint: str) -> None:
+    # A file named with a line break was told to "use '/' separators".
+    with pytest.raises(ValidationError) as refused:
+        layout.validate_relpath(bad)
+    assert says in refused.value.message and hint in (refused.value.hint or "")
+
+
 def test_relative_paths_are_normalised() -> None:
     assert layout.validate_relpath("./train//a.csv") == "train/a.csv"
 

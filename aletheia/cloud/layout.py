@@ -133,10 +133,20 @@ def validate_relpath(value: object) -> str:
             f"path is {len(value)} characters long (at most {MAX_RELPATH_LENGTH})",
             "shorten the directory structure",
         )
-    if value.startswith("/") or "\\" in value or _has_control_chars(value):
+    if _has_control_chars(value):
         raise ValidationError(
-            f"invalid relative path {value!r}",
-            "use a path relative to the dataset root, with '/' separators",
+            f"invalid relative path {value!r}: it holds a control character (a line break, "
+            "a tab, ...)",
+            "rename the file or folder",
+        )
+    if "\\" in value:
+        raise ValidationError(
+            f"invalid relative path {value!r}: it holds a backslash, a separator on Windows",
+            "rename the file or folder, or give the path with '/' separators",
+        )
+    if value.startswith("/"):
+        raise ValidationError(
+            f"invalid relative path {value!r}", "use a path relative to the dataset root"
         )
     parts = [p for p in value.split("/") if p not in ("", ".")]
     if not parts or ".." in parts:
