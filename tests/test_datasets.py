@@ -58,6 +58,8 @@ def test_readd_unchanged_uploads_nothing_and_creates_no_version(store, tmp_path,
     first = store.add("mnist", data, desc="digits")
     assert (first.version, first.created, first.parent) == ("v1", True, None)
     assert first.files_uploaded == 21
+    # The data's bytes, not the manifest's too ("uploaded 21 files, ..." in the CLI).
+    assert first.bytes_uploaded == sum(len(b) for b in files.values())
     assert first.bytes_hashed == sum(len(b) for b in files.values())
 
     before = store.blobs.stats.snapshot()

@@ -307,6 +307,8 @@ class DatasetStore(DatasetCatalog):
         manifest, sources, digest = plan.manifest, plan.sources, plan.digest
         base, latest = plan.base, plan.latest
         parent_manifest = plan.parent_manifest
+        # The data's bytes: "uploaded N files, B" counts the files, not the manifest.
+        data_uploaded = self.blobs.stats.snapshot()["bytes_uploaded"]
         with self._phase("documents"):
             self.blobs.put_bytes(plan.body, content_type="application/json")
             # Kept locally too: what reads it next on this machine (the version's profile
@@ -329,7 +331,6 @@ class DatasetStore(DatasetCatalog):
                 created_by_run,
                 derived,
             )
-        after = self.blobs.stats.snapshot()
         uploaded = plan.uploaded
         hashed = plan.hashed
         self._register(name, manifest, parent_manifest, digest, registered)  # if the parent moved
@@ -353,7 +354,7 @@ class DatasetStore(DatasetCatalog):
             len(manifest),
             sum(e.size for e in manifest.values()),
             uploaded,
-            after["bytes_uploaded"] - plan.stats_before["bytes_uploaded"],
+            data_uploaded - plan.stats_before["bytes_uploaded"],
             hashed,
             change.counts,
         )
