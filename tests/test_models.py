@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from test_datasets import make_tree
 from test_metastore import git_repo
@@ -179,6 +180,35 @@ def test_concurrent_registrations_get_distinct_numbers(ms: Metastore) -> None:
         numbers = sorted(pool.map(register, range(12)))
     assert numbers == list(range(1, 13))
     assert [v.version for v in ms.model("busy").versions()] == numbers
+
+
+def test_a_registration_whose_answer_was_lost_is_one_version(
+    ms: Metastore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The commit lands and its answer is lost (UNAVAILABLE): the client library sends it
+    # again, the version exists by then, and it was registered once more as the next one.
+    exper = ms.exper(E, git_policy="off")
+    with exper.start_run() as run:
+        run.add_artifact("w", __file__)
+    registry = ms.model_registry
+    transport = registry.db._firestore_api._transport
+    commit = transport._wrapped_methods[transport.commit]
+    send = commit._target
+    lost: list[bool] = []
+
+    def answer_lost_once(request: Any, *args: Any, **kwargs: Any) -> Any:
+        answer = send(request, *args, **kwargs)  # it lands on the emulator
+        if not lost and any("/Versions/" in w.update.name for w in request.writes):
+            lost.append(True)
+            raise gexc.ServiceUnavailable("the connection dropped before the answer came")
+        return answer
+
+    monkeypatch.setattr(commit, "_target", answer_lost_once)
+    version = registry.register("once", artifact=ms.artifacts.get(E, "w")).version
+
+    assert lost and version == 1
+    assert [v.version for v in ms.model("once").versions()] == [1]
+    assert ms.model("once").info().latest_version == 1
 
 
 def test_bad_names_and_missing_things_are_clear_errors(ms: Metastore) -> None:

@@ -9,6 +9,7 @@ with the model document's counter (:func:`commit_version`).
 from __future__ import annotations
 
 import getpass
+import secrets
 from collections.abc import Mapping
 from typing import Any
 
@@ -92,9 +93,19 @@ def acting_user(db: firestore.Client) -> str:
         return "server"
 
 
+#: Version field holding a token drawn for the registration that created it.
+REGISTRATION = "registration"
+
+
 def commit_version(db: firestore.Client, project: str, name: str, record: dict[str, Any]) -> int:
-    """Create ``Versions/{n}`` and bump the model's counter in one batch; returns n."""
+    """Create ``Versions/{n}`` and bump the model's counter in one batch; returns n.
+
+    The client library retries a commit whose answer did not come (UNAVAILABLE), and a
+    retry of one that landed fails as "exists": that version is this registration's own
+    when it holds the registration's token, and is not registered again as n+1.
+    """
     model_doc = db.document(layout.model(project, name))
+    record = {**record, REGISTRATION: secrets.token_hex(8)}
     tried = 0
     for _ in range(MAX_COMMIT_ATTEMPTS):
         current = model_doc.get().to_dict() or {}
@@ -113,6 +124,9 @@ def commit_version(db: firestore.Client, project: str, name: str, record: dict[s
             batch.commit()
             return n
         except (gexc.AlreadyExists, gexc.Conflict):
+            taken = db.document(layout.model_version(project, name, n)).get([REGISTRATION])
+            if (taken.to_dict() or {}).get(REGISTRATION) == record[REGISTRATION]:
+                return n
             tried = n  # another registration took this number
     raise ConflictError(
         f"could not number a version of model {name!r}: too many concurrent registrations",
