@@ -109,25 +109,26 @@ def ensure_project(
     uid = clients.acting_uid(db)
     ref = db.document(layout.project(project))
     doc = _new_project(db, project, uid or owner)
-    # The create is retried like a read: a retry of a create that landed says AlreadyExists,
-    # which is answered below as "it exists" (and it is this client's). Made once, a create
-    # failed at once while gRPC was backing off from an outage, Firestore answering again.
-    read = transient.bounded(timeout) if timeout is not None else {}
+    # Every call, the create too, is retried within ``timeout``: a retry of a create that
+    # landed says AlreadyExists, which is answered below as "it exists" (and it is this
+    # client's). Made once, a create failed at once while gRPC was backing off from an
+    # outage, Firestore answering again.
+    bounded = transient.bounded(timeout) if timeout is not None else {}
     if uid is not None:  # the rules let users read only projects they are members of
         try:
-            ref.create(doc, **read)
+            ref.create(doc, **bounded)
             return
         except (gexc.AlreadyExists, gexc.PermissionDenied):  # it exists (and may not be theirs)
             pass
         require_role(db, project, uid, "writer", timeout=timeout)
         return
-    snap = ref.get(**read)  # a read, not a refused create, in the usual case
+    snap = ref.get(**bounded)  # a read, not a refused create, in the usual case
     if not snap.exists:
         try:
-            ref.create(doc, **read)
+            ref.create(doc, **bounded)
             return
         except gexc.AlreadyExists:  # created meanwhile
-            snap = ref.get(**read)
+            snap = ref.get(**bounded)
     _require_servers(project, snap.to_dict() or {}, owner)
 
 

@@ -9,12 +9,11 @@ file, so types, statistics and restarts are the same as for ``.jsonl``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import IO, Any
 
 from aletheia.errors import AletheiaError
-from aletheia.stats.linestream import LineStream
+from aletheia.stats.linestream import LineStream, json_line
 
 _BUFFER = 1 << 20
 
@@ -49,7 +48,7 @@ class ArrayAsLines(LineStream):
                         "store tables as an array of objects or as JSON Lines",
                     )
                 self.records += 1
-                yield json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+                yield json_line(record)
         except self._json_error as exc:
             raise NotRecordsError(f"the JSON array is not valid JSON: {exc}") from exc
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import IO
 
-from aletheia.stats.linestream import LineStream
+from aletheia.stats.linestream import LineStream, json_line, json_text
 
 #: pyarrow's message for a field whose values change kind, and where (``/a`` or ``/a/b``).
 _MIXED = re.compile(r"Column\(/([^)]*)\) changed from (\w+) to (\w+)")
@@ -57,14 +57,6 @@ class FieldsAsText(LineStream):
         for name in self._fields.intersection(record):
             value = record[name]
             if value is not None and not isinstance(value, str):
-                record[name] = _text(value)
+                record[name] = json_text(value)
                 changed = True
-        return _encode(record) if changed else line
-
-
-def _text(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def _encode(record: dict[str, Any]) -> bytes:
-    return _text(record).encode() + b"\n"
+        return json_line(record) if changed else line

@@ -1,15 +1,26 @@
 """A read-only byte stream made of generated lines (what pyarrow's readers pull from).
 
 The JSON rewrites (:mod:`aletheia.stats.jsonarray`, :mod:`aletheia.stats.jsontext`)
-produce one line at a time; this hands pyarrow whatever number of bytes it asks
-for, holding at most one line beyond it.
+produce one line at a time (each encoded by :func:`json_line`); this hands pyarrow
+whatever number of bytes it asks for, holding at most one line beyond it.
 """
 
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterator
 from typing import Any
+
+
+def json_line(value: Any) -> bytes:
+    """``value`` as one compact JSON Lines line (UTF-8, newline-terminated)."""
+    return json_text(value).encode() + b"\n"
+
+
+def json_text(value: Any) -> str:
+    """``value`` as compact JSON text, non-ASCII characters kept as they are."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 class LineStream(io.RawIOBase):

@@ -9,9 +9,10 @@ records wrong text:
 - **Windows-1252**: what a Western Windows machine writes for "CSV"
   (Excel's default). It is Latin-1 except in 0x80-0x9F, where it has the
   euro sign, curly quotes, dashes, the ellipsis and others; read as Latin-1
-  they become invisible control characters. It is read here as the WHATWG standard reads it (what
-  browsers do with text labelled Latin-1): Windows-1252, with the five bytes
-  it leaves undefined taken as Latin-1, so no byte fails to decode.
+  they become invisible control characters. It is read here as the WHATWG
+  standard reads it (what browsers do with text labelled Latin-1):
+  Windows-1252, with the five bytes it leaves undefined taken as Latin-1, so
+  no byte fails to decode.
 """
 
 from __future__ import annotations
@@ -44,7 +45,6 @@ def marked(head: bytes) -> str | None:
 
 def decode(data: bytes, encoding: str | None) -> str:
     """``data`` as text in ``encoding`` (UTF-8 when None), bad or cut-off bytes replaced."""
-    register()
     return data.decode(encoding or "utf-8", errors="replace")
 
 
@@ -78,12 +78,5 @@ def _search(name: str) -> codecs.CodecInfo | None:
     )
 
 
-_registered = False
-
-
-def register() -> None:
-    """Make :data:`WINDOWS_1252` known to Python's codecs (and so to pyarrow's readers)."""
-    global _registered
-    if not _registered:
-        codecs.register(_search)
-        _registered = True
+# Known to Python's codecs, and so to pyarrow's readers, once this module is imported.
+codecs.register(_search)
