@@ -100,15 +100,13 @@ class DirectWrites(RunWriteStore):
                 dict(fields), **start_call(idempotent=token is not None)
             )
         except gexc.AlreadyExists as exc:
-            if token is not None and self._owner_token(ref) == token:
-                return
+            if token is not None:
+                found = self.db.document(ref.path).get([ownership.OWNER], **start_call())
+                if ownership.owner_of(found) == token:
+                    return
             raise RunExistsError(
                 f"run {ref.run!r} already exists in {ref.experiment!r}", "choose another run_id"
             ) from exc
-
-    def _owner_token(self, ref: RunRef) -> Any:
-        snap = self.db.document(ref.path).get([ownership.OWNER], **start_call())
-        return (snap.to_dict() or {}).get(ownership.OWNER)
 
     def log_batch(
         self,

@@ -57,19 +57,23 @@ def claim(
     # One attempt each (no client-side retries): the caller's flush loop is the retry.
     snap = ref.get(retry=None, timeout=timeout)
     if snap.exists:
-        return bool((snap.to_dict() or {}).get(OWNER) == owner)
+        return owner_of(snap) == owner
     attempts = [fields] if smaller is None else [fields, smaller]
     for n, attempt in enumerate(attempts):
         try:
             ref.create({**attempt, OWNER: owner}, retry=None, timeout=timeout)
             return True
         except gexc.AlreadyExists:
-            snap = ref.get(retry=None, timeout=timeout)
-            return snap.exists and (snap.to_dict() or {}).get(OWNER) == owner
+            return owner_of(ref.get(retry=None, timeout=timeout)) == owner
         except Exception as exc:
             if is_transient(exc) or n == len(attempts) - 1:
                 raise
     return False  # pragma: no cover (the loop returns or raises)
+
+
+def owner_of(snap: Any) -> Any:
+    """The owner token a run document's snapshot holds (None: no document, or no token)."""
+    return (snap.to_dict() or {}).get(OWNER) if snap.exists else None
 
 
 def claim_or_move(
