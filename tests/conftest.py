@@ -30,7 +30,7 @@ from google.cloud import firestore, storage
 from aletheia.cloud import clients, config
 from aletheia.devstack import local
 
-from helpers import GENEROUS_S, PrivateFirestore
+from helpers import GENEROUS_S, PrivateFirestore, wait_function_idle
 
 #: The test files that keep one worker busiest (their setup, call and teardown summed over
 #: a `--durations=0` run on 2 cores), longest first. ``make test`` runs xdist with
@@ -154,7 +154,13 @@ def module_stack(settings: config.Settings, gcs: storage.Client) -> config.Setti
 
 
 def wipe_stack(settings: config.Settings, gcs: storage.Client) -> None:
-    """No documents in Firestore, no objects in the bucket."""
+    """No documents in Firestore, no objects in the bucket.
+
+    First the storage function finishes the event it is working on: the last test's
+    upload may still be being profiled, and its records and sample, written after the
+    wipe, would be found by the next test.
+    """
+    wait_function_idle(settings)
     wipe_firestore(settings)
     for blob in gcs.bucket(settings.bucket).list_blobs():
         blob.delete()

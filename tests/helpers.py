@@ -49,6 +49,24 @@ def wait_for(
     pytest.fail(f"timed out after {timeout}s waiting for {what or probe}")
 
 
+def bridge_counters(settings: config.Settings) -> dict[str, int]:
+    """The local event bridge's counters (``delivered``, ``failed``, ``ignored``, and
+    ``in_flight``: events pulled and not yet answered by the function)."""
+    state = local.load_state(settings.stack_dir)
+    assert state is not None, f"no local stack in {settings.stack_dir}"
+    return dict(requests.get(state.parts["bridge"].health_url, timeout=10).json())
+
+
+def wait_function_idle(settings: config.Settings) -> None:
+    """Wait until the storage function is working on no event (the bridge delivers one
+    at a time and counts what it pulled until the function answers)."""
+    wait_for(
+        lambda: bridge_counters(settings)["in_flight"] == 0,
+        interval=0.05,
+        what="the storage function to finish the event it is working on",
+    )
+
+
 def wait_for_document(
     db: firestore.Client,
     path: str,

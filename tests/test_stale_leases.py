@@ -17,17 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 from google.cloud import firestore, storage
 from test_function_profiling import upload, wait_terminal
 from typer.testing import CliRunner
 
 from aletheia.cli import app
 from aletheia.cloud import config, layout
-from aletheia.devstack import local
 from aletheia.function import leases
 
-from helpers import count_rpcs, wait_for, wait_for_document
+from helpers import bridge_counters, count_rpcs, wait_for, wait_for_document
 
 PROJECT = "vision"  # the project test_function_profiling.upload writes into
 runner = CliRunner()
@@ -142,9 +140,7 @@ def test_reprofile_stuck_goes_through_the_deployed_function(
 
 def _delivered(settings: config.Settings) -> int:
     """Events the local bridge delivered to the function so far."""
-    state = local.load_state(settings.stack_dir)
-    assert state is not None
-    return int(requests.get(state.parts["bridge"].health_url, timeout=10).json()["delivered"])
+    return bridge_counters(settings)["delivered"]
 
 
 def test_an_object_the_function_ignores_costs_it_no_firestore_request(

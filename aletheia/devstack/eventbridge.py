@@ -35,22 +35,33 @@ _MAX_BACKOFF_S = 60
 
 @dataclass
 class Counters:
-    """Delivery counters, served on ``/healthz`` for ``aletheia local status``."""
+    """Delivery counters, served on ``/healthz`` for ``aletheia local status``.
+
+    ``in_flight`` counts the pulled events not yet acknowledged or handed back: while it
+    is 0 the function is working on no event of this bridge (tests wait for it before
+    they wipe the stack, so one test's profiling never writes into the next one's).
+    """
 
     delivered: int = 0
     failed: int = 0
     ignored: int = 0
+    in_flight: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def bump(self, name: str) -> None:
-        """Add one to a counter."""
+    def bump(self, name: str, by: int = 1) -> None:
+        """Add ``by`` to a counter."""
         with self.lock:
-            setattr(self, name, getattr(self, name) + 1)
+            setattr(self, name, getattr(self, name) + by)
 
     def as_dict(self) -> dict[str, int]:
         """A JSON-friendly copy."""
         with self.lock:
-            return {"delivered": self.delivered, "failed": self.failed, "ignored": self.ignored}
+            return {
+                "delivered": self.delivered,
+                "failed": self.failed,
+                "ignored": self.ignored,
+                "in_flight": self.in_flight,
+            }
 
 
 def to_cloudevent(message: dict[str, Any]) -> tuple[dict[str, str], bytes] | None:
@@ -100,8 +111,15 @@ class Bridge:
         )
         resp.raise_for_status()
         received = resp.json().get("receivedMessages", [])
-        for item in received:
-            self._deliver(item)
+        left = len(received)
+        self.counters.bump("in_flight", left)
+        try:
+            for item in received:
+                self._deliver(item)
+                left -= 1
+                self.counters.bump("in_flight", -1)
+        finally:  # a failed ack abandons the rest of the batch: Pub/Sub redelivers it
+            self.counters.bump("in_flight", -left)
         return len(received)
 
     def _deliver(self, item: dict[str, Any]) -> None:
