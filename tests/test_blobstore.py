@@ -57,6 +57,39 @@ def test_small_file_goes_up_without_a_head_and_a_repeat_keeps_the_stored_object(
     assert gcs.bucket(stack.bucket).get_blob(name).generation == generation
 
 
+@pytest.mark.parametrize("size", [100, HEAD_THRESHOLD], ids=["after-412", "after-head"])
+def test_bytes_stored_without_a_name_are_named_once_by_a_data_file(
+    blobs, tmp_path, gcs, stack, size
+):
+    # put_bytes stores without a file name; an add that finds the bytes stored gives them
+    # its table's name in a new generation (whose event the function profiles), once.
+    data = b"x\n" + b"1\n" * ((size - 2) // 2)
+    blobs.put_bytes(data)
+    path = tmp_path / "train.csv"
+    path.write_bytes(data)
+    name = layout.blob_name("bs", sha(data))
+    generation = gcs.bucket(stack.bucket).get_blob(name).generation
+    before = blobs.stats.head_requests
+    assert blobs.upload_file(path, sha(data), len(data), relpath="d/train.csv").named
+    assert blobs.stats.head_requests - before == 1  # one metadata read (after a 412, or the HEAD)
+    stored = gcs.bucket(stack.bucket).get_blob(name)
+    assert stored.metadata == {"relpath": "d/train.csv"} and stored.generation != generation
+    assert stored.download_as_bytes() == data
+    again = blobs.upload_file(path, sha(data), len(data), relpath="other/train.csv")
+    assert not again.named and not again.uploaded  # it has a name: nothing to do
+    assert gcs.bucket(stack.bucket).get_blob(name).generation == stored.generation
+
+
+def test_stored_bytes_of_a_file_that_is_no_table_cost_no_metadata_read(blobs, tmp_path):
+    data = b"\x89PNG not a table"
+    blobs.put_bytes(data)
+    path = tmp_path / "cat.png"
+    path.write_bytes(data)
+    info = blobs.upload_file(path, sha(data), len(data), relpath="img/cat.png")
+    assert not info.uploaded and not info.named
+    assert blobs.stats.head_requests == 0
+
+
 def test_concurrent_uploaders_of_the_same_bytes_never_fail(blobs, tmp_path, gcs, stack):
     data = os.urandom(200_000)
     path = tmp_path / "f"

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
-from google.cloud import firestore
+from google.cloud import firestore, storage
 
 from aletheia.cloud import config, layout
 from aletheia.data import blobrefs
@@ -17,7 +17,7 @@ from aletheia.tracking import snapshot
 from aletheia.tracking.gitinfo import GitPolicyWarning
 from aletheia.tracking.metastore import Metastore
 
-from helpers import git_repo
+from helpers import PROFILED, dataset_store, git_repo, wait_for_document
 
 pytestmark = pytest.mark.filterwarnings(f"ignore::{GitPolicyWarning.__module__}.GitPolicyWarning")
 
@@ -135,3 +135,39 @@ def test_a_run_started_in_jupyter_keeps_its_notebook(
     assert f"run:nb/{doc['run']}:notebook.content_ref" in holders  # and as an untracked file
     monkeypatch.setenv("JPY_SESSION_NAME", str(repo / "gone.ipynb"))  # no such file: no claim
     assert "notebook" not in start(ms, repo, "nb")
+
+
+def test_a_csv_a_run_kept_and_then_added_as_data_is_profiled(
+    stack: config.Settings,
+    db: firestore.Client,
+    gcs: storage.Client,
+    repo: Path,
+    cache_dir: Path,
+) -> None:
+    # The run's snapshot stores an untracked CSV first, under its digest and without a
+    # name: the function could only record it as "no file name". The add that follows
+    # finds the bytes stored and uploads nothing, so no event came to profile them, and
+    # the dataset's file stayed "unsupported" for good.
+    data = repo / "data"
+    data.mkdir()
+    (data / "train.csv").write_text("x,label\n" + "".join(f"{i},{i % 2}\n" for i in range(50)))
+    start(Metastore(PROJECT, flush_interval_s=0.2), repo)
+    sha = hashlib.sha256((data / "train.csv").read_bytes()).hexdigest()
+    kept = wait_for_document(db, layout.file(PROJECT, sha), lambda d: d.get("status") in PROFILED)
+    assert kept["status"] == "unsupported" and kept["path"] is None
+
+    store = dataset_store(stack, db, gcs, cache_dir, PROJECT)
+    version = store.add("train", data, lock=False).version
+    record = wait_for_document(
+        db, layout.file(PROJECT, sha), lambda d: d.get("status") in ("done", "failed")
+    )
+    assert record["status"] == "done" and record["path"] == "train.csv"
+    assert record["reason"] is None  # not the nameless verdict's
+    assert record["rows"] == 50
+    merged = wait_for_document(
+        db,
+        layout.dataset_version(PROJECT, "train", version),
+        lambda d: (d.get("profile") or {}).get("files_merged") == 1,
+        what="the version's profile with its table",
+    )
+    assert merged["profile"]["tables"][0]["rows"] == 50

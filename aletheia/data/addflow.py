@@ -51,6 +51,9 @@ class Stage:
     #: Digests whose object this stage created (not in the bucket before): the storage
     #: function has yet to analyse them.
     created: set[str] = field(default_factory=set)
+    #: Digests stored before without a file name, which this stage gave theirs: the
+    #: storage function analyses them again, as data files.
+    named: set[str] = field(default_factory=set)
 
 
 def hash_and_upload(
@@ -138,15 +141,16 @@ def hash_and_upload(
         (p, stats[p], d.sha256) for p, d in digests.items() if StatKey.of(p.stat()) == stats[p]
     ]
     index.record_many(stable)  # only files that did not change while they were read
-    created = {sha for sha, f in uploads.items() if f.result().uploaded}
+    sent = {sha: f.result() for sha, f in uploads.items()}
     return Stage(
         entries,
         sources,
         bytes_hashed=sum(d.size for d in digests.values()),
         files_hashed=len(digests),
-        uploaded=len(created),
+        uploaded=sum(1 for info in sent.values() if info.uploaded),
         stored=set(uploads),
-        created=created,
+        created={sha for sha, info in sent.items() if info.uploaded},
+        named={sha for sha, info in sent.items() if info.named},
     )
 
 

@@ -21,11 +21,12 @@ assert "the second add uploaded nothing" without timing anything.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import mimetypes
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -50,6 +51,7 @@ from aletheia.errors import (
     IntegrityError,
     NotFoundError,
 )
+from aletheia.stats.formats import tabular_name
 
 #: Files of at least this size get a metadata request (HEAD) before their upload.
 HEAD_THRESHOLD = 1 << 20
@@ -85,6 +87,9 @@ class BlobInfo:
     size: int
     uri: str
     uploaded: bool  # False when the bytes were already in the bucket
+    #: The bytes were in the bucket without a file name (kept by a run's snapshot, say) and
+    #: were given this file's: the storage function profiles them next, as an upload.
+    named: bool = False
 
 
 @dataclass
@@ -241,11 +246,15 @@ class BlobStore:
         knows how to read the bytes.
         """
         info = BlobInfo(sha256, size, self.uri(sha256), uploaded=False)
-        if size >= HEAD_THRESHOLD and self.exists(sha256):
-            self._count(uploads_skipped=1)
-            if on_bytes is not None:
-                on_bytes(size)
-            return info
+        if size >= HEAD_THRESHOLD:
+            self._count(head_requests=1)
+            with self.times.timed("head"):
+                stored = _call(self.bucket.get_blob, layout.blob_name(self.project, sha256))
+            if stored is not None:
+                self._count(uploads_skipped=1)
+                if on_bytes is not None:
+                    on_bytes(size)
+                return replace(info, named=self._name_if_nameless(sha256, relpath, stored))
         content_type = (mimetypes.guess_type(relpath)[0] if relpath else None) or _OCTETS
         try:
             with self.times.timed("upload"):
@@ -259,13 +268,38 @@ class BlobStore:
                     if relpath:
                         blob.metadata = {PATH_METADATA: relpath}
                     self._upload(blob, path, size, sha256, content_type, on_bytes)
-        except gexc.PreconditionFailed:
+        except gexc.PreconditionFailed:  # stored before, or by a concurrent uploader
             self._count(uploads_skipped=1)
-            return info  # a concurrent uploader stored the same bytes first
+            return replace(info, named=self._name_if_nameless(sha256, relpath))
         except gexc.NotFound as exc:  # creating an object 404s only without a bucket
             raise self._missing_bucket() from exc
         self._count(uploads=1, bytes_uploaded=size)
         return BlobInfo(sha256, size, info.uri, uploaded=True)
+
+    def _name_if_nameless(self, sha256: str, relpath: str | None, stored: Any = None) -> bool:
+        """Give stored bytes this data file's name if they were stored without one; True if so.
+
+        :meth:`put_bytes` stores without a name (a run's snapshot keeps an untracked
+        ``train.csv`` that way), and the storage function can tell no format without
+        one: it records such bytes as unsupported. The same bytes added later as a data
+        file are found stored, so no upload tells the function their name. Rewriting
+        the object onto itself with the name finalizes a new generation, whose event the
+        function profiles as an upload's. Only names of tables are worth the request.
+        """
+        if not relpath or not tabular_name(relpath):
+            return False
+        blob = stored
+        if blob is None:
+            self._count(head_requests=1)
+            blob = _call(self.bucket.get_blob, layout.blob_name(self.project, sha256))
+        if blob is None or (blob.metadata or {}).get(PATH_METADATA):
+            return False
+        blob.metadata = {**(blob.metadata or {}), PATH_METADATA: relpath}
+        blob.content_type = mimetypes.guess_type(relpath)[0] or blob.content_type
+        # A 412: named meanwhile (by a concurrent adder, or this call's retry), an event too.
+        with contextlib.suppress(gexc.PreconditionFailed):
+            refinalize(blob, if_generation_match=blob.generation)
+        return True
 
     @_retry
     def _upload_streamed(
@@ -452,6 +486,15 @@ class BlobStore:
             deleted += 1
         self._count(deletes=deleted)
         return deleted
+
+
+def refinalize(blob: Any, **preconditions: Any) -> None:
+    """Rewrite ``blob`` onto itself with its local metadata: the same bytes finalize a new
+    generation, which the bucket notifies like an upload (the storage function's trigger).
+    Large objects take several calls."""
+    token, _done, _total = _call(blob.rewrite, blob, **preconditions)
+    while token is not None:
+        token, _done, _total = _call(blob.rewrite, blob, token=token, **preconditions)
 
 
 def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

@@ -94,6 +94,8 @@ class _Plan:
     sources: dict[str, Path] = field(default_factory=dict)
     #: Digests whose object this add created: the storage function analyses them next.
     created: set[str] = field(default_factory=set)
+    #: Digests stored before without a file name, named by this add: analysed again next.
+    named: set[str] = field(default_factory=set)
     hashed: int = 0
     uploaded: int = 0
 
@@ -201,11 +203,12 @@ class DatasetStore(DatasetCatalog):
                     hash_workers=default_workers(),
                     after_hashing=after_hashing,
                 )
-            plan.hashed, plan.sources, plan.uploaded, plan.created = (
+            plan.hashed, plan.sources, plan.uploaded, plan.created, plan.named = (
                 stage.bytes_hashed,
                 stage.sources,
                 stage.uploaded,
                 stage.created,
+                stage.named,
             )
         manifest, digest = plan.manifest, plan.digest
         if plan.same is not None:
@@ -226,7 +229,10 @@ class DatasetStore(DatasetCatalog):
             # neither the profile nor the validation can be computed, and the function's
             # event for that file records them. A few reads say so, instead of reading
             # every file's record twice (10,000 for 10,000 new files).
-            if not versionprofile.has_pending(self.db, self.project, {d: d for d in plan.created}):
+            pending = versionprofile.has_pending(
+                self.db, self.project, {d: d for d in plan.created}
+            ) or versionprofile.still_nameless(self.db, self.project, plan.named)
+            if not pending:
                 versioncheck.after_commit(
                     self.db, self.project, name, result.version, self.manifest, self.file_profile
                 )

@@ -24,7 +24,7 @@ from typing import Any
 
 from google.cloud import firestore
 
-from aletheia.function.filestatus import STATUS_PROCESSING, TERMINAL
+from aletheia.function.filestatus import STATUS_PROCESSING, STATUS_UNSUPPORTED, TERMINAL
 
 #: :attr:`Claim.outcome` values.
 CLAIMED = "claimed"
@@ -48,6 +48,20 @@ def held(data: Mapping[str, Any], now: datetime | None = None) -> bool:
     return data.get("status") == STATUS_PROCESSING and lease is not None and lease > now
 
 
+def _named_since(data: Mapping[str, Any], fields: Mapping[str, Any]) -> bool:
+    """Whether bytes recorded unsupported for having no file name now come with one.
+
+    Bytes stored without a name (a run's snapshot of an untracked CSV) are recorded
+    unsupported: no format can be told. When a dataset add later names them, the
+    verdict was about the missing name, not the bytes: they are profiled now.
+    """
+    return (
+        data.get("status") == STATUS_UNSUPPORTED
+        and not data.get("path")
+        and bool(fields.get("path"))
+    )
+
+
 def claim(
     db: firestore.Client,
     doc: Any,
@@ -63,7 +77,8 @@ def claim(
     ``defaults`` where the document lacks them.
 
     A terminal status is left alone (:data:`FINISHED`) unless ``take_terminal``
-    (the Spark job profiling a ``deferred`` file, or any file when forced).
+    (the Spark job profiling a ``deferred`` file, or any file when forced), or the
+    bytes were unsupported for want of a name that ``fields`` now gives them.
     """
     return _claim(
         db.transaction(),
@@ -96,7 +111,7 @@ def _claim(
     data = snap.to_dict() or {} if snap.exists else {}
     prior = data.get("status")
     prior = None if prior is None else str(prior)
-    if prior in TERMINAL and not take_terminal:
+    if prior in TERMINAL and not take_terminal and not _named_since(data, fields):
         return Claim(FINISHED, prior)
     now = datetime.now(timezone.utc)
     if held(data, now):

@@ -39,6 +39,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from aletheia.cloud import layout, queries
+from aletheia.data import blobstore
 from aletheia.errors import AccessDeniedError
 from aletheia.function import fileevents, filelease, filestatus
 
@@ -193,9 +194,7 @@ def reemit(gcs: Any, bucket: str, project: str, sha256: str) -> bool:
     if blob is None:
         return False
     blob.metadata = {**(blob.metadata or {}), REEMITTED_AT: f"{time.time():.3f}"}
-    token, _done, _total = blob.rewrite(blob)
-    while token is not None:  # large objects may take several calls
-        token, _done, _total = blob.rewrite(blob, token=token)
+    blobstore.refinalize(blob)
     return True
 
 

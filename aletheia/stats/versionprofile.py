@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import posixpath
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -306,6 +306,17 @@ def has_pending(
             return True
         start, step = start + step, step * 10
     return False
+
+
+def still_nameless(db: firestore.Client, project: str, shas: Collection[str]) -> bool:
+    """Whether some of ``shas`` (bytes an add found stored without a file name and named)
+    are not yet profiled under their name: their record is not terminal, or is still the
+    nameless one, whose event the function has yet to see again. No read without any."""
+    docs = file_docs(db, project, sorted(shas)) if shas else {}
+    return any(
+        docs.get(s, {}).get("status") not in _TERMINAL or not docs.get(s, {}).get("path")
+        for s in shas
+    )
 
 
 def file_docs(db: firestore.Client, project: str, shas: list[str]) -> dict[str, dict]:
