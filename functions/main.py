@@ -16,9 +16,7 @@ import flask
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from aletheia.cloud import layout
-from aletheia.function import downloads, instance, leases
-from aletheia.function.fileevents import handle_finalized
+from aletheia.function import downloads, fileevents, instance, leases
 
 log = logging.getLogger("aletheia.function")
 
@@ -36,14 +34,13 @@ def on_object_finalized(event: CloudEvent) -> None:
     worker, a transient backend error) makes the platform deliver again.
     """
     obj = dict(event.data or {})
-    handle_finalized(obj)
+    fileevents.handle_finalized(obj)
     # Only aletheia's data objects are the function's work, and the sweep rides on their
     # events, at most once a minute per instance. Every other object (the samples and
-    # profiles it writes itself, another tool's files) costs no Firestore request: the
-    # sweep is a query over every project's Files, which the emulator answers by scanning
-    # them all.
-    is_data = layout.parse_blob_name(str(obj.get("name") or "")) is not None
-    if is_data and _event_sweeps.claim():
+    # profiles it writes itself, manifests and diffs, another tool's files) costs no
+    # Firestore request: the sweep is a query over every project's Files, which the
+    # emulator answers by scanning them all.
+    if fileevents.is_data_object(obj) and _event_sweeps.claim():
         _sweep(str(obj.get("bucket") or ""), leases.SWEEP_PER_EVENT)
 
 

@@ -17,7 +17,7 @@ from aletheia.tracking import snapshot
 from aletheia.tracking.gitinfo import GitPolicyWarning
 from aletheia.tracking.metastore import Metastore
 
-from helpers import PROFILED, dataset_store, git_repo, wait_for_document
+from helpers import dataset_store, git_repo, wait_for_document
 
 pytestmark = pytest.mark.filterwarnings(f"ignore::{GitPolicyWarning.__module__}.GitPolicyWarning")
 
@@ -145,16 +145,15 @@ def test_a_csv_a_run_kept_and_then_added_as_data_is_profiled(
     cache_dir: Path,
 ) -> None:
     # The run's snapshot stores an untracked CSV first, under its digest and without a
-    # name: the function could only record it as "no file name". The add that follows
-    # finds the bytes stored and uploads nothing, so no event came to profile them, and
-    # the dataset's file stayed "unsupported" for good.
+    # name (the function could tell no format: "unsupported"). The add that follows finds
+    # the bytes stored and uploads nothing, so no event came to profile them, and the
+    # dataset's file was never profiled.
     data = repo / "data"
     data.mkdir()
     (data / "train.csv").write_text("x,label\n" + "".join(f"{i},{i % 2}\n" for i in range(50)))
     start(Metastore(PROJECT, flush_interval_s=0.2), repo)
     sha = hashlib.sha256((data / "train.csv").read_bytes()).hexdigest()
-    kept = wait_for_document(db, layout.file(PROJECT, sha), lambda d: d.get("status") in PROFILED)
-    assert kept["status"] == "unsupported" and kept["path"] is None
+    assert stored(gcs, stack, sha)  # kept by the snapshot
 
     store = dataset_store(stack, db, gcs, cache_dir, PROJECT)
     version = store.add("train", data, lock=False).version
@@ -171,3 +170,8 @@ def test_a_csv_a_run_kept_and_then_added_as_data_is_profiled(
         what="the version's profile with its table",
     )
     assert merged["profile"]["tables"][0]["rows"] == 50
+
+
+def stored(gcs: storage.Client, settings: config.Settings, sha: str) -> bool:
+    """Whether the project's bucket holds these bytes."""
+    return gcs.bucket(settings.bucket).blob(layout.blob_name(PROJECT, sha)).exists()

@@ -36,7 +36,7 @@ from aletheia.spark import versionjob
 from aletheia.stats.merge import merge_profiles
 from aletheia.tracking.compose import Backend
 
-from helpers import PROFILED, add_profiled, dataset_store, wait_for_document
+from helpers import add_profiled, dataset_store, wait_function_idle
 
 PROJECT = "vision"  # the project test_function_profiling.wait_terminal reads
 runner = CliRunner()
@@ -267,10 +267,9 @@ def test_the_spark_job_does_not_revive_a_project_deleted_under_it(
     (root / "logs.csv").write_bytes(sink.getvalue())
     version = add_profiled(store, db, "logs", root)
     (entry,) = store.manifest("logs", version).values()
-    # The function records the version's manifest blob too (as unsupported): done with it
-    # first, or that record can land between the deletion's listing and its deletes.
-    digest = db.document(layout.dataset_version(team, "logs", version)).get().get("manifest_sha256")
-    wait_for_document(db, layout.file(team, digest), lambda d: d.get("status") in PROFILED)
+    # The function is through with the version (its profile, written after the file's
+    # status): a write of it could land between the deletion's listing and its deletes.
+    wait_function_idle(stack)
     db.recursive_delete(db.document(layout.project(team)))  # the project and all it held
 
     result = versionjob.profile_file(store, spark, entry.path, entry.sha256, entry.size)

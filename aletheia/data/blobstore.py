@@ -77,6 +77,9 @@ _retry = retry(
 
 #: Custom object metadata naming a file's original relative path (read by the storage function).
 PATH_METADATA = "relpath"
+#: Custom object metadata marking bytes aletheia keeps for itself (manifests, diffs, package
+#: lists, snapshots, notebooks): no data file, so the storage function leaves them alone.
+INTERNAL_METADATA = "aletheia-internal"
 
 
 @dataclass(frozen=True)
@@ -190,13 +193,19 @@ class BlobStore:
             return bool(self._blob(sha256).exists())
 
     def put_bytes(self, data: bytes, content_type: str = "application/octet-stream") -> BlobInfo:
-        """Store small in-memory bytes (diffs, package lists, manifests); skipped if present."""
+        """Store small in-memory bytes (diffs, package lists, manifests); skipped if present.
+
+        They are marked :data:`INTERNAL_METADATA`: the storage function spends nothing on
+        them. A data file found to hold the same bytes names them later
+        (:meth:`_name_if_nameless`), and is profiled then.
+        """
         digest = hashlib.sha256(data).hexdigest()
         info = BlobInfo(digest, len(data), self.uri(digest), uploaded=False)
         if len(data) >= HEAD_THRESHOLD and self.exists(digest):
             self._count(uploads_skipped=1)
             return info
         blob = self._blob(digest)
+        blob.metadata = {INTERNAL_METADATA: "true"}
         try:
             _call(blob.upload_from_string, data, content_type=content_type, if_generation_match=0)
         except gexc.PreconditionFailed:

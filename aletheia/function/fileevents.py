@@ -77,6 +77,9 @@ def handle_finalized(
     if ref is None:
         log.info("ignoring %s: not a content-addressed aletheia blob", name)
         return None
+    if internal(obj):
+        log.info("ignoring %s: aletheia's own bytes (a manifest, diff or snapshot)", name)
+        return None
     db = db or instance.db()
     refused = tenancy.refusal(db, ref.project, instance.settings().owner)
     if refused is not None:  # a normal return: the same event would be refused again
@@ -121,6 +124,18 @@ def handle_finalized(
     # Whatever the outcome: a version is complete once each of its files has one.
     validate_datasets(db, gcs or instance.gcs(), str(obj.get("bucket")), ref)
     return doc.path
+
+
+def internal(obj: dict[str, Any]) -> bool:
+    """Bytes aletheia stored for itself, which no data file has named since."""
+    metadata = obj.get("metadata") or {}
+    return bool(metadata.get(blobstore.INTERNAL_METADATA)) and analysis.original_path(obj) is None
+
+
+def is_data_object(obj: dict[str, Any]) -> bool:
+    """Whether the object is the function's work: a content-addressed blob of a project
+    that is not aletheia's own (samples, profiles, manifests, another tool's files are not)."""
+    return layout.parse_blob_name(str(obj.get("name") or "")) is not None and not internal(obj)
 
 
 def _too_big(obj: dict[str, Any]) -> dict[str, Any] | None:
