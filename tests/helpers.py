@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 import requests
+from google.api_core import exceptions as gexc
 from google.cloud import firestore, storage
 
 from aletheia.cloud import config, layout
@@ -183,6 +184,30 @@ def count_documents_read(db: Any) -> Iterator[Counter[str]]:
     finally:
         for name in ("run_query", "batch_get_documents", "get_document"):
             delattr(api, name)
+
+
+def lose_a_commits_answer(
+    db: Any, monkeypatch: pytest.MonkeyPatch, landing: Callable[[str], bool]
+) -> list[str]:
+    """Make the first commit of ``db`` that writes a document whose path ``landing``
+    accepts land on the emulator and then lose its answer (UNAVAILABLE), as a connection
+    that drops at the wrong moment does: the client library sends the commit again.
+    Returns the paths of the write whose answer was lost (empty until it happens)."""
+    transport = db._firestore_api._transport
+    commit = transport._wrapped_methods[transport.commit]
+    send = commit._target
+    lost: list[str] = []
+
+    def answer_lost_once(request: Any, *args: Any, **kwargs: Any) -> Any:
+        answer = send(request, *args, **kwargs)  # it lands on the emulator
+        paths = [w.update.name for w in request.writes if w.update.name]
+        if not lost and any(landing(p) for p in paths):
+            lost.extend(paths)
+            raise gexc.ServiceUnavailable("the connection dropped before the answer came")
+        return answer
+
+    monkeypatch.setattr(commit, "_target", answer_lost_once)
+    return lost
 
 
 def write_documents(db: firestore.Client, writes: Sequence[tuple[str, dict[str, Any]]]) -> None:

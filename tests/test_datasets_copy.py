@@ -21,7 +21,7 @@ from aletheia.data.datasets import DatasetStore
 from aletheia.data.scan import scan_tree
 from aletheia.errors import AccessDeniedError, ConflictError, NotFoundError
 
-from helpers import wait_for_document
+from helpers import lose_a_commits_answer, wait_for_document
 
 runner = CliRunner()
 
@@ -199,3 +199,24 @@ def test_datasets_copy_cli(stack: config.Settings, db: firestore.Client, tmp_pat
     assert shown.exit_code == 0 and "copied from iris in project cp-cli" in shown.output
     same = runner.invoke(app, ["datasets", "copy", "iris", "-p", "cp-cli"])
     assert same.exit_code == 2 and "--to-project" in same.output
+
+
+def test_a_copy_whose_version_answer_was_lost_copies_it_once(
+    stack: config.Settings,
+    db: firestore.Client,
+    gcs: storage.Client,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The version's create lands and its answer is lost: the client library sends it
+    # again, which found the version existing, and the copy failed with a raw
+    # ALREADY_EXISTS on a version it had made.
+    source = _store(db, gcs, stack.bucket, "cp-src", tmp_path)
+    _two_versions(source, tmp_path)
+    target = _store(db, gcs, stack.bucket, "cp-dst", tmp_path)
+    lost = lose_a_commits_answer(target.db, monkeypatch, lambda p: p.endswith("/Versions/v1"))
+
+    result = copy_dataset(source, target, "iris", all_versions=True)
+
+    assert lost and result.copied == ["v1", "v2"]
+    assert [v["version"] for v in target.versions("iris")] == ["v1", "v2"]

@@ -25,6 +25,7 @@ from sklearn.linear_model import LogisticRegression
 from aletheia.cloud import config, layout
 from aletheia.tracking.metastore import Metastore
 
+from helpers import lose_a_commits_answer
 from mlflow_compare import assert_same, describe, run_on_both
 
 PROJECT = "mlflowmodels"
@@ -198,3 +199,23 @@ def test_logged_models_export_to_a_file_store_mlflow_reads(
     assert _predict(f"runs:/{run.info.run_id}/clf") == [0, 1, 0, 1, 0, 1]
     # The files are the model's, not duplicated among the run's artifacts.
     assert client.list_artifacts(run.info.run_id) == []
+
+
+def test_a_logged_model_whose_create_answer_was_lost_is_created_once(
+    uris: tuple[str, str], monkeypatch: pytest.MonkeyPatch, db: firestore.Client
+) -> None:
+    # The create lands and its answer is lost: the client library sends it again, which
+    # found the model existing (Conflict), and MLflow's call failed for a model it made.
+    from mlflow.tracking._tracking_service.utils import _get_store
+
+    mlflow.set_tracking_uri(uris[1])
+    client = MlflowClient()
+    exp_id = client.create_experiment("lost-answers")
+    lost = lose_a_commits_answer(
+        _get_store().db, monkeypatch, lambda path: "/LoggedModels/" in path
+    )
+    model = client.create_logged_model(exp_id, name="once")
+    assert lost
+    assert model.name == "once" and lost[0].endswith(f"/LoggedModels/{model.model_id}")
+    found = client.search_logged_models([exp_id])
+    assert [m.model_id for m in found] == [model.model_id]

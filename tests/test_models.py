@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from test_datasets import make_tree
 from test_metastore import git_repo
@@ -19,6 +18,8 @@ from aletheia.data.blobstore import BlobStore
 from aletheia.data.cache import LocalCache
 from aletheia.errors import NotFoundError, ValidationError
 from aletheia.tracking.metastore import Metastore
+
+from helpers import lose_a_commits_answer
 
 P, E = "models", "train"
 
@@ -191,19 +192,7 @@ def test_a_registration_whose_answer_was_lost_is_one_version(
     with exper.start_run() as run:
         run.add_artifact("w", __file__)
     registry = ms.model_registry
-    transport = registry.db._firestore_api._transport
-    commit = transport._wrapped_methods[transport.commit]
-    send = commit._target
-    lost: list[bool] = []
-
-    def answer_lost_once(request: Any, *args: Any, **kwargs: Any) -> Any:
-        answer = send(request, *args, **kwargs)  # it lands on the emulator
-        if not lost and any("/Versions/" in w.update.name for w in request.writes):
-            lost.append(True)
-            raise gexc.ServiceUnavailable("the connection dropped before the answer came")
-        return answer
-
-    monkeypatch.setattr(commit, "_target", answer_lost_once)
+    lost = lose_a_commits_answer(registry.db, monkeypatch, lambda path: "/Versions/" in path)
     version = registry.register("once", artifact=ms.artifacts.get(E, "w")).version
 
     assert lost and version == 1

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aletheia.cloud import layout
-from aletheia.cloud.lazy import firestore
+from aletheia.cloud.lazy import firestore, gexc
 from aletheia.data import blobrefs
 from aletheia.data.catalog import DatasetCatalog
 from aletheia.data.transfer import run_parallel
@@ -113,10 +113,7 @@ def copy_dataset(
         elif there.get("manifest_sha256") == doc["manifest_sha256"]:
             skipped.append(str(doc["version"]))  # copied before (a resumed copy)
         else:
-            raise ConflictError(
-                f"{new} {doc['version']} in project {target.project!r} holds different data",
-                "copy under another name with --as NEW_NAME",
-            )
+            raise _holds_other_data(new, str(doc["version"]), target.project)
 
     before = target.blobs.stats.snapshot()
     copied_blobs: set[str] = set()
@@ -147,6 +144,14 @@ def copy_dataset(
         after["bytes_copied"] - before["bytes_copied"],
         after["uploads_skipped"] - before["uploads_skipped"],
         latest,
+    )
+
+
+def _holds_other_data(name: str, version: str, project: str) -> ConflictError:
+    """The target already has this version id with other data."""
+    return ConflictError(
+        f"{name} {version} in project {project!r} holds different data",
+        "copy under another name with --as NEW_NAME",
     )
 
 
@@ -182,9 +187,16 @@ def _copy_version(
     }
     if doc.get("sampled_from") is not None:
         record["sampled_from"] = doc["sampled_from"]
-    target.db.document(layout.dataset_version(target.project, new, str(doc["version"]))).create(
-        record
-    )
+    ref = target.db.document(layout.dataset_version(target.project, new, str(doc["version"])))
+    try:
+        ref.create(record)
+    except gexc.AlreadyExists:
+        # This create, landed with its answer lost and sent again by the client library,
+        # or a concurrent copy of the same version: either holds this data. Only other data
+        # under the same id is a conflict.
+        there = ref.get().to_dict() or {}
+        if there.get("manifest_sha256") != doc["manifest_sha256"]:
+            raise _holds_other_data(new, str(doc["version"]), target.project) from None
 
 
 def _finish(

@@ -23,6 +23,7 @@ the one with the highest ``(step, timestamp, value)``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -30,6 +31,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from google.cloud.firestore_v1.field_path import FieldPath
 from mlflow.entities import (
@@ -245,7 +247,10 @@ class LoggedModels:
         }
         with bad_input():
             limits.validate_document(doc, "logged model", "log fewer or shorter tags/params")
-        self._model_ref(model_id).create(doc)
+        # The id is a fresh uuid: if it exists, it is this create, which landed and whose
+        # answer was lost, sent again by the client library's retry.
+        with contextlib.suppress(gexc.AlreadyExists):
+            self._model_ref(model_id).create(doc)
         return to_logged_model(self.project, doc)
 
     def get_logged_model(self, model_id: str, allow_deleted: bool = False) -> LoggedModel:
