@@ -16,7 +16,7 @@ from aletheia.cloud import config, layout
 from aletheia.data import blobrefs, datasets
 from aletheia.data.blobstore import BlobStore
 from aletheia.data.cache import LocalCache
-from aletheia.errors import NotFoundError, ValidationError
+from aletheia.errors import ConflictError, NotFoundError, ValidationError
 from aletheia.tracking.metastore import Metastore
 
 from helpers import lose_a_commits_answer
@@ -198,6 +198,19 @@ def test_a_registration_whose_answer_was_lost_is_one_version(
     assert lost and version == 1
     assert [v.version for v in ms.model("once").versions()] == [1]
     assert ms.model("once").info().latest_version == 1
+
+
+def test_a_model_whose_create_answer_was_lost_is_created_not_refused(
+    ms: Metastore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The create lands and its answer is lost: the client library sends it again, which
+    # found the model existing, and the call was refused as "already exists".
+    registry = ms.model_registry
+    lost = lose_a_commits_answer(registry.db, monkeypatch, lambda p: p.endswith("/Models/new"))
+    info = registry.create_model("new", description="made once", exist_ok=False)
+    assert lost and info.name == "new"
+    with pytest.raises(ConflictError, match="already exists"):  # another call is refused
+        registry.create_model("new", exist_ok=False)
 
 
 def test_bad_names_and_missing_things_are_clear_errors(ms: Metastore) -> None:

@@ -93,7 +93,7 @@ def acting_user(db: firestore.Client) -> str:
         return "server"
 
 
-#: Version field holding a token drawn for the registration that created it.
+#: Field of a version (and a model) holding a token drawn by the call that created it.
 REGISTRATION = "registration"
 
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import functools
 import re
+import secrets
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -158,15 +159,23 @@ class ModelRegistry:
         }
         limits.validate_document(doc, "model", "use fewer or shorter tags")
         self._ensure_project()
+        # A token of this call: the client library retries a create whose answer was lost,
+        # and the retry's "exists" is then this call's own model, not someone else's.
+        token = secrets.token_hex(8)
         try:
-            self.db.document(path).create(doc)
+            self.db.document(path).create({**doc, records.REGISTRATION: token})
         except gexc.AlreadyExists as exc:
-            if not exist_ok:
+            if not exist_ok and not self._created_by(path, token):
                 raise ConflictError(
                     f"model {name!r} already exists in project {self.project!r}",
                     "register a new version of it, or choose another name",
                 ) from exc
         return self.info(name)
+
+    def _created_by(self, path: str, token: str) -> bool:
+        """Whether the model at ``path`` was created by the call that drew ``token``."""
+        taken = self.db.document(path).get([records.REGISTRATION]).to_dict() or {}
+        return taken.get(records.REGISTRATION) == token
 
     def info(self, name: str) -> ModelInfo:
         """Model ``name`` as stored; :class:`NotFoundError` if it is not registered."""
