@@ -1,8 +1,9 @@
 """Benchmark 8: Spark local-mode throughput on benchmark 4's ~1 GB CSV and Parquet, beside DuckDB.
 
 What ``aletheia datasets stats NAME --engine spark`` runs on a file the
-function deferred: Spark reads it (``aletheia.spark.versionjob.read``: CSV
-with schema inference, so two passes) and ``aletheia.spark.profile``
+function deferred: Spark reads it (``aletheia.spark.sources``: a CSV is
+sniffed and checked to be UTF-8 as the function reads it, then read with
+schema inference, so two passes) and ``aletheia.spark.profile``
 profiles each partition with the function's sketches and merges them on
 the driver. One process per tool and file, start-up included (the JVM's
 too); the Spark process also reports the profile's own time (after the
@@ -41,14 +42,17 @@ SPARK_SCRIPT = """
 import json, os, sys, time
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 t0 = time.perf_counter()
-from aletheia.spark import profile, session, versionjob
+import tempfile
+from pathlib import Path
+from aletheia.spark import profile, session, sources
 from aletheia.stats.formats import detect_format
 path, master = sys.argv[1], sys.argv[2]
 spark = session.session(master, app_name="aletheia bench")
 t1 = time.perf_counter()
 with open(path, "rb") as fh:
     detected = detect_format(path, None, fh.read(8))
-result = profile(versionjob.read(spark, path, detected), format=detected.format)
+source = sources.prepare(Path(path), detected, Path(tempfile.mkdtemp()))
+result = profile(sources.read(spark, source), format=detected.format)
 t2 = time.perf_counter()
 print(json.dumps({"rows": result.rows, "columns": len(result.profile["stats"]),
                   "startup_s": t1 - t0, "profile_s": t2 - t1,

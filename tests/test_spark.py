@@ -335,3 +335,78 @@ def test_profile_of_an_empty_dataframe_has_its_columns(spark: SparkSession) -> N
         ("value", "double"),
     ]
     assert [c["count"] for c in result.profile["stats"]] == [0, 0, 0]
+
+
+def _rows(n: int, line: Any) -> str:
+    return "".join(line(i) for i in range(n))
+
+
+#: Files as public datasets ship them, which the function reads by sniffing their first lines.
+SHIPPED_CSVS = {
+    "title lines": (
+        "data.csv",
+        (
+            "Sales by city, 2024\n\nid,city,amount\n" + _rows(40, lambda i: f"{i},c{i % 3},{i}\n")
+        ).encode(),
+    ),
+    "semicolons": (
+        "data.csv",
+        ("id;city;amount\n" + _rows(40, lambda i: f"{i};Zürich{i % 2};{i * 2}\n")).encode(),
+    ),
+    "repeated names": (
+        "data.csv",
+        ("a,a,b,a\n" + _rows(40, lambda i: f"{i},{-i},x{i % 4},7\n")).encode(),
+    ),
+    "row names": (
+        "data.csv",
+        ('"","x","y"\n' + _rows(40, lambda i: f'"{i + 1}",{i},"t{i % 5}"\n')).encode(),
+    ),
+    "windows-1252": (
+        "data.csv",
+        ("id,price,quote\n" + _rows(40, lambda i: f"{i},{i} €,\u201chi{i % 3}\u201d\n")).encode(
+            "cp1252"
+        ),
+    ),
+    "utf-16": (
+        "data.tsv",
+        ("id\tname\n" + _rows(40, lambda i: f"{i}\tnäme{i % 3}\n")).encode("utf-16"),
+    ),
+    "utf-8 bom": (
+        "data.csv",
+        b"\xef\xbb\xbf" + ("id,name\n" + _rows(40, lambda i: f"{i},n{i % 2}\n")).encode(),
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(SHIPPED_CSVS))
+def test_spark_reads_a_shipped_csv_as_the_function_does(
+    spark: SparkSession, tmp_path: Path, kind: str
+) -> None:
+    # Spark read every CSV as plain comma-separated UTF-8 with its header on line 1: a
+    # title line became the header, ";" files one column, repeated names were renamed
+    # its own way, and Windows-1252 or UTF-16 text was garbled.
+    from aletheia.spark import profiler, sources
+    from aletheia.stats import profiling
+    from aletheia.stats.formats import detect_format
+
+    name, data = SHIPPED_CSVS[kind]
+    path = tmp_path / name
+    path.write_bytes(data)
+    detected = detect_format(name, None, data[:8])
+    want = profiling.profile(lambda: path.open("rb"), detected)
+
+    source = sources.prepare(path, detected, tmp_path / "spark")
+    got = profiler.profile(sources.read(spark, source), format=detected.format).profile
+
+    assert got["rows"] == want.rows
+    gcols, wcols = _columns(got), {c["name"]: c for c in want.columns}
+    assert list(gcols) == list(wcols)
+    for col, w in wcols.items():
+        g = gcols[col]
+        assert (g["count"], g["missing"], g.get("min"), g.get("max")) == (
+            w["count"],
+            w["missing"],
+            w.get("min"),
+            w.get("max"),
+        ), col
+    assert set(want.warnings) <= set(source.notes)  # what was done to read it, said

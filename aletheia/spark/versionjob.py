@@ -42,13 +42,14 @@ from google.api_core import exceptions as gexc
 from aletheia.cloud import layout
 from aletheia.errors import AccessDeniedError, AletheiaError, IntegrityError
 from aletheia.function import analysis, fileevents, filelease, filestatus
-from aletheia.spark import profiler
+from aletheia.spark import profiler, sources
 from aletheia.spark.session import session as spark_session
+from aletheia.stats import readers
 from aletheia.stats.formats import Detected, ProfileError, UnsupportedFormatError, detect_format
 from aletheia.stats.profiling import Profile
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import SparkSession
 
     from aletheia.data.datasets import DatasetStore
 
@@ -189,7 +190,8 @@ def _profile(
     local = str(spark.sparkContext.master or "local").startswith("local")
     with tempfile.TemporaryDirectory(prefix="aletheia-spark-") as tmp:
         if local:
-            source = str(_download(store, sha256, Path(tmp), path, detected))
+            copy = _download(store, sha256, Path(tmp), path, detected)
+            source = sources.prepare(copy, detected, Path(tmp) / "read")
         else:
             if detected.gzip:
                 raise ProfileError(
@@ -197,8 +199,11 @@ def _profile(
                     "blobs lack",
                     "run the job in local mode (--master local[*]) for this file",
                 )
-            source = f"gs://{bucket.name}/{blob.name}"
-        df = read(spark, source, detected)
+            first, complete = readers.head(lambda: blob.open("rb"), detected)
+            source = sources.prepare_remote(
+                f"gs://{bucket.name}/{blob.name}", first, complete, detected
+            )
+        df = sources.read(spark, source)
         result = profiler.profile(df, format=detected.format)
     merged = result.profile
     prof = Profile(
@@ -207,41 +212,12 @@ def _profile(
         rows=int(merged.get("rows") or 0),
         columns_total=int(merged.get("columns_total") or 0),
         columns=list(merged.get("stats") or []),
-        warnings=list(merged.get("warnings") or []),
+        warnings=[*source.notes, *(merged.get("warnings") or [])],
         sample=result.sample,
         notes=[*(merged.get("notes") or []), f"profiled with Spark, {result.partitions} part(s)"],
         sketches=list(merged.get("sketches") or []),
     )
     return analysis.result_fields(prof, ref, bucket)
-
-
-def read(spark: SparkSession, source: str, detected: Detected) -> DataFrame:
-    """The file as a DataFrame, typed as the function's readers type it.
-
-    Spark infers 32-bit integers and floats where pyarrow's readers infer
-    64-bit ones; they are widened so a column's type does not depend on the
-    engine (validation would report a type change between versions).
-    """
-    from pyspark.sql import functions as F  # noqa: N812
-    from pyspark.sql import types as T  # noqa: N812
-
-    if detected.format == "parquet":
-        return spark.read.parquet(source)
-    if detected.format in ("csv", "tsv"):
-        sep = "\t" if detected.format == "tsv" else ","
-        df = spark.read.csv(source, header=True, inferSchema=True, sep=sep, mode="PERMISSIVE")
-    else:
-        df = spark.read.json(source)
-    narrow_int = (T.ByteType, T.ShortType, T.IntegerType)
-    columns = []
-    for fld in df.schema.fields:
-        col = F.col(f"`{fld.name}`")
-        if isinstance(fld.dataType, narrow_int):
-            col = col.cast(T.LongType())
-        elif isinstance(fld.dataType, T.FloatType):
-            col = col.cast(T.DoubleType())
-        columns.append(col.alias(fld.name))
-    return df.select(*columns)
 
 
 def _download(store: DatasetStore, sha256: str, into: Path, path: str, detected: Detected) -> Path:

@@ -49,6 +49,19 @@ class CsvShape:
     notes: tuple[str, ...] = ()
 
 
+def sniff_file(head: bytes, format: str, complete: bool) -> tuple[CsvShape, str | None]:
+    """How to read a ``csv`` or ``tsv`` file from its first bytes (``complete``: the whole
+    file): its shape, and the encoding a byte-order mark declares (None: UTF-8, or found
+    not to be while reading). Every engine reads a file by this answer."""
+    delimiter = "\t" if format == "tsv" else ","
+    encoding = textencodings.marked(head)  # UTF-16 with its byte-order mark, say
+    shape = sniff(head, delimiter, complete, encoding)
+    if encoding is not None:
+        note = f"text is {encoding.upper()} (it starts with a byte-order mark)"
+        shape = replace(shape, notes=(*shape.notes, note))
+    return shape, encoding
+
+
 def sniff(head: bytes, delimiter: str, complete: bool, encoding: str | None = None) -> CsvShape:
     """The shape of a CSV file from its first bytes (``complete``: the whole file), whose
     text is in ``encoding`` (UTF-8 when None)."""

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from aletheia.stats import csvshape, jsonarray, parallel, textencodings
+from aletheia.stats import csvshape, jsonarray, parallel
 from aletheia.stats.columnstats import ProfileOptions
 from aletheia.stats.formats import Detected, Opener, ProfileError, detect_format
 from aletheia.stats.readers import BatchReader, ReadPlan, Restart, head, prefetched, replan
@@ -138,12 +138,7 @@ def profile(
     first = b""
     if detected.format in ("csv", "tsv"):
         first, complete = head(open_stream, detected)
-        delimiter = "\t" if detected.format == "tsv" else ","
-        encoding = textencodings.marked(first)  # UTF-16 with its byte-order mark, say
-        shape = csvshape.sniff(first, delimiter, complete, encoding)
-        if encoding is not None:
-            note = f"text is {encoding.upper()} (it starts with a byte-order mark)"
-            shape = replace(shape, notes=(*shape.notes, note))
+        shape, encoding = csvshape.sniff_file(first, detected.format, complete)
         plan = replace(plan, shape=shape, encoding=encoding)
     parts = parallel.split(open_stream, detected, opts, plan.shape, first, plan.encoding)
     for _ in range(_MAX_RESTARTS):

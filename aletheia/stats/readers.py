@@ -119,7 +119,7 @@ def as_windows_1252(plan: ReadPlan) -> ReadPlan:
     Windows-1252, not Latin-1: what a Western Windows machine writes, and Latin-1 wherever
     it differs from it only in bytes Latin-1 gives invisible control characters (€, “ ”).
     """
-    note = "text is not valid UTF-8: decoded as Windows-1252 (Latin-1)"
+    note = textencodings.WINDOWS_1252_NOTE
     return replace(plan, encoding=textencodings.WINDOWS_1252, notes=(*plan.notes, note))
 
 

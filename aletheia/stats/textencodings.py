@@ -31,6 +31,8 @@ _MARKS = (
 
 #: The codec name of Windows-1252 as the WHATWG Encoding Standard defines it.
 WINDOWS_1252 = "aletheia-windows-1252"
+#: What a profile says of a file read as Windows-1252.
+WINDOWS_1252_NOTE = "text is not valid UTF-8: decoded as Windows-1252 (Latin-1)"
 
 _DECODING_TABLE = "".join(
     chr(byte) if char == "\ufffe" else char

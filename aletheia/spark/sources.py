@@ -1,0 +1,178 @@
+"""A stored data file as Spark reads it: the way the storage function's readers read it.
+
+The function sniffs a CSV file's first lines (:func:`aletheia.stats.csvshape.sniff_file`):
+title lines before the header, ``;`` or ``|`` separators, R's unnamed row-name
+column, a delimiter ending every row, repeated or empty header names, a
+byte-order mark (UTF-16's; Spark knows UTF-8's), and text that is not UTF-8 (read as
+Windows-1252). Spark's CSV reader knows none of this: read plainly, a title
+line became the header, a ``;`` file one column, and Windows-1252 text was
+garbled. :func:`prepare` asks the same questions and answers them in Spark's
+terms: the separator, the names, the columns kept; what Spark cannot do (skip
+lines, decode other encodings as the function does) is done by rewriting the
+local copy once, as UTF-8 from its header on. Types are widened as the
+function's readers type them (:func:`read`).
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import csv
+import gzip
+import io
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+from aletheia.stats import csvshape, readers, textencodings
+from aletheia.stats.formats import Detected, ProfileError
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+#: Bytes decoded or copied at a time.
+_CHUNK = 4 << 20
+
+
+@dataclass(frozen=True)
+class SparkSource:
+    """What Spark reads and how: ``location`` (a local path or a ``gs://`` URI) in
+    ``detected``'s format, UTF-8, its header on its first line unless ``column_names``
+    name the columns; ``include_columns`` are those kept; ``notes`` say what was done
+    to read it (the function's profile says the same)."""
+
+    location: str
+    detected: Detected
+    delimiter: str = ","
+    column_names: tuple[str, ...] | None = None
+    include_columns: tuple[str, ...] | None = None
+    notes: tuple[str, ...] = ()
+
+
+def prepare(path: Path, detected: Detected, workdir: Path) -> SparkSource:
+    """The local file ``path`` as Spark should read it; a rewritten copy in ``workdir``
+    when lines must be skipped or the text is not plain UTF-8."""
+    if detected.format not in ("csv", "tsv"):
+        return SparkSource(str(path), detected)
+    head, complete = readers.head(lambda: path.open("rb"), detected)  # what the function sniffs
+    shape, encoding = csvshape.sniff_file(head, detected.format, complete)
+    notes = shape.notes
+    if encoding is None and not _is_utf8(path, detected):  # UTF-8's own mark is Spark's too
+        encoding, notes = textencodings.WINDOWS_1252, (*notes, textencodings.WINDOWS_1252_NOTE)
+    source = SparkSource(
+        str(path),
+        detected,
+        shape.delimiter or ("\t" if detected.format == "tsv" else ","),
+        shape.column_names,
+        shape.include_columns,
+        notes,
+    )
+    if encoding is None and shape.skip_rows == 0:
+        return source  # as it is stored: nothing to rewrite
+    workdir.mkdir(parents=True, exist_ok=True)
+    rewritten = workdir / f"from-header.{detected.format}"
+    _rewrite(path, detected, encoding or "utf-8", source.delimiter, shape.skip_rows, rewritten)
+    return SparkSource(
+        str(rewritten),
+        Detected(detected.format),
+        source.delimiter,
+        source.column_names,
+        source.include_columns,
+        source.notes,
+    )
+
+
+def prepare_remote(uri: str, head: bytes, complete: bool, detected: Detected) -> SparkSource:
+    """An object Spark reads in place (a cluster), whose first bytes are ``head``: the
+    separator and names apply; lines to skip or other encodings need the local copy."""
+    if detected.format not in ("csv", "tsv"):
+        return SparkSource(uri, detected)
+    shape, encoding = csvshape.sniff_file(head, detected.format, complete)
+    if encoding is not None or shape.skip_rows:
+        raise ProfileError(
+            "this CSV needs lines skipped or its text decoded before Spark can read it "
+            f"({'; '.join(shape.notes)})",
+            "run the job in local mode (--master local[*]) for this file",
+        )
+    delimiter = shape.delimiter or ("\t" if detected.format == "tsv" else ",")
+    return SparkSource(uri, detected, delimiter, None, None, shape.notes)
+
+
+def read(spark: SparkSession, source: SparkSource) -> DataFrame:
+    """The file as a DataFrame, named and typed as the function's readers do.
+
+    Spark infers 32-bit integers and floats where pyarrow's readers infer
+    64-bit ones; they are widened so a column's type does not depend on the
+    engine (validation would report a type change between versions). Empty
+    fields are missing, as the function (and DuckDB) read them.
+    """
+    from pyspark.sql import functions as F  # noqa: N812
+    from pyspark.sql import types as T  # noqa: N812
+
+    fmt = source.detected.format
+    if fmt == "parquet":
+        return spark.read.parquet(source.location)
+    if fmt in ("csv", "tsv"):
+        df = spark.read.csv(
+            source.location,
+            header=source.column_names is None,
+            inferSchema=True,
+            sep=source.delimiter,
+            mode="PERMISSIVE",
+        )
+        if source.column_names is not None and len(df.columns) == len(source.column_names):
+            df = df.toDF(*source.column_names)
+        if source.include_columns is not None:
+            df = df.select(*(F.col(f"`{name}`") for name in source.include_columns))
+    else:
+        df = spark.read.json(source.location)
+    narrow_int = (T.ByteType, T.ShortType, T.IntegerType)
+    columns = []
+    for fld in df.schema.fields:
+        col = F.col(f"`{fld.name}`")
+        if isinstance(fld.dataType, narrow_int):
+            col = col.cast(T.LongType())
+        elif isinstance(fld.dataType, T.FloatType):
+            col = col.cast(T.DoubleType())
+        columns.append(col.alias(fld.name))
+    return df.select(*columns)
+
+
+@contextlib.contextmanager
+def _opened(path: Path, detected: Detected) -> Iterator[IO[bytes]]:
+    """The file's bytes, decompressed when it is gzip'd."""
+    with path.open("rb") as raw:
+        if detected.gzip:
+            with gzip.GzipFile(fileobj=raw) as unpacked:
+                yield unpacked  # type: ignore[misc]
+        else:
+            yield raw
+
+
+def _is_utf8(path: Path, detected: Detected) -> bool:
+    """Whether the whole (decompressed) file decodes as UTF-8: one pass, in chunks."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    with _opened(path, detected) as stream:
+        try:
+            for chunk in iter(lambda: stream.read(_CHUNK), b""):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return False
+    return True
+
+
+def _rewrite(
+    path: Path, detected: Detected, encoding: str, delimiter: str, skip: int, into: Path
+) -> None:
+    """``path``'s text as UTF-8 after its first ``skip`` records, counted as the sniffer
+    counts them (a quoted field may span lines); line ends are kept as they are."""
+    with _opened(path, detected) as stream:
+        text = io.TextIOWrapper(stream, encoding=encoding, newline="")
+        records = csv.reader(text, delimiter=delimiter)  # pulls one line at a time
+        for _ in range(skip):
+            next(records, None)
+        with into.open("w", encoding="utf-8", newline="") as out:
+            shutil.copyfileobj(text, out, _CHUNK)
