@@ -18,6 +18,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
 import pytest
 
 from aletheia.stats.formats import Detected, ProfileError, detect_format
@@ -290,6 +291,36 @@ def test_repeated_header_names_get_names_of_their_own_as_in_duckdb(tmp_path: Pat
     assert all(len(row) == 4 and row["a_1"] == row["a"] + 100 for row in result.sample)
     assert result.notes == [
         "header names that repeat an earlier one were renamed: 'a_1' (column 2), 'a_2' (column 4)"
+    ]
+
+
+@pytest.mark.parametrize("parts", [1, 3])
+def test_repeated_parquet_column_names_get_names_of_their_own_as_in_duckdb(
+    tmp_path: Path, parts: int
+) -> None:
+    # Parquet allows two columns of one name (pandas writes them from a frame whose
+    # columns repeat). Keyed by name, the row sample kept the last one's values only.
+    path = tmp_path / "frame.parquet"
+    n = 3_000
+    table = pa.Table.from_arrays(
+        [
+            pa.array(range(n)),
+            pa.array(range(100, 100 + n)),
+            pa.array([f"x{i % 3}" for i in range(n)]),
+        ],
+        names=["a", "a", "b"],
+    )
+    pq.write_table(table, path, row_group_size=1_000)
+    options = ProfileOptions(parts=parts, min_part_bytes=1)
+
+    result = profile(lambda: path.open("rb"), detect_format(path.name, None, b"PAR1"), options)
+
+    described = duckdb.connect().execute(f"select * from '{path}'").description
+    assert [c["name"] for c in result.columns] == [d[0] for d in described] == ["a", "a_1", "b"]
+    assert tuple(c["max"] for c in result.columns[:2]) == (n - 1, n + 99)
+    assert all(row["a_1"] == row["a"] + 100 for row in result.sample)
+    assert result.notes == [
+        "column names that repeat an earlier one were renamed: 'a_1' (column 2)"
     ]
 
 

@@ -149,13 +149,10 @@ def _name_columns(shape: CsvShape, at: list[int], records: list[list[str]]) -> C
     if empty:
         shown = ", ".join(repr(names[k]) for k in empty)
         notes.append(f"header fields without a name were named {shown}")
-    repeated = [k for k, n in enumerate(names) if n in names[:k]]
-    for k in repeated:
-        names[k] = _unused(names[k], names)
-    if repeated:
-        shown = ", ".join(f"{names[k]!r} (column {k + 1})" for k in repeated)
-        notes.append(f"header names that repeat an earlier one were renamed: {shown}")
-    if not empty and not repeated:
+    names, repeated = unique_names(names, "header names")
+    if repeated is not None:
+        notes.append(repeated)
+    if not empty and repeated is None:
         return shape
     include = shape.include_columns
     if include is not None:
@@ -167,6 +164,20 @@ def _name_columns(shape: CsvShape, at: list[int], records: list[list[str]]) -> C
         include_columns=include,
         notes=tuple(notes),
     )
+
+
+def unique_names(names: list[str], what: str) -> tuple[list[str], str | None]:
+    """Names of their own for repeated ones (``a, a`` -> ``a, a_1``, as DuckDB names them),
+    and the note saying so (None when no name repeats): statistics, drift and the row
+    sample are keyed by column name, so two columns of one name would be one."""
+    names = list(names)
+    repeated = [k for k, n in enumerate(names) if n in names[:k]]
+    for k in repeated:
+        names[k] = _unused(names[k], names)
+    if not repeated:
+        return names, None
+    shown = ", ".join(f"{names[k]!r} (column {k + 1})" for k in repeated)
+    return names, f"{what} that repeat an earlier one were renamed: {shown}"
 
 
 def _trailing_delimiter(header: list[str], skip: int) -> CsvShape:

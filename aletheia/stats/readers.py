@@ -330,12 +330,23 @@ class BatchReader:
         except (pa.ArrowInvalid, OSError) as exc:
             raise ProfileError(f"not a readable Parquet file: {exc}") from exc
         self.schema = parquet.schema_arrow
+        names, note = csvshape.unique_names(self.schema.names, "column names")
+        if note is not None:  # Parquet allows them; every column keeps its values
+            self.schema = pa.schema(
+                [f.with_name(n) for f, n in zip(self.schema, names, strict=True)],
+                metadata=self.schema.metadata,
+            )
+            self.notes.append(note)
         groups = self.part.row_groups
-        yield from parquet.iter_batches(
+        batches = parquet.iter_batches(
             batch_size=self.batch_rows,
             row_groups=None if groups is None else list(groups),
             use_threads=False,
         )
+        if note is None:
+            yield from batches
+        else:
+            yield from (batch.rename_columns(names) for batch in batches)
 
 
 _END = object()
