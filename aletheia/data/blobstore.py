@@ -289,11 +289,12 @@ class BlobStore:
         """Give stored bytes this data file's name if they were stored without one; True if so.
 
         :meth:`put_bytes` stores without a name (a run's snapshot keeps an untracked
-        ``train.csv`` that way), and the storage function can tell no format without
-        one: it records such bytes as unsupported. The same bytes added later as a data
-        file are found stored, so no upload tells the function their name. Rewriting
-        the object onto itself with the name finalizes a new generation, whose event the
-        function profiles as an upload's. Only names of tables are worth the request.
+        ``train.csv`` that way), and the storage function leaves such bytes alone (older
+        versions recorded them unsupported: no format can be told without a name). The
+        same bytes added later as a data file are found stored, so no upload tells the
+        function their name. Rewriting the object onto itself with the name finalizes a
+        new generation, whose event the function profiles as an upload's. Only names of
+        tables are worth the request.
         """
         if not relpath or not tabular_name(relpath):
             return False

@@ -22,7 +22,7 @@ import gzip
 import io
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -64,7 +64,7 @@ def prepare(path: Path, detected: Detected, workdir: Path) -> SparkSource:
     source = SparkSource(
         str(path),
         detected,
-        shape.delimiter or ("\t" if detected.format == "tsv" else ","),
+        shape.delimiter or csvshape.delimiter_of(detected.format),
         shape.column_names,
         shape.include_columns,
         notes,
@@ -74,14 +74,7 @@ def prepare(path: Path, detected: Detected, workdir: Path) -> SparkSource:
     workdir.mkdir(parents=True, exist_ok=True)
     rewritten = workdir / f"from-header.{detected.format}"
     _rewrite(path, detected, encoding or "utf-8", source.delimiter, shape.skip_rows, rewritten)
-    return SparkSource(
-        str(rewritten),
-        Detected(detected.format),
-        source.delimiter,
-        source.column_names,
-        source.include_columns,
-        source.notes,
-    )
+    return replace(source, location=str(rewritten), detected=Detected(detected.format))
 
 
 def prepare_remote(uri: str, head: bytes, complete: bool, detected: Detected) -> SparkSource:
@@ -96,7 +89,7 @@ def prepare_remote(uri: str, head: bytes, complete: bool, detected: Detected) ->
             f"({'; '.join(shape.notes)})",
             "run the job in local mode (--master local[*]) for this file",
         )
-    delimiter = shape.delimiter or ("\t" if detected.format == "tsv" else ",")
+    delimiter = shape.delimiter or csvshape.delimiter_of(detected.format)
     return SparkSource(uri, detected, delimiter, None, None, shape.notes)
 
 

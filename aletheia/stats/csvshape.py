@@ -49,11 +49,16 @@ class CsvShape:
     notes: tuple[str, ...] = ()
 
 
+def delimiter_of(format: str) -> str:
+    """The delimiter a ``csv`` or ``tsv`` file's name implies."""
+    return "\t" if format == "tsv" else ","
+
+
 def sniff_file(head: bytes, format: str, complete: bool) -> tuple[CsvShape, str | None]:
     """How to read a ``csv`` or ``tsv`` file from its first bytes (``complete``: the whole
     file): its shape, and the encoding a byte-order mark declares (None: UTF-8, or found
     not to be while reading). Every engine reads a file by this answer."""
-    delimiter = "\t" if format == "tsv" else ","
+    delimiter = delimiter_of(format)
     encoding = textencodings.marked(head)  # UTF-16 with its byte-order mark, say
     shape = sniff(head, delimiter, complete, encoding)
     if encoding is not None:

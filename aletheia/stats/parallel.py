@@ -78,8 +78,7 @@ def split(
                 return whole
             if detected.format == "parquet":
                 return _row_group_parts(stream, n)
-            expected = "\t" if detected.format == "tsv" else ","
-            delimiter = shape.delimiter or expected
+            delimiter = shape.delimiter or csvshape.delimiter_of(detected.format)
             skip, header = shape.skip_rows, shape.column_names is None
             first = fileparts.header_end(head, skip, header, delimiter)
             if first is None:

@@ -190,8 +190,8 @@ class BatchReader:
     def _batches(self, stream: IO[bytes]) -> Generator[pa.RecordBatch, None, None]:
         fmt = self.detected.format
         if fmt in ("csv", "tsv"):
-            expected = "\t" if fmt == "tsv" else ","
-            yield from self._csv(stream, self.plan.shape.delimiter or expected)
+            delimiter = self.plan.shape.delimiter or csvshape.delimiter_of(fmt)
+            yield from self._csv(stream, delimiter)
         elif fmt == "jsonl":
             yield from self._json(stream)
         else:

@@ -25,6 +25,7 @@ import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
 from aletheia.errors import ValidationError
+from aletheia.stats import csvshape
 from aletheia.stats.formats import Detected, UnsupportedFormatError, detect_format
 
 _BLOCK = 1 << 20
@@ -137,7 +138,7 @@ def _batches(src: Path, detected: Detected) -> Iterator[pa.RecordBatch]:
         if detected.format == "jsonl":
             reader: Any = pa_json.open_json(stream, read_options=pa_json.ReadOptions(_BLOCK))
         else:
-            delimiter = "\t" if detected.format == "tsv" else ","
+            delimiter = csvshape.delimiter_of(detected.format)
             # Strings throughout: the parts keep the source's text exactly.
             header = _header(src, detected, delimiter)
             reader = pa_csv.open_csv(
@@ -182,7 +183,7 @@ class _Writer:
             if fmt == "parquet":
                 self.writer = pq.ParquetWriter(self.sink, schema)
             elif fmt in ("csv", "tsv"):
-                options = pa_csv.WriteOptions(delimiter="\t" if fmt == "tsv" else ",")
+                options = pa_csv.WriteOptions(delimiter=csvshape.delimiter_of(fmt))
                 self.writer = pa_csv.CSVWriter(self.sink, schema, write_options=options)
         if batch.num_rows == 0:
             return
