@@ -324,6 +324,35 @@ def test_repeated_parquet_column_names_get_names_of_their_own_as_in_duckdb(
     ]
 
 
+@pytest.mark.parametrize("separator", [";", ",", "\t"])
+@pytest.mark.parametrize("parts", [1, 3])
+def test_excels_separator_line_names_the_separator_as_in_duckdb(
+    tmp_path: Path, separator: str, parts: int
+) -> None:
+    # Excel writes (and reads) a first line "sep=;" naming the separator. It was taken for
+    # the header: one column named "sep=;", and most rows skipped as ragged.
+    path = tmp_path / "export.csv"
+    rows = "".join(
+        separator.join([str(i), f"city {i % 7}", str(i * 3)]) + "\r\n" for i in range(3_000)
+    )
+    path.write_text(
+        f"sep={separator}\r\n" + separator.join(["id", "city", "total"]) + f"\r\n{rows}"
+    )
+    options = ProfileOptions(parts=parts, min_part_bytes=1)
+
+    result = profile(lambda: path.open("rb"), detect_format(path.name, None, b"sep="), options)
+
+    described = duckdb.connect().execute(f"select * from '{path}'").description
+    assert [c["name"] for c in result.columns] == [d[0] for d in described]
+    assert [c["name"] for c in result.columns] == ["id", "city", "total"]
+    count, cities, total = _duck(f"select count(*), count(distinct city), max(total) from '{path}'")
+    assert (result.rows, _columns(result)["city"]["distinct"]) == (count, cities) == (3_000, 7)
+    assert _columns(result)["total"]["max"] == total
+    assert result.read_parts == parts
+    line = f"sep={separator}"
+    assert result.notes[0] == f"the first line {line!r} names the separator (Excel's convention)"
+
+
 def test_semicolon_separated_values_are_split_into_their_columns(tmp_path: Path) -> None:
     path = tmp_path / "export.csv"
     rows = "".join(f"{i};{i % 9},5;Zone {i % 4}\n" for i in range(100))

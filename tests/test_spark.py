@@ -353,6 +353,10 @@ SHIPPED_CSVS = {
         "data.csv",
         ("id;city;amount\n" + _rows(40, lambda i: f"{i};Zürich{i % 2};{i * 2}\n")).encode(),
     ),
+    "excel separator line": (
+        "data.csv",
+        ("sep=;\r\nid;city\r\n" + _rows(40, lambda i: f"{i};c{i % 3}\r\n")).encode(),
+    ),
     "repeated names": (
         "data.csv",
         ("a,a,b,a\n" + _rows(40, lambda i: f"{i},{-i},x{i % 4},7\n")).encode(),

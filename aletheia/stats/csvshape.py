@@ -3,7 +3,8 @@
 Shipped datasets often do not start with a plain header: R's ``write.csv``
 leaves the row-name column unnamed (the header has one field fewer than the
 rows) or writes it as ``""``, exports start with title lines, some writers
-end every row with a delimiter, European ones separate fields with ``;``.
+end every row with a delimiter, European ones separate fields with ``;``,
+and Excel may start with a line ``sep=;`` naming the separator.
 Read naively, every row then has "the wrong number of fields" and is
 skipped, or the whole line is one column. :func:`sniff` compares the first
 line's field count with the count most of the following lines share (and
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections import Counter
 from dataclasses import dataclass, replace
 
@@ -34,6 +36,8 @@ _AGREEMENT = 0.8
 _MAX_PREAMBLE = 20
 #: Delimiters tried when the expected one splits no line.
 _OTHER_DELIMITERS = (";", "\t", "|", ",")
+#: Excel's first line naming the separator (``sep=;``), which it writes and reads.
+_EXCEL_SEPARATOR = re.compile(r"sep=([^\r\n])\r?\n", re.IGNORECASE)
 #: Name given to a header's missing first column (R's row names; pandas' index).
 INDEX_NAME = "index"
 
@@ -71,6 +75,19 @@ def sniff(head: bytes, delimiter: str, complete: bool, encoding: str | None = No
     """The shape of a CSV file from its first bytes (``complete``: the whole file), whose
     text is in ``encoding`` (UTF-8 when None)."""
     text = textencodings.decode(head, encoding).lstrip("\ufeff")
+    declared = _EXCEL_SEPARATOR.match(text)
+    if declared is not None:
+        # Excel's own convention: a first line "sep=;" names the separator (and is no row).
+        named = declared[1]
+        shape = sniff(text[declared.end() :].encode(), named, complete)
+        line = declared[0].rstrip("\r\n")
+        note = f"the first line {line!r} names the separator (Excel's convention)"
+        return replace(
+            shape,
+            skip_rows=shape.skip_rows + 1,
+            delimiter=shape.delimiter or (named if named != delimiter else None),
+            notes=(note, *shape.notes),
+        )
     at, records = _records(text, delimiter, complete)
     notes: tuple[str, ...] = ()
     chosen = None
