@@ -414,3 +414,33 @@ def test_spark_reads_a_shipped_csv_as_the_function_does(
             w.get("max"),
         ), col
     assert set(want.warnings) <= set(source.notes)  # what was done to read it, said
+
+
+def test_spark_reads_a_parquet_file_whose_column_names_repeat(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    # Parquet allows two columns of one name; Spark refused the file (COLUMN_ALREADY_EXISTS).
+    from aletheia.spark import profiler, sources
+    from aletheia.stats import profiling
+    from aletheia.stats.formats import Detected
+
+    path = tmp_path / "frame.parquet"
+    table = pa.Table.from_arrays(
+        [
+            pa.array(range(50)),
+            pa.array(range(100, 150)),
+            pa.array([f"x{i % 3}" for i in range(50)]),
+        ],
+        names=["a", "a", "b"],
+    )
+    pq.write_table(table, path, row_group_size=20)
+    want = profiling.profile(lambda: path.open("rb"), Detected("parquet"))
+
+    source = sources.prepare(path, Detected("parquet"), tmp_path / "spark")
+    got = profiler.profile(sources.read(spark, source), format="parquet").profile
+
+    assert (
+        [c["name"] for c in got["stats"]] == [c["name"] for c in want.columns] == ["a", "a_1", "b"]
+    )
+    assert [c["max"] for c in got["stats"]] == [c["max"] for c in want.columns]
+    assert list(source.notes) == want.notes

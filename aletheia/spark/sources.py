@@ -9,8 +9,10 @@ line became the header, a ``;`` file one column, and Windows-1252 text was
 garbled. :func:`prepare` asks the same questions and answers them in Spark's
 terms: the separator, the names, the columns kept; what Spark cannot do (skip
 lines, decode other encodings as the function does) is done by rewriting the
-local copy once, as UTF-8 from its header on. Types are widened as the
-function's readers type them (:func:`read`).
+local copy once, as UTF-8 from its header on. A Parquet file whose column
+names repeat (Spark refuses it) is rewritten with the names the function
+gives them. Types are widened as the function's readers type them
+(:func:`read`).
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ class SparkSource:
 def prepare(path: Path, detected: Detected, workdir: Path) -> SparkSource:
     """The local file ``path`` as Spark should read it; a rewritten copy in ``workdir``
     when lines must be skipped or the text is not plain UTF-8."""
+    if detected.format == "parquet":
+        return _parquet(path, workdir)
     if detected.format not in ("csv", "tsv"):
         return SparkSource(str(path), detected)
     head, complete = readers.head(lambda: path.open("rb"), detected)  # what the function sniffs
@@ -75,6 +79,30 @@ def prepare(path: Path, detected: Detected, workdir: Path) -> SparkSource:
     rewritten = workdir / f"from-header.{detected.format}"
     _rewrite(path, detected, encoding or "utf-8", source.delimiter, shape.skip_rows, rewritten)
     return replace(source, location=str(rewritten), detected=Detected(detected.format))
+
+
+def _parquet(path: Path, workdir: Path) -> SparkSource:
+    """A Parquet file as Spark can read it: Spark refuses two columns of one name, which
+    Parquet allows (pandas writes them); such a file is rewritten with the names the
+    function gives them (``a, a_1``), one row group at a time."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    detected = Detected("parquet")
+    try:
+        parquet = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ProfileError(f"not a readable Parquet file: {exc}") from exc
+    names, note = csvshape.unique_names(parquet.schema_arrow.names, "column names")
+    if note is None:
+        return SparkSource(str(path), detected)
+    workdir.mkdir(parents=True, exist_ok=True)
+    rewritten = workdir / "renamed.parquet"
+    schema = pa.schema([f.with_name(n) for f, n in zip(parquet.schema_arrow, names, strict=True)])
+    with pq.ParquetWriter(rewritten, schema) as writer:
+        for group in range(parquet.num_row_groups):
+            writer.write_table(parquet.read_row_group(group).rename_columns(names))
+    return SparkSource(str(rewritten), detected, notes=(note,))
 
 
 def prepare_remote(uri: str, head: bytes, complete: bool, detected: Detected) -> SparkSource:
