@@ -353,6 +353,28 @@ def test_excels_separator_line_names_the_separator_as_in_duckdb(
     assert result.notes[0] == f"the first line {line!r} names the separator (Excel's convention)"
 
 
+def test_a_written_nan_is_a_value_as_in_parquet_and_duckdb(tmp_path: Path) -> None:
+    # numpy's savetxt and many tools write NaN as "nan". The CSV reader took it for a
+    # missing value while the same data in Parquet counted it non-finite: one file's
+    # profile depended on its format. Empty fields and NA stay missing.
+    values = [1.5, float("nan"), 2.5, None, float("nan"), 4.0]
+    csv_path = tmp_path / "x.csv"
+    csv_path.write_text("x,n\n1.5,1\nnan,2\n2.5,NA\n,4\nNaN,5\n4.0,-nan\n")
+    parquet_path = tmp_path / "x.parquet"
+    pq.write_table(pa.table({"x": pa.array(values)}), parquet_path)
+
+    from_csv, from_parquet = (
+        _columns(_profile(csv_path))["x"],
+        _columns(_profile(parquet_path))["x"],
+    )
+
+    counted, nans = _duck(f"select count(x), count(*) filter (where isnan(x)) from '{csv_path}'")
+    for column in (from_csv, from_parquet):
+        assert (column["missing"], column["non_finite"]) == (6 - counted, nans) == (1, 2)
+    n = _columns(_profile(csv_path))["n"]
+    assert (n["type"], n["missing"], n["non_finite"]) == ("double", 1, 1)
+
+
 def test_semicolon_separated_values_are_split_into_their_columns(tmp_path: Path) -> None:
     path = tmp_path / "export.csv"
     rows = "".join(f"{i};{i % 9},5;Zone {i % 4}\n" for i in range(100))
