@@ -19,13 +19,14 @@ midway leaves only blobs that the next add finds (412 or HEAD) and skips.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from aletheia.data.blobstore import BlobInfo, BlobStore
-from aletheia.data.hashing import FileDigest, HashIndex, StatKey, digest_file
+from aletheia.data.hashing import FileDigest, HashIndex, OnBytes, StatKey, digest_file
 from aletheia.data.manifests import FileEntry
 from aletheia.data.phases import PhaseTimes
 from aletheia.data.transfer import TRANSFER_WORKERS, Reporter
@@ -81,22 +82,34 @@ def hash_and_upload(
     """
     todo = [p for _, p in files if p not in memo]
     sizes = {p: stats[p].size for _, p in files}
-    # One bar: bytes hashed, then the same bytes again as they go up (or are found there).
     memo_new = {memo[p]: p for _, p in files if p in memo and memo[p] not in known}
-    total = 2 * sum(sizes[p] for p in todo) + sum(sizes[p] for p in memo_new.values())
+    # One bar of the data's bytes: a file hashed here counts half as it is read and half
+    # as it goes up (or is found there); one the memo answered counts as it goes up.
+    total = sum(sizes[p] for p in todo) + sum(sizes[p] for p in memo_new.values())
+    read_here = set(todo)
     digests: dict[Path, FileDigest] = {}
     sources: dict[str, Path] = {}
     uploads: dict[str, Future[BlobInfo]] = {}
     with (
-        reporter.phase("adding", total) as advance,
+        reporter.phase("adding", total) as whole,
         ThreadPoolExecutor(max_workers=max(1, hash_workers)) as hashers,
         ThreadPoolExecutor(max_workers=max(1, upload_workers)) as uploaders,
     ):
+        odd = [0]  # bytes halved so far, modulo 2: the halves add up to the whole
+        odd_lock = threading.Lock()
+
+        def half(n: int) -> None:
+            with odd_lock:
+                odd[0], step = (odd[0] + n) % 2, (odd[0] + n) // 2
+            whole(step)
+
+        def advance(path: Path) -> OnBytes:
+            return half if path in read_here else whole
 
         def upload(path: Path, sha: str, size: int, crc32c: str | None, rel: str) -> BlobInfo:
             try:
                 return blobs.upload_file(
-                    path, sha, size, on_bytes=advance, relpath=rel, crc32c=crc32c
+                    path, sha, size, on_bytes=advance(path), relpath=rel, crc32c=crc32c
                 )
             except IntegrityError:
                 index.forget(path)  # hashed again next time
@@ -105,13 +118,13 @@ def hash_and_upload(
         def send(path: Path, sha: str, crc32c: str | None) -> None:
             sources.setdefault(sha, path)  # a commit whose parent moved may need any of them
             if sha in known or sha in uploads:
-                advance(sizes[path])  # nothing to send: the bar still moves past it
+                advance(path)(sizes[path])  # nothing to send: the bar still moves past it
                 return
             uploads[sha] = uploaders.submit(upload, path, sha, sizes[path], crc32c, rels[path])
 
         def hashed(path: Path) -> FileDigest:
             with times.timed("hash"):
-                return digest_file(path, advance)
+                return digest_file(path, half)
 
         rels = {p: rel for rel, p in files}
         for sha, path in memo_new.items():
