@@ -43,6 +43,7 @@ from aletheia.cloud.config import LOCAL_BUCKET
 from aletheia.cloud.lazy import gexc, requests, storage
 from aletheia.cloud.transient import is_transient
 from aletheia.data import streamupload
+from aletheia.data.hashing import OnBytes
 from aletheia.data.phases import PhaseTimes
 from aletheia.errors import (
     AletheiaError,
@@ -63,7 +64,6 @@ SINGLE_REQUEST_MAX = 512 << 20
 #: stack (bench 3), and larger ones gained little while costing memory per upload thread.
 RESUMABLE_CHUNK = 32 << 20
 
-OnBytes = Callable[[int], None]
 _OCTETS = "application/octet-stream"
 
 # What a retry can fix is decided in one place for every backend; 403, 404, 400 are permanent.
