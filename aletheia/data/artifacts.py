@@ -29,7 +29,6 @@ Every save is a new version, never an overwrite::
 from __future__ import annotations
 
 import hashlib
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,7 @@ from google.cloud import firestore
 
 from aletheia.cloud import layout, limits, queries
 from aletheia.cloud.redact import redact_url
-from aletheia.data import artifacts_legacy, blobrefs
+from aletheia.data import artifacts_legacy, blobrefs, versiondocs
 from aletheia.data.blobstore import BlobStore
 from aletheia.data.cache import LinkMode, LocalCache, Verify, safe_join
 from aletheia.data.hashing import sha256_files
@@ -164,7 +163,7 @@ class ArtifactStore(ProjectFileStore):
             "manifest_blob": manifest.uri,
             "file_count": len(entries),
             "total_bytes": sum(e.size for e in entries),
-            "source_path": f"{socket.gethostname()}:{Path(path).resolve()}",
+            "source_path": versiondocs.source_path(path),
         }
         version = self._commit(experiment, name, fields, run_id)
         files = [

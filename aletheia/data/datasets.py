@@ -36,7 +36,6 @@ live in their own modules; this one adds versions.
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -55,6 +54,7 @@ from aletheia.data import (
     profilehtml,
     removal,
     repo_pin,
+    versiondocs,
     workspace,
 )
 from aletheia.data.addrecords import Added
@@ -65,7 +65,7 @@ from aletheia.data.catalog import DatasetCatalog
 from aletheia.data.filesindex import FILES_VERSION
 from aletheia.data.getversion import DatasetHandle
 from aletheia.data.hashing import StatKey, default_workers
-from aletheia.data.manifests import FileEntry, diff_manifests, encode_with_digest, listed_files
+from aletheia.data.manifests import FileEntry, diff_manifests, encode_with_digest
 from aletheia.data.phases import PhaseTimes
 from aletheia.data.profilehtml import VersionProfile
 from aletheia.data.removal import RemoveResult
@@ -453,23 +453,22 @@ class DatasetStore(DatasetCatalog):
             seq = max(used, int(latest["seq"]) if latest else 0) + 1
             version = f"v{seq}"
             parent = base["version"] if base else None
-            change = diff_manifests(parent_manifest, manifest)
-            record = {
-                "version": version,
-                "seq": seq,
-                "parent": parent,
-                "manifest_sha256": digest,
-                "manifest_blob": self.blobs.uri(digest),
-                "file_count": len(manifest),
-                "total_bytes": sum(e.size for e in manifest.values()),
-                "files_listed": listed_files(manifest),
-                "changes": change.counts,
-                "created_by_run": created_by_run,
-                "created_at": firestore.SERVER_TIMESTAMP,
-                "source_path": f"{socket.gethostname()}:{Path(path).resolve()}",
-                **derived,
-            }
-            summary = self._dataset_fields(name, manifest, version, seq, path, desc, source, latest)
+            record = versiondocs.version_record(
+                version,
+                seq,
+                parent,
+                parent_manifest,
+                manifest,
+                self.blobs.uri(digest),
+                digest,
+                path,
+                created_by_run,
+                derived,
+            )
+            location = f"gs://{self.blobs.bucket.name}/{self.project}/{layout.BLOB_PREFIX}"
+            summary = versiondocs.dataset_fields(
+                name, manifest, version, seq, location, path, desc, source, latest is None
+            )
             summary.update(derived)
             for what, doc in (("dataset version", record), ("dataset", summary)):
                 limits.validate_document(doc, what, "split the data into fewer top-level folders")
@@ -495,35 +494,6 @@ class DatasetStore(DatasetCatalog):
         """
         snap = self.db.document(layout.dataset(self.project, name)).get()
         return int((snap.to_dict() or {}).get("version_count", 0)) if snap.exists else 0
-
-    def _dataset_fields(
-        self,
-        name: str,
-        manifest: dict[str, FileEntry],
-        version: str,
-        seq: int,
-        path: Path,
-        desc: str | None,
-        source: str | None,
-        latest: dict[str, Any] | None,
-    ) -> dict[str, Any]:
-        fields: dict[str, Any] = {
-            "name": name,
-            "latest_version": version,
-            "version_count": seq,
-            "location": f"gs://{self.blobs.bucket.name}/{self.project}/{layout.BLOB_PREFIX}",
-            "partitions": sorted({p.split("/", 1)[0] for p in manifest if "/" in p}),
-            "updated_at": firestore.SERVER_TIMESTAMP,
-        }
-        if latest is None:
-            fields["created_at"] = firestore.SERVER_TIMESTAMP
-        if desc is not None:
-            fields["desc"] = desc
-        if source is not None:
-            fields["source"] = source
-        elif latest is None:
-            fields["source"] = f"{socket.gethostname()}:{Path(path).resolve()}"
-        return fields
 
     def _repair_files_if_stale(self, name: str, latest: dict[str, Any]) -> None:
         """Bring ``files/`` to the latest version if an earlier add or rm stopped midway.
