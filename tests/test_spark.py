@@ -413,7 +413,8 @@ def test_spark_reads_a_shipped_csv_as_the_function_does(
             w.get("min"),
             w.get("max"),
         ), col
-    assert set(want.warnings) <= set(source.notes)  # what was done to read it, said
+    # What was done to read it is said as the function says it.
+    assert (list(source.notes), list(source.warnings)) == (want.notes, want.warnings)
 
 
 def test_spark_reads_a_parquet_file_whose_column_names_repeat(

@@ -51,9 +51,10 @@ def held(data: Mapping[str, Any], now: datetime | None = None) -> bool:
 def _named_since(data: Mapping[str, Any], fields: Mapping[str, Any]) -> bool:
     """Whether bytes recorded unsupported for having no file name now come with one.
 
-    Bytes stored without a name (a run's snapshot of an untracked CSV) are recorded
-    unsupported: no format can be told. When a dataset add later names them, the
-    verdict was about the missing name, not the bytes: they are profiled now.
+    Bytes stored without a name (by another tool, or by aletheia before it marked its
+    own) are recorded unsupported: no format can be told. When a dataset add later
+    names them, the verdict was about the missing name, not the bytes: they are
+    profiled now.
     """
     return (
         data.get("status") == STATUS_UNSUPPORTED

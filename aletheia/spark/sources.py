@@ -42,8 +42,9 @@ _CHUNK = 4 << 20
 class SparkSource:
     """What Spark reads and how: ``location`` (a local path or a ``gs://`` URI) in
     ``detected``'s format, UTF-8, its header on its first line unless ``column_names``
-    name the columns; ``include_columns`` are those kept; ``notes`` say what was done
-    to read it (the function's profile says the same)."""
+    name the columns; ``include_columns`` are those kept. ``notes`` say how the file
+    is laid out and ``warnings`` what its text needed, where the function's profile
+    says the same."""
 
     location: str
     detected: Detected
@@ -51,6 +52,7 @@ class SparkSource:
     column_names: tuple[str, ...] | None = None
     include_columns: tuple[str, ...] | None = None
     notes: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
 
 
 def prepare(path: Path, detected: Detected, workdir: Path) -> SparkSource:
@@ -62,16 +64,17 @@ def prepare(path: Path, detected: Detected, workdir: Path) -> SparkSource:
         return SparkSource(str(path), detected)
     head, complete = readers.head(lambda: path.open("rb"), detected)  # what the function sniffs
     shape, encoding = csvshape.sniff_file(head, detected.format, complete)
-    notes = shape.notes
+    warnings: tuple[str, ...] = ()
     if encoding is None and not _is_utf8(path, detected):  # UTF-8's own mark is Spark's too
-        encoding, notes = textencodings.WINDOWS_1252, (*notes, textencodings.WINDOWS_1252_NOTE)
+        encoding, warnings = textencodings.WINDOWS_1252, (textencodings.WINDOWS_1252_NOTE,)
     source = SparkSource(
         str(path),
         detected,
         shape.delimiter or csvshape.delimiter_of(detected.format),
         shape.column_names,
         shape.include_columns,
-        notes,
+        shape.notes,
+        warnings,
     )
     if encoding is None and shape.skip_rows == 0:
         return source  # as it is stored: nothing to rewrite

@@ -212,9 +212,13 @@ def _profile(
         rows=int(merged.get("rows") or 0),
         columns_total=int(merged.get("columns_total") or 0),
         columns=list(merged.get("stats") or []),
-        warnings=[*source.notes, *(merged.get("warnings") or [])],
+        warnings=[*source.warnings, *(merged.get("warnings") or [])],
         sample=result.sample,
-        notes=[*(merged.get("notes") or []), f"profiled with Spark, {result.partitions} part(s)"],
+        notes=[
+            *source.notes,
+            *(merged.get("notes") or []),
+            f"profiled with Spark, {result.partitions} part(s)",
+        ],
         sketches=list(merged.get("sketches") or []),
     )
     return analysis.result_fields(prof, ref, bucket)
