@@ -375,6 +375,60 @@ def test_a_written_nan_is_a_value_as_in_parquet_and_duckdb(tmp_path: Path) -> No
     assert (n["type"], n["missing"], n["non_finite"]) == ("double", 1, 1)
 
 
+IRIS_ROWS = [
+    "5.1,3.5,1.4,0.2,Iris-setosa",
+    "4.9,3.0,1.4,0.2,Iris-setosa",
+    "4.7,3.2,1.3,0.2,Iris-setosa",
+    "7.0,3.2,4.7,1.4,Iris-versicolor",
+    "6.4,3.2,4.5,1.5,Iris-versicolor",
+    "6.3,3.3,6.0,2.5,Iris-virginica",
+]
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        IRIS_ROWS,  # UCI's iris: numbers and a class, no header
+        [",".join(str(i * j) for j in range(12)) for i in range(1, 7)],  # numbers only, wide
+    ],
+    ids=["iris", "wide numbers"],
+)
+def test_a_file_without_a_header_keeps_its_first_row_as_in_duckdb(
+    tmp_path: Path, lines: list[str]
+) -> None:
+    # The first row was taken for the header: a row lost, and values as column names.
+    path = tmp_path / "data.csv"
+    path.write_text("\n".join(lines) + "\n")
+
+    result = _profile(path)
+
+    described = duckdb.connect().execute(f"select * from '{path}'").description
+    assert [c["name"] for c in result.columns] == [d[0] for d in described]
+    assert result.rows == len(lines) == _duck(f"select count(*) from '{path}'")[0]
+    first = result.columns[0]["name"]
+    assert result.columns[0]["max"] == _duck(f"select max({first}) from '{path}'")[0]
+    assert result.notes[0].startswith("the file has no header (its first line is a row)")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "country,1990,1991\nUS,1,2\nFR,3,4\nDE,5,6\n",  # years as names: DuckDB takes a row
+        "name,city\nada,paris\nbob,rome\ncy,oslo\n",  # text alone
+        "id,x\n1,2.5\n2,3.5\n3,4.5\n",
+    ],
+    ids=["years as names", "text only", "plain"],
+)
+def test_a_header_that_could_be_names_stays_the_header(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "data.csv"
+    path.write_text(text)
+
+    result = _profile(path)
+
+    assert [c["name"] for c in result.columns] == text.split("\n", 1)[0].split(",")
+    assert result.rows == 3 and result.notes == []
+
+
 def test_semicolon_separated_values_are_split_into_their_columns(tmp_path: Path) -> None:
     path = tmp_path / "export.csv"
     rows = "".join(f"{i};{i % 9},5;Zone {i % 4}\n" for i in range(100))

@@ -357,6 +357,10 @@ SHIPPED_CSVS = {
         "data.csv",
         ("sep=;\r\nid;city\r\n" + _rows(40, lambda i: f"{i};c{i % 3}\r\n")).encode(),
     ),
+    "no header": (
+        "data.csv",
+        _rows(40, lambda i: f"{i}.5,{i * 2},class{i % 3}\n").encode(),
+    ),
     "repeated names": (
         "data.csv",
         ("a,a,b,a\n" + _rows(40, lambda i: f"{i},{-i},x{i % 4},7\n")).encode(),

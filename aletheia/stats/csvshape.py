@@ -4,7 +4,8 @@ Shipped datasets often do not start with a plain header: R's ``write.csv``
 leaves the row-name column unnamed (the header has one field fewer than the
 rows) or writes it as ``""``, exports start with title lines, some writers
 end every row with a delimiter, European ones separate fields with ``;``,
-and Excel may start with a line ``sep=;`` naming the separator.
+Excel may start with a line ``sep=;`` naming the separator, and UCI-style
+files have no header at all.
 Read naively, every row then has "the wrong number of fields" and is
 skipped, or the whole line is one column. :func:`sniff` compares the first
 line's field count with the count most of the following lines share (and
@@ -100,6 +101,8 @@ def sniff(head: bytes, delimiter: str, complete: bool, encoding: str | None = No
                 notes = (f"fields are separated by {other!r}, not {delimiter!r}",)
                 break
     shape = _shape(at, records)
+    if shape == CsvShape() and _plain_table(records) and not _has_header(records):
+        shape = _headerless(len(records[0]))
     shape = _name_columns(shape, at, records)
     return replace(shape, delimiter=chosen, notes=notes + shape.notes)
 
@@ -227,6 +230,40 @@ def _unused(name: str, taken: list[str]) -> str:
     while candidate in taken:
         candidate, n = f"{name}_{n}", n + 1
     return candidate
+
+
+def _has_header(records: list[list[str]]) -> bool:
+    """Whether the first record names the columns.
+
+    Not when it fits the records below it: a number (or empty) wherever a column holds
+    only numbers, as DuckDB judges, and, where columns hold text, one of its values
+    among that column's own (``Iris-setosa`` in a headerless iris file). A text value
+    seen nowhere below may well be a name (``country`` over years as column names,
+    which DuckDB takes for a row): the header stays, as pandas reads it. A table of
+    text alone is taken to have its header.
+    """
+    first, body = records[0], [r for r in records[1:] if len(r) == len(records[0])]
+    if not body:
+        return True
+    numeric, text = [], []
+    for j in range(len(first)):
+        values = [r[j] for r in body if r[j]]
+        if values and all(_is_number(v) for v in values):
+            numeric.append(j)
+        elif values:
+            text.append(j)
+    if not numeric or any(first[j] and not _is_number(first[j]) for j in numeric):
+        return True
+    return bool(text) and not any(first[j] in {r[j] for r in body} for j in text)
+
+
+def _headerless(fields: int) -> CsvShape:
+    """No header: columns named as DuckDB names them (``column0``, or ``column00`` from
+    ten columns on), and the first line read as a row."""
+    width = len(str(fields - 1))
+    names = tuple(f"column{j:0{width}d}" for j in range(fields))
+    note = f"the file has no header (its first line is a row): columns named {names[0]}, …"
+    return CsvShape(column_names=names, notes=(note,))
 
 
 def _looks_like_header(line: list[str], body: list[list[str]]) -> bool:
