@@ -361,6 +361,18 @@ SHIPPED_CSVS = {
         "data.csv",
         _rows(40, lambda i: f"{i}.5,{i * 2},class{i % 3}\n").encode(),
     ),
+    "missing and nan texts": (
+        "data.csv",
+        (
+            "id,score,ratio,label\n"
+            + _rows(
+                40,
+                lambda i: (
+                    f"{i},{['NA', 'NULL', str(i)][i % 3]},{['nan', 'NaN', f'{i}.5'][i % 3]},NA\n"
+                ),
+            )
+        ).encode(),
+    ),
     "repeated names": (
         "data.csv",
         ("a,a,b,a\n" + _rows(40, lambda i: f"{i},{-i},x{i % 4},7\n")).encode(),
@@ -411,12 +423,13 @@ def test_spark_reads_a_shipped_csv_as_the_function_does(
     assert list(gcols) == list(wcols)
     for col, w in wcols.items():
         g = gcols[col]
-        assert (g["count"], g["missing"], g.get("min"), g.get("max")) == (
+        assert (g["type"], g["count"], g["missing"], g.get("non_finite")) == (
+            w["type"],
             w["count"],
             w["missing"],
-            w.get("min"),
-            w.get("max"),
+            w.get("non_finite"),
         ), col
+        assert (g.get("min"), g.get("max")) == (w.get("min"), w.get("max")), col
     # What was done to read it is said as the function says it.
     assert (list(source.notes), list(source.warnings)) == (want.notes, want.warnings)
 

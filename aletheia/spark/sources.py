@@ -32,7 +32,7 @@ from aletheia.stats import csvshape, readers, textencodings
 from aletheia.stats.formats import Detected, ProfileError
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
 
 #: Bytes decoded or copied at a time.
 _CHUNK = 4 << 20
@@ -150,6 +150,7 @@ def read(spark: SparkSession, source: SparkSource) -> DataFrame:
             df = df.toDF(*source.column_names)
         if source.include_columns is not None:
             df = df.select(*(F.col(f"`{name}`") for name in source.include_columns))
+        df = _numbers_as_numbers(df)
     else:
         df = spark.read.json(source.location)
     narrow_int = (T.ByteType, T.ShortType, T.IntegerType)
@@ -162,6 +163,57 @@ def read(spark: SparkSession, source: SparkSource) -> DataFrame:
             col = col.cast(T.DoubleType())
         columns.append(col.alias(fld.name))
     return df.select(*columns)
+
+
+#: A number as the function's CSV reader takes one, NaN and infinity spelled out included.
+_NUMBER = r"^[+-]?(([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?|(?i:inf|infinity|nan))$"
+_INTEGER = r"^[+-]?[0-9]+$"
+
+
+def _numbers_as_numbers(df: DataFrame) -> DataFrame:
+    """Text columns that the function reads as numbers, cast to them.
+
+    Spark's reader knows one missing text (empty) and one NaN (``NaN``): a number column
+    with ``NA``, ``NULL`` or ``nan`` in it comes out as text, where the function reads
+    numbers with missing values (:func:`aletheia.stats.readers.missing_texts`), and a
+    column of missing texts alone as missing values. One pass over the text columns
+    decides which are numbers, and integers.
+    """
+    from pyspark.sql import functions as F  # noqa: N812
+    from pyspark.sql import types as T  # noqa: N812
+
+    texts = [f.name for f in df.schema.fields if isinstance(f.dataType, T.StringType)]
+    if not texts:
+        return df
+    missing = readers.missing_texts()
+    tallies = []
+    for k, name in enumerate(texts):
+        col = F.col(f"`{name}`")
+        present = col.isNotNull() & ~col.isin(missing)
+        tallies += [
+            F.sum(F.when(present, 1).otherwise(0)).alias(f"present{k}"),
+            F.sum(F.when(present & ~col.rlike(_NUMBER), 1).otherwise(0)).alias(f"text{k}"),
+            F.sum(F.when(present & ~col.rlike(_INTEGER), 1).otherwise(0)).alias(f"fraction{k}"),
+        ]
+    counts = df.agg(*tallies).first()
+    assert counts is not None  # an aggregate has its one row
+    cast: dict[str, T.DataType] = {}
+    for k, name in enumerate(texts):
+        if not counts[f"present{k}"]:
+            cast[name] = T.NullType()  # nothing but missing texts, which the function reads so
+        elif not counts[f"text{k}"]:
+            cast[name] = T.DoubleType() if counts[f"fraction{k}"] else T.LongType()
+    if not cast:
+        return df
+    def typed(name: str) -> Column:
+        col = F.col(f"`{name}`")
+        if name not in cast:
+            return col
+        if isinstance(cast[name], T.NullType):
+            return F.lit(None).alias(name)
+        return F.when(col.isin(missing), None).otherwise(col.cast(cast[name])).alias(name)
+
+    return df.select(*(typed(n) for n in df.columns))
 
 
 @contextlib.contextmanager

@@ -136,10 +136,12 @@ def _widen(plan: ReadPlan, index: int, failed_type: str, message: str) -> ReadPl
     return replace(plan, column_types=tuple(types.items()), notes=(*plan.notes, note))
 
 
-def _missing_texts(pa_csv: Any) -> list[str]:
+def missing_texts() -> list[str]:
     """The texts a CSV number column reads as missing: pyarrow's (empty, ``NA``, ``NULL``,
     ``N/A``...) but the spellings of NaN, which are a value of the column, as in Parquet
     and DuckDB: the same data then profiles the same in both formats (``non_finite``)."""
+    import pyarrow.csv as pa_csv
+
     return [t for t in pa_csv.ConvertOptions().null_values if t.lower().lstrip("-") != "nan"]
 
 
@@ -226,7 +228,7 @@ class BatchReader:
             invalid_row_handler=self._skip_ragged,
         )
         self.delimiter = delimiter
-        convert = pa_csv.ConvertOptions(null_values=_missing_texts(pa_csv))
+        convert = pa_csv.ConvertOptions(null_values=missing_texts())
         if shape.include_columns is not None:
             convert.include_columns = list(shape.include_columns)
         if self.part.types:
