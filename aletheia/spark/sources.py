@@ -205,6 +205,7 @@ def _numbers_as_numbers(df: DataFrame) -> DataFrame:
             cast[name] = T.DoubleType() if counts[f"fraction{k}"] else T.LongType()
     if not cast:
         return df
+
     def typed(name: str) -> Column:
         col = F.col(f"`{name}`")
         if name not in cast:
