@@ -170,3 +170,22 @@ def test_upload_in_one_request_keeps_metadata_and_verifies(blobs, tmp_path, gcs,
     blob = gcs.bucket(stack.bucket).get_blob(layout.blob_name("bs", sha(data)))
     assert blob.size == len(data) and blob.crc32c == _crc32c(data)
     assert blob.metadata == {"relpath": "t/x.csv"} and blob.content_type == "text/csv"
+
+
+def test_a_name_the_bucket_refuses_leaves_the_upload_done(blobs, tmp_path, monkeypatch):
+    # Naming rewrites the object; a bucket that refuses the rewrite (an account allowed to
+    # create objects but not to replace them) must not fail the add whose bytes are stored.
+    from google.api_core import exceptions as gexc
+    from google.cloud.storage import Blob
+
+    data = b"x\n1\n2\n"
+    blobs.put_bytes(data)
+    path = tmp_path / "t.csv"
+    path.write_bytes(data)
+
+    def refused(self, *args, **kwargs):
+        raise gexc.Forbidden("storage.objects.delete denied")
+
+    monkeypatch.setattr(Blob, "rewrite", refused)
+    info = blobs.upload_file(path, sha(data), len(data), relpath="t.csv")
+    assert not info.uploaded and not info.named

@@ -21,8 +21,8 @@ assert "the second add uploaded nothing" without timing anything.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
+import logging
 import mimetypes
 import threading
 from collections.abc import Callable
@@ -53,6 +53,8 @@ from aletheia.errors import (
     NotFoundError,
 )
 from aletheia.stats.formats import tabular_name
+
+log = logging.getLogger("aletheia.data.blobstore")
 
 #: Files of at least this size get a metadata request (HEAD) before their upload.
 HEAD_THRESHOLD = 1 << 20
@@ -306,9 +308,14 @@ class BlobStore:
             return False
         blob.metadata = {**(blob.metadata or {}), PATH_METADATA: relpath}
         blob.content_type = mimetypes.guess_type(relpath)[0] or blob.content_type
-        # A 412: named meanwhile (by a concurrent adder, or this call's retry), an event too.
-        with contextlib.suppress(gexc.PreconditionFailed):
+        try:
             refinalize(blob, if_generation_match=blob.generation)
+        except gexc.PreconditionFailed:
+            pass  # named meanwhile (by a concurrent adder, or this call's retry): an event too
+        except (gexc.Forbidden, gexc.NotFound) as exc:
+            # The bytes are stored either way: the add goes on, the file is not profiled.
+            log.warning("could not name %s as %s (%s): it is not profiled", sha256, relpath, exc)
+            return False
         return True
 
     @_retry
