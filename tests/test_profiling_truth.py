@@ -390,8 +390,9 @@ IRIS_ROWS = [
     [
         IRIS_ROWS,  # UCI's iris: numbers and a class, no header
         [",".join(str(i * j + 1) for j in range(12)) for i in range(2, 8)],  # numbers, wide
+        ["0.5", "1.5", "2", "7", "3.25"],  # one column of scores
     ],
-    ids=["iris", "wide numbers"],
+    ids=["iris", "wide numbers", "one column"],
 )
 def test_a_file_without_a_header_keeps_its_first_row_as_in_duckdb(
     tmp_path: Path, lines: list[str]
@@ -418,8 +419,16 @@ def test_a_file_without_a_header_keeps_its_first_row_as_in_duckdb(
         "id,x\n1,2.5\n2,3.5\n3,4.5\n",
         ",0,1\n0,0.25,0.5\n1,0.75,1.5\n2,2.25,3.5\n",  # pandas' to_csv of a bare frame
         "0,1,2\n0.25,0.5,7.5\n0.75,1.5,8.5\n2.25,3.5,9.5\n",  # the same, index=False
+        "label\n0\n1\n1\n",
     ],
-    ids=["years as names", "text only", "plain", "pandas frame", "pandas frame, no index"],
+    ids=[
+        "years as names",
+        "text only",
+        "plain",
+        "pandas frame",
+        "pandas frame, no index",
+        "one column",
+    ],
 )
 def test_a_header_that_could_be_names_stays_the_header(tmp_path: Path, text: str) -> None:
     path = tmp_path / "data.csv"

@@ -101,7 +101,8 @@ def sniff(head: bytes, delimiter: str, complete: bool, encoding: str | None = No
                 notes = (f"fields are separated by {other!r}, not {delimiter!r}",)
                 break
     shape = _shape(at, records)
-    if shape == CsvShape() and _plain_table(records) and not _has_header(records):
+    table = _plain_table(records) or _one_column(records)
+    if shape == CsvShape() and table and not _has_header(records):
         shape = _headerless(len(records[0]))
     shape = _name_columns(shape, at, records)
     return replace(shape, delimiter=chosen, notes=notes + shape.notes)
@@ -126,6 +127,11 @@ def _plain_table(records: list[list[str]]) -> bool:
         return False
     count, agreeing = Counter(len(r) for r in records).most_common(1)[0]
     return count > 1 and len(records[0]) == count and agreeing >= _AGREEMENT * len(records)
+
+
+def _one_column(records: list[list[str]]) -> bool:
+    """A file of one column: every line one field (a list of labels, of scores)."""
+    return len(records) >= 3 and all(len(r) == 1 for r in records)
 
 
 def _shape(at: list[int], records: list[list[str]]) -> CsvShape:
