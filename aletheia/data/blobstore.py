@@ -194,6 +194,13 @@ class BlobStore:
         with self.times.timed("head"):
             return bool(self._blob(sha256).exists())
 
+    def _stored(self, sha256: str) -> Any:
+        """The stored object of these bytes with its metadata, or None (one metadata
+        request, counted and timed as :meth:`exists` is)."""
+        self._count(head_requests=1)
+        with self.times.timed("head"):
+            return _call(self.bucket.get_blob, layout.blob_name(self.project, sha256))
+
     def put_bytes(self, data: bytes, content_type: str = "application/octet-stream") -> BlobInfo:
         """Store small in-memory bytes (diffs, package lists, manifests); skipped if present.
 
@@ -258,9 +265,7 @@ class BlobStore:
         """
         info = BlobInfo(sha256, size, self.uri(sha256), uploaded=False)
         if size >= HEAD_THRESHOLD:
-            self._count(head_requests=1)
-            with self.times.timed("head"):
-                stored = _call(self.bucket.get_blob, layout.blob_name(self.project, sha256))
+            stored = self._stored(sha256)
             if stored is not None:
                 self._count(uploads_skipped=1)
                 if on_bytes is not None:
@@ -300,10 +305,7 @@ class BlobStore:
         """
         if not relpath or not tabular_name(relpath):
             return False
-        blob = stored
-        if blob is None:
-            self._count(head_requests=1)
-            blob = _call(self.bucket.get_blob, layout.blob_name(self.project, sha256))
+        blob = stored if stored is not None else self._stored(sha256)
         if blob is None or (blob.metadata or {}).get(PATH_METADATA):
             return False
         blob.metadata = {**(blob.metadata or {}), PATH_METADATA: relpath}
