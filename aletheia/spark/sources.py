@@ -96,15 +96,14 @@ def _parquet(path: Path, workdir: Path) -> SparkSource:
         parquet = pq.ParquetFile(path)
     except (pa.ArrowInvalid, OSError) as exc:
         raise ProfileError(f"not a readable Parquet file: {exc}") from exc
-    names, note = csvshape.unique_names(parquet.schema_arrow.names, "column names")
+    schema, note = readers.unique_columns(parquet.schema_arrow)
     if note is None:
         return SparkSource(str(path), detected)
     workdir.mkdir(parents=True, exist_ok=True)
     rewritten = workdir / "renamed.parquet"
-    schema = pa.schema([f.with_name(n) for f, n in zip(parquet.schema_arrow, names, strict=True)])
     with pq.ParquetWriter(rewritten, schema) as writer:
         for group in range(parquet.num_row_groups):
-            writer.write_table(parquet.read_row_group(group).rename_columns(names))
+            writer.write_table(parquet.read_row_group(group).rename_columns(schema.names))
     return SparkSource(str(rewritten), detected, notes=(note,))
 
 

@@ -145,6 +145,16 @@ def missing_texts() -> list[str]:
     return [t for t in pa_csv.ConvertOptions().null_values if t.lower().lstrip("-") != "nan"]
 
 
+def unique_columns(schema: pa.Schema) -> tuple[pa.Schema, str | None]:
+    """``schema`` with names of their own for repeated column names (Parquet allows them;
+    every column keeps its values), and the note saying so (None: none repeats)."""
+    names, note = csvshape.unique_names(schema.names, "column names")
+    if note is None:
+        return schema, None
+    fields = [f.with_name(n) for f, n in zip(schema, names, strict=True)]
+    return pa.schema(fields, metadata=schema.metadata), note
+
+
 def _is_float(text: str) -> bool:
     try:
         float(text)
@@ -338,13 +348,8 @@ class BatchReader:
             parquet = pq.ParquetFile(stream, pre_buffer=False, buffer_size=1 << 20)
         except (pa.ArrowInvalid, OSError) as exc:
             raise ProfileError(f"not a readable Parquet file: {exc}") from exc
-        self.schema = parquet.schema_arrow
-        names, note = csvshape.unique_names(self.schema.names, "column names")
-        if note is not None:  # Parquet allows them; every column keeps its values
-            self.schema = pa.schema(
-                [f.with_name(n) for f, n in zip(self.schema, names, strict=True)],
-                metadata=self.schema.metadata,
-            )
+        self.schema, note = unique_columns(parquet.schema_arrow)
+        if note is not None:
             self.notes.append(note)
         groups = self.part.row_groups
         batches = parquet.iter_batches(
@@ -355,7 +360,7 @@ class BatchReader:
         if note is None:
             yield from batches
         else:
-            yield from (batch.rename_columns(names) for batch in batches)
+            yield from (batch.rename_columns(self.schema.names) for batch in batches)
 
 
 _END = object()
